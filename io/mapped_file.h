@@ -1,0 +1,26 @@
+#pragma once
+// Read-only memory mapping of a whole file. Throws InputError naming the file when it cannot be opened.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace hc {
+
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+}  // namespace hc

@@ -1,0 +1,42 @@
+#pragma once
+// The model configuration every backend works from, filled from config.json or GGUF metadata.
+#include <cstdint>
+#include <string>
+
+namespace hc {
+
+enum class RopeScalingType { None, Linear, Llama3 };
+
+struct RopeScaling {
+  RopeScalingType type = RopeScalingType::None;
+  double factor = 1.0;
+  double low_freq_factor = 1.0;     // llama3
+  double high_freq_factor = 4.0;    // llama3
+  int64_t original_max_position = 8192;  // llama3
+};
+
+struct ModelConfig {
+  std::string arch;   // "llama", "mistral", "qwen2"
+  std::string name;   // human-readable, from metadata when present
+  int64_t n_layers = 0;
+  int64_t n_heads = 0;
+  int64_t n_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t hidden = 0;        // d_model
+  int64_t intermediate = 0;  // MLP width
+  int64_t vocab = 0;
+  int64_t max_context = 0;
+  double rms_eps = 1e-5;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  bool qkv_bias = false;        // Qwen2
+  bool tie_embeddings = false;  // lm_head shares model.embed_tokens.weight
+  int64_t bos_id = -1;
+  int64_t eos_id = -1;
+
+  // Throws InputError(source, ...) when a field is missing or inconsistent
+  // (e.g. n_heads % n_kv_heads != 0, head_dim * n_heads mismatch with explicit head_dim).
+  void validate(const std::string& source) const;
+};
+
+}  // namespace hc

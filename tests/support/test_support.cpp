@@ -1,0 +1,68 @@
+#include "support/test_support.h"
+
+#include <array>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#if defined(HEADCAL_HAVE_CUDA)
+#include <cuda_runtime.h>
+#endif
+
+namespace fs = std::filesystem;
+
+namespace hc::test {
+
+std::string data_path(const std::string& name) { return std::string(HEADCAL_TEST_DATA) + "/" + name; }
+
+std::string make_temp_dir(const std::string& tag) {
+  static std::atomic<int> counter{0};
+  fs::path dir = fs::temp_directory_path() /
+                 ("headcal_test_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir.string();
+}
+
+std::string smollm2_gguf_path() {
+  if (const char* env = std::getenv("HEADCAL_MODEL"); env && fs::exists(env)) return env;
+  std::string cache;
+  if (const char* c = std::getenv("HEADCAL_CACHE")) cache = c;
+  else cache = std::string(HEADCAL_SOURCE_DIR) + "/.cache";
+  fs::path p = fs::path(cache) / "SmolLM2-135M-Instruct.Q4_1.gguf";
+  return fs::exists(p) ? p.string() : std::string();
+}
+
+bool gpu_available() {
+#if defined(HEADCAL_HAVE_CUDA)
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return n > 0;
+#else
+  return false;
+#endif
+}
+
+CommandResult run_headcal(const std::string& args) {
+  const char* bin = std::getenv("HEADCAL_BIN");
+  std::string exe = bin ? bin : std::string(HEADCAL_BINARY_DIR) + "/headcal";
+  std::string cmd = "'" + exe + "' " + args + " 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  if (!pipe) throw std::runtime_error("popen failed for: " + cmd);
+  std::string out;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
+  int status = ::pclose(pipe);
+  int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return {code, out};
+}
+
+}  // namespace hc::test
