@@ -1,0 +1,50 @@
+#pragma once
+// The sparse index: for every (query head, row block of B = 64 rows), the key ranges and the
+// gathered columns the attention kernel computes. Dense, A-shape, vertical-slash and block-sparse
+// differ only in this data (masks as data). Causality (j <= i) is always applied per row on top.
+//
+// Layout (CSR over slots; slot = head * n_row_blocks + row_block):
+//   range_offsets [n_heads * n_row_blocks + 1]  ranges of slot s are range_offsets[s] .. range_offsets[s+1]-1
+//   range_begin   [total_ranges]                first key of a range (inclusive)
+//   range_end     [total_ranges]                one past the last key (exclusive)
+//   col_offsets   [n_heads * n_row_blocks + 1]  gathered columns of slot s, likewise
+//   cols          [total_cols]                  key indices, ascending, disjoint from the slot's ranges
+// Within a slot ranges are ascending, non-overlapping and non-touching (merged), and end <= the
+// block's last row + 1 (clipped to causality at block level).
+#include <cstdint>
+#include <vector>
+
+namespace hc::kernels {
+
+constexpr int kBlock = 64;  // B in DESIGN.md: row block and key block size
+
+inline int64_t num_row_blocks(int64_t n_tokens) { return (n_tokens + kBlock - 1) / kBlock; }
+
+// Non-owning view; pointers are host or device memory depending on who receives it.
+struct SparseIndexView {
+  int64_t n_heads = 0;
+  int64_t n_tokens = 0;
+  const int32_t* range_offsets = nullptr;
+  const int32_t* range_begin = nullptr;
+  const int32_t* range_end = nullptr;
+  const int32_t* col_offsets = nullptr;
+  const int32_t* cols = nullptr;
+};
+
+// Owning host index.
+struct SparseIndex {
+  int64_t n_heads = 0;
+  int64_t n_tokens = 0;
+  std::vector<int32_t> range_offsets;  // [n_heads * n_row_blocks + 1]
+  std::vector<int32_t> range_begin;    // [total_ranges]
+  std::vector<int32_t> range_end;      // [total_ranges]
+  std::vector<int32_t> col_offsets;    // [n_heads * n_row_blocks + 1]
+  std::vector<int32_t> cols;           // [total_cols]
+
+  SparseIndexView view() const {
+    return {n_heads, n_tokens, range_offsets.data(), range_begin.data(), range_end.data(),
+            col_offsets.data(), cols.data()};
+  }
+};
+
+}  // namespace hc::kernels
