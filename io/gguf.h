@@ -58,6 +58,22 @@ class GgufFile : public ModelFile {
   std::map<std::string, TensorInfo> tensors_;
   ModelConfig config_;
   size_t header_bytes_ = 0;  // bytes before the tensor data (hashed for the fingerprint)
+
+ public:
+  // Additions beyond the original API.
+  size_t header_bytes() const { return header_bytes_; }  // header + metadata + tensor infos
+  size_t data_offset() const { return data_offset_; }    // first byte of the aligned tensor data
+  uint64_t alignment() const { return alignment_; }
+  // Heads (n_heads for Q, n_kv_heads for K) of the llama.cpp converter's RoPE row permutation
+  // for this tensor (q/k weights and biases of llama-arch files); 0 when stored in HF row order.
+  int64_t rope_permutation_heads(const std::string& name) const;
+
+ private:
+  void parse(const std::string& path);
+  void fill_config();
+  size_t data_offset_ = 0;
+  uint64_t alignment_ = 32;
+  std::map<std::string, int64_t> rope_permuted_heads_;  // canonical name -> heads of the permutation
 };
 
 // Dequantise `n` elements of type `t` starting at `src` into `dst` (n must be a multiple of the

@@ -11,6 +11,13 @@
 //   cols          [total_cols]                  key indices, ascending, disjoint from the slot's ranges
 // Within a slot ranges are ascending, non-overlapping and non-touching (merged), and end <= the
 // block's last row + 1 (clipped to causality at block level).
+//
+// Optional per-head band (added for a_shape, whose window is per row and so not block-shaped):
+//   band_sink  [n_heads]  (or empty / nullptr: no band on any head)
+//   band_local [n_heads]  (likewise)
+// When band_local[h] > 0, row i of head h computes key j only if it is in the slot's ranges or
+// columns, j <= i, AND (j < band_sink[h] or i - j < band_local[h]). band_local[h] == 0: no band.
+// Full rule (also in coverage.h): C_h(i) = {j in ranges/cols of (h, i / 64) : j <= i and band}.
 #include <cstdint>
 #include <vector>
 
@@ -29,6 +36,8 @@ struct SparseIndexView {
   const int32_t* range_end = nullptr;
   const int32_t* col_offsets = nullptr;
   const int32_t* cols = nullptr;
+  const int32_t* band_sink = nullptr;   // [n_heads] or nullptr
+  const int32_t* band_local = nullptr;  // [n_heads] or nullptr
 };
 
 // Owning host index.
@@ -40,10 +49,14 @@ struct SparseIndex {
   std::vector<int32_t> range_end;      // [total_ranges]
   std::vector<int32_t> col_offsets;    // [n_heads * n_row_blocks + 1]
   std::vector<int32_t> cols;           // [total_cols]
+  std::vector<int32_t> band_sink;      // [n_heads] or empty
+  std::vector<int32_t> band_local;     // [n_heads] or empty; 0 = no band on that head
 
   SparseIndexView view() const {
     return {n_heads, n_tokens, range_offsets.data(), range_begin.data(), range_end.data(),
-            col_offsets.data(), cols.data()};
+            col_offsets.data(), cols.data(),
+            band_sink.empty() ? nullptr : band_sink.data(),
+            band_local.empty() ? nullptr : band_local.data()};
   }
 };
 

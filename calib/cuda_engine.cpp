@@ -1,0 +1,470 @@
+#include "calib/cuda_engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+
+#if defined(HEADCAL_HAVE_CUDA)
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include "calib/cuda_kernels.h"
+#include "calib/random_model.h"
+#include "calib/rope.h"
+#include "common/cuda_check.h"
+#include "kernels/attention/attention.h"
+#endif
+
+namespace hc {
+
+namespace {
+
+// Rows per logits / final-hidden chunk: [256, vocab] fp32 is 131 MB at Llama-3's 128256 vocab.
+constexpr int64_t kOutputChunkRows = 256;
+// cuBLAS workspace, cuBLAS/CUDA internal allocations and allocator rounding, measured loosely
+// (cuBLAS asks ~32 MiB of workspace on Hopper); generous so that the check errs on the safe side.
+constexpr size_t kHeadroomBytes = size_t(512) << 20;
+
+std::string gib(size_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / double(size_t(1) << 30));
+  return buf;
+}
+
+}  // namespace
+
+CudaMemoryEstimate estimate_cuda_memory(const ModelConfig& c, int64_t n_tokens, const CudaEngineOptions& options) {
+  const size_t bf = 2, fp = 4;
+  const size_t n = static_cast<size_t>(std::max<int64_t>(n_tokens, 0));
+  const size_t hidden = static_cast<size_t>(c.hidden), inter = static_cast<size_t>(c.intermediate);
+  const size_t q_out = static_cast<size_t>(c.n_heads * c.head_dim), kv_out = static_cast<size_t>(c.n_kv_heads * c.head_dim);
+  const size_t vocab = static_cast<size_t>(c.vocab);
+  CudaMemoryEstimate e;
+  const size_t per_layer = bf * (q_out * hidden + 2 * kv_out * hidden + hidden * q_out + 3 * inter * hidden) +
+                           fp * 2 * hidden + (c.qkv_bias ? fp * (q_out + 2 * kv_out) : 0);
+  e.weights = bf * vocab * hidden * (c.tie_embeddings ? 1 : 2) + fp * hidden +
+              per_layer * static_cast<size_t>(c.n_layers);
+  const size_t chunk = std::min<size_t>(n, static_cast<size_t>(std::max<int64_t>(options.mlp_chunk_tokens, 1)));
+  const size_t out_rows = std::min<size_t>(n, kOutputChunkRows);
+  e.activations = n * hidden * fp                                  // x, residual stream
+                  + n * hidden * bf                                // normed x
+                  + n * q_out * bf * 2                             // q, attention output
+                  + n * kv_out * bf * 2                            // k, v
+                  + static_cast<size_t>(c.n_heads) * n * fp        // lse
+                  + chunk * inter * bf * 2                         // gate, up of one MLP chunk
+                  + n * static_cast<size_t>(c.head_dim / 2) * fp * 2  // RoPE cos, sin
+                  + n * sizeof(int32_t)                            // tokens
+                  + out_rows * (hidden * bf + hidden * fp + vocab * fp + sizeof(int64_t));  // output chunk
+  e.hooks = options.hook_device_bytes;
+  e.headroom = kHeadroomBytes;
+  return e;
+}
+
+#if !defined(HEADCAL_HAVE_CUDA)
+
+std::unique_ptr<CudaEngine> make_cuda_engine(const ModelFile&, const CudaEngineOptions&) {
+  throw DeviceError("the CUDA backend is not available: this headcal was built without CUDA");
+}
+
+#else
+
+namespace {
+
+using cuda::bf16;
+
+// Owning device allocation.
+template <typename T>
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(size_t count) { alloc(count); }
+  ~DeviceBuffer() { cudaFree(ptr_); }
+  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), count_(o.count_) { o.ptr_ = nullptr, o.count_ = 0; }
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+    std::swap(ptr_, o.ptr_);
+    std::swap(count_, o.count_);
+    return *this;
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  void alloc(size_t count) {
+    cudaFree(ptr_);
+    ptr_ = nullptr;
+    count_ = 0;
+    if (count == 0) return;
+    HC_CHECK_CUDA(cudaMalloc(&ptr_, count * sizeof(T)));
+    count_ = count;
+  }
+  T* get() const { return ptr_; }
+  size_t size() const { return count_; }
+
+ private:
+  T* ptr_ = nullptr;
+  size_t count_ = 0;
+};
+
+// Round to nearest even, NaN kept quiet: the same rounding as the device's __float2bfloat16.
+uint16_t to_bf16_bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+float from_bf16_bits(uint16_t b) {
+  const uint32_t u = static_cast<uint32_t>(b) << 16;
+  float x;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+
+std::vector<float> download_bf16(const bf16* src, size_t count, cudaStream_t stream) {
+  std::vector<uint16_t> bits(count);
+  HC_CHECK_CUDA(cudaMemcpyAsync(bits.data(), src, count * 2, cudaMemcpyDeviceToHost, stream));
+  HC_CHECK_CUDA(cudaStreamSynchronize(stream));
+  std::vector<float> out(count);
+  for (size_t i = 0; i < count; ++i) out[i] = from_bf16_bits(bits[i]);
+  return out;
+}
+
+struct DeviceLayer {
+  DeviceBuffer<float> attn_norm, mlp_norm;   // [hidden]
+  DeviceBuffer<bf16> wq;                     // [n_heads*head_dim, hidden]
+  DeviceBuffer<bf16> wk, wv;                 // [n_kv_heads*head_dim, hidden]
+  DeviceBuffer<float> bq, bk, bv;            // [out] (Qwen2 only)
+  DeviceBuffer<bf16> wo;                     // [hidden, n_heads*head_dim]
+  DeviceBuffer<bf16> w_gate, w_up;           // [intermediate, hidden]
+  DeviceBuffer<bf16> w_down;                 // [hidden, intermediate]
+};
+
+// The one place the engine calls dense attention: headcal's flash kernel, O and LSE.
+void dense_attention(const bf16* q, const bf16* k, const bf16* v, bf16* o, float* lse,
+                     const kernels::AttentionDims& dims, cudaStream_t stream) {
+  kernels::AttentionParams p;
+  p.q = q;
+  p.k = k;
+  p.v = v;
+  p.o = o;
+  p.lse = lse;
+  p.n_tokens = static_cast<int>(dims.n_tokens);
+  p.n_heads = static_cast<int>(dims.n_heads);
+  p.n_kv_heads = static_cast<int>(dims.n_kv_heads);
+  p.head_dim = static_cast<int>(dims.head_dim);
+  p.dtype = kernels::AttnDType::kBF16;
+  kernels::dense_attention_forward(p, stream);
+}
+
+class CudaEngineImpl final : public CudaEngine {
+ public:
+  CudaEngineImpl(const ModelFile& model, const CudaEngineOptions& options)
+      : config_(model.config()), options_(options) {
+    config_.validate(model.path());
+    if (config_.head_dim != 64 && config_.head_dim != 128)
+      throw InputError(model.path(), "head_dim " + std::to_string(config_.head_dim) +
+                                         " is unsupported by the CUDA backend (64 or 128); use --device cpu");
+    if (options_.mlp_chunk_tokens < 1) throw InputError("cuda engine", "mlp_chunk_tokens must be positive");
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+      cudaGetLastError();
+      throw DeviceError("the CUDA backend needs a GPU and none is present");
+    }
+    if (options_.device < 0 || options_.device >= count)
+      throw InputError("cuda engine", "device " + std::to_string(options_.device) + " does not exist (" +
+                                          std::to_string(count) + " present)");
+    HC_CHECK_CUDA(cudaSetDevice(options_.device));
+    cudaDeviceProp prop{};
+    HC_CHECK_CUDA(cudaGetDeviceProperties(&prop, options_.device));
+    description_ = std::string(prop.name) + ", " + gib(prop.totalGlobalMem);
+    HC_CHECK_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    HC_CHECK_CUBLAS(cublasCreate(&cublas_));
+    HC_CHECK_CUBLAS(cublasSetStream(cublas_, stream_));
+
+    const size_t weight_bytes = estimate_cuda_memory(config_, 0, options_).weights;
+    size_t free_bytes = 0, total_bytes = 0;
+    HC_CHECK_CUDA(cudaMemGetInfo(&free_bytes, &total_bytes));
+    if (weight_bytes + kHeadroomBytes > free_bytes)
+      throw DeviceError("the weights of " + model.path() + " need " + gib(weight_bytes) + " of device memory, " +
+                        gib(free_bytes) + " free on " + description_);
+    upload_weights(model);
+    HC_CHECK_CUDA(cudaStreamSynchronize(stream_));
+    sample_memory();
+  }
+
+  ~CudaEngineImpl() override {
+    if (cublas_) cublasDestroy(cublas_);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  PrefillResult prefill(const PrefillRequest& request) override { return run(request, nullptr); }
+  PrefillResult prefill_device(const PrefillRequest& request, const DeviceLayerHook& hook) override {
+    return run(request, hook ? &hook : nullptr);
+  }
+  const ModelConfig& config() const override { return config_; }
+  size_t peak_device_bytes() const override { return peak_bytes_; }
+  std::string device_description() const override { return description_; }
+
+ private:
+  void upload_matrix(const ModelFile& model, const std::string& name, const std::vector<int64_t>& shape,
+                     DeviceBuffer<bf16>& dst) {
+    const size_t count = static_cast<size_t>(shape[0] * shape[1]);
+    dst.alloc(count);
+    if (const auto* random = dynamic_cast<const RandomModel*>(&model)) {
+      const TensorInfo& info = random->tensor(name);
+      if (info.shape != shape)
+        throw InputError(model.path(), "tensor " + name + ": expected shape " + shape_string(shape) + ", got " +
+                                           shape_string(info.shape));
+      const RandomTensorSpec spec = random->spec(name);
+      if (spec.kind == RandomTensorSpec::Kind::Ones) cuda::fill_constant(dst.get(), count, 1.f, stream_);
+      else cuda::fill_random(dst.get(), static_cast<int64_t>(count), spec.stream, spec.half_range, stream_);
+      return;
+    }
+    const TensorInfo& info = model.tensor(name);
+    if (model.format() == "safetensors" && info.dtype == DType::BF16 && info.shape == shape &&
+        info.nbytes == count * 2 && info.data != nullptr) {
+      // Already bf16 in canonical layout: copy the mapped bytes as they are.
+      HC_CHECK_CUDA(cudaMemcpy(dst.get(), info.data, count * 2, cudaMemcpyHostToDevice));
+      return;
+    }
+    const std::vector<float> f32 = model.load_f32(name, shape);
+    std::vector<uint16_t> bits(count);
+    for (size_t i = 0; i < count; ++i) bits[i] = to_bf16_bits(f32[i]);
+    HC_CHECK_CUDA(cudaMemcpy(dst.get(), bits.data(), count * 2, cudaMemcpyHostToDevice));
+  }
+
+  void upload_vector(const ModelFile& model, const std::string& name, int64_t length, DeviceBuffer<float>& dst) {
+    dst.alloc(static_cast<size_t>(length));
+    if (const auto* random = dynamic_cast<const RandomModel*>(&model)) {
+      const RandomTensorSpec spec = random->spec(name);
+      if (spec.kind == RandomTensorSpec::Kind::Ones) cuda::fill_constant(dst.get(), length, 1.f, stream_);
+      else cuda::fill_random(dst.get(), length, spec.stream, spec.half_range, stream_);
+      return;
+    }
+    const std::vector<float> f32 = model.load_f32(name, {length});
+    HC_CHECK_CUDA(cudaMemcpy(dst.get(), f32.data(), f32.size() * 4, cudaMemcpyHostToDevice));
+  }
+
+  void upload_weights(const ModelFile& model) {
+    const ModelConfig& c = config_;
+    const int64_t q_out = c.n_heads * c.head_dim, kv_out = c.n_kv_heads * c.head_dim;
+    upload_matrix(model, tensor_names::embed(), {c.vocab, c.hidden}, embed_);
+    if (!c.tie_embeddings) upload_matrix(model, tensor_names::lm_head(), {c.vocab, c.hidden}, lm_head_);
+    upload_vector(model, tensor_names::final_norm(), c.hidden, final_norm_);
+    layers_.resize(static_cast<size_t>(c.n_layers));
+    for (int i = 0; i < static_cast<int>(c.n_layers); ++i) {
+      DeviceLayer& L = layers_[static_cast<size_t>(i)];
+      upload_vector(model, tensor_names::attn_norm(i), c.hidden, L.attn_norm);
+      upload_matrix(model, tensor_names::q_proj(i), {q_out, c.hidden}, L.wq);
+      upload_matrix(model, tensor_names::k_proj(i), {kv_out, c.hidden}, L.wk);
+      upload_matrix(model, tensor_names::v_proj(i), {kv_out, c.hidden}, L.wv);
+      if (c.qkv_bias) {
+        upload_vector(model, tensor_names::q_bias(i), q_out, L.bq);
+        upload_vector(model, tensor_names::k_bias(i), kv_out, L.bk);
+        upload_vector(model, tensor_names::v_bias(i), kv_out, L.bv);
+      }
+      upload_matrix(model, tensor_names::o_proj(i), {c.hidden, q_out}, L.wo);
+      upload_vector(model, tensor_names::mlp_norm(i), c.hidden, L.mlp_norm);
+      upload_matrix(model, tensor_names::gate_proj(i), {c.intermediate, c.hidden}, L.w_gate);
+      upload_matrix(model, tensor_names::up_proj(i), {c.intermediate, c.hidden}, L.w_up);
+      upload_matrix(model, tensor_names::down_proj(i), {c.hidden, c.intermediate}, L.w_down);
+    }
+  }
+
+  // y [rows, out] (= beta * y +) x [rows, in] . w^T with w [out, in] row-major; fp32 accumulation.
+  // Row-major y is column-major y^T [out, rows] = w (as column-major [in, out], transposed) * x^T.
+  void gemm(const bf16* x, const bf16* w, void* y, cudaDataType y_type, int64_t rows, int64_t out, int64_t in,
+            float beta) {
+    if (rows == 0) return;
+    const float alpha = 1.f;
+    HC_CHECK_CUBLAS(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out), static_cast<int>(rows),
+                                 static_cast<int>(in), &alpha, w, CUDA_R_16BF, static_cast<int>(in), x, CUDA_R_16BF,
+                                 static_cast<int>(in), &beta, y, y_type, static_cast<int>(out), CUBLAS_COMPUTE_32F,
+                                 CUBLAS_GEMM_DEFAULT));
+  }
+
+  void sample_memory() {
+    size_t free_bytes = 0, total_bytes = 0;
+    if (cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess)
+      peak_bytes_ = std::max(peak_bytes_, total_bytes - free_bytes);
+  }
+
+  void check_fits(int64_t n) {
+    const CudaMemoryEstimate e = estimate_cuda_memory(config_, n, options_);
+    size_t free_bytes = 0, total_bytes = 0;
+    HC_CHECK_CUDA(cudaMemGetInfo(&free_bytes, &total_bytes));
+    const size_t need = e.activations + e.hooks + e.headroom;  // the weights are already resident
+    if (need > free_bytes)
+      throw DeviceError("a prefill of " + std::to_string(n) + " tokens needs " + gib(e.total()) +
+                        " of device memory (weights " + gib(e.weights) + " resident, activations " +
+                        gib(e.activations) + ", recorder " + gib(e.hooks) + ", headroom " + gib(e.headroom) +
+                        "); " + gib(free_bytes) + " free beyond the weights on " + description_);
+  }
+
+  PrefillResult run(const PrefillRequest& request, const DeviceLayerHook* device_hook) {
+    const ResolvedRequest resolved = resolve_request(config_, request);
+    const ModelConfig& c = config_;
+    const int64_t n = static_cast<int64_t>(request.tokens.size());
+    if (n > c.max_context)
+      throw InputError("prefill: " + std::to_string(n) + " tokens exceed the model's context of " +
+                       std::to_string(c.max_context));
+    HC_CHECK_CUDA(cudaSetDevice(options_.device));
+    check_fits(n);
+
+    const int64_t hidden = c.hidden, inter = c.intermediate, d = c.head_dim;
+    const int64_t q_out = c.n_heads * d, kv_out = c.n_kv_heads * d;
+    const int64_t chunk = std::min<int64_t>(n, options_.mlp_chunk_tokens);
+    const float eps = static_cast<float>(c.rms_eps);
+    const kernels::AttentionDims dims{n, c.n_heads, c.n_kv_heads, d};
+
+    DeviceBuffer<int32_t> tokens(static_cast<size_t>(n));       // [N]
+    DeviceBuffer<float> x(static_cast<size_t>(n * hidden));      // [N, hidden] residual stream
+    DeviceBuffer<bf16> xn(static_cast<size_t>(n * hidden));      // [N, hidden] normed
+    DeviceBuffer<bf16> q(static_cast<size_t>(n * q_out));        // [N, n_heads, d]
+    DeviceBuffer<bf16> k(static_cast<size_t>(n * kv_out));       // [N, n_kv_heads, d]
+    DeviceBuffer<bf16> v(static_cast<size_t>(n * kv_out));       // [N, n_kv_heads, d]
+    DeviceBuffer<bf16> attn(static_cast<size_t>(n * q_out));     // [N, n_heads, d]
+    DeviceBuffer<float> lse(static_cast<size_t>(c.n_heads * n));  // [n_heads, N]
+    DeviceBuffer<bf16> gate(static_cast<size_t>(chunk * inter));  // [chunk, intermediate]
+    DeviceBuffer<bf16> up(static_cast<size_t>(chunk * inter));    // [chunk, intermediate]
+    DeviceBuffer<float> rope_cos(static_cast<size_t>(n * d / 2));  // [N, d/2]
+    DeviceBuffer<float> rope_sin(static_cast<size_t>(n * d / 2));  // [N, d/2]
+
+    {
+      const RopeTable table = rope_table(c, n);  // angles in double on the host
+      HC_CHECK_CUDA(cudaMemcpyAsync(rope_cos.get(), table.cos.data(), table.cos.size() * 4, cudaMemcpyHostToDevice,
+                                    stream_));
+      HC_CHECK_CUDA(cudaMemcpyAsync(rope_sin.get(), table.sin.data(), table.sin.size() * 4, cudaMemcpyHostToDevice,
+                                    stream_));
+      HC_CHECK_CUDA(cudaMemcpyAsync(tokens.get(), request.tokens.data(), static_cast<size_t>(n) * 4,
+                                    cudaMemcpyHostToDevice, stream_));
+      HC_CHECK_CUDA(cudaStreamSynchronize(stream_));  // the host table goes out of scope
+    }
+    cuda::embedding(tokens.get(), embed_.get(), x.get(), n, hidden, stream_);
+
+    for (int layer = 0; layer < static_cast<int>(c.n_layers); ++layer) {
+      const DeviceLayer& L = layers_[static_cast<size_t>(layer)];
+      // Attention block.
+      cuda::rmsnorm(x.get(), nullptr, L.attn_norm.get(), xn.get(), n, hidden, eps, stream_);
+      gemm(xn.get(), L.wq.get(), q.get(), CUDA_R_16BF, n, q_out, hidden, 0.f);
+      gemm(xn.get(), L.wk.get(), k.get(), CUDA_R_16BF, n, kv_out, hidden, 0.f);
+      gemm(xn.get(), L.wv.get(), v.get(), CUDA_R_16BF, n, kv_out, hidden, 0.f);
+      cuda::bias_rope(q.get(), c.qkv_bias ? L.bq.get() : nullptr, rope_cos.get(), rope_sin.get(), n, c.n_heads, d,
+                      q_out, stream_);
+      cuda::bias_rope(k.get(), c.qkv_bias ? L.bk.get() : nullptr, rope_cos.get(), rope_sin.get(), n, c.n_kv_heads,
+                      d, kv_out, stream_);
+      if (c.qkv_bias) cuda::add_bias(v.get(), L.bv.get(), n, kv_out, stream_);
+      dense_attention(q.get(), k.get(), v.get(), attn.get(), lse.get(), dims, stream_);
+
+      if (layer >= resolved.first_layer && layer <= resolved.last_layer) {
+        if (device_hook) {
+          DeviceLayerAttention a;
+          a.layer = layer;
+          a.q = q.get();
+          a.k = k.get();
+          a.v = v.get();
+          a.o = attn.get();
+          a.lse = lse.get();
+          a.q_row_stride = q_out;
+          a.k_row_stride = kv_out;
+          a.v_row_stride = kv_out;
+          a.dims = dims;
+          a.stream = stream_;
+          (*device_hook)(a);
+        }
+        if (request.on_layer) {
+          const std::vector<float> hq = download_bf16(q.get(), q.size(), stream_);
+          const std::vector<float> hk = download_bf16(k.get(), k.size(), stream_);
+          const std::vector<float> hv = download_bf16(v.get(), v.size(), stream_);
+          const std::vector<float> ho = download_bf16(attn.get(), attn.size(), stream_);
+          std::vector<float> hl(lse.size());
+          HC_CHECK_CUDA(cudaMemcpyAsync(hl.data(), lse.get(), hl.size() * 4, cudaMemcpyDeviceToHost, stream_));
+          HC_CHECK_CUDA(cudaStreamSynchronize(stream_));
+          LayerAttention a;
+          a.layer = layer;
+          a.q = hq.data();
+          a.k = hk.data();
+          a.v = hv.data();
+          a.o = ho.data();
+          a.lse = hl.data();
+          a.dims = dims;
+          request.on_layer(a);
+        }
+      }
+      gemm(attn.get(), L.wo.get(), x.get(), CUDA_R_32F, n, hidden, q_out, 1.f);  // x += o_proj(attn)
+
+      // MLP block over token chunks: x += down(silu(gate(xn)) * up(xn)).
+      cuda::rmsnorm(x.get(), nullptr, L.mlp_norm.get(), xn.get(), n, hidden, eps, stream_);
+      for (int64_t t0 = 0; t0 < n; t0 += chunk) {
+        const int64_t rows = std::min(chunk, n - t0);
+        const bf16* xin = xn.get() + t0 * hidden;
+        gemm(xin, L.w_gate.get(), gate.get(), CUDA_R_16BF, rows, inter, hidden, 0.f);
+        gemm(xin, L.w_up.get(), up.get(), CUDA_R_16BF, rows, inter, hidden, 0.f);
+        cuda::silu_mul(gate.get(), up.get(), rows * inter, stream_);
+        gemm(gate.get(), L.w_down.get(), x.get() + t0 * hidden, CUDA_R_32F, rows, hidden, inter, 1.f);
+      }
+      sample_memory();
+    }
+
+    PrefillResult result;
+    const int64_t out_rows = std::min<int64_t>(n, kOutputChunkRows);
+    DeviceBuffer<int64_t> rows_dev(static_cast<size_t>(out_rows));  // [chunk] positions
+    if (request.want_logits) {
+      result.logit_positions = resolved.logit_positions;
+      const int64_t n_pos = static_cast<int64_t>(resolved.logit_positions.size());
+      result.logits.resize(static_cast<size_t>(n_pos * c.vocab));
+      DeviceBuffer<bf16> normed(static_cast<size_t>(out_rows * hidden));   // [chunk, hidden]
+      DeviceBuffer<float> logits(static_cast<size_t>(out_rows * c.vocab));  // [chunk, vocab]
+      const bf16* head = c.tie_embeddings ? embed_.get() : lm_head_.get();
+      for (int64_t p0 = 0; p0 < n_pos; p0 += out_rows) {
+        const int64_t rows = std::min(out_rows, n_pos - p0);
+        HC_CHECK_CUDA(cudaMemcpyAsync(rows_dev.get(), resolved.logit_positions.data() + p0,
+                                      static_cast<size_t>(rows) * 8, cudaMemcpyHostToDevice, stream_));
+        cuda::rmsnorm(x.get(), rows_dev.get(), final_norm_.get(), normed.get(), rows, hidden, eps, stream_);
+        gemm(normed.get(), head, logits.get(), CUDA_R_32F, rows, c.vocab, hidden, 0.f);
+        HC_CHECK_CUDA(cudaMemcpyAsync(result.logits.data() + p0 * c.vocab, logits.get(),
+                                      static_cast<size_t>(rows * c.vocab) * 4, cudaMemcpyDeviceToHost, stream_));
+        HC_CHECK_CUDA(cudaStreamSynchronize(stream_));  // rows_dev is reused by the next chunk
+      }
+    }
+    if (request.want_final_hidden) {
+      result.final_hidden.resize(static_cast<size_t>(n * hidden));
+      DeviceBuffer<float> normed(static_cast<size_t>(out_rows * hidden));  // [chunk, hidden]
+      for (int64_t r0 = 0; r0 < n; r0 += out_rows) {
+        const int64_t rows = std::min(out_rows, n - r0);
+        cuda::rmsnorm(x.get() + r0 * hidden, nullptr, final_norm_.get(), normed.get(), rows, hidden, eps, stream_);
+        HC_CHECK_CUDA(cudaMemcpyAsync(result.final_hidden.data() + r0 * hidden, normed.get(),
+                                      static_cast<size_t>(rows * hidden) * 4, cudaMemcpyDeviceToHost, stream_));
+      }
+    }
+    sample_memory();
+    HC_CHECK_CUDA(cudaStreamSynchronize(stream_));
+    return result;
+  }
+
+  ModelConfig config_;
+  CudaEngineOptions options_;
+  std::string description_;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  DeviceBuffer<bf16> embed_;       // [vocab, hidden]
+  DeviceBuffer<bf16> lm_head_;     // [vocab, hidden]; empty when tied
+  DeviceBuffer<float> final_norm_;  // [hidden]
+  std::vector<DeviceLayer> layers_;
+  size_t peak_bytes_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<CudaEngine> make_cuda_engine(const ModelFile& model, const CudaEngineOptions& options) {
+  return std::make_unique<CudaEngineImpl>(model, options);
+}
+
+#endif
+
+}  // namespace hc

@@ -1,0 +1,78 @@
+#pragma once
+// The CUDA backend of the prefill engine: bf16 weights and activations (fp32 residual stream and
+// accumulation), cuBLAS GEMMs, headcal's dense flash attention (O + LSE), GQA without repeating K/V.
+//
+// Memory: weights stay resident; per prefill the engine holds one layer's activations
+// (x fp32 [N, hidden], normed x, q, k, v, attention out, lse), the MLP runs over token chunks
+// (mlp_chunk_tokens) and logits are computed only for the requested positions, in chunks.
+// Llama-3-8B-shaped at 128K tokens: about 15 GiB of weights + 7 GiB of activations.
+// Before allocating, prefill checks the estimate against the device's free memory and throws
+// DeviceError "needs X GiB, Y GiB free" when it cannot fit.
+//
+// This header has no CUDA types, so CPU-only builds compile code that names the backend;
+// make_cuda_engine throws DeviceError there.
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "calib/engine.h"
+
+namespace hc {
+
+// One layer's attention on the device, valid only during the hook call. All pointers are device
+// memory; the hook enqueues its work on `stream` (a cudaStream_t) and must not free anything.
+struct DeviceLayerAttention {
+  int layer = 0;
+  const void* q = nullptr;  // bf16 [n_tokens, n_heads, head_dim], after RoPE (row stride q_row_stride)
+  const void* k = nullptr;  // bf16 [n_tokens, n_kv_heads, head_dim], after RoPE (row stride k_row_stride)
+  const void* v = nullptr;  // bf16 [n_tokens, n_kv_heads, head_dim] (row stride v_row_stride)
+  const void* o = nullptr;  // bf16 [n_tokens, n_heads, head_dim], dense attention output (before o_proj)
+  const float* lse = nullptr;  // fp32 [n_heads, n_tokens], natural log
+  int64_t q_row_stride = 0;    // elements; densely packed: n_heads * head_dim
+  int64_t k_row_stride = 0;    // n_kv_heads * head_dim
+  int64_t v_row_stride = 0;    // n_kv_heads * head_dim
+  AttentionDims dims;
+  void* stream = nullptr;
+};
+using DeviceLayerHook = std::function<void(const DeviceLayerAttention&)>;
+
+struct CudaEngineOptions {
+  int device = 0;
+  // Tokens per MLP chunk: gate and up [chunk, intermediate] bf16 each. 16384 tokens at Llama-3-8B's
+  // 14336 width is 0.9 GiB for both, against 7.4 GiB unchunked at 128K.
+  int64_t mlp_chunk_tokens = 16384;
+  // Device bytes the caller's hooks allocate per prefill (the recorder's outputs), counted in the
+  // up-front memory check.
+  size_t hook_device_bytes = 0;
+};
+
+// Device memory a prefill of n_tokens needs beyond the weights (the estimate the engine checks).
+struct CudaMemoryEstimate {
+  size_t weights = 0;      // resident bf16 weights (+ fp32 norms and biases)
+  size_t activations = 0;  // per-prefill buffers
+  size_t hooks = 0;        // hook_device_bytes
+  size_t headroom = 0;     // cuBLAS workspace and allocator slack
+  size_t total() const { return weights + activations + hooks + headroom; }
+};
+CudaMemoryEstimate estimate_cuda_memory(const ModelConfig& config, int64_t n_tokens,
+                                        const CudaEngineOptions& options = {});
+
+class CudaEngine : public Engine {
+ public:
+  std::string backend() const override { return "cuda"; }
+  // prefill() with the hook receiving device pointers instead of host copies: the recorder runs on
+  // the GPU without N x d copies per layer. request.on_layer (host copies) still fires if set.
+  virtual PrefillResult prefill_device(const PrefillRequest& request, const DeviceLayerHook& hook) = 0;
+  // Highest device memory in use (cudaMemGetInfo total - free, this process and context included)
+  // sampled after every layer of the prefills so far.
+  virtual size_t peak_device_bytes() const = 0;
+  virtual std::string device_description() const = 0;  // "NVIDIA H100 80GB HBM3, 79.1 GiB"
+};
+
+// Uploads the model's weights as bf16 (dequantised through load_f32, raw bf16 from safetensors,
+// generated in place for RandomModel). Throws DeviceError without CUDA or a device, or when the
+// weights do not fit; InputError for shapes the kernels do not support (head_dim not 64 or 128).
+std::unique_ptr<CudaEngine> make_cuda_engine(const ModelFile& model, const CudaEngineOptions& options = {});
+
+}  // namespace hc

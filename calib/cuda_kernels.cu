@@ -1,0 +1,128 @@
+// Embedding, RMSNorm, bias + RoPE, SwiGLU of the CUDA prefill engine. These are memory-bound
+// passes over [N, width] buffers; the GEMMs (cuBLAS) and attention dominate the layer time.
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "calib/cuda_kernels.h"
+#include "common/cuda_check.h"
+
+namespace hc::cuda {
+namespace {
+
+constexpr int kRowThreads = 256;
+
+__device__ inline float block_sum(float v, float* scratch) {
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  float total = 0.f;
+  for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) total += scratch[w];
+  __syncthreads();
+  return total;
+}
+
+__device__ inline void store(bf16* p, float v) { *p = __float2bfloat16(v); }
+__device__ inline void store(float* p, float v) { *p = v; }
+
+__global__ void embedding_kernel(const int32_t* tokens, const bf16* embed, float* x, int64_t hidden) {
+  const int64_t t = blockIdx.x;
+  const bf16* src = embed + static_cast<int64_t>(tokens[t]) * hidden;
+  float* dst = x + t * hidden;
+  for (int64_t c = threadIdx.x; c < hidden; c += blockDim.x) dst[c] = __bfloat162float(src[c]);
+}
+
+template <typename Out>
+__global__ void rmsnorm_kernel(const float* x, const int64_t* rows, const float* weight, Out* out, int64_t hidden,
+                               float eps) {
+  __shared__ float scratch[kRowThreads / 32];
+  const int64_t r = blockIdx.x;
+  const float* src = x + (rows ? rows[r] : r) * hidden;
+  float ss = 0.f;
+  for (int64_t c = threadIdx.x; c < hidden; c += blockDim.x) ss += src[c] * src[c];
+  const float inv = rsqrtf(block_sum(ss, scratch) / static_cast<float>(hidden) + eps);
+  Out* dst = out + r * hidden;
+  for (int64_t c = threadIdx.x; c < hidden; c += blockDim.x) store(dst + c, src[c] * inv * weight[c]);
+}
+
+__global__ void bias_rope_kernel(bf16* x, const float* bias, const float* cos_t, const float* sin_t, int64_t n,
+                                 int heads, int half, int64_t row_stride) {
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;  // (token, head, pair)
+  const int64_t total = n * heads * half;
+  if (idx >= total) return;
+  const int t = static_cast<int>(idx % half);
+  const int h = static_cast<int>((idx / half) % heads);
+  const int64_t tok = idx / (static_cast<int64_t>(half) * heads);
+  bf16* v = x + tok * row_stride + static_cast<int64_t>(h) * 2 * half;
+  float a = __bfloat162float(v[t]), b = __bfloat162float(v[t + half]);
+  if (bias) {
+    a += bias[h * 2 * half + t];
+    b += bias[h * 2 * half + t + half];
+  }
+  const float c = cos_t[tok * half + t], s = sin_t[tok * half + t];
+  v[t] = __float2bfloat16(a * c - b * s);
+  v[t + half] = __float2bfloat16(b * c + a * s);
+}
+
+__global__ void add_bias_kernel(bf16* x, const float* bias, int64_t total, int64_t width) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < total) x[i] = __float2bfloat16(__bfloat162float(x[i]) + bias[i % width]);
+}
+
+__global__ void silu_mul_kernel(bf16* gate, const bf16* up, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const float g = __bfloat162float(gate[i]);
+  gate[i] = __float2bfloat16(g / (1.f + __expf(-g)) * __bfloat162float(up[i]));
+}
+
+unsigned blocks_for(int64_t total, int threads) {
+  return static_cast<unsigned>((total + threads - 1) / threads);
+}
+
+}  // namespace
+
+void embedding(const int32_t* tokens, const bf16* embed, float* x, int64_t n, int64_t hidden, cudaStream_t stream) {
+  if (n == 0) return;
+  embedding_kernel<<<static_cast<unsigned>(n), kRowThreads, 0, stream>>>(tokens, embed, x, hidden);
+  HC_CHECK_LAUNCH();
+}
+
+void rmsnorm(const float* x, const int64_t* rows, const float* weight, bf16* out, int64_t n_rows, int64_t hidden,
+             float eps, cudaStream_t stream) {
+  if (n_rows == 0) return;
+  rmsnorm_kernel<bf16><<<static_cast<unsigned>(n_rows), kRowThreads, 0, stream>>>(x, rows, weight, out, hidden, eps);
+  HC_CHECK_LAUNCH();
+}
+
+void rmsnorm(const float* x, const int64_t* rows, const float* weight, float* out, int64_t n_rows, int64_t hidden,
+             float eps, cudaStream_t stream) {
+  if (n_rows == 0) return;
+  rmsnorm_kernel<float><<<static_cast<unsigned>(n_rows), kRowThreads, 0, stream>>>(x, rows, weight, out, hidden, eps);
+  HC_CHECK_LAUNCH();
+}
+
+void bias_rope(bf16* x, const float* bias, const float* cos, const float* sin, int64_t n, int64_t heads,
+               int64_t head_dim, int64_t row_stride, cudaStream_t stream) {
+  const int64_t total = n * heads * (head_dim / 2);
+  if (total == 0) return;
+  bias_rope_kernel<<<blocks_for(total, 256), 256, 0, stream>>>(x, bias, cos, sin, n, static_cast<int>(heads),
+                                                               static_cast<int>(head_dim / 2), row_stride);
+  HC_CHECK_LAUNCH();
+}
+
+void add_bias(bf16* x, const float* bias, int64_t n, int64_t width, cudaStream_t stream) {
+  const int64_t total = n * width;
+  if (total == 0) return;
+  add_bias_kernel<<<blocks_for(total, 256), 256, 0, stream>>>(x, bias, total, width);
+  HC_CHECK_LAUNCH();
+}
+
+void silu_mul(bf16* gate, const bf16* up, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  silu_mul_kernel<<<blocks_for(n, 256), 256, 0, stream>>>(gate, up, n);
+  HC_CHECK_LAUNCH();
+}
+
+}  // namespace hc::cuda

@@ -1,0 +1,43 @@
+#pragma once
+// Element-wise and row kernels of the CUDA prefill engine (calib/cuda_kernels.cu, cuda_random.cu).
+// Activations: residual stream fp32, everything a GEMM reads bf16. All launchers are asynchronous
+// on `stream` and check the launch.
+#if defined(HEADCAL_HAVE_CUDA)
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace hc::cuda {
+
+using bf16 = __nv_bfloat16;
+
+// x[t, :] = embed[tokens[t], :]   tokens [n], embed [vocab, hidden] bf16, x [n, hidden] fp32.
+void embedding(const int32_t* tokens, const bf16* embed, float* x, int64_t n, int64_t hidden, cudaStream_t stream);
+
+// out[r, :] = x[row(r), :] * rsqrt(mean(x[row(r)]^2) + eps) * weight, row(r) = rows ? rows[r] : r.
+// x [*, hidden] fp32, weight [hidden] fp32, out [n_rows, hidden].
+void rmsnorm(const float* x, const int64_t* rows, const float* weight, bf16* out, int64_t n_rows, int64_t hidden,
+             float eps, cudaStream_t stream);
+void rmsnorm(const float* x, const int64_t* rows, const float* weight, float* out, int64_t n_rows, int64_t hidden,
+             float eps, cudaStream_t stream);
+
+// In place on x [n, heads, head_dim] bf16 (row stride `row_stride` elements): adds `bias`
+// [heads * head_dim] when non-null, then rotate-half RoPE with cos/sin [n, head_dim/2] fp32.
+void bias_rope(bf16* x, const float* bias, const float* cos, const float* sin, int64_t n, int64_t heads,
+               int64_t head_dim, int64_t row_stride, cudaStream_t stream);
+
+// x [n, width] bf16 += bias [width].
+void add_bias(bf16* x, const float* bias, int64_t n, int64_t width, cudaStream_t stream);
+
+// gate[i] = silu(gate[i]) * up[i], [n] bf16, computed in fp32.
+void silu_mul(bf16* gate, const bf16* up, int64_t n, cudaStream_t stream);
+
+// Deterministic random weights (calib/random_model.h's generator), element i of the stream at dst[i].
+void fill_random(bf16* dst, int64_t n, uint64_t stream_id, float half_range, cudaStream_t stream);
+void fill_random(float* dst, int64_t n, uint64_t stream_id, float half_range, cudaStream_t stream);
+void fill_constant(bf16* dst, int64_t n, float value, cudaStream_t stream);
+void fill_constant(float* dst, int64_t n, float value, cudaStream_t stream);
+
+}  // namespace hc::cuda
+#endif

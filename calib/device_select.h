@@ -1,0 +1,20 @@
+#pragma once
+// --device cuda|cpu|auto: which prefill backend runs. auto picks CUDA when this build has it and a
+// GPU is present, else the CPU with a notice on stderr.
+#include <string>
+
+namespace hc {
+
+enum class DeviceKind { Cuda, Cpu };
+
+// "cuda", "cpu" or "auto" (case-sensitive); throws InputError naming the option otherwise.
+// "cuda" throws DeviceError when the build has no CUDA or no GPU is present.
+// `notice`: when non-null and auto falls back to the CPU, it receives the reason.
+DeviceKind resolve_device(const std::string& choice, std::string* notice = nullptr);
+
+// True when this build has CUDA and at least one device answers.
+bool cuda_device_present();
+
+const char* device_name(DeviceKind kind);  // "cuda" / "cpu"
+
+}  // namespace hc

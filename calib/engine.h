@@ -1,0 +1,75 @@
+#pragma once
+// Backend-neutral prefill engine for Llama-family models (Llama 2/3/3.1, Mistral, Qwen2, SmolLM2).
+// A backend runs the full forward over a token sequence and reports each layer's dense attention
+// (after RoPE) to a hook; the recorder attaches there. CPU (Eigen, float32): make_cpu_engine.
+// The CUDA backend lives in its own header and implements the same interface.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/model_config.h"
+#include "io/model_file.h"
+#include "kernels/attention/attention_ref.h"
+
+namespace hc {
+
+using kernels::AttentionDims;
+
+// One layer's attention, handed to the hook. Host pointers, valid only during the call.
+struct LayerAttention {
+  int layer = 0;
+  const float* q = nullptr;    // [n_tokens, n_heads, head_dim], after RoPE
+  const float* k = nullptr;    // [n_tokens, n_kv_heads, head_dim], after RoPE
+  const float* v = nullptr;    // [n_tokens, n_kv_heads, head_dim]
+  const float* o = nullptr;    // [n_tokens, n_heads, head_dim], dense attention output (before o_proj)
+  const float* lse = nullptr;  // [n_heads, n_tokens], natural log of the softmax denominator
+  AttentionDims dims;
+};
+
+// Called after each hooked layer's dense attention.
+using LayerHook = std::function<void(const LayerAttention&)>;
+
+struct PrefillRequest {
+  std::vector<int32_t> tokens;  // [N], ids < vocab
+  LayerHook on_layer;           // may be empty
+  // All layers always run (later layers need exact activations); the hook fires only for
+  // layers in [first_layer, last_layer]; last_layer = -1 means the last layer.
+  int first_layer = 0;
+  int last_layer = -1;
+  bool want_logits = true;
+  std::vector<int64_t> logit_positions;  // positions whose logits are computed; empty = all N
+  bool want_final_hidden = false;        // fill PrefillResult::final_hidden
+};
+
+struct PrefillResult {
+  std::vector<int64_t> logit_positions;  // the positions the rows of `logits` belong to
+  std::vector<float> logits;             // [logit_positions.size(), vocab]; empty if !want_logits
+  std::vector<float> final_hidden;       // [N, hidden] after the final norm; empty unless asked
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  // Throws hc::InputError for bad requests (empty tokens, id >= vocab, position out of range,
+  // layer range outside the model).
+  virtual PrefillResult prefill(const PrefillRequest& request) = 0;
+  virtual const ModelConfig& config() const = 0;
+  virtual std::string backend() const = 0;  // "cpu", "cuda"
+};
+
+// Loads every weight of `model` as float32 (dequantised). The model file must outlive nothing:
+// the engine keeps its own copies. `n_threads` <= 0: hardware_concurrency().
+std::unique_ptr<Engine> make_cpu_engine(const ModelFile& model, int n_threads = 0);
+
+// Checks a request against a config and returns the resolved [first, last] hook layers and logit
+// positions; shared by the backends so they reject the same inputs with the same messages.
+struct ResolvedRequest {
+  int first_layer = 0;
+  int last_layer = 0;
+  std::vector<int64_t> logit_positions;
+};
+ResolvedRequest resolve_request(const ModelConfig& config, const PrefillRequest& request);
+
+}  // namespace hc

@@ -1,0 +1,28 @@
+#pragma once
+// Candidate probes (DESIGN.md "Calibration = record + search"): every head of a recorded layer is
+// run on every grid candidate with the sparse kernels in probe mode. The kernel sums
+// exp(s - LSE_dense) over what it computes (the recall) and returns its output, whose distance to
+// the dense output is the candidate's out_err. Cost and density follow kernels/sparse/cost.h.
+//
+// CPU prober: the CPU references (kernels/sparse/*_ref.h), one head at a time; the vertical-slash
+// and block-sparse estimates are computed once per head and shared by all of its candidates.
+// CUDA prober: the GPU index builders and the index-driven kernel, all heads of a candidate in one
+// launch, on the engine's bf16 device tensors.
+#include <memory>
+
+#include "calib/record.h"
+#include "io/grid.h"
+
+namespace hc {
+
+std::unique_ptr<CandidateProber> make_cpu_prober(const Grid& grid, const PatternDefaults& defaults,
+                                                 int n_threads = 0);
+
+// Throws hc::DeviceError when headcal was built without CUDA.
+std::unique_ptr<CandidateProber> make_cuda_prober(const Grid& grid, const PatternDefaults& defaults);
+
+// ||a - b||_F / ||b||_F over one head of [N, H, d] tensors (0 when both are zero).
+double head_relative_error(const float* a, const float* b, int64_t n_tokens, int64_t n_heads,
+                           int64_t head_dim, int64_t head);
+
+}  // namespace hc

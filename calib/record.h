@@ -1,0 +1,104 @@
+#pragma once
+// The record pipeline: model -> prefill engine -> per-layer hook -> recorder (+ candidate probes)
+// -> atlas file, streamed one layer at a time (the engine never holds two layers, the writer
+// never holds two layers' statistics).
+//
+// On the CUDA backend the hook gets device pointers and the recorder runs on the GPU; only the
+// statistics ([H, N] twice and [H, M, M]) come back to the host per layer. On the CPU backend the
+// CPU recorder runs on the host copies the engine hands out.
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "calib/cuda_engine.h"
+#include "calib/device_select.h"
+#include "calib/engine.h"
+#include "calib/recorder.h"
+#include "io/atlas.h"
+#include "io/model_file.h"
+
+namespace hc {
+
+// One layer's dense attention as a prober sees it: exactly one of `host` / `device` is set,
+// by the backend that ran the prefill. Pointers are valid only during CandidateProber::probe.
+struct ProbeLayer {
+  int layer = 0;
+  kernels::AttentionDims dims;
+  const LayerAttention* host = nullptr;          // CPU backend: fp32 host q, k, v, o, lse
+  const DeviceLayerAttention* device = nullptr;  // CUDA backend: bf16 device q, k, v, o, fp32 lse, stream
+};
+
+// Extension point for the candidate probes (DESIGN.md "Calibration"): given a layer's q/k/v/o and
+// dense LSE, return candidate rows (head, pattern, p1, p2, cost, density, recall, out_err) for
+// any heads and candidates. The pipeline always adds one `dense` row per head itself, so a prober
+// must not return dense rows. Called once per recorded layer, in ascending layer order.
+class CandidateProber {
+ public:
+  virtual ~CandidateProber() = default;
+  virtual std::vector<CandidateRow> probe(const ProbeLayer& layer) = 0;
+  // Device bytes the prober allocates per prefill of n_tokens (counted in the CUDA memory check).
+  virtual size_t device_bytes(const ModelConfig&, int64_t /*n_tokens*/) const { return 0; }
+};
+
+struct RecordProgress {
+  int layer = 0;          // the layer just recorded
+  int layers_done = 0;    // recorded so far
+  int layers_total = 0;   // layers to record
+  int64_t n_tokens = 0;
+  double elapsed_s = 0;   // since the prefill started (weights already loaded)
+
+  double tokens_per_s() const;  // token-layers per second / layers of the model recorded so far
+  double eta_s() const;
+};
+
+struct RecordOptions {
+  DeviceKind device = DeviceKind::Cpu;
+  int first_layer = 0;
+  int last_layer = -1;              // -1: the last layer
+  int map_size = kDefaultMapSize;   // pooled map cells per side requested (min(map_size, N) used)
+  int n_threads = 0;                // CPU engine and CPU recorder
+  std::string prompt_description;   // stored in the atlas meta
+  CandidateProber* prober = nullptr;  // optional
+  std::function<void(const RecordProgress&)> on_progress;  // optional
+  CudaEngineOptions cuda;
+};
+
+struct RecordSummary {
+  std::string backend;           // "cuda" / "cpu"
+  std::string device;            // GPU name and memory, or "cpu"
+  int64_t n_tokens = 0;
+  int layers_recorded = 0;
+  double load_s = 0;             // engine creation (weights upload)
+  double prefill_s = 0;          // prefill + recording + atlas writing
+  size_t peak_device_bytes = 0;  // CUDA only
+};
+
+// sha256 of the token ids as int32 little-endian (the atlas meta's prompt_sha256).
+std::string prompt_sha256(const std::vector<int32_t>& tokens);
+
+// Opens `spec` as a model: "random:<shape>[:seed]" (calib/random_model.h) or a GGUF file / HF
+// directory (io/open_model).
+std::unique_ptr<ModelFile> open_model_spec(const std::string& spec);
+
+// Prompt sources used until the shared prompt options (cli/prompt_options.h) exist:
+// a file of whitespace-separated ids (each checked against the vocabulary; InputError naming the
+// file and the offending entry), and uniform random ids for timing runs with random weights
+// (a deterministic function of n, vocab and seed).
+std::vector<int32_t> read_token_ids_file(const std::string& path, int64_t vocab);
+std::vector<int32_t> parse_token_ids(const std::string& text, const std::string& source, int64_t vocab);
+std::vector<int32_t> random_token_ids(int64_t n, int64_t vocab, uint64_t seed);
+
+// Creates the engine for `device`.
+std::unique_ptr<Engine> make_engine(const ModelFile& model, DeviceKind device, const RecordOptions& options);
+
+// Records `tokens` through a new engine and writes the atlas to `out_path` (temp file + rename).
+RecordSummary record_atlas(const ModelFile& model, const std::vector<int32_t>& tokens, const std::string& out_path,
+                           const RecordOptions& options);
+// Same with an existing engine (tests reuse one engine across runs); options.device is ignored.
+RecordSummary record_atlas_with(Engine& engine, const ModelFile& model, const std::vector<int32_t>& tokens,
+                                const std::string& out_path, const RecordOptions& options);
+
+}  // namespace hc

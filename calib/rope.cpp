@@ -1,0 +1,98 @@
+#include "calib/rope.h"
+
+#include <cmath>
+#include <string>
+
+#include "common/error.h"
+
+namespace hc {
+
+std::vector<double> rope_inv_freq_f64(const ModelConfig& config) {
+  if (config.head_dim <= 0 || config.head_dim % 2 != 0)
+    throw InputError("rope: head_dim must be positive and even, got " + std::to_string(config.head_dim));
+  if (!(config.rope_theta > 0.0)) throw InputError("rope: rope_theta must be positive");
+  const int64_t half = config.head_dim / 2;
+  const double dim = static_cast<double>(config.head_dim);
+  std::vector<double> inv_freq(static_cast<size_t>(half));  // [head_dim / 2]
+  for (int64_t t = 0; t < half; ++t)
+    inv_freq[static_cast<size_t>(t)] = 1.0 / std::pow(config.rope_theta, static_cast<double>(2 * t) / dim);
+
+  const RopeScaling& s = config.rope_scaling;
+  switch (s.type) {
+    case RopeScalingType::None:
+      break;
+    case RopeScalingType::Linear:
+      if (!(s.factor > 0.0)) throw InputError("rope: linear scaling factor must be positive");
+      for (double& f : inv_freq) f /= s.factor;
+      break;
+    case RopeScalingType::Llama3: {
+      if (!(s.factor > 0.0) || !(s.high_freq_factor > s.low_freq_factor) || s.low_freq_factor <= 0.0 ||
+          s.original_max_position <= 0)
+        throw InputError("rope: llama3 scaling needs factor > 0, high_freq_factor > low_freq_factor > 0 "
+                         "and original_max_position > 0");
+      const double old_len = static_cast<double>(s.original_max_position);
+      const double low_freq_wavelen = old_len / s.low_freq_factor;    // longer waves than this: scaled
+      const double high_freq_wavelen = old_len / s.high_freq_factor;  // shorter waves than this: kept
+      for (double& f : inv_freq) {
+        const double wavelen = 2.0 * M_PI / f;
+        if (wavelen < high_freq_wavelen) continue;
+        if (wavelen > low_freq_wavelen) {
+          f /= s.factor;
+          continue;
+        }
+        const double smooth = (old_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+        f = (1.0 - smooth) * f / s.factor + smooth * f;
+      }
+      break;
+    }
+  }
+  return inv_freq;
+}
+
+std::vector<float> rope_inv_freq(const ModelConfig& config) {
+  std::vector<double> f64 = rope_inv_freq_f64(config);
+  return std::vector<float>(f64.begin(), f64.end());
+}
+
+RopeTable rope_table(const ModelConfig& config, int64_t n_positions) {
+  if (n_positions < 0) throw InputError("rope: negative number of positions");
+  const std::vector<double> inv_freq = rope_inv_freq_f64(config);
+  RopeTable table;
+  table.n_positions = n_positions;
+  table.half_dim = static_cast<int64_t>(inv_freq.size());
+  const size_t n = static_cast<size_t>(n_positions * table.half_dim);
+  table.cos.resize(n);
+  table.sin.resize(n);
+  for (int64_t p = 0; p < n_positions; ++p) {
+    for (int64_t t = 0; t < table.half_dim; ++t) {
+      // The angle is formed in double: at position 1e5 a float product would be off by ~4e-3 rad.
+      const double angle = static_cast<double>(p) * inv_freq[static_cast<size_t>(t)];
+      const size_t at = static_cast<size_t>(p * table.half_dim + t);
+      table.cos[at] = static_cast<float>(std::cos(angle));
+      table.sin[at] = static_cast<float>(std::sin(angle));
+    }
+  }
+  return table;
+}
+
+void apply_rope_rotate_half(const RopeTable& table, float* x, int64_t n_tokens, int64_t n_heads,
+                            int64_t head_dim) {
+  HC_ASSERT(table.half_dim * 2 == head_dim, "rope table built for another head_dim");
+  HC_ASSERT(table.n_positions >= n_tokens, "rope table shorter than the sequence");
+  const int64_t half = table.half_dim;
+  for (int64_t tok = 0; tok < n_tokens; ++tok) {
+    const float* c = table.cos.data() + tok * half;  // [half]
+    const float* s = table.sin.data() + tok * half;  // [half]
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* v = x + (tok * n_heads + h) * head_dim;  // [head_dim]
+      for (int64_t t = 0; t < half; ++t) {
+        const float a = v[t];
+        const float b = v[t + half];
+        v[t] = a * c[t] - b * s[t];
+        v[t + half] = b * c[t] + a * s[t];
+      }
+    }
+  }
+}
+
+}  // namespace hc

@@ -1,0 +1,39 @@
+#pragma once
+// Rotary position embedding, rotate-half convention (Hugging Face Llama): for a head vector x of
+// length d and pair index t < d/2, with angle a = pos * inv_freq[t]:
+//   x'[t]       = x[t] * cos(a) - x[t + d/2] * sin(a)
+//   x'[t + d/2] = x[t + d/2] * cos(a) + x[t] * sin(a)
+// The frequency table is host-side and shared by the CPU and CUDA backends.
+#include <cstdint>
+#include <vector>
+
+#include "io/model_config.h"
+
+namespace hc {
+
+// inv_freq[t] = theta^(-2t/d) for t in [0, head_dim/2), then the config's scaling:
+//  - Linear: divided by factor.
+//  - Llama3 (Llama 3.1 reference): wavelen = 2*pi/inv_freq; wavelen < original_max/high_freq_factor
+//    keeps inv_freq; wavelen > original_max/low_freq_factor divides it by factor; in between,
+//    smooth = (original_max/wavelen - low) / (high - low) and
+//    inv_freq = (1 - smooth) * inv_freq / factor + smooth * inv_freq.
+// Computed in double, returned as float. [head_dim / 2]
+std::vector<float> rope_inv_freq(const ModelConfig& config);
+std::vector<double> rope_inv_freq_f64(const ModelConfig& config);
+
+// cos/sin tables for positions [0, n_positions): both [n_positions, head_dim/2].
+// Angles are formed in double (pos * inv_freq) so large positions keep their precision.
+struct RopeTable {
+  int64_t n_positions = 0;
+  int64_t half_dim = 0;
+  std::vector<float> cos;  // [n_positions, half_dim]
+  std::vector<float> sin;  // [n_positions, half_dim]
+};
+RopeTable rope_table(const ModelConfig& config, int64_t n_positions);
+
+// Rotates in place `x` [n_tokens, n_heads, head_dim]; token t uses position t of `table`.
+// Requires table.n_positions >= n_tokens and table.half_dim * 2 == head_dim.
+void apply_rope_rotate_half(const RopeTable& table, float* x, int64_t n_tokens, int64_t n_heads,
+                            int64_t head_dim);
+
+}  // namespace hc

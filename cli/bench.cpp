@@ -1,0 +1,49 @@
+// headcal bench dense|sparse: kernel benchmarks (bench/bench_attention.cu). The comparison with
+// PyTorch SDPA comes from bench/sdpa_baseline.py run in the same session (--baseline FILE).
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench/bench_attention.h"
+#include "cli/command.h"
+#include "common/error.h"
+
+namespace hc::cli {
+namespace {
+
+struct BenchCliOptions {
+  std::string mode;
+  bench::KernelBenchOptions kernel;
+};
+
+Runner setup_bench(CLI::App& sub) {
+  auto o = std::make_shared<BenchCliOptions>();
+  sub.add_option("mode", o->mode, "what to time: dense | sparse")
+      ->required()
+      ->check(CLI::IsMember({"dense", "sparse"}));
+  sub.add_option("--n", o->kernel.n_list, "token counts, comma-separated")->delimiter(',');
+  sub.add_option("--d", o->kernel.d_list, "head dims (64, 128), comma-separated")->delimiter(',');
+  sub.add_option("--heads", o->kernel.heads, "query heads (default: 32 for d=128, 9 for d=64)")
+      ->check(CLI::PositiveNumber);
+  sub.add_option("--kv-heads", o->kernel.kv_heads, "KV heads (default: 8 for d=128, 3 for d=64)")
+      ->check(CLI::PositiveNumber);
+  sub.add_flag("--fp16", o->kernel.fp16, "fp16 inputs instead of bf16");
+  sub.add_option("--json", o->kernel.json_out, "also write the results as JSON to this file");
+  sub.add_option("--baseline", o->kernel.baseline_json,
+                 "JSON from bench/sdpa_baseline.py (same machine, same run) for the SDPA columns");
+  sub.add_option("--seconds", o->kernel.seconds_per_point, "timed seconds per measurement (3..30 runs)")
+      ->check(CLI::PositiveNumber);
+  return [o]() -> int {
+#if defined(HEADCAL_HAVE_CUDA)
+    return o->mode == "dense" ? bench::bench_dense(o->kernel) : bench::bench_sparse(o->kernel);
+#else
+    throw hc::DeviceError("headcal bench needs a CUDA build (this one has no CUDA)");
+#endif
+  };
+}
+
+}  // namespace
+
+HC_REGISTER_COMMAND("bench", "time the attention kernels: dense | sparse", setup_bench);
+
+}  // namespace hc::cli

@@ -1,0 +1,36 @@
+#include "cli/prompt_options.h"
+
+#include <cstdio>
+
+namespace hc::cli {
+
+std::shared_ptr<PromptSpec> add_prompt_options(CLI::App& sub) {
+  auto spec = std::make_shared<PromptSpec>();
+  sub.add_option("--prompt", spec->prompt_file, "Prompt text file (UTF-8); with --generate text, the text to repeat")
+      ->check(CLI::ExistingFile);
+  sub.add_option("--tokens", spec->tokens_file,
+                 "Prompt token ids: .txt (whitespace/comma separated), .npy, or HDF5 (FILE.h5 or FILE.h5:/dataset)");
+  sub.add_option("--generate", spec->generator, "Built-in prompt generator")
+      ->check(CLI::IsMember({"kv_retrieval", "passkey", "text"}));
+  sub.add_option("--length", spec->length,
+                 "Exactly N tokens (files longer than N are cut in the middle, keeping head and question)")
+      ->check(CLI::PositiveNumber);
+  sub.add_option("--seed", spec->seed, "Seed of generated prompts (same seed, same ids)");
+  sub.add_option("--depth", spec->depth,
+                 "Where the pass key / asked key sits, 0 = start .. 1 = end (default: passkey 0.5, kv_retrieval random)")
+      ->check(CLI::Range(0.0, 1.0));
+  sub.add_flag("--allow-longer", spec->allow_longer, "Allow prompts longer than the model's context (a warning)");
+  return spec;
+}
+
+bool prompt_given(const PromptSpec& spec) {
+  return !spec.prompt_file.empty() || !spec.tokens_file.empty() || !spec.generator.empty();
+}
+
+Prompt make_prompt(const PromptSpec& spec, const Tokenizer& tokenizer, int64_t max_context) {
+  Prompt p = build_prompt(spec, tokenizer, max_context);
+  for (const std::string& w : p.warnings) std::fprintf(stderr, "headcal: warning: %s\n", w.c_str());
+  return p;
+}
+
+}  // namespace hc::cli

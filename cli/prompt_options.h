@@ -1,0 +1,25 @@
+#pragma once
+// The prompt options every prompt-taking subcommand shares (record, calibrate, validate,
+// tokenize): --prompt, --tokens, --generate, --length, --seed, --depth, --allow-longer.
+#include <CLI/CLI.hpp>
+
+#include <memory>
+
+#include "io/prompt.h"
+
+namespace hc {
+class Tokenizer;
+}
+
+namespace hc::cli {
+
+// Adds the options to `sub`; the returned spec is filled in when the command line is parsed.
+std::shared_ptr<PromptSpec> add_prompt_options(CLI::App& sub);
+
+// True when any prompt source option was given.
+bool prompt_given(const PromptSpec& spec);
+
+// build_prompt, with its warnings printed to stderr ("headcal: warning: ...").
+Prompt make_prompt(const PromptSpec& spec, const Tokenizer& tokenizer, int64_t max_context);
+
+}  // namespace hc::cli

@@ -1,0 +1,558 @@
+#include "io/atlas.h"
+
+#include <hdf5.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstddef>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+
+#include "common/error.h"
+
+namespace fs = std::filesystem;
+
+namespace hc {
+
+namespace {
+
+// Sanity bounds on meta counts: far above any model headcal targets (Llama-3-70B has 80 layers,
+// 64 heads; 1M-token prompts), low enough that a corrupt count cannot drive a huge allocation.
+constexpr int64_t kMaxLayers = 4096;
+constexpr int64_t kMaxHeads = 4096;
+constexpr int64_t kMaxHeadDim = 1024;
+constexpr int64_t kMaxTokens = int64_t(1) << 24;
+constexpr int64_t kMaxMapSize = 4096;
+// A candidate table holds heads x grid rows; grids are ~100 entries, 1M rows per layer is a
+// corrupt file, not a big grid.
+constexpr int64_t kMaxCandidateRows = int64_t(1) << 20;
+
+// HDF5 prints its own error stack to stderr by default; headcal reports errors itself.
+void silence_hdf5_errors() {
+  static std::once_flag once;
+  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+}
+
+// Owns one HDF5 identifier.
+class Hid {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  Hid() = default;
+  Hid(hid_t id, Closer closer) : id_(id), closer_(closer) {}
+  Hid(Hid&& o) noexcept : id_(o.id_), closer_(o.closer_) { o.id_ = -1; }
+  Hid& operator=(Hid&& o) noexcept {
+    if (this != &o) {
+      reset();
+      id_ = o.id_;
+      closer_ = o.closer_;
+      o.id_ = -1;
+    }
+    return *this;
+  }
+  Hid(const Hid&) = delete;
+  Hid& operator=(const Hid&) = delete;
+  ~Hid() { reset(); }
+  void reset() {
+    if (id_ >= 0 && closer_) closer_(id_);
+    id_ = -1;
+  }
+  hid_t get() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+
+ private:
+  hid_t id_ = -1;
+  Closer closer_ = nullptr;
+};
+
+Hid checked(hid_t id, Hid::Closer closer, const std::string& file, const std::string& what) {
+  if (id < 0) throw InputError(file, what);
+  return Hid(id, closer);
+}
+void check_status(herr_t status, const std::string& file, const std::string& what) {
+  if (status < 0) throw InputError(file, what);
+}
+
+// On-disk candidate row (HDF5 compound; fields matched by name on read).
+struct DiskRow {
+  int32_t head;
+  int32_t pattern;  // stored as the enum type below
+  int32_t p1;
+  int32_t p2;
+  double cost;
+  double density;
+  double recall;
+  double out_err;
+};
+
+Hid pattern_enum_type() {
+  Hid t(H5Tenum_create(H5T_NATIVE_INT32), H5Tclose);
+  for (int32_t v = 0; v < kNumPatternKinds; ++v)
+    H5Tenum_insert(t.get(), pattern_kind_name(static_cast<PatternKind>(v)), &v);
+  return t;
+}
+
+Hid candidate_row_type() {
+  Hid t(H5Tcreate(H5T_COMPOUND, sizeof(DiskRow)), H5Tclose);
+  Hid e = pattern_enum_type();
+  H5Tinsert(t.get(), "head", HOFFSET(DiskRow, head), H5T_NATIVE_INT32);
+  H5Tinsert(t.get(), "pattern", HOFFSET(DiskRow, pattern), e.get());
+  H5Tinsert(t.get(), "p1", HOFFSET(DiskRow, p1), H5T_NATIVE_INT32);
+  H5Tinsert(t.get(), "p2", HOFFSET(DiskRow, p2), H5T_NATIVE_INT32);
+  H5Tinsert(t.get(), "cost", HOFFSET(DiskRow, cost), H5T_NATIVE_DOUBLE);
+  H5Tinsert(t.get(), "density", HOFFSET(DiskRow, density), H5T_NATIVE_DOUBLE);
+  H5Tinsert(t.get(), "recall", HOFFSET(DiskRow, recall), H5T_NATIVE_DOUBLE);
+  H5Tinsert(t.get(), "out_err", HOFFSET(DiskRow, out_err), H5T_NATIVE_DOUBLE);
+  return t;
+}
+
+// ---- writing helpers ----
+
+void write_string_attr(hid_t obj, const char* name, const std::string& value, const std::string& file) {
+  Hid type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type.get(), H5T_VARIABLE);
+  H5Tset_cset(type.get(), H5T_CSET_UTF8);
+  Hid space(H5Screate(H5S_SCALAR), H5Sclose);
+  Hid attr = checked(H5Acreate2(obj, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                     H5Aclose, file, std::string("cannot create attribute ") + name);
+  const char* ptr = value.c_str();
+  check_status(H5Awrite(attr.get(), type.get(), &ptr), file, std::string("cannot write attribute ") + name);
+}
+
+void write_int_attr(hid_t obj, const char* name, int64_t value, const std::string& file) {
+  Hid space(H5Screate(H5S_SCALAR), H5Sclose);
+  Hid attr = checked(H5Acreate2(obj, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                     H5Aclose, file, std::string("cannot create attribute ") + name);
+  check_status(H5Awrite(attr.get(), H5T_NATIVE_INT64, &value), file,
+               std::string("cannot write attribute ") + name);
+}
+
+void write_dataset(hid_t parent, const char* name, hid_t file_type, hid_t mem_type,
+                   const std::vector<hsize_t>& dims, const void* data, const std::string& file) {
+  Hid space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
+  Hid ds = checked(H5Dcreate2(parent, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                   H5Dclose, file, std::string("cannot create dataset ") + name);
+  hsize_t count = 1;
+  for (hsize_t d : dims) count *= d;
+  if (count > 0)
+    check_status(H5Dwrite(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), file,
+                 std::string("cannot write dataset ") + name);
+}
+
+std::string temp_path_for(const std::string& path) {
+  static std::atomic<int> counter{0};
+  fs::path p(path);
+  fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+  return (dir / ("." + p.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-" +
+                 std::to_string(counter++)))
+      .string();
+}
+
+void validate_meta(const AtlasMeta& m, const std::string& file) {
+  auto range = [&](const char* name, int64_t v, int64_t lo, int64_t hi) {
+    if (v < lo || v > hi)
+      throw InputError(file, std::string("meta ") + name + " = " + std::to_string(v) + " is outside [" +
+                                 std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  };
+  range("layers", m.layers, 1, kMaxLayers);
+  range("heads", m.heads, 1, kMaxHeads);
+  range("kv_heads", m.kv_heads, 1, m.heads);
+  if (m.heads % m.kv_heads != 0)
+    throw InputError(file, "meta heads = " + std::to_string(m.heads) + " is not a multiple of kv_heads = " +
+                               std::to_string(m.kv_heads));
+  range("head_dim", m.head_dim, 1, kMaxHeadDim);
+  range("tokens", m.tokens, 1, kMaxTokens);
+  range("block_size", m.block_size, 1, 4096);
+  range("last_q", m.last_q, 1, kMaxTokens);
+  range("v_sink", m.v_sink, 0, kMaxTokens);
+  range("s_local", m.s_local, 0, kMaxTokens);
+  range("map_size", m.map_size, 1, kMaxMapSize);
+}
+
+std::string row_problem(const CandidateRow& r, int64_t heads) {
+  if (r.head < 0 || r.head >= heads)
+    return "head " + std::to_string(r.head) + " outside [0, " + std::to_string(heads) + ")";
+  if (!is_valid_pattern_kind(static_cast<int32_t>(r.pattern)))
+    return "unknown pattern value " + std::to_string(static_cast<int>(r.pattern));
+  if (!std::isfinite(r.cost) || r.cost < 0) return "cost is negative or not finite";
+  if (!std::isfinite(r.density) || r.density < 0) return "density is negative or not finite";
+  // Recall is a float sum of probabilities: allow rounding a little above 1.
+  if (!std::isfinite(r.recall) || r.recall < 0 || r.recall > 1.01) return "recall outside [0, 1]";
+  if (!std::isfinite(r.out_err) || r.out_err < 0) return "out_err is negative or not finite";
+  return "";
+}
+
+// ---- reading helpers ----
+
+bool has_attr(hid_t obj, const char* name) { return H5Aexists(obj, name) > 0; }
+
+std::string read_string_attr(hid_t obj, const char* name, const std::string& file, const std::string& where) {
+  if (!has_attr(obj, name)) throw InputError(file, where + ": missing attribute '" + name + "'");
+  Hid attr = checked(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose, file, where + ": cannot open attribute " + name);
+  Hid type = checked(H5Aget_type(attr.get()), H5Tclose, file, where + ": bad attribute " + name);
+  if (H5Tget_class(type.get()) != H5T_STRING)
+    throw InputError(file, where + ": attribute '" + name + "' is not a string");
+  Hid space(H5Aget_space(attr.get()), H5Sclose);
+  if (H5Sget_simple_extent_npoints(space.get()) != 1)
+    throw InputError(file, where + ": attribute '" + name + "' is not a scalar");
+  if (H5Tis_variable_str(type.get()) > 0) {
+    Hid mem(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(mem.get(), H5T_VARIABLE);
+    H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
+    char* ptr = nullptr;
+    check_status(H5Aread(attr.get(), mem.get(), &ptr), file, where + ": cannot read attribute " + name);
+    std::string value = ptr ? ptr : "";
+    H5free_memory(ptr);
+    return value;
+  }
+  size_t size = H5Tget_size(type.get());
+  if (size > (1u << 20)) throw InputError(file, where + ": attribute '" + name + "' is implausibly long");
+  std::string buf(size, '\0');
+  Hid mem(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(mem.get(), size);
+  check_status(H5Aread(attr.get(), mem.get(), buf.data()), file, where + ": cannot read attribute " + name);
+  size_t end = buf.find('\0');
+  return end == std::string::npos ? buf : buf.substr(0, end);
+}
+
+int64_t read_int_attr(hid_t obj, const char* name, const std::string& file, const std::string& where) {
+  if (!has_attr(obj, name)) throw InputError(file, where + ": missing attribute '" + name + "'");
+  Hid attr = checked(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose, file, where + ": cannot open attribute " + name);
+  Hid type = checked(H5Aget_type(attr.get()), H5Tclose, file, where + ": bad attribute " + name);
+  Hid space(H5Aget_space(attr.get()), H5Sclose);
+  if (H5Tget_class(type.get()) != H5T_INTEGER || H5Sget_simple_extent_npoints(space.get()) != 1)
+    throw InputError(file, where + ": attribute '" + name + "' is not an integer scalar");
+  int64_t value = 0;
+  check_status(H5Aread(attr.get(), H5T_NATIVE_INT64, &value), file, where + ": cannot read attribute " + name);
+  return value;
+}
+
+// Opens a dataset, checks its shape is exactly `expected` and, for contiguous storage, that the
+// file really holds its bytes, before the caller allocates anything.
+Hid open_checked_dataset(hid_t parent, const std::string& name, const std::vector<hsize_t>& expected,
+                         const std::string& file, const std::string& where) {
+  if (H5Lexists(parent, name.c_str(), H5P_DEFAULT) <= 0)
+    throw InputError(file, where + ": missing dataset '" + name + "'");
+  Hid ds = checked(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), H5Dclose, file,
+                   where + ": cannot open dataset '" + name + "'");
+  Hid space(H5Dget_space(ds.get()), H5Sclose);
+  int rank = H5Sget_simple_extent_ndims(space.get());
+  std::vector<hsize_t> dims(rank > 0 ? rank : 0);
+  if (rank > 0) H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  if (dims != expected) {
+    auto str = [](const std::vector<hsize_t>& d) {
+      std::string s = "[";
+      for (size_t i = 0; i < d.size(); ++i) s += (i ? ", " : "") + std::to_string(d[i]);
+      return s + "]";
+    };
+    throw InputError(file, where + "/" + name + ": shape " + str(dims) + ", expected " + str(expected));
+  }
+  hsize_t count = 1;
+  for (hsize_t d : dims) count *= d;
+  Hid dcpl(H5Dget_create_plist(ds.get()), H5Pclose);
+  if (count > 0 && H5Pget_layout(dcpl.get()) == H5D_CONTIGUOUS) {
+    haddr_t offset = H5Dget_offset(ds.get());
+    hsize_t file_size = 0;
+    hid_t fid = H5Iget_file_id(ds.get());  // a new reference, released right away
+    if (fid >= 0) {
+      H5Fget_filesize(fid, &file_size);
+      H5Fclose(fid);
+    }
+    Hid ftype(H5Dget_type(ds.get()), H5Tclose);
+    double need = static_cast<double>(count) * static_cast<double>(H5Tget_size(ftype.get()));
+    if (offset == HADDR_UNDEF || static_cast<double>(offset) + need > static_cast<double>(file_size))
+      throw InputError(file, where + "/" + name + ": the file is truncated (dataset needs " +
+                                 std::to_string(static_cast<long long>(need)) + " bytes past offset " +
+                                 std::to_string(static_cast<long long>(offset)) + ", file has " +
+                                 std::to_string(static_cast<long long>(file_size)) + ")");
+  }
+  return ds;
+}
+
+std::vector<hsize_t> dataset_dims(hid_t parent, const std::string& name, const std::string& file,
+                                  const std::string& where) {
+  if (H5Lexists(parent, name.c_str(), H5P_DEFAULT) <= 0)
+    throw InputError(file, where + ": missing dataset '" + name + "'");
+  Hid ds = checked(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), H5Dclose, file,
+                   where + ": cannot open dataset '" + name + "'");
+  Hid space(H5Dget_space(ds.get()), H5Sclose);
+  int rank = H5Sget_simple_extent_ndims(space.get());
+  std::vector<hsize_t> dims(rank > 0 ? rank : 0);
+  if (rank > 0) H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  return dims;
+}
+
+template <typename T>
+std::vector<T> read_full(hid_t ds, hid_t mem_type, size_t count, const std::string& file, const std::string& what) {
+  std::vector<T> out(count);
+  if (count > 0)
+    check_status(H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), file, "cannot read " + what);
+  return out;
+}
+
+}  // namespace
+
+std::string atlas_layer_group(int64_t layer) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "layer_%02lld", static_cast<long long>(layer));
+  return buf;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writer
+
+struct AtlasWriter::Impl {
+  std::string tmp_path;
+  AtlasMeta meta;
+  Hid file;
+  std::vector<int32_t> layers_written;
+  bool finalized = false;
+};
+
+AtlasWriter::AtlasWriter(const std::string& path, const AtlasMeta& meta, const std::vector<int32_t>& tokens)
+    : impl_(std::make_unique<Impl>()), path_(path) {
+  silence_hdf5_errors();
+  validate_meta(meta, path);
+  if (static_cast<int64_t>(tokens.size()) != meta.tokens)
+    throw InputError(path, "meta tokens = " + std::to_string(meta.tokens) + " but " +
+                               std::to_string(tokens.size()) + " token ids were given");
+  impl_->meta = meta;
+  impl_->tmp_path = temp_path_for(path);
+  impl_->file = checked(H5Fcreate(impl_->tmp_path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose,
+                        path, "cannot create atlas file (temporary " + impl_->tmp_path + ")");
+  hid_t f = impl_->file.get();
+  write_string_attr(f, "format", kAtlasFormat, path);
+  write_int_attr(f, "version", kAtlasVersion, path);
+
+  Hid g = checked(H5Gcreate2(f, "meta", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, path,
+                  "cannot create /meta");
+  write_string_attr(g.get(), "model_fingerprint", meta.model_fingerprint, path);
+  write_string_attr(g.get(), "model_name", meta.model_name, path);
+  write_string_attr(g.get(), "arch", meta.arch, path);
+  write_int_attr(g.get(), "layers", meta.layers, path);
+  write_int_attr(g.get(), "heads", meta.heads, path);
+  write_int_attr(g.get(), "kv_heads", meta.kv_heads, path);
+  write_int_attr(g.get(), "head_dim", meta.head_dim, path);
+  write_int_attr(g.get(), "tokens", meta.tokens, path);
+  write_string_attr(g.get(), "prompt_sha256", meta.prompt_sha256, path);
+  write_string_attr(g.get(), "prompt_description", meta.prompt_description, path);
+  write_string_attr(g.get(), "tool_version", meta.tool_version, path);
+  write_int_attr(g.get(), "block_size", meta.block_size, path);
+  write_int_attr(g.get(), "last_q", meta.last_q, path);
+  write_int_attr(g.get(), "v_sink", meta.v_sink, path);
+  write_int_attr(g.get(), "s_local", meta.s_local, path);
+  write_int_attr(g.get(), "map_size", meta.map_size, path);
+
+  write_dataset(f, "tokens", H5T_STD_I32LE, H5T_NATIVE_INT32, {static_cast<hsize_t>(tokens.size())},
+                tokens.data(), path);
+}
+
+AtlasWriter::~AtlasWriter() {
+  if (impl_ && !impl_->finalized) {
+    impl_->file.reset();
+    std::error_code ec;
+    fs::remove(impl_->tmp_path, ec);
+  }
+}
+
+void AtlasWriter::write_layer(const AtlasLayer& layer) {
+  if (impl_->finalized) throw Error("internal error: AtlasWriter::write_layer after finalize");
+  const AtlasMeta& m = impl_->meta;
+  auto fail = [&](const std::string& what) {
+    throw InputError(path_, atlas_layer_group(layer.layer) + ": " + what);
+  };
+  if (layer.layer < 0 || layer.layer >= m.layers) fail("layer index outside the model's layers");
+  if (!impl_->layers_written.empty() && layer.layer <= impl_->layers_written.back())
+    fail("layers must be written once each, in ascending order");
+  const size_t hn = static_cast<size_t>(m.heads * m.tokens);
+  const size_t hmm = static_cast<size_t>(m.heads * m.map_size * m.map_size);
+  if (layer.colmass.size() != hn) fail("colmass has " + std::to_string(layer.colmass.size()) + " values, expected H*N");
+  if (layer.diagmass.size() != hn) fail("diagmass has " + std::to_string(layer.diagmass.size()) + " values, expected H*N");
+  if (layer.map.size() != hmm) fail("map has " + std::to_string(layer.map.size()) + " values, expected H*M*M");
+  if (static_cast<int64_t>(layer.candidates.size()) > kMaxCandidateRows) fail("too many candidate rows");
+  std::vector<DiskRow> rows;  // [R]
+  rows.reserve(layer.candidates.size());
+  for (const CandidateRow& r : layer.candidates) {
+    std::string problem = row_problem(r, m.heads);
+    if (!problem.empty()) fail("candidate row: " + problem);
+    rows.push_back({r.head, static_cast<int32_t>(r.pattern), r.p1, r.p2, r.cost, r.density, r.recall, r.out_err});
+  }
+
+  hid_t f = impl_->file.get();
+  std::string name = atlas_layer_group(layer.layer);
+  Hid g = checked(H5Gcreate2(f, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, path_,
+                  "cannot create /" + name);
+  write_int_attr(g.get(), "layer", layer.layer, path_);
+  const hsize_t H = m.heads, N = m.tokens, M = m.map_size;
+  write_dataset(g.get(), "colmass", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {H, N}, layer.colmass.data(), path_);
+  write_dataset(g.get(), "diagmass", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {H, N}, layer.diagmass.data(), path_);
+  write_dataset(g.get(), "map", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {H, M, M}, layer.map.data(), path_);
+  Hid row_type = candidate_row_type();
+  write_dataset(g.get(), "candidates", row_type.get(), row_type.get(), {static_cast<hsize_t>(rows.size())},
+                rows.data(), path_);
+  // Push to disk now: a crash later in the run should not cost the layers already recorded
+  // more than the rename that never happens.
+  H5Fflush(f, H5F_SCOPE_LOCAL);
+  impl_->layers_written.push_back(static_cast<int32_t>(layer.layer));
+}
+
+void AtlasWriter::finalize() {
+  if (impl_->finalized) return;
+  if (impl_->layers_written.empty()) throw InputError(path_, "no layer was recorded");
+  write_dataset(impl_->file.get(), "recorded_layers", H5T_STD_I32LE, H5T_NATIVE_INT32,
+                {static_cast<hsize_t>(impl_->layers_written.size())}, impl_->layers_written.data(), path_);
+  if (H5Fclose(impl_->file.get()) < 0) throw InputError(path_, "cannot close atlas file");
+  impl_->file = Hid();  // already closed
+  std::error_code ec;
+  fs::rename(impl_->tmp_path, path_, ec);
+  if (ec) {
+    fs::remove(impl_->tmp_path, ec);
+    throw InputError(path_, "cannot rename the finished atlas into place");
+  }
+  impl_->finalized = true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reader
+
+Atlas::Atlas(Atlas&&) noexcept = default;
+Atlas& Atlas::operator=(Atlas&&) noexcept = default;
+Atlas::~Atlas() = default;
+
+namespace {
+
+Hid open_file(const std::string& path) {
+  silence_hdf5_errors();
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) throw InputError(path, "no such atlas file");
+  if (H5Fis_hdf5(path.c_str()) <= 0) throw InputError(path, "not an HDF5 file (expected a headcal atlas)");
+  return checked(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, path, "cannot open HDF5 file");
+}
+
+Hid open_group(hid_t file, const std::string& name, const std::string& path) {
+  if (H5Lexists(file, name.c_str(), H5P_DEFAULT) <= 0) throw InputError(path, "missing group /" + name);
+  return checked(H5Gopen2(file, name.c_str(), H5P_DEFAULT), H5Gclose, path, "cannot open group /" + name);
+}
+
+std::vector<CandidateRow> read_candidates(hid_t group, const AtlasMeta& meta, const std::string& path,
+                                          const std::string& where) {
+  std::vector<hsize_t> dims = dataset_dims(group, "candidates", path, where);
+  if (dims.size() != 1) throw InputError(path, where + "/candidates: expected a 1-D table");
+  if (static_cast<int64_t>(dims[0]) > kMaxCandidateRows)
+    throw InputError(path, where + "/candidates: " + std::to_string(dims[0]) + " rows is implausible");
+  Hid ds = open_checked_dataset(group, "candidates", dims, path, where);
+  Hid ftype(H5Dget_type(ds.get()), H5Tclose);
+  if (H5Tget_class(ftype.get()) != H5T_COMPOUND)
+    throw InputError(path, where + "/candidates: not a compound table");
+  for (const char* field : {"head", "pattern", "p1", "p2", "cost", "density", "recall", "out_err"})
+    if (H5Tget_member_index(ftype.get(), field) < 0)
+      throw InputError(path, where + "/candidates: missing field '" + field + "'");
+  Hid row_type = candidate_row_type();
+  std::vector<DiskRow> disk = read_full<DiskRow>(ds.get(), row_type.get(), dims[0], path, where + "/candidates");
+  std::vector<CandidateRow> rows;
+  rows.reserve(disk.size());
+  for (size_t i = 0; i < disk.size(); ++i) {
+    const DiskRow& d = disk[i];
+    CandidateRow r{d.head, static_cast<PatternKind>(d.pattern), d.p1, d.p2, d.cost, d.density, d.recall, d.out_err};
+    std::string problem = row_problem(r, meta.heads);
+    if (problem.empty()) problem = candidate_problem(r.candidate(), meta.defaults());
+    if (!problem.empty()) throw InputError(path, where + "/candidates row " + std::to_string(i) + ": " + problem);
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+}  // namespace
+
+Atlas Atlas::open(const std::string& path) {
+  Hid file = open_file(path);
+  hid_t f = file.get();
+  Atlas a;
+  a.path_ = path;
+  std::string format = read_string_attr(f, "format", path, "/");
+  if (format != kAtlasFormat) throw InputError(path, "format is '" + format + "', expected '" + kAtlasFormat + "'");
+  a.version_ = read_int_attr(f, "version", path, "/");
+  if (a.version_ != kAtlasVersion)
+    throw InputError(path, "atlas version " + std::to_string(a.version_) + " is not supported (this headcal reads version " +
+                               std::to_string(kAtlasVersion) + ")");
+
+  Hid g = open_group(f, "meta", path);
+  AtlasMeta& m = a.meta_;
+  m.model_fingerprint = read_string_attr(g.get(), "model_fingerprint", path, "/meta");
+  m.model_name = read_string_attr(g.get(), "model_name", path, "/meta");
+  m.arch = read_string_attr(g.get(), "arch", path, "/meta");
+  m.layers = read_int_attr(g.get(), "layers", path, "/meta");
+  m.heads = read_int_attr(g.get(), "heads", path, "/meta");
+  m.kv_heads = read_int_attr(g.get(), "kv_heads", path, "/meta");
+  m.head_dim = read_int_attr(g.get(), "head_dim", path, "/meta");
+  m.tokens = read_int_attr(g.get(), "tokens", path, "/meta");
+  m.prompt_sha256 = read_string_attr(g.get(), "prompt_sha256", path, "/meta");
+  m.prompt_description = read_string_attr(g.get(), "prompt_description", path, "/meta");
+  m.tool_version = read_string_attr(g.get(), "tool_version", path, "/meta");
+  m.block_size = read_int_attr(g.get(), "block_size", path, "/meta");
+  m.last_q = read_int_attr(g.get(), "last_q", path, "/meta");
+  m.v_sink = read_int_attr(g.get(), "v_sink", path, "/meta");
+  m.s_local = read_int_attr(g.get(), "s_local", path, "/meta");
+  m.map_size = read_int_attr(g.get(), "map_size", path, "/meta");
+  validate_meta(m, path);
+
+  {
+    Hid ds = open_checked_dataset(f, "tokens", {static_cast<hsize_t>(m.tokens)}, path, "/");
+    a.tokens_ = read_full<int32_t>(ds.get(), H5T_NATIVE_INT32, m.tokens, path, "/tokens");
+  }
+  std::vector<hsize_t> ldims = dataset_dims(f, "recorded_layers", path, "/");
+  if (ldims.size() != 1 || ldims[0] < 1 || static_cast<int64_t>(ldims[0]) > m.layers)
+    throw InputError(path, "/recorded_layers: expected between 1 and " + std::to_string(m.layers) + " layers");
+  std::vector<int32_t> layers;
+  {
+    Hid ds = open_checked_dataset(f, "recorded_layers", ldims, path, "/");
+    layers = read_full<int32_t>(ds.get(), H5T_NATIVE_INT32, ldims[0], path, "/recorded_layers");
+  }
+  for (size_t i = 0; i < layers.size(); ++i) {
+    if (layers[i] < 0 || layers[i] >= m.layers || (i > 0 && layers[i] <= layers[i - 1]))
+      throw InputError(path, "/recorded_layers: must be ascending layer indices in [0, " + std::to_string(m.layers) + ")");
+    a.layers_.push_back(layers[i]);
+    std::string name = atlas_layer_group(layers[i]);
+    Hid lg = open_group(f, name, path);
+    a.candidates_.push_back(read_candidates(lg.get(), m, path, "/" + name));
+  }
+  return a;
+}
+
+bool Atlas::has_layer(int64_t layer) const {
+  for (int64_t l : layers_)
+    if (l == layer) return true;
+  return false;
+}
+
+const std::vector<CandidateRow>& Atlas::candidates(int64_t layer) const {
+  for (size_t i = 0; i < layers_.size(); ++i)
+    if (layers_[i] == layer) return candidates_[i];
+  throw InputError(path_, "layer " + std::to_string(layer) + " was not recorded");
+}
+
+AtlasLayer Atlas::read_layer(int64_t layer) const {
+  AtlasLayer out;
+  out.layer = layer;
+  out.candidates = candidates(layer);
+  Hid file = open_file(path_);
+  std::string name = atlas_layer_group(layer);
+  Hid g = open_group(file.get(), name, path_);
+  const hsize_t H = meta_.heads, N = meta_.tokens, M = meta_.map_size;
+  {
+    Hid ds = open_checked_dataset(g.get(), "colmass", {H, N}, path_, "/" + name);
+    out.colmass = read_full<float>(ds.get(), H5T_NATIVE_FLOAT, H * N, path_, "/" + name + "/colmass");
+  }
+  {
+    Hid ds = open_checked_dataset(g.get(), "diagmass", {H, N}, path_, "/" + name);
+    out.diagmass = read_full<float>(ds.get(), H5T_NATIVE_FLOAT, H * N, path_, "/" + name + "/diagmass");
+  }
+  {
+    Hid ds = open_checked_dataset(g.get(), "map", {H, M, M}, path_, "/" + name);
+    out.map = read_full<float>(ds.get(), H5T_NATIVE_FLOAT, H * M * M, path_, "/" + name + "/map");
+  }
+  return out;
+}
+
+}  // namespace hc

@@ -1,0 +1,561 @@
+#pragma once
+// The one attention kernel of headcal (internal; launched by attention.cu).
+//
+// FlashAttention-2-style forward: each CTA owns kRows = 16 * kWarps query rows of one head, each
+// warp 16 rows held as mma.sync m16n8k16 fragments (Q stays in registers, fp32 accumulators).
+// Keys come in tiles of 64 rows, double-buffered in shared memory through cp.async, so the
+// loads of tile j+1 run under the tensor-core work of tile j. A tile is either 64 consecutive
+// keys of a range, or up to 64 gathered columns; the per-CTA tile list is walked from the sparse
+// index (or, for the dense fast path, from the single causal range [0, r0 + kRows)).
+// Masks (causal, partial tile) are applied only on tiles that need them.
+//
+// Shared memory rows are 128 or 256 bytes; 16-byte chunk c of row r is stored at chunk
+// c ^ (r & 7), so the 8 rows an ldmatrix phase reads hit 8 different bank groups.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+namespace hc::kernels::detail {
+
+struct FlashArgs {
+  const void* q;  // [N, H, D], row stride q_stride
+  const void* k;  // [N, Hkv, D], row stride k_stride
+  const void* v;  // [N, Hkv, D], row stride v_stride
+  void* o;        // [N, H, D], row stride o_stride (may be null)
+  float* lse;     // [H, N] (may be null)
+  int n_tokens;
+  int n_heads;
+  int group;  // n_heads / n_kv_heads
+  int n_row_tiles;
+  int64_t q_stride, k_stride, v_stride, o_stride;
+  float scale_log2;  // softmax scale * log2(e)
+  // Sparse index (device), slot = head * n_row_blocks + row_block; unused on the dense path.
+  const int32_t* range_offsets;
+  const int32_t* range_begin;
+  const int32_t* range_end;
+  const int32_t* col_offsets;
+  const int32_t* cols;
+  const int32_t* band_sink;   // [H] or null
+  const int32_t* band_local;  // [H] or null; 0 = no band on that head
+  // Probe mode.
+  const float* probe_lse;               // [H, N]
+  double* probe_recall;                 // [H] (raw sums; divided by N afterwards)
+  unsigned long long* probe_pairs;      // [H]
+};
+
+constexpr int kKeyTile = 64;
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16-byte global->shared copy; when !valid nothing is read and the destination is zero-filled.
+__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
+  const int bytes = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+template <typename T>
+struct MmaOp;
+template <>
+struct MmaOp<__nv_bfloat16> {
+  __device__ __forceinline__ static void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                             uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+  __device__ __forceinline__ static uint32_t pack(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+  }
+};
+template <>
+struct MmaOp<__half> {
+  __device__ __forceinline__ static void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                             uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+  __device__ __forceinline__ static uint32_t pack(float lo, float hi) {
+    __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+  }
+};
+
+// One key tile of a CTA's work list.
+struct KeyTile {
+  int kind;   // 0 none, 1 consecutive keys [start, start + count), 2 gathered cols[start .. start + count)
+  int start;  // first key (kind 1) or first position in cols (kind 2)
+  int count;  // 1..64 valid keys
+  int first;  // smallest key index in the tile
+  int last;   // largest key index in the tile
+};
+
+// Walks a CTA's ranges (split into 64-key tiles) and then its gathered columns (in chunks of 64).
+// Every thread runs it with the same values, so it is uniform control flow.
+struct TileCursor {
+  const int32_t* range_begin;
+  const int32_t* range_end;
+  const int32_t* cols;
+  int range_i, range_stop, pos, cur_end;
+  int col_i, col_stop;
+
+  __device__ __forceinline__ void skip_empty_ranges() {
+    while (range_i < range_stop) {
+      pos = __ldg(range_begin + range_i);
+      cur_end = __ldg(range_end + range_i);
+      if (cur_end > pos) break;
+      ++range_i;
+    }
+  }
+  __device__ __forceinline__ KeyTile next_any() {
+    KeyTile t;
+    if (range_i < range_stop) {
+      t.kind = 1;
+      t.start = pos;
+      t.count = min(kKeyTile, cur_end - pos);
+      t.first = pos;
+      t.last = pos + t.count - 1;
+      pos += kKeyTile;
+      if (pos >= cur_end) {
+        ++range_i;
+        if (range_begin != nullptr) skip_empty_ranges();
+      }
+    } else if (col_i < col_stop) {
+      t.kind = 2;
+      t.start = col_i;
+      t.count = min(kKeyTile, col_stop - col_i);
+      t.first = __ldg(cols + col_i);
+      t.last = __ldg(cols + col_i + t.count - 1);
+      col_i += kKeyTile;
+    } else {
+      t.kind = 0;
+      t.start = t.count = t.first = 0;
+      t.last = -1;
+    }
+    return t;
+  }
+
+  // Largest key of the tile not above r1 (< first when every key is above r1).
+  __device__ __forceinline__ int last_causal(const KeyTile& t, int r1) const {
+    if (t.last <= r1) return t.last;
+    if (t.kind == 1) return r1;
+    int lo = 0, hi = t.count;  // cols ascending: count the entries <= r1
+    while (lo < hi) {
+      const int mid = (lo + hi) >> 1;
+      if (__ldg(cols + t.start + mid) <= r1) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo == 0 ? t.first - 1 : __ldg(cols + t.start + lo - 1);
+  }
+
+  // The next tile with at least one (row, key) pair passing the causal and band masks of rows
+  // r0..r1 (kernels/sparse/cost.h, tile_has_work): tiles without one are neither loaded nor counted.
+  __device__ __forceinline__ KeyTile next(int r0, int r1, int band_sink, int band_local) {
+    for (;;) {
+      const KeyTile t = next_any();
+      if (t.kind == 0) return t;
+      const int hi = last_causal(t, r1);
+      if (t.first > r1 || hi < t.first) continue;
+      if (band_local <= 0 || t.first < band_sink || max(0, r0 - hi) < band_local) return t;
+    }
+  }
+};
+
+// Rows per CTA: kWarps warps of 16 * kM rows each.
+template <int kWarps, int kM>
+constexpr int flash_rows() {
+  return kWarps * 16 * kM;
+}
+
+template <int D, int kWarps, int kM>
+constexpr int flash_smem_bytes() {
+  return (flash_rows<kWarps, kM>() + 4 * kKeyTile) * D * 2 + 2 * kKeyTile * 4;
+}
+
+// Register budget (ptxas, nvcc 13.0): with kM = 1, d=128 keeps 64 O accumulators + 32 Q
+// registers per thread and needs ~222 registers; capped at 168 it spilled 136 bytes, so it gets
+// 255 (2 CTAs of 4 warps). d=64 spilled 40 bytes at 128 registers, so 4-warp CTAs get 168.
+// kM = 2 (32 rows per warp, as FlashAttention-2) reads Q from shared memory and gets 255.
+template <int D, int kWarps, int kM>
+constexpr int flash_min_blocks() {
+  return kM == 2 ? (kWarps == 4 ? 2 : 1) : (D == 64 ? (kWarps == 4 ? 3 : 2) : (kWarps == 4 ? 2 : 1));
+}
+
+// kM m16 subtiles per warp: 16 rows (kM = 1, Q fragments held in registers) or 32 rows (kM = 2,
+// Q re-read from shared memory; each K/V fragment loaded feeds two MMAs, halving shared-memory
+// traffic per FLOP, as FlashAttention-2 does).
+template <typename T, int D, int kWarps, int kM, bool kDense, bool kProbe>
+__global__ void __launch_bounds__(kWarps * 32, (flash_min_blocks<D, kWarps, kM>()))
+    flash_forward_kernel(const FlashArgs a) {
+  using Mma = MmaOp<T>;
+  constexpr int kRows = flash_rows<kWarps, kM>();
+  constexpr int kThreads = kWarps * 32;
+  constexpr int kChunks = D / 8;  // 16-byte chunks per row
+  constexpr int kRowBytes = D * 2;
+  constexpr int kWarpRows = 16 * kM;
+  constexpr float kNegInf = -__builtin_huge_valf();
+  static_assert(kRows == kKeyTile || kDense, "sparse CTAs own exactly one 64-row block");
+
+  extern __shared__ __align__(128) unsigned char smem[];
+  unsigned char* sQ = smem;                                // [kRows][D]
+  unsigned char* sK = sQ + kRows * kRowBytes;              // [2][64][D]
+  unsigned char* sV = sK + 2 * kKeyTile * kRowBytes;       // [2][64][D]
+  int* sKeys = reinterpret_cast<int*>(sV + 2 * kKeyTile * kRowBytes);  // [2][64]
+
+  // Longest row tiles first; the heads of one row tile are adjacent, so the heads of a GQA group
+  // read the same K/V tiles at about the same time and share them in L2.
+  const int item = blockIdx.x;
+  const int head = item % a.n_heads;
+  const int row_tile = a.n_row_tiles - 1 - item / a.n_heads;
+  const int r0 = row_tile * kRows;
+  const int kv_head = head / a.group;
+  const int N = a.n_tokens;
+  const int tid = threadIdx.x;
+  const int warp = tid >> 5, lane = tid & 31;
+  const int g = lane >> 2, t4 = lane & 3;
+
+  const T* q_base = static_cast<const T*>(a.q) + static_cast<int64_t>(head) * D;
+  const T* k_base = static_cast<const T*>(a.k) + static_cast<int64_t>(kv_head) * D;
+  const T* v_base = static_cast<const T*>(a.v) + static_cast<int64_t>(kv_head) * D;
+
+  TileCursor cursor;
+  cursor.cols = a.cols;
+  if constexpr (kDense) {
+    cursor.range_begin = cursor.range_end = nullptr;
+    cursor.range_i = 0;
+    cursor.range_stop = 1;
+    cursor.pos = 0;
+    cursor.cur_end = min(N, r0 + kRows);
+    cursor.col_i = cursor.col_stop = 0;
+  } else {
+    const int slot = head * a.n_row_tiles + row_tile;
+    cursor.range_begin = a.range_begin;
+    cursor.range_end = a.range_end;
+    cursor.range_i = __ldg(a.range_offsets + slot);
+    cursor.range_stop = __ldg(a.range_offsets + slot + 1);
+    cursor.skip_empty_ranges();
+    cursor.col_i = __ldg(a.col_offsets + slot);
+    cursor.col_stop = __ldg(a.col_offsets + slot + 1);
+  }
+  const int r1 = min(N, r0 + kRows) - 1;  // last real row of the CTA
+  int band_sink = 0, band_local = 0;       // per-row window (a_shape); band_local 0: none
+  if constexpr (!kDense) {
+    if (a.band_local != nullptr) band_local = __ldg(a.band_local + head);
+    if (a.band_sink != nullptr && band_local > 0) band_sink = __ldg(a.band_sink + head);
+  }
+
+  auto load_tile = [&](const KeyTile& t, int stage) {
+    const uint32_t k_dst = smem_addr(sK + stage * kKeyTile * kRowBytes);
+    const uint32_t v_dst = smem_addr(sV + stage * kKeyTile * kRowBytes);
+#pragma unroll
+    for (int it = 0; it < kKeyTile * kChunks / kThreads; ++it) {
+      const int idx = tid + it * kThreads;
+      const int r = idx / kChunks, c = idx % kChunks;
+      const bool valid = r < t.count;
+      int key = 0;
+      if (valid) key = t.kind == 1 ? t.start + r : __ldg(a.cols + t.start + r);
+      const uint32_t off = r * kRowBytes + ((c ^ (r & 7)) << 4);
+      cp_async_16(k_dst + off, k_base + static_cast<int64_t>(key) * a.k_stride + c * 8, valid);
+      cp_async_16(v_dst + off, v_base + static_cast<int64_t>(key) * a.v_stride + c * 8, valid);
+    }
+    if (t.kind == 2) {
+      for (int r = tid; r < kKeyTile; r += kThreads)
+        sKeys[stage * kKeyTile + r] = r < t.count ? __ldg(a.cols + t.start + r) : -1;
+    }
+  };
+
+  // Q tile: rows past N are zero-filled (their results are never written).
+  {
+    const uint32_t q_dst = smem_addr(sQ);
+#pragma unroll
+    for (int it = 0; it < kRows * kChunks / kThreads; ++it) {
+      const int idx = tid + it * kThreads;
+      const int r = idx / kChunks, c = idx % kChunks;
+      const int row = r0 + r;
+      const bool valid = row < N;
+      cp_async_16(q_dst + r * kRowBytes + ((c ^ (r & 7)) << 4),
+                  q_base + static_cast<int64_t>(valid ? row : 0) * a.q_stride + c * 8, valid);
+    }
+  }
+
+  const int warp_row0 = r0 + warp * kWarpRows;
+  // Row of accumulator slot (mi, half): warp_row0 + 16 mi + g + 8 half; index ri = 2 mi + half.
+  auto row_of = [&](int ri) { return warp_row0 + 16 * (ri >> 1) + g + 8 * (ri & 1); };
+  const float sl2 = a.scale_log2;
+
+  float probe_lse2[2 * kM];
+  float probe_sum[2 * kM];
+#pragma unroll
+  for (int ri = 0; ri < 2 * kM; ++ri) {
+    probe_lse2[ri] = 0.f;
+    probe_sum[ri] = 0.f;
+    if constexpr (kProbe) {
+      constexpr float kLog2e = 1.4426950408889634f;
+      const int row = row_of(ri);
+      if (row < N) probe_lse2[ri] = __ldg(a.probe_lse + static_cast<int64_t>(head) * N + row) * kLog2e;
+    }
+  }
+  long long probe_pairs = 0;  // counted by thread 0 only, per tile as cost.h defines
+
+  float o_acc[kM][D / 8][4];
+#pragma unroll
+  for (int mi = 0; mi < kM; ++mi)
+#pragma unroll
+    for (int i = 0; i < D / 8; ++i) o_acc[mi][i][0] = o_acc[mi][i][1] = o_acc[mi][i][2] = o_acc[mi][i][3] = 0.f;
+  float m_run[2 * kM], l_run[2 * kM];
+#pragma unroll
+  for (int ri = 0; ri < 2 * kM; ++ri) {
+    m_run[ri] = kNegInf;
+    l_run[ri] = 0.f;
+  }
+  // kM = 1 keeps Q in registers; kM = 2 re-reads it from shared memory (registers go to O).
+  uint32_t q_frag[kM == 1 ? D / 16 : 1][4];
+  const uint32_t q_src = smem_addr(sQ);
+  auto q_fragment = [&](int mi, int kk, uint32_t (&dst)[4]) {
+    const int r = warp * kWarpRows + mi * 16 + (lane & 15);
+    const int c = 2 * kk + (lane >> 4);
+    ldmatrix_x4(dst, q_src + r * kRowBytes + ((c ^ (r & 7)) << 4));
+  };
+
+  KeyTile cur = cursor.next(r0, r1, band_sink, band_local);
+  if (cur.kind != 0) load_tile(cur, 0);
+  cp_async_commit();
+
+  int stage = 0;
+  bool first = true;
+  while (cur.kind != 0) {
+    const KeyTile nxt = cursor.next(r0, r1, band_sink, band_local);
+    if (nxt.kind != 0) load_tile(nxt, stage ^ 1);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+
+    if constexpr (kM == 1) {
+      if (first) {
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) q_fragment(0, kk, q_frag[kk]);
+      }
+    }
+    first = false;
+
+    // S = Q K^T for this warp's 16 kM rows x 64 keys.
+    float s[kM][8][4];
+#pragma unroll
+    for (int mi = 0; mi < kM; ++mi)
+#pragma unroll
+      for (int nb = 0; nb < 8; ++nb) s[mi][nb][0] = s[mi][nb][1] = s[mi][nb][2] = s[mi][nb][3] = 0.f;
+    const uint32_t k_src = smem_addr(sK + stage * kKeyTile * kRowBytes);
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      uint32_t qa[kM][4];
+      if constexpr (kM == 1) {
+#pragma unroll
+        for (int x = 0; x < 4; ++x) qa[0][x] = q_frag[kk][x];
+      } else {
+#pragma unroll
+        for (int mi = 0; mi < kM; ++mi) q_fragment(mi, kk, qa[mi]);
+      }
+#pragma unroll
+      for (int nb = 0; nb < 8; nb += 2) {
+        uint32_t b[4];
+        const int key = nb * 8 + (lane & 7) + ((lane >> 4) << 3);
+        const int c = 2 * kk + ((lane >> 3) & 1);
+        ldmatrix_x4(b, k_src + key * kRowBytes + ((c ^ (key & 7)) << 4));
+#pragma unroll
+        for (int mi = 0; mi < kM; ++mi) {
+          Mma::run(s[mi][nb], qa[mi], b[0], b[1]);
+          Mma::run(s[mi][nb + 1], qa[mi], b[2], b[3]);
+        }
+      }
+    }
+
+    // Masks: keys past the tile's valid count, keys after the row (causality), and keys outside
+    // the band (a_shape's per-row window: keep j < sink or i - j < local).
+    const bool band_mask = band_local > 0 && cur.last >= band_sink &&
+                           warp_row0 + kWarpRows - 1 - cur.first >= band_local;
+    if (cur.count < kKeyTile || cur.last > warp_row0 || band_mask) {
+#pragma unroll
+      for (int nb = 0; nb < 8; ++nb) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int col = nb * 8 + 2 * t4 + (e & 1);
+          int key;
+          bool ok;
+          if (cur.kind == 1) {
+            key = cur.start + col;
+            ok = col < cur.count;
+          } else {
+            key = sKeys[stage * kKeyTile + col];
+            ok = key >= 0;
+          }
+#pragma unroll
+          for (int mi = 0; mi < kM; ++mi) {
+            const int row = row_of(2 * mi + (e >> 1));
+            if (!ok || key > row) s[mi][nb][e] = kNegInf;
+            if (band_mask && key >= band_sink && row - key >= band_local) s[mi][nb][e] = kNegInf;
+          }
+        }
+      }
+    }
+
+    if constexpr (kProbe) {
+#pragma unroll
+      for (int mi = 0; mi < kM; ++mi)
+#pragma unroll
+        for (int nb = 0; nb < 8; ++nb)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int ri = 2 * mi + (e >> 1);
+            if (s[mi][nb][e] != kNegInf) probe_sum[ri] += exp2f(fmaf(s[mi][nb][e], sl2, -probe_lse2[ri]));
+          }
+      if (tid == 0) probe_pairs += static_cast<long long>(r1 - r0 + 1) * cur.count;
+    }
+
+    // Online softmax (base 2): running max m (raw score units) and per-thread partial sums l.
+#pragma unroll
+    for (int mi = 0; mi < kM; ++mi) {
+      float mx[2] = {m_run[2 * mi], m_run[2 * mi + 1]};
+#pragma unroll
+      for (int nb = 0; nb < 8; ++nb) {
+        mx[0] = fmaxf(mx[0], fmaxf(s[mi][nb][0], s[mi][nb][1]));
+        mx[1] = fmaxf(mx[1], fmaxf(s[mi][nb][2], s[mi][nb][3]));
+      }
+      float ref[2], alpha[2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
+        mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
+        // A row with no unmasked key so far keeps m = -inf; subtracting 0 then avoids inf - inf.
+        ref[i] = mx[i] == kNegInf ? 0.f : mx[i] * sl2;
+        // An unchanged max rescales by exactly 1 (a fully masked tile leaves the row untouched,
+        // so the dense and index-driven paths agree bit for bit).
+        alpha[i] = mx[i] == m_run[2 * mi + i] ? 1.f : exp2f(m_run[2 * mi + i] * sl2 - ref[i]);
+        m_run[2 * mi + i] = mx[i];
+      }
+      float row_sum[2] = {0.f, 0.f};
+#pragma unroll
+      for (int nb = 0; nb < 8; ++nb) {
+        s[mi][nb][0] = exp2f(fmaf(s[mi][nb][0], sl2, -ref[0]));
+        s[mi][nb][1] = exp2f(fmaf(s[mi][nb][1], sl2, -ref[0]));
+        s[mi][nb][2] = exp2f(fmaf(s[mi][nb][2], sl2, -ref[1]));
+        s[mi][nb][3] = exp2f(fmaf(s[mi][nb][3], sl2, -ref[1]));
+        row_sum[0] += s[mi][nb][0] + s[mi][nb][1];
+        row_sum[1] += s[mi][nb][2] + s[mi][nb][3];
+      }
+      l_run[2 * mi] = l_run[2 * mi] * alpha[0] + row_sum[0];
+      l_run[2 * mi + 1] = l_run[2 * mi + 1] * alpha[1] + row_sum[1];
+#pragma unroll
+      for (int db = 0; db < D / 8; ++db) {
+        o_acc[mi][db][0] *= alpha[0];
+        o_acc[mi][db][1] *= alpha[0];
+        o_acc[mi][db][2] *= alpha[1];
+        o_acc[mi][db][3] *= alpha[1];
+      }
+    }
+
+    // O += P V: the S accumulators of two 8-key blocks form one 16-key A fragment.
+    const uint32_t v_src = smem_addr(sV + stage * kKeyTile * kRowBytes);
+#pragma unroll
+    for (int kk = 0; kk < kKeyTile / 16; ++kk) {
+      uint32_t p[kM][4];
+#pragma unroll
+      for (int mi = 0; mi < kM; ++mi) {
+        p[mi][0] = Mma::pack(s[mi][2 * kk][0], s[mi][2 * kk][1]);
+        p[mi][1] = Mma::pack(s[mi][2 * kk][2], s[mi][2 * kk][3]);
+        p[mi][2] = Mma::pack(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
+        p[mi][3] = Mma::pack(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
+      }
+#pragma unroll
+      for (int db = 0; db < D / 8; db += 2) {
+        uint32_t b[4];
+        const int key = kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
+        const int c = db + (lane >> 4);
+        ldmatrix_x4_trans(b, v_src + key * kRowBytes + ((c ^ (key & 7)) << 4));
+#pragma unroll
+        for (int mi = 0; mi < kM; ++mi) {
+          Mma::run(o_acc[mi][db], p[mi], b[0], b[1]);
+          Mma::run(o_acc[mi][db + 1], p[mi], b[2], b[3]);
+        }
+      }
+    }
+
+    __syncthreads();  // the next iteration's loads overwrite the stage just read
+    stage ^= 1;
+    cur = nxt;
+  }
+  cp_async_wait<0>();
+
+  // Epilogue: full row sums, normalisation, O and LSE.
+  float inv[2 * kM];
+#pragma unroll
+  for (int ri = 0; ri < 2 * kM; ++ri) {
+    l_run[ri] += __shfl_xor_sync(0xffffffffu, l_run[ri], 1);
+    l_run[ri] += __shfl_xor_sync(0xffffffffu, l_run[ri], 2);
+    inv[ri] = l_run[ri] > 0.f ? 1.f / l_run[ri] : 0.f;
+  }
+  if (a.o != nullptr) {
+    T* o_base = static_cast<T*>(a.o) + static_cast<int64_t>(head) * D;
+#pragma unroll
+    for (int mi = 0; mi < kM; ++mi) {
+      const int row_a = row_of(2 * mi), row_b = row_of(2 * mi + 1);
+#pragma unroll
+      for (int db = 0; db < D / 8; ++db) {
+        const int col = db * 8 + 2 * t4;
+        if (row_a < N)
+          *reinterpret_cast<uint32_t*>(o_base + static_cast<int64_t>(row_a) * a.o_stride + col) =
+              Mma::pack(o_acc[mi][db][0] * inv[2 * mi], o_acc[mi][db][1] * inv[2 * mi]);
+        if (row_b < N)
+          *reinterpret_cast<uint32_t*>(o_base + static_cast<int64_t>(row_b) * a.o_stride + col) =
+              Mma::pack(o_acc[mi][db][2] * inv[2 * mi + 1], o_acc[mi][db][3] * inv[2 * mi + 1]);
+      }
+    }
+  }
+  if (a.lse != nullptr && t4 == 0) {
+    constexpr float kLn2 = 0.6931471805599453f;
+#pragma unroll
+    for (int ri = 0; ri < 2 * kM; ++ri) {
+      const int row = row_of(ri);
+      if (row < N)
+        a.lse[static_cast<int64_t>(head) * N + row] =
+            l_run[ri] > 0.f ? (m_run[ri] * sl2 + __log2f(l_run[ri])) * kLn2 : kNegInf;
+    }
+  }
+
+  if constexpr (kProbe) {
+    // Rows past N hold zero-filled queries: they are not part of any C(i).
+    double sum = 0.0;
+#pragma unroll
+    for (int ri = 0; ri < 2 * kM; ++ri)
+      if (row_of(ri) < N) sum += probe_sum[ri];
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+    if (lane == 0) atomicAdd(a.probe_recall + head, sum);
+    if (tid == 0) atomicAdd(a.probe_pairs + head, static_cast<unsigned long long>(probe_pairs));
+  }
+}
+
+}  // namespace hc::kernels::detail

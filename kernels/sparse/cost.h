@@ -1,0 +1,71 @@
+#pragma once
+// Cost accounting (DESIGN.md): cost of a head = pairs computed at the kernel's block granularity
+// x 4*d FLOPs (QK^T and PV, 2 FLOPs per multiply-add each) + the estimator's FLOPs.
+// Density = cost / dense_cost_flops(N, d).
+//
+// Kernel block granularity (what a FlashAttention-style kernel with 64-row and 64-key tiles
+// computes; the CUDA kernels' probe_pairs count exactly this): for every slot (head, row block R)
+// with rows r0 = 64R .. r1 = min(64R + 63, N - 1), rows = r1 - r0 + 1,
+//  - each range [b, e) is processed in key tiles [b, b+64), [b+64, b+128), ... the last one cut
+//    at e; a tile contributes rows x (keys in the tile);
+//  - the gathered columns are processed in chunks of 64 consecutive entries of the slot's column
+//    list (the last chunk shorter); a chunk contributes rows x (columns in the chunk);
+//  - a tile or chunk is skipped (contributes 0) when no (row, key) pair in it passes the per-row
+//    mask, i.e. tile_has_work() below is false. For indexes from the builders (ranges clipped at
+//    r1 + 1, columns <= r1, band only on a_shape heads) no tile or chunk is ever skipped.
+// Masked-out pairs inside a computed tile (above the diagonal, outside the band) are counted:
+// the kernel computes them.
+#include <cstdint>
+
+#include "kernels/sparse/pattern.h"
+#include "kernels/sparse/sparse_index.h"
+
+namespace hc::kernels {
+
+// Whether a tile of keys whose smallest key is key_lo and whose largest key not above r1 is
+// key_hi_causal (key_hi_causal < key_lo: every key is above r1) has any pair passing the mask of
+// rows r0..r1 (causal, and the band when band_local > 0). The nearest row to a key c <= r1 is
+// max(r0, c), at distance max(0, r0 - c); the smallest distance in the tile is at key_hi_causal.
+inline bool tile_has_work(int64_t r0, int64_t r1, int64_t key_lo, int64_t key_hi_causal,
+                          int64_t band_sink, int64_t band_local) {
+  if (key_lo > r1 || key_hi_causal < key_lo) return false;
+  if (band_local <= 0) return true;
+  if (key_lo < band_sink) return true;
+  const int64_t nearest = r0 - key_hi_causal > 0 ? r0 - key_hi_causal : 0;
+  return nearest < band_local;
+}
+
+// Pairs one head computes at kernel block granularity (host index).
+int64_t kernel_pair_count(const SparseIndexView& index, int64_t head);
+inline int64_t kernel_pair_count(const SparseIndex& index, int64_t head) {
+  return kernel_pair_count(index.view(), head);
+}
+
+// Pairs of the dense index at kernel granularity: sum_R rows_R * (r1_R + 1).
+int64_t dense_pair_count(int64_t n_tokens);
+
+// Estimator FLOPs for one head:
+//   dense, a_shape: 0.
+//   vertical_slash: L * N * (2d + 6), L = min(last_q, N): QK^T of the last L queries (2d per
+//     pair), softmax (4 per pair: scale, max-subtract, exp, normalise), column and diagonal sums
+//     (2 per pair). Top-k selection is not counted (no FLOPs).
+//   block_sparse: 2 * N * d (pooling Q and K: one add per element) + 2 * nb^2 * d (all block
+//     scores, nb = ceil(N / 64)).
+double estimator_flops(const PatternConfig& config, int64_t n_tokens, int64_t head_dim,
+                       const EstimatorSettings& settings = {});
+
+// kernel_pair_count(index, head) * 4 * d + estimator_flops(config, N, d).
+double head_cost_flops(const SparseIndexView& index, int64_t head, const PatternConfig& config,
+                       int64_t head_dim, const EstimatorSettings& settings = {});
+inline double head_cost_flops(const SparseIndex& index, int64_t head, const PatternConfig& config,
+                              int64_t head_dim, const EstimatorSettings& settings = {}) {
+  return head_cost_flops(index.view(), head, config, head_dim, settings);
+}
+
+// dense_pair_count(N) * 4 * d.
+double dense_cost_flops(int64_t n_tokens, int64_t head_dim);
+
+// cost / dense_cost_flops(N, d).
+double density(double cost_flops, int64_t n_tokens, int64_t head_dim);
+
+}  // namespace hc::kernels

@@ -1,0 +1,699 @@
+// GPU index builders (kernels/sparse/index_gpu.h). Every builder is a per-slot rule run twice
+// over all (head, row block) slots: once counting ranges and columns, once writing them at the
+// offsets an exclusive scan of the counts gives (the CSR layout of sparse_index.h).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "common/cuda_check.h"
+#include "common/error.h"
+#include "kernels/attention/flash_forward.cuh"
+#include "kernels/sparse/index_gpu.h"
+
+namespace hc::kernels {
+
+struct DeviceIndexAccess {
+  static DeviceSparseIndex& self(DeviceSparseIndex& x) { return x; }
+  static int64_t& n_heads(DeviceSparseIndex& x) { return x.n_heads_; }
+  static int64_t& n_tokens(DeviceSparseIndex& x) { return x.n_tokens_; }
+  static int64_t& total_ranges(DeviceSparseIndex& x) { return x.total_ranges_; }
+  static int64_t& total_cols(DeviceSparseIndex& x) { return x.total_cols_; }
+  static std::shared_ptr<int32_t>& range_offsets(DeviceSparseIndex& x) { return x.range_offsets_; }
+  static std::shared_ptr<int32_t>& range_begin(DeviceSparseIndex& x) { return x.range_begin_; }
+  static std::shared_ptr<int32_t>& range_end(DeviceSparseIndex& x) { return x.range_end_; }
+  static std::shared_ptr<int32_t>& col_offsets(DeviceSparseIndex& x) { return x.col_offsets_; }
+  static std::shared_ptr<int32_t>& cols(DeviceSparseIndex& x) { return x.cols_; }
+  static std::shared_ptr<int32_t>& band_sink(DeviceSparseIndex& x) { return x.band_sink_; }
+  static std::shared_ptr<int32_t>& band_local(DeviceSparseIndex& x) { return x.band_local_; }
+};
+
+namespace {
+
+constexpr const char* kWhat = "sparse index (GPU)";
+
+// Stream-ordered allocation: the pool makes repeated builds cheap (no device-wide sync).
+template <typename T>
+std::shared_ptr<T> device_alloc(size_t n, cudaStream_t stream) {
+  void* p = nullptr;
+  HC_CHECK_CUDA(cudaMallocAsync(&p, std::max<size_t>(1, n) * sizeof(T), stream));
+  // Freed on the legacy default stream, which is ordered after every blocking stream: the
+  // allocating stream may be gone by the time an index is dropped.
+  return std::shared_ptr<T>(static_cast<T*>(p), [](T* q) { cudaFreeAsync(q, nullptr); });
+}
+
+__device__ __forceinline__ int last_row(int rb, int n) { return min(rb * kBlock + kBlock - 1, n - 1); }
+
+// Collects one slot's ranges (given ascending by begin; overlapping or touching ones merge, as
+// the CPU HeadIndexBuilder does) and columns; counts them, or writes them when fill is set.
+struct SlotEmitter {
+  int32_t* rb;
+  int32_t* re;
+  int32_t* cols;
+  bool fill;
+  int n_ranges = 0, n_cols = 0;
+  int cur_b = 0, cur_e = 0;
+  bool open = false;
+
+  __device__ void add_range(int b, int e) {
+    if (e <= b) return;
+    if (open && b <= cur_e) {
+      cur_e = max(cur_e, e);
+      return;
+    }
+    flush();
+    cur_b = b;
+    cur_e = e;
+    open = true;
+  }
+  __device__ void flush() {
+    if (!open) return;
+    if (fill) {
+      rb[n_ranges] = cur_b;
+      re[n_ranges] = cur_e;
+    }
+    ++n_ranges;
+    open = false;
+  }
+  __device__ void add_col(int c) {
+    if (fill) cols[n_cols] = c;
+    ++n_cols;
+  }
+};
+
+struct DenseSlot {
+  int n, nb;
+  __device__ void operator()(int slot, SlotEmitter& e) const {
+    e.add_range(0, last_row(slot % nb, n) + 1);
+  }
+};
+
+struct AShapeSlot {
+  int n, nb, sink, local;
+  __device__ void operator()(int slot, SlotEmitter& e) const {
+    const int rb = slot % nb, r0 = rb * kBlock, r1 = last_row(rb, n);
+    e.add_range(0, min(sink, r1 + 1));
+    e.add_range(max(0, r0 - local + 1), r1 + 1);
+  }
+};
+
+// Offset o <= r1 covers [max(0, r1 - o - 63), r1 - o + 1); columns c <= r1 outside the merged
+// ranges are gathered. Larger offsets give smaller begins, so offsets are walked downward.
+struct VerticalSlashSlot {
+  int n, nb;
+  const int32_t* columns;  // [H, n_columns] ascending
+  int n_columns;
+  const int32_t* offsets;  // [H, n_offsets] ascending
+  int n_offsets;
+
+  __device__ void operator()(int slot, SlotEmitter& e) const {
+    const int h = slot / nb, rb = slot % nb, r1 = last_row(rb, n);
+    const int32_t* off = offsets + static_cast<int64_t>(h) * n_offsets;
+    const int32_t* col = columns + static_cast<int64_t>(h) * n_columns;
+    int lo = 0, hi = n_offsets;  // offsets <= r1: off[0 .. usable)
+    while (lo < hi) {
+      const int mid = (lo + hi) >> 1;
+      if (off[mid] <= r1) lo = mid + 1;
+      else hi = mid;
+    }
+    int raw = lo - 1;  // next raw range comes from off[raw], walking down
+    // Current merged range [mb, me), valid while have.
+    int mb = 0, me = 0;
+    bool have = false;
+    auto pull = [&]() {
+      have = raw >= 0;
+      if (!have) return;
+      mb = max(0, r1 - off[raw] - (kBlock - 1));
+      me = r1 - off[raw] + 1;
+      --raw;
+      while (raw >= 0 && max(0, r1 - off[raw] - (kBlock - 1)) <= me) {
+        me = max(me, r1 - off[raw] + 1);
+        --raw;
+      }
+    };
+    pull();
+    for (int x = 0; x < n_columns; ++x) {
+      const int c = col[x];
+      if (c > r1) break;
+      while (have && me <= c) {
+        e.add_range(mb, me);
+        pull();
+      }
+      if (have && mb <= c) continue;  // inside a range
+      e.add_col(c);
+    }
+    while (have) {
+      e.add_range(mb, me);
+      pull();
+    }
+  }
+};
+
+// Kept key block c covers [64c, min(64c + 64, r1 + 1)); adjacent kept blocks merge.
+struct BlockSparseSlot {
+  int n, nb;
+  const int32_t* kept;        // [H, nb, cap] ascending per slot
+  const int32_t* kept_count;  // [H * nb]
+  int cap;
+  __device__ void operator()(int slot, SlotEmitter& e) const {
+    const int r1 = last_row(slot % nb, n);
+    const int32_t* k = kept + static_cast<int64_t>(slot) * cap;
+    for (int x = 0; x < kept_count[slot]; ++x)
+      e.add_range(k[x] * kBlock, min(k[x] * kBlock + kBlock, r1 + 1));
+  }
+};
+
+template <class Slot>
+__global__ void slot_pass_kernel(Slot rule, int n_slots, int32_t* range_counts, int32_t* col_counts,
+                                 const int32_t* range_offsets, const int32_t* col_offsets,
+                                 int32_t* range_begin, int32_t* range_end, int32_t* cols, bool fill) {
+  const int slot = blockIdx.x * blockDim.x + threadIdx.x;
+  if (slot >= n_slots) return;
+  SlotEmitter e;
+  e.fill = fill;
+  if (fill) {
+    e.rb = range_begin + range_offsets[slot];
+    e.re = range_end + range_offsets[slot];
+    e.cols = cols + col_offsets[slot];
+  } else {
+    e.rb = e.re = e.cols = nullptr;
+  }
+  rule(slot, e);
+  e.flush();
+  if (!fill) {
+    range_counts[slot] = e.n_ranges;
+    col_counts[slot] = e.n_cols;
+  }
+}
+
+// Exclusive scan of a block's values; returns this thread's prefix, total in *total.
+template <int kThreads>
+__device__ int block_exclusive_scan(int v, int* s_warp, int* total) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int inc = v;
+#pragma unroll
+  for (int off = 1; off < 32; off <<= 1) {
+    const int y = __shfl_up_sync(0xffffffffu, inc, off);
+    if (lane >= off) inc += y;
+  }
+  if (lane == 31) s_warp[warp] = inc;
+  __syncthreads();
+  if (warp == 0) {
+    int w = lane < kThreads / 32 ? s_warp[lane] : 0;
+    int winc = w;
+#pragma unroll
+    for (int off = 1; off < 32; off <<= 1) {
+      const int y = __shfl_up_sync(0xffffffffu, winc, off);
+      if (lane >= off) winc += y;
+    }
+    if (lane < kThreads / 32) s_warp[lane] = winc - w;
+    if (lane == kThreads / 32 - 1) s_warp[32] = winc;
+  }
+  __syncthreads();
+  const int result = s_warp[warp] + inc - v;
+  *total = s_warp[32];
+  __syncthreads();
+  return result;
+}
+
+// offsets[0..n] = exclusive scan of counts[0..n-1] (one block; n up to a few million).
+__global__ void scan_counts_kernel(const int32_t* counts, int n, int32_t* offsets) {
+  constexpr int kThreads = 1024;
+  __shared__ int s_warp[33];
+  const int chunk = (n + kThreads - 1) / kThreads;
+  const int lo = min(n, static_cast<int>(threadIdx.x) * chunk), hi = min(n, lo + chunk);
+  int sum = 0;
+  for (int x = lo; x < hi; ++x) sum += counts[x];
+  int total = 0;
+  int run = block_exclusive_scan<kThreads>(sum, s_warp, &total);
+  for (int x = lo; x < hi; ++x) {
+    offsets[x] = run;
+    run += counts[x];
+  }
+  if (threadIdx.x == 0) offsets[n] = total;
+}
+
+template <class Slot>
+DeviceSparseIndex build_from_slots(const Slot& rule, int64_t n_tokens, int64_t n_heads,
+                                   cudaStream_t stream) {
+  const int64_t nb = num_row_blocks(n_tokens);
+  const int64_t n_slots = n_heads * nb;
+  if (n_slots > std::numeric_limits<int32_t>::max() / 2)
+    throw InputError(kWhat, "too many (head, row block) slots");
+  DeviceSparseIndex out;
+  using A = DeviceIndexAccess;
+  A::n_heads(out) = n_heads;
+  A::n_tokens(out) = n_tokens;
+  auto range_counts = device_alloc<int32_t>(n_slots, stream);
+  auto col_counts = device_alloc<int32_t>(n_slots, stream);
+  auto range_offsets = device_alloc<int32_t>(n_slots + 1, stream);
+  auto col_offsets = device_alloc<int32_t>(n_slots + 1, stream);
+  const int threads = 128;
+  const int blocks = static_cast<int>((n_slots + threads - 1) / threads);
+  slot_pass_kernel<<<blocks, threads, 0, stream>>>(rule, static_cast<int>(n_slots), range_counts.get(),
+                                                   col_counts.get(), nullptr, nullptr, nullptr, nullptr,
+                                                   nullptr, false);
+  HC_CHECK_LAUNCH();
+  scan_counts_kernel<<<1, 1024, 0, stream>>>(range_counts.get(), static_cast<int>(n_slots), range_offsets.get());
+  scan_counts_kernel<<<1, 1024, 0, stream>>>(col_counts.get(), static_cast<int>(n_slots), col_offsets.get());
+  HC_CHECK_LAUNCH();
+  int32_t totals[2] = {0, 0};
+  HC_CHECK_CUDA(cudaMemcpyAsync(&totals[0], range_offsets.get() + n_slots, sizeof(int32_t),
+                                cudaMemcpyDeviceToHost, stream));
+  HC_CHECK_CUDA(cudaMemcpyAsync(&totals[1], col_offsets.get() + n_slots, sizeof(int32_t),
+                                cudaMemcpyDeviceToHost, stream));
+  HC_CHECK_CUDA(cudaStreamSynchronize(stream));
+  A::total_ranges(out) = totals[0];
+  A::total_cols(out) = totals[1];
+  A::range_offsets(out) = range_offsets;
+  A::col_offsets(out) = col_offsets;
+  A::range_begin(out) = device_alloc<int32_t>(totals[0], stream);
+  A::range_end(out) = device_alloc<int32_t>(totals[0], stream);
+  A::cols(out) = device_alloc<int32_t>(totals[1], stream);
+  slot_pass_kernel<<<blocks, threads, 0, stream>>>(
+      rule, static_cast<int>(n_slots), nullptr, nullptr, range_offsets.get(), col_offsets.get(),
+      A::range_begin(out).get(), A::range_end(out).get(), A::cols(out).get(), true);
+  HC_CHECK_LAUNCH();
+  return out;
+}
+
+void check_tokens_heads(int64_t n_tokens, int64_t n_heads) {
+  if (n_tokens < 1 || n_tokens > std::numeric_limits<int32_t>::max() / 2)
+    throw InputError(kWhat, "n_tokens must be in [1, 2^30], got " + std::to_string(n_tokens));
+  if (n_heads < 1) throw InputError(kWhat, "n_heads must be >= 1, got " + std::to_string(n_heads));
+}
+
+void check_qk(const GpuQK& qk) {
+  check_tokens_heads(qk.n_tokens, qk.n_heads);
+  if (qk.q == nullptr || qk.k == nullptr) throw InputError(kWhat, "estimator needs device q and k");
+  if (qk.n_kv_heads < 1 || qk.n_heads % qk.n_kv_heads != 0)
+    throw InputError(kWhat, "n_heads must be a positive multiple of n_kv_heads");
+  if (qk.head_dim != 64 && qk.head_dim != 128)
+    throw InputError(kWhat, "head_dim " + std::to_string(qk.head_dim) + " is unsupported (64 or 128)");
+  if (qk.q_row_stride < 0 || qk.q_row_stride % 8 || qk.k_row_stride < 0 || qk.k_row_stride % 8)
+    throw InputError(kWhat, "row strides must be non-negative multiples of 8 elements");
+}
+
+// ---- top-k selection (forced entries first, then score desc, ties toward the lower index) ----
+
+// Order-preserving map of a float to uint32 (larger float, larger key); NaN ranks as -inf, as
+// on the CPU. Forced entries get 0xffffffff, above every float.
+__device__ __forceinline__ uint32_t order_key(float f) {
+  if (f != f) f = -__builtin_huge_valf();
+  const uint32_t b = __float_as_uint(f);
+  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+// Writes the k_eff (<= len) best indices of 0..len-1, ascending, to out. key_of(x) -> uint32.
+template <int kThreads, class KeyOf>
+__device__ void select_top(int len, int k_eff, KeyOf key_of, int32_t* out) {
+  __shared__ int s_hist[256];
+  __shared__ int s_sel[2];
+  __shared__ int s_warp[33];
+  const int tid = threadIdx.x;
+  if (k_eff >= len) {
+    for (int x = tid; x < len; x += kThreads) out[x] = x;
+    return;
+  }
+  // Radix select of the k_eff-th largest key, 8 bits at a time from the top.
+  uint32_t prefix = 0, mask = 0;
+  int remaining = k_eff;
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    for (int i = tid; i < 256; i += kThreads) s_hist[i] = 0;
+    __syncthreads();
+    for (int x = tid; x < len; x += kThreads) {
+      const uint32_t key = key_of(x);
+      if ((key & mask) == prefix) atomicAdd(&s_hist[(key >> shift) & 255u], 1);
+    }
+    __syncthreads();
+    if (tid == 0) {
+      int cum = 0;
+      for (int dgt = 255; dgt >= 0; --dgt) {
+        if (cum + s_hist[dgt] >= remaining) {
+          s_sel[0] = dgt;
+          s_sel[1] = remaining - cum;
+          break;
+        }
+        cum += s_hist[dgt];
+      }
+    }
+    __syncthreads();
+    prefix |= static_cast<uint32_t>(s_sel[0]) << shift;
+    mask |= 255u << shift;
+    remaining = s_sel[1];
+    __syncthreads();
+  }
+  const uint32_t threshold = prefix;  // keep keys > threshold, and the first `remaining` equal ones
+  const int chunk = (len + kThreads - 1) / kThreads;
+  const int lo = min(len, tid * chunk), hi = min(len, lo + chunk);
+  int n_gt = 0, n_eq = 0;
+  for (int x = lo; x < hi; ++x) {
+    const uint32_t key = key_of(x);
+    n_gt += key > threshold;
+    n_eq += key == threshold;
+  }
+  int total = 0;
+  const int gt_before = block_exclusive_scan<kThreads>(n_gt, s_warp, &total);
+  int eq_before = block_exclusive_scan<kThreads>(n_eq, s_warp, &total);
+  int pos = gt_before + min(eq_before, remaining);
+  for (int x = lo; x < hi; ++x) {
+    const uint32_t key = key_of(x);
+    if (key > threshold || (key == threshold && eq_before++ < remaining)) out[pos++] = x;
+  }
+}
+
+// One block per head: top entries of score[h] (len n), entries < n_forced forced.
+__global__ void select_per_head_kernel(const float* score, int n, int n_forced, int k_eff, int32_t* out) {
+  const float* s = score + static_cast<int64_t>(blockIdx.x) * n;
+  select_top<1024>(n, k_eff, [&](int x) { return x < n_forced ? 0xffffffffu : order_key(s[x]); },
+                   out + static_cast<int64_t>(blockIdx.x) * k_eff);
+}
+
+// ---- vertical-slash estimate ----
+
+// Scores of the last L queries against one 64-key tile: S[h][r][j] = q_{i_r} . k_j * scale for
+// j <= i_r (else -inf), with the attention kernel's mma.sync fragments. scores [H, 64, N].
+template <typename T, int D>
+__global__ void __launch_bounds__(128) vs_scores_kernel(const T* q, const T* k, int64_t q_stride,
+                                                        int64_t k_stride, int n, int n_last, int group,
+                                                        float scale, float* scores) {
+  using namespace detail;
+  constexpr int kRowBytes = D * 2, kChunks = D / 8;
+  __shared__ __align__(128) unsigned char sQ[64 * kRowBytes];
+  __shared__ __align__(128) unsigned char sK[64 * kRowBytes];
+  const int head = blockIdx.y, kv_head = head / group;
+  const int j0 = blockIdx.x * 64;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int first_row = n - n_last;
+  for (int idx = tid; idx < 64 * kChunks; idx += 128) {
+    const int r = idx / kChunks, c = idx % kChunks;
+    const uint32_t off = r * kRowBytes + ((c ^ (r & 7)) << 4);
+    const bool q_ok = r < n_last;
+    cp_async_16(smem_addr(sQ) + off, q + (q_ok ? first_row + r : 0) * q_stride + head * D + c * 8, q_ok);
+    const bool k_ok = j0 + r < n;
+    cp_async_16(smem_addr(sK) + off, k + (k_ok ? j0 + r : 0) * k_stride + kv_head * D + c * 8, k_ok);
+  }
+  cp_async_commit();
+  cp_async_wait<0>();
+  __syncthreads();
+  float s[8][4] = {};
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    uint32_t a[4];
+    {
+      const int r = warp * 16 + (lane & 15), c = 2 * kk + (lane >> 4);
+      ldmatrix_x4(a, smem_addr(sQ) + r * kRowBytes + ((c ^ (r & 7)) << 4));
+    }
+#pragma unroll
+    for (int nb = 0; nb < 8; nb += 2) {
+      uint32_t b[4];
+      const int key = nb * 8 + (lane & 7) + ((lane >> 4) << 3);
+      const int c = 2 * kk + ((lane >> 3) & 1);
+      ldmatrix_x4(b, smem_addr(sK) + key * kRowBytes + ((c ^ (key & 7)) << 4));
+      MmaOp<T>::run(s[nb], a, b[0], b[1]);
+      MmaOp<T>::run(s[nb + 1], a, b[2], b[3]);
+    }
+  }
+  const int g = lane >> 2, t4 = lane & 3;
+#pragma unroll
+  for (int nb = 0; nb < 8; ++nb)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int r = warp * 16 + g + (e >> 1) * 8;
+      const int j = j0 + nb * 8 + 2 * t4 + (e & 1);
+      if (r >= n_last || j >= n) continue;
+      const int i = first_row + r;
+      scores[(static_cast<int64_t>(head) * 64 + r) * n + j] = j <= i ? s[nb][e] * scale : -__builtin_huge_valf();
+    }
+}
+
+// lse[h][r] = log sum_{j <= i_r} exp(S[h][r][j]).
+__global__ void vs_row_lse_kernel(const float* scores, int n, int n_last, float* lse) {
+  constexpr int kThreads = 256;
+  __shared__ float s_red[kThreads / 32];
+  const int head = blockIdx.y, r = blockIdx.x;
+  const int i = n - n_last + r;
+  const float* row = scores + (static_cast<int64_t>(head) * 64 + r) * n;
+  auto block_reduce = [&](float v, bool is_max) {
+    for (int off = 16; off > 0; off >>= 1) {
+      const float y = __shfl_xor_sync(0xffffffffu, v, off);
+      v = is_max ? fmaxf(v, y) : v + y;
+    }
+    if ((threadIdx.x & 31) == 0) s_red[threadIdx.x >> 5] = v;
+    __syncthreads();
+    v = s_red[0];
+    for (int w = 1; w < kThreads / 32; ++w) v = is_max ? fmaxf(v, s_red[w]) : v + s_red[w];
+    __syncthreads();
+    return v;
+  };
+  float mx = -__builtin_huge_valf();
+  for (int j = threadIdx.x; j <= i; j += kThreads) mx = fmaxf(mx, row[j]);
+  mx = block_reduce(mx, true);
+  float sum = 0.f;
+  for (int j = threadIdx.x; j <= i; j += kThreads) sum += expf(row[j] - mx);
+  sum = block_reduce(sum, false);
+  if (threadIdx.x == 0) lse[head * 64 + r] = mx + logf(sum);
+}
+
+// col_score[h][j] = sum_r A[r][j]; diag_score[h][o] = sum_r A[r][i_r - o].
+__global__ void vs_col_diag_kernel(const float* scores, const float* lse, int n, int n_last,
+                                   float* col_score, float* diag_score) {
+  const int head = blockIdx.y;
+  const int x = blockIdx.x * blockDim.x + threadIdx.x;
+  if (x >= n) return;
+  const float* base = scores + static_cast<int64_t>(head) * 64 * n;
+  const int first_row = n - n_last;
+  float col = 0.f, diag = 0.f;
+  for (int r = 0; r < n_last; ++r) {
+    const int i = first_row + r;
+    const float l = lse[head * 64 + r];
+    if (x <= i) col += expf(base[static_cast<int64_t>(r) * n + x] - l);
+    if (i - x >= 0) diag += expf(base[static_cast<int64_t>(r) * n + (i - x)] - l);
+  }
+  col_score[static_cast<int64_t>(head) * n + x] = col;
+  diag_score[static_cast<int64_t>(head) * n + x] = diag;
+}
+
+// ---- block-sparse estimate ----
+
+// pooled[b][h][x] = mean over the rows of block b of src[row][h][x] (fp32). grid (nb, heads).
+template <typename T>
+__global__ void pool_blocks_kernel(const T* src, int64_t row_stride, int n, int d, int heads, float* pooled) {
+  const int b = blockIdx.x, h = blockIdx.y, x = threadIdx.x;
+  if (x >= d) return;
+  const int r0 = b * kBlock, r1 = min(r0 + kBlock, n);
+  float acc = 0.f;
+  for (int i = r0; i < r1; ++i) acc += static_cast<float>(src[i * row_stride + h * d + x]);
+  pooled[(static_cast<int64_t>(h) * gridDim.x + b) * d + x] = acc / static_cast<float>(r1 - r0);
+}
+
+// One block per (row block R, head): block scores of row R into shared memory, then top-k with
+// key blocks 0 and R forced. kept [H, nb, cap], kept_count [H * nb].
+template <int D>
+__global__ void block_select_kernel(const float* pooled_q, const float* pooled_k, int nb, int group,
+                                    float scale, int k_blocks, int cap, int32_t* kept, int32_t* kept_count) {
+  constexpr int kThreads = 256;
+  extern __shared__ float s_score[];  // [R + 1]
+  const int R = blockIdx.x, head = blockIdx.y, kv_head = head / group;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const float* pq = pooled_q + (static_cast<int64_t>(head) * nb + R) * D;
+  float qv[D / 32];
+#pragma unroll
+  for (int t = 0; t < D / 32; ++t) qv[t] = pq[lane + 32 * t];
+  for (int c = warp; c <= R; c += kThreads / 32) {
+    const float* pk = pooled_k + (static_cast<int64_t>(kv_head) * nb + c) * D;
+    float acc = 0.f;
+#pragma unroll
+    for (int t = 0; t < D / 32; ++t) acc = fmaf(qv[t], pk[lane + 32 * t], acc);
+    for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+    if (lane == 0) s_score[c] = acc * scale;
+  }
+  __syncthreads();
+  const int len = R + 1;
+  const int n_forced = R == 0 ? 1 : 2;
+  const int k_eff = min(len, max(k_blocks, n_forced));
+  const int64_t slot = static_cast<int64_t>(head) * nb + R;
+  select_top<kThreads>(len, k_eff,
+                       [&](int x) { return (x == 0 || x == R) ? 0xffffffffu : order_key(s_score[x]); },
+                       kept + slot * cap);
+  if (threadIdx.x == 0) kept_count[slot] = k_eff;
+}
+
+template <typename T, int D>
+void launch_vs_scores(const GpuQK& qk, int n_last, float* scores, cudaStream_t stream) {
+  const int64_t qs = qk.q_row_stride ? qk.q_row_stride : int64_t(qk.n_heads) * D;
+  const int64_t ks = qk.k_row_stride ? qk.k_row_stride : int64_t(qk.n_kv_heads) * D;
+  dim3 grid((qk.n_tokens + 63) / 64, qk.n_heads);
+  vs_scores_kernel<T, D><<<grid, 128, 0, stream>>>(static_cast<const T*>(qk.q), static_cast<const T*>(qk.k), qs,
+                                                   ks, qk.n_tokens, n_last, qk.n_heads / qk.n_kv_heads,
+                                                   1.f / std::sqrt(float(D)), scores);
+  HC_CHECK_LAUNCH();
+}
+
+template <typename T>
+void launch_pool(const GpuQK& qk, float* pooled_q, float* pooled_k, cudaStream_t stream) {
+  const int d = static_cast<int>(qk.head_dim);
+  const int nb = static_cast<int>(num_row_blocks(qk.n_tokens));
+  const int64_t qs = qk.q_row_stride ? qk.q_row_stride : int64_t(qk.n_heads) * d;
+  const int64_t ks = qk.k_row_stride ? qk.k_row_stride : int64_t(qk.n_kv_heads) * d;
+  pool_blocks_kernel<T><<<dim3(nb, qk.n_heads), d, 0, stream>>>(static_cast<const T*>(qk.q), qs, qk.n_tokens, d,
+                                                               qk.n_heads, pooled_q);
+  pool_blocks_kernel<T><<<dim3(nb, qk.n_kv_heads), d, 0, stream>>>(static_cast<const T*>(qk.k), ks, qk.n_tokens,
+                                                                  d, qk.n_kv_heads, pooled_k);
+  HC_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+SparseIndexView DeviceSparseIndex::view() const {
+  SparseIndexView v;
+  v.n_heads = n_heads_;
+  v.n_tokens = n_tokens_;
+  v.range_offsets = range_offsets_.get();
+  v.range_begin = range_begin_.get();
+  v.range_end = range_end_.get();
+  v.col_offsets = col_offsets_.get();
+  v.cols = cols_.get();
+  v.band_sink = band_sink_.get();
+  v.band_local = band_local_.get();
+  return v;
+}
+
+SparseIndex DeviceSparseIndex::to_host(cudaStream_t stream) const {
+  SparseIndex h;
+  h.n_heads = n_heads_;
+  h.n_tokens = n_tokens_;
+  const int64_t n_slots = n_heads_ * num_row_blocks(n_tokens_);
+  auto copy = [&](std::vector<int32_t>& dst, const std::shared_ptr<int32_t>& src, int64_t count) {
+    dst.resize(static_cast<size_t>(count));
+    if (count > 0)
+      HC_CHECK_CUDA(cudaMemcpyAsync(dst.data(), src.get(), count * sizeof(int32_t), cudaMemcpyDeviceToHost, stream));
+  };
+  if (n_heads_ == 0) return h;
+  copy(h.range_offsets, range_offsets_, n_slots + 1);
+  copy(h.col_offsets, col_offsets_, n_slots + 1);
+  copy(h.range_begin, range_begin_, total_ranges_);
+  copy(h.range_end, range_end_, total_ranges_);
+  copy(h.cols, cols_, total_cols_);
+  if (band_local_) {
+    copy(h.band_sink, band_sink_, n_heads_);
+    copy(h.band_local, band_local_, n_heads_);
+  }
+  HC_CHECK_CUDA(cudaStreamSynchronize(stream));
+  return h;
+}
+
+DeviceSparseIndex build_dense_index_gpu(int64_t n_tokens, int64_t n_heads, cudaStream_t stream) {
+  check_tokens_heads(n_tokens, n_heads);
+  return build_from_slots(DenseSlot{int(n_tokens), int(num_row_blocks(n_tokens))}, n_tokens, n_heads, stream);
+}
+
+DeviceSparseIndex build_a_shape_index_gpu(int64_t n_tokens, int64_t n_heads, int sink, int local,
+                                          cudaStream_t stream) {
+  check_tokens_heads(n_tokens, n_heads);
+  if (sink < 0 || local < 1) throw InputError(kWhat, "a_shape needs sink >= 0 and local >= 1");
+  DeviceSparseIndex out = build_from_slots(
+      AShapeSlot{int(n_tokens), int(num_row_blocks(n_tokens)), sink, local}, n_tokens, n_heads, stream);
+  std::vector<int32_t> sinks(static_cast<size_t>(n_heads), sink), locals(static_cast<size_t>(n_heads), local);
+  auto& bs = DeviceIndexAccess::band_sink(out);
+  auto& bl = DeviceIndexAccess::band_local(out);
+  bs = device_alloc<int32_t>(n_heads, stream);
+  bl = device_alloc<int32_t>(n_heads, stream);
+  HC_CHECK_CUDA(cudaMemcpyAsync(bs.get(), sinks.data(), n_heads * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
+  HC_CHECK_CUDA(cudaMemcpyAsync(bl.get(), locals.data(), n_heads * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
+  HC_CHECK_CUDA(cudaStreamSynchronize(stream));  // the host vectors go out of scope
+  return out;
+}
+
+void vertical_slash_scores_gpu(const GpuQK& qk, int last_q, float* col_score, float* diag_score,
+                               cudaStream_t stream) {
+  check_qk(qk);
+  if (last_q < 1) throw InputError(kWhat, "last_q must be >= 1");
+  const int n = qk.n_tokens;
+  const int n_last = std::min({last_q, n, 64});
+  if (last_q > 64 && n > 64) throw InputError(kWhat, "the GPU estimator supports last_q <= 64");
+  auto scores = device_alloc<float>(size_t(qk.n_heads) * 64 * n, stream);  // [H, 64, N]
+  auto lse = device_alloc<float>(size_t(qk.n_heads) * 64, stream);         // [H, 64]
+  const bool bf16 = qk.dtype == AttnDType::kBF16;
+  if (qk.head_dim == 64) {
+    if (bf16) launch_vs_scores<__nv_bfloat16, 64>(qk, n_last, scores.get(), stream);
+    else launch_vs_scores<__half, 64>(qk, n_last, scores.get(), stream);
+  } else {
+    if (bf16) launch_vs_scores<__nv_bfloat16, 128>(qk, n_last, scores.get(), stream);
+    else launch_vs_scores<__half, 128>(qk, n_last, scores.get(), stream);
+  }
+  vs_row_lse_kernel<<<dim3(n_last, qk.n_heads), 256, 0, stream>>>(scores.get(), n, n_last, lse.get());
+  HC_CHECK_LAUNCH();
+  vs_col_diag_kernel<<<dim3((n + 255) / 256, qk.n_heads), 256, 0, stream>>>(scores.get(), lse.get(), n, n_last,
+                                                                          col_score, diag_score);
+  HC_CHECK_LAUNCH();
+}
+
+DeviceSparseIndex vertical_slash_index_from_scores_gpu(const float* col_score, const float* diag_score,
+                                                       int64_t n_heads, int64_t n_tokens, int v, int s,
+                                                       int v_sink, int s_local, cudaStream_t stream) {
+  check_tokens_heads(n_tokens, n_heads);
+  if (v < 0 || s < 0 || v_sink < 0 || s_local < 0)
+    throw InputError(kWhat, "vertical_slash needs v, s, v_sink, s_local >= 0");
+  const int n = static_cast<int>(n_tokens);
+  // |V| = min(N, max(v, min(v_sink, N))), likewise |S| (index_ref.h).
+  const int n_columns = std::min(n, std::max(v, std::min(v_sink, n)));
+  const int n_offsets = std::min(n, std::max(s, std::min(s_local, n)));
+  auto columns = device_alloc<int32_t>(size_t(n_heads) * n_columns, stream);
+  auto offsets = device_alloc<int32_t>(size_t(n_heads) * n_offsets, stream);
+  if (n_columns > 0) {
+    select_per_head_kernel<<<n_heads, 1024, 0, stream>>>(col_score, n, v_sink, n_columns, columns.get());
+    HC_CHECK_LAUNCH();
+  }
+  if (n_offsets > 0) {
+    select_per_head_kernel<<<n_heads, 1024, 0, stream>>>(diag_score, n, s_local, n_offsets, offsets.get());
+    HC_CHECK_LAUNCH();
+  }
+  return build_from_slots(VerticalSlashSlot{n, int(num_row_blocks(n)), columns.get(), n_columns, offsets.get(),
+                                            n_offsets},
+                          n_tokens, n_heads, stream);
+}
+
+DeviceSparseIndex build_vertical_slash_index_gpu(const GpuQK& qk, int v, int s, const EstimatorSettings& settings,
+                                                 cudaStream_t stream) {
+  check_qk(qk);
+  auto col = device_alloc<float>(size_t(qk.n_heads) * qk.n_tokens, stream);   // [H, N]
+  auto diag = device_alloc<float>(size_t(qk.n_heads) * qk.n_tokens, stream);  // [H, N]
+  vertical_slash_scores_gpu(qk, settings.last_q, col.get(), diag.get(), stream);
+  return vertical_slash_index_from_scores_gpu(col.get(), diag.get(), qk.n_heads, qk.n_tokens, v, s,
+                                              settings.v_sink, settings.s_local, stream);
+}
+
+DeviceSparseIndex build_block_sparse_index_gpu(const GpuQK& qk, int k_blocks, cudaStream_t stream) {
+  check_qk(qk);
+  if (k_blocks < 1) throw InputError(kWhat, "block_sparse needs k_blocks >= 1");
+  const int n = qk.n_tokens, d = static_cast<int>(qk.head_dim);
+  const int nb = static_cast<int>(num_row_blocks(n));
+  const size_t smem = size_t(nb) * sizeof(float);
+  if (smem > 200 * 1024) throw InputError(kWhat, "block_sparse on the GPU supports up to 3.2M tokens");
+  auto pooled_q = device_alloc<float>(size_t(qk.n_heads) * nb * d, stream);     // [H, nb, d]
+  auto pooled_k = device_alloc<float>(size_t(qk.n_kv_heads) * nb * d, stream);  // [Hkv, nb, d]
+  if (qk.dtype == AttnDType::kBF16) launch_pool<__nv_bfloat16>(qk, pooled_q.get(), pooled_k.get(), stream);
+  else launch_pool<__half>(qk, pooled_q.get(), pooled_k.get(), stream);
+  const int cap = std::min(nb, std::max(k_blocks, 2));
+  auto kept = device_alloc<int32_t>(size_t(qk.n_heads) * nb * cap, stream);  // [H, nb, cap]
+  auto kept_count = device_alloc<int32_t>(size_t(qk.n_heads) * nb, stream);   // [H * nb]
+  const float scale = 1.f / std::sqrt(float(d));
+  const int group = qk.n_heads / qk.n_kv_heads;
+  if (d == 64) {
+    HC_CHECK_CUDA(cudaFuncSetAttribute(block_select_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    block_select_kernel<64><<<dim3(nb, qk.n_heads), 256, smem, stream>>>(pooled_q.get(), pooled_k.get(), nb, group,
+                                                                        scale, k_blocks, cap, kept.get(), kept_count.get());
+  } else {
+    HC_CHECK_CUDA(cudaFuncSetAttribute(block_select_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    block_select_kernel<128><<<dim3(nb, qk.n_heads), 256, smem, stream>>>(pooled_q.get(), pooled_k.get(), nb, group,
+                                                                         scale, k_blocks, cap, kept.get(), kept_count.get());
+  }
+  HC_CHECK_LAUNCH();
+  return build_from_slots(BlockSparseSlot{n, nb, kept.get(), kept_count.get(), cap}, n, qk.n_heads, stream);
+}
+
+}  // namespace hc::kernels

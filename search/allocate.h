@@ -1,0 +1,51 @@
+#pragma once
+// Budgeted choice of one option per head, on candidate tables alone (no atlas, no GPU).
+//
+//   density D         each head on its own: the best recall with density <= D (ties: cheaper);
+//                     a head with no option within D gets its cheapest option (and a note).
+//   global-density D  all heads together: maximise sum of recall subject to
+//                     sum of cost <= D * sum of dense cost. Lagrangian relaxation: for a
+//                     multiplier lambda each head takes argmax recall - lambda * cost, which only
+//                     ever picks points of the head's upper convex hull in (cost, recall). Walking
+//                     lambda down from infinity passes the hull segments of all heads in order of
+//                     slope; we take them in that order while they fit, i.e. the exact solution of
+//                     the relaxation at the lambda where the budget binds (what bisecting lambda
+//                     converges to, without the bisection). Then the budget left over is filled
+//                     greedily with the best recall-per-cost upgrades among all options, so a
+//                     head may end up anywhere, dense included.
+//   min-recall R      each head: the cheapest option with recall >= R (dense always qualifies).
+// Budget values outside (0, 1] are an InputError (exit 2).
+#include <string>
+#include <vector>
+
+#include "search/tables.h"
+
+namespace hc::search {
+
+enum class BudgetMode { density, global_density, min_recall };
+
+// "density", "global-density", "min-recall" (the profile's calibration.budget.mode).
+const char* budget_mode_name(BudgetMode mode);
+
+struct SearchOptions {
+  BudgetMode mode = BudgetMode::global_density;
+  double value = 0;  // D or R, in (0, 1]
+  PatternFilter patterns;
+};
+
+// InputError("search options", ...) unless value is in (0, 1].
+void validate_options(const SearchOptions& options);
+
+struct Allocation {
+  std::vector<size_t> choice;  // per table: index into its options
+  double total_cost = 0;       // sum of chosen costs
+  double dense_cost = 0;       // sum of dense costs
+  double lambda = 0;           // global-density: the multiplier where the budget binds (0 otherwise)
+  std::vector<std::string> notes;
+
+  double achieved_density() const { return dense_cost > 0 ? total_cost / dense_cost : 0; }
+};
+
+Allocation allocate(const std::vector<HeadTable>& tables, const SearchOptions& options);
+
+}  // namespace hc::search

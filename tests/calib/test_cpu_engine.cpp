@@ -1,0 +1,391 @@
+// The CPU prefill engine on a tiny in-memory Llama model, against an independent naive
+// double-precision forward written here with plain loops.
+#include <cmath>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "calib/engine.h"
+#include "calib/rope.h"
+#include "catch.h"
+#include "common/error.h"
+#include "io/model_file.h"
+
+namespace {
+
+namespace tn = hc::tensor_names;
+
+// A model held in memory: F32 tensors with deterministic random values.
+class MemoryModel : public hc::ModelFile {
+ public:
+  explicit MemoryModel(hc::ModelConfig config) : config_(std::move(config)) {}
+
+  void add(const std::string& name, std::vector<int64_t> shape, std::vector<float> values) {
+    data_[name] = std::move(values);
+    hc::TensorInfo info;
+    info.name = info.file_name = name;
+    info.dtype = hc::DType::F32;
+    info.shape = std::move(shape);
+    info.data = reinterpret_cast<const uint8_t*>(data_[name].data());
+    info.nbytes = data_[name].size() * sizeof(float);
+    tensors_[name] = info;
+  }
+  const std::vector<float>& values(const std::string& name) const { return data_.at(name); }
+
+  const std::string& path() const override { return path_; }
+  std::string format() const override { return "memory"; }
+  const hc::ModelConfig& config() const override { return config_; }
+  const std::map<std::string, hc::TensorInfo>& tensors() const override { return tensors_; }
+  std::vector<std::pair<std::string, std::string>> metadata_summary() const override { return {}; }
+  std::vector<float> load_f32(const std::string& name, const std::vector<int64_t>& expected) const override {
+    const hc::TensorInfo& info = tensor(name);
+    if (!expected.empty() && info.shape != expected)
+      throw hc::InputError(path_, "tensor " + name + " has shape " + hc::shape_string(info.shape) + ", expected " +
+                                      hc::shape_string(expected));
+    return data_.at(name);
+  }
+  std::string fingerprint() const override { return "memory"; }
+
+ private:
+  std::string path_ = "<memory model>";
+  hc::ModelConfig config_;
+  std::map<std::string, std::vector<float>> data_;
+  std::map<std::string, hc::TensorInfo> tensors_;
+};
+
+struct Variant {
+  bool qkv_bias = false;
+  bool tied = true;
+  hc::RopeScalingType scaling = hc::RopeScalingType::None;
+  int64_t head_dim = 8;
+};
+
+hc::ModelConfig tiny_config(const Variant& var) {
+  hc::ModelConfig c;
+  c.arch = var.qkv_bias ? "qwen2" : "llama";
+  c.name = "tiny";
+  c.n_layers = 2;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.head_dim = var.head_dim;
+  c.hidden = 32;
+  c.intermediate = 48;
+  c.vocab = 50;
+  c.max_context = 256;
+  c.rms_eps = 1e-5;
+  c.rope_theta = 10000.0;
+  c.qkv_bias = var.qkv_bias;
+  c.tie_embeddings = var.tied;
+  c.rope_scaling.type = var.scaling;
+  if (var.scaling == hc::RopeScalingType::Llama3) {
+    // With theta 1e4 and head_dim 16 the wavelengths are 6.3, 20, 63, 199, ...: against
+    // original_max 64 (thresholds 16 and 64) the pairs fall in all three regions (kept, smoothed, scaled).
+    c.rope_scaling.factor = 8.0;
+    c.rope_scaling.low_freq_factor = 1.0;
+    c.rope_scaling.high_freq_factor = 4.0;
+    c.rope_scaling.original_max_position = 64;
+  } else if (var.scaling == hc::RopeScalingType::Linear) {
+    c.rope_scaling.factor = 4.0;
+  }
+  return c;
+}
+
+std::unique_ptr<MemoryModel> tiny_model(const Variant& var, unsigned seed) {
+  auto model = std::make_unique<MemoryModel>(tiny_config(var));
+  const hc::ModelConfig& c = model->config();
+  std::mt19937 rng(seed);
+  auto rand = [&](std::vector<int64_t> shape, double std_dev, double mean = 0.0) {
+    std::normal_distribution<float> dist(static_cast<float>(mean), static_cast<float>(std_dev));
+    int64_t n = 1;
+    for (int64_t s : shape) n *= s;
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& x : v) x = dist(rng);
+    return v;
+  };
+  const int64_t D = c.hidden, qd = c.n_heads * c.head_dim, kvd = c.n_kv_heads * c.head_dim, F = c.intermediate;
+  // Linear weights ~ 1/sqrt(fan_in) scaled up a little so attention is not uniform.
+  const double wd = 1.5 / std::sqrt(double(D));
+  model->add(tn::embed(), {c.vocab, D}, rand({c.vocab, D}, 1.0));
+  model->add(tn::final_norm(), {D}, rand({D}, 0.1, 1.0));
+  if (!c.tie_embeddings) model->add(tn::lm_head(), {c.vocab, D}, rand({c.vocab, D}, wd));
+  for (int i = 0; i < c.n_layers; ++i) {
+    model->add(tn::attn_norm(i), {D}, rand({D}, 0.1, 1.0));
+    model->add(tn::q_proj(i), {qd, D}, rand({qd, D}, 2 * wd));
+    model->add(tn::k_proj(i), {kvd, D}, rand({kvd, D}, 2 * wd));
+    model->add(tn::v_proj(i), {kvd, D}, rand({kvd, D}, wd));
+    if (c.qkv_bias) {
+      model->add(tn::q_bias(i), {qd}, rand({qd}, 0.5));
+      model->add(tn::k_bias(i), {kvd}, rand({kvd}, 0.5));
+      model->add(tn::v_bias(i), {kvd}, rand({kvd}, 0.5));
+    }
+    model->add(tn::o_proj(i), {D, qd}, rand({D, qd}, 1.0 / std::sqrt(double(qd))));
+    model->add(tn::mlp_norm(i), {D}, rand({D}, 0.1, 1.0));
+    model->add(tn::gate_proj(i), {F, D}, rand({F, D}, wd));
+    model->add(tn::up_proj(i), {F, D}, rand({F, D}, wd));
+    model->add(tn::down_proj(i), {D, F}, rand({D, F}, 1.0 / std::sqrt(double(F))));
+  }
+  return model;
+}
+
+// ---- independent naive forward in double ----
+
+using Mat = std::vector<std::vector<double>>;  // [rows][cols]
+
+Mat linear(const Mat& x, const std::vector<float>& w, int64_t out, int64_t in, const std::vector<float>* bias) {
+  Mat y(x.size(), std::vector<double>(static_cast<size_t>(out), 0.0));
+  for (size_t t = 0; t < x.size(); ++t)
+    for (int64_t o = 0; o < out; ++o) {
+      double s = bias ? (*bias)[o] : 0.0;
+      for (int64_t i = 0; i < in; ++i) s += double(w[o * in + i]) * x[t][i];
+      y[t][o] = s;
+    }
+  return y;
+}
+
+Mat rms(const Mat& x, const std::vector<float>& w, double eps) {
+  Mat y = x;
+  for (auto& row : y) {
+    double ss = 0;
+    for (double v : row) ss += v * v;
+    const double inv = 1.0 / std::sqrt(ss / double(row.size()) + eps);
+    for (size_t c = 0; c < row.size(); ++c) row[c] = row[c] * inv * w[c];
+  }
+  return y;
+}
+
+// Written from the Llama 3.1 reference formula, independently of calib/rope.cpp.
+std::vector<double> naive_inv_freq(const hc::ModelConfig& c) {
+  std::vector<double> f;
+  for (int64_t i = 0; i < c.head_dim; i += 2) f.push_back(std::pow(c.rope_theta, -double(i) / double(c.head_dim)));
+  const auto& s = c.rope_scaling;
+  for (double& x : f) {
+    if (s.type == hc::RopeScalingType::Linear) x = x / s.factor;
+    if (s.type == hc::RopeScalingType::Llama3) {
+      const double wavelen = 2 * M_PI / x;
+      const double lo = double(s.original_max_position) / s.low_freq_factor;
+      const double hi = double(s.original_max_position) / s.high_freq_factor;
+      if (wavelen > lo) {
+        x = x / s.factor;
+      } else if (wavelen >= hi) {
+        const double smooth = (double(s.original_max_position) / wavelen - s.low_freq_factor) /
+                              (s.high_freq_factor - s.low_freq_factor);
+        x = (1 - smooth) * x / s.factor + smooth * x;
+      }
+    }
+  }
+  return f;
+}
+
+void rope(Mat& x, int64_t heads, int64_t d, const std::vector<double>& inv_freq) {
+  for (size_t pos = 0; pos < x.size(); ++pos)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t t = 0; t < d / 2; ++t) {
+        const double a = double(pos) * inv_freq[t];
+        double& x1 = x[pos][h * d + t];
+        double& x2 = x[pos][h * d + t + d / 2];
+        const double r1 = x1 * std::cos(a) - x2 * std::sin(a), r2 = x2 * std::cos(a) + x1 * std::sin(a);
+        x1 = r1;
+        x2 = r2;
+      }
+}
+
+struct NaiveOutput {
+  Mat logits;                      // [N][vocab]
+  std::vector<Mat> attention_out;  // per layer [N][H*d], before o_proj
+  std::vector<std::vector<double>> lse;  // per layer [H*N]
+  Mat final_hidden;                // [N][D]
+};
+
+NaiveOutput naive_forward(const MemoryModel& m, const std::vector<int32_t>& tokens) {
+  const hc::ModelConfig& c = m.config();
+  const int64_t N = int64_t(tokens.size()), D = c.hidden, H = c.n_heads, Hkv = c.n_kv_heads, d = c.head_dim;
+  const int64_t F = c.intermediate;
+  const auto inv_freq = naive_inv_freq(c);
+  NaiveOutput out;
+  Mat x(N, std::vector<double>(D));
+  for (int64_t t = 0; t < N; ++t)
+    for (int64_t i = 0; i < D; ++i) x[t][i] = m.values(tn::embed())[tokens[t] * D + i];
+  for (int l = 0; l < c.n_layers; ++l) {
+    Mat h = rms(x, m.values(tn::attn_norm(l)), c.rms_eps);
+    const std::vector<float>* bq = c.qkv_bias ? &m.values(tn::q_bias(l)) : nullptr;
+    const std::vector<float>* bk = c.qkv_bias ? &m.values(tn::k_bias(l)) : nullptr;
+    const std::vector<float>* bv = c.qkv_bias ? &m.values(tn::v_bias(l)) : nullptr;
+    Mat q = linear(h, m.values(tn::q_proj(l)), H * d, D, bq);
+    Mat k = linear(h, m.values(tn::k_proj(l)), Hkv * d, D, bk);
+    Mat v = linear(h, m.values(tn::v_proj(l)), Hkv * d, D, bv);
+    rope(q, H, d, inv_freq);
+    rope(k, Hkv, d, inv_freq);
+    Mat att(N, std::vector<double>(H * d, 0.0));
+    std::vector<double> lse(H * N);
+    for (int64_t hh = 0; hh < H; ++hh) {
+      const int64_t g = hh / (H / Hkv);
+      for (int64_t i = 0; i < N; ++i) {
+        std::vector<double> s(i + 1);
+        double sum = 0;
+        for (int64_t j = 0; j <= i; ++j) {
+          double dot = 0;
+          for (int64_t e = 0; e < d; ++e) dot += q[i][hh * d + e] * k[j][g * d + e];
+          s[j] = std::exp(dot / std::sqrt(double(d)));
+          sum += s[j];
+        }
+        lse[hh * N + i] = std::log(sum);
+        for (int64_t j = 0; j <= i; ++j)
+          for (int64_t e = 0; e < d; ++e) att[i][hh * d + e] += s[j] / sum * v[j][g * d + e];
+      }
+    }
+    out.attention_out.push_back(att);
+    out.lse.push_back(lse);
+    Mat o = linear(att, m.values(tn::o_proj(l)), D, H * d, nullptr);
+    for (int64_t t = 0; t < N; ++t)
+      for (int64_t i = 0; i < D; ++i) x[t][i] += o[t][i];
+    h = rms(x, m.values(tn::mlp_norm(l)), c.rms_eps);
+    Mat gate = linear(h, m.values(tn::gate_proj(l)), F, D, nullptr);
+    Mat up = linear(h, m.values(tn::up_proj(l)), F, D, nullptr);
+    for (int64_t t = 0; t < N; ++t)
+      for (int64_t i = 0; i < F; ++i) gate[t][i] = gate[t][i] / (1 + std::exp(-gate[t][i])) * up[t][i];
+    Mat down = linear(gate, m.values(tn::down_proj(l)), D, F, nullptr);
+    for (int64_t t = 0; t < N; ++t)
+      for (int64_t i = 0; i < D; ++i) x[t][i] += down[t][i];
+  }
+  out.final_hidden = rms(x, m.values(tn::final_norm()), c.rms_eps);
+  const std::string out_name = c.tie_embeddings ? tn::embed() : tn::lm_head();
+  out.logits = linear(out.final_hidden, m.values(out_name), c.vocab, D, nullptr);
+  return out;
+}
+
+std::vector<int32_t> tokens_for(int64_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int32_t> dist(0, 49);
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  for (auto& x : t) x = dist(rng);
+  return t;
+}
+
+void check_variant(const Variant& var, int64_t N) {
+  CAPTURE(var.qkv_bias, var.tied, static_cast<int>(var.scaling), var.head_dim, N);
+  auto model = tiny_model(var, 1234u + static_cast<unsigned>(var.head_dim));
+  auto engine = hc::make_cpu_engine(*model, 2);
+  REQUIRE(engine->backend() == "cpu");
+  REQUIRE(engine->config().n_layers == 2);
+  const auto tokens = tokens_for(N, 77u);
+  const NaiveOutput ref = naive_forward(*model, tokens);
+
+  int hook_calls = 0;
+  double max_att_err = 0, max_lse_err = 0;
+  hc::PrefillRequest req;
+  req.tokens = tokens;
+  req.want_final_hidden = true;
+  req.on_layer = [&](const hc::LayerAttention& la) {
+    ++hook_calls;
+    REQUIRE(la.dims.n_tokens == N);
+    REQUIRE(la.dims.n_heads == 4);
+    REQUIRE(la.dims.n_kv_heads == 2);
+    REQUIRE(la.dims.head_dim == var.head_dim);
+    const auto& att = ref.attention_out[static_cast<size_t>(la.layer)];
+    for (int64_t t = 0; t < N; ++t)
+      for (int64_t i = 0; i < 4 * var.head_dim; ++i)
+        max_att_err = std::max(max_att_err, std::abs(la.o[t * 4 * var.head_dim + i] - att[t][i]));
+    for (int64_t i = 0; i < 4 * N; ++i)
+      max_lse_err = std::max(max_lse_err, std::abs(la.lse[i] - ref.lse[static_cast<size_t>(la.layer)][i]));
+  };
+  const hc::PrefillResult res = engine->prefill(req);
+  CHECK(hook_calls == 2);
+  CAPTURE(max_att_err, max_lse_err);
+  CHECK(max_att_err < 1e-4);
+  CHECK(max_lse_err < 1e-4);
+
+  REQUIRE(res.logits.size() == static_cast<size_t>(N * 50));
+  REQUIRE(res.logit_positions.size() == static_cast<size_t>(N));
+  double max_abs = 0, max_err = 0;
+  for (int64_t t = 0; t < N; ++t)
+    for (int64_t v = 0; v < 50; ++v) {
+      max_abs = std::max(max_abs, std::abs(ref.logits[t][v]));
+      max_err = std::max(max_err, std::abs(res.logits[t * 50 + v] - ref.logits[t][v]));
+    }
+  CAPTURE(max_abs, max_err);
+  REQUIRE(max_abs > 0.5);  // the comparison means something
+  CHECK(max_err <= 1e-4 * std::max(1.0, max_abs));
+
+  REQUIRE(res.final_hidden.size() == static_cast<size_t>(N * 32));
+  double max_hidden_err = 0;
+  for (int64_t t = 0; t < N; ++t)
+    for (int64_t i = 0; i < 32; ++i)
+      max_hidden_err = std::max(max_hidden_err, std::abs(res.final_hidden[t * 32 + i] - ref.final_hidden[t][i]));
+  CHECK(max_hidden_err < 1e-4);
+
+  // A subset of positions gives exactly those rows; the hook range limits the calls.
+  hc::PrefillRequest sub;
+  sub.tokens = tokens;
+  sub.logit_positions = {N - 1, 0, N / 2};
+  sub.first_layer = 1;
+  std::vector<int> layers_seen;
+  sub.on_layer = [&](const hc::LayerAttention& la) { layers_seen.push_back(la.layer); };
+  const hc::PrefillResult part = engine->prefill(sub);
+  CHECK(layers_seen == std::vector<int>{1});
+  CHECK(part.final_hidden.empty());
+  REQUIRE(part.logits.size() == 3 * 50u);
+  CHECK(part.logit_positions == sub.logit_positions);
+  for (size_t r = 0; r < 3; ++r)
+    for (int64_t v = 0; v < 50; ++v)
+      CHECK(part.logits[r * 50 + v] == Approx(res.logits[sub.logit_positions[r] * 50 + v]).margin(1e-5));
+}
+
+}  // namespace
+
+TEST_CASE("cpu engine matches a naive double forward", "[calib][cpu_engine]") {
+  SECTION("llama, tied, no scaling, head_dim 8") { check_variant({false, true, hc::RopeScalingType::None, 8}, 70); }
+  SECTION("qkv bias, untied, llama3 scaling, head_dim 16") {
+    check_variant({true, false, hc::RopeScalingType::Llama3, 16}, 70);
+  }
+  SECTION("linear scaling, head_dim 16, few tokens") {
+    check_variant({false, true, hc::RopeScalingType::Linear, 16}, 5);
+  }
+  SECTION("single token") { check_variant({false, false, hc::RopeScalingType::None, 8}, 1); }
+}
+
+TEST_CASE("rope_inv_freq follows the llama3 rule", "[calib][rope]") {
+  hc::ModelConfig c = tiny_config({false, true, hc::RopeScalingType::Llama3, 16});
+  const auto f = hc::rope_inv_freq(c);
+  const auto expected = naive_inv_freq(c);
+  REQUIRE(f.size() == 8);
+  for (size_t i = 0; i < f.size(); ++i) CHECK(f[i] == Approx(expected[i]).epsilon(1e-6));
+  // The shortest wave is kept, the longest is divided by the factor, one in between is smoothed.
+  CHECK(f[0] == Approx(1.0).epsilon(1e-7));
+  CHECK(f[7] == Approx(std::pow(1e4, -14.0 / 16.0) / 8.0).epsilon(1e-6));
+  const double raw2 = std::pow(1e4, -4.0 / 16.0);
+  CHECK(f[2] < raw2);
+  CHECK(f[2] > raw2 / 8.0);
+
+  hc::RopeTable table = hc::rope_table(c, 3000);
+  // pos 2999, pair 0: angle 2999 rad (formed in double).
+  CHECK(table.cos[2999 * 8] == Approx(std::cos(2999.0)).margin(1e-6));
+  CHECK(table.sin[2999 * 8] == Approx(std::sin(2999.0)).margin(1e-6));
+}
+
+TEST_CASE("cpu engine rejects bad requests", "[calib][cpu_engine]") {
+  auto model = tiny_model({}, 5u);
+  auto engine = hc::make_cpu_engine(*model, 1);
+  hc::PrefillRequest empty;
+  CHECK_THROWS_AS(engine->prefill(empty), hc::InputError);
+  hc::PrefillRequest bad_id;
+  bad_id.tokens = {1, 50};
+  CHECK_THROWS_AS(engine->prefill(bad_id), hc::InputError);
+  hc::PrefillRequest bad_pos;
+  bad_pos.tokens = {1, 2};
+  bad_pos.logit_positions = {2};
+  CHECK_THROWS_AS(engine->prefill(bad_pos), hc::InputError);
+  hc::PrefillRequest bad_layer;
+  bad_layer.tokens = {1, 2};
+  bad_layer.first_layer = 2;
+  CHECK_THROWS_AS(engine->prefill(bad_layer), hc::InputError);
+}
+
+TEST_CASE("cpu engine reports a misshapen tensor", "[calib][cpu_engine]") {
+  Variant var;
+  auto model = tiny_model(var, 6u);
+  model->add(tn::k_proj(1), {16, 32}, std::vector<float>(16 * 32, 0.f));  // kv rows should be 2*8 = 16: ok
+  CHECK_NOTHROW(hc::make_cpu_engine(*model, 1));
+  model->add(tn::k_proj(1), {24, 32}, std::vector<float>(24 * 32, 0.f));
+  CHECK_THROWS_AS(hc::make_cpu_engine(*model, 1), hc::InputError);
+}

@@ -1,0 +1,268 @@
+// The CUDA prefill engine: its memory estimate (no GPU needed), and on the device per-layer
+// outputs and logits against the CPU engine, the device hook, the memory error, SmolLM2.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "calib/cuda_engine.h"
+#include "calib/random_model.h"
+#include "calib/record.h"
+#include "catch.h"
+#include "common/error.h"
+#include "io/model_file.h"
+
+#if defined(HEADCAL_HAVE_CUDA)
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#endif
+
+namespace {
+
+constexpr double kGiB = double(size_t(1) << 30);
+
+// Per-layer attention tensors copied out of a hook.
+struct Captured {
+  std::vector<std::vector<float>> q, k, v, o, lse;
+};
+
+hc::LayerHook capture(Captured& c) {
+  return [&c](const hc::LayerAttention& a) {
+    const auto n = static_cast<size_t>(a.dims.n_tokens), h = static_cast<size_t>(a.dims.n_heads),
+               kv = static_cast<size_t>(a.dims.n_kv_heads), d = static_cast<size_t>(a.dims.head_dim);
+    c.q.emplace_back(a.q, a.q + n * h * d);
+    c.k.emplace_back(a.k, a.k + n * kv * d);
+    c.v.emplace_back(a.v, a.v + n * kv * d);
+    c.o.emplace_back(a.o, a.o + n * h * d);
+    c.lse.emplace_back(a.lse, a.lse + h * n);
+  };
+}
+
+double rel_error(const std::vector<float>& got, const std::vector<float>& want) {
+  REQUIRE(got.size() == want.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+    den += double(want[i]) * want[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]));
+  return m;
+}
+
+// Fraction of rows whose argmax agrees.
+double top1_agreement(const std::vector<float>& a, const std::vector<float>& b, int64_t vocab) {
+  const size_t rows = a.size() / static_cast<size_t>(vocab);
+  size_t same = 0;
+  for (size_t r = 0; r < rows; ++r) {
+    const float* x = a.data() + r * vocab;
+    const float* y = b.data() + r * vocab;
+    same += (std::max_element(x, x + vocab) - x) == (std::max_element(y, y + vocab) - y) ? 1 : 0;
+  }
+  return double(same) / double(rows);
+}
+
+}  // namespace
+
+TEST_CASE("CUDA memory estimate: Llama-3-8B-shaped at 128K fits in 60 GiB", "[cuda_engine]") {
+  const hc::ModelConfig c = hc::llama3_8b_config();
+  const hc::CudaMemoryEstimate e = hc::estimate_cuda_memory(c, 131072);
+  // 8.03e9 parameters in bf16.
+  CHECK(e.weights / kGiB == Approx(14.96).epsilon(0.01));
+  CHECK(e.total() / kGiB < 60.0);
+  CHECK(e.total() / kGiB > 20.0);  // x fp32 alone is 2 GiB; q, attention out 1 GiB each
+  // Chunking the MLP is what keeps it small: unchunked gate+up would be 7 GiB on their own.
+  hc::CudaEngineOptions unchunked;
+  unchunked.mlp_chunk_tokens = 131072;
+  CHECK(hc::estimate_cuda_memory(c, 131072, unchunked).activations - e.activations >
+        size_t(6) * (size_t(1) << 30));
+  // Linear in N beyond the fixed chunk buffers.
+  const hc::CudaMemoryEstimate half = hc::estimate_cuda_memory(c, 65536);
+  CHECK(half.activations < e.activations);
+  CHECK(half.weights == e.weights);
+}
+
+TEST_CASE("CUDA engine: unavailable without a GPU", "[cuda_engine]") {
+  if (hc::test::gpu_available()) return;  // covered by the [gpu] cases
+  hc::RandomModel model(hc::tiny_llama_config(), 1, "tiny");
+  CHECK_THROWS_AS(hc::make_cuda_engine(model), hc::DeviceError);
+}
+
+TEST_CASE("CUDA engine matches the CPU engine per layer and in the logits", "[cuda_engine][gpu]") {
+  HC_REQUIRE_GPU();
+  struct Case {
+    const char* name;
+    hc::ModelConfig config;
+    int64_t n;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"tiny d64 GQA 2", hc::tiny_llama_config(), 37});
+  {
+    hc::ModelConfig c = hc::tiny_llama_config();  // d=128, GQA 4, tied embeddings
+    c.n_heads = 4;
+    c.n_kv_heads = 1;
+    c.head_dim = 128;
+    c.tie_embeddings = true;
+    cases.push_back({"d128 GQA 4 tied", c, 130});
+  }
+  {
+    hc::ModelConfig c = hc::tiny_llama_config();  // Qwen2: QKV bias, llama3 RoPE scaling
+    c.arch = "qwen2";
+    c.qkv_bias = true;
+    c.rope_scaling.type = hc::RopeScalingType::Llama3;
+    c.rope_scaling.factor = 8;
+    c.rope_scaling.original_max_position = 64;
+    cases.push_back({"qwen2 bias llama3-rope", c, 200});
+  }
+  for (const Case& tc : cases) {
+    INFO(tc.name << " N " << tc.n);
+    hc::RandomModel model(tc.config, 11, "test");
+    auto cpu = hc::make_cpu_engine(model, 2);
+    hc::CudaEngineOptions opts;
+    opts.mlp_chunk_tokens = 48;  // several MLP chunks, the last one partial
+    auto gpu = hc::make_cuda_engine(model, opts);
+    CHECK(gpu->backend() == "cuda");
+
+    hc::PrefillRequest req;
+    req.tokens = hc::random_token_ids(tc.n, tc.config.vocab, 4);
+    req.logit_positions = {0, tc.n / 2, tc.n - 1};
+    req.want_final_hidden = true;
+    Captured a, b;
+    req.on_layer = capture(a);
+    const hc::PrefillResult want = cpu->prefill(req);
+    req.on_layer = capture(b);
+    const hc::PrefillResult got = gpu->prefill(req);
+
+    REQUIRE(b.q.size() == static_cast<size_t>(tc.config.n_layers));
+    for (size_t l = 0; l < b.q.size(); ++l) {
+      INFO("layer " << l);
+      // bf16 activations and weights: ~0.4% per rounding, a few of them in sequence.
+      CHECK(rel_error(b.q[l], a.q[l]) < 0.03);
+      CHECK(rel_error(b.k[l], a.k[l]) < 0.03);
+      CHECK(rel_error(b.v[l], a.v[l]) < 0.03);
+      CHECK(rel_error(b.o[l], a.o[l]) < 0.03);
+      CHECK(max_abs_diff(b.lse[l], a.lse[l]) < 0.05);
+    }
+    REQUIRE(got.logit_positions == want.logit_positions);
+    CHECK(rel_error(got.logits, want.logits) < 0.03);
+    CHECK(top1_agreement(got.logits, want.logits, tc.config.vocab) >= 2.0 / 3.0);
+    CHECK(rel_error(got.final_hidden, want.final_hidden) < 0.03);
+    CHECK(gpu->peak_device_bytes() > 0);
+  }
+}
+
+#if defined(HEADCAL_HAVE_CUDA)
+TEST_CASE("CUDA engine: the device hook sees what the host hook sees", "[cuda_engine][gpu]") {
+  HC_REQUIRE_GPU();
+  hc::RandomModel model(hc::tiny_llama_config(), 2, "tiny");
+  auto gpu = hc::make_cuda_engine(model);
+  hc::PrefillRequest req;
+  req.tokens = hc::random_token_ids(77, 512, 1);
+  req.want_logits = false;
+  req.first_layer = 1;
+  Captured host;
+  req.on_layer = capture(host);
+  std::vector<std::vector<float>> device_lse;
+  std::vector<std::vector<float>> device_k;
+  std::vector<int> layers;
+  gpu->prefill_device(req, [&](const hc::DeviceLayerAttention& a) {
+    layers.push_back(a.layer);
+    CHECK(a.dims.n_tokens == 77);
+    CHECK(a.k_row_stride == 2 * 64);
+    std::vector<float> lse(static_cast<size_t>(a.dims.n_heads * 77));
+    REQUIRE(cudaMemcpy(lse.data(), a.lse, lse.size() * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+    device_lse.push_back(lse);
+    std::vector<__nv_bfloat16> k(static_cast<size_t>(77 * 2 * 64));
+    REQUIRE(cudaMemcpy(k.data(), a.k, k.size() * 2, cudaMemcpyDeviceToHost) == cudaSuccess);
+    std::vector<float> kf(k.size());
+    for (size_t i = 0; i < k.size(); ++i) kf[i] = __bfloat162float(k[i]);
+    device_k.push_back(kf);
+  });
+  REQUIRE(layers == std::vector<int>{1});
+  REQUIRE(host.lse.size() == 1);
+  CHECK(device_lse[0] == host.lse[0]);
+  CHECK(device_k[0] == host.k[0]);
+}
+#endif
+
+TEST_CASE("CUDA engine: a prefill that cannot fit fails up front with the memory it needs", "[cuda_engine][gpu]") {
+  HC_REQUIRE_GPU();
+  hc::RandomModel model(hc::tiny_llama_config(), 1, "tiny");
+  hc::CudaEngineOptions opts;
+  opts.hook_device_bytes = size_t(1) << 50;  // a recorder asking for 1 PiB
+  auto gpu = hc::make_cuda_engine(model, opts);
+  hc::PrefillRequest req;
+  req.tokens = {1, 2, 3};
+  try {
+    gpu->prefill(req);
+    FAIL("expected a DeviceError");
+  } catch (const hc::DeviceError& e) {
+    const std::string what = e.what();
+    CHECK(what.find("needs") != std::string::npos);
+    CHECK(what.find("GiB free") != std::string::npos);
+  }
+  hc::PrefillRequest bad;
+  bad.tokens = {1, 600};  // id >= vocab 512
+  CHECK_THROWS_AS(gpu->prefill(bad), hc::InputError);
+}
+
+TEST_CASE("CUDA engine: SmolLM2 logits agree with the CPU engine", "[cuda_engine][gpu][model]") {
+  HC_REQUIRE_GPU();
+  const std::string path = hc::test::smollm2_gguf_path();
+  if (path.empty()) {
+    WARN("SmolLM2 GGUF not found (set HEADCAL_MODEL); skipped");
+    return;
+  }
+  const auto model = hc::open_model(path);
+  auto cpu = hc::make_cpu_engine(*model, 0);
+  auto gpu = hc::make_cuda_engine(*model);
+  hc::PrefillRequest req;
+  req.tokens = hc::random_token_ids(96, model->config().vocab, 3);
+  const hc::PrefillResult want = cpu->prefill(req);
+  const hc::PrefillResult got = gpu->prefill(req);
+  const double agree = top1_agreement(got.logits, want.logits, model->config().vocab);
+  const double err = max_abs_diff(got.logits, want.logits);
+  WARN("SmolLM2 CUDA vs CPU, 96 tokens: top-1 agreement " << agree << ", max abs logit error " << err);
+  CHECK(agree >= 0.9);
+  CHECK(rel_error(got.logits, want.logits) < 0.05);
+}
+
+// Device check against Hugging Face transformers: scripts/transformers_logits_2k.py writes the
+// reference into HEADCAL_TRANSFORMERS_REF; skipped when that is unset.
+TEST_CASE("CUDA engine: SmolLM2 logits for a 2K-token prompt agree with transformers",
+          "[cuda_engine][gpu][model][transformers]") {
+  HC_REQUIRE_GPU();
+  const char* ref = std::getenv("HEADCAL_TRANSFORMERS_REF");
+  const std::string path = hc::test::smollm2_gguf_path();
+  if (!ref || path.empty()) {
+    WARN("HEADCAL_TRANSFORMERS_REF or the SmolLM2 GGUF missing; skipped");
+    return;
+  }
+  const auto model = hc::open_model(path);
+  const int64_t vocab = model->config().vocab;
+  hc::PrefillRequest req;
+  req.tokens = hc::read_token_ids_file(std::string(ref) + "/tokens.txt", vocab);
+  for (int32_t p : hc::read_token_ids_file(std::string(ref) + "/positions.txt", int64_t(1) << 30))
+    req.logit_positions.push_back(p);
+  std::ifstream f(std::string(ref) + "/logits.f32", std::ios::binary);
+  std::vector<float> want(req.logit_positions.size() * static_cast<size_t>(vocab));
+  REQUIRE(f.read(reinterpret_cast<char*>(want.data()), static_cast<std::streamsize>(want.size() * 4)));
+  auto gpu = hc::make_cuda_engine(*model);
+  const hc::PrefillResult got = gpu->prefill(req);
+  const double agree = top1_agreement(got.logits, want, vocab);
+  const double err = max_abs_diff(got.logits, want);
+  WARN("SmolLM2 CUDA (bf16) vs transformers (fp32), " << req.tokens.size() << " tokens, "
+                                                        << req.logit_positions.size()
+                                                        << " positions: top-1 agreement " << agree
+                                                        << ", max abs logit error " << err
+                                                        << ", relative error " << rel_error(got.logits, want));
+  CHECK(agree >= 0.9);
+  CHECK(rel_error(got.logits, want) < 0.05);
+}

@@ -1,0 +1,274 @@
+// The record pipeline (engine -> recorder -> atlas), `headcal record`, the random model, the
+// device choice and the token-id parser.
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "calib/device_select.h"
+#include "calib/random_model.h"
+#include "calib/record.h"
+#include "calib/recorder.h"
+#include "catch.h"
+#include "common/error.h"
+#include "io/atlas.h"
+
+namespace {
+
+double sum_of(const std::vector<float>& v, size_t begin, size_t count) {
+  double s = 0;
+  for (size_t i = begin; i < begin + count; ++i) s += v[i];
+  return s;
+}
+
+void require_layer_invariants(const hc::Atlas& atlas, int64_t layer) {
+  const hc::AtlasMeta& m = atlas.meta();
+  const hc::AtlasLayer L = atlas.read_layer(layer);
+  const auto n = static_cast<size_t>(m.tokens), mm = static_cast<size_t>(m.map_size * m.map_size);
+  REQUIRE(L.colmass.size() == static_cast<size_t>(m.heads) * n);
+  REQUIRE(L.map.size() == static_cast<size_t>(m.heads) * mm);
+  for (size_t h = 0; h < static_cast<size_t>(m.heads); ++h) {
+    INFO("layer " << layer << " head " << h);
+    CHECK(sum_of(L.colmass, h * n, n) == Approx(double(n)).epsilon(1e-4));
+    CHECK(sum_of(L.diagmass, h * n, n) == Approx(double(n)).epsilon(1e-4));
+    CHECK(sum_of(L.map, h * mm, mm) == Approx(double(n)).epsilon(1e-4));
+    // Row 0 sees only key 0: diagonal 0 holds at least that row's full mass.
+    CHECK(L.diagmass[h * n] >= 1.0f - 1e-4f);
+  }
+  int dense_rows = 0;
+  for (const hc::CandidateRow& r : L.candidates)
+    if (r.pattern == hc::PatternKind::dense) {
+      ++dense_rows;
+      CHECK(r.density == 1.0);
+      CHECK(r.recall == 1.0);
+      CHECK(r.cost > 0);
+    }
+  CHECK(dense_rows == m.heads);
+}
+
+// Returns one a_shape row per head with a recall it computes from the host LSE (a real function
+// of the layer), and counts its calls.
+class CountingProber : public hc::CandidateProber {
+ public:
+  std::vector<hc::CandidateRow> probe(const hc::ProbeLayer& layer) override {
+    ++calls;
+    last_layer = layer.layer;
+    saw_host = layer.host != nullptr;
+    std::vector<hc::CandidateRow> rows;
+    for (int32_t h = 0; h < static_cast<int32_t>(layer.dims.n_heads); ++h)
+      rows.push_back({h, hc::PatternKind::a_shape, 4, 16, 1.0, 0.5, 0.75, 0.1});
+    return rows;
+  }
+  int calls = 0;
+  int last_layer = -1;
+  bool saw_host = false;
+};
+
+class DenseReturningProber : public hc::CandidateProber {
+ public:
+  std::vector<hc::CandidateRow> probe(const hc::ProbeLayer&) override {
+    return {{0, hc::PatternKind::dense, 0, 0, 1.0, 1.0, 1.0, 0.0}};
+  }
+};
+
+}  // namespace
+
+TEST_CASE("random model: deterministic, seeded, scaled by fan-in", "[record][random_model]") {
+  hc::RandomModel a(hc::tiny_llama_config(), 7, "tiny");
+  hc::RandomModel b(hc::tiny_llama_config(), 7, "tiny");
+  hc::RandomModel c(hc::tiny_llama_config(), 8, "tiny");
+  const std::string wq = hc::tensor_names::q_proj(1);
+  const auto x = a.load_f32(wq, {256, 256});
+  CHECK(x == b.load_f32(wq));
+  CHECK(x != c.load_f32(wq));
+  CHECK(a.fingerprint() == b.fingerprint());
+  CHECK(a.fingerprint() != c.fingerprint());
+  CHECK(x != a.load_f32(hc::tensor_names::q_proj(0)));  // each tensor has its own stream
+  double s = 0, ss = 0;
+  for (float v : x) {
+    s += v;
+    ss += double(v) * v;
+  }
+  const double mean = s / x.size(), stddev = std::sqrt(ss / x.size() - mean * mean);
+  CHECK(std::fabs(mean) < 0.005);
+  CHECK(stddev == Approx(1.0 / 16.0).epsilon(0.03));  // 1/sqrt(hidden 256)
+  const auto norm = a.load_f32(hc::tensor_names::attn_norm(0));
+  for (float v : norm) REQUIRE(v == 1.0f);
+  CHECK_THROWS_AS(a.load_f32(wq, {256, 255}), hc::InputError);
+  CHECK_THROWS_AS(a.load_f32("model.layers.9.self_attn.q_proj.weight"), hc::InputError);
+
+  const hc::ModelConfig big = hc::llama3_8b_config();
+  CHECK(big.n_layers == 32);
+  CHECK(big.n_kv_heads == 8);
+  CHECK(big.vocab == 128256);
+  CHECK(hc::open_random_model("model.gguf") == nullptr);
+  CHECK(hc::open_random_model("random:llama3-8b:3")->seed() == 3);
+  CHECK_THROWS_AS(hc::open_random_model("random:llama9"), hc::InputError);
+  CHECK_THROWS_AS(hc::open_random_model("random:tiny:x"), hc::InputError);
+}
+
+TEST_CASE("device choice: cpu, auto fallback with a notice, bad names", "[record]") {
+  CHECK(hc::resolve_device("cpu") == hc::DeviceKind::Cpu);
+  CHECK_THROWS_AS(hc::resolve_device("gpu"), hc::InputError);
+  std::string notice;
+  const hc::DeviceKind kind = hc::resolve_device("auto", &notice);
+  if (hc::cuda_device_present()) {
+    CHECK(kind == hc::DeviceKind::Cuda);
+    CHECK(notice.empty());
+  } else {
+    CHECK(kind == hc::DeviceKind::Cpu);
+    CHECK(notice.find("CPU") != std::string::npos);
+    CHECK_THROWS_AS(hc::resolve_device("cuda"), hc::DeviceError);
+  }
+}
+
+TEST_CASE("token ids: parsed, checked against the vocabulary", "[record]") {
+  CHECK(hc::parse_token_ids(" 1 2\n3\t4 ", "t", 10) == std::vector<int32_t>{1, 2, 3, 4});
+  CHECK_THROWS_AS(hc::parse_token_ids("1 10", "t", 10), hc::InputError);
+  CHECK_THROWS_AS(hc::parse_token_ids("1 x", "t", 10), hc::InputError);
+  CHECK_THROWS_AS(hc::parse_token_ids("-1", "t", 10), hc::InputError);
+  CHECK_THROWS_AS(hc::parse_token_ids("  ", "t", 10), hc::InputError);
+  const auto r = hc::random_token_ids(1000, 50, 3);
+  CHECK(r == hc::random_token_ids(1000, 50, 3));
+  CHECK(r != hc::random_token_ids(1000, 50, 4));
+  for (int32_t id : r) REQUIRE((id >= 0 && id < 50));
+}
+
+TEST_CASE("CPU record pipeline writes an atlas whose statistics keep the invariants", "[record]") {
+  const auto model = hc::open_model_spec("random:tiny");
+  const std::string dir = hc::test::make_temp_dir("record");
+  for (int64_t n : {70, 5}) {  // N > map size and N < map size
+    INFO("N " << n);
+    const auto tokens = hc::random_token_ids(n, model->config().vocab, 1);
+    hc::RecordOptions opts;
+    opts.device = hc::DeviceKind::Cpu;
+    opts.map_size = 16;
+    opts.n_threads = 2;
+    opts.prompt_description = "test";
+    int progress_calls = 0;
+    opts.on_progress = [&](const hc::RecordProgress& p) {
+      ++progress_calls;
+      CHECK(p.layers_total == 2);
+      CHECK(p.layers_done == progress_calls);
+    };
+    const std::string out = dir + "/a" + std::to_string(n) + ".h5";
+    const hc::RecordSummary s = hc::record_atlas(*model, tokens, out, opts);
+    CHECK(s.layers_recorded == 2);
+    CHECK(s.backend == "cpu");
+    CHECK(progress_calls == 2);
+    const hc::Atlas atlas = hc::Atlas::open(out);
+    CHECK(atlas.tokens() == tokens);
+    CHECK(atlas.meta().tokens == n);
+    CHECK(atlas.meta().map_size == std::min<int64_t>(16, n));
+    CHECK(atlas.meta().heads == 4);
+    CHECK(atlas.meta().model_fingerprint == model->fingerprint());
+    CHECK(atlas.meta().prompt_sha256 == hc::prompt_sha256(tokens));
+    REQUIRE(atlas.recorded_layers() == std::vector<int64_t>{0, 1});
+    require_layer_invariants(atlas, 0);
+    require_layer_invariants(atlas, 1);
+  }
+}
+
+TEST_CASE("record pipeline: layer range and the candidate prober extension point", "[record]") {
+  const auto model = hc::open_model_spec("random:tiny:5");
+  const std::string dir = hc::test::make_temp_dir("record_layers");
+  const auto tokens = hc::random_token_ids(40, model->config().vocab, 2);
+  hc::RecordOptions opts;
+  opts.device = hc::DeviceKind::Cpu;
+  opts.first_layer = 1;
+  opts.last_layer = 1;
+  CountingProber prober;
+  opts.prober = &prober;
+  hc::record_atlas(*model, tokens, dir + "/one.h5", opts);
+  CHECK(prober.calls == 1);
+  CHECK(prober.last_layer == 1);
+  CHECK(prober.saw_host);
+  const hc::Atlas atlas = hc::Atlas::open(dir + "/one.h5");
+  REQUIRE(atlas.recorded_layers() == std::vector<int64_t>{1});
+  const auto& rows = atlas.candidates(1);
+  CHECK(rows.size() == 8);  // 4 dense + 4 probed
+  int probed = 0;
+  for (const auto& r : rows) probed += r.pattern == hc::PatternKind::a_shape ? 1 : 0;
+  CHECK(probed == 4);
+
+  DenseReturningProber bad;
+  opts.prober = &bad;
+  CHECK_THROWS_AS(hc::record_atlas(*model, tokens, dir + "/bad.h5", opts), hc::Error);
+  CHECK_FALSE(std::filesystem::exists(dir + "/bad.h5"));  // no half-written atlas
+
+  opts.prober = nullptr;
+  opts.first_layer = 1;
+  opts.last_layer = 5;
+  CHECK_THROWS_AS(hc::record_atlas(*model, tokens, dir + "/range.h5", opts), hc::InputError);
+}
+
+TEST_CASE("headcal record: CLI on the CPU, and its input errors", "[record][cli]") {
+  const std::string dir = hc::test::make_temp_dir("record_cli");
+  auto r = hc::test::run_headcal("record --model random:tiny --generate random --length 50 --device cpu --out '" +
+                                 dir + "/a.h5'");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.output.find("recorded 2 layers x 50 tokens") != std::string::npos);
+  const hc::Atlas atlas = hc::Atlas::open(dir + "/a.h5");
+  CHECK(atlas.meta().tokens == 50);
+  require_layer_invariants(atlas, 1);
+
+  {
+    std::ofstream(dir + "/ids.txt") << "1 2 3 4 5 6 7 8 9 10\n11 12\n";
+    r = hc::test::run_headcal("record --model random:tiny --tokens '" + dir + "/ids.txt' --device cpu --layers 0 --out '" +
+                              dir + "/b.h5'");
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    const hc::Atlas b = hc::Atlas::open(dir + "/b.h5");
+    CHECK(b.tokens().size() == 12);
+    CHECK(b.recorded_layers() == std::vector<int64_t>{0});
+  }
+  std::ofstream(dir + "/bad_ids.txt") << "1 2 99999\n";
+  r = hc::test::run_headcal("record --model random:tiny --tokens '" + dir + "/bad_ids.txt' --device cpu --out '" + dir +
+                            "/c.h5'");
+  CHECK(r.exit_code == 2);
+  CHECK(r.output.find("99999") != std::string::npos);
+  r = hc::test::run_headcal("record --model random:tiny --generate random --length 9 --layers 3-4 --device cpu --out '" +
+                            dir + "/d.h5'");
+  CHECK(r.exit_code == 2);
+  r = hc::test::run_headcal("record --model random:tiny --generate random --length 9 --device tpu --out '" + dir +
+                            "/e.h5'");
+  CHECK(r.exit_code == 2);
+  r = hc::test::run_headcal("record --model random:tiny --out '" + dir + "/f.h5'");
+  CHECK(r.exit_code == 2);
+  CHECK_FALSE(std::filesystem::exists(dir + "/c.h5"));
+}
+
+TEST_CASE("CUDA record pipeline agrees with the CPU pipeline", "[record][gpu]") {
+  HC_REQUIRE_GPU();
+  const auto model = hc::open_model_spec("random:tiny:3");
+  const std::string dir = hc::test::make_temp_dir("record_gpu");
+  const auto tokens = hc::random_token_ids(150, model->config().vocab, 9);
+  hc::RecordOptions opts;
+  opts.map_size = 32;
+  opts.device = hc::DeviceKind::Cpu;
+  hc::record_atlas(*model, tokens, dir + "/cpu.h5", opts);
+  opts.device = hc::DeviceKind::Cuda;
+  CountingProber prober;
+  opts.prober = &prober;
+  const hc::RecordSummary s = hc::record_atlas(*model, tokens, dir + "/gpu.h5", opts);
+  CHECK(s.backend == "cuda");
+  CHECK(s.peak_device_bytes > 0);
+  CHECK(prober.calls == 2);
+  CHECK_FALSE(prober.saw_host);
+  const hc::Atlas cpu = hc::Atlas::open(dir + "/cpu.h5");
+  const hc::Atlas gpu = hc::Atlas::open(dir + "/gpu.h5");
+  for (int64_t layer : {0, 1}) {
+    require_layer_invariants(gpu, layer);
+    const hc::AtlasLayer a = cpu.read_layer(layer), b = gpu.read_layer(layer);
+    // bf16 activations on the GPU: column masses agree to a few percent of the largest.
+    double worst = 0, largest = 0;
+    for (size_t i = 0; i < a.colmass.size(); ++i) {
+      worst = std::max(worst, std::fabs(double(a.colmass[i]) - b.colmass[i]));
+      largest = std::max(largest, double(a.colmass[i]));
+    }
+    INFO("layer " << layer << " worst " << worst << " largest " << largest);
+    CHECK(worst <= 0.05 * largest);
+  }
+}

@@ -1,0 +1,230 @@
+// Atlas (HDF5) writer and reader: round trips, subsets of layers, atomic writes, bad input,
+// and a cross-check with h5py (scripts/check_atlas_h5py.py) when python3 + h5py are present.
+#include <hdf5.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "catch.h"
+#include "common/error.h"
+#include "io/atlas.h"
+#include "search/atlas_fixture.h"
+
+namespace fs = std::filesystem;
+using namespace hc;
+
+namespace {
+
+void set_root_attr_int(const std::string& path, const char* name, int64_t value) {
+  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  REQUIRE(f >= 0);
+  hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+  REQUIRE(a >= 0);
+  REQUIRE(H5Awrite(a, H5T_NATIVE_INT64, &value) >= 0);
+  H5Aclose(a);
+  H5Fclose(f);
+}
+
+void set_root_attr_string(const std::string& path, const char* name, const char* value) {
+  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  REQUIRE(f >= 0);
+  REQUIRE(H5Adelete(f, name) >= 0);
+  hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, H5T_VARIABLE);
+  hid_t s = H5Screate(H5S_SCALAR);
+  hid_t a = H5Acreate2(f, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
+  REQUIRE(H5Awrite(a, t, &value) >= 0);
+  H5Aclose(a);
+  H5Sclose(s);
+  H5Tclose(t);
+  H5Fclose(f);
+}
+
+bool throws_input_error_containing(const std::function<void()>& fn, const std::string& needle) {
+  try {
+    fn();
+  } catch (const InputError& e) {
+    INFO(e.what());
+    return std::string(e.what()).find(needle) != std::string::npos;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("atlas round trip keeps meta, tokens, statistics and candidates", "[atlas]") {
+  std::string dir = test::make_temp_dir("atlas_rt");
+  for (int64_t tokens : {1000, 40}) {      // N not a multiple of 64, and N < 64
+    for (int64_t head_dim : {64, 128}) {
+      test::SyntheticSpec spec;
+      spec.tokens = tokens;
+      spec.head_dim = head_dim;
+      spec.heads = 6;
+      spec.kv_heads = 2;  // GQA
+      std::string path = dir + "/a_" + std::to_string(tokens) + "_" + std::to_string(head_dim) + ".h5";
+      test::write_synthetic_atlas(path, spec);
+
+      Atlas a = Atlas::open(path);
+      const AtlasMeta& m = a.meta();
+      CHECK(a.version() == 1);
+      CHECK(m.model_fingerprint == "fp-synthetic");
+      CHECK(m.model_name == "synthetic-model");
+      CHECK(m.arch == "llama");
+      CHECK(m.layers == 4);
+      CHECK(m.heads == 6);
+      CHECK(m.kv_heads == 2);
+      CHECK(m.head_dim == head_dim);
+      CHECK(m.tokens == tokens);
+      CHECK(m.prompt_sha256 == "0123abcd");
+      CHECK(m.prompt_description == "synthetic prompt");
+      CHECK(m.block_size == 64);
+      CHECK(m.v_sink == 30);
+      CHECK(m.s_local == 100);
+      CHECK(m.map_size == 16);
+      REQUIRE(a.tokens().size() == static_cast<size_t>(tokens));
+      CHECK(a.tokens()[5] == static_cast<int32_t>((5 * 7919) % 49152));
+      REQUIRE(a.recorded_layers() == std::vector<int64_t>{0, 1, 2, 3});
+
+      AtlasMeta meta = test::synthetic_meta(spec);
+      Grid grid = default_grid(tokens, meta.defaults());
+      for (int64_t l = 0; l < 4; ++l) {
+        AtlasLayer expect = test::synthetic_layer(meta, l, grid);
+        const auto& rows = a.candidates(l);
+        REQUIRE(rows.size() == expect.candidates.size());
+        for (size_t i = 0; i < rows.size(); ++i) {
+          CHECK(rows[i].head == expect.candidates[i].head);
+          CHECK(rows[i].pattern == expect.candidates[i].pattern);
+          CHECK(rows[i].p1 == expect.candidates[i].p1);
+          CHECK(rows[i].p2 == expect.candidates[i].p2);
+          CHECK(rows[i].cost == expect.candidates[i].cost);
+          CHECK(rows[i].recall == expect.candidates[i].recall);
+          CHECK(rows[i].out_err == expect.candidates[i].out_err);
+        }
+        AtlasLayer got = a.read_layer(l);
+        CHECK(got.colmass == expect.colmass);
+        CHECK(got.diagmass == expect.diagmass);
+        CHECK(got.map == expect.map);
+      }
+    }
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("atlas with a subset of layers records which exist", "[atlas]") {
+  std::string dir = test::make_temp_dir("atlas_subset");
+  test::SyntheticSpec spec;
+  spec.layers = 6;
+  spec.recorded = {1, 4};
+  std::string path = dir + "/sub.h5";
+  test::write_synthetic_atlas(path, spec);
+  Atlas a = Atlas::open(path);
+  CHECK(a.recorded_layers() == std::vector<int64_t>{1, 4});
+  CHECK(a.has_layer(4));
+  CHECK_FALSE(a.has_layer(0));
+  CHECK_THROWS_AS(a.candidates(0), InputError);
+  CHECK(a.read_layer(4).colmass.size() == static_cast<size_t>(spec.heads * spec.tokens));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("an unfinished atlas leaves nothing behind; finished one appears at once", "[atlas]") {
+  std::string dir = test::make_temp_dir("atlas_atomic");
+  test::SyntheticSpec spec;
+  AtlasMeta meta = test::synthetic_meta(spec);
+  std::vector<int32_t> tokens(static_cast<size_t>(spec.tokens), 1);
+  std::string path = dir + "/x.h5";
+  {
+    AtlasWriter w(path, meta, tokens);
+    w.write_layer(test::synthetic_layer(meta, 0, default_grid(spec.tokens)));
+    CHECK_FALSE(fs::exists(path));  // only the temporary exists while recording
+  }
+  CHECK_FALSE(fs::exists(path));
+  CHECK(fs::is_empty(dir));  // temporary removed too
+
+  AtlasWriter w(path, meta, tokens);
+  w.write_layer(test::synthetic_layer(meta, 2, default_grid(spec.tokens)));
+  // Layers must ascend; shapes must match the meta.
+  CHECK_THROWS_AS(w.write_layer(test::synthetic_layer(meta, 1, default_grid(spec.tokens))), InputError);
+  AtlasLayer bad = test::synthetic_layer(meta, 3, default_grid(spec.tokens));
+  bad.colmass.pop_back();
+  CHECK_THROWS_AS(w.write_layer(bad), InputError);
+  AtlasLayer bad_head = test::synthetic_layer(meta, 3, default_grid(spec.tokens));
+  bad_head.candidates[0].head = static_cast<int32_t>(spec.heads);
+  CHECK_THROWS_AS(w.write_layer(bad_head), InputError);
+  w.finalize();
+  CHECK(fs::exists(path));
+  CHECK(Atlas::open(path).recorded_layers() == std::vector<int64_t>{2});
+  fs::remove_all(dir);
+}
+
+TEST_CASE("atlas writer rejects meta that cannot describe an atlas", "[atlas]") {
+  std::string dir = test::make_temp_dir("atlas_badmeta");
+  test::SyntheticSpec spec;
+  AtlasMeta meta = test::synthetic_meta(spec);
+  std::vector<int32_t> tokens(static_cast<size_t>(spec.tokens), 1);
+  AtlasMeta zero_heads = meta;
+  zero_heads.heads = 0;
+  CHECK_THROWS_AS(AtlasWriter(dir + "/a.h5", zero_heads, tokens), InputError);
+  AtlasMeta gqa = meta;
+  gqa.kv_heads = 4;  // 6 % 4 != 0
+  CHECK_THROWS_AS(AtlasWriter(dir + "/a.h5", gqa, tokens), InputError);
+  std::vector<int32_t> short_tokens(10, 1);
+  CHECK_THROWS_AS(AtlasWriter(dir + "/a.h5", meta, short_tokens), InputError);
+  AtlasWriter empty(dir + "/b.h5", meta, tokens);
+  CHECK_THROWS_AS(empty.finalize(), InputError);  // no layer recorded
+  fs::remove_all(dir);
+}
+
+TEST_CASE("atlas reader rejects wrong format, version, non-HDF5 and truncated files", "[atlas]") {
+  std::string dir = test::make_temp_dir("atlas_bad");
+  test::SyntheticSpec spec;
+  std::string path = dir + "/good.h5";
+  test::write_synthetic_atlas(path, spec);
+
+  std::string v2 = dir + "/v2.h5";
+  fs::copy_file(path, v2);
+  set_root_attr_int(v2, "version", 2);
+  CHECK(throws_input_error_containing([&] { Atlas::open(v2); }, "version 2"));
+
+  std::string other = dir + "/other.h5";
+  fs::copy_file(path, other);
+  set_root_attr_string(other, "format", "something-else");
+  CHECK(throws_input_error_containing([&] { Atlas::open(other); }, "format"));
+
+  std::string text = dir + "/text.h5";
+  std::ofstream(text) << "not hdf5 at all\n";
+  CHECK(throws_input_error_containing([&] { Atlas::open(text); }, "not an HDF5 file"));
+
+  CHECK(throws_input_error_containing([&] { Atlas::open(dir + "/missing.h5"); }, "no such atlas"));
+
+  std::string cut = dir + "/cut.h5";
+  fs::copy_file(path, cut);
+  fs::resize_file(cut, fs::file_size(cut) / 2);
+  CHECK_THROWS_AS(
+      [&] {
+        Atlas a = Atlas::open(cut);
+        for (int64_t l : a.recorded_layers()) a.read_layer(l);
+      }(),
+      InputError);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("h5py reads the atlas with no headcal code", "[atlas][python]") {
+  if (std::system("python3 -c 'import h5py, numpy' >/dev/null 2>&1") != 0) {
+    WARN("skipped: python3 with h5py and numpy is not available");
+    return;
+  }
+  std::string dir = test::make_temp_dir("atlas_h5py");
+  test::SyntheticSpec spec;
+  spec.layers = 5;
+  spec.recorded = {0, 2, 3};
+  std::string path = dir + "/py.h5";
+  test::write_synthetic_atlas(path, spec);
+  std::string cmd = std::string("python3 '") + HEADCAL_SOURCE_DIR + "/scripts/check_atlas_h5py.py' '" + path +
+                    "' 5 6 1000 16 0,2,3";
+  int status = std::system(cmd.c_str());
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  fs::remove_all(dir);
+}

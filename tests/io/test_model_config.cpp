@@ -1,0 +1,278 @@
+// config.json -> ModelConfig, and ModelConfig::validate.
+#include <functional>
+#include <string>
+
+#include "catch.h"
+#include "common/error.h"
+#include "io/hf_config.h"
+#include "io/model_config.h"
+
+namespace {
+
+std::string input_error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const hc::InputError& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    FAIL("expected hc::InputError, got: " << e.what());
+  }
+  FAIL("expected hc::InputError, nothing was thrown");
+  return "";
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+const char* kSource = "/models/x/config.json";
+
+hc::ModelConfig parse(const std::string& text) { return hc::parse_hf_config(text, kSource, "fallback-name"); }
+
+std::string parse_error(const std::string& text) {
+  return input_error_of([&] { parse(text); });
+}
+
+// A Llama body that tests extend; `extra` goes at the end of the object.
+std::string llama(const std::string& extra = "", const std::string& type = "llama") {
+  return R"({"model_type":")" + type + R"(","num_hidden_layers":30,"num_attention_heads":9,)"
+         R"("num_key_value_heads":3,"hidden_size":576,"intermediate_size":1536,"vocab_size":49152,)"
+         R"("max_position_embeddings":8192)" +
+         (extra.empty() ? "" : "," + extra) + "}";
+}
+
+}  // namespace
+
+TEST_CASE("SmolLM2's config.json", "[io][config]") {
+  const std::string text = R"({
+    "_name_or_path": "HuggingFaceTB/SmolLM2-135M-Instruct", "architectures": ["LlamaForCausalLM"],
+    "attention_bias": false, "attention_dropout": 0.0, "bos_token_id": 1, "eos_token_id": 2,
+    "hidden_act": "silu", "hidden_size": 576, "initializer_range": 0.041, "intermediate_size": 1536,
+    "is_llama_config": true, "max_position_embeddings": 8192, "mlp_bias": false, "model_type": "llama",
+    "num_attention_heads": 9, "num_hidden_layers": 30, "num_key_value_heads": 3, "pad_token_id": 2,
+    "pretraining_tp": 1, "rms_norm_eps": 1e-05, "rope_interleaved": false, "rope_scaling": null,
+    "rope_theta": 100000, "tie_word_embeddings": true, "torch_dtype": "bfloat16",
+    "transformers_version": "4.42.3", "use_cache": true, "vocab_size": 49152})";
+  hc::ModelConfig c = parse(text);
+  CHECK(c.arch == "llama");
+  CHECK(c.name == "HuggingFaceTB/SmolLM2-135M-Instruct");
+  CHECK(c.n_layers == 30);
+  CHECK(c.n_heads == 9);
+  CHECK(c.n_kv_heads == 3);
+  CHECK(c.head_dim == 64);
+  CHECK(c.hidden == 576);
+  CHECK(c.intermediate == 1536);
+  CHECK(c.vocab == 49152);
+  CHECK(c.max_context == 8192);
+  CHECK(c.rms_eps == 1e-5);
+  CHECK(c.rope_theta == 100000.0);  // an integer in the JSON
+  CHECK(c.rope_scaling.type == hc::RopeScalingType::None);
+  CHECK(c.tie_embeddings);
+  CHECK_FALSE(c.qkv_bias);
+  CHECK(c.bos_id == 1);
+  CHECK(c.eos_id == 2);
+}
+
+TEST_CASE("defaults: kv heads = heads, transformers' eps/theta, name from the fallback", "[io][config]") {
+  hc::ModelConfig c = parse(R"({"model_type":"llama","num_hidden_layers":2,"num_attention_heads":4,)"
+                            R"("hidden_size":32,"intermediate_size":40,"vocab_size":64,"max_position_embeddings":128})");
+  CHECK(c.n_kv_heads == 4);
+  CHECK(c.head_dim == 8);
+  CHECK(c.rms_eps == 1e-6);
+  CHECK(c.rope_theta == 10000.0);
+  CHECK_FALSE(c.tie_embeddings);
+  CHECK(c.bos_id == -1);
+  CHECK(c.eos_id == -1);
+  CHECK(c.name == "fallback-name");
+}
+
+TEST_CASE("llama3 rope scaling (Llama 3.1 values)", "[io][config]") {
+  hc::ModelConfig c = parse(llama(
+      R"("rope_theta":500000.0,"rope_scaling":{"factor":8.0,"low_freq_factor":1.0,"high_freq_factor":4.0,)"
+      R"("original_max_position_embeddings":8192,"rope_type":"llama3"})"));
+  CHECK(c.rope_scaling.type == hc::RopeScalingType::Llama3);
+  CHECK(c.rope_scaling.factor == 8.0);
+  CHECK(c.rope_scaling.low_freq_factor == 1.0);
+  CHECK(c.rope_scaling.high_freq_factor == 4.0);
+  CHECK(c.rope_scaling.original_max_position == 8192);
+  CHECK(c.rope_theta == 500000.0);
+
+  // The older key "type" and integer factors are accepted too.
+  hc::ModelConfig old = parse(llama(R"("rope_scaling":{"type":"llama3","factor":32,"low_freq_factor":1,)"
+                                    R"("high_freq_factor":4,"original_max_position_embeddings":4096})"));
+  CHECK(old.rope_scaling.type == hc::RopeScalingType::Llama3);
+  CHECK(old.rope_scaling.factor == 32.0);
+  CHECK(old.rope_scaling.original_max_position == 4096);
+
+  std::string msg = parse_error(llama(R"("rope_scaling":{"rope_type":"llama3","factor":8.0,"low_freq_factor":1.0,)"
+                                      R"("high_freq_factor":4.0})"));
+  CHECK(contains(msg, kSource));
+  CHECK(contains(msg, "original_max_position_embeddings"));
+
+  // high_freq_factor must exceed low_freq_factor (the rule divides by their difference).
+  msg = parse_error(llama(R"("rope_scaling":{"rope_type":"llama3","factor":8.0,"low_freq_factor":4.0,)"
+                          R"("high_freq_factor":4.0,"original_max_position_embeddings":8192})"));
+  CHECK(contains(msg, "high_freq_factor"));
+}
+
+TEST_CASE("linear rope scaling; yarn, dynamic, longrope are refused by name", "[io][config]") {
+  hc::ModelConfig c = parse(llama(R"("rope_scaling":{"type":"linear","factor":4.0})"));
+  CHECK(c.rope_scaling.type == hc::RopeScalingType::Linear);
+  CHECK(c.rope_scaling.factor == 4.0);
+  CHECK(parse(llama(R"("rope_scaling":{"rope_type":"default"})")).rope_scaling.type == hc::RopeScalingType::None);
+
+  for (const char* type : {"yarn", "dynamic", "longrope"}) {
+    std::string msg = parse_error(llama(std::string(R"("rope_scaling":{"rope_type":")") + type + R"(","factor":4.0})"));
+    CHECK(contains(msg, kSource));
+    CHECK(contains(msg, std::string("'") + type + "' is not supported"));
+  }
+  CHECK(contains(parse_error(llama(R"("rope_scaling":{"type":"linear"})")), "missing \"factor\""));
+  CHECK(contains(parse_error(llama(R"("rope_scaling":"linear")")), "rope_scaling"));
+}
+
+TEST_CASE("transformers 5 rope_parameters", "[io][config]") {
+  hc::ModelConfig c = parse(llama(R"("rope_parameters":{"rope_type":"default","rope_theta":1000000.0})"));
+  CHECK(c.rope_theta == 1000000.0);
+  CHECK(c.rope_scaling.type == hc::RopeScalingType::None);
+  hc::ModelConfig s = parse(llama(R"("rope_parameters":{"rope_type":"linear","factor":2.0,"rope_theta":20000})"));
+  CHECK(s.rope_scaling.type == hc::RopeScalingType::Linear);
+  CHECK(s.rope_theta == 20000.0);
+}
+
+TEST_CASE("mistral", "[io][config]") {
+  const std::string base =
+      R"({"model_type":"mistral","num_hidden_layers":32,"num_attention_heads":32,"num_key_value_heads":8,)"
+      R"("hidden_size":4096,"intermediate_size":14336,"vocab_size":32768,"max_position_embeddings":32768,)"
+      R"("rms_norm_eps":1e-05,"rope_theta":1000000.0,"bos_token_id":1,"eos_token_id":2,)";
+  hc::ModelConfig c = parse(base + R"("sliding_window":null})");
+  CHECK(c.arch == "mistral");
+  CHECK(c.n_kv_heads == 8);
+  CHECK(c.head_dim == 128);
+  CHECK(c.rope_theta == 1000000.0);
+  CHECK_FALSE(c.qkv_bias);
+  // Mistral 7B v0.1's 4096-token window would be modelled wrongly as full attention: refused.
+  std::string msg = parse_error(base + R"("sliding_window":4096})");
+  CHECK(contains(msg, "sliding_window"));
+  CHECK(contains(msg, "4096"));
+  CHECK(parse(base + R"("sliding_window":32768})").max_context == 32768);  // window >= context: no effect
+}
+
+TEST_CASE("qwen2: q/k/v bias, tied embeddings, eos list", "[io][config]") {
+  const std::string text =
+      R"({"model_type":"qwen2","num_hidden_layers":24,"num_attention_heads":14,"num_key_value_heads":2,)"
+      R"("hidden_size":896,"intermediate_size":4864,"vocab_size":151936,"max_position_embeddings":32768,)"
+      R"("rms_norm_eps":1e-06,"rope_theta":1000000.0,"sliding_window":32768,"use_sliding_window":false,)"
+      R"("max_window_layers":21,"tie_word_embeddings":true,"bos_token_id":151643,"eos_token_id":[151645,151643]})";
+  hc::ModelConfig c = parse(text);
+  CHECK(c.arch == "qwen2");
+  CHECK(c.qkv_bias);
+  CHECK(c.tie_embeddings);
+  CHECK(c.head_dim == 64);
+  CHECK(c.n_heads / c.n_kv_heads == 7);
+  CHECK(c.bos_id == 151643);
+  CHECK(c.eos_id == 151645);
+  std::string with_swa = text;
+  with_swa.replace(with_swa.find("\"use_sliding_window\":false"), 26, "\"use_sliding_window\":true");
+  CHECK(contains(parse_error(with_swa), "use_sliding_window"));
+}
+
+TEST_CASE("explicit head_dim wins over hidden / heads", "[io][config]") {
+  // Mistral-Nemo shape: 32 heads x 128 = 4096 != hidden 5120.
+  hc::ModelConfig c = parse(R"({"model_type":"mistral","num_hidden_layers":40,"num_attention_heads":32,)"
+                            R"("num_key_value_heads":8,"head_dim":128,"hidden_size":5120,"intermediate_size":14336,)"
+                            R"("vocab_size":131072,"max_position_embeddings":131072})");
+  CHECK(c.head_dim == 128);
+  CHECK(c.hidden == 5120);
+  // head_dim: null means "derive it".
+  CHECK(parse(llama(R"("head_dim":null)")).head_dim == 64);
+  // Without head_dim, hidden must divide evenly.
+  std::string msg = parse_error(R"({"model_type":"llama","num_hidden_layers":1,"num_attention_heads":3,)"
+                                R"("hidden_size":32,"intermediate_size":8,"vocab_size":8,"max_position_embeddings":8})");
+  CHECK(contains(msg, "not divisible by num_attention_heads 3"));
+  CHECK(contains(parse_error(llama(R"("head_dim":63)")), "head_dim must be even"));
+}
+
+TEST_CASE("bos/eos token ids: integer, list (first taken), empty list, null", "[io][config]") {
+  // Llama 3.1 Instruct: eos_token_id is a list of three ids.
+  hc::ModelConfig c = parse(R"({"model_type":"llama","num_hidden_layers":32,"num_attention_heads":32,)"
+                            R"("num_key_value_heads":8,"hidden_size":4096,"intermediate_size":14336,)"
+                            R"("vocab_size":128256,"max_position_embeddings":131072,)"
+                            R"("bos_token_id":128000,"eos_token_id":[128001,128008,128009]})");
+  CHECK(c.bos_id == 128000);
+  CHECK(c.eos_id == 128001);
+  hc::ModelConfig d = parse(llama(R"("bos_token_id":[7,5],"eos_token_id":[],"pad_token_id":null)"));
+  CHECK(d.bos_id == 7);
+  CHECK(d.eos_id == -1);
+  hc::ModelConfig e = parse(llama(R"("bos_token_id":null,"eos_token_id":3)"));
+  CHECK(e.bos_id == -1);
+  CHECK(e.eos_id == 3);
+  CHECK(contains(parse_error(llama(R"("bos_token_id":"<s>")")), "bos_token_id"));
+}
+
+TEST_CASE("unsupported architectures and features are refused with the field named", "[io][config]") {
+  std::string msg = parse_error(llama("", "gpt_neox"));
+  CHECK(contains(msg, kSource));
+  CHECK(contains(msg, "model_type 'gpt_neox' is not supported"));
+  CHECK(contains(parse_error(R"({"num_hidden_layers":2})"), "missing field \"model_type\""));
+  CHECK(contains(parse_error(llama(R"("attention_bias":true)")), "attention_bias"));
+  CHECK(contains(parse_error(llama(R"("mlp_bias":true)")), "mlp_bias"));
+  CHECK(contains(parse_error(llama(R"("hidden_act":"gelu")")), "'gelu' is not supported"));
+  // attention_bias: false is what most Llama configs carry.
+  CHECK_FALSE(parse(llama(R"("attention_bias":false)")).qkv_bias);
+}
+
+TEST_CASE("missing and mistyped fields name the field", "[io][config]") {
+  std::string msg = parse_error(R"({"model_type":"llama","num_hidden_layers":2,"num_attention_heads":4,)"
+                                R"("hidden_size":32,"vocab_size":64,"max_position_embeddings":128})");
+  CHECK(contains(msg, kSource));
+  CHECK(contains(msg, "missing field \"intermediate_size\""));
+  CHECK(contains(parse_error(llama(R"("num_key_value_heads":"3")")), "\"num_key_value_heads\" must be an integer"));
+  CHECK(contains(parse_error(llama(R"("rms_norm_eps":"tiny")")), "\"rms_norm_eps\" must be a number"));
+  CHECK(contains(parse_error(llama(R"("tie_word_embeddings":1)")), "tie_word_embeddings"));
+  CHECK(contains(parse_error("{\"model_type\": \"llama\",, }"), "malformed JSON"));
+  CHECK(contains(parse_error("[1, 2]"), "not a JSON object"));
+}
+
+TEST_CASE("validate: every size > 0, GQA divisibility, even head_dim, sane eps/theta", "[io][config]") {
+  hc::ModelConfig good = parse(llama());
+  REQUIRE_NOTHROW(good.validate("src"));
+
+  auto fails_with = [&](std::function<void(hc::ModelConfig&)> edit, const std::string& field) {
+    hc::ModelConfig c = good;
+    edit(c);
+    std::string msg = input_error_of([&] { c.validate("model.gguf"); });
+    CHECK(contains(msg, "model.gguf: "));
+    CHECK(contains(msg, field));
+  };
+  fails_with([](auto& c) { c.n_layers = 0; }, "n_layers");
+  fails_with([](auto& c) { c.n_heads = -1; }, "n_heads");
+  fails_with([](auto& c) { c.n_kv_heads = 0; }, "n_kv_heads");
+  fails_with([](auto& c) { c.hidden = 0; }, "hidden");
+  fails_with([](auto& c) { c.intermediate = 0; }, "intermediate");
+  fails_with([](auto& c) { c.vocab = 0; }, "vocab");
+  fails_with([](auto& c) { c.max_context = 0; }, "max_context");
+  fails_with([](auto& c) { c.head_dim = 0; }, "head_dim");
+  fails_with([](auto& c) { c.head_dim = 65; }, "head_dim must be even");
+  fails_with([](auto& c) { c.n_kv_heads = 4; }, "not a multiple of n_kv_heads");  // 9 % 4
+  fails_with([](auto& c) { c.rms_eps = 0; }, "rms_eps");
+  fails_with([](auto& c) { c.rope_theta = -5; }, "rope_theta");
+  fails_with([](auto& c) { c.hidden = int64_t(1) << 40; }, "implausibly large");
+  fails_with([](auto& c) { c.arch = "falcon"; }, "falcon");
+  fails_with([](auto& c) { c.bos_id = 49152; }, "bos_token_id");
+  fails_with([](auto& c) { c.eos_id = -7; }, "eos_token_id");
+  fails_with(
+      [](auto& c) {
+        c.rope_scaling.type = hc::RopeScalingType::Linear;
+        c.rope_scaling.factor = 0;
+      },
+      "rope_scaling.factor");
+  fails_with(
+      [](auto& c) {
+        c.rope_scaling.type = hc::RopeScalingType::Llama3;
+        c.rope_scaling.original_max_position = 0;
+      },
+      "original_max_position");
+
+  // GQA with one KV head and odd head counts are fine.
+  hc::ModelConfig mqa = good;
+  mqa.n_kv_heads = 1;
+  CHECK_NOTHROW(mqa.validate("src"));
+}

@@ -1,0 +1,251 @@
+// The CUDA index-driven kernel against sparse_attention_ref (O, LSE, probe recall, kernel pair
+// count) for every pattern, and the GPU index builders against the CPU builders.
+#include "catch.h"
+
+#if defined(HEADCAL_HAVE_CUDA)
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "kernels/attention/attention.h"
+#include "kernels/attention/attention_ref.h"
+#include "kernels/sparse/cost.h"
+#include "kernels/sparse/coverage.h"
+#include "kernels/sparse/index_gpu.h"
+#include "kernels/sparse/index_ref.h"
+#include "kernels/sparse/sparse_attention_ref.h"
+#include "tests/kernels/gpu_attention_fixture.h"
+
+using namespace hc;
+using namespace hc::kernels;
+using hc::test::AttentionProblem;
+using hc::test::DeviceArray;
+
+namespace {
+
+// Q/K with structure (a few sink keys, position-periodic components, noise), so that the
+// estimators find sinks and diagonals rather than noise, and score gaps make top-k ties unlikely.
+std::vector<float> structured(int64_t n, int64_t heads, int64_t d, bool is_key, uint32_t seed) {
+  std::vector<float> x = test::random_normal(n * heads * d, seed, 0.6f);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t h = 0; h < heads; ++h) {
+      float* row = x.data() + (i * heads + h) * d;
+      // Rotary-like pairs: q_i . k_j gains sum_f cos(w_f (i - j)), a function of i - j only.
+      for (int64_t f = 0; f < 4; ++f) {
+        const double w = 0.9 / std::pow(7.0, double(f)) * (1 + 0.1 * h);
+        row[2 * f] += 1.4f * float(std::cos(w * i));
+        row[2 * f + 1] += 1.4f * float(std::sin(w * i));
+      }
+      // Sinks: the first few keys share a direction every query has.
+      if (!is_key) row[d - 1] += 1.5f;
+      else if (i < 3) row[d - 1] += 3.0f - i;
+    }
+  return x;
+}
+
+struct CpuResult {
+  std::vector<float> o, lse;
+  SparseProbe probe;
+};
+
+struct GpuResult {
+  std::vector<float> o, lse;
+  std::vector<double> recall;
+  std::vector<long long> pairs;
+};
+
+GpuResult run_gpu(const AttentionProblem& pb, const SparseIndex& index, const std::vector<float>& dense_lse) {
+  const auto& d = pb.dims;
+  test::DeviceIndex di(index);
+  DeviceArray<uint16_t> o(d.n_tokens * d.n_heads * d.head_dim);
+  DeviceArray<float> lse(d.n_heads * d.n_tokens);
+  DeviceArray<float> plse(dense_lse);
+  DeviceArray<double> recall(d.n_heads);
+  DeviceArray<long long> pairs(d.n_heads);
+  o.fill_bytes(0xff);
+  lse.fill_bytes(0xff);
+  recall.fill_bytes(0xff);
+  AttentionParams p = pb.params(o.get(), lse.get());
+  p.probe_lse = plse.get();
+  p.probe_recall = recall.get();
+  p.probe_pairs = pairs.get();
+  sparse_attention_forward(p, di.view());
+  return {test::from_half(o.download(), pb.dtype), lse.download(), recall.download(), pairs.download()};
+}
+
+CpuResult run_cpu(const AttentionProblem& pb, const SparseIndex& index, std::vector<float>& dense_lse) {
+  const auto& d = pb.dims;
+  std::vector<float> dense_o(d.n_tokens * d.n_heads * d.head_dim);
+  dense_lse.resize(d.n_heads * d.n_tokens);
+  dense_attention_ref(d, pb.q.values.data(), pb.k.values.data(), pb.v.values.data(), dense_o.data(),
+                      dense_lse.data());
+  CpuResult r;
+  r.o.resize(dense_o.size());
+  r.lse.resize(dense_lse.size());
+  SparseRefOptions opt;
+  opt.dense_lse = dense_lse.data();
+  sparse_attention_ref(d, pb.q.values.data(), pb.k.values.data(), pb.v.values.data(), index.view(),
+                       r.o.data(), r.lse.data(), opt, &r.probe);
+  return r;
+}
+
+void check_sparse(const AttentionProblem& pb, const SparseIndex& index) {
+  validate_index(index.view());
+  std::vector<float> dense_lse;
+  const CpuResult cpu = run_cpu(pb, index, dense_lse);
+  const GpuResult gpu = run_gpu(pb, index, dense_lse);
+  const auto eo = test::compare(gpu.o, cpu.o);
+  const auto el = test::compare(gpu.lse, cpu.lse);
+  const double o_tol = (pb.dtype == AttnDType::kBF16 ? 0.012 : 0.004) * std::max(1.0, eo.max_ref);
+  INFO("O max abs err " << eo.max_abs << " mean " << eo.mean_abs << "; LSE max abs err " << el.max_abs);
+  CHECK(eo.finite);
+  CHECK(el.finite);
+  CHECK(eo.max_abs <= o_tol);
+  CHECK(el.max_abs <= 1e-3 * std::max(1.0, el.max_ref));
+  for (int64_t h = 0; h < pb.dims.n_heads; ++h) {
+    INFO("head " << h << " recall gpu " << gpu.recall[h] << " cpu " << cpu.probe.recall[h]);
+    CHECK(std::fabs(gpu.recall[h] - cpu.probe.recall[h]) <= 1e-3);
+    CHECK(gpu.pairs[h] == cpu.probe.kernel_pairs[h]);
+    CHECK(gpu.recall[h] <= 1.0 + 1e-3);
+  }
+}
+
+AttentionProblem structured_problem(int64_t n, int64_t h, int64_t hkv, int64_t d, AttnDType dt, uint32_t seed) {
+  return AttentionProblem({n, h, hkv, d}, dt, structured(n, h, d, false, seed),
+                          structured(n, hkv, d, true, seed + 1), test::random_normal(n * hkv * d, seed + 2, 1.f));
+}
+
+}  // namespace
+
+TEST_CASE("sparse kernel matches sparse_attention_ref for every pattern", "[gpu][sparse]") {
+  HC_REQUIRE_GPU();
+  struct Case {
+    PatternConfig config;
+    const char* name;
+  };
+  const std::vector<Case> cases = {
+      {{Pattern::dense, 0, 0}, "dense"},
+      {{Pattern::a_shape, 16, 64}, "a_shape(16,64)"},
+      {{Pattern::a_shape, 0, 100}, "a_shape(0,100)"},
+      {{Pattern::a_shape, 70, 1}, "a_shape(70,1)"},
+      {{Pattern::vertical_slash, 40, 110}, "vertical_slash(40,110)"},
+      {{Pattern::vertical_slash, 300, 5}, "vertical_slash(300,5)"},
+      {{Pattern::block_sparse, 3, 0}, "block_sparse(3)"},
+      {{Pattern::block_sparse, 1, 0}, "block_sparse(1)"},
+  };
+  for (const auto& c : cases) {
+    for (int d : {64, 128}) {
+      for (int n : {1, 17, 200, 1000}) {
+        DYNAMIC_SECTION(c.name << " d=" << d << " N=" << n) {
+          const AttnDType dt = (n == 200) ? AttnDType::kFP16 : AttnDType::kBF16;
+          AttentionProblem pb = structured_problem(n, 9, 3, d, dt, 300u + n + d);
+          const SparseIndex index = build_index(pb.q.values.data(), pb.k.values.data(), pb.dims,
+                                                std::vector<PatternConfig>(9, c.config));
+          check_sparse(pb, index);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("sparse kernel: heads with mixed patterns, GQA 32/8, an empty slot", "[gpu][sparse]") {
+  HC_REQUIRE_GPU();
+  SECTION("mixed patterns per head (band only on the a_shape heads)") {
+    AttentionProblem pb = structured_problem(777, 8, 2, 64, AttnDType::kBF16, 11);
+    std::vector<PatternConfig> configs = {
+        {Pattern::a_shape, 4, 100},        {Pattern::vertical_slash, 50, 120},
+        {Pattern::block_sparse, 4, 0},     {Pattern::dense, 0, 0},
+        {Pattern::a_shape, 64, 64},        {Pattern::vertical_slash, 700, 700},
+        {Pattern::block_sparse, 13, 0},    {Pattern::a_shape, 1, 333}};
+    check_sparse(pb, build_index(pb.q.values.data(), pb.k.values.data(), pb.dims, configs));
+  }
+  SECTION("GQA 32/8, d=128, N=300") {
+    AttentionProblem pb = structured_problem(300, 32, 8, 128, AttnDType::kBF16, 12);
+    check_sparse(pb, build_index(pb.q.values.data(), pb.k.values.data(), pb.dims,
+                                 std::vector<PatternConfig>(32, {Pattern::vertical_slash, 35, 105})));
+  }
+  SECTION("a slot with nothing to compute gives O = 0, LSE = -inf") {
+    AttentionProblem pb(100, 1, 1, 64, AttnDType::kBF16, 13);
+    SparseIndex index;
+    index.n_heads = 1;
+    index.n_tokens = 100;
+    index.range_offsets = {0, 1, 1};
+    index.range_begin = {0};
+    index.range_end = {10};
+    index.col_offsets = {0, 0, 0};
+    check_sparse(pb, index);
+    std::vector<float> dense_lse(100, 0.f);
+    const GpuResult gpu = run_gpu(pb, index, dense_lse);
+    CHECK(std::isinf(gpu.lse[70]));
+    CHECK(gpu.lse[70] < 0);
+    CHECK(gpu.o[70 * 64 + 5] == 0.f);
+  }
+}
+
+// ---- GPU index builders ----
+
+namespace {
+
+SparseIndex download(const DeviceSparseIndex& gpu) { return gpu.to_host(); }
+
+void check_same_index(const SparseIndex& got, const SparseIndex& want) {
+  REQUIRE(got.n_heads == want.n_heads);
+  REQUIRE(got.n_tokens == want.n_tokens);
+  CHECK(got.range_offsets == want.range_offsets);
+  CHECK(got.range_begin == want.range_begin);
+  CHECK(got.range_end == want.range_end);
+  CHECK(got.col_offsets == want.col_offsets);
+  CHECK(got.cols == want.cols);
+  CHECK(got.band_sink == want.band_sink);
+  CHECK(got.band_local == want.band_local);
+}
+
+}  // namespace
+
+TEST_CASE("GPU index builders produce the CPU builders' index", "[gpu][sparse][index]") {
+  HC_REQUIRE_GPU();
+  for (int n : {1, 17, 63, 65, 200, 1000, 2500}) {
+    DYNAMIC_SECTION("dense and a_shape N=" << n) {
+      check_same_index(download(build_dense_index_gpu(n, 3)), build_dense_index(n, 3));
+      for (auto [sink, local] : {std::pair{16, 64}, {0, 1}, {100, 800}, {128, 3968}, {70, 1}})
+        check_same_index(download(build_a_shape_index_gpu(n, 3, sink, local)),
+                         build_a_shape_index(n, 3, sink, local));
+    }
+  }
+  for (int d : {64, 128}) {
+    for (int n : {1, 17, 65, 200, 1000, 2500}) {
+      DYNAMIC_SECTION("estimated patterns d=" << d << " N=" << n) {
+        AttentionProblem pb = structured_problem(n, 6, 2, d, AttnDType::kBF16, 900u + n + d);
+        GpuQK qk{pb.dq.get(), pb.dk.get(), pb.dtype, static_cast<int>(n), 6, 2, d};
+        for (auto [v, s] : {std::pair{40, 110}, {300, 5}, {1000, 200}, {0, 0}}) {
+          INFO("vertical_slash(" << v << "," << s << ")");
+          check_same_index(download(build_vertical_slash_index_gpu(qk, v, s)),
+                           build_vertical_slash_index(pb.q.values.data(), pb.k.values.data(), pb.dims, v, s));
+        }
+        for (int k : {1, 3, 8, 100}) {
+          INFO("block_sparse(" << k << ")");
+          check_same_index(download(build_block_sparse_index_gpu(qk, k)),
+                           build_block_sparse_index(pb.q.values.data(), pb.k.values.data(), pb.dims, k));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("GPU index builders reject bad parameters", "[sparse][index]") {
+  GpuQK qk{nullptr, nullptr, AttnDType::kBF16, 100, 4, 2, 64};
+  CHECK_THROWS_AS(build_vertical_slash_index_gpu(qk, 10, 10), hc::InputError);  // null q/k
+  CHECK_THROWS_AS(build_a_shape_index_gpu(100, 2, 4, 0), hc::InputError);        // local < 1
+  CHECK_THROWS_AS(build_dense_index_gpu(0, 2), hc::InputError);
+  int dummy = 0;
+  qk.q = qk.k = &dummy;
+  CHECK_THROWS_AS(build_block_sparse_index_gpu(qk, 0), hc::InputError);
+  qk.head_dim = 96;
+  CHECK_THROWS_AS(build_block_sparse_index_gpu(qk, 4), hc::InputError);
+}
+
+#else
+TEST_CASE("sparse GPU tests need CUDA", "[gpu][sparse]") { SUCCEED("built without CUDA"); }
+#endif
