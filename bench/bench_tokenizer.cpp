@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "common/error.h"
 #include "io/tokenizer.h"
 
 namespace hc {
@@ -17,7 +18,7 @@ TokenizerBenchResult run_tokenizer_bench(const Tokenizer& tokenizer, const std::
     auto t0 = std::chrono::steady_clock::now();
     size_t n = tokenizer.encode(text, false, "bench").size();
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (n != r.tokens) r.tokens = std::max(r.tokens, n);  // deterministic; kept defensive for reporting
+    HC_ASSERT(n == r.tokens, "tokenizer output changed between identical encodes");
     total += s;
     best = std::min(best, s);
   }

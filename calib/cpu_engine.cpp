@@ -89,6 +89,9 @@ CpuEngine::CpuEngine(LlamaWeights weights, int n_threads)
 PrefillResult CpuEngine::prefill(const PrefillRequest& request) {
   const ModelConfig& c = weights_.config;
   const ResolvedRequest resolved = resolve_request(c, request);
+  if (request.device_attention_override)
+    throw InputError("prefill: the CPU engine cannot run a device_attention_override (CUDA backend only); "
+                     "use attention_override");
   const int64_t N = static_cast<int64_t>(request.tokens.size());
   const int64_t D = c.hidden, H = c.n_heads, Hkv = c.n_kv_heads, d = c.head_dim, F = c.intermediate;
   const int64_t q_dim = H * d, kv_dim = Hkv * d;
@@ -118,7 +121,11 @@ PrefillResult CpuEngine::prefill(const PrefillRequest& request) {
     linear(n_threads_, h.data(), N, D, L.wv.data(), kv_dim, L.bv, v.data());
     apply_rope_rotate_half(rope, q.data(), N, H, d);
     apply_rope_rotate_half(rope, k.data(), N, Hkv, d);
-    kernels::dense_attention_ref(dims, q.data(), k.data(), v.data(), attn.data(), lse.data(), n_threads_);
+    if (request.attention_override)
+      request.attention_override(LayerAttentionInput{layer, q.data(), k.data(), v.data(), dims}, attn.data(),
+                                 lse.data());
+    else
+      kernels::dense_attention_ref(dims, q.data(), k.data(), v.data(), attn.data(), lse.data(), n_threads_);
     if (request.on_layer && layer >= resolved.first_layer && layer <= resolved.last_layer)
       request.on_layer(LayerAttention{layer, q.data(), k.data(), v.data(), attn.data(), lse.data(), dims});
     linear(n_threads_, attn.data(), N, q_dim, L.wo.data(), D, {}, block_out.data());

@@ -359,7 +359,23 @@ class CudaEngineImpl final : public CudaEngine {
       cuda::bias_rope(k.get(), c.qkv_bias ? L.bk.get() : nullptr, rope_cos.get(), rope_sin.get(), n, c.n_kv_heads,
                       d, kv_out, stream_);
       if (c.qkv_bias) cuda::add_bias(v.get(), L.bv.get(), n, kv_out, stream_);
-      dense_attention(q.get(), k.get(), v.get(), attn.get(), lse.get(), dims, stream_);
+      if (request.device_attention_override) {  // validate: each head on its sparse kernel
+        DeviceAttentionInput in;
+        in.layer = layer;
+        in.q = q.get();
+        in.k = k.get();
+        in.v = v.get();
+        in.q_row_stride = q_out;
+        in.k_row_stride = kv_out;
+        in.v_row_stride = kv_out;
+        in.dims = dims;
+        in.stream = stream_;
+        request.device_attention_override(in, attn.get(), lse.get());
+      } else if (request.attention_override) {
+        throw InputError("prefill: the CUDA engine cannot run a host attention_override; use device_attention_override");
+      } else {
+        dense_attention(q.get(), k.get(), v.get(), attn.get(), lse.get(), dims, stream_);
+      }
 
       if (layer >= resolved.first_layer && layer <= resolved.last_layer) {
         if (device_hook) {

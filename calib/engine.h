@@ -31,6 +31,37 @@ struct LayerAttention {
 // Called after each hooked layer's dense attention.
 using LayerHook = std::function<void(const LayerAttention&)>;
 
+// A layer's attention inputs, handed to an attention override. Host pointers, valid only during
+// the call.
+struct LayerAttentionInput {
+  int layer = 0;
+  const float* q = nullptr;  // [n_tokens, n_heads, head_dim], after RoPE
+  const float* k = nullptr;  // [n_tokens, n_kv_heads, head_dim], after RoPE
+  const float* v = nullptr;  // [n_tokens, n_kv_heads, head_dim]
+  AttentionDims dims;
+};
+// Computes a layer's attention INSTEAD of the engine's dense attention (validate runs every head
+// on its sparse kernel this way): writes o [n_tokens, n_heads, head_dim] and lse [n_heads, n_tokens];
+// o flows on to o_proj and the later layers, and the hook (if any) sees o and lse as written.
+// Every layer calls it. CPU backend.
+using AttentionOverride = std::function<void(const LayerAttentionInput& in, float* o, float* lse)>;
+
+// The device variant (CUDA backend): q, k, v are bf16 device memory as in DeviceLayerAttention
+// (calib/cuda_engine.h); the override writes o (bf16 [n_tokens, n_heads, head_dim], packed) and
+// lse (fp32 [n_heads, n_tokens]) by work enqueued on `stream` (a cudaStream_t).
+struct DeviceAttentionInput {
+  int layer = 0;
+  const void* q = nullptr;   // bf16 [n_tokens, n_heads, head_dim] (row stride q_row_stride)
+  const void* k = nullptr;   // bf16 [n_tokens, n_kv_heads, head_dim] (row stride k_row_stride)
+  const void* v = nullptr;   // bf16 [n_tokens, n_kv_heads, head_dim] (row stride v_row_stride)
+  int64_t q_row_stride = 0;  // elements
+  int64_t k_row_stride = 0;
+  int64_t v_row_stride = 0;
+  AttentionDims dims;
+  void* stream = nullptr;
+};
+using DeviceAttentionOverride = std::function<void(const DeviceAttentionInput& in, void* o, float* lse)>;
+
 struct PrefillRequest {
   std::vector<int32_t> tokens;  // [N], ids < vocab
   LayerHook on_layer;           // may be empty
@@ -41,6 +72,11 @@ struct PrefillRequest {
   bool want_logits = true;
   std::vector<int64_t> logit_positions;  // positions whose logits are computed; empty = all N
   bool want_final_hidden = false;        // fill PrefillResult::final_hidden
+  // When set, replaces the dense attention of every layer (above). Each backend runs only its own
+  // kind and rejects the other with InputError: attention_override on the CPU,
+  // device_attention_override on CUDA.
+  AttentionOverride attention_override;
+  DeviceAttentionOverride device_attention_override;
 };
 
 struct PrefillResult {

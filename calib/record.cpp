@@ -133,7 +133,7 @@ RecordSummary record_atlas(const ModelFile& model, const std::vector<int32_t>& t
   RecordOptions opts = options;
   if (opts.device == DeviceKind::Cuda) {
     const int64_t n = static_cast<int64_t>(tokens.size());
-    opts.cuda.hook_device_bytes += CudaRecorder::device_bytes(model.config().n_heads, n, opts.map_size);
+    opts.cuda.hook_device_bytes += cuda_recorder_device_bytes(model.config().n_heads, n, opts.map_size);
     if (opts.prober) opts.cuda.hook_device_bytes += opts.prober->device_bytes(model.config(), n);
   }
   std::unique_ptr<Engine> engine = make_engine(model, opts.device, opts);
@@ -189,6 +189,7 @@ RecordSummary record_atlas_with(Engine& engine, const ModelFile& model, const st
     summary.device = cuda_engine->device_description();
     summary.peak_device_bytes = cuda_engine->peak_device_bytes();
 #else
+    (void)cuda_engine;  // make_cuda_engine throws in builds without CUDA, so none exists here
     throw DeviceError("CUDA engine in a build without CUDA");
 #endif
   } else {

@@ -23,6 +23,11 @@ void check_dims(const kernels::AttentionDims& d, int map_size) {
 
 }  // namespace
 
+size_t cuda_recorder_device_bytes(int64_t n_heads, int64_t n_tokens, int map_size) {
+  const int64_t cells = map_cells(n_tokens, map_size);
+  return sizeof(float) * static_cast<size_t>(2 * n_heads * n_tokens + n_heads * cells * cells);
+}
+
 double sum_head(const std::vector<float>& values, int64_t head, int64_t per_head) {
   double s = 0.0;
   const float* p = values.data() + head * per_head;

@@ -53,6 +53,9 @@ LayerStats record_attention_cpu(const kernels::AttentionDims& dims, const float*
 // Sum of one head's slice (for the invariants; double accumulation).
 double sum_head(const std::vector<float>& values, int64_t head, int64_t per_head);
 
+// Device bytes the CUDA recorder allocates for this shape (counted in the engine's memory check).
+size_t cuda_recorder_device_bytes(int64_t n_heads, int64_t n_tokens, int map_size);
+
 #if defined(HEADCAL_HAVE_CUDA)
 // Streaming recorder on the GPU. Device inputs are bf16: q [N, n_heads, head_dim] with row stride
 // q_row_stride elements (0: n_heads*head_dim), k likewise with n_kv_heads; lse [n_heads, N] fp32.
@@ -69,9 +72,6 @@ class CudaRecorder {
               const void* k_bf16, int64_t k_row_stride, const float* lse, void* stream);
   // Waits for the stream and copies the last record() results to the host.
   LayerStats download(void* stream);
-
-  // Device bytes the recorder needs for this shape (for the engine's memory estimate).
-  static size_t device_bytes(int64_t n_heads, int64_t n_tokens, int map_size);
 
   // Device pointers of the last record(): colmass/diagmass [H, N], map [H, M, M].
   const float* device_colmass() const { return colmass_; }

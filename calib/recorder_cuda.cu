@@ -201,11 +201,6 @@ CudaRecorder::~CudaRecorder() {
   cudaFree(map_);
 }
 
-size_t CudaRecorder::device_bytes(int64_t n_heads, int64_t n_tokens, int map_size) {
-  const int64_t cells = map_cells(n_tokens, map_size);
-  return sizeof(float) * static_cast<size_t>(2 * n_heads * n_tokens + n_heads * cells * cells);
-}
-
 void CudaRecorder::reserve(size_t token_elems, size_t map_elems) {
   if (token_elems > capacity_tokens_) {
     cudaFree(colmass_);

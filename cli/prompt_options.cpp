@@ -11,7 +11,7 @@ std::shared_ptr<PromptSpec> add_prompt_options(CLI::App& sub) {
   sub.add_option("--tokens", spec->tokens_file,
                  "Prompt token ids: .txt (whitespace/comma separated), .npy, or HDF5 (FILE.h5 or FILE.h5:/dataset)");
   sub.add_option("--generate", spec->generator, "Built-in prompt generator")
-      ->check(CLI::IsMember({"kv_retrieval", "passkey", "text"}));
+      ->check(CLI::IsMember({"kv_retrieval", "passkey", "text", "random"}));
   sub.add_option("--length", spec->length,
                  "Exactly N tokens (files longer than N are cut in the middle, keeping head and question)")
       ->check(CLI::PositiveNumber);

@@ -1,15 +1,16 @@
 // headcal record: prefill a prompt, record every head's attention statistics, write the atlas.
 #include <cstdio>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "calib/device_select.h"
 #include "calib/record.h"
 #include "cli/command.h"
+#include "cli/prompt_options.h"
 #include "common/error.h"
+#include "io/prompt.h"
+#include "io/tokenizer.h"
 
 namespace hc::cli {
 
@@ -17,16 +18,38 @@ namespace {
 
 struct RecordCliOptions {
   std::string model;
-  std::string tokens_file;
-  std::string generate;
-  int64_t length = 0;
-  uint64_t seed = 1;
   std::string out;
   std::string device = "auto";
   std::string layers;
   int map_size = kDefaultMapSize;
   int threads = 0;
 };
+
+// The prompt through the model's tokenizer (the shared prompt options). A random-weight model has
+// no tokenizer: it takes --tokens FILE, or uniform random ids of --length N (--seed), as validate does.
+Prompt record_prompt(const PromptSpec& spec, const std::string& model_spec, const ModelFile& model) {
+  const int64_t vocab = model.config().vocab;
+  if (model.format() == "random" || spec.generator == "random") {
+    Prompt p;
+    if (!spec.tokens_file.empty()) {
+      p.tokens = read_token_ids_file(spec.tokens_file, vocab);
+      p.description = spec.tokens_file;
+      if (spec.length > 0 && static_cast<int64_t>(p.tokens.size()) > spec.length)
+        p.tokens = cut_middle(p.tokens, static_cast<size_t>(spec.length));
+    } else if (spec.prompt_file.empty() && (spec.generator.empty() || spec.generator == "random") &&
+               spec.length > 0) {
+      p.tokens = random_token_ids(spec.length, vocab, spec.seed);
+      p.description = "random ids length=" + std::to_string(spec.length) + " seed=" + std::to_string(spec.seed);
+    } else {
+      throw InputError(model_spec, "a random-weight model has no tokenizer: give --tokens FILE or --length N");
+    }
+    p.sha256 = tokens_sha256(p.tokens);
+    return p;
+  }
+  if (!prompt_given(spec)) throw InputError("record", "give a prompt: --prompt FILE, --tokens FILE or --generate NAME");
+  std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(model_spec);
+  return make_prompt(spec, *tokenizer, model.config().max_context);
+}
 
 // "a-b" or "a" -> [a, b]; InputError otherwise.
 void parse_layers(const std::string& text, int* first, int* last) {
@@ -63,20 +86,16 @@ void print_progress(const RecordProgress& p, bool tty) {
 Runner setup(CLI::App& sub) {
   auto o = std::make_shared<RecordCliOptions>();
   sub.add_option("--model", o->model,
-                 "GGUF file, Hugging Face directory, or random:llama3-8b / random:smollm2 / random:tiny[:SEED] (random weights)")
+                 "GGUF file, Hugging Face directory, or random:llama3-8b / random:smollm2 / random:tiny[:SEED] "
+                 "(random weights; prompt: --tokens FILE or --length N random ids)")
       ->required();
-  auto* tokens = sub.add_option("--tokens", o->tokens_file, "file of whitespace-separated token ids");
-  auto* generate = sub.add_option("--generate", o->generate,
-                                  "built-in prompt: random (uniform token ids, for timing with random weights)");
-  sub.add_option("--length", o->length, "tokens to generate (with --generate)");
-  sub.add_option("--seed", o->seed, "seed of the generated prompt");
-  tokens->excludes(generate);
+  std::shared_ptr<PromptSpec> prompt = add_prompt_options(sub);
   sub.add_option("--out", o->out, "atlas file to write (HDF5)")->required();
   sub.add_option("--device", o->device, "cuda, cpu or auto (CUDA when a GPU is present)");
   sub.add_option("--layers", o->layers, "record only layers a-b (all layers still run)");
   sub.add_option("--map-size", o->map_size, "pooled attention map cells per side (default 128)");
   sub.add_option("--threads", o->threads, "CPU threads (CPU backend and recorder); 0: all");
-  return [o]() {
+  return [o, prompt]() {
     std::string notice;
     RecordOptions opts;
     opts.device = resolve_device(o->device, &notice);
@@ -86,23 +105,12 @@ Runner setup(CLI::App& sub) {
     opts.n_threads = o->threads;
 
     std::unique_ptr<ModelFile> model = open_model_spec(o->model);
-    std::vector<int32_t> ids;
-    if (!o->tokens_file.empty()) {
-      ids = read_token_ids_file(o->tokens_file, model->config().vocab);
-      opts.prompt_description = o->tokens_file;
-    } else if (o->generate == "random") {
-      if (o->length <= 0) throw InputError("--length", "--generate needs --length N with N > 0");
-      ids = random_token_ids(o->length, model->config().vocab, o->seed);
-      opts.prompt_description = "generate:random length=" + std::to_string(o->length) + " seed=" + std::to_string(o->seed);
-    } else if (!o->generate.empty()) {
-      throw InputError("--generate", "unknown generator '" + o->generate + "' (random)");
-    } else {
-      throw InputError("record", "give the prompt with --tokens FILE or --generate random --length N");
-    }
+    const Prompt built = record_prompt(*prompt, o->model, *model);
+    opts.prompt_description = built.description;
 
     const bool tty = stderr_is_tty();
     opts.on_progress = [tty](const RecordProgress& p) { print_progress(p, tty); };
-    const RecordSummary s = record_atlas(*model, ids, o->out, opts);
+    const RecordSummary s = record_atlas(*model, built.tokens, o->out, opts);
     std::printf("recorded %d layers x %lld tokens on %s (%s): prefill+record %.2f s, load %.2f s", s.layers_recorded,
                 static_cast<long long>(s.n_tokens), s.backend.c_str(), s.device.c_str(), s.prefill_s, s.load_s);
     if (s.backend == "cuda")

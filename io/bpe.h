@@ -51,6 +51,8 @@ class ByteLevelBpe final : public Tokenizer {
   };
   const MergeSlot* find_merge(int32_t left, int32_t right) const;
   void bpe_piece(std::string_view piece, std::vector<int32_t>& out) const;
+  static constexpr size_t kShortPiece = 24;  // bytes; shorter pieces take bpe_short
+  void bpe_short(std::string_view piece, std::vector<int32_t>& out) const;
 
   PreSplit pattern_;
   int32_t byte_token_[256];  // id of the token for each single byte, -1 when the vocabulary lacks it

@@ -13,6 +13,7 @@ namespace hc {
 
 namespace {
 
+using unicode::kDigit;
 using unicode::kLetter;
 using unicode::kNumber;
 using unicode::kSpace;
@@ -184,13 +185,13 @@ void pre_split(PreSplit pattern, std::string_view text, std::vector<std::pair<ui
       // Digits(individual_digits): each number code point is a piece; the gpt2 regex then runs on
       // each stretch between them, so its lookaheads stop at the stretch's end.
       for (size_t i = 0; i < n;) {
-        if (k[i] & kNumber) {
+        if (k[i] & kDigit) {
           emit(i, i + 1);
           ++i;
           continue;
         }
         size_t stretch_end = i;
-        while (stretch_end < n && !(k[stretch_end] & kNumber)) ++stretch_end;
+        while (stretch_end < n && !(k[stretch_end] & kDigit)) ++stretch_end;
         while (i < stretch_end) {
           size_t len = gpt2_match(c, k, i, stretch_end);
           emit(i, i + len);

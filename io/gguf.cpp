@@ -186,6 +186,34 @@ std::string format_number(double v) {
   return buf;
 }
 
+// Per-layer tensors: GGUF base name (blk.N.<base>.weight|bias) and the canonical names.
+struct LayerTensor {
+  const char* gguf;
+  std::string (*weight)(int);
+  std::string (*bias)(int);  // nullptr: a bias here is not supported
+};
+const LayerTensor kLayerTensors[] = {
+    {"attn_norm", tensor_names::attn_norm, nullptr},  {"attn_q", tensor_names::q_proj, tensor_names::q_bias},
+    {"attn_k", tensor_names::k_proj, tensor_names::k_bias}, {"attn_v", tensor_names::v_proj, tensor_names::v_bias},
+    {"attn_output", tensor_names::o_proj, nullptr},   {"ffn_norm", tensor_names::mlp_norm, nullptr},
+    {"ffn_gate", tensor_names::gate_proj, nullptr},   {"ffn_up", tensor_names::up_proj, nullptr},
+    {"ffn_down", tensor_names::down_proj, nullptr},
+};
+
+// Canonical name -> the name llama.cpp's converter gives it (for error messages).
+std::string gguf_name_of(const std::string& canonical, int64_t n_layers) {
+  if (canonical == tensor_names::embed()) return "token_embd.weight";
+  if (canonical == tensor_names::final_norm()) return "output_norm.weight";
+  if (canonical == tensor_names::lm_head()) return "output.weight";
+  for (int i = 0; i < int(n_layers); ++i)
+    for (const LayerTensor& e : kLayerTensors) {
+      const std::string blk = "blk." + std::to_string(i) + "." + e.gguf;
+      if (e.weight(i) == canonical) return blk + ".weight";
+      if (e.bias && e.bias(i) == canonical) return blk + ".bias";
+    }
+  return canonical;
+}
+
 // GGUF tensor name -> canonical Hugging Face name. Returns "" for names the graph does not use
 // (kept under their GGUF name). Throws for tensors the engine would have to ignore silently.
 std::string canonical_name(const std::string& path, const std::string& gguf) {
@@ -200,19 +228,7 @@ std::string canonical_name(const std::string& path, const std::string& gguf) {
   if (index.size() > 6 || index.find_first_not_of("0123456789") != std::string::npos) return "";
   const int layer = std::stoi(index);
   const std::string rest = gguf.substr(dot + 1);
-  struct Entry {
-    const char* gguf;
-    std::string (*weight)(int);
-    std::string (*bias)(int);  // nullptr: a bias here is not supported
-  };
-  static const Entry kLayer[] = {
-      {"attn_norm", tn::attn_norm, nullptr}, {"attn_q", tn::q_proj, tn::q_bias},
-      {"attn_k", tn::k_proj, tn::k_bias},    {"attn_v", tn::v_proj, tn::v_bias},
-      {"attn_output", tn::o_proj, nullptr},  {"ffn_norm", tn::mlp_norm, nullptr},
-      {"ffn_gate", tn::gate_proj, nullptr},  {"ffn_up", tn::up_proj, nullptr},
-      {"ffn_down", tn::down_proj, nullptr},
-  };
-  for (const Entry& e : kLayer) {
+  for (const LayerTensor& e : kLayerTensors) {
     const std::string base = e.gguf;
     if (rest == base + ".weight") return e.weight(layer);
     if (rest == base + ".bias") {
@@ -258,6 +274,21 @@ GgufFile::GgufFile(const std::string& path) : map_(std::make_unique<MappedFile>(
   parse(path);
   fill_config();
   config_.validate(path);
+  // Same check as check_model_tensors, reported with the name and dimension order of the file.
+  for (const ExpectedTensor& e : expected_model_tensors(config_)) {
+    auto it = tensors_.find(e.name);
+    if (it == tensors_.end()) {
+      if (e.required)
+        throw InputError(path, "missing tensor " + e.name + " ('" + gguf_name_of(e.name, config_.n_layers) +
+                                   "' in GGUF; expected shape " + shape_string(e.shape) + ")");
+    } else if (it->second.shape != e.shape) {
+      const std::vector<int64_t> stored(e.shape.rbegin(), e.shape.rend());
+      const std::vector<int64_t> found(it->second.shape.rbegin(), it->second.shape.rend());
+      throw InputError(path, "tensor " + e.name + " has shape " + shape_string(it->second.shape) + ", expected " +
+                                 shape_string(e.shape) + " for this config (GGUF '" + it->second.file_name +
+                                 "' dims " + shape_string(found) + ", expected " + shape_string(stored) + ")");
+    }
+  }
   check_model_tensors(*this);
 }
 
@@ -522,8 +553,17 @@ void GgufFile::fill_config() {
         const auto [x0, s0] = ramp.front();
         const auto [x1, s1] = ramp.back();
         const double slope = (s1 - s0) / (x1 - x0);
-        s.low_freq_factor = x0 - s0 / slope;
-        s.high_freq_factor = s.low_freq_factor + 1.0 / slope;
+        if (!(std::isfinite(slope) && slope > 0))
+          throw InputError(file, "tensor 'rope_freqs.weight': factors do not rise monotonically along the llama3 ramp");
+        // The factors were stored as float32: snap the fit to the round values configs use (1, 4, 0.5).
+        auto snap = [](double v) {
+          if (!std::isfinite(v) || v == 0) return v;
+          const double scale = std::pow(10.0, 2 - std::floor(std::log10(std::fabs(v))));
+          const double r = std::round(v * scale) / scale;
+          return std::fabs(r - v) <= 1e-4 * std::fabs(v) ? r : v;
+        };
+        s.low_freq_factor = snap(x0 - s0 / slope);
+        s.high_freq_factor = snap(x0 - s0 / slope + 1.0 / slope);
       }  // else keep the Llama 3.1 defaults (low 1, high 4); the check below decides
       for (size_t i = 0; i < factors.size(); ++i) {
         const double inv_freq = std::pow(c.rope_theta, -double(i) / half);
@@ -536,7 +576,7 @@ void GgufFile::fill_config() {
           const double sm = (orig / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
           expect = 1.0 / ((1 - sm) / factor + sm);
         }
-        if (std::fabs(expect - factors[i]) > 1e-3 * expect)
+        if (!(std::fabs(expect - factors[i]) <= 1e-3 * expect))  // NaN-safe
           throw InputError(file, "tensor 'rope_freqs.weight': entry " + std::to_string(i) + " = " +
                                      format_number(factors[i]) + " does not follow the llama3 RoPE scaling rule (factor " +
                                      format_number(factor) + ", expected " + format_number(expect) + ")");

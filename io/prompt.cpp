@@ -4,6 +4,7 @@
 // same ids.
 #include "io/prompt.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -178,6 +179,17 @@ Prompt repeated_text(const PromptSpec& spec, const Tokenizer& tok) {
   return out;
 }
 
+// Uniform random ids over the whole vocabulary: for timing runs, where content does not matter.
+Prompt random_ids(const PromptSpec& spec, int32_t vocab) {
+  std::mt19937_64 rng(spec.seed);
+  Prompt out;
+  out.tokens.resize(static_cast<size_t>(spec.length));
+  for (int32_t& t : out.tokens) t = static_cast<int32_t>(rng() % static_cast<uint64_t>(vocab));
+  out.description = "random: uniform ids over the vocabulary of " + std::to_string(vocab) + ", seed " +
+                    std::to_string(spec.seed);
+  return out;
+}
+
 void check_ids(const std::vector<int64_t>& ids, const std::string& file, int32_t vocab) {
   for (size_t i = 0; i < ids.size(); ++i)
     if (ids[i] < 0 || ids[i] >= vocab)
@@ -251,7 +263,8 @@ Prompt build_prompt(const PromptSpec& spec, const Tokenizer& tok, int64_t max_co
     if (spec.generator == "kv_retrieval") built = kv_retrieval(spec, tok);
     else if (spec.generator == "passkey") built = passkey(spec, tok);
     else if (spec.generator == "text") built = repeated_text(spec, tok);
-    else throw InputError("--generate " + spec.generator + ": unknown generator (kv_retrieval, passkey, text)");
+    else if (spec.generator == "random") built = random_ids(spec, tok.vocab_size());
+    else throw InputError("--generate " + spec.generator + ": unknown generator (kv_retrieval, passkey, text, random)");
     HC_ASSERT(static_cast<int64_t>(built.tokens.size()) == spec.length, "generator length");
   } else if (!spec.tokens_file.empty()) {
     const std::vector<int64_t> ids = read_token_file(spec.tokens_file);

@@ -13,7 +13,7 @@ class Tokenizer;
 struct PromptSpec {
   std::string prompt_file;  // --prompt: UTF-8 text (also the `text` generator's source)
   std::string tokens_file;  // --tokens: ids as .txt, .npy, or HDF5 (FILE.h5 or FILE.h5:/dataset)
-  std::string generator;    // --generate: kv_retrieval | passkey | text
+  std::string generator;    // --generate: kv_retrieval | passkey | text | random (uniform ids, for timing)
   int64_t length = 0;       // --length N: exactly N tokens; 0 = the source's own length
   uint64_t seed = 0;        // --seed: generated prompts are a function of (generator, N, seed, depth)
   double depth = -1;        // --depth in [0, 1]: where the needle / asked key sits; < 0 = default

@@ -135,6 +135,7 @@ herr_t collect_dataset(hid_t, const char* name, const H5L_info_t*, void* out) {
 }
 
 std::vector<int64_t> read_h5(const std::string& file, std::string dataset) {
+  if (!std::ifstream(file).good()) throw InputError(file, "cannot open the token file");
   H5QuietErrors quiet;
   if (H5Fis_hdf5(file.c_str()) <= 0) throw InputError(file, "not an HDF5 file");
   H5Handle f{H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose};

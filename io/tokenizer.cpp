@@ -1,6 +1,8 @@
 #include "io/tokenizer.h"
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -74,6 +76,8 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, cons
 
 std::vector<int32_t> Tokenizer::encode_impl(std::string_view text, bool add_bos, bool at_start,
                                             const std::string& source) const {
+  if (text.size() > UINT32_MAX)  // piece offsets are 32-bit
+    throw InputError(source, "text of " + std::to_string(text.size()) + " bytes is too large to tokenize at once (4 GiB at most)");
   size_t bad = unicode::first_invalid(text);
   if (bad != std::string_view::npos) {
     char hex[8];

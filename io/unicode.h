@@ -8,7 +8,9 @@
 
 namespace hc::unicode {
 
-enum ClassMask : uint8_t { kLetter = 1, kNumber = 2, kSpace = 4 };
+// kDigit: what HF's Digits pre-tokenizer isolates (Rust's char::is_numeric); kNumber plus the
+// few numbers of a newer Unicode version (see scripts/gen_unicode_tables.py).
+enum ClassMask : uint8_t { kLetter = 1, kNumber = 2, kSpace = 4, kDigit = 8 };
 
 struct ClassRange {
   uint32_t first;
@@ -24,6 +26,7 @@ uint8_t classes(uint32_t cp);
 inline bool is_letter(uint32_t cp) { return classes(cp) & kLetter; }
 inline bool is_number(uint32_t cp) { return classes(cp) & kNumber; }
 inline bool is_space(uint32_t cp) { return classes(cp) & kSpace; }
+inline bool is_digit_split(uint32_t cp) { return classes(cp) & kDigit; }
 
 // Decodes the code point at s[pos]; returns its byte length (1..4), or 0 when the bytes there are
 // not well-formed UTF-8 (overlong, surrogate, > U+10FFFF, truncated, stray continuation byte).

@@ -1,66 +1,121 @@
 #!/usr/bin/env python3
 """Generates io/unicode_tables.cpp: the code point classes the pre-tokenisers need, as sorted
-ranges [first, last] with a class mask, from Python's unicodedata.
+ranges [first, last, class mask].
 
-Classes (the ones the gpt2/llama3/qwen2 split patterns and the Digits pre-tokenizer use):
+Classes:
   letter  = \\p{L}: general category Lu, Ll, Lt, Lm, Lo
-  number  = \\p{N}: Nd, Nl, No (also what Rust's char::is_numeric tests, used by HF's Digits)
+  number  = \\p{N}: Nd, Nl, No
   space   = \\s in Oniguruma's Unicode mode: the White_Space property (a fixed list, not in
-            unicodedata; str.isspace() differs: it includes U+001C..U+001F and excludes nothing
-            we need, so it must not be used).
+            unicodedata; str.isspace() differs, e.g. it includes U+001C..U+001F)
+  digit   = what HF's Digits pre-tokenizer splits on: Rust's char::is_numeric (Nd, Nl, No)
+
+Unicode version. The reference, the `tokenizers` package (0.23), matches \\p{L}/\\p{N} with the
+Oniguruma inside it, which follows Unicode 16.0, and its Digits step uses Rust's
+char::is_numeric, which (in the Rust release that built the 0.23 wheels) follows Unicode 17.0.
+So the tables come from unicodedata2 16.0.0 (pip install unicodedata2==16.0.0), and the digit
+class adds the 13 numbers that Unicode 17.0 assigned beyond 16.0 (KIRAT RAI digits
+U+11DE0..U+11DE9 and U+16FF4..U+16FF6). `--verify` checks every code point against the
+installed `tokenizers` by probing its pre-tokenizers (about a minute) and prints the differences.
 
 Usage: python3 scripts/gen_unicode_tables.py > io/unicode_tables.cpp
+       python3 scripts/gen_unicode_tables.py --verify
 """
 import sys
-import unicodedata
 
-LETTER, NUMBER, SPACE = 1, 2, 4
+try:
+    import unicodedata2 as unicodedata
+except ImportError:
+    sys.exit("needs unicodedata2 16.0.0: pip install unicodedata2==16.0.0")
+if unicodedata.unidata_version != "16.0.0":
+    sys.exit(f"needs unicodedata2 16.0.0 (found Unicode {unicodedata.unidata_version}): "
+             "pip install unicodedata2==16.0.0")
+
+LETTER, NUMBER, SPACE, DIGIT = 1, 2, 4, 8
 
 # Unicode White_Space property (PropList.txt); stable since Unicode 6.3.
 WHITE_SPACE = [(0x0009, 0x000D), (0x0020, 0x0020), (0x0085, 0x0085), (0x00A0, 0x00A0),
                (0x1680, 0x1680), (0x2000, 0x200A), (0x2028, 0x2029), (0x202F, 0x202F),
                (0x205F, 0x205F), (0x3000, 0x3000)]
+# Numbers (Nd/Nl/No) new in Unicode 17.0, which Rust's char::is_numeric already knows.
+NUMERIC_17 = [(0x11DE0, 0x11DE9), (0x16FF4, 0x16FF6)]
 
 
-def mask_of(cp, spaces):
+def in_ranges(cp, ranges):
+    return any(a <= cp <= b for a, b in ranges)
+
+
+def mask_of(cp):
     cat = unicodedata.category(chr(cp))
     m = 0
     if cat[0] == "L":
         m |= LETTER
     if cat[0] == "N":
-        m |= NUMBER
-    if cp in spaces:
+        m |= NUMBER | DIGIT
+    if in_ranges(cp, NUMERIC_17):
+        m |= DIGIT
+    if in_ranges(cp, WHITE_SPACE):
         m |= SPACE
     return m
 
 
-def main():
-    spaces = set()
-    for a, b in WHITE_SPACE:
-        spaces.update(range(a, b + 1))
-    ranges = []  # [first, last, mask], only mask != 0
-    cur = None
+def ranges():
+    out, cur = [], None
     for cp in range(0x110000):
-        m = mask_of(cp, spaces)
+        m = mask_of(cp)
         if cur is not None and m == cur[2] and cp == cur[1] + 1:
             cur[1] = cp
             continue
         if cur is not None:
-            ranges.append(cur)
+            out.append(cur)
         cur = [cp, cp, m] if m else None
     if cur is not None:
-        ranges.append(cur)
+        out.append(cur)
+    return out
 
+
+def verify():
+    """Probes the reference pre-tokenizers with every code point c and compares the classes:
+    "a"+c is one ByteLevel piece iff c is a letter, "1"+c iff c is a number, "."+c+c+"." splits
+    in four iff c is white space; "a"+c+"a" splits in three under Digits iff c is numeric."""
+    from tokenizers import pre_tokenizers as P
+    byte_level = P.ByteLevel(add_prefix_space=False, use_regex=True)
+    digits = P.Digits(individual_digits=True)
+    bad = []
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF or cp == 0x20:  # surrogates are no str; " " is the probe's own char
+            continue
+        c = chr(cp)
+        m = mask_of(cp)
+        if len(byte_level.pre_tokenize_str("a" + c)) == 1:
+            ref = LETTER
+        elif len(byte_level.pre_tokenize_str("1" + c)) == 1:
+            ref = NUMBER
+        elif len(byte_level.pre_tokenize_str("." + c + c + ".")) == 4:
+            ref = SPACE
+        else:
+            ref = 0
+        if ref != m & (LETTER | NUMBER | SPACE):
+            bad.append(f"U+{cp:04X} regex class: ours {m & 7}, reference {ref}")
+        if (len(digits.pre_tokenize_str("a" + c + "a")) == 3) != bool(m & DIGIT):
+            bad.append(f"U+{cp:04X} Digits: ours {bool(m & DIGIT)}")
+    print(f"{len(bad)} differences", *bad[:50], sep="\n")
+    return 1 if bad else 0
+
+
+def main():
+    if "--verify" in sys.argv:
+        sys.exit(verify())
+    rs = ranges()
     out = sys.stdout
-    out.write("// Generated by scripts/gen_unicode_tables.py from Python's unicodedata "
+    out.write("// Generated by scripts/gen_unicode_tables.py from unicodedata2 "
               f"(Unicode {unicodedata.unidata_version}). Do not edit.\n")
     out.write('#include "io/unicode.h"\n\nnamespace hc::unicode {\n\n')
     out.write(f'const char* const kTableUnicodeVersion = "{unicodedata.unidata_version}";\n')
-    out.write(f"const size_t kClassRangeCount = {len(ranges)};\n")
+    out.write(f"const size_t kClassRangeCount = {len(rs)};\n")
     out.write("// [first, last, class mask] sorted by first; code points absent here have mask 0.\n")
     out.write("const ClassRange kClassRanges[] = {\n")
     line = "   "
-    for a, b, m in ranges:
+    for a, b, m in rs:
         item = f" {{0x{a:X}, 0x{b:X}, {m}}},"
         if len(line) + len(item) > 100:
             out.write(line + "\n")

@@ -5,7 +5,7 @@ Good files, written with the `gguf` package's GGUFWriter:
   good_tiny_llama.gguf     llama arch, 2 layers, hidden 32, 4 heads, 2 KV heads (head_dim 8),
                            ffn 256, vocab 64 (from the token list: no llama.vocab_size), tied
                            embeddings; every supported storage type (F32, F16, BF16, Q8_0, Q4_0,
-                           Q4_1, Q4_K, Q6_K). Q and K are written the way llama.cpp's converter
+                           Q4_1, Q4_K, Q6_K), and test.* keys of every GGUF value type. Q and K are written the way llama.cpp's converter
                            writes them (rows permuted for interleaved RoPE); their Hugging Face
                            values are a formula the test recomputes: q[r][c] = r + c/64,
                            k[r][c] = 100 + r + c/64.
@@ -250,8 +250,19 @@ def make_good():
         dict(q=T.Q8_0, k=T.Q4_0, v=T.BF16, o=T.Q4_1, gate=T.Q4_1, up=T.Q4_0, down=T.Q6_K),
     ]
     # Layer 1's Q/K are quantised, so the formula is exact only for layer 0; the checksums cover both.
+    V = gguf.GGUFValueType
+    every_value_type = [  # one key of each GGUF value type, read back by the C++ test
+        ("add_uint8", "test.u8", 200), ("add_int8", "test.i8", -100), ("add_uint16", "test.u16", 60000),
+        ("add_int16", "test.i16", -30000), ("add_uint32", "test.u32", 4000000000), ("add_int32", "test.i32", -2000000000),
+        ("add_float32", "test.f32", 0.25), ("add_bool", "test.bool", True), ("add_string", "test.str", "hello"),
+        ("add_uint64", "test.u64", 1 << 40), ("add_int64", "test.i64", -(1 << 40)), ("add_float64", "test.f64", -1.5),
+        ("add_key_value", "test.arr_i16", [-1, 2, -3], V.ARRAY, V.INT16),
+        ("add_key_value", "test.arr_f64", [0.5, 1e10], V.ARRAY, V.FLOAT64),
+        ("add_key_value", "test.arr_bool", [True, False], V.ARRAY, V.BOOL),
+        ("add_key_value", "test.arr_str", ["a", "bc"], V.ARRAY, V.STRING),
+    ]
     sums = tiny_model("llama", fixture("good_tiny_llama.gguf"), ffn=256, layer_types=llama_types,
-                      vocab_from_tokens=True, tied=True, permuted=True, biases=False)
+                      vocab_from_tokens=True, tied=True, permuted=True, biases=False, extra_kv=every_value_type)
     write_sums(fixture("good_tiny_llama.sums"), sums)
 
     # Q and K keep their exact formula values; the rest is 4-bit to keep the files small.

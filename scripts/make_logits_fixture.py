@@ -6,7 +6,7 @@ undoes llama.cpp's Q/K permutation itself and runs its own Llama forward in floa
 feeds the same token ids (stored here) to headcal's CPU engine and compares the top-k logits.
 
 Usage: make_logits_fixture.py --gguf PATH/SmolLM2-135M-Instruct.Q4_1.gguf --out tests/data/smollm2_logits.json
-Needs: torch, transformers, gguf, numpy (CUDA is used when available, else CPU).
+Needs: torch, transformers, accelerate, gguf, numpy (CUDA is used when available, else CPU).
 """
 import argparse
 import hashlib

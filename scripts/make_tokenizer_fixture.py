@@ -192,6 +192,8 @@ EDGE_CASES = [
     "e\u0301", "<|im_start|>", "<|im_start|>user\nhi<|im_end|>", "<|im_start|><|im_start|>", "<|im_start",
     "<|endoftext|>text", " <|endoftext|> ", "x<|im_end|>y", "\ufeff", "\ufffd", "\x00", "\x7f", "def f(x):\n    return x\n",
     "     ", "a" * 200, " " * 500 + "x", "\n" * 100, "ſ's", "'S'T'RE'VE'M'LL'D", "$100,000.00!!!", "((([[[{{{",
+    # Unicode 16.0 letters (U+1C89, U+105C0) and Unicode 17.0 digits (U+11DE0), which the reference knows.
+    "x\u1c89y \U000105c0z", "a\U00011de0\U00011de1b", "\U00016ff4 1",
 ]
 
 

@@ -58,8 +58,11 @@ Profile run(const Atlas& atlas, const SearchOptions& options, std::vector<std::s
       notes->push_back(std::to_string(missing) + " layer(s) not recorded in the atlas: their heads are dense");
     if (options.mode == BudgetMode::global_density) {
       std::ostringstream s;
+      // lambda is recall per FLOP; per dense head's cost it reads as "recall bought by one more
+      // dense head's worth of FLOPs" at the margin.
+      double per_head = tables.empty() ? 0 : alloc.dense_cost / static_cast<double>(tables.size());
       s << "global density: budget " << options.value << ", achieved " << alloc.achieved_density()
-        << " over the recorded heads (lambda " << alloc.lambda << " recall per dense-cost unit)";
+        << " over the recorded heads (marginal recall per dense head of cost: " << alloc.lambda * per_head << ")";
       notes->push_back(s.str());
     }
   }

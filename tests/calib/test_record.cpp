@@ -205,8 +205,7 @@ TEST_CASE("record pipeline: layer range and the candidate prober extension point
 
 TEST_CASE("headcal record: CLI on the CPU, and its input errors", "[record][cli]") {
   const std::string dir = hc::test::make_temp_dir("record_cli");
-  auto r = hc::test::run_headcal("record --model random:tiny --generate random --length 50 --device cpu --out '" +
-                                 dir + "/a.h5'");
+  auto r = hc::test::run_headcal("record --model random:tiny --length 50 --device cpu --out '" + dir + "/a.h5'");
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   CHECK(r.output.find("recorded 2 layers x 50 tokens") != std::string::npos);
@@ -229,15 +228,36 @@ TEST_CASE("headcal record: CLI on the CPU, and its input errors", "[record][cli]
                             "/c.h5'");
   CHECK(r.exit_code == 2);
   CHECK(r.output.find("99999") != std::string::npos);
-  r = hc::test::run_headcal("record --model random:tiny --generate random --length 9 --layers 3-4 --device cpu --out '" +
-                            dir + "/d.h5'");
+  r = hc::test::run_headcal("record --model random:tiny --length 9 --layers 3-4 --device cpu --out '" + dir + "/d.h5'");
   CHECK(r.exit_code == 2);
-  r = hc::test::run_headcal("record --model random:tiny --generate random --length 9 --device tpu --out '" + dir +
-                            "/e.h5'");
+  r = hc::test::run_headcal("record --model random:tiny --length 9 --device tpu --out '" + dir + "/e.h5'");
   CHECK(r.exit_code == 2);
   r = hc::test::run_headcal("record --model random:tiny --out '" + dir + "/f.h5'");
   CHECK(r.exit_code == 2);
   CHECK_FALSE(std::filesystem::exists(dir + "/c.h5"));
+  r = hc::test::run_headcal("record --model random:tiny --generate kv_retrieval --length 9 --out '" + dir + "/g.h5'");
+  CHECK(r.exit_code == 2);  // no tokenizer behind random weights
+  CHECK(r.output.find("tokenizer") != std::string::npos);
+}
+
+TEST_CASE("headcal record: SmolLM2 with a generated prompt on the CPU", "[record][cli][model]") {
+  const std::string model = hc::test::smollm2_gguf_path();
+  if (model.empty()) {
+    WARN("SmolLM2 GGUF not found (set HEADCAL_MODEL); skipped");
+    return;
+  }
+  const std::string dir = hc::test::make_temp_dir("record_smollm2");
+  const auto r = hc::test::run_headcal("record --model '" + model +
+                                       "' --generate kv_retrieval --length 256 --device cpu --layers 28-29 --map-size 32 "
+                                       "--out '" + dir + "/s.h5'");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const hc::Atlas atlas = hc::Atlas::open(dir + "/s.h5");
+  CHECK(atlas.meta().heads == 9);
+  CHECK(atlas.meta().kv_heads == 3);
+  CHECK(atlas.meta().tokens == 256);
+  CHECK(atlas.recorded_layers() == std::vector<int64_t>{28, 29});
+  require_layer_invariants(atlas, 29);
 }
 
 TEST_CASE("CUDA record pipeline agrees with the CPU pipeline", "[record][gpu]") {

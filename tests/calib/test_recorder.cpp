@@ -1,5 +1,6 @@
 // The attention recorder: CPU reference against a brute-force N x N computation, its invariants,
 // and the CUDA streaming recorder against the CPU reference.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>

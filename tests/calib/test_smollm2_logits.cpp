@@ -19,14 +19,15 @@ namespace {
 
 // Both sides dequantise the same Q4_1 blocks to the same float32 weights and run the same
 // float32 graph, so differences come only from accumulation order (Eigen's blocked GEMMs vs
-// PyTorch's, our row-wise softmax vs eager attention) compounded over 30 layers. float32 carries
-// ~7 digits; logits here are of magnitude ~10-25, and residual-stream rounding of ~1e-6 relative
-// per op over ~100 ops/layer x 30 layers gives ~1e-3 absolute in the worst case. 2e-2 leaves a
-// 10x margin yet is far below the logit gaps a real bug (wrong RoPE pair, wrong GQA head, a
-// missing norm weight, an un-undone Q/K permutation) produces, which shift logits by whole units.
-constexpr double kLogitTolerance = 2e-2;
-// The log-partition sums 49152 exponentials; the same argument applies.
-constexpr double kLogsumexpTolerance = 2e-2;
+// cuBLAS/PyTorch, our row-wise softmax vs eager attention) compounded over 30 layers. Measured
+// against the committed fixture (transformers on an H100, float32): worst |logit diff| 3.1e-5 and
+// worst |logsumexp diff| 1.0e-5 over 8 positions x top-10, logits of magnitude 12-27. The
+// tolerances leave a ~60x margin for other CPUs and Eigen's SIMD paths, and stay far below what
+// a real bug (wrong RoPE pair, wrong GQA head, a missing norm weight, an un-undone Q/K
+// permutation) does, which shifts logits by whole units; the smallest top-1/top-2 gap in the
+// fixture is 0.068, so top-1 agreement is not at the mercy of rounding either.
+constexpr double kLogitTolerance = 2e-3;
+constexpr double kLogsumexpTolerance = 1e-3;
 
 std::string file_sha256(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -49,7 +50,9 @@ TEST_CASE("cpu engine reproduces transformers' SmolLM2 logits", "[calib][cpu_eng
     WARN("skipped: SmolLM2 GGUF not found (run scripts/get-model.sh or set HEADCAL_MODEL)");
     return;
   }
-  const std::string fixture_path = hc::test::data_path("smollm2_logits.json");
+  // HEADCAL_LOGITS_FIXTURE lets a developer try a freshly made fixture before it is committed.
+  const char* fixture_env = std::getenv("HEADCAL_LOGITS_FIXTURE");
+  const std::string fixture_path = fixture_env ? fixture_env : hc::test::data_path("smollm2_logits.json");
   if (!std::filesystem::exists(fixture_path)) {
     WARN("skipped: " << fixture_path << " missing (make it with scripts/make_logits_fixture.py)");
     return;

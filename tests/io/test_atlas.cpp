@@ -222,7 +222,7 @@ TEST_CASE("h5py reads the atlas with no headcal code", "[atlas][python]") {
   std::string path = dir + "/py.h5";
   test::write_synthetic_atlas(path, spec);
   std::string cmd = std::string("python3 '") + HEADCAL_SOURCE_DIR + "/scripts/check_atlas_h5py.py' '" + path +
-                    "' 5 6 1000 16 0,2,3";
+                    "' 5 6 " + std::to_string(spec.tokens) + " 16 0,2,3";
   int status = std::system(cmd.c_str());
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);

@@ -400,10 +400,51 @@ TEST_CASE("bad GGUF fixtures fail with a clear InputError", "[io][gguf]") {
       {"bad_unsupported_dtype.gguf", "unsupported tensor type Q5_K (13) for tensor 'blk.0.ffn_down.weight'"},
       {"bad_arch.gguf", "architecture 'gptneox'"},
       {"bad_missing_tensor.gguf", "missing tensor model.layers.1.mlp.down_proj.weight"},
+      {"bad_missing_tensor.gguf", "'blk.1.ffn_down.weight' in GGUF"},
       {"bad_shape.gguf", "model.layers.0.self_attn.q_proj.weight has shape [24, 32], expected [32, 32]"},
+      {"bad_shape.gguf", "GGUF 'blk.0.attn_q.weight' dims [32, 24], expected [32, 32]"},
   };
   for (const auto& [file, needle] : cases) expect_input_error(hc::test::data_path(file), needle);
   expect_input_error(hc::test::data_path("no_such_file.gguf"), "cannot open");
+}
+
+TEST_CASE("metadata of every GGUF value type", "[io][gguf]") {
+  GgufFile f(hc::test::data_path("good_tiny_llama.gguf"));
+  CHECK(f.get_int("test.u8") == 200);
+  CHECK(f.get_int("test.i8") == -100);
+  CHECK(f.get_int("test.u16") == 60000);
+  CHECK(f.get_int("test.i16") == -30000);
+  CHECK(f.get_int("test.u32") == 4000000000LL);
+  CHECK(f.get_int("test.i32") == -2000000000LL);
+  CHECK(f.get_float("test.f32") == 0.25);
+  CHECK(f.find("test.bool")->type == GgufValue::Type::BOOL);
+  CHECK(std::get<bool>(f.find("test.bool")->scalar));
+  CHECK(f.find("test.bool")->to_string() == "true");
+  CHECK(f.get_string("test.str") == "hello");
+  CHECK(f.get_int("test.u64") == (int64_t(1) << 40));
+  CHECK(f.get_int("test.i64") == -(int64_t(1) << 40));
+  CHECK(f.get_float("test.f64") == -1.5);
+  CHECK(f.get_number_array("test.arr_i16") == std::vector<double>{-1, 2, -3});
+  CHECK(f.find("test.arr_i16")->array_type == GgufValue::Type::I16);
+  CHECK(f.get_number_array("test.arr_f64") == std::vector<double>{0.5, 1e10});
+  CHECK(f.get_number_array("test.arr_bool") == std::vector<double>{1, 0});
+  CHECK(f.get_string_array("test.arr_str") == std::vector<std::string>{"a", "bc"});
+  CHECK(f.find("test.arr_i16")->to_string() == "[-1, 2, -3] (3 i16)");
+  CHECK(f.find("test.arr_str")->to_string(1) == "[\"a\", ...] (2 string)");
+}
+
+TEST_CASE("metadata values of every type through a real file's getters", "[io][gguf]") {
+  GgufFile f(hc::test::data_path("good_tiny_qwen2.gguf"));
+  const GgufValue* scaling = f.find("qwen2.rope.scaling.type");
+  REQUIRE(scaling != nullptr);
+  CHECK(scaling->type == GgufValue::Type::STRING);
+  CHECK(scaling->to_string() == "\"linear\"");
+  CHECK(f.get_float("qwen2.rope.scaling.factor") == 2.0);
+  CHECK(f.get_int("qwen2.vocab_size") == 64);
+  CHECK(f.get_float("qwen2.vocab_size") == 64.0);  // integers widen to float
+  CHECK_THROWS_AS(f.get_int("qwen2.rope.scaling.factor"), InputError);
+  CHECK_THROWS_AS(f.get_number_array("tokenizer.ggml.tokens"), InputError);
+  CHECK_THROWS_AS(f.get_string_array("qwen2.vocab_size"), InputError);
 }
 
 TEST_CASE("crafted GGUF corruptions fail with a clear InputError", "[io][gguf]") {

@@ -193,6 +193,10 @@ TEST_CASE("Unicode tables and UTF-8 decoding", "[tokenizer]") {
   CHECK_FALSE(is_space(0x1C));  // str.isspace() says yes; White_Space does not
   CHECK_FALSE(is_letter(0x301));  // combining acute is Mn
   CHECK(classes(0x1F600) == 0);   // emoji: none of the classes
+  CHECK(is_letter(0x1C89));       // new in Unicode 16.0, which the reference's regex engine follows
+  CHECK(is_digit_split(0x0663));
+  CHECK(is_digit_split(0x11DE0));  // Unicode 17.0 digit: HF's Digits (Rust) splits it, \p{N} is not yet
+  CHECK_FALSE(is_number(0x11DE0));
   uint32_t cp = 0;
   CHECK(decode("\xF0\x9F\x98\x80", 0, &cp) == 4);
   CHECK(cp == 0x1F600);
@@ -288,4 +292,25 @@ TEST_CASE("malformed tokenizer data is an InputError", "[tokenizer]") {
   CHECK_THROWS_AS(hc::tokenizer_data_from_hf_json("{not json", "x.json"), hc::InputError);
   CHECK_THROWS_AS(hc::tokenizer_data_from_hf_json(R"({"model":{"type":"WordPiece","vocab":{}}})", "x.json"),
                   hc::InputError);
+}
+
+TEST_CASE("load_tokenizer: Hugging Face directory with tokenizer.json, clear errors otherwise", "[tokenizer]") {
+  const std::string dir = hc::test::make_temp_dir("tokenizer_dir");
+  {
+    std::ofstream out(dir + "/tokenizer.json", std::ios::binary);
+    out << read_all(hc::test::data_path("good_tokenizer_mini_llama3.json"));
+  }
+  auto from_dir = hc::load_tokenizer(dir);
+  auto from_file = hc::load_tokenizer(hc::test::data_path("good_tokenizer_mini_llama3.json"));
+  CHECK(from_dir->encode("Hello 12345 world") == from_file->encode("Hello 12345 world"));
+  CHECK(from_dir->encode("x").front() == 0);  // the post-processor's BOS <|begin|>
+
+  const std::string empty_dir = hc::test::make_temp_dir("tokenizer_empty_dir");
+  try {
+    hc::load_tokenizer(empty_dir);
+    FAIL("no error for a directory without tokenizer.json");
+  } catch (const hc::InputError& e) {
+    CHECK(std::string(e.what()).find("no tokenizer.json") != std::string::npos);
+  }
+  CHECK_THROWS_AS(hc::load_tokenizer(dir + "/missing.gguf"), hc::InputError);
 }

@@ -98,6 +98,9 @@ TEST_CASE("dense_attention_ref matches a double-precision loop", "[kernels][atte
   // Peaked softmax (large scores) and more threads than work items.
   check_case(65, 6, 3, 64, 2.f, 8);
   check_case(130, 2, 1, 128, 2.f, 3);
+  // Head dims other than 64/128 take the generic path (20: not a multiple of the 8 dot lanes).
+  check_case(70, 4, 2, 20, 1.f, 2);
+  check_case(33, 2, 2, 8, 1.f, 2);
 }
 
 TEST_CASE("dense_attention_ref row 0 copies v and has lse = its only score", "[kernels][attention_ref]") {

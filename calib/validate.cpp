@@ -1,0 +1,452 @@
+#include "calib/validate.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <limits>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "common/error.h"
+#include "headcal/version.h"
+#include "kernels/attention/attention_ref.h"
+#include "kernels/sparse/cost.h"
+#include "kernels/sparse/index_ref.h"
+#include "kernels/sparse/sparse_attention_ref.h"
+
+namespace hc {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+int resolve_threads(int n_threads) {
+  return n_threads > 0 ? n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+// Runs fn(begin, end) over [0, n) in `threads` contiguous chunks.
+template <typename Fn>
+void parallel_rows(int threads, int64_t n, Fn fn) {
+  threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, n)));
+  if (threads == 1) {
+    fn(int64_t{0}, n);
+    return;
+  }
+  std::exception_ptr failure;
+  std::mutex failure_mutex;
+  auto guarded = [&](int64_t b, int64_t e) {
+    try {
+      fn(b, e);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(failure_mutex);
+      if (!failure) failure = std::current_exception();
+    }
+  };
+  const int64_t per = (n + threads - 1) / threads;
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) {
+    const int64_t b = t * per, e = std::min(n, b + per);
+    if (b < e) pool.emplace_back(guarded, b, e);
+  }
+  guarded(0, std::min(n, per));
+  for (std::thread& t : pool) t.join();
+  if (failure) std::rethrow_exception(failure);
+}
+
+bool all_dense(const std::vector<kernels::PatternConfig>& configs) {
+  for (const kernels::PatternConfig& c : configs)
+    if (c.pattern != kernels::Pattern::dense) return false;
+  return true;
+}
+
+std::string head_name(const HeadValidation& h) {
+  return "L" + std::to_string(h.layer) + "H" + std::to_string(h.head);
+}
+
+std::string fixed(double value, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, value);
+  return buf;
+}
+
+std::string scientific(double value) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.3e", value);
+  return buf;
+}
+
+// The CPU sparse prefill's per-layer work (see validate.h).
+struct CpuSparseRun {
+  const std::vector<std::vector<kernels::PatternConfig>>& configs;  // [layers][heads]
+  kernels::EstimatorSettings settings;
+  int n_threads;
+  ValidationReport& report;
+
+  void operator()(const LayerAttentionInput& in, float* o, float* lse) {
+    const kernels::AttentionDims& dims = in.dims;
+    const std::vector<kernels::PatternConfig>& layer_configs = configs.at(static_cast<size_t>(in.layer));
+    HeadValidation* heads = report.heads.data() + static_cast<int64_t>(in.layer) * dims.n_heads;
+    if (all_dense(layer_configs)) {
+      const Clock::time_point t0 = Clock::now();
+      kernels::dense_attention_ref(dims, in.q, in.k, in.v, o, lse, n_threads);
+      report.sparse_attention_s += seconds_since(t0);
+      for (int64_t h = 0; h < dims.n_heads; ++h) {
+        heads[h].recall = 1;
+        heads[h].out_err = 0;
+        heads[h].density = 1;
+      }
+      return;
+    }
+    const int64_t N = dims.n_tokens, H = dims.n_heads, d = dims.head_dim;
+    std::vector<float> dense_o(static_cast<size_t>(N * H * d));  // [N, H, d] reference output
+    std::vector<float> dense_lse(static_cast<size_t>(H * N));    // [H, N] recall reference
+    kernels::dense_attention_ref(dims, in.q, in.k, in.v, dense_o.data(), dense_lse.data(), n_threads);
+
+    const Clock::time_point t0 = Clock::now();
+    const kernels::SparseIndex index = kernels::build_index(in.q, in.k, dims, layer_configs, settings, n_threads);
+    const double index_s = seconds_since(t0);
+    kernels::SparseRefOptions opts;
+    opts.dense_lse = dense_lse.data();
+    opts.n_threads = n_threads;
+    kernels::SparseProbe probe;
+    kernels::sparse_attention_ref(dims, in.q, in.k, in.v, index.view(), o, lse, opts, &probe);
+    report.sparse_attention_s += seconds_since(t0);
+    report.index_build_s += index_s;
+
+    const double dense_cost = kernels::dense_cost_flops(N, d);
+    for (int64_t h = 0; h < H; ++h) {
+      double diff = 0, ref = 0;
+      for (int64_t i = 0; i < N; ++i) {
+        const float* a = dense_o.data() + (i * H + h) * d;  // [d]
+        const float* b = o + (i * H + h) * d;               // [d]
+        for (int64_t c = 0; c < d; ++c) {
+          const double e = static_cast<double>(b[c]) - a[c];
+          diff += e * e;
+          ref += static_cast<double>(a[c]) * a[c];
+        }
+      }
+      heads[h].recall = probe.recall[static_cast<size_t>(h)];
+      heads[h].out_err = ref > 0 ? std::sqrt(diff / ref) : (diff > 0 ? 1.0 : 0.0);
+      heads[h].density =
+          kernels::head_cost_flops(index, h, layer_configs[static_cast<size_t>(h)], d, settings) / dense_cost;
+    }
+  }
+};
+
+void summarise_heads(ValidationReport& report) {
+  double recall_sum = 0, err_sum = 0, density_sum = 0;
+  report.min_head_recall = 1;
+  for (const HeadValidation& h : report.heads) {
+    recall_sum += h.recall;
+    err_sum += h.out_err;
+    density_sum += h.density;  // every head of a model has the same dense cost
+    report.min_head_recall = std::min(report.min_head_recall, h.recall);
+  }
+  const double n = static_cast<double>(std::max<size_t>(1, report.heads.size()));
+  report.mean_recall = recall_sum / n;
+  report.mean_out_err = err_sum / n;
+  report.density = density_sum / n;
+}
+
+}  // namespace
+
+void check_profile_for_model(const Profile& profile, const ModelConfig& config, const std::string& fingerprint,
+                             bool strict, const std::string& source, std::vector<std::string>* warnings) {
+  const std::string shape = profile_shape_mismatch(profile.model, config);
+  if (!shape.empty()) throw InputError(source, "the profile does not fit the model (" + shape + ")");
+  if (profile.defaults.block != kernels::kBlock)
+    throw InputError(source, "defaults.block is " + std::to_string(profile.defaults.block) +
+                                 "; the kernels use blocks of " + std::to_string(kernels::kBlock));
+  if (profile.heads.size() != static_cast<size_t>(config.n_layers * config.n_heads))
+    throw InputError(source, "the profile has " + std::to_string(profile.heads.size()) + " head entries, the model " +
+                                 std::to_string(config.n_layers * config.n_heads));
+  if (profile.model.fingerprint != fingerprint) {
+    const std::string what = "the profile was made for model fingerprint '" + profile.model.fingerprint +
+                             "', this model's is '" + fingerprint + "'";
+    if (strict) throw InputError(source, what + " (--strict)");
+    if (warnings) warnings->push_back(what);
+  }
+}
+
+std::vector<kernels::PatternConfig> layer_configs(const Profile& profile, int64_t layer) {
+  std::vector<kernels::PatternConfig> configs(static_cast<size_t>(profile.model.heads));  // [heads]
+  for (int64_t h = 0; h < profile.model.heads; ++h) {
+    const ProfileHead& e = profile.at(layer, h);
+    // PatternKind and kernels::Pattern carry the same integer values (io/grid.h).
+    configs[static_cast<size_t>(h)] = {static_cast<kernels::Pattern>(static_cast<int>(e.pattern)), e.p1, e.p2};
+  }
+  return configs;
+}
+
+kernels::EstimatorSettings estimator_settings(const Profile& profile) {
+  kernels::EstimatorSettings s;
+  s.last_q = static_cast<int>(profile.defaults.last_q);
+  s.v_sink = static_cast<int>(profile.defaults.v_sink);
+  s.s_local = static_cast<int>(profile.defaults.s_local);
+  return s;
+}
+
+LogitComparison compare_logits(const float* logits_a, const float* logits_b, int64_t positions, int64_t vocab,
+                               int n_threads) {
+  LogitComparison out;
+  if (positions <= 0) return out;
+  std::vector<double> kl(static_cast<size_t>(positions));     // [positions]
+  std::vector<uint8_t> agree(static_cast<size_t>(positions));  // [positions]
+  parallel_rows(resolve_threads(n_threads), positions, [&](int64_t r0, int64_t r1) {
+    std::vector<double> pa(static_cast<size_t>(vocab));  // [vocab] exp(a - max_a)
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* a = logits_a + r * vocab;
+      const float* b = logits_b + r * vocab;
+      int64_t arg_a = 0, arg_b = 0;
+      for (int64_t t = 1; t < vocab; ++t) {
+        if (a[t] > a[arg_a]) arg_a = t;
+        if (b[t] > b[arg_b]) arg_b = t;
+      }
+      const double max_a = a[arg_a], max_b = b[arg_b];
+      double sum_a = 0, sum_b = 0;
+      for (int64_t t = 0; t < vocab; ++t) {
+        const double e = std::exp(a[t] - max_a);
+        pa[static_cast<size_t>(t)] = e;
+        sum_a += e;
+        sum_b += std::exp(b[t] - max_b);
+      }
+      const double lse_a = max_a + std::log(sum_a), lse_b = max_b + std::log(sum_b);
+      // KL = sum_t p_a(t) * ((a_t - lse_a) - (b_t - lse_b)); the shift is summed once.
+      double weighted = 0;
+      for (int64_t t = 0; t < vocab; ++t)
+        weighted += pa[static_cast<size_t>(t)] * (static_cast<double>(a[t]) - static_cast<double>(b[t]));
+      const double value = weighted / sum_a - (lse_a - lse_b);
+      kl[static_cast<size_t>(r)] = std::max(0.0, value);  // rounding can dip a hair below 0
+      agree[static_cast<size_t>(r)] = arg_a == arg_b;
+    }
+  });
+  double sum = 0;
+  int64_t agreeing = 0;
+  for (int64_t r = 0; r < positions; ++r) {
+    sum += kl[static_cast<size_t>(r)];
+    out.max_kl = std::max(out.max_kl, kl[static_cast<size_t>(r)]);
+    agreeing += agree[static_cast<size_t>(r)];
+  }
+  out.mean_kl = sum / static_cast<double>(positions);
+  out.top1_agreement = static_cast<double>(agreeing) / static_cast<double>(positions);
+  return out;
+}
+
+double relative_error(const float* a, const float* b, size_t count) {
+  double diff = 0, ref = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const double e = static_cast<double>(b[i]) - a[i];
+    diff += e * e;
+    ref += static_cast<double>(a[i]) * a[i];
+  }
+  if (ref == 0) return diff == 0 ? 0.0 : std::numeric_limits<double>::infinity();
+  return std::sqrt(diff / ref);
+}
+
+ValidationReport validate_profile_run(Engine& engine, const std::string& model_fingerprint, const Profile& profile,
+                                      const std::vector<int32_t>& tokens, const ValidateOptions& options) {
+  const ModelConfig& c = engine.config();
+  ValidationReport report;
+  report.backend = engine.backend();
+  report.model_fingerprint = model_fingerprint;
+  report.profile_fingerprint = profile.model.fingerprint;
+  report.profile_tokens = profile.calibration.tokens;
+  report.n_tokens = static_cast<int64_t>(tokens.size());
+  report.min_recall_threshold = options.min_recall;
+  report.max_kl_threshold = options.max_kl;
+  check_profile_for_model(profile, c, model_fingerprint, options.strict, options.profile_source, &report.warnings);
+  if (tokens.empty()) throw InputError("validate", "the prompt has no tokens");
+
+  std::vector<std::vector<kernels::PatternConfig>> configs;  // [layers][heads]
+  for (int64_t layer = 0; layer < c.n_layers; ++layer) configs.push_back(layer_configs(profile, layer));
+  report.heads.resize(static_cast<size_t>(c.n_layers * c.n_heads));
+  for (int64_t layer = 0; layer < c.n_layers; ++layer)
+    for (int64_t h = 0; h < c.n_heads; ++h) {
+      HeadValidation& hv = report.heads[static_cast<size_t>(layer * c.n_heads + h)];
+      hv.layer = static_cast<int>(layer);
+      hv.head = static_cast<int>(h);
+      hv.config = configs[static_cast<size_t>(layer)][static_cast<size_t>(h)];
+      hv.profile_recall = profile.at(layer, h).recall;
+    }
+
+  PrefillRequest base;
+  base.tokens = tokens;
+  base.want_logits = true;  // every position
+  base.want_final_hidden = true;
+  const int threads = resolve_threads(options.n_threads);
+
+  PrefillResult dense, sparse;
+  if (report.backend == "cuda") {
+#if defined(HEADCAL_HAVE_CUDA)
+    auto* cuda_engine = dynamic_cast<CudaEngine*>(&engine);
+    HC_ASSERT(cuda_engine != nullptr, "a 'cuda' engine is a CudaEngine");
+    Clock::time_point t0 = Clock::now();
+    dense = validate_dense_prefill_cuda(*cuda_engine, base, report);
+    report.dense_prefill_s = seconds_since(t0);
+    t0 = Clock::now();
+    sparse = validate_sparse_prefill_cuda(*cuda_engine, profile, base, report);
+    report.sparse_prefill_s = seconds_since(t0);
+#else
+    throw DeviceError("validate: this build has no CUDA");
+#endif
+  } else {
+    PrefillRequest dense_request = base;
+    dense_request.attention_override = [&](const LayerAttentionInput& in, float* o, float* lse) {
+      // The engine's own dense attention, timed.
+      const Clock::time_point t0 = Clock::now();
+      kernels::dense_attention_ref(in.dims, in.q, in.k, in.v, o, lse, threads);
+      report.dense_attention_s += seconds_since(t0);
+    };
+    Clock::time_point t0 = Clock::now();
+    dense = engine.prefill(dense_request);
+    report.dense_prefill_s = seconds_since(t0);
+
+    PrefillRequest sparse_request = base;
+    sparse_request.attention_override = CpuSparseRun{configs, estimator_settings(profile), threads, report};
+    t0 = Clock::now();
+    sparse = engine.prefill(sparse_request);
+    report.sparse_prefill_s = seconds_since(t0);
+  }
+
+  const int64_t positions = static_cast<int64_t>(dense.logit_positions.size());
+  HC_ASSERT(sparse.logits.size() == dense.logits.size() && dense.logits.size() == static_cast<size_t>(positions * c.vocab),
+            "both prefills return the logits of every position");
+  const LogitComparison cmp = compare_logits(dense.logits.data(), sparse.logits.data(), positions, c.vocab, threads);
+  report.mean_kl = cmp.mean_kl;
+  report.max_kl = cmp.max_kl;
+  report.top1_agreement = cmp.top1_agreement;
+  HC_ASSERT(dense.final_hidden.size() == sparse.final_hidden.size(), "both prefills return the final hidden state");
+  report.hidden_rel_error = relative_error(dense.final_hidden.data(), sparse.final_hidden.data(), dense.final_hidden.size());
+  summarise_heads(report);
+  return report;
+}
+
+bool check_validation_thresholds(ValidationReport& report, const ValidateOptions& options) {
+  report.min_recall_threshold = options.min_recall;
+  report.max_kl_threshold = options.max_kl;
+  report.failures.clear();
+  if (options.min_recall >= 0 && !(report.mean_recall >= options.min_recall)) {
+    std::string msg = "mean recall " + fixed(report.mean_recall, 4) + " < " + fixed(options.min_recall, 4);
+    std::vector<const HeadValidation*> below;
+    for (const HeadValidation& h : report.heads)
+      if (h.recall < options.min_recall) below.push_back(&h);
+    std::sort(below.begin(), below.end(),
+              [](const HeadValidation* a, const HeadValidation* b) { return a->recall < b->recall; });
+    msg += "; " + std::to_string(below.size()) + " heads below";
+    const size_t shown = std::min<size_t>(below.size(), 10);
+    for (size_t i = 0; i < shown; ++i)
+      msg += std::string(i ? ", " : ": ") + head_name(*below[i]) + " " + fixed(below[i]->recall, 4);
+    if (below.size() > shown) msg += ", ...";
+    report.failures.push_back(msg);
+  }
+  if (options.max_kl >= 0 && !(report.mean_kl <= options.max_kl))
+    report.failures.push_back("mean KL " + scientific(report.mean_kl) + " > " + scientific(options.max_kl));
+  return report.failures.empty();
+}
+
+std::string validation_summary(const ValidationReport& r) {
+  std::ostringstream out;
+  int counts[4] = {0, 0, 0, 0};
+  for (const HeadValidation& h : r.heads) ++counts[static_cast<int>(h.config.pattern) & 3];
+  out << "validated " << r.heads.size() << " heads at " << r.n_tokens << " tokens on " << r.backend;
+  if (r.profile_tokens > 0 && r.profile_tokens != r.n_tokens) out << " (profile calibrated at " << r.profile_tokens << ")";
+  out << "\n";
+  out << "  patterns: dense " << counts[0] << ", a_shape " << counts[1] << ", vertical_slash " << counts[2]
+      << ", block_sparse " << counts[3] << "; density " << fixed(r.density, 4) << "\n";
+  out << "  recall: mean " << fixed(r.mean_recall, 4) << ", min " << fixed(r.min_head_recall, 4)
+      << "; head output error: mean " << fixed(r.mean_out_err, 4) << "\n";
+  out << "  next token: mean KL " << scientific(r.mean_kl) << " nats, max " << scientific(r.max_kl)
+      << ", top-1 agreement " << fixed(r.top1_agreement, 4) << "\n";
+  out << "  final hidden state: relative error " << scientific(r.hidden_rel_error) << "\n";
+  out << "  attention time: dense " << fixed(r.dense_attention_s * 1e3, 1) << " ms, sparse "
+      << fixed(r.sparse_attention_s * 1e3, 1) << " ms (index builds " << fixed(r.index_build_s * 1e3, 1) << " ms)";
+  if (r.sparse_attention_s > 0) out << ", speedup " << fixed(r.dense_attention_s / r.sparse_attention_s, 2) << "x";
+  // The CPU sparse kernel is the double-precision reference: its time says nothing of deployment.
+  if (r.backend == "cpu") out << " [CPU references, not deployment timings]";
+  out << "\n";
+  out << "  prefill time: dense " << fixed(r.dense_prefill_s, 2) << " s, sparse " << fixed(r.sparse_prefill_s, 2)
+      << " s (includes the dense reference of every sparse layer)\n";
+  std::vector<const HeadValidation*> worst;
+  for (const HeadValidation& h : r.heads)
+    if (h.config.pattern != kernels::Pattern::dense) worst.push_back(&h);
+  std::sort(worst.begin(), worst.end(), [](const HeadValidation* a, const HeadValidation* b) {
+    return a->recall != b->recall ? a->recall < b->recall : (a->layer != b->layer ? a->layer < b->layer : a->head < b->head);
+  });
+  if (!worst.empty()) {
+    out << "  lowest recall:";
+    const size_t shown = std::min<size_t>(worst.size(), 5);
+    for (size_t i = 0; i < shown; ++i)
+      out << (i ? "," : "") << " " << head_name(*worst[i]) << " " << kernels::describe(worst[i]->config) << " "
+          << fixed(worst[i]->recall, 4) << " (profile " << fixed(worst[i]->profile_recall, 4) << ")";
+    out << "\n";
+  }
+  if (r.min_recall_threshold >= 0 || r.max_kl_threshold >= 0) {
+    out << "  thresholds:";
+    if (r.min_recall_threshold >= 0) out << " min recall " << fixed(r.min_recall_threshold, 4);
+    if (r.max_kl_threshold >= 0) out << " max KL " << scientific(r.max_kl_threshold);
+    out << (r.failures.empty() ? ": PASS\n" : ": FAIL\n");
+    for (const std::string& f : r.failures) out << "    " << f << "\n";
+  }
+  return out.str();
+}
+
+std::string validation_json(const ValidationReport& r, const std::string& model_path, const std::string& profile_path,
+                            const std::string& prompt_description, const std::string& prompt_sha256) {
+  nlohmann::ordered_json j;
+  j["format"] = "headcal-validation";
+  j["version"] = 1;
+  j["tool_version"] = HEADCAL_VERSION;
+  j["model"] = {{"path", model_path}, {"fingerprint", r.model_fingerprint}};
+  j["profile"] = {{"path", profile_path}, {"fingerprint", r.profile_fingerprint}, {"calibration_tokens", r.profile_tokens}};
+  j["prompt"] = {{"description", prompt_description}, {"tokens", r.n_tokens}, {"sha256", prompt_sha256}};
+  j["backend"] = r.backend;
+  j["summary"] = {{"mean_recall", r.mean_recall},       {"min_head_recall", r.min_head_recall},
+                  {"mean_out_err", r.mean_out_err},     {"density", r.density},
+                  {"mean_kl", r.mean_kl},               {"max_kl", r.max_kl},
+                  {"top1_agreement", r.top1_agreement}, {"hidden_rel_error", r.hidden_rel_error}};
+  j["timing_s"] = {{"dense_attention", r.dense_attention_s}, {"sparse_attention", r.sparse_attention_s},
+                   {"index_build", r.index_build_s},         {"dense_prefill", r.dense_prefill_s},
+                   {"sparse_prefill", r.sparse_prefill_s}};
+  nlohmann::ordered_json thresholds = nlohmann::ordered_json::object();
+  if (r.min_recall_threshold >= 0) thresholds["min_recall"] = r.min_recall_threshold;
+  if (r.max_kl_threshold >= 0) thresholds["max_kl"] = r.max_kl_threshold;
+  j["thresholds"] = thresholds;
+  j["passed"] = r.failures.empty();
+  j["failures"] = r.failures;
+  j["warnings"] = r.warnings;
+  nlohmann::ordered_json heads = nlohmann::ordered_json::array();
+  for (const HeadValidation& h : r.heads)
+    heads.push_back({{"layer", h.layer},
+                     {"head", h.head},
+                     {"pattern", kernels::pattern_name(h.config.pattern)},
+                     {"p1", h.config.p1},
+                     {"p2", h.config.p2},
+                     {"recall", h.recall},
+                     {"out_err", h.out_err},
+                     {"density", h.density},
+                     {"profile_recall", h.profile_recall}});
+  j["heads"] = heads;
+  return j.dump(1) + "\n";
+}
+
+size_t validate_device_bytes(const ModelConfig& config, int64_t n_tokens) {
+  const size_t dense_o = size_t(n_tokens) * config.n_heads * config.head_dim * 2;  // bf16 [N, H, d]
+  const size_t dense_lse = size_t(config.n_heads) * n_tokens * 4;                   // fp32 [H, N]
+  const size_t scores = 2 * size_t(config.n_heads) * n_tokens * 4;                  // fp32 [H, N] x2
+  const size_t estimate_tmp = size_t(config.n_heads) * 64 * n_tokens * 4;           // [H, last_q, N]
+  // The uploaded index: a few ranges and up to v columns per slot; bounded by a dense-sized list
+  // per built config (at most one per head).
+  const size_t index_bytes = 2 * size_t(config.n_heads) * ((n_tokens + 63) / 64) * 4 * 64;
+  return dense_o + dense_lse + scores + estimate_tmp + index_bytes + (64u << 20);
+}
+
+}  // namespace hc

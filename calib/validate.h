@@ -1,0 +1,130 @@
+#pragma once
+// Validation of a profile (DESIGN.md "calib/ validate"): the prefill runs twice on one engine,
+// once dense and once with every head on its profiled sparse kernel, the sparse outputs flowing on
+// to later layers as in deployment. Compared: per-head recall (what each sparse kernel keeps of
+// the attention it replaces, measured in the sparse run against the dense LSE of the same layer
+// input), per-head output error, the next-token distributions of every position (mean KL and
+// top-1 agreement), the final hidden state, and the attention time of both runs.
+//
+// Per layer of the sparse run (both backends):
+//   - the dense kernel runs over all heads: its LSE is the recall reference and its output error
+//     reference (untimed when the layer has a sparse head, since deployment would not run it);
+//   - a layer whose heads are all `dense` keeps that dense output (deployment's fast path), so an
+//     all-dense profile reproduces the dense prefill exactly;
+//   - otherwise the layer's index is built from the layer's real q/k (dense heads get the dense
+//     index, as one kernel family serves all heads) and the sparse kernel in probe mode writes
+//     o and lse for every head: timed = index build + sparse kernel.
+// The CUDA backend times with CUDA events and runs the sparse kernel once timed without probe and
+// once untimed with probe (probe mode does extra work deployment would not).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "calib/cuda_engine.h"
+#include "calib/device_select.h"
+#include "calib/engine.h"
+#include "io/model_file.h"
+#include "io/profile.h"
+#include "kernels/sparse/pattern.h"
+
+namespace hc {
+
+struct ValidateOptions {
+  int n_threads = 0;         // CPU attention, index builds and comparisons; <= 0: all cores
+  bool strict = false;       // a model fingerprint mismatch is an InputError, not a warning
+  double min_recall = -1;    // threshold on the mean recall over heads; < 0: none
+  double max_kl = -1;        // threshold on the mean KL(P_dense || P_sparse); < 0: none
+  std::string profile_source = "profile";  // named in messages (the profile's path)
+};
+
+struct HeadValidation {
+  int layer = 0;
+  int head = 0;
+  kernels::PatternConfig config;
+  double recall = 1;          // sparse run, probe mode against the dense LSE of the same input
+  double out_err = 0;         // ||O_sparse - O_dense||_F / ||O_dense||_F over this head, same input
+  double density = 1;         // kernel pairs x 4d + estimator FLOPs, over the dense cost
+  double profile_recall = 1;  // what the profile recorded at calibration length
+};
+
+struct ValidationReport {
+  std::string backend;  // "cpu" / "cuda"
+  std::string model_fingerprint;
+  std::string profile_fingerprint;
+  int64_t n_tokens = 0;
+  int64_t profile_tokens = 0;  // calibration length recorded in the profile
+  std::vector<std::string> warnings;
+  std::vector<HeadValidation> heads;  // [layers * heads], (layer, head) order
+
+  double mean_recall = 1;
+  double min_head_recall = 1;
+  double mean_out_err = 0;
+  double density = 1;           // sum of head costs / sum of dense costs
+  double mean_kl = 0;           // mean over positions of KL(P_dense || P_sparse), nats
+  double max_kl = 0;            // over positions
+  double top1_agreement = 1;    // fraction of positions whose argmax agrees
+  double hidden_rel_error = 0;  // ||h_s - h_d||_F / ||h_d||_F, final hidden (after the final norm)
+
+  double dense_attention_s = 0;   // dense run: the attention calls only
+  double sparse_attention_s = 0;  // sparse run: index builds + sparse kernels (+ all-dense layers)
+  double index_build_s = 0;       // part of sparse_attention_s
+  double dense_prefill_s = 0;     // whole prefill, dense
+  double sparse_prefill_s = 0;    // whole prefill, sparse (includes the untimed reference work)
+
+  // Threshold outcome (filled by check_validation_thresholds).
+  double min_recall_threshold = -1;
+  double max_kl_threshold = -1;
+  std::vector<std::string> failures;  // empty: passed
+};
+
+// Throws InputError when the profile's shapes do not fit the model or its block is not 64; a
+// fingerprint mismatch is appended to `warnings` (InputError when strict).
+void check_profile_for_model(const Profile& profile, const ModelConfig& config, const std::string& fingerprint,
+                             bool strict, const std::string& source, std::vector<std::string>* warnings);
+
+// The kernel config of every head of `layer` ([heads]) and the estimator settings of a profile.
+std::vector<kernels::PatternConfig> layer_configs(const Profile& profile, int64_t layer);
+kernels::EstimatorSettings estimator_settings(const Profile& profile);
+
+// Runs the dense and the sparse prefill of `tokens` on `engine` (CPU or CUDA) and compares them.
+// Thresholds are recorded in the report but not checked here (check_validation_thresholds).
+ValidationReport validate_profile_run(Engine& engine, const std::string& model_fingerprint, const Profile& profile,
+                                      const std::vector<int32_t>& tokens, const ValidateOptions& options);
+
+// Fills report.failures against options.min_recall / max_kl ("mean recall 0.91 < 0.95; heads
+// below: L3H2 0.71, ...") and returns whether it passed.
+bool check_validation_thresholds(ValidationReport& report, const ValidateOptions& options);
+
+// A human-readable summary (several lines) and a JSON record (format headcal-validation, v1).
+std::string validation_summary(const ValidationReport& report);
+std::string validation_json(const ValidationReport& report, const std::string& model_path,
+                            const std::string& profile_path, const std::string& prompt_description,
+                            const std::string& prompt_sha256);
+
+// Next-token comparison of two logit matrices [positions, vocab]: mean and max KL(P_a || P_b)
+// (double, stable log-softmax) and the fraction of rows whose argmax agrees (ties: lowest id).
+struct LogitComparison {
+  double mean_kl = 0;
+  double max_kl = 0;
+  double top1_agreement = 1;
+};
+LogitComparison compare_logits(const float* logits_a, const float* logits_b, int64_t positions, int64_t vocab,
+                               int n_threads = 0);
+
+// ||b - a||_F / ||a||_F in double (0 when both are zero).
+double relative_error(const float* a, const float* b, size_t count);
+
+// Device memory the CUDA validate run allocates per prefill beyond the engine's (dense reference
+// output and LSE, vertical-slash estimate, the uploaded index): CudaEngineOptions::hook_device_bytes.
+size_t validate_device_bytes(const ModelConfig& config, int64_t n_tokens);
+
+#if defined(HEADCAL_HAVE_CUDA)
+// The CUDA sparse run (calib/validate_cuda.cu): fills report heads, attention timings and
+// returns the sparse prefill's result.
+PrefillResult validate_sparse_prefill_cuda(CudaEngine& engine, const Profile& profile, const PrefillRequest& base,
+                                           ValidationReport& report);
+// The dense run with CUDA-event timing of the dense attention calls.
+PrefillResult validate_dense_prefill_cuda(CudaEngine& engine, const PrefillRequest& base, ValidationReport& report);
+#endif
+
+}  // namespace hc

@@ -1,0 +1,133 @@
+// headcal validate: prefill with every head on its profiled sparse kernel next to the dense
+// prefill; report recall, next-token KL and top-1 agreement, hidden-state error and attention
+// time; exit 1 when --min-recall / --max-kl are not met (CI).
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "calib/device_select.h"
+#include "calib/random_model.h"
+#include "calib/record.h"
+#include "calib/validate.h"
+#include "cli/command.h"
+#include "cli/prompt_options.h"
+#include "common/error.h"
+#include "io/profile.h"
+#include "io/prompt.h"
+#include "io/tokenizer.h"
+#include "kernels/sparse/pattern.h"
+
+namespace hc::cli {
+
+namespace {
+
+struct ValidateCliOptions {
+  std::string model;
+  std::string profile;
+  std::string device = "auto";
+  int threads = 0;
+  double min_recall = -1;
+  double max_kl = -1;
+  std::string json_out;
+  bool strict = false;
+  bool per_head = false;
+};
+
+// The prompt: the shared prompt options through the model's tokenizer; a random-weight model has
+// no tokenizer, so it takes --tokens FILE or uniform random ids of --length N (--seed), with or
+// without --generate random.
+Prompt build_validate_prompt(const PromptSpec& spec, const std::string& model_spec, const ModelFile& model) {
+  const int64_t vocab = model.config().vocab;
+  if (model.format() == "random") {
+    Prompt p;
+    if (!spec.tokens_file.empty()) {
+      p.tokens = read_token_ids_file(spec.tokens_file, vocab);
+      p.description = spec.tokens_file;
+      if (spec.length > 0 && static_cast<int64_t>(p.tokens.size()) > spec.length)
+        p.tokens = cut_middle(p.tokens, static_cast<size_t>(spec.length));
+    } else if (spec.prompt_file.empty() && (spec.generator.empty() || spec.generator == "random") && spec.length > 0) {
+      p.tokens = random_token_ids(spec.length, vocab, spec.seed);
+      p.description = "random ids length=" + std::to_string(spec.length) + " seed=" + std::to_string(spec.seed);
+    } else {
+      throw InputError(model_spec,
+                       "a random-weight model has no tokenizer: give --tokens FILE or --length N (--generate random)");
+    }
+    p.sha256 = tokens_sha256(p.tokens);
+    return p;
+  }
+  if (!prompt_given(spec)) throw InputError("validate", "give a prompt: --prompt FILE, --tokens FILE or --generate NAME");
+  std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(model_spec);
+  return make_prompt(spec, *tokenizer, model.config().max_context);
+}
+
+void print_heads(const ValidationReport& r) {
+  std::printf("%-6s %-5s %-28s %8s %8s %8s %8s\n", "layer", "head", "pattern", "recall", "profile", "out_err",
+              "density");
+  for (const HeadValidation& h : r.heads)
+    std::printf("%-6d %-5d %-28s %8.4f %8.4f %8.4f %8.4f\n", h.layer, h.head, kernels::describe(h.config).c_str(),
+                h.recall, h.profile_recall, h.out_err, h.density);
+}
+
+Runner setup(CLI::App& sub) {
+  auto o = std::make_shared<ValidateCliOptions>();
+  sub.add_option("--model", o->model, "GGUF file, Hugging Face directory, or random:<shape>[:SEED]")->required();
+  sub.add_option("--profile", o->profile, "profile to validate (YAML)")->required();
+  auto spec = add_prompt_options(sub);
+  sub.add_option("--device", o->device, "cuda, cpu or auto (CUDA when a GPU is present)");
+  sub.add_option("--threads", o->threads, "CPU threads (engine, attention, comparisons); 0: all");
+  sub.add_option("--min-recall", o->min_recall, "fail (exit 1) when the mean recall over heads is below R")
+      ->check(CLI::Range(0.0, 1.0));
+  sub.add_option("--max-kl", o->max_kl, "fail (exit 1) when the mean next-token KL (nats) is above K")
+      ->check(CLI::NonNegativeNumber);
+  sub.add_option("--json", o->json_out, "also write the validation record as JSON to this file");
+  sub.add_flag("--strict", o->strict, "a model fingerprint mismatch is an error, not a warning");
+  sub.add_flag("--per-head", o->per_head, "print every head's recall, output error and density");
+  return [o, spec]() {
+    std::string notice;
+    const DeviceKind device = resolve_device(o->device, &notice);
+    if (!notice.empty()) std::fprintf(stderr, "headcal: notice: %s\n", notice.c_str());
+
+    // Cheap checks first: the profile must fit the model before any weight is loaded.
+    std::unique_ptr<ModelFile> model = open_model_spec(o->model);
+    const Profile profile = read_profile(o->profile);
+    check_profile_for_model(profile, model->config(), model->fingerprint(), o->strict, o->profile, nullptr);
+    const Prompt prompt = build_validate_prompt(*spec, o->model, *model);
+
+    ValidateOptions vopts;
+    vopts.n_threads = o->threads;
+    vopts.strict = o->strict;
+    vopts.min_recall = o->min_recall;
+    vopts.max_kl = o->max_kl;
+    vopts.profile_source = o->profile;
+    RecordOptions engine_opts;
+    engine_opts.n_threads = o->threads;
+    engine_opts.cuda.hook_device_bytes =
+        validate_device_bytes(model->config(), static_cast<int64_t>(prompt.tokens.size()));
+    std::unique_ptr<Engine> engine = make_engine(*model, device, engine_opts);
+
+    ValidationReport report = validate_profile_run(*engine, model->fingerprint(), profile, prompt.tokens, vopts);
+    const bool passed = check_validation_thresholds(report, vopts);
+    for (const std::string& w : report.warnings) std::fprintf(stderr, "headcal: warning: %s\n", w.c_str());
+    std::printf("model %s, profile %s, prompt %s\n", o->model.c_str(), o->profile.c_str(), prompt.description.c_str());
+    std::fputs(validation_summary(report).c_str(), stdout);
+    if (o->per_head) print_heads(report);
+    if (!o->json_out.empty()) {
+      write_file_atomic(o->json_out, validation_json(report, o->model, o->profile, prompt.description, prompt.sha256));
+      std::printf("wrote %s\n", o->json_out.c_str());
+    }
+    std::fflush(stdout);
+    if (!passed) {
+      std::string what = "the profile falls short";
+      for (size_t i = 0; i < report.failures.size(); ++i) what += (i ? "; " : ": ") + report.failures[i];
+      throw ValidationError(what);
+    }
+    return 0;
+  };
+}
+
+}  // namespace
+
+HC_REGISTER_COMMAND("validate", "prefill with each head on its profiled sparse kernel and compare with dense", setup);
+
+}  // namespace hc::cli
