@@ -15,7 +15,6 @@
 #include "common/error.h"
 #include "io/grid.h"
 #include "io/profile.h"
-#include "io/tokenizer.h"
 #include "search/search.h"
 
 namespace hc::cli {
@@ -77,20 +76,9 @@ Runner setup(CLI::App& sub) {
     opts.n_threads = o->threads;
 
     std::unique_ptr<ModelFile> model = open_model_spec(o->model);
-    const ModelConfig& config = model->config();
-    std::vector<int32_t> tokens;
-    if (prompt->generator == "random") {
-      // Random weights have no tokenizer: uniform ids, for timing runs.
-      if (prompt->length <= 0) throw InputError("--length", "--generate random needs --length N with N > 0");
-      tokens = random_token_ids(prompt->length, config.vocab, prompt->seed);
-      opts.prompt_description = "generate:random length=" + std::to_string(prompt->length) +
-                                " seed=" + std::to_string(prompt->seed);
-    } else {
-      std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(o->model);
-      Prompt p = make_prompt(*prompt, *tokenizer, config.max_context);
-      tokens = std::move(p.tokens);
-      opts.prompt_description = p.description;
-    }
+    Prompt p = prompt_for_model(*prompt, o->model, *model);
+    std::vector<int32_t> tokens = std::move(p.tokens);
+    opts.prompt_description = p.description;
     const int64_t n = static_cast<int64_t>(tokens.size());
 
     PatternDefaults defaults;

@@ -1,5 +1,8 @@
 #include "cli/prompt_options.h"
 
+#include "io/model_file.h"
+#include "io/tokenizer.h"
+
 #include <cstdio>
 
 namespace hc::cli {
@@ -29,6 +32,20 @@ bool prompt_given(const PromptSpec& spec) {
 
 Prompt make_prompt(const PromptSpec& spec, const Tokenizer& tokenizer, int64_t max_context) {
   Prompt p = build_prompt(spec, tokenizer, max_context);
+  for (const std::string& w : p.warnings) std::fprintf(stderr, "headcal: warning: %s\n", w.c_str());
+  return p;
+}
+
+Prompt prompt_for_model(const PromptSpec& spec, const std::string& model_spec, const ModelFile& model) {
+  const bool random_weights = model.format() == "random";
+  PromptSpec resolved = spec;
+  if (random_weights && !prompt_given(spec) && spec.length > 0) resolved.generator = "random";
+  const bool needs_text = !resolved.prompt_file.empty() ||
+                          (!resolved.generator.empty() && resolved.generator != "random");
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (needs_text && !random_weights) tokenizer = load_tokenizer(model_spec);
+  const ModelConfig& config = model.config();
+  Prompt p = build_prompt(resolved, tokenizer.get(), static_cast<int32_t>(config.vocab), config.max_context);
   for (const std::string& w : p.warnings) std::fprintf(stderr, "headcal: warning: %s\n", w.c_str());
   return p;
 }

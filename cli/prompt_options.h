@@ -8,6 +8,7 @@
 #include "io/prompt.h"
 
 namespace hc {
+class ModelFile;
 class Tokenizer;
 }
 
@@ -21,5 +22,10 @@ bool prompt_given(const PromptSpec& spec);
 
 // build_prompt, with its warnings printed to stderr ("headcal: warning: ...").
 Prompt make_prompt(const PromptSpec& spec, const Tokenizer& tokenizer, int64_t max_context);
+
+// The prompt for `model` (opened from `model_spec`), warnings printed. The tokenizer is loaded only
+// when the prompt is text; a random-weight model has none, and with no prompt option but
+// --length N it gets uniform random ids (--seed).
+Prompt prompt_for_model(const PromptSpec& spec, const std::string& model_spec, const ModelFile& model);
 
 }  // namespace hc::cli

@@ -25,32 +25,6 @@ struct RecordCliOptions {
   int threads = 0;
 };
 
-// The prompt through the model's tokenizer (the shared prompt options). A random-weight model has
-// no tokenizer: it takes --tokens FILE, or uniform random ids of --length N (--seed), as validate does.
-Prompt record_prompt(const PromptSpec& spec, const std::string& model_spec, const ModelFile& model) {
-  const int64_t vocab = model.config().vocab;
-  if (model.format() == "random" || spec.generator == "random") {
-    Prompt p;
-    if (!spec.tokens_file.empty()) {
-      p.tokens = read_token_ids_file(spec.tokens_file, vocab);
-      p.description = spec.tokens_file;
-      if (spec.length > 0 && static_cast<int64_t>(p.tokens.size()) > spec.length)
-        p.tokens = cut_middle(p.tokens, static_cast<size_t>(spec.length));
-    } else if (spec.prompt_file.empty() && (spec.generator.empty() || spec.generator == "random") &&
-               spec.length > 0) {
-      p.tokens = random_token_ids(spec.length, vocab, spec.seed);
-      p.description = "random ids length=" + std::to_string(spec.length) + " seed=" + std::to_string(spec.seed);
-    } else {
-      throw InputError(model_spec, "a random-weight model has no tokenizer: give --tokens FILE or --length N");
-    }
-    p.sha256 = tokens_sha256(p.tokens);
-    return p;
-  }
-  if (!prompt_given(spec)) throw InputError("record", "give a prompt: --prompt FILE, --tokens FILE or --generate NAME");
-  std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(model_spec);
-  return make_prompt(spec, *tokenizer, model.config().max_context);
-}
-
 // "a-b" or "a" -> [a, b]; InputError otherwise.
 void parse_layers(const std::string& text, int* first, int* last) {
   const auto dash = text.find('-');
@@ -105,7 +79,7 @@ Runner setup(CLI::App& sub) {
     opts.n_threads = o->threads;
 
     std::unique_ptr<ModelFile> model = open_model_spec(o->model);
-    const Prompt built = record_prompt(*prompt, o->model, *model);
+    const Prompt built = prompt_for_model(*prompt, o->model, *model);
     opts.prompt_description = built.description;
 
     const bool tty = stderr_is_tty();

@@ -34,33 +34,6 @@ struct ValidateCliOptions {
   bool per_head = false;
 };
 
-// The prompt: the shared prompt options through the model's tokenizer; a random-weight model has
-// no tokenizer, so it takes --tokens FILE or uniform random ids of --length N (--seed), with or
-// without --generate random.
-Prompt build_validate_prompt(const PromptSpec& spec, const std::string& model_spec, const ModelFile& model) {
-  const int64_t vocab = model.config().vocab;
-  if (model.format() == "random") {
-    Prompt p;
-    if (!spec.tokens_file.empty()) {
-      p.tokens = read_token_ids_file(spec.tokens_file, vocab);
-      p.description = spec.tokens_file;
-      if (spec.length > 0 && static_cast<int64_t>(p.tokens.size()) > spec.length)
-        p.tokens = cut_middle(p.tokens, static_cast<size_t>(spec.length));
-    } else if (spec.prompt_file.empty() && (spec.generator.empty() || spec.generator == "random") && spec.length > 0) {
-      p.tokens = random_token_ids(spec.length, vocab, spec.seed);
-      p.description = "random ids length=" + std::to_string(spec.length) + " seed=" + std::to_string(spec.seed);
-    } else {
-      throw InputError(model_spec,
-                       "a random-weight model has no tokenizer: give --tokens FILE or --length N (--generate random)");
-    }
-    p.sha256 = tokens_sha256(p.tokens);
-    return p;
-  }
-  if (!prompt_given(spec)) throw InputError("validate", "give a prompt: --prompt FILE, --tokens FILE or --generate NAME");
-  std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(model_spec);
-  return make_prompt(spec, *tokenizer, model.config().max_context);
-}
-
 void print_heads(const ValidationReport& r) {
   std::printf("%-6s %-5s %-28s %8s %8s %8s %8s\n", "layer", "head", "pattern", "recall", "profile", "out_err",
               "density");
@@ -92,7 +65,7 @@ Runner setup(CLI::App& sub) {
     std::unique_ptr<ModelFile> model = open_model_spec(o->model);
     const Profile profile = read_profile(o->profile);
     check_profile_for_model(profile, model->config(), model->fingerprint(), o->strict, o->profile, nullptr);
-    const Prompt prompt = build_validate_prompt(*spec, o->model, *model);
+    const Prompt prompt = prompt_for_model(*spec, o->model, *model);
 
     ValidateOptions vopts;
     vopts.n_threads = o->threads;

@@ -59,6 +59,12 @@ class Hid {
     id_ = -1;
   }
   hid_t get() const { return id_; }
+  // Gives up ownership (the caller closes the id).
+  hid_t release() {
+    hid_t id = id_;
+    id_ = -1;
+    return id;
+  }
   bool valid() const { return id_ >= 0; }
 
  private:
@@ -178,7 +184,7 @@ std::string row_problem(const CandidateRow& r, int64_t heads) {
   if (!std::isfinite(r.cost) || r.cost < 0) return "cost is negative or not finite";
   if (!std::isfinite(r.density) || r.density < 0) return "density is negative or not finite";
   // Recall is a float sum of probabilities: allow rounding a little above 1.
-  if (!std::isfinite(r.recall) || r.recall < 0 || r.recall > 1.01) return "recall outside [0, 1]";
+  if (!std::isfinite(r.recall) || r.recall < 0 || r.recall > 1.01) return "recall " + std::to_string(r.recall) + " outside [0, 1]";
   if (!std::isfinite(r.out_err) || r.out_err < 0) return "out_err is negative or not finite";
   return "";
 }
@@ -402,8 +408,7 @@ void AtlasWriter::finalize() {
   if (impl_->layers_written.empty()) throw InputError(path_, "no layer was recorded");
   write_dataset(impl_->file.get(), "recorded_layers", H5T_STD_I32LE, H5T_NATIVE_INT32,
                 {static_cast<hsize_t>(impl_->layers_written.size())}, impl_->layers_written.data(), path_);
-  if (H5Fclose(impl_->file.get()) < 0) throw InputError(path_, "cannot close atlas file");
-  impl_->file = Hid();  // already closed
+  if (H5Fclose(impl_->file.release()) < 0) throw InputError(path_, "cannot close atlas file");
   std::error_code ec;
   fs::rename(impl_->tmp_path, path_, ec);
   if (ec) {

@@ -237,6 +237,16 @@ std::string kv_retrieval_text(size_t bytes, uint64_t seed) {
 }
 
 Prompt build_prompt(const PromptSpec& spec, const Tokenizer& tok, int64_t max_context) {
+  return build_prompt(spec, &tok, tok.vocab_size(), max_context);
+}
+
+Prompt build_prompt(const PromptSpec& spec, const Tokenizer* tokenizer, int32_t vocab, int64_t max_context) {
+  // Text needs the tokenizer; token files and random ids need only the vocabulary size.
+  auto tok = [&]() -> const Tokenizer& {
+    if (!tokenizer)
+      throw InputError("this model has no tokenizer: give the prompt as --tokens FILE, or --generate random --length N");
+    return *tokenizer;
+  };
   const bool generate = !spec.generator.empty();
   const int sources = (generate ? 1 : 0) + (!spec.tokens_file.empty() ? 1 : 0) +
                       (!spec.prompt_file.empty() && !generate ? 1 : 0);
@@ -260,22 +270,22 @@ Prompt build_prompt(const PromptSpec& spec, const Tokenizer& tok, int64_t max_co
 
   Prompt built;
   if (generate) {
-    if (spec.generator == "kv_retrieval") built = kv_retrieval(spec, tok);
-    else if (spec.generator == "passkey") built = passkey(spec, tok);
-    else if (spec.generator == "text") built = repeated_text(spec, tok);
-    else if (spec.generator == "random") built = random_ids(spec, tok.vocab_size());
+    if (spec.generator == "kv_retrieval") built = kv_retrieval(spec, tok());
+    else if (spec.generator == "passkey") built = passkey(spec, tok());
+    else if (spec.generator == "text") built = repeated_text(spec, tok());
+    else if (spec.generator == "random") built = random_ids(spec, vocab);
     else throw InputError("--generate " + spec.generator + ": unknown generator (kv_retrieval, passkey, text, random)");
     HC_ASSERT(static_cast<int64_t>(built.tokens.size()) == spec.length, "generator length");
   } else if (!spec.tokens_file.empty()) {
     const std::vector<int64_t> ids = read_token_file(spec.tokens_file);
     if (ids.empty()) throw InputError(spec.tokens_file, "the token file holds no token ids");
-    check_ids(ids, spec.tokens_file, tok.vocab_size());
+    check_ids(ids, spec.tokens_file, vocab);
     built.tokens.assign(ids.begin(), ids.end());
     built.description = "token file " + spec.tokens_file + ", " + std::to_string(ids.size()) + " tokens";
     fit_length(built, spec.length, spec.tokens_file, "");
   } else {
     const std::string text = read_text_file(spec.prompt_file);
-    built.tokens = tok.encode(text, spec.prompt_file);
+    built.tokens = tok().encode(text, spec.prompt_file);
     built.description = "text file " + spec.prompt_file + ", " + std::to_string(built.tokens.size()) + " tokens";
     fit_length(built, spec.length, spec.prompt_file, " (--generate text --prompt FILE repeats a text to length)");
   }

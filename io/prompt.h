@@ -33,6 +33,9 @@ struct Prompt {
 // too short for a generator's fixed text or larger than the context without allow_longer)
 // is an InputError with a message that says what to change.
 Prompt build_prompt(const PromptSpec& spec, const Tokenizer& tokenizer, int64_t max_context);
+// The same where the tokenizer may be absent (null): token files and `--generate random` need only
+// the vocabulary size; a text prompt without a tokenizer is an InputError.
+Prompt build_prompt(const PromptSpec& spec, const Tokenizer* tokenizer, int32_t vocab, int64_t max_context);
 
 // Token ids of a token file, as stored (no vocabulary check): .npy (integer dtypes, 1-D or one
 // row/column), .h5/.hdf5 (dataset "tokens", the only dataset, or the one named after ':'),

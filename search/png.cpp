@@ -9,16 +9,15 @@ namespace hc::search {
 namespace {
 
 uint32_t crc32_update(uint32_t crc, const uint8_t* data, size_t n) {
-  static uint32_t table[256];
-  static bool ready = false;
-  if (!ready) {
+  static const std::array<uint32_t, 256> table = [] {
+    std::array<uint32_t, 256> t{};
     for (uint32_t i = 0; i < 256; ++i) {
       uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      table[i] = c;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;  // CRC-32, reflected
+      t[i] = c;
     }
-    ready = true;
-  }
+    return t;
+  }();
   crc = ~crc;
   for (size_t i = 0; i < n; ++i) crc = table[(crc ^ data[i]) & 0xFF] ^ (crc >> 8);
   return ~crc;

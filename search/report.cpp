@@ -107,6 +107,7 @@ std::string curves_svg(int64_t layer, const std::vector<CandidateRow>& rows) {
     s << "<text x=\"" << left - 3 << "\" y=\"" << Y(t) + 3 << "\" text-anchor=\"end\">" << t << "</text>";
   }
   s << "<text x=\"" << left + pw / 2 << "\" y=\"" << H - 3 << "\" text-anchor=\"middle\">density</text>";
+  s << "<text transform=\"translate(9," << top + ph / 2 << ") rotate(-90)\" text-anchor=\"middle\">recall</text>";
   for (int k = 1; k < kNumPatternKinds; ++k) {
     auto& pts = points[k];
     if (pts.empty()) continue;

@@ -58,7 +58,7 @@ TEST_CASE("headcal search: each budget mode writes a profile; bad budgets exit 2
   CHECK(test::run_headcal("search --atlas " + q(f.atlas) + " --out " + q(f.dir + "/r.yaml") + " --min-recall 0.9").exit_code == 0);
   CHECK(read_profile(f.dir + "/r.yaml").calibration.budget_mode == "min-recall");
 
-  for (const std::string& bad : {"--global-density 1.5", "--density 0", "--min-recall -0.2", "--density abc"}) {
+  for (const char* bad : {"--global-density 1.5", "--density 0", "--min-recall -0.2", "--density abc"}) {
     auto b = test::run_headcal("search --atlas " + q(f.atlas) + " --out " + q(f.dir + "/bad.yaml") + " " + bad);
     INFO(bad << ": " << b.output);
     CHECK(b.exit_code == 2);

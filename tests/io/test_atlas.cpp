@@ -1,5 +1,6 @@
 // Atlas (HDF5) writer and reader: round trips, subsets of layers, atomic writes, bad input,
 // and a cross-check with h5py (scripts/check_atlas_h5py.py) when python3 + h5py are present.
+#include <functional>
 #include <hdf5.h>
 #include <sys/wait.h>
 

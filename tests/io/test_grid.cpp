@@ -1,4 +1,5 @@
 // Candidate grids: the default grid scaled to N, the YAML grid file, and its bad inputs.
+#include <functional>
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
