@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "calib/prober.h"
+#include "calib/cuda_buffers.h"
 #include "common/cuda_check.h"
 #include "kernels/attention/attention.h"
 #include "kernels/sparse/cost.h"
@@ -15,53 +16,6 @@
 namespace hc {
 
 namespace {
-
-// Per head: sum of squared differences and of squared reference values over [N, d].
-// grid (ceil(N / kRowsPerBlock), H), 128 threads; partials go to double atomics.
-constexpr int kRowsPerBlock = 32;
-
-__global__ void head_error_kernel(const __nv_bfloat16* __restrict__ a,  // [N, H, d] (row stride a_stride)
-                                  const __nv_bfloat16* __restrict__ b,  // [N, H, d] (row stride b_stride)
-                                  int64_t a_stride, int64_t b_stride, int n_tokens, int head_dim,
-                                  double* __restrict__ diff_sq,  // [H]
-                                  double* __restrict__ ref_sq) {  // [H]
-  const int head = blockIdx.y;
-  const int row0 = blockIdx.x * kRowsPerBlock;
-  float diff = 0.f, ref = 0.f;
-  for (int r = row0; r < min(row0 + kRowsPerBlock, n_tokens); ++r) {
-    const __nv_bfloat16* pa = a + r * a_stride + int64_t(head) * head_dim;
-    const __nv_bfloat16* pb = b + r * b_stride + int64_t(head) * head_dim;
-    for (int x = threadIdx.x; x < head_dim; x += blockDim.x) {
-      const float va = __bfloat162float(pa[x]), vb = __bfloat162float(pb[x]);
-      diff += (va - vb) * (va - vb);
-      ref += vb * vb;
-    }
-  }
-  __shared__ float s_diff[128], s_ref[128];
-  s_diff[threadIdx.x] = diff;
-  s_ref[threadIdx.x] = ref;
-  __syncthreads();
-  for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
-    if (threadIdx.x < stride) {
-      s_diff[threadIdx.x] += s_diff[threadIdx.x + stride];
-      s_ref[threadIdx.x] += s_ref[threadIdx.x + stride];
-    }
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) {
-    atomicAdd(&diff_sq[head], double(s_diff[0]));
-    atomicAdd(&ref_sq[head], double(s_ref[0]));
-  }
-}
-
-template <typename T>
-struct DeviceBuffer {
-  T* ptr = nullptr;
-  explicit DeviceBuffer(size_t n) { HC_CHECK_CUDA(cudaMalloc(&ptr, n * sizeof(T))); }
-  ~DeviceBuffer() { cudaFree(ptr); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-};
 
 kernels::PatternConfig to_config(const GridCandidate& c) {
   return {static_cast<kernels::Pattern>(static_cast<int>(c.pattern)), c.p1, c.p2};
@@ -157,13 +111,7 @@ class CudaProber : public CandidateProber {
       p.probe_pairs = pairs.ptr;
       kernels::sparse_attention_forward(p, index.view(), stream);
 
-      HC_CHECK_CUDA(cudaMemsetAsync(diff_sq.ptr, 0, h_count * sizeof(double), stream));
-      HC_CHECK_CUDA(cudaMemsetAsync(ref_sq.ptr, 0, h_count * sizeof(double), stream));
-      dim3 grid(static_cast<unsigned>((n + kRowsPerBlock - 1) / kRowsPerBlock), static_cast<unsigned>(h_count));
-      head_error_kernel<<<grid, 128, 0, stream>>>(o_sparse.ptr, static_cast<const __nv_bfloat16*>(a.o),
-                                                  h_count * d, h_count * d, static_cast<int>(n),
-                                                  static_cast<int>(d), diff_sq.ptr, ref_sq.ptr);
-      HC_CHECK_LAUNCH();
+      head_squared_errors_gpu(a.o, o_sparse.ptr, n, h_count, d, diff_sq.ptr, ref_sq.ptr, stream);
       HC_CHECK_CUDA(cudaMemcpyAsync(h_recall.data(), recall.ptr, h_count * sizeof(double), cudaMemcpyDeviceToHost, stream));
       HC_CHECK_CUDA(cudaMemcpyAsync(h_pairs.data(), pairs.ptr, h_count * sizeof(long long), cudaMemcpyDeviceToHost, stream));
       HC_CHECK_CUDA(cudaMemcpyAsync(h_diff.data(), diff_sq.ptr, h_count * sizeof(double), cudaMemcpyDeviceToHost, stream));

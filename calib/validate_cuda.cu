@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "calib/validate.h"
+#include "calib/cuda_buffers.h"
 #include "common/cuda_check.h"
 #include "common/error.h"
 #include "kernels/attention/attention.h"
@@ -23,15 +24,6 @@
 namespace hc {
 
 namespace {
-
-template <typename T>
-struct DeviceBuffer {
-  T* ptr = nullptr;
-  explicit DeviceBuffer(size_t n) { HC_CHECK_CUDA(cudaMalloc(&ptr, std::max<size_t>(n, 1) * sizeof(T))); }
-  ~DeviceBuffer() { cudaFree(ptr); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-};
 
 // Owns a pair of events; elapsed() waits for the second.
 struct EventPair {
@@ -53,46 +45,6 @@ struct EventPair {
     return ms * 1e-3;
   }
 };
-
-// Per head: sum of squared differences and of squared reference values over [N, d].
-// grid (ceil(N / kRowsPerBlock), H), 128 threads; partials go to double atomics.
-constexpr int kRowsPerBlock = 32;
-constexpr int kErrorThreads = 128;
-
-__global__ void head_error_kernel(const __nv_bfloat16* __restrict__ ref,  // [N, H, d] packed
-                                  const __nv_bfloat16* __restrict__ out,  // [N, H, d] packed
-                                  int n_tokens, int n_heads, int head_dim,
-                                  double* __restrict__ diff_sq,  // [H]
-                                  double* __restrict__ ref_sq) {  // [H]
-  const int head = blockIdx.y;
-  const int row0 = blockIdx.x * kRowsPerBlock;
-  const int64_t row_stride = int64_t(n_heads) * head_dim;
-  float diff = 0.f, sum_ref = 0.f;
-  for (int r = row0; r < min(row0 + kRowsPerBlock, n_tokens); ++r) {
-    const __nv_bfloat16* pr = ref + r * row_stride + int64_t(head) * head_dim;
-    const __nv_bfloat16* po = out + r * row_stride + int64_t(head) * head_dim;
-    for (int x = threadIdx.x; x < head_dim; x += blockDim.x) {
-      const float a = __bfloat162float(pr[x]), b = __bfloat162float(po[x]);
-      diff += (b - a) * (b - a);
-      sum_ref += a * a;
-    }
-  }
-  __shared__ float s_diff[kErrorThreads], s_ref[kErrorThreads];
-  s_diff[threadIdx.x] = diff;
-  s_ref[threadIdx.x] = sum_ref;
-  __syncthreads();
-  for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
-    if (threadIdx.x < stride) {
-      s_diff[threadIdx.x] += s_diff[threadIdx.x + stride];
-      s_ref[threadIdx.x] += s_ref[threadIdx.x + stride];
-    }
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) {
-    atomicAdd(&diff_sq[head], double(s_diff[0]));
-    atomicAdd(&ref_sq[head], double(s_ref[0]));
-  }
-}
 
 kernels::AttentionParams base_params(const DeviceAttentionInput& in) {
   kernels::AttentionParams p;
@@ -281,13 +233,7 @@ PrefillResult validate_sparse_prefill_cuda(CudaEngine& engine, const Profile& pr
     p.probe_recall = recall.ptr;
     p.probe_pairs = pairs.ptr;
     kernels::sparse_attention_forward(p, index.view(), stream);
-    HC_CHECK_CUDA(cudaMemsetAsync(diff_sq.ptr, 0, size_t(h_count) * sizeof(double), stream));
-    HC_CHECK_CUDA(cudaMemsetAsync(ref_sq.ptr, 0, size_t(h_count) * sizeof(double), stream));
-    const dim3 grid(static_cast<unsigned>((n + kRowsPerBlock - 1) / kRowsPerBlock), static_cast<unsigned>(h_count));
-    head_error_kernel<<<grid, kErrorThreads, 0, stream>>>(dense_o.ptr, static_cast<const __nv_bfloat16*>(o),
-                                                          static_cast<int>(n), static_cast<int>(h_count),
-                                                          static_cast<int>(d), diff_sq.ptr, ref_sq.ptr);
-    HC_CHECK_LAUNCH();
+    head_squared_errors_gpu(dense_o.ptr, o, n, h_count, d, diff_sq.ptr, ref_sq.ptr, stream);
     std::vector<double> h_recall(h_count), h_diff(h_count), h_ref(h_count);
     std::vector<long long> h_pairs(h_count);
     HC_CHECK_CUDA(cudaMemcpyAsync(h_recall.data(), recall.ptr, h_count * sizeof(double), cudaMemcpyDeviceToHost, stream));

@@ -43,15 +43,6 @@ void set_root_attr_string(const std::string& path, const char* name, const char*
   H5Fclose(f);
 }
 
-bool throws_input_error_containing(const std::function<void()>& fn, const std::string& needle) {
-  try {
-    fn();
-  } catch (const InputError& e) {
-    INFO(e.what());
-    return std::string(e.what()).find(needle) != std::string::npos;
-  }
-  return false;
-}
 
 }  // namespace
 
@@ -186,18 +177,18 @@ TEST_CASE("atlas reader rejects wrong format, version, non-HDF5 and truncated fi
   std::string v2 = dir + "/v2.h5";
   fs::copy_file(path, v2);
   set_root_attr_int(v2, "version", 2);
-  CHECK(throws_input_error_containing([&] { Atlas::open(v2); }, "version 2"));
+  CHECK(hc::test::throws_input_error_containing([&] { Atlas::open(v2); }, "version 2"));
 
   std::string other = dir + "/other.h5";
   fs::copy_file(path, other);
   set_root_attr_string(other, "format", "something-else");
-  CHECK(throws_input_error_containing([&] { Atlas::open(other); }, "format"));
+  CHECK(hc::test::throws_input_error_containing([&] { Atlas::open(other); }, "format"));
 
   std::string text = dir + "/text.h5";
   std::ofstream(text) << "not hdf5 at all\n";
-  CHECK(throws_input_error_containing([&] { Atlas::open(text); }, "not an HDF5 file"));
+  CHECK(hc::test::throws_input_error_containing([&] { Atlas::open(text); }, "not an HDF5 file"));
 
-  CHECK(throws_input_error_containing([&] { Atlas::open(dir + "/missing.h5"); }, "no such atlas"));
+  CHECK(hc::test::throws_input_error_containing([&] { Atlas::open(dir + "/missing.h5"); }, "no such atlas"));
 
   std::string cut = dir + "/cut.h5";
   fs::copy_file(path, cut);

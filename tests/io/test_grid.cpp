@@ -17,15 +17,6 @@ int count_of(const Grid& g, PatternKind k) {
                                         [&](const GridCandidate& c) { return c.pattern == k; }));
 }
 
-bool throws_containing(const std::function<void()>& fn, const std::string& needle) {
-  try {
-    fn();
-  } catch (const InputError& e) {
-    INFO(e.what());
-    return std::string(e.what()).find(needle) != std::string::npos;
-  }
-  return false;
-}
 
 }  // namespace
 
@@ -103,22 +94,22 @@ TEST_CASE("grid YAML bad input: unknown pattern, keys, ranges, version", "[grid]
   auto parse = [](const std::string& body, const std::string& head = "format: headcal-grid\nversion: 1\n") {
     return [=] { parse_grid_yaml(head + body, "g.yaml", 1000); };
   };
-  CHECK(throws_containing(parse("candidates:\n  - {pattern: streaming, sink: 4, local: 64}\n"), "unknown pattern 'streaming'"));
-  CHECK(throws_containing(parse("candidates:\n  - {pattern: a_shape, sink: 4, window: 64}\n"), "unknown key 'window'"));
-  CHECK(throws_containing(parse("candidates:\n  - {pattern: a_shape, sink: 4}\n"), "needs 'local'"));
-  CHECK(throws_containing(parse("candidates:\n  - {pattern: vertical_slash, v: 10, s: 800}\n"), "below v_sink"));
-  CHECK(throws_containing(parse("candidates:\n  - {pattern: block_sparse, k: 1}\n"), "k = 1"));
-  CHECK(throws_containing(parse("candidates:\n  - {pattern: block_sparse, k: abc}\n"), "not an integer"));
-  CHECK(throws_containing(parse("candidates:\n  - {pattern: block_sparse, k: -0.5N}\n"), "fraction"));
-  CHECK(throws_containing(parse("candidates:\n  - {pattern: dense}\n"), "always a candidate"));
-  CHECK(throws_containing(parse("candidates: []\n"), "non-empty"));
-  CHECK(throws_containing(parse("candidates:\n  - {pattern: a_shape, sink: 4, local: 8}\n",
+  CHECK(hc::test::throws_input_error_containing(parse("candidates:\n  - {pattern: streaming, sink: 4, local: 64}\n"), "unknown pattern 'streaming'"));
+  CHECK(hc::test::throws_input_error_containing(parse("candidates:\n  - {pattern: a_shape, sink: 4, window: 64}\n"), "unknown key 'window'"));
+  CHECK(hc::test::throws_input_error_containing(parse("candidates:\n  - {pattern: a_shape, sink: 4}\n"), "needs 'local'"));
+  CHECK(hc::test::throws_input_error_containing(parse("candidates:\n  - {pattern: vertical_slash, v: 10, s: 800}\n"), "below v_sink"));
+  CHECK(hc::test::throws_input_error_containing(parse("candidates:\n  - {pattern: block_sparse, k: 1}\n"), "k = 1"));
+  CHECK(hc::test::throws_input_error_containing(parse("candidates:\n  - {pattern: block_sparse, k: abc}\n"), "not an integer"));
+  CHECK(hc::test::throws_input_error_containing(parse("candidates:\n  - {pattern: block_sparse, k: -0.5N}\n"), "fraction"));
+  CHECK(hc::test::throws_input_error_containing(parse("candidates:\n  - {pattern: dense}\n"), "always a candidate"));
+  CHECK(hc::test::throws_input_error_containing(parse("candidates: []\n"), "non-empty"));
+  CHECK(hc::test::throws_input_error_containing(parse("candidates:\n  - {pattern: a_shape, sink: 4, local: 8}\n",
                                 "format: headcal-grid\nversion: 2\n"),
                           "version"));
-  CHECK(throws_containing(parse("candidates:\n  - {pattern: a_shape, sink: 4, local: 8}\n", "format: other\nversion: 1\n"),
+  CHECK(hc::test::throws_input_error_containing(parse("candidates:\n  - {pattern: a_shape, sink: 4, local: 8}\n", "format: other\nversion: 1\n"),
                           "format"));
-  CHECK(throws_containing(parse("candidates: [ {pattern: a_shape\n"), "YAML"));
-  CHECK(throws_containing([] { read_grid_file("/nonexistent/grid.yaml", 100); }, "cannot open"));
+  CHECK(hc::test::throws_input_error_containing(parse("candidates: [ {pattern: a_shape\n"), "YAML"));
+  CHECK(hc::test::throws_input_error_containing([] { read_grid_file("/nonexistent/grid.yaml", 100); }, "cannot open"));
 }
 
 TEST_CASE("grid fixture files parse or fail as named", "[grid]") {

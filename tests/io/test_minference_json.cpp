@@ -45,15 +45,6 @@ MInferenceImportOptions import_options(int64_t layers, int64_t heads, int64_t to
   return o;
 }
 
-bool throws_containing(const std::function<void()>& fn, const std::string& needle) {
-  try {
-    fn();
-  } catch (const InputError& e) {
-    INFO(e.what());
-    return std::string(e.what()).find(needle) != std::string::npos;
-  }
-  return false;
-}
 
 }  // namespace
 
@@ -78,7 +69,7 @@ TEST_CASE("export writes MInference's list of per-layer head dicts", "[minferenc
 
 TEST_CASE("export for vLLM's dual-chunk backend refuses non vertical-slash heads", "[minference]") {
   Profile p = four_pattern_profile();
-  CHECK(throws_containing([&] { export_minference(p, {true}); }, "only vertical_and_slash"));
+  CHECK(hc::test::throws_input_error_containing([&] { export_minference(p, {true}); }, "only vertical_and_slash"));
   for (ProfileHead& h : p.heads)
     if (h.pattern == PatternKind::a_shape || h.pattern == PatternKind::block_sparse) {
       h.pattern = PatternKind::vertical_slash;
@@ -130,24 +121,24 @@ TEST_CASE("import reads a config written the way MInference ships them", "[minfe
 TEST_CASE("import bad input names the problem", "[minference]") {
   auto opts = import_options(2, 2, 1000);
   auto imp = [&](const std::string& text) { return [=] { import_minference(text, "x.json", opts); }; };
-  CHECK(throws_containing(imp("{"), "not valid JSON"));
-  CHECK(throws_containing(imp("{}"), "expected a list"));
-  CHECK(throws_containing(imp(R"([{"0": ["stream_llm", 1, 2, 0], "1": ["stream_llm", 1, 2, 0]}])"),
+  CHECK(hc::test::throws_input_error_containing(imp("{"), "not valid JSON"));
+  CHECK(hc::test::throws_input_error_containing(imp("{}"), "expected a list"));
+  CHECK(hc::test::throws_input_error_containing(imp(R"([{"0": ["stream_llm", 1, 2, 0], "1": ["stream_llm", 1, 2, 0]}])"),
                           "has 1 layers, the model has 2"));
   std::string ok_layer = R"({"0": ["stream_llm", 1, 2, 0], "1": ["stream_llm", 1, 2, 0]})";
-  CHECK(throws_containing(imp("[" + ok_layer + R"(, {"0": ["stream_llm", 1, 2, 0]}])"), "no entry for head 1"));
-  CHECK(throws_containing(imp("[" + ok_layer + R"(, {"0": ["stream_llm", 1, 2, 0], "2": ["stream_llm", 1, 2, 0]}])"),
+  CHECK(hc::test::throws_input_error_containing(imp("[" + ok_layer + R"(, {"0": ["stream_llm", 1, 2, 0]}])"), "no entry for head 1"));
+  CHECK(hc::test::throws_input_error_containing(imp("[" + ok_layer + R"(, {"0": ["stream_llm", 1, 2, 0], "2": ["stream_llm", 1, 2, 0]}])"),
                           "outside the model"));
-  CHECK(throws_containing(imp("[" + ok_layer + R"(, {"0": ["dilated", 1, 2, 0], "1": ["stream_llm", 1, 2, 0]}])"),
+  CHECK(hc::test::throws_input_error_containing(imp("[" + ok_layer + R"(, {"0": ["dilated", 1, 2, 0], "1": ["stream_llm", 1, 2, 0]}])"),
                           "unknown type 'dilated'"));
-  CHECK(throws_containing(imp("[" + ok_layer + R"(, {"0": ["stream_llm", 1.5, 2, 0], "1": ["stream_llm", 1, 2, 0]}])"),
+  CHECK(hc::test::throws_input_error_containing(imp("[" + ok_layer + R"(, {"0": ["stream_llm", 1.5, 2, 0], "1": ["stream_llm", 1, 2, 0]}])"),
                           "not a non-negative integer"));
-  CHECK(throws_containing(imp("[" + ok_layer + R"(, {"0": ["stream_llm", -1, 2, 0], "1": ["stream_llm", 1, 2, 0]}])"),
+  CHECK(hc::test::throws_input_error_containing(imp("[" + ok_layer + R"(, {"0": ["stream_llm", -1, 2, 0], "1": ["stream_llm", 1, 2, 0]}])"),
                           "outside"));
-  CHECK(throws_containing(imp("[" + ok_layer + R"(, {"0": ["stream_llm", 1, 2], "1": ["stream_llm", 1, 2, 0]}])"),
+  CHECK(hc::test::throws_input_error_containing(imp("[" + ok_layer + R"(, {"0": ["stream_llm", 1, 2], "1": ["stream_llm", 1, 2, 0]}])"),
                           "[type, p1, p2, score]"));
-  CHECK(throws_containing(imp("[" + ok_layer + R"(, {"x": ["stream_llm", 1, 2, 0], "1": ["stream_llm", 1, 2, 0]}])"),
+  CHECK(hc::test::throws_input_error_containing(imp("[" + ok_layer + R"(, {"x": ["stream_llm", 1, 2, 0], "1": ["stream_llm", 1, 2, 0]}])"),
                           "integers"));
-  CHECK(throws_containing(imp("[" + ok_layer + R"(, {"0": ["stream_llm", 1, 0, 0], "1": ["stream_llm", 1, 2, 0]}])"),
+  CHECK(hc::test::throws_input_error_containing(imp("[" + ok_layer + R"(, {"0": ["stream_llm", 1, 0, 0], "1": ["stream_llm", 1, 2, 0]}])"),
                           "n_local"));
 }

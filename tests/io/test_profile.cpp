@@ -44,15 +44,6 @@ Profile sample_profile(int64_t layers = 3, int64_t heads = 4, int64_t kv_heads =
   return p;
 }
 
-bool throws_containing(const std::function<void()>& fn, const std::string& needle) {
-  try {
-    fn();
-  } catch (const InputError& e) {
-    INFO(e.what());
-    return std::string(e.what()).find(needle) != std::string::npos;
-  }
-  return false;
-}
 
 // Replaces the first occurrence of `from` in the YAML of `p` and parses it.
 std::function<void()> parse_edited(const Profile& p, const std::string& from, const std::string& to) {
@@ -124,31 +115,31 @@ TEST_CASE("profile writer is atomic and validates first", "[profile]") {
 
 TEST_CASE("profile reader refuses wrong format, version and structure", "[profile]") {
   Profile p = sample_profile();
-  CHECK(throws_containing(parse_edited(p, "version: 1", "version: 2"), "version 2"));
-  CHECK(throws_containing(parse_edited(p, "format: headcal-profile", "format: headcal-atlas"), "format"));
-  CHECK(throws_containing(parse_edited(p, "pattern: a_shape", "pattern: streaming"), "unknown pattern 'streaming'"));
-  CHECK(throws_containing(parse_edited(p, "sink: 64", "sink: -1"), "sink = -1"));
-  CHECK(throws_containing(parse_edited(p, "v: 30", "v: 10"), "below v_sink"));
-  CHECK(throws_containing(parse_edited(p, "k: 8", "k: 1"), "k = 1"));
-  CHECK(throws_containing(parse_edited(p, "sink: 64", "sink: 64, v: 3"), "unknown key 'v'"));
-  CHECK(throws_containing(parse_edited(p, "{layer: 0, head: 1,", "{layer: 0, head: 0,"), "more than once"));
-  CHECK(throws_containing(parse_edited(p, "{layer: 2, head: 3,", "{layer: 3, head: 3,"), "outside the model"));
-  CHECK(throws_containing(parse_edited(p, "{mode: global-density, value: 0.3}", "{mode: global-density, value: 1.5}"),
+  CHECK(hc::test::throws_input_error_containing(parse_edited(p, "version: 1", "version: 2"), "version 2"));
+  CHECK(hc::test::throws_input_error_containing(parse_edited(p, "format: headcal-profile", "format: headcal-atlas"), "format"));
+  CHECK(hc::test::throws_input_error_containing(parse_edited(p, "pattern: a_shape", "pattern: streaming"), "unknown pattern 'streaming'"));
+  CHECK(hc::test::throws_input_error_containing(parse_edited(p, "sink: 64", "sink: -1"), "sink = -1"));
+  CHECK(hc::test::throws_input_error_containing(parse_edited(p, "v: 30", "v: 10"), "below v_sink"));
+  CHECK(hc::test::throws_input_error_containing(parse_edited(p, "k: 8", "k: 1"), "k = 1"));
+  CHECK(hc::test::throws_input_error_containing(parse_edited(p, "sink: 64", "sink: 64, v: 3"), "unknown key 'v'"));
+  CHECK(hc::test::throws_input_error_containing(parse_edited(p, "{layer: 0, head: 1,", "{layer: 0, head: 0,"), "more than once"));
+  CHECK(hc::test::throws_input_error_containing(parse_edited(p, "{layer: 2, head: 3,", "{layer: 3, head: 3,"), "outside the model"));
+  CHECK(hc::test::throws_input_error_containing(parse_edited(p, "{mode: global-density, value: 0.3}", "{mode: global-density, value: 1.5}"),
                           "(0, 1]"));
-  CHECK(throws_containing(parse_edited(p, "{mode: global-density", "{mode: cheapest"), "budget.mode"));
-  CHECK(throws_containing(parse_edited(p, "kv_heads: 2", "kv_heads: 3"), "multiple of"));
-  CHECK(throws_containing(parse_edited(p, "tokens: 1000", "tokens: lots"), "wrong type"));
-  CHECK(throws_containing(parse_edited(p, "recall: 1,", "recall: 2,"), "recall"));
-  CHECK(throws_containing([] { parse_profile_yaml("heads: [", "x.yaml"); }, "YAML"));
-  CHECK(throws_containing([] { parse_profile_yaml("- 1\n- 2\n", "x.yaml"); }, "mapping"));
-  CHECK(throws_containing([] { read_profile("/nonexistent/p.yaml"); }, "cannot open"));
+  CHECK(hc::test::throws_input_error_containing(parse_edited(p, "{mode: global-density", "{mode: cheapest"), "budget.mode"));
+  CHECK(hc::test::throws_input_error_containing(parse_edited(p, "kv_heads: 2", "kv_heads: 3"), "multiple of"));
+  CHECK(hc::test::throws_input_error_containing(parse_edited(p, "tokens: 1000", "tokens: lots"), "wrong type"));
+  CHECK(hc::test::throws_input_error_containing(parse_edited(p, "recall: 1,", "recall: 2,"), "recall"));
+  CHECK(hc::test::throws_input_error_containing([] { parse_profile_yaml("heads: [", "x.yaml"); }, "YAML"));
+  CHECK(hc::test::throws_input_error_containing([] { parse_profile_yaml("- 1\n- 2\n", "x.yaml"); }, "mapping"));
+  CHECK(hc::test::throws_input_error_containing([] { read_profile("/nonexistent/p.yaml"); }, "cannot open"));
 
   Profile missing = sample_profile();
   missing.heads.erase(missing.heads.begin() + 5);
-  CHECK(throws_containing([&] { validate_profile(missing, "m"); }, "layer 1, head 1"));
+  CHECK(hc::test::throws_input_error_containing([&] { validate_profile(missing, "m"); }, "layer 1, head 1"));
   Profile unsorted = sample_profile();
   std::swap(unsorted.heads[0], unsorted.heads[1]);
-  CHECK(throws_containing([&] { validate_profile(unsorted, "u"); }, "sorted"));
+  CHECK(hc::test::throws_input_error_containing([&] { validate_profile(unsorted, "u"); }, "sorted"));
 }
 
 TEST_CASE("profile shapes are compared with a model and with another profile", "[profile]") {

@@ -1,5 +1,7 @@
 #include "support/test_support.h"
 
+#include "common/error.h"
+
 #include <array>
 #include <atomic>
 #include <cstdio>
@@ -35,6 +37,15 @@ std::string smollm2_gguf_path() {
   else cache = std::string(HEADCAL_SOURCE_DIR) + "/.cache";
   fs::path p = fs::path(cache) / "SmolLM2-135M-Instruct.Q4_1.gguf";
   return fs::exists(p) ? p.string() : std::string();
+}
+
+bool throws_input_error_containing(const std::function<void()>& fn, const std::string& needle) {
+  try {
+    fn();
+  } catch (const ::hc::InputError& e) {
+    return std::string(e.what()).find(needle) != std::string::npos;
+  }
+  return false;
 }
 
 bool gpu_available() {

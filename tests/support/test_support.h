@@ -1,8 +1,13 @@
 #pragma once
 // Helpers shared by the tests: fixture paths, temporary folders, GPU gating, running the CLI.
+#include <functional>
 #include <string>
 
 namespace hc::test {
+
+// True when fn throws hc::InputError whose message contains `needle`; false when it throws
+// nothing (any other exception propagates, failing the test).
+bool throws_input_error_containing(const std::function<void()>& fn, const std::string& needle);
 
 // tests/data/<name>
 std::string data_path(const std::string& name);

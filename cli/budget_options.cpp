@@ -1,0 +1,30 @@
+#include "cli/budget_options.h"
+
+#include "common/error.h"
+#include "search/search.h"
+
+namespace hc::cli {
+
+BudgetOptions::BudgetOptions(CLI::App& sub) {
+  density_opt_ = sub.add_option("--density", density_, "per head: best recall with density <= D, D in (0, 1]");
+  global_opt_ = sub.add_option("--global-density", global_density_,
+                               "all heads: maximum total recall with total cost <= D x dense cost, D in (0, 1]");
+  recall_opt_ = sub.add_option("--min-recall", min_recall_, "per head: cheapest candidate with recall >= R, R in (0, 1]");
+  density_opt_->excludes(global_opt_)->excludes(recall_opt_);
+  global_opt_->excludes(recall_opt_);
+  sub.add_option("--patterns", patterns_, "patterns search may choose: all, or a list like a_shape,vertical_slash");
+}
+
+search::SearchOptions BudgetOptions::resolve(std::optional<search::SearchOptions> fallback) const {
+  search::SearchOptions opts;
+  if (density_opt_->count()) opts.mode = search::BudgetMode::density, opts.value = density_;
+  else if (global_opt_->count()) opts.mode = search::BudgetMode::global_density, opts.value = global_density_;
+  else if (recall_opt_->count()) opts.mode = search::BudgetMode::min_recall, opts.value = min_recall_;
+  else if (fallback) opts = *fallback;
+  else throw InputError("search", "give one budget: --density D, --global-density D or --min-recall R");
+  opts.patterns = search::parse_pattern_filter(patterns_);
+  search::validate_options(opts);
+  return opts;
+}
+
+}  // namespace hc::cli

@@ -1,0 +1,26 @@
+#pragma once
+// The budget options `search` and `calibrate` share: --density | --global-density | --min-recall
+// (mutually exclusive) and --patterns.
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <optional>
+
+#include "search/allocate.h"
+
+namespace hc::cli {
+
+class BudgetOptions {
+ public:
+  explicit BudgetOptions(CLI::App& sub);
+  // The options given, validated (InputError exit 2 outside (0, 1] or for an unknown pattern).
+  // With no budget option: `fallback` when given, else an InputError asking for one.
+  search::SearchOptions resolve(std::optional<search::SearchOptions> fallback = std::nullopt) const;
+
+ private:
+  double density_ = 0, global_density_ = 0, min_recall_ = 0;
+  std::string patterns_ = "all";
+  CLI::Option *density_opt_, *global_opt_, *recall_opt_;
+};
+
+}  // namespace hc::cli

@@ -1,0 +1,103 @@
+#include "cli/record_options.h"
+
+#include <cstdio>
+
+#include "calib/device_select.h"
+#include "calib/prober.h"
+#include "cli/command.h"
+#include "cli/prompt_options.h"
+#include "common/error.h"
+#include "io/grid.h"
+
+namespace hc::cli {
+
+namespace {
+
+// "a-b" or "a" -> [a, b]; InputError otherwise.
+void parse_layers(const std::string& text, int* first, int* last) {
+  const auto dash = text.find('-');
+  try {
+    size_t used = 0;
+    if (dash == std::string::npos) {
+      *first = *last = std::stoi(text, &used);
+      if (used != text.size()) throw std::invalid_argument("trailing");
+    } else {
+      *first = std::stoi(text.substr(0, dash), &used);
+      if (used != dash) throw std::invalid_argument("trailing");
+      const std::string rest = text.substr(dash + 1);
+      *last = std::stoi(rest, &used);
+      if (used != rest.size()) throw std::invalid_argument("trailing");
+    }
+  } catch (const std::exception&) {
+    throw InputError("--layers", "'" + text + "' is not a layer range like 0-29 or 5");
+  }
+  if (*first < 0 || *last < *first) throw InputError("--layers", "'" + text + "' is not an ascending range");
+}
+
+void print_progress(const RecordProgress& p, bool tty) {
+  // On a terminal one line redrawn per layer; in a log about ten lines in all.
+  if (!tty && p.layers_done != p.layers_total && (p.layers_done * 10) / p.layers_total ==
+                                                      ((p.layers_done - 1) * 10) / p.layers_total)
+    return;
+  std::fprintf(stderr, "%slayer %d/%d (model layer %d)  %.0f tokens/s  ETA %.0f s%s", tty ? "\r" : "",
+               p.layers_done, p.layers_total, p.layer, p.tokens_per_s(), p.eta_s(),
+               tty && p.layers_done != p.layers_total ? "" : "\n");
+  std::fflush(stderr);
+}
+
+}  // namespace
+
+std::shared_ptr<RecordCliOptions> add_record_options(CLI::App& sub) {
+  auto o = std::make_shared<RecordCliOptions>();
+  sub.add_option("--model", o->model,
+                 "GGUF file, Hugging Face directory, or random:llama3-8b / random:smollm2 / random:tiny[:SEED] "
+                 "(random weights; prompt: --tokens FILE or --length N random ids)")
+      ->required();
+  o->prompt = add_prompt_options(sub);
+  sub.add_option("--device", o->device, "cuda, cpu or auto (CUDA when a GPU is present)");
+  sub.add_option("--layers", o->layers, "record only layers a-b (all layers still run)");
+  sub.add_option("--grid", o->grid, "candidate grid (YAML); default: the built-in grid scaled to N");
+  sub.add_flag("--no-probes", o->no_probes, "record the statistics only, no candidate probes");
+  sub.add_option("--map-size", o->map_size, "pooled attention map cells per side (default 128)");
+  sub.add_option("--threads", o->threads, "CPU threads (CPU backend, recorder, CPU probes); 0: all");
+  return o;
+}
+
+PreparedRecord prepare_record(const RecordCliOptions& cli) {
+  PreparedRecord r;
+  std::string notice;
+  r.options.device = resolve_device(cli.device, &notice);
+  if (!notice.empty()) std::fprintf(stderr, "headcal: notice: %s\n", notice.c_str());
+  if (!cli.layers.empty()) parse_layers(cli.layers, &r.options.first_layer, &r.options.last_layer);
+  r.options.map_size = cli.map_size;
+  r.options.n_threads = cli.threads;
+
+  r.model = open_model_spec(cli.model);
+  r.prompt = prompt_for_model(*cli.prompt, cli.model, *r.model);
+  r.options.prompt_description = r.prompt.description;
+
+  if (!cli.no_probes) {
+    const int64_t n = static_cast<int64_t>(r.prompt.tokens.size());
+    const PatternDefaults defaults;
+    const Grid grid = cli.grid.empty() ? default_grid(n, defaults) : read_grid_file(cli.grid, n, defaults);
+    r.grid_candidates = grid.candidates.size();
+    r.prober = r.options.device == DeviceKind::Cuda ? make_cuda_prober(grid, defaults)
+                                                    : make_cpu_prober(grid, defaults, cli.threads);
+    r.options.prober = r.prober.get();
+  } else if (!cli.grid.empty()) {
+    throw InputError("--grid", "--grid and --no-probes exclude each other");
+  }
+  const bool tty = stderr_is_tty();
+  r.options.on_progress = [tty](const RecordProgress& p) { print_progress(p, tty); };
+  return r;
+}
+
+void print_record_summary(const RecordSummary& s) {
+  std::printf("recorded %d layers x %lld tokens on %s (%s): prefill+record %.2f s, load %.2f s", s.layers_recorded,
+              static_cast<long long>(s.n_tokens), s.backend.c_str(), s.device.c_str(), s.prefill_s, s.load_s);
+  if (s.backend == "cuda")
+    std::printf(", peak GPU memory %.2f GiB", static_cast<double>(s.peak_device_bytes) / double(size_t(1) << 30));
+  std::printf("\n");
+}
+
+}  // namespace hc::cli

@@ -1,0 +1,42 @@
+#pragma once
+// The options `record` and `calibrate` share (model, prompt, device, layers, map size, threads,
+// candidate grid), and turning them into a ready record run: model opened, prompt built, grid
+// scaled to the prompt, the backend's candidate prober, progress on stderr.
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <string>
+
+#include "calib/record.h"
+#include "io/prompt.h"
+
+namespace hc::cli {
+
+struct RecordCliOptions {
+  std::string model;
+  std::shared_ptr<PromptSpec> prompt;
+  std::string device = "auto";
+  std::string layers;  // "a-b"
+  std::string grid;    // YAML grid file; empty: the default grid scaled to N
+  bool no_probes = false;
+  int map_size = kDefaultMapSize;
+  int threads = 0;
+};
+
+std::shared_ptr<RecordCliOptions> add_record_options(CLI::App& sub);
+
+struct PreparedRecord {
+  std::unique_ptr<ModelFile> model;
+  Prompt prompt;
+  size_t grid_candidates = 0;  // per head, without the implied dense row
+  std::unique_ptr<CandidateProber> prober;
+  RecordOptions options;       // options.prober points into `prober`
+};
+
+// Bad options, model or prompt: InputError.
+PreparedRecord prepare_record(const RecordCliOptions& cli);
+
+// "recorded ... on cuda (...): prefill+record X s, load Y s[, peak GPU memory Z GiB]".
+void print_record_summary(const RecordSummary& summary);
+
+}  // namespace hc::cli
