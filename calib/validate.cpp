@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "calib/parallel_chunks.h"
 #include "common/error.h"
 #include "headcal/version.h"
 #include "kernels/attention/attention_ref.h"
@@ -31,35 +32,6 @@ double seconds_since(Clock::time_point t0) {
 
 int resolve_threads(int n_threads) {
   return n_threads > 0 ? n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
-
-// Runs fn(begin, end) over [0, n) in `threads` contiguous chunks.
-template <typename Fn>
-void parallel_rows(int threads, int64_t n, Fn fn) {
-  threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, n)));
-  if (threads == 1) {
-    fn(int64_t{0}, n);
-    return;
-  }
-  std::exception_ptr failure;
-  std::mutex failure_mutex;
-  auto guarded = [&](int64_t b, int64_t e) {
-    try {
-      fn(b, e);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(failure_mutex);
-      if (!failure) failure = std::current_exception();
-    }
-  };
-  const int64_t per = (n + threads - 1) / threads;
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) {
-    const int64_t b = t * per, e = std::min(n, b + per);
-    if (b < e) pool.emplace_back(guarded, b, e);
-  }
-  guarded(0, std::min(n, per));
-  for (std::thread& t : pool) t.join();
-  if (failure) std::rethrow_exception(failure);
 }
 
 bool all_dense(const std::vector<kernels::PatternConfig>& configs) {
@@ -201,7 +173,7 @@ LogitComparison compare_logits(const float* logits_a, const float* logits_b, int
   if (positions <= 0) return out;
   std::vector<double> kl(static_cast<size_t>(positions));     // [positions]
   std::vector<uint8_t> agree(static_cast<size_t>(positions));  // [positions]
-  parallel_rows(resolve_threads(n_threads), positions, [&](int64_t r0, int64_t r1) {
+  parallel_chunks(resolve_threads(n_threads), positions, 1, [&](int64_t r0, int64_t r1) {
     std::vector<double> pa(static_cast<size_t>(vocab));  // [vocab] exp(a - max_a)
     for (int64_t r = r0; r < r1; ++r) {
       const float* a = logits_a + r * vocab;

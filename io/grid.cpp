@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "common/error.h"
+#include "io/yaml_util.h"
 
 namespace hc {
 
@@ -20,21 +21,6 @@ namespace {
 
 const char* const kPatternNames[kNumPatternKinds] = {"dense", "a_shape", "vertical_slash",
                                                      "block_sparse"};
-
-// The two parameter keys of each pattern in grid and profile files ("" = unused).
-struct ParamKeys {
-  const char* p1;
-  const char* p2;
-};
-ParamKeys param_keys(PatternKind kind) {
-  switch (kind) {
-    case PatternKind::a_shape: return {"sink", "local"};
-    case PatternKind::vertical_slash: return {"v", "s"};
-    case PatternKind::block_sparse: return {"k", ""};
-    case PatternKind::dense: break;
-  }
-  return {"", ""};
-}
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -64,7 +50,7 @@ bool operator<(const GridCandidate& a, const GridCandidate& b) {
 std::string describe_candidate(const GridCandidate& c) {
   std::ostringstream s;
   s << pattern_kind_name(c.pattern);
-  ParamKeys keys = param_keys(c.pattern);
+  PatternParamKeys keys = pattern_param_keys(c.pattern);
   if (*keys.p1) {
     s << "(" << keys.p1 << "=" << c.p1;
     if (*keys.p2) s << ", " << keys.p2 << "=" << c.p2;
@@ -179,12 +165,7 @@ namespace {
 
 Grid parse_grid_yaml_impl(const std::string& text, const std::string& source, int64_t n_tokens,
                           const PatternDefaults& defaults) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    throw InputError(source, std::string("not valid YAML: ") + e.what());
-  }
+  YAML::Node root = load_yaml_text(text, source);
   if (!root.IsMap()) throw InputError(source, "expected a YAML mapping with format, version, candidates");
   if (!root["format"] || !root["format"].IsScalar() || root["format"].Scalar() != "headcal-grid")
     throw InputError(source, "format must be 'headcal-grid'");
@@ -214,7 +195,7 @@ Grid parse_grid_yaml_impl(const std::string& text, const std::string& source, in
                                   "' (known: a_shape, vertical_slash, block_sparse)");
     if (kind == PatternKind::dense)
       throw InputError(where, "dense is always a candidate; list only sparse patterns");
-    ParamKeys keys = param_keys(kind);
+    PatternParamKeys keys = pattern_param_keys(kind);
     for (auto it = entry.begin(); it != entry.end(); ++it) {
       std::string key = it->first.as<std::string>();
       if (key != "pattern" && key != keys.p1 && (!*keys.p2 || key != keys.p2))

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "io/yaml_util.h"
 
 namespace fs = std::filesystem;
 
@@ -23,20 +24,6 @@ namespace {
 // turn into a huge allocation.
 constexpr int64_t kMaxLayers = 4096;
 constexpr int64_t kMaxHeads = 4096;
-
-struct ParamKeys {
-  const char* p1;
-  const char* p2;
-};
-ParamKeys keys_of(PatternKind kind) {
-  switch (kind) {
-    case PatternKind::a_shape: return {"sink", "local"};
-    case PatternKind::vertical_slash: return {"v", "s"};
-    case PatternKind::block_sparse: return {"k", ""};
-    case PatternKind::dense: break;
-  }
-  return {"", ""};
-}
 
 std::string head_where(const ProfileHead& h) {
   return "heads entry (layer " + std::to_string(h.layer) + ", head " + std::to_string(h.head) + ")";
@@ -149,7 +136,7 @@ std::string profile_to_yaml(const Profile& p) {
     out << YAML::Key << "layer" << YAML::Value << h.layer;
     out << YAML::Key << "head" << YAML::Value << h.head;
     out << YAML::Key << "pattern" << YAML::Value << pattern_kind_name(h.pattern);
-    ParamKeys keys = keys_of(h.pattern);
+    PatternParamKeys keys = pattern_param_keys(h.pattern);
     if (*keys.p1) out << YAML::Key << keys.p1 << YAML::Value << h.p1;
     if (*keys.p2) out << YAML::Key << keys.p2 << YAML::Value << h.p2;
     out << YAML::Key << "recall" << YAML::Value << h.recall;
@@ -190,12 +177,7 @@ T scalar(const YAML::Node& parent, const char* key, const std::string& where, co
 }
 
 Profile parse_profile_impl(const std::string& text, const std::string& source) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    throw InputError(source, std::string("not valid YAML: ") + e.what());
-  }
+  YAML::Node root = load_yaml_text(text, source);
   if (!root.IsMap()) throw InputError(source, "not a headcal profile (expected a YAML mapping)");
   if (!root["format"] || !root["format"].IsScalar() || root["format"].Scalar() != kProfileFormat)
     throw InputError(source, std::string("format must be '") + kProfileFormat + "'");
@@ -260,7 +242,7 @@ Profile parse_profile_impl(const std::string& text, const std::string& source) {
     if (!parse_pattern_kind(name, &h.pattern))
       throw InputError(source, where + ": unknown pattern '" + name +
                                    "' (known: dense, a_shape, vertical_slash, block_sparse)");
-    ParamKeys keys = keys_of(h.pattern);
+    PatternParamKeys keys = pattern_param_keys(h.pattern);
     std::set<std::string> allowed{"layer", "head", "pattern", "recall", "density", "out_err"};
     if (*keys.p1) {
       allowed.insert(keys.p1);

@@ -11,6 +11,7 @@
 
 #include "catch.h"
 #include "common/error.h"
+#include "hf_test_helpers.h"
 #include "io/hf_model.h"
 #include "io/model_check.h"
 #include "io/model_file.h"
@@ -19,19 +20,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string input_error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const hc::InputError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL("expected hc::InputError, got: " << e.what());
-  }
-  FAIL("expected hc::InputError, nothing was thrown");
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using hc::test::contains;
+using hc::test::input_error_of;
 
 // The fixture formula of scripts/make_hf_fixtures.py, recomputed independently.
 float fixture_f32(const std::string& name, int64_t i) {

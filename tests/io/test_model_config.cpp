@@ -4,24 +4,14 @@
 
 #include "catch.h"
 #include "common/error.h"
+#include "hf_test_helpers.h"
 #include "io/hf_config.h"
 #include "io/model_config.h"
 
 namespace {
 
-std::string input_error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const hc::InputError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL("expected hc::InputError, got: " << e.what());
-  }
-  FAIL("expected hc::InputError, nothing was thrown");
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using hc::test::contains;
+using hc::test::input_error_of;
 
 const char* kSource = "/models/x/config.json";
 

@@ -10,6 +10,7 @@
 
 #include "catch.h"
 #include "common/error.h"
+#include "hf_test_helpers.h"
 #include "io/safetensors.h"
 
 namespace {
@@ -26,20 +27,8 @@ std::string write_safetensors(const std::string& dir, const std::string& file, c
   return path;
 }
 
-// The message of the InputError that `fn` throws; fails the test when it throws nothing or something else.
-std::string input_error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const hc::InputError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL("expected hc::InputError, got: " << e.what());
-  }
-  FAIL("expected hc::InputError, nothing was thrown");
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using hc::test::contains;
+using hc::test::input_error_of;
 
 // Independent f16 decoding by arithmetic (the reader decodes by bit manipulation).
 double f16_reference(uint16_t h) {
