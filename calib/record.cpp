@@ -2,14 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "calib/random_model.h"
 #include "common/error.h"
 #include "headcal/version.h"
-#include "io/sha256.h"
+#include "io/prompt.h"
 #include "kernels/sparse/cost.h"
 
 namespace hc {
@@ -33,7 +30,7 @@ AtlasMeta make_meta(const ModelFile& model, const ModelConfig& c, const std::vec
   m.kv_heads = c.n_kv_heads;
   m.head_dim = c.head_dim;
   m.tokens = static_cast<int64_t>(tokens.size());
-  m.prompt_sha256 = prompt_sha256(tokens);
+  m.prompt_sha256 = tokens_sha256(tokens);
   m.prompt_description = options.prompt_description;
   m.tool_version = HEADCAL_VERSION;
   m.map_size = map_cells(m.tokens, options.map_size);
@@ -67,54 +64,6 @@ double RecordProgress::tokens_per_s() const {
 
 double RecordProgress::eta_s() const {
   return layers_done > 0 ? elapsed_s / layers_done * (layers_total - layers_done) : 0.0;
-}
-
-std::string prompt_sha256(const std::vector<int32_t>& tokens) {
-  std::vector<unsigned char> bytes(tokens.size() * 4);
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    const uint32_t v = static_cast<uint32_t>(tokens[i]);
-    for (int b = 0; b < 4; ++b) bytes[i * 4 + static_cast<size_t>(b)] = static_cast<unsigned char>(v >> (8 * b));
-  }
-  return sha256_hex(bytes.data(), bytes.size());
-}
-
-std::vector<int32_t> parse_token_ids(const std::string& text, const std::string& source, int64_t vocab) {
-  std::vector<int32_t> ids;
-  std::istringstream in(text);
-  std::string word;
-  while (in >> word) {
-    size_t used = 0;
-    long long v = -1;
-    try {
-      v = std::stoll(word, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != word.size() || v < 0 || v >= vocab)
-      throw InputError(source, "token " + std::to_string(ids.size()) + " '" + word +
-                                   "' is not an id in [0, " + std::to_string(vocab) + ")");
-    ids.push_back(static_cast<int32_t>(v));
-  }
-  if (ids.empty()) throw InputError(source, "no token ids");
-  return ids;
-}
-
-std::vector<int32_t> read_token_ids_file(const std::string& path, int64_t vocab) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw InputError(path, "cannot open the token file");
-  std::ostringstream text;
-  text << f.rdbuf();
-  return parse_token_ids(text.str(), path, vocab);
-}
-
-std::vector<int32_t> random_token_ids(int64_t n, int64_t vocab, uint64_t seed) {
-  if (n <= 0 || vocab <= 0) throw InputError("random prompt", "length and vocabulary must be positive");
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  const uint64_t stream = random_weights::splitmix64(seed ^ 0x70726f6d7074ULL);  // "prompt"
-  for (int64_t i = 0; i < n; ++i)
-    ids[static_cast<size_t>(i)] =
-        static_cast<int32_t>(random_weights::splitmix64(stream + static_cast<uint64_t>(i)) % static_cast<uint64_t>(vocab));
-  return ids;
 }
 
 std::unique_ptr<ModelFile> open_model_spec(const std::string& spec) {

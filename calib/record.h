@@ -76,20 +76,9 @@ struct RecordSummary {
   size_t peak_device_bytes = 0;  // CUDA only
 };
 
-// sha256 of the token ids as int32 little-endian (the atlas meta's prompt_sha256).
-std::string prompt_sha256(const std::vector<int32_t>& tokens);
-
 // Opens `spec` as a model: "random:<shape>[:seed]" (calib/random_model.h) or a GGUF file / HF
 // directory (io/open_model).
 std::unique_ptr<ModelFile> open_model_spec(const std::string& spec);
-
-// Prompt sources used until the shared prompt options (cli/prompt_options.h) exist:
-// a file of whitespace-separated ids (each checked against the vocabulary; InputError naming the
-// file and the offending entry), and uniform random ids for timing runs with random weights
-// (a deterministic function of n, vocab and seed).
-std::vector<int32_t> read_token_ids_file(const std::string& path, int64_t vocab);
-std::vector<int32_t> parse_token_ids(const std::string& text, const std::string& source, int64_t vocab);
-std::vector<int32_t> random_token_ids(int64_t n, int64_t vocab, uint64_t seed);
 
 // Creates the engine for `device`.
 std::unique_ptr<Engine> make_engine(const ModelFile& model, DeviceKind device, const RecordOptions& options);

@@ -181,10 +181,8 @@ Prompt repeated_text(const PromptSpec& spec, const Tokenizer& tok) {
 
 // Uniform random ids over the whole vocabulary: for timing runs, where content does not matter.
 Prompt random_ids(const PromptSpec& spec, int32_t vocab) {
-  std::mt19937_64 rng(spec.seed);
   Prompt out;
-  out.tokens.resize(static_cast<size_t>(spec.length));
-  for (int32_t& t : out.tokens) t = static_cast<int32_t>(rng() % static_cast<uint64_t>(vocab));
+  out.tokens = random_token_ids(spec.length, vocab, spec.seed);
   out.description = "random: uniform ids over the vocabulary of " + std::to_string(vocab) + ", seed " +
                     std::to_string(spec.seed);
   return out;
@@ -226,6 +224,14 @@ std::string tokens_sha256(const std::vector<int32_t>& tokens) {
     h.update(le, 4);
   }
   return h.hex_digest();
+}
+
+std::vector<int32_t> random_token_ids(int64_t n, int64_t vocab, uint64_t seed) {
+  if (n <= 0 || vocab <= 0) throw InputError("random prompt", "length and vocabulary must be positive");
+  std::mt19937_64 rng(seed);
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (int32_t& t : ids) t = static_cast<int32_t>(rng() % static_cast<uint64_t>(vocab));
+  return ids;
 }
 
 std::string kv_retrieval_text(size_t bytes, uint64_t seed) {

@@ -42,6 +42,10 @@ Prompt build_prompt(const PromptSpec& spec, const Tokenizer* tokenizer, int32_t 
 // anything else text: integers separated by whitespace or commas, '#' comments, optional [ ].
 std::vector<int64_t> read_token_file(const std::string& path);
 
+// n uniform random ids over [0, vocab) for `seed` (the `random` generator; timing runs with
+// random weights, where content does not matter). InputError unless n > 0 and vocab > 0.
+std::vector<int32_t> random_token_ids(int64_t n, int64_t vocab, uint64_t seed);
+
 // sha256 of the ids as int32 little-endian, lowercase hex.
 std::string tokens_sha256(const std::vector<int32_t>& tokens);
 

@@ -14,6 +14,7 @@
 #include "catch.h"
 #include "common/error.h"
 #include "io/model_file.h"
+#include "io/prompt.h"
 
 #if defined(HEADCAL_HAVE_CUDA)
 #include <cuda_bf16.h>
@@ -248,9 +249,11 @@ TEST_CASE("CUDA engine: SmolLM2 logits for a 2K-token prompt agree with transfor
   const auto model = hc::open_model(path);
   const int64_t vocab = model->config().vocab;
   hc::PrefillRequest req;
-  req.tokens = hc::read_token_ids_file(std::string(ref) + "/tokens.txt", vocab);
-  for (int32_t p : hc::read_token_ids_file(std::string(ref) + "/positions.txt", int64_t(1) << 30))
-    req.logit_positions.push_back(p);
+  for (int64_t id : hc::read_token_file(std::string(ref) + "/tokens.txt")) {
+    REQUIRE((id >= 0 && id < vocab));
+    req.tokens.push_back(static_cast<int32_t>(id));
+  }
+  req.logit_positions = hc::read_token_file(std::string(ref) + "/positions.txt");
   std::ifstream f(std::string(ref) + "/logits.f32", std::ios::binary);
   std::vector<float> want(req.logit_positions.size() * static_cast<size_t>(vocab));
   REQUIRE(f.read(reinterpret_cast<char*>(want.data()), static_cast<std::streamsize>(want.size() * 4)));

@@ -13,6 +13,7 @@
 #include "catch.h"
 #include "common/error.h"
 #include "io/atlas.h"
+#include "io/prompt.h"
 
 namespace {
 
@@ -124,11 +125,21 @@ TEST_CASE("device choice: cpu, auto fallback with a notice, bad names", "[record
 }
 
 TEST_CASE("token ids: parsed, checked against the vocabulary", "[record]") {
-  CHECK(hc::parse_token_ids(" 1 2\n3\t4 ", "t", 10) == std::vector<int32_t>{1, 2, 3, 4});
-  CHECK_THROWS_AS(hc::parse_token_ids("1 10", "t", 10), hc::InputError);
-  CHECK_THROWS_AS(hc::parse_token_ids("1 x", "t", 10), hc::InputError);
-  CHECK_THROWS_AS(hc::parse_token_ids("-1", "t", 10), hc::InputError);
-  CHECK_THROWS_AS(hc::parse_token_ids("  ", "t", 10), hc::InputError);
+  // A random-weight model has no tokenizer: token files go through build_prompt with the
+  // vocabulary size alone (what `record --tokens` does for it).
+  const std::string dir = hc::test::make_temp_dir("token_ids");
+  auto from_text = [&](const std::string& text) {
+    const std::string path = dir + "/ids.txt";
+    std::ofstream(path) << text;
+    hc::PromptSpec spec;
+    spec.tokens_file = path;
+    return hc::build_prompt(spec, nullptr, 10, 0).tokens;
+  };
+  CHECK(from_text(" 1 2\n3\t4 ") == std::vector<int32_t>{1, 2, 3, 4});
+  CHECK_THROWS_AS(from_text("1 10"), hc::InputError);
+  CHECK_THROWS_AS(from_text("1 x"), hc::InputError);
+  CHECK_THROWS_AS(from_text("-1"), hc::InputError);
+  CHECK_THROWS_AS(from_text("  "), hc::InputError);
   const auto r = hc::random_token_ids(1000, 50, 3);
   CHECK(r == hc::random_token_ids(1000, 50, 3));
   CHECK(r != hc::random_token_ids(1000, 50, 4));
@@ -163,7 +174,7 @@ TEST_CASE("CPU record pipeline writes an atlas whose statistics keep the invaria
     CHECK(atlas.meta().map_size == std::min<int64_t>(16, n));
     CHECK(atlas.meta().heads == 4);
     CHECK(atlas.meta().model_fingerprint == model->fingerprint());
-    CHECK(atlas.meta().prompt_sha256 == hc::prompt_sha256(tokens));
+    CHECK(atlas.meta().prompt_sha256 == hc::tokens_sha256(tokens));
     REQUIRE(atlas.recorded_layers() == std::vector<int64_t>{0, 1});
     require_layer_invariants(atlas, 0);
     require_layer_invariants(atlas, 1);

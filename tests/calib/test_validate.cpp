@@ -21,6 +21,7 @@
 #include "io/profile.h"
 #include "kernels/sparse/index_ref.h"
 #include "kernels/sparse/sparse_attention_ref.h"
+#include "io/prompt.h"
 
 namespace {
 
