@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "kernels/attention/attention.h"
 #include "kernels/attention/flash_forward.cuh"
+#include "kernels/attention/hopper_forward.cuh"
 
 namespace hc::kernels {
 namespace {
@@ -79,6 +80,38 @@ void dispatch(const AttentionParams& p, const FlashArgs& a, cudaStream_t stream)
   }
 }
 
+template <typename T, int D, bool kShared>
+void launch_hopper(const FlashArgs& a, long long ctas, cudaStream_t stream) {
+  auto kernel = detail::hopper_forward_kernel<T, D, kShared>;
+  constexpr int smem = detail::HopperTraits<D, kShared>::kSmemBytes;
+  HC_CHECK_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  if (ctas > 0x7fffffffLL) throw InputError("attention", "too many (row tile, head) pairs");
+  kernel<<<static_cast<unsigned>(ctas), detail::HopperTraits<D, kShared>::kThreads, smem, stream>>>(a);
+  HC_CHECK_LAUNCH();
+}
+
+template <bool kShared>
+void dispatch_hopper(const AttentionParams& p, const FlashArgs& a, long long ctas, cudaStream_t stream) {
+  const bool bf16 = p.dtype == AttnDType::kBF16;
+  if (p.head_dim == 64) {
+    if (bf16) launch_hopper<__nv_bfloat16, 64, kShared>(a, ctas, stream);
+    else launch_hopper<__half, 64, kShared>(a, ctas, stream);
+  } else {
+    if (bf16) launch_hopper<__nv_bfloat16, 128, kShared>(a, ctas, stream);
+    else launch_hopper<__half, 128, kShared>(a, ctas, stream);
+  }
+}
+
+// HEADCAL_ATTN_KERNEL=mma selects the mma.sync kernel (flash_forward.cuh) instead of the
+// wgmma one (hopper_forward.cuh) for dense and index-driven runs: a baseline for `headcal bench`.
+bool use_mma_sync_kernel() {
+  static const bool mma = [] {
+    const char* env = std::getenv("HEADCAL_ATTN_KERNEL");
+    return env != nullptr && std::string(env) == "mma";
+  }();
+  return mma;
+}
+
 __global__ void probe_finalize_kernel(double* recall, int n_heads, double inv_n) {
   const int h = blockIdx.x * blockDim.x + threadIdx.x;
   if (h < n_heads) recall[h] *= inv_n;
@@ -94,6 +127,11 @@ void dense_attention_forward(const AttentionParams& p, cudaStream_t stream) {
   check_params(p, "dense_attention_forward");
   if (p.probe_lse != nullptr)
     throw InputError("dense_attention_forward", "probe mode needs sparse_attention_forward");
+  if (!use_mma_sync_kernel()) {
+    const int n_tiles = (p.n_tokens + 127) / 128;
+    dispatch_hopper<true>(p, make_args(p, n_tiles), static_cast<long long>(n_tiles) * p.n_heads, stream);
+    return;
+  }
   static const std::string variant = [] {
     const char* env = std::getenv("HEADCAL_DENSE_TILE");
     return std::string(env != nullptr ? env : "w4m2");
@@ -135,6 +173,10 @@ void sparse_attention_forward(const AttentionParams& p, const SparseIndexView& i
     probe_finalize_kernel<<<(p.n_heads + 127) / 128, 128, 0, stream>>>(p.probe_recall, p.n_heads,
                                                                          1.0 / p.n_tokens);
     HC_CHECK_LAUNCH();
+  } else if (!use_mma_sync_kernel()) {
+    // Two (head, row block) slots per CTA.
+    const long long slots = static_cast<long long>(n_row_tiles) * p.n_heads;
+    dispatch_hopper<false>(p, a, (slots + 1) / 2, stream);
   } else {
     // 4 warps x 16 rows. HEADCAL_SPARSE_TILE=w2m2 (2 warps x 32 rows) was faster at d=64
     // (4.93 vs 5.12 ms, dense index, 32K) but spills at d=128 (60.5 vs 35.0 ms): tuning knob only.

@@ -120,9 +120,10 @@ struct KeyTile {
   int last;   // largest key index in the tile
 };
 
-// Walks a CTA's ranges (split into 64-key tiles) and then its gathered columns (in chunks of 64).
-// Every thread runs it with the same values, so it is uniform control flow.
-struct TileCursor {
+// Walks a CTA's ranges (split into kTile-key tiles) and then its gathered columns (in chunks of
+// kTile). Every thread of a loader runs it with the same values, so it is uniform control flow.
+template <int kTile>
+struct TileCursorT {
   const int32_t* range_begin;
   const int32_t* range_end;
   const int32_t* cols;
@@ -142,10 +143,10 @@ struct TileCursor {
     if (range_i < range_stop) {
       t.kind = 1;
       t.start = pos;
-      t.count = min(kKeyTile, cur_end - pos);
+      t.count = min(kTile, cur_end - pos);
       t.first = pos;
       t.last = pos + t.count - 1;
-      pos += kKeyTile;
+      pos += kTile;
       if (pos >= cur_end) {
         ++range_i;
         if (range_begin != nullptr) skip_empty_ranges();
@@ -153,10 +154,10 @@ struct TileCursor {
     } else if (col_i < col_stop) {
       t.kind = 2;
       t.start = col_i;
-      t.count = min(kKeyTile, col_stop - col_i);
+      t.count = min(kTile, col_stop - col_i);
       t.first = __ldg(cols + col_i);
       t.last = __ldg(cols + col_i + t.count - 1);
-      col_i += kKeyTile;
+      col_i += kTile;
     } else {
       t.kind = 0;
       t.start = t.count = t.first = 0;
@@ -190,6 +191,7 @@ struct TileCursor {
     }
   }
 };
+using TileCursor = TileCursorT<kKeyTile>;
 
 // Rows per CTA: kWarps warps of 16 * kM rows each.
 template <int kWarps, int kM>

@@ -111,14 +111,17 @@ TEST_CASE("index-driven kernel with a dense index equals the dense fast path", "
         AttentionProblem pb(n, 6, 2, d, AttnDType::kBF16, 50u + n);
         const DenseRun dense = run_dense_gpu(pb);
         const DenseRun sparse = run_sparse_gpu(pb, build_dense_index(n, 6));
-        // Same tiles in the same order per row (the dense path's extra, fully masked tiles
-        // rescale by exactly 1): the results agree bit for bit.
+        // The dense path walks 128-key tiles, the index-driven one 64-key tiles: the online
+        // softmax rescales at different points, so they agree to rounding (and both match the
+        // CPU reference).
         const auto eo = test::compare(sparse.o, dense.o);
         const auto el = test::compare(sparse.lse, dense.lse);
         INFO("O max abs diff " << eo.max_abs << ", LSE max abs diff " << el.max_abs);
         CHECK(eo.finite);
-        CHECK(eo.max_abs == 0.0);
-        CHECK(el.max_abs == 0.0);
+        CHECK(el.finite);
+        CHECK(eo.max_abs <= 0.012 * std::max(1.0, eo.max_ref));
+        CHECK(el.max_abs <= 1e-3 * std::max(1.0, el.max_ref));
+        check_against_cpu(sparse, run_dense_cpu(pb), AttnDType::kBF16);
       }
     }
   }

@@ -56,7 +56,10 @@ struct GpuResult {
   std::vector<long long> pairs;
 };
 
-GpuResult run_gpu(const AttentionProblem& pb, const SparseIndex& index, const std::vector<float>& dense_lse) {
+// probe = true runs probe mode (the mma.sync kernel); false the plain index-driven run (the
+// warp-specialised wgmma kernel on Hopper). Both must match the CPU reference.
+GpuResult run_gpu(const AttentionProblem& pb, const SparseIndex& index, const std::vector<float>& dense_lse,
+                  bool probe = true) {
   const auto& d = pb.dims;
   test::DeviceIndex di(index);
   DeviceArray<uint16_t> o(d.n_tokens * d.n_heads * d.head_dim);
@@ -68,9 +71,11 @@ GpuResult run_gpu(const AttentionProblem& pb, const SparseIndex& index, const st
   lse.fill_bytes(0xff);
   recall.fill_bytes(0xff);
   AttentionParams p = pb.params(o.get(), lse.get());
-  p.probe_lse = plse.get();
-  p.probe_recall = recall.get();
-  p.probe_pairs = pairs.get();
+  if (probe) {
+    p.probe_lse = plse.get();
+    p.probe_recall = recall.get();
+    p.probe_pairs = pairs.get();
+  }
   sparse_attention_forward(p, di.view());
   return {test::from_half(o.download(), pb.dtype), lse.download(), recall.download(), pairs.download()};
 }
@@ -95,15 +100,19 @@ void check_sparse(const AttentionProblem& pb, const SparseIndex& index) {
   validate_index(index.view());
   std::vector<float> dense_lse;
   const CpuResult cpu = run_cpu(pb, index, dense_lse);
-  const GpuResult gpu = run_gpu(pb, index, dense_lse);
-  const auto eo = test::compare(gpu.o, cpu.o);
-  const auto el = test::compare(gpu.lse, cpu.lse);
-  const double o_tol = (pb.dtype == AttnDType::kBF16 ? 0.012 : 0.004) * std::max(1.0, eo.max_ref);
-  INFO("O max abs err " << eo.max_abs << " mean " << eo.mean_abs << "; LSE max abs err " << el.max_abs);
-  CHECK(eo.finite);
-  CHECK(el.finite);
-  CHECK(eo.max_abs <= o_tol);
-  CHECK(el.max_abs <= 1e-3 * std::max(1.0, el.max_ref));
+  const GpuResult gpu = run_gpu(pb, index, dense_lse, true);
+  for (bool probe : {true, false}) {
+    const GpuResult run = probe ? gpu : run_gpu(pb, index, dense_lse, false);
+    const auto eo = test::compare(run.o, cpu.o);
+    const auto el = test::compare(run.lse, cpu.lse);
+    const double o_tol = (pb.dtype == AttnDType::kBF16 ? 0.012 : 0.004) * std::max(1.0, eo.max_ref);
+    INFO((probe ? "probe run" : "plain run") << ": O max abs err " << eo.max_abs << " mean " << eo.mean_abs
+                                            << "; LSE max abs err " << el.max_abs);
+    CHECK(eo.finite);
+    CHECK(el.finite);
+    CHECK(eo.max_abs <= o_tol);
+    CHECK(el.max_abs <= 1e-3 * std::max(1.0, el.max_ref));
+  }
   for (int64_t h = 0; h < pb.dims.n_heads; ++h) {
     INFO("head " << h << " recall gpu " << gpu.recall[h] << " cpu " << cpu.probe.recall[h]);
     CHECK(std::fabs(gpu.recall[h] - cpu.probe.recall[h]) <= 1e-3);
@@ -177,10 +186,12 @@ TEST_CASE("sparse kernel: heads with mixed patterns, GQA 32/8, an empty slot", "
     index.col_offsets = {0, 0, 0};
     check_sparse(pb, index);
     std::vector<float> dense_lse(100, 0.f);
-    const GpuResult gpu = run_gpu(pb, index, dense_lse);
-    CHECK(std::isinf(gpu.lse[70]));
-    CHECK(gpu.lse[70] < 0);
-    CHECK(gpu.o[70 * 64 + 5] == 0.f);
+    for (bool probe : {true, false}) {
+      const GpuResult gpu = run_gpu(pb, index, dense_lse, probe);
+      CHECK(std::isinf(gpu.lse[70]));
+      CHECK(gpu.lse[70] < 0);
+      CHECK(gpu.o[70 * 64 + 5] == 0.f);
+    }
   }
 }
 
