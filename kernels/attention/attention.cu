@@ -1,8 +1,12 @@
 // Launchers of the attention kernel (kernels/attention/flash_forward.cuh): argument checks,
 // dispatch over dtype x head_dim x {dense fast path, index-driven, index-driven + probe}.
+#include <cuda.h>
+#include <cudaTypedefs.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 #include "common/cuda_check.h"
 #include "common/error.h"
@@ -80,25 +84,75 @@ void dispatch(const AttentionParams& p, const FlashArgs& a, cudaStream_t stream)
   }
 }
 
-template <typename T, int D, bool kShared>
+// A 2-D bulk-copy map over K or V seen as [n_tokens rows][n_kv_heads * head_dim columns] (row
+// stride in elements), read in boxes of 64 columns (128 bytes, the swizzle width) x box_rows keys,
+// with the 128-byte swizzle the kernel's shared-memory tiles use. Rows past n_tokens read as 0.
+CUtensorMap make_kv_map(const void* base, bool bf16, int64_t n_tokens, int64_t width, int64_t row_stride,
+                        int box_rows) {
+  static PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    HC_CHECK_CUDA(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found));
+    if (fn == nullptr || found != cudaDriverEntryPointSuccess)
+      throw DeviceError("cuTensorMapEncodeTiled is not available from the CUDA driver");
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
+  }();
+  if (reinterpret_cast<uintptr_t>(base) % 16 != 0)
+    throw InputError("attention", "k and v must be 16-byte aligned device pointers");
+  CUtensorMap map{};
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(width), static_cast<cuuint64_t>(n_tokens)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(row_stride) * 2};
+  const cuuint32_t box[2] = {64, static_cast<cuuint32_t>(box_rows)};
+  const cuuint32_t element_strides[2] = {1, 1};
+  const CUresult r = encode(&map, bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2,
+                            const_cast<void*>(base), dims, strides, box, element_strides,
+                            CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                            CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS)
+    throw DeviceError("cuTensorMapEncodeTiled failed with CUresult " + std::to_string(static_cast<int>(r)));
+  return map;
+}
+
+template <typename T, int D, bool kShared, int kStages>
 void launch_hopper(const FlashArgs& a, long long ctas, cudaStream_t stream) {
-  auto kernel = detail::hopper_forward_kernel<T, D, kShared>;
-  constexpr int smem = detail::HopperTraits<D, kShared>::kSmemBytes;
+  using Traits = detail::HopperTraits<D, kShared, kStages>;
+  auto kernel = detail::hopper_forward_kernel<T, D, kShared, kStages>;
+  constexpr int smem = Traits::kSmemBytes;
   HC_CHECK_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   if (ctas > 0x7fffffffLL) throw InputError("attention", "too many (row tile, head) pairs");
-  kernel<<<static_cast<unsigned>(ctas), detail::HopperTraits<D, kShared>::kThreads, smem, stream>>>(a);
+  constexpr bool kBF16 = std::is_same<T, __nv_bfloat16>::value;
+  const int64_t width = static_cast<int64_t>(a.n_heads / a.group) * D;
+  const CUtensorMap k_map = make_kv_map(a.k, kBF16, a.n_tokens, width, a.k_stride, Traits::kN);
+  const CUtensorMap v_map = make_kv_map(a.v, kBF16, a.n_tokens, width, a.v_stride, Traits::kN);
+  kernel<<<static_cast<unsigned>(ctas), Traits::kThreads, smem, stream>>>(a, k_map, v_map);
   HC_CHECK_LAUNCH();
+}
+
+template <typename T, int D, bool kShared>
+void launch_hopper_pipeline(const FlashArgs& a, long long ctas, cudaStream_t stream) {
+  // Shared-memory stages of the K/V ring. Measured on H100 (headcal bench dense, bf16, TMA
+  // loads): 3 stages 0.233 / 3.181 / 1.022 / 16.46 ms vs 2 stages 0.234 / 3.208 / 1.037 / 16.38
+  // (8K and 32K, d = 64 and 128): within noise, 3 kept for longer-latency (gathered) tiles.
+  // HEADCAL_HOPPER_STAGES=2 selects 2 (tuning knob). Issuing the next tile's QK^T before this
+  // tile's softmax (FlashAttention-3's intra-warpgroup overlap) was tried and lost 15-35%: two
+  // score buffers spill at d = 128 (1.625 vs 1.022 ms at 8K).
+  static const bool two_stages = [] {
+    const char* env = std::getenv("HEADCAL_HOPPER_STAGES");
+    return env != nullptr && std::string(env) == "2";
+  }();
+  if (two_stages) launch_hopper<T, D, kShared, 2>(a, ctas, stream);
+  else launch_hopper<T, D, kShared, 3>(a, ctas, stream);
 }
 
 template <bool kShared>
 void dispatch_hopper(const AttentionParams& p, const FlashArgs& a, long long ctas, cudaStream_t stream) {
   const bool bf16 = p.dtype == AttnDType::kBF16;
   if (p.head_dim == 64) {
-    if (bf16) launch_hopper<__nv_bfloat16, 64, kShared>(a, ctas, stream);
-    else launch_hopper<__half, 64, kShared>(a, ctas, stream);
+    if (bf16) launch_hopper_pipeline<__nv_bfloat16, 64, kShared>(a, ctas, stream);
+    else launch_hopper_pipeline<__half, 64, kShared>(a, ctas, stream);
   } else {
-    if (bf16) launch_hopper<__nv_bfloat16, 128, kShared>(a, ctas, stream);
-    else launch_hopper<__half, 128, kShared>(a, ctas, stream);
+    if (bf16) launch_hopper_pipeline<__nv_bfloat16, 128, kShared>(a, ctas, stream);
+    else launch_hopper_pipeline<__half, 128, kShared>(a, ctas, stream);
   }
 }
 

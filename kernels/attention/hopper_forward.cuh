@@ -22,6 +22,7 @@
 //
 // Shared-memory tiles are [rows][head_dim] in 64-column panels of [rows][128 bytes], 16-byte
 // chunk c of row r at chunk c ^ (r & 7): the 128-byte swizzle wgmma's descriptors describe.
+#include <cuda.h>  // CUtensorMap
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -52,6 +53,18 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
       "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
       "@!done bra WAIT_LOOP;\n}\n" ::"r"(bar),
       "r"(parity)
+      : "memory");
+}
+// The next phase of `bar` also waits for `bytes` from the bulk copy engine.
+__device__ __forceinline__ void mbar_expect_bytes(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+// Bulk tensor copy of one box (x = column, y = row of the 2-D map) into shared memory; rows past
+// the map's end arrive as zeros. Completion is counted on `bar`.
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map, int x, int y, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(bar)
       : "memory");
 }
 // Orders this thread's (generic-proxy) shared-memory writes before later tensor-core reads.
@@ -94,7 +107,7 @@ __device__ __forceinline__ uint32_t panel_offset(int r, int c) {
 
 // ---- Compile-time layout -----------------------------------------------------------------------
 
-template <int D, bool kShared>
+template <int D, bool kShared, int kStageCount>
 struct HopperTraits {
   static constexpr int kConsumers = 2;
   static constexpr int kThreads = 128 * (1 + kConsumers);
@@ -104,7 +117,7 @@ struct HopperTraits {
   static constexpr int kStreams = kShared ? 1 : kConsumers;
   static constexpr int kStreamThreads = 128 / kStreams;   // loader threads per stream
   static constexpr int kConsumersPerStream = kConsumers / kStreams;
-  static constexpr int kStages = 2;
+  static constexpr int kStages = kStageCount;
   static constexpr int kQBytes = 64 * D * 2;    // one consumer's Q tile [64][D]
   static constexpr int kTileBytes = kN * D * 2;  // one K (or V) tile [kN][D]
   static constexpr int kQOff = 0;
@@ -117,9 +130,11 @@ struct HopperTraits {
   static_assert(kKOff % 1024 == 0 && kVOff % 1024 == 0, "swizzle atoms need 1024-byte alignment");
 };
 
-template <typename T, int D, bool kShared>
-__global__ void __launch_bounds__(384, 1) hopper_forward_kernel(const FlashArgs a) {
-  using Tr = HopperTraits<D, kShared>;
+template <typename T, int D, bool kShared, int kStageCount>
+__global__ void __launch_bounds__(384, 1)
+    hopper_forward_kernel(const FlashArgs a, const __grid_constant__ CUtensorMap k_map,
+                          const __grid_constant__ CUtensorMap v_map) {
+  using Tr = HopperTraits<D, kShared, kStageCount>;
   using Mma = MmaOp<T>;
   constexpr int kN = Tr::kN;
   constexpr int kStages = Tr::kStages;
@@ -232,24 +247,35 @@ __global__ void __launch_bounds__(384, 1) hopper_forward_kernel(const FlashArgs 
         int* keys = s_keys + (stream * kStages + stage) * kN;
         for (int r = lt; r < kN; r += Tr::kStreamThreads) keys[r] = r < t.count ? __ldg(a.cols + t.start + r) : -1;
       }
-      if (t.kind != 0) {
-        const uint32_t k_dst = smem_base + Tr::kKOff + (stream * kStages + stage) * Tr::kTileBytes;
-        const uint32_t v_dst = smem_base + Tr::kVOff + (stream * kStages + stage) * Tr::kTileBytes;
-        // Each thread copies one 16-byte column chunk of every kRowsPerPass-th row.
+      const uint32_t k_dst = smem_base + Tr::kKOff + (stream * kStages + stage) * Tr::kTileBytes;
+      const uint32_t v_dst = smem_base + Tr::kVOff + (stream * kStages + stage) * Tr::kTileBytes;
+      if (t.kind == 1) {
+        // Consecutive keys: one bulk tensor copy per 64-column panel of K and of V. Keys of the
+        // box past the tile's count are real (finite) rows the consumers mask; past N, zeros.
+        if (lt == 0) {
+          mbar_expect_bytes(full_bar(stream, stage), 2 * Tr::kTileBytes);
+#pragma unroll
+          for (int p = 0; p < D / 64; ++p) {
+            tma_load_2d(k_dst + p * kN * 128, &k_map, kv_head * D + 64 * p, t.start, full_bar(stream, stage));
+            tma_load_2d(v_dst + p * kN * 128, &v_map, kv_head * D + 64 * p, t.start, full_bar(stream, stage));
+          }
+        }
+      } else if (t.kind == 2) {
+        // Gathered columns (no TMA gather on sm_90): 16-byte cp.async per thread, each thread one
+        // column chunk of every kRowsPerPass-th key; keys past the count are zero-filled.
         constexpr int kRowsPerPass = Tr::kStreamThreads / kChunks;
         const int c = lt % kChunks, r_first = lt / kChunks;
 #pragma unroll 4
         for (int i = 0; i < kN / kRowsPerPass; ++i) {
           const int r = r_first + i * kRowsPerPass;
           const bool valid = r < t.count;
-          int key = 0;
-          if (valid) key = t.kind == 1 ? t.start + r : __ldg(a.cols + t.start + r);
+          const int key = valid ? __ldg(a.cols + t.start + r) : 0;
           const uint32_t off = panel_offset<kN>(r, c);
           cp_async_16(k_dst + off, k_base + static_cast<int64_t>(key) * a.k_stride + c * 8, valid);
           cp_async_16(v_dst + off, v_base + static_cast<int64_t>(key) * a.v_stride + c * 8, valid);
         }
+        mbar_arrive_on_cp_async(full_bar(stream, stage));
       }
-      mbar_arrive_on_cp_async(full_bar(stream, stage));
       mbar_arrive(full_bar(stream, stage));  // releases the meta/keys writes above
       if (++stage == kStages) {
         stage = 0;
@@ -304,120 +330,138 @@ __global__ void __launch_bounds__(384, 1) hopper_forward_kernel(const FlashArgs 
   float m_run[2] = {kNegInf, kNegInf}, l_run[2] = {0.f, 0.f};
   const int row_a = warp_row0 + g, row_b = warp_row0 + g + 8;  // this thread's two rows
 
+  // One key tile as the loader described it, plus whether this warpgroup computes it (shared
+  // mode: the first warpgroup skips the part of the last tile above its rows).
+  struct Tile {
+    int kind, start, count, first, last, stage;
+    bool work;
+  };
   int stage = 0;
   uint32_t phase = 0;
-  for (;;) {
+  auto next_tile = [&]() {
     mbar_wait(full_bar(stream, stage), phase);
     fence_proxy_async();
     const int* meta = s_meta + (stream * kStages + stage) * 8;
-    const int kind = meta[0], start = meta[1], count = meta[2], first = meta[3], last = meta[4];
-    if (kind == 0) break;
-    const int* keys = s_keys + (stream * kStages + stage) * kN;
-    const uint32_t k_smem = smem_base + Tr::kKOff + (stream * kStages + stage) * Tr::kTileBytes;
-    const uint32_t v_smem = smem_base + Tr::kVOff + (stream * kStages + stage) * Tr::kTileBytes;
-
-    // Shared mode: the first warpgroup skips the part of the last tile above its rows.
-    if (!kShared || first <= rc0 + 63) {
-      // S = Q K^T  [64 rows x kN keys]
-      float s[kN / 8][4];
-      wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const uint32_t koff = (kk & 3) * 32;  // 16 columns = 32 bytes along the panel
-        const uint64_t qd = smem_desc(q_smem + (kk >> 2) * (64 * 128) + koff, 16);
-        const uint64_t kd = smem_desc(k_smem + (kk >> 2) * (kN * 128) + koff, 16);
-        Wgmma<T, kN>::ss(s, qd, kd, kk > 0 ? 1 : 0);
-      }
-      wgmma_commit();
-      wgmma_wait_all();
-      fence_accumulators<kN / 8>(s);
-
-      // Masks: keys past the tile's valid count, after the row (causality), outside the band.
-      const bool band_mask =
-          band_local > 0 && last >= band_sink && warp_row0 + 15 - first >= band_local;
-      if (count < kN || last > warp_row0 || band_mask) {
-#pragma unroll
-        for (int nb = 0; nb < kN / 8; ++nb) {
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int col = nb * 8 + 2 * t4 + (e & 1);
-            const int row = (e >> 1) ? row_b : row_a;
-            int key;
-            bool ok;
-            if (kind == 1) {
-              key = start + col;
-              ok = col < count;
-            } else {
-              key = keys[col];
-              ok = key >= 0;
-            }
-            if (!ok || key > row) s[nb][e] = kNegInf;
-            if (band_mask && key >= band_sink && row - key >= band_local) s[nb][e] = kNegInf;
-          }
-        }
-      }
-
-      // Online softmax (base 2), as flash_forward.cuh.
-      float mx[2] = {m_run[0], m_run[1]};
-#pragma unroll
-      for (int nb = 0; nb < kN / 8; ++nb) {
-        mx[0] = fmaxf(mx[0], fmaxf(s[nb][0], s[nb][1]));
-        mx[1] = fmaxf(mx[1], fmaxf(s[nb][2], s[nb][3]));
-      }
-      float ref[2], alpha[2];
-#pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
-        mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
-        ref[i] = mx[i] == kNegInf ? 0.f : mx[i] * sl2;
-        alpha[i] = mx[i] == m_run[i] ? 1.f : exp2f(m_run[i] * sl2 - ref[i]);
-        m_run[i] = mx[i];
-      }
-      float row_sum[2] = {0.f, 0.f};
-#pragma unroll
-      for (int nb = 0; nb < kN / 8; ++nb) {
-        s[nb][0] = exp2f(fmaf(s[nb][0], sl2, -ref[0]));
-        s[nb][1] = exp2f(fmaf(s[nb][1], sl2, -ref[0]));
-        s[nb][2] = exp2f(fmaf(s[nb][2], sl2, -ref[1]));
-        s[nb][3] = exp2f(fmaf(s[nb][3], sl2, -ref[1]));
-        row_sum[0] += s[nb][0] + s[nb][1];
-        row_sum[1] += s[nb][2] + s[nb][3];
-      }
-      l_run[0] = l_run[0] * alpha[0] + row_sum[0];
-      l_run[1] = l_run[1] * alpha[1] + row_sum[1];
-#pragma unroll
-      for (int db = 0; db < D / 8; ++db) {
-        o_acc[db][0] *= alpha[0];
-        o_acc[db][1] *= alpha[0];
-        o_acc[db][2] *= alpha[1];
-        o_acc[db][3] *= alpha[1];
-      }
-
-      // O += P V: the S accumulators of two 8-key blocks form one 16-key A fragment.
-      uint32_t p[kN / 16][4];
-#pragma unroll
-      for (int kk = 0; kk < kN / 16; ++kk) {
-        p[kk][0] = Mma::pack(s[2 * kk][0], s[2 * kk][1]);
-        p[kk][1] = Mma::pack(s[2 * kk][2], s[2 * kk][3]);
-        p[kk][2] = Mma::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-        p[kk][3] = Mma::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-      }
-      fence_accumulators<D / 8>(o_acc);
-      wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < kN / 16; ++kk) {
-        const uint64_t vd = smem_desc(v_smem + kk * 16 * 128, kN * 128);
-        Wgmma<T, D>::rs(o_acc, p[kk], vd, 1);
-      }
-      wgmma_commit();
-      wgmma_wait_all();
-      fence_accumulators<D / 8>(o_acc);
-    }
-    mbar_arrive(empty_bar(stream, stage));
+    Tile t{meta[0], meta[1], meta[2], meta[3], meta[4], stage, false};
+    t.work = t.kind != 0 && (!kShared || t.first <= rc0 + 63);
     if (++stage == kStages) {
       stage = 0;
       phase ^= 1;
     }
+    return t;
+  };
+  auto release = [&](const Tile& t) { mbar_arrive(empty_bar(stream, t.stage)); };
+
+  // S = Q K^T  [64 rows x kN keys] (asynchronous until the next wgmma_wait_all).
+  auto issue_scores = [&](float (&s)[kN / 8][4], const Tile& t) {
+    const uint32_t k_smem = smem_base + Tr::kKOff + (stream * kStages + t.stage) * Tr::kTileBytes;
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const uint32_t koff = (kk & 3) * 32;  // 16 columns = 32 bytes along the panel
+      const uint64_t qd = smem_desc(q_smem + (kk >> 2) * (64 * 128) + koff, 16);
+      const uint64_t kd = smem_desc(k_smem + (kk >> 2) * (kN * 128) + koff, 16);
+      Wgmma<T, kN>::ss(s, qd, kd, kk > 0 ? 1 : 0);
+    }
+    wgmma_commit();
+  };
+
+  // Masks, online softmax and O += P V (asynchronous) of one tile whose scores are in s.
+  auto softmax_and_pv = [&](float (&s)[kN / 8][4], const Tile& t) {
+    // Masks: keys past the tile's valid count, after the row (causality), outside the band.
+    const bool band_mask = band_local > 0 && t.last >= band_sink && warp_row0 + 15 - t.first >= band_local;
+    if (t.count < kN || t.last > warp_row0 || band_mask) {
+      const int* keys = s_keys + (stream * kStages + t.stage) * kN;
+#pragma unroll
+      for (int nb = 0; nb < kN / 8; ++nb) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int col = nb * 8 + 2 * t4 + (e & 1);
+          const int row = (e >> 1) ? row_b : row_a;
+          int key;
+          bool ok;
+          if (t.kind == 1) {
+            key = t.start + col;
+            ok = col < t.count;
+          } else {
+            key = keys[col];
+            ok = key >= 0;
+          }
+          if (!ok || key > row) s[nb][e] = kNegInf;
+          if (band_mask && key >= band_sink && row - key >= band_local) s[nb][e] = kNegInf;
+        }
+      }
+    }
+
+    // Online softmax (base 2), as flash_forward.cuh.
+    float mx[2] = {m_run[0], m_run[1]};
+#pragma unroll
+    for (int nb = 0; nb < kN / 8; ++nb) {
+      mx[0] = fmaxf(mx[0], fmaxf(s[nb][0], s[nb][1]));
+      mx[1] = fmaxf(mx[1], fmaxf(s[nb][2], s[nb][3]));
+    }
+    float ref[2], alpha[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
+      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
+      ref[i] = mx[i] == kNegInf ? 0.f : mx[i] * sl2;
+      alpha[i] = mx[i] == m_run[i] ? 1.f : exp2f(m_run[i] * sl2 - ref[i]);
+      m_run[i] = mx[i];
+    }
+    float row_sum[2] = {0.f, 0.f};
+#pragma unroll
+    for (int nb = 0; nb < kN / 8; ++nb) {
+      s[nb][0] = exp2f(fmaf(s[nb][0], sl2, -ref[0]));
+      s[nb][1] = exp2f(fmaf(s[nb][1], sl2, -ref[0]));
+      s[nb][2] = exp2f(fmaf(s[nb][2], sl2, -ref[1]));
+      s[nb][3] = exp2f(fmaf(s[nb][3], sl2, -ref[1]));
+      row_sum[0] += s[nb][0] + s[nb][1];
+      row_sum[1] += s[nb][2] + s[nb][3];
+    }
+    l_run[0] = l_run[0] * alpha[0] + row_sum[0];
+    l_run[1] = l_run[1] * alpha[1] + row_sum[1];
+#pragma unroll
+    for (int db = 0; db < D / 8; ++db) {
+      o_acc[db][0] *= alpha[0];
+      o_acc[db][1] *= alpha[0];
+      o_acc[db][2] *= alpha[1];
+      o_acc[db][3] *= alpha[1];
+    }
+
+    // O += P V: the S accumulators of two 8-key blocks form one 16-key A fragment.
+    uint32_t p[kN / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < kN / 16; ++kk) {
+      p[kk][0] = Mma::pack(s[2 * kk][0], s[2 * kk][1]);
+      p[kk][1] = Mma::pack(s[2 * kk][2], s[2 * kk][3]);
+      p[kk][2] = Mma::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      p[kk][3] = Mma::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+    }
+    const uint32_t v_smem = smem_base + Tr::kVOff + (stream * kStages + t.stage) * Tr::kTileBytes;
+    fence_accumulators<D / 8>(o_acc);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kN / 16; ++kk) {
+      const uint64_t vd = smem_desc(v_smem + kk * 16 * 128, kN * 128);
+      Wgmma<T, D>::rs(o_acc, p[kk], vd, 1);
+    }
+    wgmma_commit();
+  };
+
+  for (;;) {
+    const Tile t = next_tile();
+    if (t.kind == 0) break;
+    if (t.work) {
+      float s[kN / 8][4];
+      issue_scores(s, t);
+      wgmma_wait_all();
+      fence_accumulators<kN / 8>(s);
+      softmax_and_pv(s, t);
+      wgmma_wait_all();
+      fence_accumulators<D / 8>(o_acc);
+    }
+    release(t);
   }
   if (!slot.valid) return;
 
