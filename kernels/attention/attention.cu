@@ -113,10 +113,10 @@ CUtensorMap make_kv_map(const void* base, bool bf16, int64_t n_tokens, int64_t w
   return map;
 }
 
-template <typename T, int D, bool kShared, int kStages>
+template <typename T, int D, bool kDense, int kStages>
 void launch_hopper(const FlashArgs& a, long long ctas, cudaStream_t stream) {
-  using Traits = detail::HopperTraits<D, kShared, kStages>;
-  auto kernel = detail::hopper_forward_kernel<T, D, kShared, kStages>;
+  using Traits = detail::HopperTraits<D, kDense, kStages>;
+  auto kernel = detail::hopper_forward_kernel<T, D, kDense, kStages>;
   constexpr int smem = Traits::kSmemBytes;
   HC_CHECK_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   if (ctas > 0x7fffffffLL) throw InputError("attention", "too many (row tile, head) pairs");
@@ -128,31 +128,34 @@ void launch_hopper(const FlashArgs& a, long long ctas, cudaStream_t stream) {
   HC_CHECK_LAUNCH();
 }
 
-template <typename T, int D, bool kShared>
+template <typename T, int D, bool kDense>
 void launch_hopper_pipeline(const FlashArgs& a, long long ctas, cudaStream_t stream) {
-  // Shared-memory stages of the K/V ring. Measured on H100 (headcal bench dense, bf16, TMA
-  // loads): 3 stages 0.233 / 3.181 / 1.022 / 16.46 ms vs 2 stages 0.234 / 3.208 / 1.037 / 16.38
-  // (8K and 32K, d = 64 and 128): within noise, 3 kept for longer-latency (gathered) tiles.
-  // HEADCAL_HOPPER_STAGES=2 selects 2 (tuning knob). Issuing the next tile's QK^T before this
-  // tile's softmax (FlashAttention-3's intra-warpgroup overlap) was tried and lost 15-35%: two
-  // score buffers spill at d = 128 (1.625 vs 1.022 ms at 8K).
-  static const bool two_stages = [] {
+  // Shared-memory stages of the K/V ring. Dense (128-key tiles): measured on H100 (headcal
+  // bench dense, bf16, TMA loads) 3 stages 0.233 / 3.181 / 1.022 / 16.46 ms vs 2 stages 0.234 /
+  // 3.208 / 1.037 / 16.38 (8K and 32K, d = 64 and 128): within noise. Index-driven (64-key tiles,
+  // some gathered by cp.async with a longer latency): as many as fit, 6 at d = 128, 8 at d = 64.
+  // HEADCAL_HOPPER_STAGES=few selects 2 (dense) / 3 (index-driven), a tuning knob. Issuing the
+  // next tile's QK^T before this tile's softmax (FlashAttention-3's intra-warpgroup overlap) was
+  // tried and lost 15-35%: two score buffers spill at d = 128 (1.625 vs 1.022 ms at 8K).
+  static const bool few = [] {
     const char* env = std::getenv("HEADCAL_HOPPER_STAGES");
-    return env != nullptr && std::string(env) == "2";
+    return env != nullptr && std::string(env) == "few";
   }();
-  if (two_stages) launch_hopper<T, D, kShared, 2>(a, ctas, stream);
-  else launch_hopper<T, D, kShared, 3>(a, ctas, stream);
+  constexpr int kMany = kDense ? 3 : (D == 128 ? 6 : 8);
+  constexpr int kFew = kDense ? 2 : 3;
+  if (few) launch_hopper<T, D, kDense, kFew>(a, ctas, stream);
+  else launch_hopper<T, D, kDense, kMany>(a, ctas, stream);
 }
 
-template <bool kShared>
+template <bool kDense>
 void dispatch_hopper(const AttentionParams& p, const FlashArgs& a, long long ctas, cudaStream_t stream) {
   const bool bf16 = p.dtype == AttnDType::kBF16;
   if (p.head_dim == 64) {
-    if (bf16) launch_hopper_pipeline<__nv_bfloat16, 64, kShared>(a, ctas, stream);
-    else launch_hopper_pipeline<__half, 64, kShared>(a, ctas, stream);
+    if (bf16) launch_hopper_pipeline<__nv_bfloat16, 64, kDense>(a, ctas, stream);
+    else launch_hopper_pipeline<__half, 64, kDense>(a, ctas, stream);
   } else {
-    if (bf16) launch_hopper_pipeline<__nv_bfloat16, 128, kShared>(a, ctas, stream);
-    else launch_hopper_pipeline<__half, 128, kShared>(a, ctas, stream);
+    if (bf16) launch_hopper_pipeline<__nv_bfloat16, 128, kDense>(a, ctas, stream);
+    else launch_hopper_pipeline<__half, 128, kDense>(a, ctas, stream);
   }
 }
 
@@ -228,9 +231,10 @@ void sparse_attention_forward(const AttentionParams& p, const SparseIndexView& i
                                                                          1.0 / p.n_tokens);
     HC_CHECK_LAUNCH();
   } else if (!use_mma_sync_kernel()) {
-    // Two (head, row block) slots per CTA.
-    const long long slots = static_cast<long long>(n_row_tiles) * p.n_heads;
-    dispatch_hopper<false>(p, a, (slots + 1) / 2, stream);
+    // One CTA per (head, pair of 64-row blocks).
+    FlashArgs paired = a;
+    paired.n_row_tiles = (p.n_tokens + 127) / 128;
+    dispatch_hopper<false>(p, paired, static_cast<long long>(paired.n_row_tiles) * p.n_heads, stream);
   } else {
     // 4 warps x 16 rows. HEADCAL_SPARSE_TILE=w2m2 (2 warps x 32 rows) was faster at d=64
     // (4.93 vs 5.12 ms, dense index, 32K) but spills at d=128 (60.5 vs 35.0 ms): tuning knob only.

@@ -12,13 +12,17 @@
 //   warpgroups 1 and 2, the consumers: 64 query rows each, S = Q K^T with wgmma (Q and K from
 //     shared memory), online softmax in registers, O += P V with wgmma (P from registers, V from
 //     shared memory). 224 registers each.
-// Two modes (kShared):
-//   shared (dense): the consumers own rows r0..r0+63 and r0+64..r0+127 of one head and read one
-//     key stream of 128-key tiles: each K/V tile is fetched once for 128 rows.
-//   split (index-driven): each consumer owns one (head, 64-row block) slot of the sparse index
-//     and the loader runs one stream of 64-key tiles per consumer (warps 0-1 and 2-3). Slots are
-//     ordered by row block, longest first, then head, so the two slots of a CTA are neighbouring
-//     heads of one row block (a GQA group's K/V then hit in L2).
+// A CTA owns 128 query rows of one head (the consumers: rows r0..r0+63 and r0+64..r0+127) and
+// the loader runs one key stream both consumers read, so each K/V tile is fetched once for up to
+// 128 rows (64-row streams of their own doubled the L2 traffic and ran at 73% of L2 bandwidth,
+// 35% slower; ncu on H100). Two modes (kDense):
+//   dense: one causal range per CTA in 128-key tiles.
+//   paired (index-driven): the two 64-row blocks' tile lists of the sparse index (64-key tiles)
+//     walked in merged key order; a tile both lists start at the same key (consecutive keys) is
+//     loaded once for both, any other tile for its own consumer only (the other skips it). Each
+//     consumer applies its own count, causality and band, so C(i) is exact per row.
+//   Longest row tiles first; the heads of one row tile are adjacent, so the heads of a GQA group
+//   read the same K/V at about the same time and share them in L2.
 //
 // Shared-memory tiles are [rows][head_dim] in 64-column panels of [rows][128 bytes], 16-byte
 // chunk c of row r at chunk c ^ (r & 7): the 128-byte swizzle wgmma's descriptors describe.
@@ -107,34 +111,38 @@ __device__ __forceinline__ uint32_t panel_offset(int r, int c) {
 
 // ---- Compile-time layout -----------------------------------------------------------------------
 
-template <int D, bool kShared, int kStageCount>
+template <int D, bool kDense, int kStageCount>
 struct HopperTraits {
   static constexpr int kConsumers = 2;
   static constexpr int kThreads = 128 * (1 + kConsumers);
-  // Key tile: 128 keys when both consumers share it (half the loads per FLOP of 64), 64 in
-  // split mode, the sparse index's block width.
-  static constexpr int kN = kShared ? 128 : 64;
-  static constexpr int kStreams = kShared ? 1 : kConsumers;
-  static constexpr int kStreamThreads = 128 / kStreams;   // loader threads per stream
-  static constexpr int kConsumersPerStream = kConsumers / kStreams;
+  // Key tile: 128 keys on the dense path, 64 (the sparse index's block width) when index-driven.
+  static constexpr int kN = kDense ? 128 : 64;
   static constexpr int kStages = kStageCount;
   static constexpr int kQBytes = 64 * D * 2;    // one consumer's Q tile [64][D]
   static constexpr int kTileBytes = kN * D * 2;  // one K (or V) tile [kN][D]
   static constexpr int kQOff = 0;
   static constexpr int kKOff = kQOff + kConsumers * kQBytes;
-  static constexpr int kVOff = kKOff + kStreams * kStages * kTileBytes;
-  static constexpr int kKeysOff = kVOff + kStreams * kStages * kTileBytes;  // int [streams][stages][kN]
-  static constexpr int kMetaOff = kKeysOff + kStreams * kStages * kN * 4;   // int [streams][stages][8]
-  static constexpr int kBarOff = kMetaOff + kStreams * kStages * 32;        // u64 full/empty [streams][stages]
-  static constexpr int kSmemBytes = kBarOff + 2 * kStreams * kStages * 8 + 1024;  // +1024: alignment
+  static constexpr int kVOff = kKOff + kStages * kTileBytes;
+  static constexpr int kKeysOff = kVOff + kStages * kTileBytes;  // int [stages][kN]
+  static constexpr int kMetaOff = kKeysOff + kStages * kN * 4;   // int [stages][8]
+  static constexpr int kBarOff = kMetaOff + kStages * 32;        // u64 full[stages], empty[stages]
+  static constexpr int kSmemBytes = kBarOff + 2 * kStages * 8 + 1024;  // +1024: alignment
   static_assert(kKOff % 1024 == 0 && kVOff % 1024 == 0, "swizzle atoms need 1024-byte alignment");
+  static_assert(kSmemBytes <= 227 * 1024, "more shared memory than an H100 block can have");
 };
 
-template <typename T, int D, bool kShared, int kStageCount>
+// Stage metadata, written by the loader: what the tile holds and, per consumer, its valid count
+// and last key (or count 0: not for that consumer).
+struct StageMeta {
+  int kind, start, first, load_count;
+  int count[2], last[2];
+};
+
+template <typename T, int D, bool kDense, int kStageCount>
 __global__ void __launch_bounds__(384, 1)
     hopper_forward_kernel(const FlashArgs a, const __grid_constant__ CUtensorMap k_map,
                           const __grid_constant__ CUtensorMap v_map) {
-  using Tr = HopperTraits<D, kShared, kStageCount>;
+  using Tr = HopperTraits<D, kDense, kStageCount>;
   using Mma = MmaOp<T>;
   constexpr int kN = Tr::kN;
   constexpr int kStages = Tr::kStages;
@@ -144,144 +152,161 @@ __global__ void __launch_bounds__(384, 1)
   extern __shared__ unsigned char smem_raw[];
   unsigned char* smem = reinterpret_cast<unsigned char*>(
       (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
-  int* s_keys = reinterpret_cast<int*>(smem + Tr::kKeysOff);  // [streams][stages][kN]
-  int* s_meta = reinterpret_cast<int*>(smem + Tr::kMetaOff);  // [streams][stages][8]
+  int* s_keys = reinterpret_cast<int*>(smem + Tr::kKeysOff);                // [stages][kN]
+  StageMeta* s_meta = reinterpret_cast<StageMeta*>(smem + Tr::kMetaOff);    // [stages]
   const uint32_t smem_base = smem_addr(smem);
-  auto full_bar = [&](int stream, int stage) { return smem_base + Tr::kBarOff + (stream * kStages + stage) * 8; };
-  auto empty_bar = [&](int stream, int stage) {
-    return smem_base + Tr::kBarOff + (Tr::kStreams * kStages + stream * kStages + stage) * 8;
-  };
+  auto full_bar = [&](int stage) { return smem_base + Tr::kBarOff + stage * 8; };
+  auto empty_bar = [&](int stage) { return smem_base + Tr::kBarOff + (kStages + stage) * 8; };
 
   const int tid = threadIdx.x;
   const int warpgroup = tid / 128;
   const int N = a.n_tokens;
 
   if (tid == 0) {
-    for (int s = 0; s < Tr::kStreams; ++s)
-      for (int st = 0; st < kStages; ++st) {
-        mbar_init(full_bar(s, st), Tr::kStreamThreads);
-        mbar_init(empty_bar(s, st), 128 * Tr::kConsumersPerStream);
-      }
+    for (int st = 0; st < kStages; ++st) {
+      mbar_init(full_bar(st), 128);       // every loader thread arrives
+      mbar_init(empty_bar(st), 2 * 128);  // every consumer thread arrives
+    }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
 
-  // The (head, first row) a consumer owns; valid = false for the spare slot of an odd count.
-  struct Slot {
-    int head, row0, row_block;
-    bool valid;
-  };
-  auto slot_of = [&](int consumer) {
-    Slot s;
-    if constexpr (kShared) {
-      const int item = blockIdx.x;
-      s.head = item % a.n_heads;
-      const int row_tile = a.n_row_tiles - 1 - item / a.n_heads;  // 128-row tiles, longest first
-      s.row0 = row_tile * 128 + 64 * consumer;
-      s.row_block = -1;
-      s.valid = true;
-    } else {
-      const long long seq = 2LL * blockIdx.x + consumer;
-      s.valid = seq < static_cast<long long>(a.n_heads) * a.n_row_tiles;
-      s.head = s.valid ? static_cast<int>(seq % a.n_heads) : 0;
-      s.row_block = s.valid ? a.n_row_tiles - 1 - static_cast<int>(seq / a.n_heads) : 0;
-      s.row0 = s.row_block * 64;
-    }
-    return s;
-  };
+  // 128-row tiles, longest first; n_row_tiles counts 128-row tiles here.
+  const int head = blockIdx.x % a.n_heads;
+  const int row_tile = a.n_row_tiles - 1 - static_cast<int>(blockIdx.x / a.n_heads);
+  const int r0 = row_tile * 128;
+  const int n_row_blocks = (N + 63) / 64;
 
   if (warpgroup == 0) {
     // ------------------------------------------------------------------ loader
     asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n");
-    const int stream = kShared ? 0 : tid / Tr::kStreamThreads;
-    const int lt = tid % Tr::kStreamThreads;  // thread index within the stream
-    const Slot slot = slot_of(stream);
-    const int kv_head = slot.head / a.group;
+    const int lt = tid;
+    const int kv_head = head / a.group;
     const T* k_base = static_cast<const T*>(a.k) + static_cast<int64_t>(kv_head) * D;
     const T* v_base = static_cast<const T*>(a.v) + static_cast<int64_t>(kv_head) * D;
 
-    TileCursorT<kN> cursor;
-    cursor.cols = a.cols;
-    int r0, r1, band_sink = 0, band_local = 0;
-    if constexpr (kShared) {
-      r0 = slot.row0;
-      r1 = min(N, r0 + 128) - 1;
-      cursor.range_begin = cursor.range_end = nullptr;
-      cursor.range_i = 0;
-      cursor.range_stop = 1;
-      cursor.pos = 0;
-      cursor.cur_end = r1 + 1;
-      cursor.col_i = cursor.col_stop = 0;
-    } else {
-      r0 = slot.row0;
-      r1 = min(N, r0 + 64) - 1;
-      cursor.range_begin = a.range_begin;
-      cursor.range_end = a.range_end;
-      cursor.range_i = cursor.range_stop = cursor.col_i = cursor.col_stop = 0;
-      if (slot.valid) {
-        const int s = slot.head * a.n_row_tiles + slot.row_block;
-        cursor.range_i = __ldg(a.range_offsets + s);
-        cursor.range_stop = __ldg(a.range_offsets + s + 1);
-        cursor.skip_empty_ranges();
-        cursor.col_i = __ldg(a.col_offsets + s);
-        cursor.col_stop = __ldg(a.col_offsets + s + 1);
-        if (a.band_local != nullptr) band_local = __ldg(a.band_local + slot.head);
-        if (a.band_sink != nullptr && band_local > 0) band_sink = __ldg(a.band_sink + slot.head);
-      }
-    }
-
     int stage = 0;
     uint32_t phase = 0;
-    for (;;) {
-      const KeyTile t = cursor.next(r0, r1, band_sink, band_local);
-      mbar_wait(empty_bar(stream, stage), phase ^ 1);
-      int* meta = s_meta + (stream * kStages + stage) * 8;
-      if (lt == 0) {
-        meta[0] = t.kind;
-        meta[1] = t.start;
-        meta[2] = t.count;
-        meta[3] = t.first;
-        meta[4] = t.last;
+    // Loads one tile into the next stage for the consumers in `meta` (count 0: not theirs).
+    auto emit = [&](const StageMeta& m) {
+      mbar_wait(empty_bar(stage), phase ^ 1);
+      if (lt == 0) s_meta[stage] = m;
+      if (m.kind == 2) {
+        int* keys = s_keys + stage * kN;
+        for (int r = lt; r < kN; r += 128) keys[r] = r < m.load_count ? __ldg(a.cols + m.start + r) : -1;
       }
-      if (t.kind == 2) {
-        int* keys = s_keys + (stream * kStages + stage) * kN;
-        for (int r = lt; r < kN; r += Tr::kStreamThreads) keys[r] = r < t.count ? __ldg(a.cols + t.start + r) : -1;
-      }
-      const uint32_t k_dst = smem_base + Tr::kKOff + (stream * kStages + stage) * Tr::kTileBytes;
-      const uint32_t v_dst = smem_base + Tr::kVOff + (stream * kStages + stage) * Tr::kTileBytes;
-      if (t.kind == 1) {
+      const uint32_t k_dst = smem_base + Tr::kKOff + stage * Tr::kTileBytes;
+      const uint32_t v_dst = smem_base + Tr::kVOff + stage * Tr::kTileBytes;
+      if (m.kind == 1) {
         // Consecutive keys: one bulk tensor copy per 64-column panel of K and of V. Keys of the
-        // box past the tile's count are real (finite) rows the consumers mask; past N, zeros.
+        // box past a consumer's count are real (finite) rows it masks; past N, zeros.
         if (lt == 0) {
-          mbar_expect_bytes(full_bar(stream, stage), 2 * Tr::kTileBytes);
+          mbar_expect_bytes(full_bar(stage), 2 * Tr::kTileBytes);
 #pragma unroll
           for (int p = 0; p < D / 64; ++p) {
-            tma_load_2d(k_dst + p * kN * 128, &k_map, kv_head * D + 64 * p, t.start, full_bar(stream, stage));
-            tma_load_2d(v_dst + p * kN * 128, &v_map, kv_head * D + 64 * p, t.start, full_bar(stream, stage));
+            tma_load_2d(k_dst + p * kN * 128, &k_map, kv_head * D + 64 * p, m.start, full_bar(stage));
+            tma_load_2d(v_dst + p * kN * 128, &v_map, kv_head * D + 64 * p, m.start, full_bar(stage));
           }
         }
-      } else if (t.kind == 2) {
+      } else if (m.kind == 2) {
         // Gathered columns (no TMA gather on sm_90): 16-byte cp.async per thread, each thread one
-        // column chunk of every kRowsPerPass-th key; keys past the count are zero-filled.
-        constexpr int kRowsPerPass = Tr::kStreamThreads / kChunks;
+        // column chunk of every kRowsPerPass-th key; keys past the count are zero-filled (a stale
+        // V row times P = 0 could be NaN).
+        constexpr int kRowsPerPass = 128 / kChunks;
         const int c = lt % kChunks, r_first = lt / kChunks;
 #pragma unroll 4
         for (int i = 0; i < kN / kRowsPerPass; ++i) {
           const int r = r_first + i * kRowsPerPass;
-          const bool valid = r < t.count;
-          const int key = valid ? __ldg(a.cols + t.start + r) : 0;
+          const bool valid = r < m.load_count;
+          const int key = valid ? __ldg(a.cols + m.start + r) : 0;
           const uint32_t off = panel_offset<kN>(r, c);
           cp_async_16(k_dst + off, k_base + static_cast<int64_t>(key) * a.k_stride + c * 8, valid);
           cp_async_16(v_dst + off, v_base + static_cast<int64_t>(key) * a.v_stride + c * 8, valid);
         }
-        mbar_arrive_on_cp_async(full_bar(stream, stage));
+        mbar_arrive_on_cp_async(full_bar(stage));
       }
-      mbar_arrive(full_bar(stream, stage));  // releases the meta/keys writes above
+      mbar_arrive(full_bar(stage));  // releases the meta/keys writes above
       if (++stage == kStages) {
         stage = 0;
         phase ^= 1;
       }
-      if (t.kind == 0) break;
+    };
+    auto tile_meta = [](const KeyTile& t, bool for0, bool for1) {
+      StageMeta m;
+      m.kind = t.kind;
+      m.start = t.start;
+      m.first = t.first;
+      m.load_count = t.count;
+      m.count[0] = for0 ? t.count : 0;
+      m.count[1] = for1 ? t.count : 0;
+      m.last[0] = m.last[1] = t.last;
+      return m;
+    };
+
+    if constexpr (kDense) {
+      TileCursorT<kN> cursor;
+      cursor.range_begin = cursor.range_end = cursor.cols = nullptr;
+      cursor.range_i = 0;
+      cursor.range_stop = 1;
+      cursor.pos = 0;
+      cursor.cur_end = min(N, r0 + 128);
+      cursor.col_i = cursor.col_stop = 0;
+      for (;;) {
+        const KeyTile t = cursor.next_any();
+        emit(tile_meta(t, true, true));
+        if (t.kind == 0) break;
+      }
+    } else {
+      // One cursor per 64-row block; a block past N has an empty list.
+      TileCursorT<kN> cur[2];
+      int rb0[2], rb1[2];
+      int band_sink = 0, band_local = 0;
+      if (a.band_local != nullptr) band_local = __ldg(a.band_local + head);
+      if (a.band_sink != nullptr && band_local > 0) band_sink = __ldg(a.band_sink + head);
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const int rb = 2 * row_tile + c;
+        rb0[c] = rb * 64;
+        rb1[c] = min(N, rb0[c] + 64) - 1;
+        cur[c].range_begin = a.range_begin;
+        cur[c].range_end = a.range_end;
+        cur[c].cols = a.cols;
+        cur[c].range_i = cur[c].range_stop = cur[c].col_i = cur[c].col_stop = 0;
+        if (rb < n_row_blocks) {
+          const int slot = head * n_row_blocks + rb;
+          cur[c].range_i = __ldg(a.range_offsets + slot);
+          cur[c].range_stop = __ldg(a.range_offsets + slot + 1);
+          cur[c].skip_empty_ranges();
+          cur[c].col_i = __ldg(a.col_offsets + slot);
+          cur[c].col_stop = __ldg(a.col_offsets + slot + 1);
+        }
+      }
+      KeyTile t0 = cur[0].next(rb0[0], rb1[0], band_sink, band_local);
+      KeyTile t1 = cur[1].next(rb0[1], rb1[1], band_sink, band_local);
+      // Merge by first key; consecutive-key tiles starting at the same key are loaded once.
+      while (t0.kind != 0 || t1.kind != 0) {
+        if (t0.kind == 1 && t1.kind == 1 && t0.start == t1.start) {
+          StageMeta m = tile_meta(t0.count >= t1.count ? t0 : t1, true, true);
+          m.count[0] = t0.count;
+          m.count[1] = t1.count;
+          m.last[0] = t0.last;
+          m.last[1] = t1.last;
+          emit(m);
+          t0 = cur[0].next(rb0[0], rb1[0], band_sink, band_local);
+          t1 = cur[1].next(rb0[1], rb1[1], band_sink, band_local);
+        } else if (t1.kind == 0 || (t0.kind != 0 && t0.first <= t1.first)) {
+          emit(tile_meta(t0, true, false));
+          t0 = cur[0].next(rb0[0], rb1[0], band_sink, band_local);
+        } else {
+          emit(tile_meta(t1, false, true));
+          t1 = cur[1].next(rb0[1], rb1[1], band_sink, band_local);
+        }
+      }
+      KeyTile none;
+      none.kind = 0;
+      none.start = none.count = none.first = 0;
+      none.last = -1;
+      emit(tile_meta(none, true, true));
     }
     asm volatile("cp.async.wait_all;\n" ::: "memory");
     return;
@@ -293,21 +318,19 @@ __global__ void __launch_bounds__(384, 1)
   const int ct = tid - 128 * warpgroup;  // thread within the warpgroup
   const int warp = ct >> 5, lane = ct & 31;
   const int g = lane >> 2, t4 = lane & 3;
-  const int stream = kShared ? 0 : consumer;
-  const Slot slot = slot_of(consumer);
-  const int rc0 = slot.row0;  // this warpgroup's first row
-  const int head = slot.head;
+  const int rc0 = r0 + 64 * consumer;  // this warpgroup's first row
   const int warp_row0 = rc0 + 16 * warp;
+  const bool has_rows = rc0 < N;
 
   int band_sink = 0, band_local = 0;
-  if constexpr (!kShared) {
-    if (slot.valid && a.band_local != nullptr) band_local = __ldg(a.band_local + head);
-    if (slot.valid && a.band_sink != nullptr && band_local > 0) band_sink = __ldg(a.band_sink + head);
+  if constexpr (!kDense) {
+    if (a.band_local != nullptr) band_local = __ldg(a.band_local + head);
+    if (a.band_sink != nullptr && band_local > 0) band_sink = __ldg(a.band_sink + head);
   }
 
   // Q tile [64][D] of this warpgroup; rows past N are zero.
   const uint32_t q_smem = smem_base + Tr::kQOff + consumer * Tr::kQBytes;
-  if (slot.valid) {
+  if (has_rows) {
     const T* q_base = static_cast<const T*>(a.q) + static_cast<int64_t>(head) * D;
 #pragma unroll
     for (int it = 0; it < 64 * kChunks / 128; ++it) {
@@ -339,22 +362,23 @@ __global__ void __launch_bounds__(384, 1)
   int stage = 0;
   uint32_t phase = 0;
   auto next_tile = [&]() {
-    mbar_wait(full_bar(stream, stage), phase);
-    fence_proxy_async();
-    const int* meta = s_meta + (stream * kStages + stage) * 8;
-    Tile t{meta[0], meta[1], meta[2], meta[3], meta[4], stage, false};
-    t.work = t.kind != 0 && (!kShared || t.first <= rc0 + 63);
+    mbar_wait(full_bar(stage), phase);
+    fence_proxy_async();  // cp.async-filled stages are read by wgmma next
+    const StageMeta& m = s_meta[stage];
+    Tile t{m.kind, m.start, m.count[consumer], m.first, m.last[consumer], stage, false};
+    // The dense path's first warpgroup skips the part of the last tile above its rows.
+    t.work = t.kind != 0 && t.count > 0 && t.first <= rc0 + 63;
     if (++stage == kStages) {
       stage = 0;
       phase ^= 1;
     }
     return t;
   };
-  auto release = [&](const Tile& t) { mbar_arrive(empty_bar(stream, t.stage)); };
+  auto release = [&](const Tile& t) { mbar_arrive(empty_bar(t.stage)); };
 
   // S = Q K^T  [64 rows x kN keys] (asynchronous until the next wgmma_wait_all).
   auto issue_scores = [&](float (&s)[kN / 8][4], const Tile& t) {
-    const uint32_t k_smem = smem_base + Tr::kKOff + (stream * kStages + t.stage) * Tr::kTileBytes;
+    const uint32_t k_smem = smem_base + Tr::kKOff + t.stage * Tr::kTileBytes;
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
@@ -371,7 +395,7 @@ __global__ void __launch_bounds__(384, 1)
     // Masks: keys past the tile's valid count, after the row (causality), outside the band.
     const bool band_mask = band_local > 0 && t.last >= band_sink && warp_row0 + 15 - t.first >= band_local;
     if (t.count < kN || t.last > warp_row0 || band_mask) {
-      const int* keys = s_keys + (stream * kStages + t.stage) * kN;
+      const int* keys = s_keys + t.stage * kN;
 #pragma unroll
       for (int nb = 0; nb < kN / 8; ++nb) {
 #pragma unroll
@@ -438,7 +462,7 @@ __global__ void __launch_bounds__(384, 1)
       p[kk][2] = Mma::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
       p[kk][3] = Mma::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
     }
-    const uint32_t v_smem = smem_base + Tr::kVOff + (stream * kStages + t.stage) * Tr::kTileBytes;
+    const uint32_t v_smem = smem_base + Tr::kVOff + t.stage * Tr::kTileBytes;
     fence_accumulators<D / 8>(o_acc);
     wgmma_fence();
 #pragma unroll
@@ -463,7 +487,7 @@ __global__ void __launch_bounds__(384, 1)
     }
     release(t);
   }
-  if (!slot.valid) return;
+  if (!has_rows) return;
 
   // Epilogue: full row sums, normalisation, O and LSE.
   float inv[2];
