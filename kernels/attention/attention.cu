@@ -130,19 +130,20 @@ void launch_hopper(const FlashArgs& a, long long ctas, cudaStream_t stream) {
 
 template <typename T, int D, bool kDense>
 void launch_hopper_pipeline(const FlashArgs& a, long long ctas, cudaStream_t stream) {
-  // Shared-memory stages of the K/V ring. Dense (128-key tiles): measured on H100 (headcal
+  // Shared-memory stages of the K/V ring. Dense (128-key stages): measured on H100 (headcal
   // bench dense, bf16, TMA loads) 3 stages 0.233 / 3.181 / 1.022 / 16.46 ms vs 2 stages 0.234 /
-  // 3.208 / 1.037 / 16.38 (8K and 32K, d = 64 and 128): within noise. Index-driven (64-key tiles,
-  // some gathered by cp.async with a longer latency): as many as fit, 6 at d = 128, 8 at d = 64.
-  // HEADCAL_HOPPER_STAGES=few selects 2 (dense) / 3 (index-driven), a tuning knob. Issuing the
-  // next tile's QK^T before this tile's softmax (FlashAttention-3's intra-warpgroup overlap) was
-  // tried and lost 15-35%: two score buffers spill at d = 128 (1.625 vs 1.022 ms at 8K).
-  static const bool few = [] {
+  // 3.208 / 1.037 / 16.38 (8K and 32K, d = 64 and 128): within noise. Index-driven (64-key
+  // stages, some gathered by cp.async, with a longer latency): as many as fit, 6 at d = 128, 8 at
+  // d = 64. HEADCAL_HOPPER_STAGES=few selects 2 (tuning knob). Issuing the next tile's QK^T
+  // before this tile's softmax (FlashAttention-3's intra-warpgroup overlap) was tried and lost
+  // 15-35%: two score buffers spill at d = 128 (1.625 vs 1.022 ms at 8K).
+  static const std::string stages = [] {
     const char* env = std::getenv("HEADCAL_HOPPER_STAGES");
-    return env != nullptr && std::string(env) == "few";
+    return std::string(env != nullptr ? env : "");
   }();
+  const bool few = stages == "few";
   constexpr int kMany = kDense ? 3 : (D == 128 ? 6 : 8);
-  constexpr int kFew = kDense ? 2 : 3;
+  constexpr int kFew = 2;
   if (few) launch_hopper<T, D, kDense, kFew>(a, ctas, stream);
   else launch_hopper<T, D, kDense, kMany>(a, ctas, stream);
 }

@@ -122,7 +122,9 @@ struct KeyTile {
 
 // Walks a CTA's ranges (split into kTile-key tiles) and then its gathered columns (in chunks of
 // kTile). Every thread of a loader runs it with the same values, so it is uniform control flow.
-template <int kTile>
+// kAligned: range tiles end at multiples of kTile (absolute key windows), so the tiles of two row
+// blocks whose ranges overlap cover the same windows.
+template <int kTile, bool kAligned = false>
 struct TileCursorT {
   const int32_t* range_begin;
   const int32_t* range_end;
@@ -143,10 +145,10 @@ struct TileCursorT {
     if (range_i < range_stop) {
       t.kind = 1;
       t.start = pos;
-      t.count = min(kTile, cur_end - pos);
+      t.count = min(kAligned ? kTile - (pos % kTile) : kTile, cur_end - pos);
       t.first = pos;
       t.last = pos + t.count - 1;
-      pos += kTile;
+      pos += t.count;
       if (pos >= cur_end) {
         ++range_i;
         if (range_begin != nullptr) skip_empty_ranges();

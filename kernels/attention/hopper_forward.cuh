@@ -3,26 +3,27 @@
 // launched by attention.cu). Same semantics, arguments and tile walk as flash_forward.cuh; the
 // mma.sync kernel there stays for probe mode.
 //
-// A CTA is three warpgroups:
-//   warpgroup 0, the loader: walks the key tiles (TileCursorT) and copies K and V tiles into a
-//     ring of shared-memory stages with cp.async (zero-filled past the tile's valid keys), so
-//     consecutive ranges and gathered columns take the same path; each stage's arrival is an
-//     mbarrier that completes when the copies have landed ("full"), and consumers hand the stage
-//     back through a second mbarrier ("empty"). setmaxnreg gives it 56 registers.
-//   warpgroups 1 and 2, the consumers: 64 query rows each, S = Q K^T with wgmma (Q and K from
-//     shared memory), online softmax in registers, O += P V with wgmma (P from registers, V from
-//     shared memory). 224 registers each.
-// A CTA owns 128 query rows of one head (the consumers: rows r0..r0+63 and r0+64..r0+127) and
-// the loader runs one key stream both consumers read, so each K/V tile is fetched once for up to
-// 128 rows (64-row streams of their own doubled the L2 traffic and ran at 73% of L2 bandwidth,
-// 35% slower; ncu on H100). Two modes (kDense):
+// A CTA owns 128 query rows of one head and is three warpgroups:
+//   warpgroup 0, the loader: walks the key tiles (TileCursorT, up to 128 keys each) and fills a
+//     ring of shared-memory stages: consecutive keys by TMA (bulk tensor copies, two 64-column
+//     panels per operand at d = 128), gathered columns by 16-byte cp.async (no TMA gather on
+//     sm_90). A stage's "full" mbarrier completes when its bytes have landed; the consumers hand
+//     it back through its "empty" mbarrier. setmaxnreg gives it 56 registers.
+//   warpgroups 1 and 2, the consumers: rows r0..r0+63 and r0+64..r0+127. S = Q K^T with wgmma
+//     (Q and K from shared memory), online softmax in registers, O += P V with wgmma (P from
+//     registers, V from shared memory). A tile of up to 64 keys is computed 64 wide, a longer
+//     one 128 wide. 224 registers each.
+// Both consumers read the one key stream, so a K/V tile is fetched once for up to 128 rows
+// (64-row CTAs with streams of their own doubled the L2 traffic: 73% of L2 bandwidth and 35%
+// slower; ncu on H100). Two modes (kDense):
 //   dense: one causal range per CTA in 128-key tiles.
-//   paired (index-driven): the two 64-row blocks' tile lists of the sparse index (64-key tiles)
-//     walked in merged key order; a tile both lists start at the same key (consecutive keys) is
-//     loaded once for both, any other tile for its own consumer only (the other skips it). Each
+//   paired (index-driven): the tile lists of the CTA's two 64-row blocks in the sparse index,
+//     walked in merged key order; a consecutive-key tile both lists start at the same key is
+//     loaded once for both (ranges shift by 64 keys from one row block to the next, so their
+//     tiles line up), any other tile for its own consumer only (the other skips it). Each
 //     consumer applies its own count, causality and band, so C(i) is exact per row.
-//   Longest row tiles first; the heads of one row tile are adjacent, so the heads of a GQA group
-//   read the same K/V at about the same time and share them in L2.
+// Longest row tiles first; the heads of one row tile are adjacent, so the heads of a GQA group
+// read the same K/V at about the same time and share them in L2.
 //
 // Shared-memory tiles are [rows][head_dim] in 64-column panels of [rows][128 bytes], 16-byte
 // chunk c of row r at chunk c ^ (r & 7): the 128-byte swizzle wgmma's descriptors describe.
@@ -31,6 +32,7 @@
 #include <cuda_fp16.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/attention/flash_forward.cuh"
 #include "kernels/attention/wgmma_ops.cuh"
@@ -115,7 +117,12 @@ template <int D, bool kDense, int kStageCount>
 struct HopperTraits {
   static constexpr int kConsumers = 2;
   static constexpr int kThreads = 128 * (1 + kConsumers);
-  // Key tile: 128 keys on the dense path, 64 (the sparse index's block width) when index-driven.
+  // Keys per stage. Dense: 128 (FlashAttention-3's 64 x 128 shape per consumer; the last tile
+  // and the first consumer's diagonal tile are computed 64 wide). Index-driven: 64, the index's
+  // block width, with more stages. Measured on H100/H200 (headcal bench sparse, 32K, d = 128):
+  // 128-key stages (3 of them) aligned to 128-key windows were 11-20% faster on a_shape(128,3968)
+  // and vertical_slash(3500,100) but 1.8-2x slower on vertical_slash(1000,6096) and (30,800),
+  // whose short ranges and gathered columns fill half-empty windows with fewer stages in flight.
   static constexpr int kN = kDense ? 128 : 64;
   static constexpr int kStages = kStageCount;
   static constexpr int kQBytes = 64 * D * 2;    // one consumer's Q tile [64][D]
@@ -131,11 +138,13 @@ struct HopperTraits {
   static_assert(kSmemBytes <= 227 * 1024, "more shared memory than an H100 block can have");
 };
 
-// Stage metadata, written by the loader: what the tile holds and, per consumer, its valid count
-// and last key (or count 0: not for that consumer).
+// Stage metadata, written by the loader. Consecutive keys (kind 1): shared-memory row r holds key
+// base + r, and consumer c computes keys [lo[c], hi[c]). Gathered columns (kind 2): row r holds
+// key cols[base + r] (also in the stage's key list), consumer c computes rows [lo[c], hi[c]).
+// lo == hi: not for that consumer. first/last: smallest and largest key consumer c computes.
 struct StageMeta {
-  int kind, start, first, load_count;
-  int count[2], last[2];
+  int kind, base, load_count, pad;
+  int lo[2], hi[2], first[2], last[2];
 };
 
 template <typename T, int D, bool kDense, int kStageCount>
@@ -193,19 +202,20 @@ __global__ void __launch_bounds__(384, 1)
       if (lt == 0) s_meta[stage] = m;
       if (m.kind == 2) {
         int* keys = s_keys + stage * kN;
-        for (int r = lt; r < kN; r += 128) keys[r] = r < m.load_count ? __ldg(a.cols + m.start + r) : -1;
+        for (int r = lt; r < kN; r += 128) keys[r] = r < m.load_count ? __ldg(a.cols + m.base + r) : -1;
       }
       const uint32_t k_dst = smem_base + Tr::kKOff + stage * Tr::kTileBytes;
       const uint32_t v_dst = smem_base + Tr::kVOff + stage * Tr::kTileBytes;
       if (m.kind == 1) {
-        // Consecutive keys: one bulk tensor copy per 64-column panel of K and of V. Keys of the
-        // box past a consumer's count are real (finite) rows it masks; past N, zeros.
+        // Consecutive keys: one bulk tensor copy per 64-column panel of K and of V, the whole
+        // kN-key window from base. Keys outside a consumer's [lo, hi) are real (finite) rows it
+        // masks; keys past N arrive as zeros.
         if (lt == 0) {
           mbar_expect_bytes(full_bar(stage), 2 * Tr::kTileBytes);
 #pragma unroll
           for (int p = 0; p < D / 64; ++p) {
-            tma_load_2d(k_dst + p * kN * 128, &k_map, kv_head * D + 64 * p, m.start, full_bar(stage));
-            tma_load_2d(v_dst + p * kN * 128, &v_map, kv_head * D + 64 * p, m.start, full_bar(stage));
+            tma_load_2d(k_dst + p * kN * 128, &k_map, kv_head * D + 64 * p, m.base, full_bar(stage));
+            tma_load_2d(v_dst + p * kN * 128, &v_map, kv_head * D + 64 * p, m.base, full_bar(stage));
           }
         }
       } else if (m.kind == 2) {
@@ -218,7 +228,7 @@ __global__ void __launch_bounds__(384, 1)
         for (int i = 0; i < kN / kRowsPerPass; ++i) {
           const int r = r_first + i * kRowsPerPass;
           const bool valid = r < m.load_count;
-          const int key = valid ? __ldg(a.cols + m.start + r) : 0;
+          const int key = valid ? __ldg(a.cols + m.base + r) : 0;
           const uint32_t off = panel_offset<kN>(r, c);
           cp_async_16(k_dst + off, k_base + static_cast<int64_t>(key) * a.k_stride + c * 8, valid);
           cp_async_16(v_dst + off, v_base + static_cast<int64_t>(key) * a.v_stride + c * 8, valid);
@@ -231,20 +241,26 @@ __global__ void __launch_bounds__(384, 1)
         phase ^= 1;
       }
     };
-    auto tile_meta = [](const KeyTile& t, bool for0, bool for1) {
+    // The stage for tile t of consumer c (or of both, for == 2).
+    auto tile_meta = [](const KeyTile& t, int for_c) {
       StageMeta m;
       m.kind = t.kind;
-      m.start = t.start;
-      m.first = t.first;
+      m.base = t.kind == 1 ? t.start - t.start % kN : t.start;
       m.load_count = t.count;
-      m.count[0] = for0 ? t.count : 0;
-      m.count[1] = for1 ? t.count : 0;
-      m.last[0] = m.last[1] = t.last;
+      m.pad = 0;
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const bool mine = for_c == 2 || for_c == c;
+        m.lo[c] = t.kind == 1 ? t.start : 0;
+        m.hi[c] = mine ? m.lo[c] + t.count : m.lo[c];
+        m.first[c] = t.first;
+        m.last[c] = t.last;
+      }
       return m;
     };
 
     if constexpr (kDense) {
-      TileCursorT<kN> cursor;
+      TileCursorT<kN, true> cursor;
       cursor.range_begin = cursor.range_end = cursor.cols = nullptr;
       cursor.range_i = 0;
       cursor.range_stop = 1;
@@ -253,12 +269,12 @@ __global__ void __launch_bounds__(384, 1)
       cursor.col_i = cursor.col_stop = 0;
       for (;;) {
         const KeyTile t = cursor.next_any();
-        emit(tile_meta(t, true, true));
+        emit(tile_meta(t, 2));
         if (t.kind == 0) break;
       }
     } else {
       // One cursor per 64-row block; a block past N has an empty list.
-      TileCursorT<kN> cur[2];
+      TileCursorT<kN, true> cur[2];
       int rb0[2], rb1[2];
       int band_sink = 0, band_local = 0;
       if (a.band_local != nullptr) band_local = __ldg(a.band_local + head);
@@ -283,22 +299,23 @@ __global__ void __launch_bounds__(384, 1)
       }
       KeyTile t0 = cur[0].next(rb0[0], rb1[0], band_sink, band_local);
       KeyTile t1 = cur[1].next(rb0[1], rb1[1], band_sink, band_local);
-      // Merge by first key; consecutive-key tiles starting at the same key are loaded once.
+      // Merge by first key; consecutive-key tiles of both blocks in the same kN-key window are
+      // loaded once.
       while (t0.kind != 0 || t1.kind != 0) {
-        if (t0.kind == 1 && t1.kind == 1 && t0.start == t1.start) {
-          StageMeta m = tile_meta(t0.count >= t1.count ? t0 : t1, true, true);
-          m.count[0] = t0.count;
-          m.count[1] = t1.count;
-          m.last[0] = t0.last;
+        if (t0.kind == 1 && t1.kind == 1 && t0.start / kN == t1.start / kN) {
+          StageMeta m = tile_meta(t0, 0);
+          m.lo[1] = t1.start;
+          m.hi[1] = t1.start + t1.count;
+          m.first[1] = t1.first;
           m.last[1] = t1.last;
           emit(m);
           t0 = cur[0].next(rb0[0], rb1[0], band_sink, band_local);
           t1 = cur[1].next(rb0[1], rb1[1], band_sink, band_local);
         } else if (t1.kind == 0 || (t0.kind != 0 && t0.first <= t1.first)) {
-          emit(tile_meta(t0, true, false));
+          emit(tile_meta(t0, 0));
           t0 = cur[0].next(rb0[0], rb1[0], band_sink, band_local);
         } else {
-          emit(tile_meta(t1, false, true));
+          emit(tile_meta(t1, 1));
           t1 = cur[1].next(rb0[1], rb1[1], band_sink, band_local);
         }
       }
@@ -306,7 +323,7 @@ __global__ void __launch_bounds__(384, 1)
       none.kind = 0;
       none.start = none.count = none.first = 0;
       none.last = -1;
-      emit(tile_meta(none, true, true));
+      emit(tile_meta(none, 2));
     }
     asm volatile("cp.async.wait_all;\n" ::: "memory");
     return;
@@ -355,8 +372,9 @@ __global__ void __launch_bounds__(384, 1)
 
   // One key tile as the loader described it, plus whether this warpgroup computes it (shared
   // mode: the first warpgroup skips the part of the last tile above its rows).
+  // This warpgroup's view of a stage: it computes its first 64 or all kN rows, masked to its keys.
   struct Tile {
-    int kind, start, count, first, last, stage;
+    int kind, base, lo, hi, first, last, stage;
     bool work;
   };
   int stage = 0;
@@ -365,9 +383,9 @@ __global__ void __launch_bounds__(384, 1)
     mbar_wait(full_bar(stage), phase);
     fence_proxy_async();  // cp.async-filled stages are read by wgmma next
     const StageMeta& m = s_meta[stage];
-    Tile t{m.kind, m.start, m.count[consumer], m.first, m.last[consumer], stage, false};
+    Tile t{m.kind, m.base, m.lo[consumer], m.hi[consumer], m.first[consumer], m.last[consumer], stage, false};
     // The dense path's first warpgroup skips the part of the last tile above its rows.
-    t.work = t.kind != 0 && t.count > 0 && t.first <= rc0 + 63;
+    t.work = t.kind != 0 && t.hi > t.lo && t.first <= rc0 + 63;
     if (++stage == kStages) {
       stage = 0;
       phase ^= 1;
@@ -376,8 +394,9 @@ __global__ void __launch_bounds__(384, 1)
   };
   auto release = [&](const Tile& t) { mbar_arrive(empty_bar(t.stage)); };
 
-  // S = Q K^T  [64 rows x kN keys] (asynchronous until the next wgmma_wait_all).
-  auto issue_scores = [&](float (&s)[kN / 8][4], const Tile& t) {
+  // S = Q K^T  [64 rows x kW keys] (asynchronous until the next wgmma_wait_all).
+  auto issue_scores = [&](auto& s, const Tile& t, auto width) {
+    constexpr int kW = decltype(width)::value;
     const uint32_t k_smem = smem_base + Tr::kKOff + t.stage * Tr::kTileBytes;
     wgmma_fence();
 #pragma unroll
@@ -385,19 +404,22 @@ __global__ void __launch_bounds__(384, 1)
       const uint32_t koff = (kk & 3) * 32;  // 16 columns = 32 bytes along the panel
       const uint64_t qd = smem_desc(q_smem + (kk >> 2) * (64 * 128) + koff, 16);
       const uint64_t kd = smem_desc(k_smem + (kk >> 2) * (kN * 128) + koff, 16);
-      Wgmma<T, kN>::ss(s, qd, kd, kk > 0 ? 1 : 0);
+      Wgmma<T, kW>::ss(s, qd, kd, kk > 0 ? 1 : 0);
     }
     wgmma_commit();
   };
 
   // Masks, online softmax and O += P V (asynchronous) of one tile whose scores are in s.
-  auto softmax_and_pv = [&](float (&s)[kN / 8][4], const Tile& t) {
-    // Masks: keys past the tile's valid count, after the row (causality), outside the band.
+  auto softmax_and_pv = [&](auto& s, const Tile& t, auto width) {
+    constexpr int kW = decltype(width)::value;
+    // Masks: rows of the window that are not this warpgroup's keys, keys after the row
+    // (causality), keys outside the band.
     const bool band_mask = band_local > 0 && t.last >= band_sink && warp_row0 + 15 - t.first >= band_local;
-    if (t.count < kN || t.last > warp_row0 || band_mask) {
+    const bool partial = t.kind == 1 ? (t.lo > t.base || t.hi < t.base + kW) : t.hi - t.lo < kW;
+    if (partial || t.last > warp_row0 || band_mask) {
       const int* keys = s_keys + t.stage * kN;
 #pragma unroll
-      for (int nb = 0; nb < kN / 8; ++nb) {
+      for (int nb = 0; nb < kW / 8; ++nb) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int col = nb * 8 + 2 * t4 + (e & 1);
@@ -405,8 +427,8 @@ __global__ void __launch_bounds__(384, 1)
           int key;
           bool ok;
           if (t.kind == 1) {
-            key = t.start + col;
-            ok = col < t.count;
+            key = t.base + col;
+            ok = key >= t.lo && key < t.hi;
           } else {
             key = keys[col];
             ok = key >= 0;
@@ -420,7 +442,7 @@ __global__ void __launch_bounds__(384, 1)
     // Online softmax (base 2), as flash_forward.cuh.
     float mx[2] = {m_run[0], m_run[1]};
 #pragma unroll
-    for (int nb = 0; nb < kN / 8; ++nb) {
+    for (int nb = 0; nb < kW / 8; ++nb) {
       mx[0] = fmaxf(mx[0], fmaxf(s[nb][0], s[nb][1]));
       mx[1] = fmaxf(mx[1], fmaxf(s[nb][2], s[nb][3]));
     }
@@ -435,7 +457,7 @@ __global__ void __launch_bounds__(384, 1)
     }
     float row_sum[2] = {0.f, 0.f};
 #pragma unroll
-    for (int nb = 0; nb < kN / 8; ++nb) {
+    for (int nb = 0; nb < kW / 8; ++nb) {
       s[nb][0] = exp2f(fmaf(s[nb][0], sl2, -ref[0]));
       s[nb][1] = exp2f(fmaf(s[nb][1], sl2, -ref[0]));
       s[nb][2] = exp2f(fmaf(s[nb][2], sl2, -ref[1]));
@@ -454,9 +476,9 @@ __global__ void __launch_bounds__(384, 1)
     }
 
     // O += P V: the S accumulators of two 8-key blocks form one 16-key A fragment.
-    uint32_t p[kN / 16][4];
+    uint32_t p[kW / 16][4];
 #pragma unroll
-    for (int kk = 0; kk < kN / 16; ++kk) {
+    for (int kk = 0; kk < kW / 16; ++kk) {
       p[kk][0] = Mma::pack(s[2 * kk][0], s[2 * kk][1]);
       p[kk][1] = Mma::pack(s[2 * kk][2], s[2 * kk][3]);
       p[kk][2] = Mma::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
@@ -466,7 +488,7 @@ __global__ void __launch_bounds__(384, 1)
     fence_accumulators<D / 8>(o_acc);
     wgmma_fence();
 #pragma unroll
-    for (int kk = 0; kk < kN / 16; ++kk) {
+    for (int kk = 0; kk < kW / 16; ++kk) {
       const uint64_t vd = smem_desc(v_smem + kk * 16 * 128, kN * 128);
       Wgmma<T, D>::rs(o_acc, p[kk], vd, 1);
     }
@@ -476,14 +498,25 @@ __global__ void __launch_bounds__(384, 1)
   for (;;) {
     const Tile t = next_tile();
     if (t.kind == 0) break;
-    if (t.work) {
-      float s[kN / 8][4];
-      issue_scores(s, t);
+    // Each width is its own complete wgmma sequence (a wgmma under a condition inside one
+    // commit group makes ptxas serialise them).
+    auto run = [&](auto width) {
+      constexpr int kW = decltype(width)::value;
+      float s[kW / 8][4];
+      issue_scores(s, t, width);
       wgmma_wait_all();
-      fence_accumulators<kN / 8>(s);
-      softmax_and_pv(s, t);
+      fence_accumulators<kW / 8>(s);
+      softmax_and_pv(s, t, width);
       wgmma_wait_all();
       fence_accumulators<D / 8>(o_acc);
+    };
+    if (t.work) {
+      // Rows of the stage this warpgroup needs end at hi - base (consecutive keys, cut at its
+      // last row by causality) or hi (gathered); the first 64 suffice more often than not on the
+      // dense path's diagonal.
+      const int row_hi = t.kind == 1 ? min(t.hi, rc0 + 64) - t.base : t.hi;
+      if (kN == 128 && row_hi > 64) run(std::integral_constant<int, kN>{});
+      else run(std::integral_constant<int, 64>{});
     }
     release(t);
   }
