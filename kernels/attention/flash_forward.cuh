@@ -122,9 +122,7 @@ struct KeyTile {
 
 // Walks a CTA's ranges (split into kTile-key tiles) and then its gathered columns (in chunks of
 // kTile). Every thread of a loader runs it with the same values, so it is uniform control flow.
-// kAligned: range tiles end at multiples of kTile (absolute key windows), so the tiles of two row
-// blocks whose ranges overlap cover the same windows.
-template <int kTile, bool kAligned = false>
+template <int kTile>
 struct TileCursorT {
   const int32_t* range_begin;
   const int32_t* range_end;
@@ -145,7 +143,7 @@ struct TileCursorT {
     if (range_i < range_stop) {
       t.kind = 1;
       t.start = pos;
-      t.count = min(kAligned ? kTile - (pos % kTile) : kTile, cur_end - pos);
+      t.count = min(kTile, cur_end - pos);
       t.first = pos;
       t.last = pos + t.count - 1;
       pos += t.count;
