@@ -177,10 +177,12 @@ __global__ void probe_finalize_kernel(double* recall, int n_heads, double inv_n)
 
 }  // namespace
 
-// Dense path: 128-row CTAs of 4 warps x 32 rows (kM = 2, FlashAttention-2's split). Measured
-// on H100 (bf16, causal, headcal bench dense, docs/PERFORMANCE.md): 285-300 TF/s at d=128 and
-// 253-290 at d=64, 4-14% faster than 8 warps x 16 rows (w8m1) or 64-row CTAs (w4m1).
-// HEADCAL_DENSE_TILE=w8m1 | w4m1 | w4m2 (default) selects the variant (tuning knob).
+// Dense path: the Hopper kernel (hopper_forward.cuh), 128-row CTAs, 128-key tiles: 467-521 TF/s
+// at d=128 and 314-374 at d=64 on H100 (headcal bench dense, docs/PERFORMANCE.md).
+// Under HEADCAL_ATTN_KERNEL=mma, the mma.sync kernel: 128-row CTAs of 4 warps x 32 rows (kM = 2,
+// FlashAttention-2's split), 285-300 TF/s at d=128 and 253-290 at d=64, 4-14% faster than
+// 8 warps x 16 rows (w8m1) or 64-row CTAs (w4m1); HEADCAL_DENSE_TILE=w8m1 | w4m1 | w4m2
+// (default) selects among those (tuning knob).
 void dense_attention_forward(const AttentionParams& p, cudaStream_t stream) {
   check_params(p, "dense_attention_forward");
   if (p.probe_lse != nullptr)

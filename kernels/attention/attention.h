@@ -5,6 +5,8 @@
 // One kernel family: a FlashAttention-style tiled causal forward (online softmax, fp32
 // accumulation, bf16 or fp16 inputs, head_dim 64 or 128). Dense, A-shape, vertical-slash and
 // block-sparse differ only in the SparseIndex they are given (kernels/sparse/sparse_index.h).
+// Built for sm_90a (H100/H200): wgmma tensor cores fed by TMA (hopper_forward.cuh); probe mode
+// runs the mma.sync variant (flash_forward.cuh). k and v must be 16-byte aligned.
 // GQA: query head h reads K/V head h / (n_heads / n_kv_heads); K/V are never repeated.
 //
 // Layouts (row-major, "row" = token):
@@ -54,7 +56,7 @@ struct AttentionParams {
   long long* probe_pairs = nullptr;  // [n_heads]
 };
 
-// Dense causal attention (fast path: key range clipped at the diagonal, 128-row tiles).
+// Dense causal attention (fast path: key range clipped at the diagonal, 128-row x 128-key tiles).
 // Throws hc::InputError for unsupported shapes, hc::DeviceError on CUDA failures.
 void dense_attention_forward(const AttentionParams& params, cudaStream_t stream = nullptr);
 
