@@ -113,6 +113,15 @@ __device__ __forceinline__ uint32_t panel_offset(int r, int c) {
 
 // ---- Compile-time layout -----------------------------------------------------------------------
 
+// Stage metadata, written by the loader. Consecutive keys (kind 1): shared-memory row r holds key
+// base + r, and consumer c computes keys [lo[c], hi[c]). Gathered columns (kind 2): row r holds
+// key cols[base + r] (also in the stage's key list), consumer c computes rows [lo[c], hi[c]).
+// lo == hi: not for that consumer. first/last: smallest and largest key consumer c computes.
+struct StageMeta {
+  int kind, base, load_count, pad;
+  int lo[2], hi[2], first[2], last[2];
+};
+
 template <int D, bool kDense, int kStageCount>
 struct HopperTraits {
   static constexpr int kConsumers = 2;
@@ -131,20 +140,12 @@ struct HopperTraits {
   static constexpr int kKOff = kQOff + kConsumers * kQBytes;
   static constexpr int kVOff = kKOff + kStages * kTileBytes;
   static constexpr int kKeysOff = kVOff + kStages * kTileBytes;  // int [stages][kN]
-  static constexpr int kMetaOff = kKeysOff + kStages * kN * 4;   // int [stages][8]
-  static constexpr int kBarOff = kMetaOff + kStages * 32;        // u64 full[stages], empty[stages]
+  static constexpr int kMetaOff = kKeysOff + kStages * kN * 4;   // StageMeta [stages]
+  static constexpr int kBarOff = kMetaOff + kStages * static_cast<int>(sizeof(StageMeta));  // u64 full[stages], empty[stages]
   static constexpr int kSmemBytes = kBarOff + 2 * kStages * 8 + 1024;  // +1024: alignment
   static_assert(kKOff % 1024 == 0 && kVOff % 1024 == 0, "swizzle atoms need 1024-byte alignment");
+  static_assert(kBarOff % 8 == 0, "mbarriers need 8-byte alignment");
   static_assert(kSmemBytes <= 227 * 1024, "more shared memory than an H100 block can have");
-};
-
-// Stage metadata, written by the loader. Consecutive keys (kind 1): shared-memory row r holds key
-// base + r, and consumer c computes keys [lo[c], hi[c]). Gathered columns (kind 2): row r holds
-// key cols[base + r] (also in the stage's key list), consumer c computes rows [lo[c], hi[c]).
-// lo == hi: not for that consumer. first/last: smallest and largest key consumer c computes.
-struct StageMeta {
-  int kind, base, load_count, pad;
-  int lo[2], hi[2], first[2], last[2];
 };
 
 template <typename T, int D, bool kDense, int kStageCount>
