@@ -72,16 +72,36 @@ void launch(const FlashArgs& a, cudaStream_t stream) {
   HC_CHECK_LAUNCH();
 }
 
-template <int kWarps, int kM, bool kDense, bool kProbe>
-void dispatch(const AttentionParams& p, const FlashArgs& a, cudaStream_t stream) {
+// Calls f(TypeDim<T, D>{}) for the params' dtype and head_dim (both checked by check_params).
+template <typename T, int D>
+struct TypeDim {
+  using Type = T;
+  static constexpr int kD = D;
+};
+template <class F>
+void for_dtype_and_dim(const AttentionParams& p, F&& f) {
   const bool bf16 = p.dtype == AttnDType::kBF16;
   if (p.head_dim == 64) {
-    if (bf16) launch<__nv_bfloat16, 64, kWarps, kM, kDense, kProbe>(a, stream);
-    else launch<__half, 64, kWarps, kM, kDense, kProbe>(a, stream);
+    if (bf16) f(TypeDim<__nv_bfloat16, 64>{});
+    else f(TypeDim<__half, 64>{});
   } else {
-    if (bf16) launch<__nv_bfloat16, 128, kWarps, kM, kDense, kProbe>(a, stream);
-    else launch<__half, 128, kWarps, kM, kDense, kProbe>(a, stream);
+    if (bf16) f(TypeDim<__nv_bfloat16, 128>{});
+    else f(TypeDim<__half, 128>{});
   }
+}
+
+template <int kWarps, int kM, bool kDense, bool kProbe>
+void dispatch(const AttentionParams& p, const FlashArgs& a, cudaStream_t stream) {
+  for_dtype_and_dim(p, [&](auto td) {
+    using TD = decltype(td);
+    launch<typename TD::Type, TD::kD, kWarps, kM, kDense, kProbe>(a, stream);
+  });
+}
+
+// A tuning knob's value, read once per name by the caller (a function-local static).
+std::string env_knob(const char* name, const char* fallback) {
+  const char* env = std::getenv(name);
+  return std::string(env != nullptr ? env : fallback);
 }
 
 // A 2-D bulk-copy map over K or V seen as [n_tokens rows][n_kv_heads * head_dim columns] (row
@@ -137,11 +157,7 @@ void launch_hopper_pipeline(const FlashArgs& a, long long ctas, cudaStream_t str
   // d = 64. HEADCAL_HOPPER_STAGES=few selects 2 (tuning knob). Issuing the next tile's QK^T
   // before this tile's softmax (FlashAttention-3's intra-warpgroup overlap) was tried and lost
   // 15-35%: two score buffers spill at d = 128 (1.625 vs 1.022 ms at 8K).
-  static const std::string stages = [] {
-    const char* env = std::getenv("HEADCAL_HOPPER_STAGES");
-    return std::string(env != nullptr ? env : "");
-  }();
-  const bool few = stages == "few";
+  static const bool few = env_knob("HEADCAL_HOPPER_STAGES", "") == "few";
   constexpr int kMany = kDense ? 3 : (D == 128 ? 6 : 8);
   constexpr int kFew = 2;
   if (few) launch_hopper<T, D, kDense, kFew>(a, ctas, stream);
@@ -150,23 +166,16 @@ void launch_hopper_pipeline(const FlashArgs& a, long long ctas, cudaStream_t str
 
 template <bool kDense>
 void dispatch_hopper(const AttentionParams& p, const FlashArgs& a, long long ctas, cudaStream_t stream) {
-  const bool bf16 = p.dtype == AttnDType::kBF16;
-  if (p.head_dim == 64) {
-    if (bf16) launch_hopper_pipeline<__nv_bfloat16, 64, kDense>(a, ctas, stream);
-    else launch_hopper_pipeline<__half, 64, kDense>(a, ctas, stream);
-  } else {
-    if (bf16) launch_hopper_pipeline<__nv_bfloat16, 128, kDense>(a, ctas, stream);
-    else launch_hopper_pipeline<__half, 128, kDense>(a, ctas, stream);
-  }
+  for_dtype_and_dim(p, [&](auto td) {
+    using TD = decltype(td);
+    launch_hopper_pipeline<typename TD::Type, TD::kD, kDense>(a, ctas, stream);
+  });
 }
 
 // HEADCAL_ATTN_KERNEL=mma selects the mma.sync kernel (flash_forward.cuh) instead of the
 // wgmma one (hopper_forward.cuh) for dense and index-driven runs: a baseline for `headcal bench`.
 bool use_mma_sync_kernel() {
-  static const bool mma = [] {
-    const char* env = std::getenv("HEADCAL_ATTN_KERNEL");
-    return env != nullptr && std::string(env) == "mma";
-  }();
+  static const bool mma = env_knob("HEADCAL_ATTN_KERNEL", "") == "mma";
   return mma;
 }
 
@@ -192,10 +201,7 @@ void dense_attention_forward(const AttentionParams& p, cudaStream_t stream) {
     dispatch_hopper<true>(p, make_args(p, n_tiles), static_cast<long long>(n_tiles) * p.n_heads, stream);
     return;
   }
-  static const std::string variant = [] {
-    const char* env = std::getenv("HEADCAL_DENSE_TILE");
-    return std::string(env != nullptr ? env : "w4m2");
-  }();
+  static const std::string variant = env_knob("HEADCAL_DENSE_TILE", "w4m2");
   if (variant == "w4m1") {
     dispatch<4, 1, true, false>(p, make_args(p, (p.n_tokens + 63) / 64), stream);
   } else if (variant == "w8m1") {
@@ -241,10 +247,7 @@ void sparse_attention_forward(const AttentionParams& p, const SparseIndexView& i
   } else {
     // 4 warps x 16 rows. HEADCAL_SPARSE_TILE=w2m2 (2 warps x 32 rows) was faster at d=64
     // (4.93 vs 5.12 ms, dense index, 32K) but spills at d=128 (60.5 vs 35.0 ms): tuning knob only.
-    static const bool two_by_32 = [] {
-      const char* env = std::getenv("HEADCAL_SPARSE_TILE");
-      return env != nullptr && std::string(env) == "w2m2";
-    }();
+    static const bool two_by_32 = env_knob("HEADCAL_SPARSE_TILE", "") == "w2m2";
     if (two_by_32)
       dispatch<2, 2, false, false>(p, a, stream);
     else

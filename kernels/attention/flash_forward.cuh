@@ -54,6 +54,18 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 
+// Number of entries <= x in the ascending a[0 .. n) (binary search; a read-only while the
+// kernel runs).
+__device__ __forceinline__ int count_at_most(const int32_t* a, int n, int x) {
+  int lo = 0, hi = n;
+  while (lo < hi) {
+    const int mid = (lo + hi) >> 1;
+    if (__ldg(a + mid) <= x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 // 16-byte global->shared copy; when !valid nothing is read and the destination is zero-filled.
 __device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
   const int bytes = valid ? 16 : 0;
@@ -112,6 +124,89 @@ struct MmaOp<__half> {
     return *reinterpret_cast<uint32_t*>(&v);
   }
 };
+
+// ---- Per-thread row math shared by both kernels ------------------------------------------------
+// A thread of an m16 fragment (mma.sync per warp, or wgmma per warp of a warpgroup) owns two rows,
+// g and g + 8: score element s[nb][e] belongs to row e >> 1, O element o[db][e] likewise.
+
+// One online-softmax step (base 2) over a tile of raw scores s: updates the rows' running max m
+// (raw score units) and per-thread partial sums l, turns s into P = exp2(s * sl2 - m * sl2), and
+// rescales o by the change of max.
+template <int kNb, int kDb>
+__device__ __forceinline__ void online_softmax_step(float (&s)[kNb][4], float& m0, float& m1, float& l0,
+                                                    float& l1, float (&o)[kDb][4], float sl2) {
+  constexpr float kNegInf = -__builtin_huge_valf();
+  float* m_run[2] = {&m0, &m1};
+  float mx[2] = {m0, m1};
+#pragma unroll
+  for (int nb = 0; nb < kNb; ++nb) {
+    mx[0] = fmaxf(mx[0], fmaxf(s[nb][0], s[nb][1]));
+    mx[1] = fmaxf(mx[1], fmaxf(s[nb][2], s[nb][3]));
+  }
+  float ref[2], alpha[2];
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
+    mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
+    // A row with no unmasked key so far keeps m = -inf; subtracting 0 then avoids inf - inf.
+    ref[i] = mx[i] == kNegInf ? 0.f : mx[i] * sl2;
+    // An unchanged max rescales by exactly 1 (a fully masked tile leaves the row untouched).
+    alpha[i] = mx[i] == *m_run[i] ? 1.f : exp2f(*m_run[i] * sl2 - ref[i]);
+    *m_run[i] = mx[i];
+  }
+  float row_sum[2] = {0.f, 0.f};
+#pragma unroll
+  for (int nb = 0; nb < kNb; ++nb) {
+    s[nb][0] = exp2f(fmaf(s[nb][0], sl2, -ref[0]));
+    s[nb][1] = exp2f(fmaf(s[nb][1], sl2, -ref[0]));
+    s[nb][2] = exp2f(fmaf(s[nb][2], sl2, -ref[1]));
+    s[nb][3] = exp2f(fmaf(s[nb][3], sl2, -ref[1]));
+    row_sum[0] += s[nb][0] + s[nb][1];
+    row_sum[1] += s[nb][2] + s[nb][3];
+  }
+  l0 = l0 * alpha[0] + row_sum[0];
+  l1 = l1 * alpha[1] + row_sum[1];
+#pragma unroll
+  for (int db = 0; db < kDb; ++db) {
+    o[db][0] *= alpha[0];
+    o[db][1] *= alpha[0];
+    o[db][2] *= alpha[1];
+    o[db][3] *= alpha[1];
+  }
+}
+
+// Epilogue of the two rows: completes the row sums over the quad, normalises and stores O
+// (o_base = head's column 0 of row 0, may be null) and the natural-log LSE (lse_row = head's row
+// of lse, may be null). Rows >= N are not written; a row with no key gets O = 0, LSE = -inf.
+template <typename T, int kDb>
+__device__ __forceinline__ void store_rows(const float (&o)[kDb][4], float m0, float m1, float l0, float l1,
+                                           int row_a, int row_b, int t4, int N, float sl2, T* o_base,
+                                           int64_t o_stride, float* lse_row) {
+  using Mma = MmaOp<T>;
+  constexpr float kNegInf = -__builtin_huge_valf();
+  constexpr float kLn2 = 0.6931471805599453f;
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+  const float inv0 = l0 > 0.f ? 1.f / l0 : 0.f, inv1 = l1 > 0.f ? 1.f / l1 : 0.f;
+  if (o_base != nullptr) {
+#pragma unroll
+    for (int db = 0; db < kDb; ++db) {
+      const int col = db * 8 + 2 * t4;
+      if (row_a < N)
+        *reinterpret_cast<uint32_t*>(o_base + static_cast<int64_t>(row_a) * o_stride + col) =
+            Mma::pack(o[db][0] * inv0, o[db][1] * inv0);
+      if (row_b < N)
+        *reinterpret_cast<uint32_t*>(o_base + static_cast<int64_t>(row_b) * o_stride + col) =
+            Mma::pack(o[db][2] * inv1, o[db][3] * inv1);
+    }
+  }
+  if (lse_row != nullptr && t4 == 0) {
+    if (row_a < N) lse_row[row_a] = l0 > 0.f ? (m0 * sl2 + __log2f(l0)) * kLn2 : kNegInf;
+    if (row_b < N) lse_row[row_b] = l1 > 0.f ? (m1 * sl2 + __log2f(l1)) * kLn2 : kNegInf;
+  }
+}
 
 // One key tile of a CTA's work list.
 struct KeyTile {
@@ -172,12 +267,7 @@ struct TileCursorT {
   __device__ __forceinline__ int last_causal(const KeyTile& t, int r1) const {
     if (t.last <= r1) return t.last;
     if (t.kind == 1) return r1;
-    int lo = 0, hi = t.count;  // cols ascending: count the entries <= r1
-    while (lo < hi) {
-      const int mid = (lo + hi) >> 1;
-      if (__ldg(cols + t.start + mid) <= r1) lo = mid + 1;
-      else hi = mid;
-    }
+    const int lo = count_at_most(cols + t.start, t.count, r1);  // cols ascending
     return lo == 0 ? t.first - 1 : __ldg(cols + t.start + lo - 1);
   }
 
@@ -453,47 +543,11 @@ __global__ void __launch_bounds__(kWarps * 32, (flash_min_blocks<D, kWarps, kM>(
       if (tid == 0) probe_pairs += static_cast<long long>(r1 - r0 + 1) * cur.count;
     }
 
-    // Online softmax (base 2): running max m (raw score units) and per-thread partial sums l.
+    // Online softmax (base 2). A fully masked tile rescales by exactly 1, so the dense and
+    // index-driven paths agree bit for bit.
 #pragma unroll
-    for (int mi = 0; mi < kM; ++mi) {
-      float mx[2] = {m_run[2 * mi], m_run[2 * mi + 1]};
-#pragma unroll
-      for (int nb = 0; nb < 8; ++nb) {
-        mx[0] = fmaxf(mx[0], fmaxf(s[mi][nb][0], s[mi][nb][1]));
-        mx[1] = fmaxf(mx[1], fmaxf(s[mi][nb][2], s[mi][nb][3]));
-      }
-      float ref[2], alpha[2];
-#pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
-        mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
-        // A row with no unmasked key so far keeps m = -inf; subtracting 0 then avoids inf - inf.
-        ref[i] = mx[i] == kNegInf ? 0.f : mx[i] * sl2;
-        // An unchanged max rescales by exactly 1 (a fully masked tile leaves the row untouched,
-        // so the dense and index-driven paths agree bit for bit).
-        alpha[i] = mx[i] == m_run[2 * mi + i] ? 1.f : exp2f(m_run[2 * mi + i] * sl2 - ref[i]);
-        m_run[2 * mi + i] = mx[i];
-      }
-      float row_sum[2] = {0.f, 0.f};
-#pragma unroll
-      for (int nb = 0; nb < 8; ++nb) {
-        s[mi][nb][0] = exp2f(fmaf(s[mi][nb][0], sl2, -ref[0]));
-        s[mi][nb][1] = exp2f(fmaf(s[mi][nb][1], sl2, -ref[0]));
-        s[mi][nb][2] = exp2f(fmaf(s[mi][nb][2], sl2, -ref[1]));
-        s[mi][nb][3] = exp2f(fmaf(s[mi][nb][3], sl2, -ref[1]));
-        row_sum[0] += s[mi][nb][0] + s[mi][nb][1];
-        row_sum[1] += s[mi][nb][2] + s[mi][nb][3];
-      }
-      l_run[2 * mi] = l_run[2 * mi] * alpha[0] + row_sum[0];
-      l_run[2 * mi + 1] = l_run[2 * mi + 1] * alpha[1] + row_sum[1];
-#pragma unroll
-      for (int db = 0; db < D / 8; ++db) {
-        o_acc[mi][db][0] *= alpha[0];
-        o_acc[mi][db][1] *= alpha[0];
-        o_acc[mi][db][2] *= alpha[1];
-        o_acc[mi][db][3] *= alpha[1];
-      }
-    }
+    for (int mi = 0; mi < kM; ++mi)
+      online_softmax_step(s[mi], m_run[2 * mi], m_run[2 * mi + 1], l_run[2 * mi], l_run[2 * mi + 1], o_acc[mi], sl2);
 
     // O += P V: the S accumulators of two 8-key blocks form one 16-key A fragment.
     const uint32_t v_src = smem_addr(sV + stage * kKeyTile * kRowBytes);
@@ -528,40 +582,12 @@ __global__ void __launch_bounds__(kWarps * 32, (flash_min_blocks<D, kWarps, kM>(
   cp_async_wait<0>();
 
   // Epilogue: full row sums, normalisation, O and LSE.
-  float inv[2 * kM];
+  T* o_base = a.o != nullptr ? static_cast<T*>(a.o) + static_cast<int64_t>(head) * D : nullptr;
+  float* lse_row = a.lse != nullptr ? a.lse + static_cast<int64_t>(head) * N : nullptr;
 #pragma unroll
-  for (int ri = 0; ri < 2 * kM; ++ri) {
-    l_run[ri] += __shfl_xor_sync(0xffffffffu, l_run[ri], 1);
-    l_run[ri] += __shfl_xor_sync(0xffffffffu, l_run[ri], 2);
-    inv[ri] = l_run[ri] > 0.f ? 1.f / l_run[ri] : 0.f;
-  }
-  if (a.o != nullptr) {
-    T* o_base = static_cast<T*>(a.o) + static_cast<int64_t>(head) * D;
-#pragma unroll
-    for (int mi = 0; mi < kM; ++mi) {
-      const int row_a = row_of(2 * mi), row_b = row_of(2 * mi + 1);
-#pragma unroll
-      for (int db = 0; db < D / 8; ++db) {
-        const int col = db * 8 + 2 * t4;
-        if (row_a < N)
-          *reinterpret_cast<uint32_t*>(o_base + static_cast<int64_t>(row_a) * a.o_stride + col) =
-              Mma::pack(o_acc[mi][db][0] * inv[2 * mi], o_acc[mi][db][1] * inv[2 * mi]);
-        if (row_b < N)
-          *reinterpret_cast<uint32_t*>(o_base + static_cast<int64_t>(row_b) * a.o_stride + col) =
-              Mma::pack(o_acc[mi][db][2] * inv[2 * mi + 1], o_acc[mi][db][3] * inv[2 * mi + 1]);
-      }
-    }
-  }
-  if (a.lse != nullptr && t4 == 0) {
-    constexpr float kLn2 = 0.6931471805599453f;
-#pragma unroll
-    for (int ri = 0; ri < 2 * kM; ++ri) {
-      const int row = row_of(ri);
-      if (row < N)
-        a.lse[static_cast<int64_t>(head) * N + row] =
-            l_run[ri] > 0.f ? (m_run[ri] * sl2 + __log2f(l_run[ri])) * kLn2 : kNegInf;
-    }
-  }
+  for (int mi = 0; mi < kM; ++mi)
+    store_rows<T>(o_acc[mi], m_run[2 * mi], m_run[2 * mi + 1], l_run[2 * mi], l_run[2 * mi + 1], row_of(2 * mi),
+                  row_of(2 * mi + 1), t4, N, sl2, o_base, a.o_stride, lse_row);
 
   if constexpr (kProbe) {
     // Rows past N hold zero-filled queries: they are not part of any C(i).

@@ -443,41 +443,7 @@ __global__ void __launch_bounds__(384, 1)
       }
     }
 
-    // Online softmax (base 2), as flash_forward.cuh.
-    float mx[2] = {m_run[0], m_run[1]};
-#pragma unroll
-    for (int nb = 0; nb < kW / 8; ++nb) {
-      mx[0] = fmaxf(mx[0], fmaxf(s[nb][0], s[nb][1]));
-      mx[1] = fmaxf(mx[1], fmaxf(s[nb][2], s[nb][3]));
-    }
-    float ref[2], alpha[2];
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
-      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
-      ref[i] = mx[i] == kNegInf ? 0.f : mx[i] * sl2;
-      alpha[i] = mx[i] == m_run[i] ? 1.f : exp2f(m_run[i] * sl2 - ref[i]);
-      m_run[i] = mx[i];
-    }
-    float row_sum[2] = {0.f, 0.f};
-#pragma unroll
-    for (int nb = 0; nb < kW / 8; ++nb) {
-      s[nb][0] = exp2f(fmaf(s[nb][0], sl2, -ref[0]));
-      s[nb][1] = exp2f(fmaf(s[nb][1], sl2, -ref[0]));
-      s[nb][2] = exp2f(fmaf(s[nb][2], sl2, -ref[1]));
-      s[nb][3] = exp2f(fmaf(s[nb][3], sl2, -ref[1]));
-      row_sum[0] += s[nb][0] + s[nb][1];
-      row_sum[1] += s[nb][2] + s[nb][3];
-    }
-    l_run[0] = l_run[0] * alpha[0] + row_sum[0];
-    l_run[1] = l_run[1] * alpha[1] + row_sum[1];
-#pragma unroll
-    for (int db = 0; db < D / 8; ++db) {
-      o_acc[db][0] *= alpha[0];
-      o_acc[db][1] *= alpha[0];
-      o_acc[db][2] *= alpha[1];
-      o_acc[db][3] *= alpha[1];
-    }
+    online_softmax_step(s, m_run[0], m_run[1], l_run[0], l_run[1], o_acc, sl2);
 
     // O += P V: the S accumulators of two 8-key blocks form one 16-key A fragment.
     uint32_t p[kW / 16][4];
@@ -527,35 +493,9 @@ __global__ void __launch_bounds__(384, 1)
   if (!has_rows) return;
 
   // Epilogue: full row sums, normalisation, O and LSE.
-  float inv[2];
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    l_run[i] += __shfl_xor_sync(0xffffffffu, l_run[i], 1);
-    l_run[i] += __shfl_xor_sync(0xffffffffu, l_run[i], 2);
-    inv[i] = l_run[i] > 0.f ? 1.f / l_run[i] : 0.f;
-  }
-  if (a.o != nullptr) {
-    T* o_base = static_cast<T*>(a.o) + static_cast<int64_t>(head) * D;
-#pragma unroll
-    for (int db = 0; db < D / 8; ++db) {
-      const int col = db * 8 + 2 * t4;
-      if (row_a < N)
-        *reinterpret_cast<uint32_t*>(o_base + static_cast<int64_t>(row_a) * a.o_stride + col) =
-            Mma::pack(o_acc[db][0] * inv[0], o_acc[db][1] * inv[0]);
-      if (row_b < N)
-        *reinterpret_cast<uint32_t*>(o_base + static_cast<int64_t>(row_b) * a.o_stride + col) =
-            Mma::pack(o_acc[db][2] * inv[1], o_acc[db][3] * inv[1]);
-    }
-  }
-  if (a.lse != nullptr && t4 == 0) {
-    constexpr float kLn2 = 0.6931471805599453f;
-    if (row_a < N)
-      a.lse[static_cast<int64_t>(head) * N + row_a] =
-          l_run[0] > 0.f ? (m_run[0] * sl2 + __log2f(l_run[0])) * kLn2 : kNegInf;
-    if (row_b < N)
-      a.lse[static_cast<int64_t>(head) * N + row_b] =
-          l_run[1] > 0.f ? (m_run[1] * sl2 + __log2f(l_run[1])) * kLn2 : kNegInf;
-  }
+  store_rows<T>(o_acc, m_run[0], m_run[1], l_run[0], l_run[1], row_a, row_b, t4, N, sl2,
+                a.o != nullptr ? static_cast<T*>(a.o) + static_cast<int64_t>(head) * D : nullptr, a.o_stride,
+                a.lse != nullptr ? a.lse + static_cast<int64_t>(head) * N : nullptr);
 }
 
 }  // namespace hc::kernels::detail
