@@ -141,13 +141,7 @@ struct VerticalSlashSlot {
 
   // The usable offsets (<= r1) of a slot's head: off[0 .. usable).
   __device__ int usable_offsets(const int32_t* off, int r1) const {
-    int lo = 0, hi = n_offsets;
-    while (lo < hi) {
-      const int mid = (lo + hi) >> 1;
-      if (off[mid] <= r1) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    return detail::count_at_most(off, n_offsets, r1);
   }
 
   // The slot's merged ranges, ascending (one thread).
@@ -156,12 +150,7 @@ struct VerticalSlashSlot {
     const int32_t* off = offsets + static_cast<int64_t>(h) * n_offsets;
     const int usable = usable_offsets(off, r1);
     const int32_t* runs = run_start + static_cast<int64_t>(h) * n_offsets;
-    int lo = 0, hi = n_runs[h];  // runs starting below `usable`: runs[0 .. lo)
-    while (lo < hi) {
-      const int mid = (lo + hi) >> 1;
-      if (runs[mid] < usable) lo = mid + 1;
-      else hi = mid;
-    }
+    const int lo = detail::count_at_most(runs, n_runs[h], usable - 1);  // runs starting below `usable`
     for (int run = lo - 1; run >= 0; --run) {  // larger offsets give smaller begins
       const int first = runs[run];
       const int last = (run + 1 < lo) ? runs[run + 1] - 1 : usable - 1;
@@ -173,12 +162,7 @@ struct VerticalSlashSlot {
   // o <= r1 - c <= o + 63, i.e. when the largest usable offset <= r1 - c is >= r1 - c - 63.
   __device__ static bool inside_ranges(const int32_t* off, int usable, int r1, int c) {
     const int oc = r1 - c;
-    int lo = 0, hi = usable;  // offsets <= oc: off[0 .. lo)
-    while (lo < hi) {
-      const int mid = (lo + hi) >> 1;
-      if (off[mid] <= oc) lo = mid + 1;
-      else hi = mid;
-    }
+    const int lo = detail::count_at_most(off, usable, oc);  // offsets <= oc: off[0 .. lo)
     return lo > 0 && off[lo - 1] + (kBlock - 1) >= oc;
   }
 };
@@ -206,13 +190,7 @@ __global__ void vs_slot_pass_kernel(VerticalSlashSlot rule, int n_slots, int32_t
   const int32_t* off = rule.offsets + static_cast<int64_t>(h) * rule.n_offsets;
   const int32_t* col = rule.columns + static_cast<int64_t>(h) * rule.n_columns;
   const int usable = rule.usable_offsets(off, r1);
-  int lo = 0, hi = rule.n_columns;  // columns <= r1: col[0 .. lo)
-  while (lo < hi) {
-    const int mid = (lo + hi) >> 1;
-    if (col[mid] <= r1) lo = mid + 1;
-    else hi = mid;
-  }
-  const int n_usable = lo;
+  const int n_usable = detail::count_at_most(col, rule.n_columns, r1);  // columns <= r1
   int32_t* out = fill ? cols + col_offsets[slot] : nullptr;
   int written = 0;
   for (int base = 0; base < n_usable; base += 32) {
@@ -246,8 +224,8 @@ struct BlockSparseSlot {
 
 template <class Slot>
 __global__ void slot_pass_kernel(Slot rule, int n_slots, int32_t* range_counts, int32_t* col_counts,
-                                 const int32_t* range_offsets, const int32_t* col_offsets,
-                                 int32_t* range_begin, int32_t* range_end, int32_t* cols, bool fill) {
+                                 const int32_t* range_offsets, int32_t* range_begin, int32_t* range_end,
+                                 bool fill) {
   const int slot = blockIdx.x * blockDim.x + threadIdx.x;
   if (slot >= n_slots) return;
   SlotEmitter e;
@@ -323,8 +301,9 @@ void launch_slot_pass(const Slot& rule, int n_slots, int32_t* range_counts, int3
                       int32_t* range_end, int32_t* cols, bool fill, cudaStream_t stream) {
   const int threads = 128;
   const int blocks = (n_slots + threads - 1) / threads;
+  // These patterns gather no columns (col_offsets and cols are unused).
   slot_pass_kernel<<<blocks, threads, 0, stream>>>(rule, n_slots, range_counts, col_counts, range_offsets,
-                                                   col_offsets, range_begin, range_end, cols, fill);
+                                                   range_begin, range_end, fill);
   HC_CHECK_LAUNCH();
 }
 void launch_slot_pass(const VerticalSlashSlot& rule, int n_slots, int32_t* range_counts, int32_t* col_counts,
