@@ -1,11 +1,10 @@
 // headcal bench-tokenizer: tokenizer throughput on one thread.
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "bench/bench_tokenizer.h"
 #include "cli/command.h"
 #include "common/error.h"
+#include "io/mapped_file.h"
 #include "io/prompt.h"
 #include "io/tokenizer.h"
 
@@ -28,11 +27,7 @@ hc::cli::Runner setup(CLI::App& sub) {
       text = hc::kv_retrieval_text(1 << 20, 1);
       name = "generated kv_retrieval JSON";
     } else {
-      std::ifstream in(o->text, std::ios::binary);
-      if (!in) throw hc::InputError(o->text, "cannot open");
-      std::ostringstream ss;
-      ss << in.rdbuf();
-      text = ss.str();
+      text = hc::read_whole_file(o->text);
       if (text.empty()) throw hc::InputError(o->text, "the text file is empty");
     }
     auto r = hc::run_tokenizer_bench(*tok, text, o->runs);

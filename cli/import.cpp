@@ -1,16 +1,15 @@
 // headcal import: MInference JSON -> headcal profile, so other people's configs can be checked
 // and validated. The model's shapes come from --model or from an atlas of that model.
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <memory>
-#include <sstream>
 #include <string>
 
 #include "cli/command.h"
 #include "common/error.h"
 #include "headcal/version.h"
 #include "io/atlas.h"
+#include "io/mapped_file.h"
 #include "io/minference_json.h"
 #include "io/model_file.h"
 #include "io/profile.h"
@@ -60,11 +59,7 @@ Runner setup(CLI::App& sub) {
     if (o->tokens > 0) opts.tokens = o->tokens;
     if (opts.tokens < 1) throw InputError("import", "the model has no context length: give --tokens N");
 
-    std::ifstream in(o->json, std::ios::binary);
-    if (!in) throw InputError(o->json, "cannot open");
-    std::ostringstream text;
-    text << in.rdbuf();
-    MInferenceImport im = import_minference(text.str(), o->json, opts);
+    MInferenceImport im = import_minference(hc::read_whole_file(o->json), o->json, opts);
     for (const std::string& n : im.notes) std::fprintf(stderr, "headcal: note: %s\n", n.c_str());
     write_profile(im.profile, o->out);
     std::cout << "wrote " << o->out << " (" << opts.model.layers << " layers x " << opts.model.heads

@@ -2,14 +2,13 @@
 // prompt options.
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <iterator>
-#include <sstream>
 
 #include "cli/command.h"
 #include "cli/prompt_options.h"
 #include "common/error.h"
+#include "io/mapped_file.h"
 #include "io/model_file.h"
 #include "io/tokenizer.h"
 
@@ -57,11 +56,7 @@ hc::cli::Runner setup(CLI::App& sub) {
     if (o->text.empty()) {
       text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
     } else {
-      std::ifstream in(o->text, std::ios::binary);
-      if (!in) throw hc::InputError(o->text, "cannot open");
-      std::ostringstream ss;
-      ss << in.rdbuf();
-      text = ss.str();
+      text = hc::read_whole_file(o->text);
     }
     if (text.empty()) throw hc::InputError(source, "the text is empty");
     std::vector<int32_t> ids = tok->encode(text, source);

@@ -6,13 +6,13 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
 #include <tuple>
 
 #include "common/error.h"
+#include "io/mapped_file.h"
 #include "io/yaml_util.h"
 
 namespace hc {
@@ -233,11 +233,7 @@ Grid parse_grid_yaml(const std::string& text, const std::string& source, int64_t
 }
 
 Grid read_grid_file(const std::string& path, int64_t n_tokens, const PatternDefaults& defaults) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path, "cannot open grid file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_grid_yaml(text.str(), path, n_tokens, defaults);
+  return parse_grid_yaml(read_whole_file(path, "cannot open grid file"), path, n_tokens, defaults);
 }
 
 }  // namespace hc

@@ -1,12 +1,11 @@
 #include "io/hf_config.h"
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "io/mapped_file.h"
 
 namespace hc {
 
@@ -207,11 +206,7 @@ ModelConfig parse_hf_config(const std::string& json_text, const std::string& sou
 }
 
 ModelConfig read_hf_config(const std::string& config_path, const std::string& fallback_name) {
-  std::ifstream in(config_path, std::ios::binary);
-  if (!in) throw InputError(config_path, "cannot open");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_hf_config(text.str(), config_path, fallback_name);
+  return parse_hf_config(read_whole_file(config_path), config_path, fallback_name);
 }
 
 std::vector<std::pair<std::string, std::string>> hf_config_fields(const std::string& json_text,

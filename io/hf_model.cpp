@@ -1,14 +1,13 @@
 #include "io/hf_model.h"
 
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "io/hf_config.h"
+#include "io/mapped_file.h"
 #include "io/model_check.h"
 #include "io/sha256.h"
 
@@ -31,11 +30,7 @@ std::string read_small_file(const fs::path& p) {
   if (ec) throw InputError(p.string(), "cannot read: " + ec.message());
   if (size > kMaxJsonBytes)
     throw InputError(p.string(), "is " + std::to_string(size) + " bytes, too large for a JSON config");
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw InputError(p.string(), "cannot open");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return read_whole_file(p.string());
 }
 
 std::string directory_name(const std::string& dir) {

@@ -7,10 +7,20 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include "common/error.h"
 
 namespace hc {
+
+std::string read_whole_file(const std::string& path, const std::string& cannot_open) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path, cannot_open);
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
   int fd = ::open(path.c_str(), O_RDONLY);

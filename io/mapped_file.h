@@ -1,10 +1,14 @@
 #pragma once
-// Read-only memory mapping of a whole file. Throws InputError naming the file when it cannot be opened.
+// Whole files: a read-only memory mapping, or a copy in a string. Both throw InputError naming
+// the file when it cannot be opened.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
 namespace hc {
+
+// The whole file as bytes. Throws InputError(path, cannot_open) when it cannot be opened.
+std::string read_whole_file(const std::string& path, const std::string& cannot_open = "cannot open");
 
 class MappedFile {
  public:

@@ -9,9 +9,9 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
-#include <sstream>
 
 #include "common/error.h"
+#include "io/mapped_file.h"
 #include "io/yaml_util.h"
 
 namespace fs = std::filesystem;
@@ -273,11 +273,7 @@ Profile parse_profile_yaml(const std::string& text, const std::string& source) {
 }
 
 Profile read_profile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path, "cannot open profile");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_profile_yaml(text.str(), path);
+  return parse_profile_yaml(read_whole_file(path, "cannot open profile"), path);
 }
 
 void write_file_atomic(const std::string& path, const std::string& text) {

@@ -7,11 +7,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <random>
-#include <sstream>
 
 #include "common/error.h"
+#include "io/mapped_file.h"
 #include "io/sha256.h"
 #include "io/tokenizer.h"
 
@@ -20,11 +19,7 @@ namespace hc {
 namespace {
 
 std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path, "cannot open the prompt file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
+  std::string text = read_whole_file(path, "cannot open the prompt file");
   if (text.empty()) throw InputError(path, "the prompt file is empty");
   return text;
 }

@@ -5,22 +5,14 @@
 #include <cctype>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 
 #include "common/error.h"
+#include "io/mapped_file.h"
 #include "io/prompt.h"
 
 namespace hc {
 
 namespace {
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path, "cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -42,7 +34,7 @@ std::string npy_field(const std::string& header, const std::string& key, const s
 }
 
 std::vector<int64_t> read_npy(const std::string& path) {
-  const std::string bytes = read_bytes(path);
+  const std::string bytes = read_whole_file(path);
   if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0) throw InputError(path, "not a .npy file (bad magic)");
   const int major = static_cast<uint8_t>(bytes[6]);
   size_t header_len = 0, header_start = 0;
@@ -172,7 +164,7 @@ std::vector<int64_t> read_h5(const std::string& file, std::string dataset) {
 }
 
 std::vector<int64_t> read_text_ids(const std::string& path) {
-  const std::string text = read_bytes(path);
+  const std::string text = read_whole_file(path);
   std::vector<int64_t> ids;
   size_t line = 1;
   for (size_t i = 0; i < text.size();) {

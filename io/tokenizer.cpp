@@ -4,12 +4,11 @@
 #include <climits>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "common/error.h"
 #include "io/bpe.h"
 #include "io/gguf.h"
+#include "io/mapped_file.h"
 #include "io/unicode.h"
 
 namespace hc {
@@ -148,11 +147,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_path) {
     json_path = p;
   }
   if (!json_path.empty()) {
-    std::ifstream in(json_path, std::ios::binary);
-    if (!in) throw InputError(json_path.string(), "cannot open");
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return Tokenizer::create(tokenizer_data_from_hf_json(ss.str(), json_path.string()));
+    return Tokenizer::create(tokenizer_data_from_hf_json(read_whole_file(json_path.string()), json_path.string()));
   }
   GgufFile gguf(model_path);
   return Tokenizer::create(tokenizer_data_from_gguf(gguf));
