@@ -234,18 +234,26 @@ int64_t read_int_attr(hid_t obj, const char* name, const std::string& file, cons
   return value;
 }
 
-// Opens a dataset, checks its shape is exactly `expected` and, for contiguous storage, that the
-// file really holds its bytes, before the caller allocates anything.
-Hid open_checked_dataset(hid_t parent, const std::string& name, const std::vector<hsize_t>& expected,
-                         const std::string& file, const std::string& where) {
+// Opens a dataset (InputError naming it when missing or unopenable) and reads its shape.
+Hid open_dataset(hid_t parent, const std::string& name, const std::string& file, const std::string& where,
+                 std::vector<hsize_t>* dims) {
   if (H5Lexists(parent, name.c_str(), H5P_DEFAULT) <= 0)
     throw InputError(file, where + ": missing dataset '" + name + "'");
   Hid ds = checked(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), H5Dclose, file,
                    where + ": cannot open dataset '" + name + "'");
   Hid space(H5Dget_space(ds.get()), H5Sclose);
   int rank = H5Sget_simple_extent_ndims(space.get());
-  std::vector<hsize_t> dims(rank > 0 ? rank : 0);
-  if (rank > 0) H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  dims->assign(rank > 0 ? rank : 0, 0);
+  if (rank > 0) H5Sget_simple_extent_dims(space.get(), dims->data(), nullptr);
+  return ds;
+}
+
+// Opens a dataset, checks its shape is exactly `expected` and, for contiguous storage, that the
+// file really holds its bytes, before the caller allocates anything.
+Hid open_checked_dataset(hid_t parent, const std::string& name, const std::vector<hsize_t>& expected,
+                         const std::string& file, const std::string& where) {
+  std::vector<hsize_t> dims;
+  Hid ds = open_dataset(parent, name, file, where, &dims);
   if (dims != expected) {
     auto str = [](const std::vector<hsize_t>& d) {
       std::string s = "[";
@@ -278,14 +286,8 @@ Hid open_checked_dataset(hid_t parent, const std::string& name, const std::vecto
 
 std::vector<hsize_t> dataset_dims(hid_t parent, const std::string& name, const std::string& file,
                                   const std::string& where) {
-  if (H5Lexists(parent, name.c_str(), H5P_DEFAULT) <= 0)
-    throw InputError(file, where + ": missing dataset '" + name + "'");
-  Hid ds = checked(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), H5Dclose, file,
-                   where + ": cannot open dataset '" + name + "'");
-  Hid space(H5Dget_space(ds.get()), H5Sclose);
-  int rank = H5Sget_simple_extent_ndims(space.get());
-  std::vector<hsize_t> dims(rank > 0 ? rank : 0);
-  if (rank > 0) H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  std::vector<hsize_t> dims;
+  open_dataset(parent, name, file, where, &dims);
   return dims;
 }
 
