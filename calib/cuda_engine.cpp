@@ -359,18 +359,18 @@ class CudaEngineImpl final : public CudaEngine {
       cuda::bias_rope(k.get(), c.qkv_bias ? L.bk.get() : nullptr, rope_cos.get(), rope_sin.get(), n, c.n_kv_heads,
                       d, kv_out, stream_);
       if (c.qkv_bias) cuda::add_bias(v.get(), L.bv.get(), n, kv_out, stream_);
+      DeviceLayerAttention a;
+      a.layer = layer;
+      a.q = q.get();
+      a.k = k.get();
+      a.v = v.get();
+      a.q_row_stride = q_out;
+      a.k_row_stride = kv_out;
+      a.v_row_stride = kv_out;
+      a.dims = dims;
+      a.stream = stream_;
       if (request.device_attention_override) {  // validate: each head on its sparse kernel
-        DeviceAttentionInput in;
-        in.layer = layer;
-        in.q = q.get();
-        in.k = k.get();
-        in.v = v.get();
-        in.q_row_stride = q_out;
-        in.k_row_stride = kv_out;
-        in.v_row_stride = kv_out;
-        in.dims = dims;
-        in.stream = stream_;
-        request.device_attention_override(in, attn.get(), lse.get());
+        request.device_attention_override(a, attn.get(), lse.get());
       } else if (request.attention_override) {
         throw InputError("prefill: the CUDA engine cannot run a host attention_override; use device_attention_override");
       } else {
@@ -379,18 +379,8 @@ class CudaEngineImpl final : public CudaEngine {
 
       if (layer >= resolved.first_layer && layer <= resolved.last_layer) {
         if (device_hook) {
-          DeviceLayerAttention a;
-          a.layer = layer;
-          a.q = q.get();
-          a.k = k.get();
-          a.v = v.get();
           a.o = attn.get();
           a.lse = lse.get();
-          a.q_row_stride = q_out;
-          a.k_row_stride = kv_out;
-          a.v_row_stride = kv_out;
-          a.dims = dims;
-          a.stream = stream_;
           (*device_hook)(a);
         }
         if (request.on_layer) {

@@ -22,18 +22,11 @@ namespace hc {
 
 // One layer's attention on the device, valid only during the hook call. All pointers are device
 // memory; the hook enqueues its work on `stream` (a cudaStream_t) and must not free anything.
-struct DeviceLayerAttention {
-  int layer = 0;
-  const void* q = nullptr;  // bf16 [n_tokens, n_heads, head_dim], after RoPE (row stride q_row_stride)
-  const void* k = nullptr;  // bf16 [n_tokens, n_kv_heads, head_dim], after RoPE (row stride k_row_stride)
-  const void* v = nullptr;  // bf16 [n_tokens, n_kv_heads, head_dim] (row stride v_row_stride)
-  const void* o = nullptr;  // bf16 [n_tokens, n_heads, head_dim], dense attention output (before o_proj)
+// q, k, v, strides, dims and stream as the attention override gets them (calib/engine.h), plus
+// the attention's output.
+struct DeviceLayerAttention : DeviceAttentionInput {
+  const void* o = nullptr;     // bf16 [n_tokens, n_heads, head_dim], attention output (before o_proj)
   const float* lse = nullptr;  // fp32 [n_heads, n_tokens], natural log
-  int64_t q_row_stride = 0;    // elements; densely packed: n_heads * head_dim
-  int64_t k_row_stride = 0;    // n_kv_heads * head_dim
-  int64_t v_row_stride = 0;    // n_kv_heads * head_dim
-  AttentionDims dims;
-  void* stream = nullptr;
 };
 using DeviceLayerHook = std::function<void(const DeviceLayerAttention&)>;
 

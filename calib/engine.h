@@ -46,17 +46,18 @@ struct LayerAttentionInput {
 // Every layer calls it. CPU backend.
 using AttentionOverride = std::function<void(const LayerAttentionInput& in, float* o, float* lse)>;
 
-// The device variant (CUDA backend): q, k, v are bf16 device memory as in DeviceLayerAttention
-// (calib/cuda_engine.h); the override writes o (bf16 [n_tokens, n_heads, head_dim], packed) and
-// lse (fp32 [n_heads, n_tokens]) by work enqueued on `stream` (a cudaStream_t).
+// The device variant (CUDA backend): one layer's q, k, v in bf16 device memory, after RoPE; the
+// override writes o (bf16 [n_tokens, n_heads, head_dim], packed) and lse (fp32 [n_heads,
+// n_tokens]) by work enqueued on `stream` (a cudaStream_t). Also the first fields of the CUDA
+// engine's record hook argument (DeviceLayerAttention, calib/cuda_engine.h).
 struct DeviceAttentionInput {
   int layer = 0;
   const void* q = nullptr;   // bf16 [n_tokens, n_heads, head_dim] (row stride q_row_stride)
   const void* k = nullptr;   // bf16 [n_tokens, n_kv_heads, head_dim] (row stride k_row_stride)
   const void* v = nullptr;   // bf16 [n_tokens, n_kv_heads, head_dim] (row stride v_row_stride)
-  int64_t q_row_stride = 0;  // elements
-  int64_t k_row_stride = 0;
-  int64_t v_row_stride = 0;
+  int64_t q_row_stride = 0;  // elements; densely packed: n_heads * head_dim
+  int64_t k_row_stride = 0;  // n_kv_heads * head_dim
+  int64_t v_row_stride = 0;  // n_kv_heads * head_dim
   AttentionDims dims;
   void* stream = nullptr;
 };
