@@ -10,7 +10,7 @@ TYPES = [("__nv_bfloat16", "bf16"), ("__half", "f16")]
 WIDTHS = [64, 128]
 
 
-def regs(first, count, letter="f"):
+def regs(first, count):
     return ", ".join(f"%{first + i}" for i in range(count))
 
 

@@ -149,7 +149,7 @@ void launch_hopper(const FlashArgs& a, long long ctas, cudaStream_t stream) {
 }
 
 template <typename T, int D, bool kDense>
-void launch_hopper_pipeline(const FlashArgs& a, long long ctas, cudaStream_t stream) {
+void launch_hopper_stages(const FlashArgs& a, long long ctas, cudaStream_t stream) {
   // Shared-memory stages of the K/V ring. Dense (128-key stages): measured on H100 (headcal
   // bench dense, bf16, TMA loads) 3 stages 0.233 / 3.181 / 1.022 / 16.46 ms vs 2 stages 0.234 /
   // 3.208 / 1.037 / 16.38 (8K and 32K, d = 64 and 128): within noise. Index-driven (64-key
@@ -168,7 +168,7 @@ template <bool kDense>
 void dispatch_hopper(const AttentionParams& p, const FlashArgs& a, long long ctas, cudaStream_t stream) {
   for_dtype_and_dim(p, [&](auto td) {
     using TD = decltype(td);
-    launch_hopper_pipeline<typename TD::Type, TD::kD, kDense>(a, ctas, stream);
+    launch_hopper_stages<typename TD::Type, TD::kD, kDense>(a, ctas, stream);
   });
 }
 

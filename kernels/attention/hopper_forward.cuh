@@ -118,7 +118,8 @@ __device__ __forceinline__ uint32_t panel_offset(int r, int c) {
 // key cols[base + r] (also in the stage's key list), consumer c computes rows [lo[c], hi[c]).
 // lo == hi: not for that consumer. first/last: smallest and largest key consumer c computes.
 struct StageMeta {
-  int kind, base, load_count, pad;
+  int kind, base, load_count;
+  int pad;  // keeps the size a multiple of 8: the mbarriers follow the metadata array
   int lo[2], hi[2], first[2], last[2];
 };
 
