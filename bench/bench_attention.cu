@@ -252,9 +252,24 @@ int bench_sparse(const KernelBenchOptions& options) {
     int p1, p2;
   };
   // MInference's usual configurations (TARGETS.md).
-  const std::vector<Config> configs = {{"vertical_slash", 1000, 6096}, {"vertical_slash", 30, 800},
-                                       {"vertical_slash", 3500, 100},  {"block_sparse", 100, 0},
-                                       {"a_shape", 100, 800},          {"a_shape", 128, 3968}};
+  const std::vector<Config> all_configs = {{"vertical_slash", 1000, 6096}, {"vertical_slash", 30, 800},
+                                           {"vertical_slash", 3500, 100},  {"block_sparse", 100, 0},
+                                           {"a_shape", 100, 800},          {"a_shape", 128, 3968}};
+  auto config_name = [](const Config& c) {
+    return std::string(c.pattern) + "(" + std::to_string(c.p1) +
+           (std::string(c.pattern) == "block_sparse" ? "" : "," + std::to_string(c.p2)) + ")";
+  };
+  std::vector<Config> configs;
+  for (const Config& c : all_configs)
+    if (options.configs.empty() ||
+        std::find(options.configs.begin(), options.configs.end(), config_name(c)) != options.configs.end())
+      configs.push_back(c);
+  for (const std::string& wanted : options.configs)
+    if (std::none_of(all_configs.begin(), all_configs.end(), [&](const Config& c) { return config_name(c) == wanted; }))
+      throw InputError("--config", "unknown configuration '" + wanted +
+                                       "' (known: vertical_slash(1000,6096), vertical_slash(30,800), "
+                                       "vertical_slash(3500,100), block_sparse(100), a_shape(100,800), "
+                                       "a_shape(128,3968))");
   const auto all = shapes(options);
   const SdpaBaseline base = load_baseline(options);
   const AttnDType dt = options.fp16 ? AttnDType::kFP16 : AttnDType::kBF16;
@@ -273,8 +288,7 @@ int bench_sparse(const KernelBenchOptions& options) {
     const SdpaPoint* cudnn = base.find(s.n, s.d, s.heads, "cudnn");
     const kernels::GpuQK qk = in.qk();
     for (const Config& c : configs) {
-      const std::string name = std::string(c.pattern) + "(" + std::to_string(c.p1) +
-                               (std::string(c.pattern) == "block_sparse" ? "" : "," + std::to_string(c.p2)) + ")";
+      const std::string name = config_name(c);
       std::function<DeviceSparseIndex()> build;
       if (std::string(c.pattern) == "vertical_slash")
         build = [&] { return kernels::build_vertical_slash_index_gpu(qk, c.p1, c.p2); };

@@ -243,6 +243,9 @@ void sparse_attention_forward(const AttentionParams& p, const SparseIndexView& i
     // One CTA per (head, pair of 64-row blocks).
     FlashArgs paired = a;
     paired.n_row_tiles = (p.n_tokens + 127) / 128;
+    // HEADCAL_SPARSE_ORDER=heads: the dense kernel's CTA order (tuning knob; see FlashArgs).
+    static const bool heads_order = env_knob("HEADCAL_SPARSE_ORDER", "") == "heads";
+    paired.kv_group_order = heads_order ? 0 : 1;
     dispatch_hopper<false>(p, paired, static_cast<long long>(paired.n_row_tiles) * p.n_heads, stream);
   } else {
     // 4 warps x 16 rows. HEADCAL_SPARSE_TILE=w2m2 (2 warps x 32 rows) was faster at d=64

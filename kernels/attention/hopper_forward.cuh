@@ -22,8 +22,8 @@
 //     loaded once for both (ranges shift by 64 keys from one row block to the next, so their
 //     tiles line up), any other tile for its own consumer only (the other skips it). Each
 //     consumer applies its own count, causality and band, so C(i) is exact per row.
-// Longest row tiles first; the heads of one row tile are adjacent, so the heads of a GQA group
-// read the same K/V at about the same time and share them in L2.
+// Longest row tiles first; the heads of one row tile are adjacent (dense), or the row tiles of
+// one GQA group (index-driven, FlashArgs::kv_group_order), so K/V is shared in L2.
 //
 // Shared-memory tiles are [rows][head_dim] in 64-column panels of [rows][128 bytes], 16-byte
 // chunk c of row r at chunk c ^ (r & 7): the 128-byte swizzle wgmma's descriptors describe.
@@ -182,9 +182,22 @@ __global__ void __launch_bounds__(384, 1)
   }
   __syncthreads();
 
-  // 128-row tiles, longest first; n_row_tiles counts 128-row tiles here.
-  const int head = blockIdx.x % a.n_heads;
-  const int row_tile = a.n_row_tiles - 1 - static_cast<int>(blockIdx.x / a.n_heads);
+  // 128-row tiles, longest first; n_row_tiles counts 128-row tiles here. Dense order: the heads
+  // of one row tile are adjacent (they stream the same keys in step). KV-group order: the CTAs
+  // running at once share one KV head's K/V (the index-driven walk reads scattered tiles, whose
+  // reuse across row tiles and heads of a group stays in L2 only if the group's K/V is all that
+  // is being read).
+  int head, row_tile;
+  if (a.kv_group_order) {
+    const int per_group = a.n_row_tiles * a.group;
+    const int kv = static_cast<int>(blockIdx.x / per_group);
+    const int in_group = static_cast<int>(blockIdx.x % per_group);
+    head = kv * a.group + in_group % a.group;
+    row_tile = a.n_row_tiles - 1 - in_group / a.group;
+  } else {
+    head = blockIdx.x % a.n_heads;
+    row_tile = a.n_row_tiles - 1 - static_cast<int>(blockIdx.x / a.n_heads);
+  }
   const int r0 = row_tile * 128;
   const int n_row_blocks = (N + 63) / 64;
 
