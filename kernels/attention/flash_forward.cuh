@@ -45,6 +45,10 @@ struct FlashArgs {
   const int32_t* cols;
   const int32_t* band_sink;   // [H] or null
   const int32_t* band_local;  // [H] or null; 0 = no band on that head
+  // Hopper index-driven kernel: each CTA's gathered columns, merged (pair_columns_ref.h); null
+  // when the index has none.
+  const int32_t* pair_entries;       // at col_offsets[head * n_row_blocks + 2 * row_tile]
+  const int32_t* pair_entry_counts;  // [H * n_row_tiles]
   // Probe mode.
   const float* probe_lse;               // [H, N]
   double* probe_recall;                 // [H] (raw sums; divided by N afterwards)
@@ -135,6 +139,15 @@ struct MmaOp<__half> {
 // One online-softmax step (base 2) over a tile of raw scores s: updates the rows' running max m
 // (raw score units) and per-thread partial sums l, turns s into P = exp2(s * sl2 - m * sl2), and
 // rescales o by the change of max.
+// 2^x on the special-function unit, subnormal results flushed to zero: P values below 2^-126
+// (relative to the row max, 1) add nothing to a sum of at least 1. exp2f without -ftz adds a
+// compare and two multiplies per element (32 of each per thread per 64-key tile).
+__device__ __forceinline__ float exp2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 template <int kNb, int kDb>
 __device__ __forceinline__ void online_softmax_step(float (&s)[kNb][4], float& m0, float& m1, float& l0,
                                                     float& l1, float (&o)[kDb][4], float sl2) {
@@ -154,27 +167,31 @@ __device__ __forceinline__ void online_softmax_step(float (&s)[kNb][4], float& m
     // A row with no unmasked key so far keeps m = -inf; subtracting 0 then avoids inf - inf.
     ref[i] = mx[i] == kNegInf ? 0.f : mx[i] * sl2;
     // An unchanged max rescales by exactly 1 (a fully masked tile leaves the row untouched).
-    alpha[i] = mx[i] == *m_run[i] ? 1.f : exp2f(*m_run[i] * sl2 - ref[i]);
+    alpha[i] = mx[i] == *m_run[i] ? 1.f : exp2_ftz(*m_run[i] * sl2 - ref[i]);
     *m_run[i] = mx[i];
   }
   float row_sum[2] = {0.f, 0.f};
 #pragma unroll
   for (int nb = 0; nb < kNb; ++nb) {
-    s[nb][0] = exp2f(fmaf(s[nb][0], sl2, -ref[0]));
-    s[nb][1] = exp2f(fmaf(s[nb][1], sl2, -ref[0]));
-    s[nb][2] = exp2f(fmaf(s[nb][2], sl2, -ref[1]));
-    s[nb][3] = exp2f(fmaf(s[nb][3], sl2, -ref[1]));
+    s[nb][0] = exp2_ftz(fmaf(s[nb][0], sl2, -ref[0]));
+    s[nb][1] = exp2_ftz(fmaf(s[nb][1], sl2, -ref[0]));
+    s[nb][2] = exp2_ftz(fmaf(s[nb][2], sl2, -ref[1]));
+    s[nb][3] = exp2_ftz(fmaf(s[nb][3], sl2, -ref[1]));
     row_sum[0] += s[nb][0] + s[nb][1];
     row_sum[1] += s[nb][2] + s[nb][3];
   }
   l0 = l0 * alpha[0] + row_sum[0];
   l1 = l1 * alpha[1] + row_sum[1];
+  // Once the running maxima settle, most tiles leave every row's max unchanged (alpha = 1): the
+  // warp then skips the D/2 multiplies of O (warp-uniform; the result is bit-identical).
+  if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
 #pragma unroll
-  for (int db = 0; db < kDb; ++db) {
-    o[db][0] *= alpha[0];
-    o[db][1] *= alpha[0];
-    o[db][2] *= alpha[1];
-    o[db][3] *= alpha[1];
+    for (int db = 0; db < kDb; ++db) {
+      o[db][0] *= alpha[0];
+      o[db][1] *= alpha[0];
+      o[db][2] *= alpha[1];
+      o[db][3] *= alpha[1];
+    }
   }
 }
 

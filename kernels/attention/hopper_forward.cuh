@@ -17,11 +17,13 @@
 // (64-row CTAs with streams of their own doubled the L2 traffic: 73% of L2 bandwidth and 35%
 // slower; ncu on H100). Two modes (kDense):
 //   dense: one causal range per CTA in 128-key tiles.
-//   paired (index-driven): the tile lists of the CTA's two 64-row blocks in the sparse index,
-//     walked in merged key order; a consecutive-key tile both lists start at the same key is
-//     loaded once for both (ranges shift by 64 keys from one row block to the next, so their
-//     tiles line up), any other tile for its own consumer only (the other skips it). Each
-//     consumer applies its own count, causality and band, so C(i) is exact per row.
+//   paired (index-driven): the ranges of the CTA's two 64-row blocks in the sparse index, walked
+//     in merged key order; a consecutive-key tile both lists start at the same key is loaded
+//     once for both (ranges shift by 64 keys from one row block to the next, so their tiles line
+//     up), any other tile for its own consumer only (the other skips it). Then the gathered
+//     columns of both blocks, merged so that a key both compute is loaded once (pair_columns.h),
+//     64 per stage. Each consumer applies its own keys, causality and band, so C(i) is exact
+//     per row.
 // Longest row tiles first; the heads of one row tile are adjacent (dense), or the row tiles of
 // one GQA group (index-driven, FlashArgs::kv_group_order), so K/V is shared in L2.
 //
@@ -115,11 +117,12 @@ __device__ __forceinline__ uint32_t panel_offset(int r, int c) {
 
 // Stage metadata, written by the loader. Consecutive keys (kind 1): shared-memory row r holds key
 // base + r, and consumer c computes keys [lo[c], hi[c]). Gathered columns (kind 2): row r holds
-// key cols[base + r] (also in the stage's key list), consumer c computes rows [lo[c], hi[c]).
-// lo == hi: not for that consumer. first/last: smallest and largest key consumer c computes.
+// the key of entry r of the stage's entry list (key << 2 | bit c: consumer c computes it), rows
+// [lo[c], hi[c]) = [0, load_count) when any entry has bit c. lo == hi: not for that consumer.
+// first/last: smallest and largest key consumer c computes (kind 2: of the stage's entries).
 struct StageMeta {
   int kind, base, load_count;
-  int pad;  // keeps the size a multiple of 8: the mbarriers follow the metadata array
+  int shared_by_all;  // kind 2: all kN entries are computed by both consumers (no membership mask)
   int lo[2], hi[2], first[2], last[2];
 };
 
@@ -161,8 +164,9 @@ __global__ void __launch_bounds__(384, 1)
   constexpr float kNegInf = -__builtin_huge_valf();
 
   extern __shared__ unsigned char smem_raw[];
-  unsigned char* smem = reinterpret_cast<unsigned char*>(
-      (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
+  // Aligned by an offset into the shared array (not an integer round trip of the pointer), so
+  // the compiler keeps shared-memory loads (LDS) for the metadata and key lists.
+  unsigned char* smem = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
   int* s_keys = reinterpret_cast<int*>(smem + Tr::kKeysOff);                // [stages][kN]
   StageMeta* s_meta = reinterpret_cast<StageMeta*>(smem + Tr::kMetaOff);    // [stages]
   const uint32_t smem_base = smem_addr(smem);
@@ -211,14 +215,17 @@ __global__ void __launch_bounds__(384, 1)
 
     int stage = 0;
     uint32_t phase = 0;
-    // Loads one tile into the next stage for the consumers in `meta` (count 0: not theirs).
+    auto advance = [&]() {
+      if (++stage == kStages) {
+        stage = 0;
+        phase ^= 1;
+      }
+    };
+    // Loads one consecutive-key tile (or the end marker, kind 0) into the next stage for the
+    // consumers in `meta` (lo == hi: not theirs).
     auto emit = [&](const StageMeta& m) {
       mbar_wait(empty_bar(stage), phase ^ 1);
       if (lt == 0) s_meta[stage] = m;
-      if (m.kind == 2) {
-        int* keys = s_keys + stage * kN;
-        for (int r = lt; r < kN; r += 128) keys[r] = r < m.load_count ? __ldg(a.cols + m.base + r) : -1;
-      }
       const uint32_t k_dst = smem_base + Tr::kKOff + stage * Tr::kTileBytes;
       const uint32_t v_dst = smem_base + Tr::kVOff + stage * Tr::kTileBytes;
       if (m.kind == 1) {
@@ -233,28 +240,70 @@ __global__ void __launch_bounds__(384, 1)
             tma_load_2d(v_dst + p * kN * 128, &v_map, kv_head * D + 64 * p, m.base, full_bar(stage));
           }
         }
-      } else if (m.kind == 2) {
-        // Gathered columns (no TMA gather on sm_90): 16-byte cp.async per thread, each thread one
-        // column chunk of every kRowsPerPass-th key; keys past the count are zero-filled (a stale
-        // V row times P = 0 could be NaN).
-        constexpr int kRowsPerPass = 128 / kChunks;
-        const int c = lt % kChunks, r_first = lt / kChunks;
-#pragma unroll 4
-        for (int i = 0; i < kN / kRowsPerPass; ++i) {
-          const int r = r_first + i * kRowsPerPass;
-          const bool valid = r < m.load_count;
-          const int key = valid ? __ldg(a.cols + m.base + r) : 0;
-          const uint32_t off = panel_offset<kN>(r, c);
-          cp_async_16(k_dst + off, k_base + static_cast<int64_t>(key) * a.k_stride + c * 8, valid);
-          cp_async_16(v_dst + off, v_base + static_cast<int64_t>(key) * a.v_stride + c * 8, valid);
+      }
+      mbar_arrive(full_bar(stage));  // releases the meta write above
+      advance();
+    };
+    // Gathered columns (no TMA gather on sm_90): 16-byte cp.async per thread, each thread one
+    // column chunk of every kRowsPerPass-th key of the stage. Warp 0 reads a stage's entries
+    // (key << 2 | which consumers compute it, FlashArgs::pair_entries) one stage ahead, so the
+    // loader does not wait a global-memory latency per stage (vertical_slash(3500,100) at 128K,
+    // kernel only, H100: 21.4 -> 16.1 ms at d = 128, 5.09 -> 3.52 at d = 64), and hands them to
+    // the other warps through the stage's key list (registers for all 64 per thread spilled).
+    constexpr int kRowsPerPass = 128 / kChunks;
+    static_assert(kDense || kN == 64, "warp 0 holds a stage's 64 entries, two per lane");
+    struct StageEntries {
+      int low, high;  // warp 0: entries of rows lane and lane + 32 (0: none)
+    };
+    auto read_entries = [&](int pos, int count) {
+      StageEntries e{0, 0};
+      if (lt < 32) {
+        if (lt < count) e.low = __ldg(a.pair_entries + pos + lt);
+        if (lt + 32 < count) e.high = __ldg(a.pair_entries + pos + lt + 32);
+      }
+      return e;
+    };
+    // Loads `count` gathered keys; rows past the count are zero-filled (a stale V row times P = 0
+    // could be NaN). A consumer none of whose keys is in the stage skips it.
+    auto emit_gathered = [&](const StageEntries& e, int count) {
+      mbar_wait(empty_bar(stage), phase ^ 1);
+      int* entries = s_keys + stage * kN;
+      if (lt < 32) {
+        entries[lt] = e.low;
+        entries[lt + 32] = e.high;
+        const int members = __reduce_or_sync(0xffffffffu, e.low | e.high) & 3;
+        const int all_both = __reduce_and_sync(0xffffffffu, e.low & e.high) & 3;
+        if (lt == 0) {
+          StageMeta m;
+          m.kind = 2;
+          m.base = 0;
+          m.shared_by_all = count == kN && all_both == 3;
+          m.load_count = count;
+#pragma unroll
+          for (int c = 0; c < 2; ++c) {
+            m.lo[c] = 0;
+            m.hi[c] = (members >> c) & 1 ? count : 0;
+            m.first[c] = 0;  // the consumers read first and last from the stage's entries
+            m.last[c] = -1;
+          }
+          s_meta[stage] = m;
         }
-        mbar_arrive_on_cp_async(full_bar(stage));
       }
-      mbar_arrive(full_bar(stage));  // releases the meta/keys writes above
-      if (++stage == kStages) {
-        stage = 0;
-        phase ^= 1;
+      named_barrier_sync(3, 128);  // the loader's own barrier: entries written
+      const uint32_t k_dst = smem_base + Tr::kKOff + stage * Tr::kTileBytes;
+      const uint32_t v_dst = smem_base + Tr::kVOff + stage * Tr::kTileBytes;
+      const int chunk_col = lt % kChunks;
+#pragma unroll
+      for (int r = lt / kChunks; r < kN; r += kRowsPerPass) {
+        const int entry = entries[r];
+        const int64_t key = entry >> 2;
+        const uint32_t off = panel_offset<kN>(r, chunk_col);
+        cp_async_16(k_dst + off, k_base + key * a.k_stride + chunk_col * 8, entry != 0);
+        cp_async_16(v_dst + off, v_base + key * a.v_stride + chunk_col * 8, entry != 0);
       }
+      mbar_arrive_on_cp_async(full_bar(stage));
+      mbar_arrive(full_bar(stage));  // releases the meta/entries writes above
+      advance();
     };
     // The stage for tile t of consumer c (or of both, for == 2).
     auto tile_meta = [](const KeyTile& t, int for_c) {
@@ -262,7 +311,7 @@ __global__ void __launch_bounds__(384, 1)
       m.kind = t.kind;
       m.base = t.start;
       m.load_count = t.count;
-      m.pad = 0;
+      m.shared_by_all = 0;
 #pragma unroll
       for (int c = 0; c < 2; ++c) {
         const bool mine = for_c == 2 || for_c == c;
@@ -312,6 +361,9 @@ __global__ void __launch_bounds__(384, 1)
           cur[c].col_stop = __ldg(a.col_offsets + slot + 1);
         }
       }
+      // The cursors walk the ranges only; the gathered columns of both blocks follow (below).
+      const int entries_begin = cur[0].col_i;
+      cur[0].col_i = cur[0].col_stop = cur[1].col_i = cur[1].col_stop = 0;
       KeyTile t0 = cur[0].next(rb0[0], rb1[0], band_sink, band_local);
       KeyTile t1 = cur[1].next(rb0[1], rb1[1], band_sink, band_local);
       // Merge by first key; consecutive-key tiles of both blocks that start at the same key are
@@ -336,6 +388,18 @@ __global__ void __launch_bounds__(384, 1)
           emit(tile_meta(t1, 1));
           t1 = cur[1].next(rb0[1], rb1[1], band_sink, band_local);
         }
+      }
+      // Gathered columns of both blocks, merged (each key loaded once), kN per stage; a stage's
+      // entries are read while the previous stage is issued.
+      const int n_entries =
+          a.pair_entries != nullptr ? __ldg(a.pair_entry_counts + head * a.n_row_tiles + row_tile) : 0;
+      const int entries_end = entries_begin + n_entries;
+      StageEntries ahead;
+      if (n_entries > 0) ahead = read_entries(entries_begin, min(kN, n_entries));
+      for (int pos = entries_begin; pos < entries_end; pos += kN) {
+        const StageEntries now = ahead;
+        if (pos + kN < entries_end) ahead = read_entries(pos + kN, min(kN, entries_end - pos - kN));
+        emit_gathered(now, min(kN, entries_end - pos));
       }
       KeyTile none;
       none.kind = 0;
@@ -393,7 +457,7 @@ __global__ void __launch_bounds__(384, 1)
   // This warpgroup's view of a stage: it computes its first 64 or all kN rows, masked to its keys.
   struct Tile {
     int kind, base, lo, hi, first, last, stage;
-    bool work;
+    bool work, shared_by_all;
   };
   int stage = 0;
   uint32_t phase = 0;
@@ -401,7 +465,12 @@ __global__ void __launch_bounds__(384, 1)
     mbar_wait(full_bar(stage), phase);
     fence_proxy_async();  // cp.async-filled stages are read by wgmma next
     const StageMeta& m = s_meta[stage];
-    Tile t{m.kind, m.base, m.lo[consumer], m.hi[consumer], m.first[consumer], m.last[consumer], stage, false};
+    Tile t{m.kind, m.base, m.lo[consumer], m.hi[consumer], m.first[consumer], m.last[consumer], stage, false,
+           m.shared_by_all != 0};
+    if (t.kind == 2 && t.hi > t.lo) {  // gathered keys ascend: bounds of the stage's keys
+      t.first = s_keys[stage * kN + t.lo] >> 2;
+      t.last = s_keys[stage * kN + t.hi - 1] >> 2;
+    }
     // The dense path's first warpgroup skips the part of the last tile above its rows.
     t.work = t.kind != 0 && t.hi > t.lo && t.first <= rc0 + 63;
     if (++stage == kStages) {
@@ -433,7 +502,8 @@ __global__ void __launch_bounds__(384, 1)
     // Masks: rows of the window that are not this warpgroup's keys, keys after the row
     // (causality), keys outside the band.
     const bool band_mask = band_local > 0 && t.last >= band_sink && warp_row0 + 15 - t.first >= band_local;
-    const bool partial = t.kind == 1 ? (t.lo > t.base || t.hi < t.base + kW) : t.hi - t.lo < kW;
+    // A gathered stage holds the keys of both consumers: masked unless all are both's.
+    const bool partial = t.kind == 1 ? (t.lo > t.base || t.hi < t.base + kW) : !t.shared_by_all;
     if (partial || t.last > warp_row0 || band_mask) {
       const int* keys = s_keys + t.stage * kN;
 #pragma unroll
@@ -448,8 +518,9 @@ __global__ void __launch_bounds__(384, 1)
             key = t.base + col;
             ok = key >= t.lo && key < t.hi;
           } else {
-            key = keys[col];
-            ok = key >= 0;
+            const int entry = keys[col];
+            key = entry >> 2;
+            ok = (entry >> consumer) & 1;
           }
           if (!ok || key > row) s[nb][e] = kNegInf;
           if (band_mask && key >= band_sink && row - key >= band_local) s[nb][e] = kNegInf;

@@ -7,13 +7,13 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "common/cuda_check.h"
 #include "common/error.h"
 #include "kernels/attention/flash_forward.cuh"
+#include "kernels/sparse/device_pool.h"
 #include "kernels/sparse/index_gpu.h"
 
 namespace hc::kernels {
@@ -35,44 +35,9 @@ struct DeviceIndexAccess {
 
 namespace {
 
+using detail::device_alloc;
+
 constexpr const char* kWhat = "sparse index (GPU)";
-
-// The builders' own stream-ordered memory pool, one per device. It keeps up to 4 GiB of freed
-// memory for the next build instead of handing it back to the driver at every synchronisation
-// (the default pool's behaviour): at 128K tokens and H = 32 a vertical-slash build allocates
-// ~2 GB (scores and columns), and re-mapping it made up ~4 ms of a 8.9 ms build (H100; the
-// kernels themselves 4.6 ms by ncu). A pool of our own leaves the process's default pool as the
-// caller configured it.
-cudaMemPool_t index_pool() {
-  static std::mutex mutex;
-  static std::vector<cudaMemPool_t> pools;
-  int device = 0;
-  HC_CHECK_CUDA(cudaGetDevice(&device));
-  std::lock_guard<std::mutex> lock(mutex);
-  if (pools.size() <= static_cast<size_t>(device)) pools.resize(device + 1, nullptr);
-  if (pools[device] == nullptr) {
-    cudaMemPoolProps props{};
-    props.allocType = cudaMemAllocationTypePinned;
-    props.location.type = cudaMemLocationTypeDevice;
-    props.location.id = device;
-    cudaMemPool_t pool = nullptr;
-    HC_CHECK_CUDA(cudaMemPoolCreate(&pool, &props));
-    uint64_t keep = uint64_t(4) << 30;
-    HC_CHECK_CUDA(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
-    pools[device] = pool;
-  }
-  return pools[device];
-}
-
-// Stream-ordered allocation from index_pool(): repeated builds are cheap (no device-wide sync).
-template <typename T>
-std::shared_ptr<T> device_alloc(size_t n, cudaStream_t stream) {
-  void* p = nullptr;
-  HC_CHECK_CUDA(cudaMallocFromPoolAsync(&p, std::max<size_t>(1, n) * sizeof(T), index_pool(), stream));
-  // Freed on the legacy default stream, which is ordered after every blocking stream: the
-  // allocating stream may be gone by the time an index is dropped.
-  return std::shared_ptr<T>(static_cast<T*>(p), [](T* q) { cudaFreeAsync(q, nullptr); });
-}
 
 __device__ __forceinline__ int last_row(int rb, int n) { return min(rb * kBlock + kBlock - 1, n - 1); }
 
@@ -672,6 +637,7 @@ SparseIndexView DeviceSparseIndex::view() const {
   v.cols = cols_.get();
   v.band_sink = band_sink_.get();
   v.band_local = band_local_.get();
+  v.total_cols = total_cols_;
   return v;
 }
 

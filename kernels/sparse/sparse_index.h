@@ -38,6 +38,9 @@ struct SparseIndexView {
   const int32_t* cols = nullptr;
   const int32_t* band_sink = nullptr;   // [n_heads] or nullptr
   const int32_t* band_local = nullptr;  // [n_heads] or nullptr
+  // Entries of cols (col_offsets' last value), or -1: unknown, and then the attention launcher
+  // reads it from col_offsets (a copy to the host and a stream synchronisation).
+  int64_t total_cols = -1;
 };
 
 // Owning host index.
@@ -56,7 +59,7 @@ struct SparseIndex {
     return {n_heads, n_tokens, range_offsets.data(), range_begin.data(), range_end.data(),
             col_offsets.data(), cols.data(),
             band_sink.empty() ? nullptr : band_sink.data(),
-            band_local.empty() ? nullptr : band_local.data()};
+            band_local.empty() ? nullptr : band_local.data(), static_cast<int64_t>(cols.size())};
   }
 };
 

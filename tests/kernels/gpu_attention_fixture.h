@@ -156,7 +156,10 @@ struct DeviceIndex {
   int64_t n_heads = 0, n_tokens = 0;
   DeviceArray<int32_t> range_offsets, range_begin, range_end, col_offsets, cols, band_sink, band_local;
   bool has_band = false;
+  int64_t total_cols = 0;
+  bool announce_total_cols = true;  // false: the view leaves total_cols unknown (-1)
   explicit DeviceIndex(const kernels::SparseIndex& host) {
+    total_cols = static_cast<int64_t>(host.cols.size());
     n_heads = host.n_heads;
     n_tokens = host.n_tokens;
     range_offsets.upload(host.range_offsets);
@@ -181,6 +184,7 @@ struct DeviceIndex {
     v.cols = cols.get();
     v.band_sink = has_band ? band_sink.get() : nullptr;
     v.band_local = has_band ? band_local.get() : nullptr;
+    v.total_cols = announce_total_cols ? total_cols : -1;
     return v;
   }
 };
