@@ -14,9 +14,9 @@ def regs(first, count):
     return ", ".join(f"%{first + i}" for i in range(count))
 
 
-def outputs(n):
+def outputs(n, first=""):
     return ",\n          ".join(
-        ", ".join(f'"+f"(d[{i}][{e}])' for e in range(4)) for i in range(n // 8))
+        ", ".join(f'"+f"(d[{first}{i}][{e}])' for e in range(4)) for i in range(n // 8))
 
 
 def emit():
@@ -26,7 +26,9 @@ def emit():
     out.append("//")
     out.append("// wgmma.mma_async wrappers (sm_90a). d is the warpgroup's fp32 accumulator tile m64 x N:")
     out.append("// thread t (warp w = t / 32, lane l) holds d[n][2 h + e] = D[16 w + l / 4 + 8 h][8 n + 2 (l % 4) + e].")
-    out.append("//   ss: A (m64 x k16) and B from shared memory through descriptors, both K-major (QK^T).")
+    out.append("//   ss: A (m64 x k16) and B from shared memory through descriptors, both K-major (QK^T);")
+    out.append("//       into d[kFirst .. kFirst + N / 8) of a longer tile (two 64-key stages as one 128-key")
+    out.append("//       tile) when kFirst or the tile's length say so.")
     out.append("//   rs: A from registers (the mma.sync m16n8k16 A-fragment layout per warp), B from shared")
     out.append("//       memory MN-major (imm-trans-b = 1: V stored [keys][head_dim]) (PV).")
     out.append("// scale_d = 0 overwrites d, 1 accumulates into it.")
@@ -46,15 +48,17 @@ def emit():
             out.append("template <>")
             out.append(f"struct Wgmma<{ctype}, {n}> {{")
             # ss
-            out.append(f"  __device__ __forceinline__ static void ss(float (&d)[{n // 8}][4], uint64_t a_desc, uint64_t b_desc,")
+            out.append("  template <int kFirst = 0, int kM>")
+            out.append(f"  __device__ __forceinline__ static void ss(float (&d)[kM][4], uint64_t a_desc, uint64_t b_desc,")
             out.append("                                            int scale_d) {")
+            out.append(f"    static_assert(kFirst >= 0 && kFirst + {n // 8} <= kM, \"the accumulator tile is too short\");")
             out.append("    asm volatile(")
             out.append('        "{\\n.reg .pred p;\\n"')
             out.append(f'        "setp.ne.b32 p, %{nreg + 2}, 0;\\n"')
             out.append(f'        "wgmma.mma_async.sync.aligned.m64n{n}k16.f32.{ptx}.{ptx} "')
             out.append(f'        "{{{regs(0, nreg)}}}, "')
             out.append(f'        "%{nreg}, %{nreg + 1}, p, 1, 1, 0, 0;\\n}}\\n"')
-            out.append(f"        : {outputs(n)}")
+            out.append(f"        : {outputs(n, 'kFirst + ')}")
             out.append('        : "l"(a_desc), "l"(b_desc), "r"(scale_d));')
             out.append("  }")
             # rs

@@ -481,99 +481,143 @@ __global__ void __launch_bounds__(384, 1)
   };
   auto release = [&](const Tile& t) { mbar_arrive(empty_bar(t.stage)); };
 
-  // S = Q K^T  [64 rows x kW keys] (asynchronous until the next wgmma_wait_all).
-  auto issue_scores = [&](auto& s, const Tile& t, auto width) {
+  // S[:, kFirst * 8 ..] = Q K^T of the tile's kW keys (issued only: asynchronous until the next
+  // wgmma_commit + wgmma_wait_all).
+  auto issue_scores = [&](auto& s, const Tile& t, auto width, auto first_block) {
     constexpr int kW = decltype(width)::value;
+    constexpr int kFirst = decltype(first_block)::value;
     const uint32_t k_smem = smem_base + Tr::kKOff + t.stage * Tr::kTileBytes;
-    wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       const uint32_t koff = (kk & 3) * 32;  // 16 columns = 32 bytes along the panel
       const uint64_t qd = smem_desc(q_smem + (kk >> 2) * (64 * 128) + koff, 16);
       const uint64_t kd = smem_desc(k_smem + (kk >> 2) * (kN * 128) + koff, 16);
-      Wgmma<T, kW>::ss(s, qd, kd, kk > 0 ? 1 : 0);
+      Wgmma<T, kW>::template ss<kFirst>(s, qd, kd, kk > 0 ? 1 : 0);
     }
-    wgmma_commit();
   };
 
-  // Masks, online softmax and O += P V (asynchronous) of one tile whose scores are in s.
-  auto softmax_and_pv = [&](auto& s, const Tile& t, auto width) {
+  // Masks S[:, kFirst * 8 .. + kW) for tile t: keys of the stage that are not this warpgroup's,
+  // keys after the row (causality), keys outside the band.
+  auto mask_scores = [&](auto& s, const Tile& t, auto width, auto first_block) {
     constexpr int kW = decltype(width)::value;
-    // Masks: rows of the window that are not this warpgroup's keys, keys after the row
-    // (causality), keys outside the band.
+    constexpr int kFirst = decltype(first_block)::value;
     const bool band_mask = band_local > 0 && t.last >= band_sink && warp_row0 + 15 - t.first >= band_local;
     // A gathered stage holds the keys of both consumers: masked unless all are both's.
     const bool partial = t.kind == 1 ? (t.lo > t.base || t.hi < t.base + kW) : !t.shared_by_all;
-    if (partial || t.last > warp_row0 || band_mask) {
-      const int* keys = s_keys + t.stage * kN;
+    if (!(partial || t.last > warp_row0 || band_mask)) return;
+    const int* keys = s_keys + t.stage * kN;
 #pragma unroll
-      for (int nb = 0; nb < kW / 8; ++nb) {
+    for (int nb = 0; nb < kW / 8; ++nb) {
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int col = nb * 8 + 2 * t4 + (e & 1);
-          const int row = (e >> 1) ? row_b : row_a;
-          int key;
-          bool ok;
-          if (t.kind == 1) {
-            key = t.base + col;
-            ok = key >= t.lo && key < t.hi;
-          } else {
-            const int entry = keys[col];
-            key = entry >> 2;
-            ok = (entry >> consumer) & 1;
-          }
-          if (!ok || key > row) s[nb][e] = kNegInf;
-          if (band_mask && key >= band_sink && row - key >= band_local) s[nb][e] = kNegInf;
+      for (int e = 0; e < 4; ++e) {
+        const int col = nb * 8 + 2 * t4 + (e & 1);
+        const int row = (e >> 1) ? row_b : row_a;
+        int key;
+        bool ok;
+        if (t.kind == 1) {
+          key = t.base + col;
+          ok = key >= t.lo && key < t.hi;
+        } else {
+          const int entry = keys[col];
+          key = entry >> 2;
+          ok = (entry >> consumer) & 1;
         }
+        if (!ok || key > row) s[kFirst + nb][e] = kNegInf;
+        if (band_mask && key >= band_sink && row - key >= band_local) s[kFirst + nb][e] = kNegInf;
       }
     }
+  };
+
+  // O += P V for the scores' 16-key slices kk_first .. kk_first + kW / 16 from tile t's V.
+  auto issue_pv = [&](const uint32_t (*p)[4], const Tile& t, auto width, auto first_slice) {
+    constexpr int kW = decltype(width)::value;
+    constexpr int kFirst = decltype(first_slice)::value;
+    const uint32_t v_smem = smem_base + Tr::kVOff + t.stage * Tr::kTileBytes;
+#pragma unroll
+    for (int kk = 0; kk < kW / 16; ++kk) {
+      const uint64_t vd = smem_desc(v_smem + kk * 16 * 128, kN * 128);
+      Wgmma<T, D>::rs(o_acc, p[kFirst + kk], vd, 1);
+    }
+  };
+
+  // One key tile (kW keys of stage t) or, when `pair` is set, two consecutive 64-key stages t and
+  // u as one 128-key tile: one softmax step, one O rescale and two waits per 128 keys instead of
+  // per 64. Measured on H100 (headcal bench sparse, kernel only), a small gain: 128K tokens,
+  // vertical_slash(3500,100) 12.2 -> 11.9 ms (d = 128) and 2.83 -> 2.67 (d = 64),
+  // block_sparse(100) 34.9 -> 34.1 (d = 128); a_shape(100,800) 7.0 -> 7.2 (d = 128). Each width
+  // is its own complete wgmma sequence (a wgmma under a condition inside one commit group makes
+  // ptxas serialise them).
+  auto run = [&](const Tile& t, const Tile& u, auto width, auto pair) {
+    constexpr int kW = decltype(width)::value;
+    constexpr bool kPair = decltype(pair)::value;
+    constexpr int kKeys = kPair ? 2 * kW : kW;
+    using Zero = std::integral_constant<int, 0>;
+    float s[kKeys / 8][4];
+    wgmma_fence();
+    issue_scores(s, t, width, Zero{});
+    if constexpr (kPair) issue_scores(s, u, width, std::integral_constant<int, kW / 8>{});
+    wgmma_commit();
+    wgmma_wait_all();
+    fence_accumulators<kKeys / 8>(s);
+    mask_scores(s, t, width, Zero{});
+    if constexpr (kPair) mask_scores(s, u, width, std::integral_constant<int, kW / 8>{});
 
     online_softmax_step(s, m_run[0], m_run[1], l_run[0], l_run[1], o_acc, sl2);
 
-    // O += P V: the S accumulators of two 8-key blocks form one 16-key A fragment.
-    uint32_t p[kW / 16][4];
+    // The S accumulators of two 8-key blocks form one 16-key A fragment.
+    uint32_t p[kKeys / 16][4];
 #pragma unroll
-    for (int kk = 0; kk < kW / 16; ++kk) {
+    for (int kk = 0; kk < kKeys / 16; ++kk) {
       p[kk][0] = Mma::pack(s[2 * kk][0], s[2 * kk][1]);
       p[kk][1] = Mma::pack(s[2 * kk][2], s[2 * kk][3]);
       p[kk][2] = Mma::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
       p[kk][3] = Mma::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
     }
-    const uint32_t v_smem = smem_base + Tr::kVOff + t.stage * Tr::kTileBytes;
     fence_accumulators<D / 8>(o_acc);
     wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < kW / 16; ++kk) {
-      const uint64_t vd = smem_desc(v_smem + kk * 16 * 128, kN * 128);
-      Wgmma<T, D>::rs(o_acc, p[kk], vd, 1);
-    }
+    issue_pv(p, t, width, Zero{});
+    if constexpr (kPair) issue_pv(p, u, width, std::integral_constant<int, kW / 16>{});
     wgmma_commit();
+    wgmma_wait_all();
+    fence_accumulators<D / 8>(o_acc);
   };
 
-  for (;;) {
-    const Tile t = next_tile();
-    if (t.kind == 0) break;
-    // Each width is its own complete wgmma sequence (a wgmma under a condition inside one
-    // commit group makes ptxas serialise them).
-    auto run = [&](auto width) {
-      constexpr int kW = decltype(width)::value;
-      float s[kW / 8][4];
-      issue_scores(s, t, width);
-      wgmma_wait_all();
-      fence_accumulators<kW / 8>(s);
-      softmax_and_pv(s, t, width);
-      wgmma_wait_all();
-      fence_accumulators<D / 8>(o_acc);
-    };
-    if (t.work) {
-      // Rows of the stage this warpgroup needs end at hi - base (consecutive keys, cut at its
-      // last row by causality) or hi (gathered); the first 64 suffice more often than not on the
-      // dense path's diagonal.
-      const int row_hi = t.kind == 1 ? min(t.hi, rc0 + 64) - t.base : t.hi;
-      if (kN == 128 && row_hi > 64) run(std::integral_constant<int, kN>{});
-      else run(std::integral_constant<int, 64>{});
+  if constexpr (kDense) {
+    for (;;) {
+      const Tile t = next_tile();
+      if (t.kind == 0) break;
+      if (t.work) {
+        // Rows of the stage this warpgroup needs end at its last row (causality); the first 64
+        // suffice more often than not on the diagonal.
+        if (min(t.hi, rc0 + 64) - t.base > 64) run(t, t, std::integral_constant<int, kN>{}, std::false_type{});
+        else run(t, t, std::integral_constant<int, 64>{}, std::false_type{});
+      }
+      release(t);
     }
-    release(t);
+  } else {
+    // Index-driven: a stage this warpgroup computes waits for the next one; when that is this
+    // warpgroup's too, both go as one 128-key tile (holding a stage while waiting for the next
+    // cannot deadlock: the loader refills a stage only kStages >= 2 stages later).
+    using W64 = std::integral_constant<int, 64>;
+    Tile t = next_tile();
+    while (t.kind != 0) {
+      if (!t.work) {
+        release(t);
+        t = next_tile();
+        continue;
+      }
+      const Tile u = next_tile();
+      if (u.work) {
+        run(t, u, W64{}, std::true_type{});
+        release(t);
+        release(u);
+        t = next_tile();
+      } else {
+        run(t, t, W64{}, std::false_type{});
+        release(t);
+        t = u;
+      }
+    }
   }
   if (!has_rows) return;
 

@@ -3,7 +3,9 @@
 //
 // wgmma.mma_async wrappers (sm_90a). d is the warpgroup's fp32 accumulator tile m64 x N:
 // thread t (warp w = t / 32, lane l) holds d[n][2 h + e] = D[16 w + l / 4 + 8 h][8 n + 2 (l % 4) + e].
-//   ss: A (m64 x k16) and B from shared memory through descriptors, both K-major (QK^T).
+//   ss: A (m64 x k16) and B from shared memory through descriptors, both K-major (QK^T);
+//       into d[kFirst .. kFirst + N / 8) of a longer tile (two 64-key stages as one 128-key
+//       tile) when kFirst or the tile's length say so.
 //   rs: A from registers (the mma.sync m16n8k16 A-fragment layout per warp), B from shared
 //       memory MN-major (imm-trans-b = 1: V stored [keys][head_dim]) (PV).
 // scale_d = 0 overwrites d, 1 accumulates into it.
@@ -19,22 +21,24 @@ struct Wgmma;
 
 template <>
 struct Wgmma<__nv_bfloat16, 64> {
-  __device__ __forceinline__ static void ss(float (&d)[8][4], uint64_t a_desc, uint64_t b_desc,
+  template <int kFirst = 0, int kM>
+  __device__ __forceinline__ static void ss(float (&d)[kM][4], uint64_t a_desc, uint64_t b_desc,
                                             int scale_d) {
+    static_assert(kFirst >= 0 && kFirst + 8 <= kM, "the accumulator tile is too short");
     asm volatile(
         "{\n.reg .pred p;\n"
         "setp.ne.b32 p, %34, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
         "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
         "%32, %33, p, 1, 1, 0, 0;\n}\n"
-        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
-          "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
-          "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
-          "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
-          "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
-          "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+        : "+f"(d[kFirst + 0][0]), "+f"(d[kFirst + 0][1]), "+f"(d[kFirst + 0][2]), "+f"(d[kFirst + 0][3]),
+          "+f"(d[kFirst + 1][0]), "+f"(d[kFirst + 1][1]), "+f"(d[kFirst + 1][2]), "+f"(d[kFirst + 1][3]),
+          "+f"(d[kFirst + 2][0]), "+f"(d[kFirst + 2][1]), "+f"(d[kFirst + 2][2]), "+f"(d[kFirst + 2][3]),
+          "+f"(d[kFirst + 3][0]), "+f"(d[kFirst + 3][1]), "+f"(d[kFirst + 3][2]), "+f"(d[kFirst + 3][3]),
+          "+f"(d[kFirst + 4][0]), "+f"(d[kFirst + 4][1]), "+f"(d[kFirst + 4][2]), "+f"(d[kFirst + 4][3]),
+          "+f"(d[kFirst + 5][0]), "+f"(d[kFirst + 5][1]), "+f"(d[kFirst + 5][2]), "+f"(d[kFirst + 5][3]),
+          "+f"(d[kFirst + 6][0]), "+f"(d[kFirst + 6][1]), "+f"(d[kFirst + 6][2]), "+f"(d[kFirst + 6][3]),
+          "+f"(d[kFirst + 7][0]), "+f"(d[kFirst + 7][1]), "+f"(d[kFirst + 7][2]), "+f"(d[kFirst + 7][3])
         : "l"(a_desc), "l"(b_desc), "r"(scale_d));
   }
   __device__ __forceinline__ static void rs(float (&d)[8][4], const uint32_t (&a)[4],
@@ -59,30 +63,32 @@ struct Wgmma<__nv_bfloat16, 64> {
 
 template <>
 struct Wgmma<__nv_bfloat16, 128> {
-  __device__ __forceinline__ static void ss(float (&d)[16][4], uint64_t a_desc, uint64_t b_desc,
+  template <int kFirst = 0, int kM>
+  __device__ __forceinline__ static void ss(float (&d)[kM][4], uint64_t a_desc, uint64_t b_desc,
                                             int scale_d) {
+    static_assert(kFirst >= 0 && kFirst + 16 <= kM, "the accumulator tile is too short");
     asm volatile(
         "{\n.reg .pred p;\n"
         "setp.ne.b32 p, %66, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
         "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
         "%64, %65, p, 1, 1, 0, 0;\n}\n"
-        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
-          "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
-          "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
-          "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
-          "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
-          "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]),
-          "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),
-          "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]),
-          "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]),
-          "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]),
-          "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]),
-          "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]),
-          "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]),
-          "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+        : "+f"(d[kFirst + 0][0]), "+f"(d[kFirst + 0][1]), "+f"(d[kFirst + 0][2]), "+f"(d[kFirst + 0][3]),
+          "+f"(d[kFirst + 1][0]), "+f"(d[kFirst + 1][1]), "+f"(d[kFirst + 1][2]), "+f"(d[kFirst + 1][3]),
+          "+f"(d[kFirst + 2][0]), "+f"(d[kFirst + 2][1]), "+f"(d[kFirst + 2][2]), "+f"(d[kFirst + 2][3]),
+          "+f"(d[kFirst + 3][0]), "+f"(d[kFirst + 3][1]), "+f"(d[kFirst + 3][2]), "+f"(d[kFirst + 3][3]),
+          "+f"(d[kFirst + 4][0]), "+f"(d[kFirst + 4][1]), "+f"(d[kFirst + 4][2]), "+f"(d[kFirst + 4][3]),
+          "+f"(d[kFirst + 5][0]), "+f"(d[kFirst + 5][1]), "+f"(d[kFirst + 5][2]), "+f"(d[kFirst + 5][3]),
+          "+f"(d[kFirst + 6][0]), "+f"(d[kFirst + 6][1]), "+f"(d[kFirst + 6][2]), "+f"(d[kFirst + 6][3]),
+          "+f"(d[kFirst + 7][0]), "+f"(d[kFirst + 7][1]), "+f"(d[kFirst + 7][2]), "+f"(d[kFirst + 7][3]),
+          "+f"(d[kFirst + 8][0]), "+f"(d[kFirst + 8][1]), "+f"(d[kFirst + 8][2]), "+f"(d[kFirst + 8][3]),
+          "+f"(d[kFirst + 9][0]), "+f"(d[kFirst + 9][1]), "+f"(d[kFirst + 9][2]), "+f"(d[kFirst + 9][3]),
+          "+f"(d[kFirst + 10][0]), "+f"(d[kFirst + 10][1]), "+f"(d[kFirst + 10][2]), "+f"(d[kFirst + 10][3]),
+          "+f"(d[kFirst + 11][0]), "+f"(d[kFirst + 11][1]), "+f"(d[kFirst + 11][2]), "+f"(d[kFirst + 11][3]),
+          "+f"(d[kFirst + 12][0]), "+f"(d[kFirst + 12][1]), "+f"(d[kFirst + 12][2]), "+f"(d[kFirst + 12][3]),
+          "+f"(d[kFirst + 13][0]), "+f"(d[kFirst + 13][1]), "+f"(d[kFirst + 13][2]), "+f"(d[kFirst + 13][3]),
+          "+f"(d[kFirst + 14][0]), "+f"(d[kFirst + 14][1]), "+f"(d[kFirst + 14][2]), "+f"(d[kFirst + 14][3]),
+          "+f"(d[kFirst + 15][0]), "+f"(d[kFirst + 15][1]), "+f"(d[kFirst + 15][2]), "+f"(d[kFirst + 15][3])
         : "l"(a_desc), "l"(b_desc), "r"(scale_d));
   }
   __device__ __forceinline__ static void rs(float (&d)[16][4], const uint32_t (&a)[4],
@@ -115,22 +121,24 @@ struct Wgmma<__nv_bfloat16, 128> {
 
 template <>
 struct Wgmma<__half, 64> {
-  __device__ __forceinline__ static void ss(float (&d)[8][4], uint64_t a_desc, uint64_t b_desc,
+  template <int kFirst = 0, int kM>
+  __device__ __forceinline__ static void ss(float (&d)[kM][4], uint64_t a_desc, uint64_t b_desc,
                                             int scale_d) {
+    static_assert(kFirst >= 0 && kFirst + 8 <= kM, "the accumulator tile is too short");
     asm volatile(
         "{\n.reg .pred p;\n"
         "setp.ne.b32 p, %34, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
         "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
         "%32, %33, p, 1, 1, 0, 0;\n}\n"
-        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
-          "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
-          "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
-          "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
-          "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
-          "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+        : "+f"(d[kFirst + 0][0]), "+f"(d[kFirst + 0][1]), "+f"(d[kFirst + 0][2]), "+f"(d[kFirst + 0][3]),
+          "+f"(d[kFirst + 1][0]), "+f"(d[kFirst + 1][1]), "+f"(d[kFirst + 1][2]), "+f"(d[kFirst + 1][3]),
+          "+f"(d[kFirst + 2][0]), "+f"(d[kFirst + 2][1]), "+f"(d[kFirst + 2][2]), "+f"(d[kFirst + 2][3]),
+          "+f"(d[kFirst + 3][0]), "+f"(d[kFirst + 3][1]), "+f"(d[kFirst + 3][2]), "+f"(d[kFirst + 3][3]),
+          "+f"(d[kFirst + 4][0]), "+f"(d[kFirst + 4][1]), "+f"(d[kFirst + 4][2]), "+f"(d[kFirst + 4][3]),
+          "+f"(d[kFirst + 5][0]), "+f"(d[kFirst + 5][1]), "+f"(d[kFirst + 5][2]), "+f"(d[kFirst + 5][3]),
+          "+f"(d[kFirst + 6][0]), "+f"(d[kFirst + 6][1]), "+f"(d[kFirst + 6][2]), "+f"(d[kFirst + 6][3]),
+          "+f"(d[kFirst + 7][0]), "+f"(d[kFirst + 7][1]), "+f"(d[kFirst + 7][2]), "+f"(d[kFirst + 7][3])
         : "l"(a_desc), "l"(b_desc), "r"(scale_d));
   }
   __device__ __forceinline__ static void rs(float (&d)[8][4], const uint32_t (&a)[4],
@@ -155,30 +163,32 @@ struct Wgmma<__half, 64> {
 
 template <>
 struct Wgmma<__half, 128> {
-  __device__ __forceinline__ static void ss(float (&d)[16][4], uint64_t a_desc, uint64_t b_desc,
+  template <int kFirst = 0, int kM>
+  __device__ __forceinline__ static void ss(float (&d)[kM][4], uint64_t a_desc, uint64_t b_desc,
                                             int scale_d) {
+    static_assert(kFirst >= 0 && kFirst + 16 <= kM, "the accumulator tile is too short");
     asm volatile(
         "{\n.reg .pred p;\n"
         "setp.ne.b32 p, %66, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
         "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
         "%64, %65, p, 1, 1, 0, 0;\n}\n"
-        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
-          "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
-          "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
-          "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
-          "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
-          "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]),
-          "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),
-          "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]),
-          "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]),
-          "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]),
-          "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]),
-          "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]),
-          "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]),
-          "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+        : "+f"(d[kFirst + 0][0]), "+f"(d[kFirst + 0][1]), "+f"(d[kFirst + 0][2]), "+f"(d[kFirst + 0][3]),
+          "+f"(d[kFirst + 1][0]), "+f"(d[kFirst + 1][1]), "+f"(d[kFirst + 1][2]), "+f"(d[kFirst + 1][3]),
+          "+f"(d[kFirst + 2][0]), "+f"(d[kFirst + 2][1]), "+f"(d[kFirst + 2][2]), "+f"(d[kFirst + 2][3]),
+          "+f"(d[kFirst + 3][0]), "+f"(d[kFirst + 3][1]), "+f"(d[kFirst + 3][2]), "+f"(d[kFirst + 3][3]),
+          "+f"(d[kFirst + 4][0]), "+f"(d[kFirst + 4][1]), "+f"(d[kFirst + 4][2]), "+f"(d[kFirst + 4][3]),
+          "+f"(d[kFirst + 5][0]), "+f"(d[kFirst + 5][1]), "+f"(d[kFirst + 5][2]), "+f"(d[kFirst + 5][3]),
+          "+f"(d[kFirst + 6][0]), "+f"(d[kFirst + 6][1]), "+f"(d[kFirst + 6][2]), "+f"(d[kFirst + 6][3]),
+          "+f"(d[kFirst + 7][0]), "+f"(d[kFirst + 7][1]), "+f"(d[kFirst + 7][2]), "+f"(d[kFirst + 7][3]),
+          "+f"(d[kFirst + 8][0]), "+f"(d[kFirst + 8][1]), "+f"(d[kFirst + 8][2]), "+f"(d[kFirst + 8][3]),
+          "+f"(d[kFirst + 9][0]), "+f"(d[kFirst + 9][1]), "+f"(d[kFirst + 9][2]), "+f"(d[kFirst + 9][3]),
+          "+f"(d[kFirst + 10][0]), "+f"(d[kFirst + 10][1]), "+f"(d[kFirst + 10][2]), "+f"(d[kFirst + 10][3]),
+          "+f"(d[kFirst + 11][0]), "+f"(d[kFirst + 11][1]), "+f"(d[kFirst + 11][2]), "+f"(d[kFirst + 11][3]),
+          "+f"(d[kFirst + 12][0]), "+f"(d[kFirst + 12][1]), "+f"(d[kFirst + 12][2]), "+f"(d[kFirst + 12][3]),
+          "+f"(d[kFirst + 13][0]), "+f"(d[kFirst + 13][1]), "+f"(d[kFirst + 13][2]), "+f"(d[kFirst + 13][3]),
+          "+f"(d[kFirst + 14][0]), "+f"(d[kFirst + 14][1]), "+f"(d[kFirst + 14][2]), "+f"(d[kFirst + 14][3]),
+          "+f"(d[kFirst + 15][0]), "+f"(d[kFirst + 15][1]), "+f"(d[kFirst + 15][2]), "+f"(d[kFirst + 15][3])
         : "l"(a_desc), "l"(b_desc), "r"(scale_d));
   }
   __device__ __forceinline__ static void rs(float (&d)[16][4], const uint32_t (&a)[4],
