@@ -472,18 +472,21 @@ __global__ void select_per_head_kernel(const float* score, int n, int n_forced, 
 
 // ---- vertical-slash estimate ----
 
-// Scores of the last L queries against one 64-key tile: S[h][r][j] = q_{i_r} . k_j * scale for
-// j <= i_r (else -inf), with the attention kernel's mma.sync fragments. scores [H, 64, N].
+// The estimator works on tiles of 64 keys x the last L <= 64 queries, never storing the scores
+// (an [H, 64, N] fp32 buffer was written once and read twice: 1 GB at 128K tokens, H = 32, and
+// 2.35 ms of a 3.6 ms vertical-slash build on H100, ncu). Pass 1 gives each row's LSE from
+// per-tile partials; pass 2 recomputes the tile and sums A = exp(S - LSE) per column (whole in
+// the tile) and per diagonal (a diagonal crosses at most two tiles: per-tile partials, added in
+// tile order). Every sum has a fixed order, so the index is reproducible.
+
+// S tile by the attention kernel's mma.sync fragments: s[nb][e] = q_{i_r} . k_j (unscaled) for
+// r = 16 warp + g + 8 (e >> 1), j = j0 + 8 nb + 2 t4 + (e & 1).
 template <typename T, int D>
-__global__ void __launch_bounds__(128) vs_scores_kernel(const T* q, const T* k, int64_t q_stride,
-                                                        int64_t k_stride, int n, int n_last, int group,
-                                                        float scale, float* scores) {
+__device__ void vs_score_tile(const T* q, const T* k, int64_t q_stride, int64_t k_stride, int n, int n_last,
+                              int head, int kv_head, int j0, unsigned char* sQ, unsigned char* sK,
+                              float (&s)[8][4]) {
   using namespace detail;
   constexpr int kRowBytes = D * 2, kChunks = D / 8;
-  __shared__ __align__(128) unsigned char sQ[64 * kRowBytes];
-  __shared__ __align__(128) unsigned char sK[64 * kRowBytes];
-  const int head = blockIdx.y, kv_head = head / group;
-  const int j0 = blockIdx.x * 64;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int first_row = n - n_last;
   for (int idx = tid; idx < 64 * kChunks; idx += 128) {
@@ -497,7 +500,8 @@ __global__ void __launch_bounds__(128) vs_scores_kernel(const T* q, const T* k, 
   cp_async_commit();
   cp_async_wait<0>();
   __syncthreads();
-  float s[8][4] = {};
+#pragma unroll
+  for (int nb = 0; nb < 8; ++nb) s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.f;
 #pragma unroll
   for (int kk = 0; kk < D / 16; ++kk) {
     uint32_t a[4];
@@ -515,26 +519,60 @@ __global__ void __launch_bounds__(128) vs_scores_kernel(const T* q, const T* k, 
       MmaOp<T>::run(s[nb + 1], a, b[2], b[3]);
     }
   }
-  const int g = lane >> 2, t4 = lane & 3;
-#pragma unroll
-  for (int nb = 0; nb < 8; ++nb)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int r = warp * 16 + g + (e >> 1) * 8;
-      const int j = j0 + nb * 8 + 2 * t4 + (e & 1);
-      if (r >= n_last || j >= n) continue;
-      const int i = first_row + r;
-      scores[(static_cast<int64_t>(head) * 64 + r) * n + j] = j <= i ? s[nb][e] * scale : -__builtin_huge_valf();
-    }
 }
 
-// lse[h][r] = log sum_{j <= i_r} exp(S[h][r][j]).
-__global__ void vs_row_lse_kernel(const float* scores, int n, int n_last, float* lse) {
+// Pass 1: per (tile, row) the max and the sum of exp(S - max) over the row's keys j <= i_r in
+// the tile. partial [H, 64, n_tiles, 2]. Grid (H, n_tiles): the heads of a KV group read a K
+// tile at the same time.
+template <typename T, int D>
+__global__ void __launch_bounds__(128) vs_row_partial_kernel(const T* q, const T* k, int64_t q_stride,
+                                                             int64_t k_stride, int n, int n_last, int group,
+                                                             float scale, int n_tiles, float* partial) {
+  __shared__ __align__(128) unsigned char sQ[64 * D * 2];
+  __shared__ __align__(128) unsigned char sK[64 * D * 2];
+  const int head = blockIdx.x, tile = blockIdx.y, j0 = tile * 64;
+  float s[8][4];
+  vs_score_tile<T, D>(q, k, q_stride, k_stride, n, n_last, head, head / group, j0, sQ, sK, s);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const int first_row = n - n_last;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int r = warp * 16 + g + 8 * h;
+    const int i = first_row + r;
+    float mx = -__builtin_huge_valf();
+#pragma unroll
+    for (int nb = 0; nb < 8; ++nb)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int j = j0 + nb * 8 + 2 * t4 + e;
+        if (j <= i && j < n) mx = fmaxf(mx, s[nb][2 * h + e] * scale);
+      }
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    float sum = 0.f;
+#pragma unroll
+    for (int nb = 0; nb < 8; ++nb)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int j = j0 + nb * 8 + 2 * t4 + e;
+        if (j <= i && j < n) sum += expf(s[nb][2 * h + e] * scale - mx);
+      }
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    if (t4 == 0 && r < n_last) {
+      float* out = partial + ((static_cast<int64_t>(head) * 64 + r) * n_tiles + tile) * 2;
+      out[0] = mx;
+      out[1] = sum;
+    }
+  }
+}
+
+// lse[h][r] = log sum_{j <= i_r} exp(S[h][r][j]), from the tiles' partials.
+__global__ void vs_row_lse_kernel(const float* partial, int n_tiles, float* lse) {
   constexpr int kThreads = 256;
   __shared__ float s_red[kThreads / 32];
   const int head = blockIdx.y, r = blockIdx.x;
-  const int i = n - n_last + r;
-  const float* row = scores + (static_cast<int64_t>(head) * 64 + r) * n;
+  const float* row = partial + (static_cast<int64_t>(head) * 64 + r) * n_tiles * 2;
   auto block_reduce = [&](float v, bool is_max) {
     for (int off = 16; off > 0; off >>= 1) {
       const float y = __shfl_xor_sync(0xffffffffu, v, off);
@@ -548,31 +586,78 @@ __global__ void vs_row_lse_kernel(const float* scores, int n, int n_last, float*
     return v;
   };
   float mx = -__builtin_huge_valf();
-  for (int j = threadIdx.x; j <= i; j += kThreads) mx = fmaxf(mx, row[j]);
-  mx = block_reduce(mx, true);
+  for (int t = threadIdx.x; t < n_tiles; t += kThreads) mx = fmaxf(mx, row[2 * t]);
+  mx = block_reduce(mx, true);  // finite: key 0 is in every row
   float sum = 0.f;
-  for (int j = threadIdx.x; j <= i; j += kThreads) sum += expf(row[j] - mx);
+  for (int t = threadIdx.x; t < n_tiles; t += kThreads)
+    if (row[2 * t + 1] > 0.f) sum += row[2 * t + 1] * expf(row[2 * t] - mx);
   sum = block_reduce(sum, false);
   if (threadIdx.x == 0) lse[head * 64 + r] = mx + logf(sum);
 }
 
-// col_score[h][j] = sum_r A[r][j]; diag_score[h][o] = sum_r A[r][i_r - o].
-__global__ void vs_col_diag_kernel(const float* scores, const float* lse, int n, int n_last,
-                                   float* col_score, float* diag_score) {
-  const int head = blockIdx.y;
-  const int x = blockIdx.x * blockDim.x + threadIdx.x;
-  if (x >= n) return;
-  const float* base = scores + static_cast<int64_t>(head) * 64 * n;
+// Pass 2: A = exp(S * scale - lse) on the tile; col_score[h][j] = sum_r A[r][j] for the tile's
+// keys, and the tile's diagonal partials: diag_partial[h][tile][63 + r - jj] = sum over the
+// tile's entries (r, j0 + jj) of A (127 diagonals, offset o = first_row - j0 + r - jj).
+template <typename T, int D>
+__global__ void __launch_bounds__(128) vs_col_diag_kernel(const T* q, const T* k, int64_t q_stride,
+                                                          int64_t k_stride, int n, int n_last, int group,
+                                                          float scale, int n_tiles, const float* lse,
+                                                          float* col_score, float* diag_partial) {
+  __shared__ __align__(128) unsigned char sQK[2 * 64 * D * 2];  // Q and K tiles, then A
+  const int head = blockIdx.x, tile = blockIdx.y, j0 = tile * 64;
+  float s[8][4];
+  vs_score_tile<T, D>(q, k, q_stride, k_stride, n, n_last, head, head / group, j0, sQK, sQK + 64 * D * 2, s);
+  __syncthreads();  // every warp is done with Q and K
+  float(*sA)[64] = reinterpret_cast<float(*)[64]>(sQK);  // [64 rows][64 keys]
+  static_assert(sizeof(sQK) >= 64 * 64 * sizeof(float), "A does not fit where Q and K were");
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
   const int first_row = n - n_last;
-  float col = 0.f, diag = 0.f;
-  for (int r = 0; r < n_last; ++r) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int r = warp * 16 + g + 8 * h;
     const int i = first_row + r;
-    const float l = lse[head * 64 + r];
-    if (x <= i) col += expf(base[static_cast<int64_t>(r) * n + x] - l);
-    if (i - x >= 0) diag += expf(base[static_cast<int64_t>(r) * n + (i - x)] - l);
+    const float l = r < n_last ? lse[head * 64 + r] : 0.f;
+#pragma unroll
+    for (int nb = 0; nb < 8; ++nb)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int jj = nb * 8 + 2 * t4 + e, j = j0 + jj;
+        sA[r][jj] = (r < n_last && j <= i && j < n) ? expf(s[nb][2 * h + e] * scale - l) : 0.f;
+      }
   }
-  col_score[static_cast<int64_t>(head) * n + x] = col;
-  diag_score[static_cast<int64_t>(head) * n + x] = diag;
+  __syncthreads();
+  const int tid = threadIdx.x;
+  if (tid < 64 && j0 + tid < n) {
+    float col = 0.f;
+    for (int r = 0; r < 64; ++r) col += sA[r][tid];
+    col_score[static_cast<int64_t>(head) * n + j0 + tid] = col;
+  }
+  if (tid < 127) {
+    const int delta = tid - 63;  // r - jj
+    float diag = 0.f;
+    for (int r = max(0, delta); r < min(64, 64 + delta); ++r) diag += sA[r][r - delta];
+    diag_partial[(static_cast<int64_t>(head) * n_tiles + tile) * 128 + tid] = diag;
+  }
+}
+
+// diag_score[h][o] = the sum of the (at most two) tiles' partials of diagonal o, in tile order.
+__global__ void vs_diag_combine_kernel(const float* diag_partial, int n, int n_last, int n_tiles,
+                                       float* diag_score) {
+  const int head = blockIdx.y;
+  const int o = blockIdx.x * blockDim.x + threadIdx.x;
+  if (o >= n) return;
+  const int first_row = n - n_last;
+  // Tile t holds diagonal o at index 63 + o - first_row + 64 t when that is in [0, 127).
+  float sum = 0.f;
+  const int base = 63 + o - first_row;
+  const int t_lo = max(0, (-base + 63) / 64);
+  for (int t = t_lo; t < n_tiles; ++t) {
+    const int x = base + 64 * t;
+    if (x < 0) continue;
+    if (x >= 127) break;
+    sum += diag_partial[(static_cast<int64_t>(head) * n_tiles + t) * 128 + x];
+  }
+  diag_score[static_cast<int64_t>(head) * n + o] = sum;
 }
 
 // ---- block-sparse estimate ----
@@ -620,14 +705,29 @@ __global__ void block_select_kernel(const float* pooled_q, const float* pooled_k
   if (threadIdx.x == 0) kept_count[slot] = k_eff;
 }
 
+// The estimator's two tile passes and their reductions (see vs_score_tile).
 template <typename T, int D>
-void launch_vs_scores(const GpuQK& qk, int n_last, float* scores, cudaStream_t stream) {
+void launch_vs_estimate(const GpuQK& qk, int n_last, float* col_score, float* diag_score, cudaStream_t stream) {
   const int64_t qs = qk.q_row_stride ? qk.q_row_stride : int64_t(qk.n_heads) * D;
   const int64_t ks = qk.k_row_stride ? qk.k_row_stride : int64_t(qk.n_kv_heads) * D;
-  dim3 grid((qk.n_tokens + 63) / 64, qk.n_heads);
-  vs_scores_kernel<T, D><<<grid, 128, 0, stream>>>(static_cast<const T*>(qk.q), static_cast<const T*>(qk.k), qs,
-                                                   ks, qk.n_tokens, n_last, qk.n_heads / qk.n_kv_heads,
-                                                   1.f / std::sqrt(float(D)), scores);
+  const int n = qk.n_tokens, n_tiles = (n + 63) / 64, group = qk.n_heads / qk.n_kv_heads;
+  const float scale = 1.f / std::sqrt(float(D));
+  const T* q = static_cast<const T*>(qk.q);
+  const T* k = static_cast<const T*>(qk.k);
+  auto partial = device_alloc<float>(size_t(qk.n_heads) * 64 * n_tiles * 2, stream);   // [H, 64, tiles, 2]
+  auto lse = device_alloc<float>(size_t(qk.n_heads) * 64, stream);                      // [H, 64]
+  auto diag_partial = device_alloc<float>(size_t(qk.n_heads) * n_tiles * 128, stream);  // [H, tiles, 128]
+  const dim3 tiles_grid(qk.n_heads, n_tiles);
+  vs_row_partial_kernel<T, D><<<tiles_grid, 128, 0, stream>>>(q, k, qs, ks, n, n_last, group, scale, n_tiles,
+                                                              partial.get());
+  HC_CHECK_LAUNCH();
+  vs_row_lse_kernel<<<dim3(n_last, qk.n_heads), 256, 0, stream>>>(partial.get(), n_tiles, lse.get());
+  HC_CHECK_LAUNCH();
+  vs_col_diag_kernel<T, D><<<tiles_grid, 128, 0, stream>>>(q, k, qs, ks, n, n_last, group, scale, n_tiles,
+                                                           lse.get(), col_score, diag_partial.get());
+  HC_CHECK_LAUNCH();
+  vs_diag_combine_kernel<<<dim3((n + 255) / 256, qk.n_heads), 256, 0, stream>>>(diag_partial.get(), n, n_last,
+                                                                               n_tiles, diag_score);
   HC_CHECK_LAUNCH();
 }
 
@@ -714,21 +814,14 @@ void vertical_slash_scores_gpu(const GpuQK& qk, int last_q, float* col_score, fl
   const int n = qk.n_tokens;
   const int n_last = std::min({last_q, n, 64});
   if (last_q > 64 && n > 64) throw InputError(kWhat, "the GPU estimator supports last_q <= 64");
-  auto scores = device_alloc<float>(size_t(qk.n_heads) * 64 * n, stream);  // [H, 64, N]
-  auto lse = device_alloc<float>(size_t(qk.n_heads) * 64, stream);         // [H, 64]
   const bool bf16 = qk.dtype == AttnDType::kBF16;
   if (qk.head_dim == 64) {
-    if (bf16) launch_vs_scores<__nv_bfloat16, 64>(qk, n_last, scores.get(), stream);
-    else launch_vs_scores<__half, 64>(qk, n_last, scores.get(), stream);
+    if (bf16) launch_vs_estimate<__nv_bfloat16, 64>(qk, n_last, col_score, diag_score, stream);
+    else launch_vs_estimate<__half, 64>(qk, n_last, col_score, diag_score, stream);
   } else {
-    if (bf16) launch_vs_scores<__nv_bfloat16, 128>(qk, n_last, scores.get(), stream);
-    else launch_vs_scores<__half, 128>(qk, n_last, scores.get(), stream);
+    if (bf16) launch_vs_estimate<__nv_bfloat16, 128>(qk, n_last, col_score, diag_score, stream);
+    else launch_vs_estimate<__half, 128>(qk, n_last, col_score, diag_score, stream);
   }
-  vs_row_lse_kernel<<<dim3(n_last, qk.n_heads), 256, 0, stream>>>(scores.get(), n, n_last, lse.get());
-  HC_CHECK_LAUNCH();
-  vs_col_diag_kernel<<<dim3((n + 255) / 256, qk.n_heads), 256, 0, stream>>>(scores.get(), lse.get(), n, n_last,
-                                                                          col_score, diag_score);
-  HC_CHECK_LAUNCH();
 }
 
 DeviceSparseIndex vertical_slash_index_from_scores_gpu(const float* col_score, const float* diag_score,

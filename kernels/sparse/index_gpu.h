@@ -69,7 +69,8 @@ DeviceSparseIndex build_block_sparse_index_gpu(const GpuQK& qk, int k_blocks,
 // ---- building blocks: one estimate, many candidate indexes ----
 
 // col_score and diag_score of every query head (index_ref.h, vertical_slash_scores), fp32,
-// each [H, N] device memory provided by the caller. Temporary device memory O(H * last_q * N).
+// each [H, N] device memory provided by the caller. Temporary device memory 4 H N floats (the
+// scores are recomputed per 64-key tile, never stored).
 void vertical_slash_scores_gpu(const GpuQK& qk, int last_q, float* col_score, float* diag_score,
                                cudaStream_t stream = nullptr);
 
