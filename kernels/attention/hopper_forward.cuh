@@ -12,7 +12,8 @@
 //   warpgroups 1 and 2, the consumers: rows r0..r0+63 and r0+64..r0+127. S = Q K^T with wgmma
 //     (Q and K from shared memory), online softmax in registers, O += P V with wgmma (P from
 //     registers, V from shared memory). A tile of up to 64 keys is computed 64 wide, a longer
-//     one 128 wide. 224 registers each.
+//     one (or, index-driven, two consecutive 64-key stages of the same consumer) 128 wide.
+//     224 registers each.
 // Both consumers read the one key stream, so a K/V tile is fetched once for up to 128 rows
 // (64-row CTAs with streams of their own doubled the L2 traffic: 73% of L2 bandwidth and 35%
 // slower; ncu on H100). Two modes (kDense):
