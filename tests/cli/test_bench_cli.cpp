@@ -1,0 +1,31 @@
+// `headcal bench` argument checks through the built binary: bad input exits 2 with a message
+// naming what is wrong, before any GPU work (so these run on CI machines without a GPU).
+#include <string>
+
+#include "catch.h"
+#include "tests/support/test_support.h"
+
+TEST_CASE("headcal bench: unknown configurations, head dims and baselines exit 2", "[cli][bench]") {
+#if defined(HEADCAL_HAVE_CUDA)
+  auto r = hc::test::run_headcal("bench sparse --config 'vertical_slash(3500,100);bogus(1)'");
+  INFO(r.output);
+  CHECK(r.exit_code == 2);
+  CHECK(r.output.find("bogus(1)") != std::string::npos);
+  CHECK(r.output.find("a_shape(128,3968)") != std::string::npos);  // the known names are listed
+
+  r = hc::test::run_headcal("bench dense --d 96");
+  INFO(r.output);
+  CHECK(r.exit_code == 2);
+  CHECK(r.output.find("--d must be 64 or 128") != std::string::npos);
+
+  r = hc::test::run_headcal("bench dense --n 1024 --baseline /nonexistent/sdpa.json");
+  INFO(r.output);
+  CHECK(r.exit_code == 2);
+  CHECK(r.output.find("/nonexistent/sdpa.json") != std::string::npos);
+#else
+  const auto r = hc::test::run_headcal("bench sparse");
+  INFO(r.output);
+  CHECK(r.exit_code != 0);
+  CHECK(r.output.find("CUDA") != std::string::npos);
+#endif
+}
