@@ -136,9 +136,6 @@ struct MmaOp<__half> {
 // A thread of an m16 fragment (mma.sync per warp, or wgmma per warp of a warpgroup) owns two rows,
 // g and g + 8: score element s[nb][e] belongs to row e >> 1, O element o[db][e] likewise.
 
-// One online-softmax step (base 2) over a tile of raw scores s: updates the rows' running max m
-// (raw score units) and per-thread partial sums l, turns s into P = exp2(s * sl2 - m * sl2), and
-// rescales o by the change of max.
 // 2^x on the special-function unit, subnormal results flushed to zero: P values below 2^-126
 // (relative to the row max, 1) add nothing to a sum of at least 1. exp2f without -ftz adds a
 // compare and two multiplies per element (32 of each per thread per 64-key tile).
@@ -148,6 +145,9 @@ __device__ __forceinline__ float exp2_ftz(float x) {
   return y;
 }
 
+// One online-softmax step (base 2) over a tile of raw scores s: updates the rows' running max m
+// (raw score units) and per-thread partial sums l, turns s into P = exp2(s * sl2 - m * sl2), and
+// rescales o by the change of max.
 template <int kNb, int kDb>
 __device__ __forceinline__ void online_softmax_step(float (&s)[kNb][4], float& m0, float& m1, float& l0,
                                                     float& l1, float (&o)[kDb][4], float sl2) {
