@@ -247,29 +247,20 @@ int bench_dense(const KernelBenchOptions& options) {
 
 int bench_sparse(const KernelBenchOptions& options) {
   using kernels::DeviceSparseIndex;
-  struct Config {
-    const char* pattern;
-    int p1, p2;
-  };
-  // MInference's usual configurations (TARGETS.md).
-  const std::vector<Config> all_configs = {{"vertical_slash", 1000, 6096}, {"vertical_slash", 30, 800},
-                                           {"vertical_slash", 3500, 100},  {"block_sparse", 100, 0},
-                                           {"a_shape", 100, 800},          {"a_shape", 128, 3968}};
-  auto config_name = [](const Config& c) {
-    return std::string(c.pattern) + "(" + std::to_string(c.p1) +
-           (std::string(c.pattern) == "block_sparse" ? "" : "," + std::to_string(c.p2)) + ")";
-  };
-  std::vector<Config> configs;
-  for (const Config& c : all_configs)
-    if (options.configs.empty() ||
-        std::find(options.configs.begin(), options.configs.end(), config_name(c)) != options.configs.end())
-      configs.push_back(c);
-  for (const std::string& wanted : options.configs)
-    if (std::none_of(all_configs.begin(), all_configs.end(), [&](const Config& c) { return config_name(c) == wanted; }))
-      throw InputError("--config", "unknown configuration '" + wanted +
-                                       "' (known: vertical_slash(1000,6096), vertical_slash(30,800), "
-                                       "vertical_slash(3500,100), block_sparse(100), a_shape(100,800), "
-                                       "a_shape(128,3968))");
+  using kernels::Pattern;
+  using kernels::PatternConfig;
+  // MInference's usual configurations (TARGETS.md) unless --config names others.
+  std::vector<PatternConfig> configs = {{Pattern::vertical_slash, 1000, 6096}, {Pattern::vertical_slash, 30, 800},
+                                        {Pattern::vertical_slash, 3500, 100},  {Pattern::block_sparse, 100, 0},
+                                        {Pattern::a_shape, 100, 800},          {Pattern::a_shape, 128, 3968}};
+  if (!options.configs.empty()) {
+    configs.clear();
+    for (const std::string& text : options.configs) {
+      configs.push_back(kernels::parse_config(text, "--config"));
+      if (configs.back().pattern == Pattern::dense)
+        throw InputError("--config", "'" + text + "': dense is the baseline every row is compared with");
+    }
+  }
   const auto all = shapes(options);
   const SdpaBaseline base = load_baseline(options);
   const AttnDType dt = options.fp16 ? AttnDType::kFP16 : AttnDType::kBF16;
@@ -287,12 +278,12 @@ int bench_sparse(const KernelBenchOptions& options) {
     const double dense_ms = time_ms([&] { kernels::dense_attention_forward(p); }, options.seconds_per_point);
     const SdpaPoint* cudnn = base.find(s.n, s.d, s.heads, "cudnn");
     const kernels::GpuQK qk = in.qk();
-    for (const Config& c : configs) {
-      const std::string name = config_name(c);
+    for (const PatternConfig& c : configs) {
+      const std::string name = kernels::describe(c);
       std::function<DeviceSparseIndex()> build;
-      if (std::string(c.pattern) == "vertical_slash")
+      if (c.pattern == Pattern::vertical_slash)
         build = [&] { return kernels::build_vertical_slash_index_gpu(qk, c.p1, c.p2); };
-      else if (std::string(c.pattern) == "block_sparse")
+      else if (c.pattern == Pattern::block_sparse)
         build = [&] { return kernels::build_block_sparse_index_gpu(qk, c.p1); };
       else
         build = [&] { return kernels::build_a_shape_index_gpu(s.n, s.heads, c.p1, c.p2); };

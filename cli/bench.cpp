@@ -32,7 +32,8 @@ Runner setup_bench(CLI::App& sub) {
   sub.add_option("--baseline", o->kernel.baseline_json,
                  "JSON from bench/sdpa_baseline.py (same machine, same run) for the SDPA columns");
   sub.add_option("--config", o->kernel.configs,
-                 "sparse: only these configurations, as printed (e.g. 'vertical_slash(3500,100)'), separated by ;")
+                 "sparse: these configurations instead of MInference's usual six, separated by ; "
+                 "(e.g. 'a_shape(64,512);vertical_slash(3500,100);block_sparse(16)')")
       ->delimiter(';');
   sub.add_option("--seconds", o->kernel.seconds_per_point, "timed seconds per measurement (3..30 runs)")
       ->check(CLI::PositiveNumber);

@@ -1,5 +1,11 @@
 #include "kernels/sparse/pattern.h"
 
+#include <cctype>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <vector>
+
 #include "common/error.h"
 
 namespace hc::kernels {
@@ -28,6 +34,59 @@ std::string describe(const PatternConfig& config) {
     case Pattern::block_sparse: return name + "(" + std::to_string(config.p1) + ")";
     default: return name + "(" + std::to_string(config.p1) + "," + std::to_string(config.p2) + ")";
   }
+}
+
+namespace {
+
+std::string trimmed(const std::string& s) {
+  size_t b = 0, e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  return s.substr(b, e - b);
+}
+
+}  // namespace
+
+PatternConfig parse_config(const std::string& text, const std::string& what) {
+  const std::string t = trimmed(text);
+  const std::string expected = " (expected e.g. a_shape(64,512), vertical_slash(1000,2000), block_sparse(16) or dense)";
+  auto pattern_named = [&](const std::string& name) {
+    for (Pattern p : {Pattern::dense, Pattern::a_shape, Pattern::vertical_slash, Pattern::block_sparse})
+      if (name == pattern_name(p)) return p;
+    throw InputError(what, "'" + text + "': unknown pattern '" + name + "'" + expected);
+  };
+  PatternConfig config;
+  const size_t open = t.find('(');
+  if (open == std::string::npos) {
+    config.pattern = pattern_named(t);
+    if (config.pattern != Pattern::dense) throw InputError(what, "'" + text + "' has no parameters" + expected);
+    return config;
+  }
+  if (t.back() != ')') throw InputError(what, "'" + text + "' does not end with ')'" + expected);
+  config.pattern = pattern_named(trimmed(t.substr(0, open)));
+  std::vector<int> values;
+  const std::string inner = t.substr(open + 1, t.size() - open - 2);
+  size_t pos = 0;
+  for (;;) {
+    const size_t comma = inner.find(',', pos);
+    const std::string item = trimmed(inner.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
+    char* end = nullptr;
+    errno = 0;
+    const long v = std::strtol(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || errno == ERANGE || v < INT_MIN || v > INT_MAX)
+      throw InputError(what, "'" + text + "': '" + item + "' is not an integer" + expected);
+    values.push_back(static_cast<int>(v));
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  const size_t wanted = config.pattern == Pattern::dense ? 0 : config.pattern == Pattern::block_sparse ? 1 : 2;
+  if (values.size() != wanted)
+    throw InputError(what, "'" + text + "': " + pattern_name(config.pattern) + " takes " + std::to_string(wanted) +
+                               " parameter" + (wanted == 1 ? "" : "s") + ", got " + std::to_string(values.size()));
+  config.p1 = values[0];
+  if (wanted == 2) config.p2 = values[1];
+  check_config(config, what);
+  return config;
 }
 
 void check_config(const PatternConfig& config, const std::string& what) {

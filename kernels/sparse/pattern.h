@@ -39,6 +39,10 @@ const char* pattern_name(Pattern pattern);
 Pattern parse_pattern(const std::string& name, const std::string& what = "pattern");
 // "a_shape(64,512)", "vertical_slash(1000,2000)", "block_sparse(16)", "dense".
 std::string describe(const PatternConfig& config);
+// Inverse of describe: "a_shape(64,512)", "vertical_slash(1000,2000)", "block_sparse(16)", "dense"
+// (spaces allowed around names and numbers). Throws hc::InputError naming `what` on a malformed
+// text or an out-of-range parameter (check_config).
+PatternConfig parse_config(const std::string& text, const std::string& what = "pattern");
 // Throws hc::InputError (prefixed by `what`) when the parameters are out of range:
 // a_shape: sink >= 0, local >= 1; vertical_slash: v >= 0, s >= 0; block_sparse: k_blocks >= 1.
 void check_config(const PatternConfig& config, const std::string& what = "pattern");

@@ -11,7 +11,12 @@ TEST_CASE("headcal bench: unknown configurations, head dims and baselines exit 2
   INFO(r.output);
   CHECK(r.exit_code == 2);
   CHECK(r.output.find("bogus(1)") != std::string::npos);
-  CHECK(r.output.find("a_shape(128,3968)") != std::string::npos);  // the known names are listed
+  CHECK(r.output.find("unknown pattern 'bogus'") != std::string::npos);
+
+  r = hc::test::run_headcal("bench sparse --config 'a_shape(64)'");
+  INFO(r.output);
+  CHECK(r.exit_code == 2);
+  CHECK(r.output.find("a_shape takes 2 parameters, got 1") != std::string::npos);
 
   r = hc::test::run_headcal("bench dense --d 96");
   INFO(r.output);

@@ -56,6 +56,28 @@ TEST_CASE("pattern names round-trip and configs are checked", "[sparse]") {
   REQUIRE(describe({Pattern::block_sparse, 8, 0}) == "block_sparse(8)");
   REQUIRE_THROWS_AS(check_config({Pattern::a_shape, 4, 0}), hc::InputError);
   REQUIRE_THROWS_AS(check_config({Pattern::block_sparse, 0, 0}), hc::InputError);
+}
+
+TEST_CASE("configuration texts parse back to what describe wrote", "[sparse]") {
+  for (const PatternConfig& c : {PatternConfig{Pattern::dense, 0, 0}, PatternConfig{Pattern::a_shape, 0, 1},
+                                 PatternConfig{Pattern::a_shape, 128, 3968},
+                                 PatternConfig{Pattern::vertical_slash, 1000, 6096},
+                                 PatternConfig{Pattern::block_sparse, 100, 0}})
+    REQUIRE(parse_config(describe(c)) == c);
+  REQUIRE(parse_config(" vertical_slash( 30 , 800 ) ") == PatternConfig{Pattern::vertical_slash, 30, 800});
+  for (const char* bad : {"a_shape(64)", "a_shape(64,512,3)", "block_sparse(4,2)", "block_sparse", "a_shape(64,x)",
+                          "a_shape(64,512", "a_shape(,512)", "dense(1)", "stream_llm(4,4)", "a_shape(64,0)",
+                          "block_sparse(0)", "block_sparse(99999999999)", ""}) {
+    INFO(bad);
+    REQUIRE_THROWS_AS(parse_config(bad, "--config"), hc::InputError);
+  }
+  try {
+    parse_config("a_shape(64)", "--config");
+    FAIL("no error");
+  } catch (const hc::InputError& e) {
+    REQUIRE(std::string(e.what()).find("--config") != std::string::npos);
+    REQUIRE(std::string(e.what()).find("takes 2 parameters") != std::string::npos);
+  }
   REQUIRE_THROWS_AS(check_config({Pattern::vertical_slash, -1, 10}), hc::InputError);
   REQUIRE_NOTHROW(check_config({Pattern::vertical_slash, 0, 0}));
 }
