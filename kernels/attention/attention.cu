@@ -3,8 +3,10 @@
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <type_traits>
 
@@ -14,6 +16,7 @@
 #include "kernels/attention/flash_forward.cuh"
 #include "kernels/attention/hopper_forward.cuh"
 #include "kernels/attention/pair_columns.h"
+#include "kernels/sparse/device_pool.h"
 
 namespace hc::kernels {
 namespace {
@@ -105,11 +108,12 @@ std::string env_knob(const char* name, const char* fallback) {
   return std::string(env != nullptr ? env : fallback);
 }
 
-// A 2-D bulk-copy map over K or V seen as [n_tokens rows][n_kv_heads * head_dim columns] (row
-// stride in elements), read in boxes of 64 columns (128 bytes, the swizzle width) x box_rows keys,
-// with the 128-byte swizzle the kernel's shared-memory tiles use. Rows past n_tokens read as 0.
-CUtensorMap make_kv_map(const void* base, bool bf16, int64_t n_tokens, int64_t width, int64_t row_stride,
-                        int box_rows) {
+// A 2-D bulk-copy map over Q, K or V seen as [n_tokens rows][heads * head_dim columns] (row
+// stride in elements), read in boxes of 64 columns (128 bytes, the swizzle width) x box_rows
+// rows, with the 128-byte swizzle the kernel's shared-memory tiles use. Rows past n_tokens read
+// as 0.
+CUtensorMap make_row_map(const void* base, bool bf16, int64_t n_tokens, int64_t width, int64_t row_stride,
+                         int box_rows) {
   static PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
     void* fn = nullptr;
     cudaDriverEntryPointQueryResult found{};
@@ -119,7 +123,7 @@ CUtensorMap make_kv_map(const void* base, bool bf16, int64_t n_tokens, int64_t w
     return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
   }();
   if (reinterpret_cast<uintptr_t>(base) % 16 != 0)
-    throw InputError("attention", "k and v must be 16-byte aligned device pointers");
+    throw InputError("attention", "q, k and v must be 16-byte aligned device pointers");
   CUtensorMap map{};
   const cuuint64_t dims[2] = {static_cast<cuuint64_t>(width), static_cast<cuuint64_t>(n_tokens)};
   const cuuint64_t strides[1] = {static_cast<cuuint64_t>(row_stride) * 2};
@@ -134,18 +138,40 @@ CUtensorMap make_kv_map(const void* base, bool bf16, int64_t n_tokens, int64_t w
   return map;
 }
 
+// Streaming multiprocessors of the current device (the persistent kernel's grid).
+int sm_count() {
+  int device = 0, count = 0;
+  HC_CHECK_CUDA(cudaGetDevice(&device));
+  HC_CHECK_CUDA(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+  return count;
+}
+
 template <typename T, int D, bool kDense, int kStages>
-void launch_hopper(const FlashArgs& a, long long ctas, cudaStream_t stream) {
+void launch_hopper(const FlashArgs& args, long long work_tiles, cudaStream_t stream) {
   using Traits = detail::HopperTraits<D, kDense, kStages>;
   auto kernel = detail::hopper_forward_kernel<T, D, kDense, kStages>;
   constexpr int smem = Traits::kSmemBytes;
   HC_CHECK_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  if (ctas > 0x7fffffffLL) throw InputError("attention", "too many (row tile, head) pairs");
+  if (work_tiles > 0x7fffffffLL) throw InputError("attention", "too many (row tile, head) pairs");
   constexpr bool kBF16 = std::is_same<T, __nv_bfloat16>::value;
-  const int64_t width = static_cast<int64_t>(a.n_heads / a.group) * D;
-  const CUtensorMap k_map = make_kv_map(a.k, kBF16, a.n_tokens, width, a.k_stride, Traits::kN);
-  const CUtensorMap v_map = make_kv_map(a.v, kBF16, a.n_tokens, width, a.v_stride, Traits::kN);
-  kernel<<<static_cast<unsigned>(ctas), Traits::kThreads, smem, stream>>>(a, k_map, v_map);
+  const int64_t kv_width = static_cast<int64_t>(args.n_heads / args.group) * D;
+  const CUtensorMap q_map = make_row_map(args.q, kBF16, args.n_tokens, int64_t(args.n_heads) * D, args.q_stride, 64);
+  const CUtensorMap k_map = make_row_map(args.k, kBF16, args.n_tokens, kv_width, args.k_stride, Traits::kN);
+  const CUtensorMap v_map = make_row_map(args.v, kBF16, args.n_tokens, kv_width, args.v_stride, Traits::kN);
+  // Index-driven: one CTA per SM, each taking work tiles until none is left (hopper_forward.cuh).
+  // Dense: one CTA per work tile. HEADCAL_HOPPER_CTAS=n caps the grid at n CTAs (read at every
+  // launch: the tests run many work tiles through few CTAs).
+  FlashArgs a = args;
+  long long ctas = work_tiles;
+  if (!kDense) ctas = std::min<long long>(ctas, sm_count());
+  if (const char* cap = std::getenv("HEADCAL_HOPPER_CTAS")) ctas = std::max(1LL, std::min(ctas, std::atoll(cap)));
+  std::shared_ptr<int> counter;
+  if (ctas < work_tiles) {
+    counter = detail::device_alloc<int>(1, stream, true);
+    HC_CHECK_CUDA(cudaMemsetAsync(counter.get(), 0, sizeof(int), stream));
+    a.tile_counter = counter.get();
+  }
+  kernel<<<static_cast<unsigned>(ctas), Traits::kThreads, smem, stream>>>(a, q_map, k_map, v_map);
   HC_CHECK_LAUNCH();
 }
 
@@ -153,13 +179,15 @@ template <typename T, int D, bool kDense>
 void launch_hopper_stages(const FlashArgs& a, long long ctas, cudaStream_t stream) {
   // Shared-memory stages of the K/V ring. Dense (128-key stages): measured on H100 (headcal
   // bench dense, bf16, TMA loads) 3 stages 0.233 / 3.181 / 1.022 / 16.46 ms vs 2 stages 0.234 /
-  // 3.208 / 1.037 / 16.38 (8K and 32K, d = 64 and 128): within noise. Index-driven (64-key
-  // stages, some gathered by cp.async, with a longer latency): as many as fit, 6 at d = 128, 8 at
-  // d = 64. HEADCAL_HOPPER_STAGES=few selects 2 (tuning knob). Issuing the next tile's QK^T
+  // 3.208 / 1.037 / 16.38 (8K and 32K, d = 64 and 128): within noise, but at 128K, d = 128,
+  // 255 vs 274 ms. Index-driven (64-key stages, some gathered by cp.async, with a longer
+  // latency): 8, or as many as fit next to the two Q buffers (5 at d = 128); at d = 64, 11 (all
+  // that fit) and 8 were within noise of each other (H100, 128K and 32K, 5 configurations).
+  // HEADCAL_HOPPER_STAGES=few selects 2 (tuning knob). Issuing the next tile's QK^T
   // before this tile's softmax (FlashAttention-3's intra-warpgroup overlap) was tried and lost
   // 15-35%: two score buffers spill at d = 128 (1.625 vs 1.022 ms at 8K).
   static const bool few = env_knob("HEADCAL_HOPPER_STAGES", "") == "few";
-  constexpr int kMany = kDense ? 3 : (D == 128 ? 6 : 8);
+  constexpr int kMany = std::min(kDense ? 3 : 8, detail::hopper_max_stages<D, kDense>());
   constexpr int kFew = 2;
   if (few) launch_hopper<T, D, kDense, kFew>(a, ctas, stream);
   else launch_hopper<T, D, kDense, kMany>(a, ctas, stream);

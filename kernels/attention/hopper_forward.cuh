@@ -3,17 +3,28 @@
 // launched by attention.cu). Same semantics, arguments and tile walk as flash_forward.cuh; the
 // mma.sync kernel there stays for probe mode.
 //
-// A CTA owns 128 query rows of one head and is three warpgroups:
-//   warpgroup 0, the loader: walks the key tiles (TileCursorT, up to 128 keys each) and fills a
-//     ring of shared-memory stages: consecutive keys by TMA (bulk tensor copies, two 64-column
-//     panels per operand at d = 128), gathered columns by 16-byte cp.async (no TMA gather on
-//     sm_90). A stage's "full" mbarrier completes when its bytes have landed; the consumers hand
-//     it back through its "empty" mbarrier. setmaxnreg gives it 56 registers.
+// Persistent CTAs (one per SM) take work tiles, 128 query rows of one head each, in order: the
+// first is blockIdx.x, the next ones come from a counter in global memory (FlashArgs::
+// tile_counter). A CTA is three warpgroups:
+//   warpgroup 0, the loader: for each work tile, loads its Q (TMA, into one of two Q buffers, so
+//     the next tile's Q lands while this one's is still read), then walks the key tiles
+//     (TileCursorT, up to 128 keys each) and fills a ring of shared-memory stages: consecutive
+//     keys by TMA (bulk tensor copies, two 64-column panels per operand at d = 128), gathered
+//     columns by 16-byte cp.async (no TMA gather on sm_90). A stage's "full" mbarrier completes
+//     when its bytes have landed; the consumers hand it back through its "empty" mbarrier. The
+//     ring carries a "tile begins" stage (head, rows, band) before a tile's keys and a "tile
+//     ends" stage after them, so the loader runs into the next tile while the consumers finish
+//     one. setmaxnreg gives it 56 registers.
 //   warpgroups 1 and 2, the consumers: rows r0..r0+63 and r0+64..r0+127. S = Q K^T with wgmma
 //     (Q and K from shared memory), online softmax in registers, O += P V with wgmma (P from
 //     registers, V from shared memory). A tile of up to 64 keys is computed 64 wide, a longer
 //     one (or, index-driven, two consecutive 64-key stages of the same consumer) 128 wide.
-//     224 registers each.
+//     224 registers each. After a tile's last stage a consumer frees its Q buffer and writes
+//     O and LSE while the loader is already filling the ring with the next tile.
+// One CTA per work tile instead (non-persistent) cost a fixed ~8.5 us per tile on H100 (headcal
+// bench sparse, a_shape(64, local) swept over local at 32K and 128K, d = 64 and 128: kernel time
+// = ~8.5 us per tile + ~0.75 us (d = 64) or ~1.0 us (d = 128) per 64-key stage): launch, index
+// reads, the first loads and the epilogue, none overlapped.
 // Both consumers read the one key stream, so a K/V tile is fetched once for up to 128 rows
 // (64-row CTAs with streams of their own doubled the L2 traffic: 73% of L2 bandwidth and 35%
 // slower; ncu on H100). Two modes (kDense):
@@ -116,16 +127,45 @@ __device__ __forceinline__ uint32_t panel_offset(int r, int c) {
 
 // ---- Compile-time layout -----------------------------------------------------------------------
 
-// Stage metadata, written by the loader. Consecutive keys (kind 1): shared-memory row r holds key
-// base + r, and consumer c computes keys [lo[c], hi[c]). Gathered columns (kind 2): row r holds
-// the key of entry r of the stage's entry list (key << 2 | bit c: consumer c computes it), rows
-// [lo[c], hi[c]) = [0, load_count) when any entry has bit c. lo == hi: not for that consumer.
-// first/last: smallest and largest key consumer c computes (kind 2: of the stage's entries).
-struct StageMeta {
-  int kind, base, load_count;
-  int shared_by_all;  // kind 2: all kN entries are computed by both consumers (no membership mask)
-  int lo[2], hi[2], first[2], last[2];
+// What a ring stage carries.
+enum StageKind : int {
+  kStageTileEnd = 0,     // the work tile's keys are done: epilogue
+  kStageKeys = 1,        // consecutive keys (TMA)
+  kStageGathered = 2,    // gathered columns (cp.async)
+  kStageTileBegin = 3,   // a work tile starts: head, row tile, band; its Q has landed
+  kStageNoMoreWork = 4,  // the CTA is done
 };
+
+// Stage metadata, written by the loader. Consecutive keys: shared-memory row r holds key
+// base + r, and consumer c computes keys [lo[c], hi[c]). Gathered columns: row r holds the key
+// of entry r of the stage's entry list (key << 2 | bit c: consumer c computes it), rows
+// [lo[c], hi[c]) = [0, count) when any entry has bit c. lo == hi: not for that consumer.
+// first/last: smallest and largest key consumer c computes (gathered: of the stage's entries).
+// Tile begin: head, row_tile, band_sink, band_local (the rest unused).
+struct StageMeta {
+  int kind, base;
+  int shared_by_all;  // gathered: all kN entries are computed by both consumers (no membership mask)
+  int lo[2], hi[2], first[2], last[2];
+  int head, row_tile, band_sink, band_local;
+};
+
+// The work tile w of a launch: a head and a 128-row tile, longest first (n_row_tiles counts
+// 128-row tiles). Dense order: the heads of one row tile are adjacent (they stream the same keys
+// in step). KV-group order: the tiles running at once share one KV head's K/V (the index-driven
+// walk reads scattered tiles, whose reuse across row tiles and heads of a group stays in L2 only
+// if the group's K/V is all that is being read).
+__device__ __forceinline__ void work_tile(const FlashArgs& a, int w, int& head, int& row_tile) {
+  if (a.kv_group_order) {
+    const int per_group = a.n_row_tiles * a.group;
+    const int kv = w / per_group;
+    const int in_group = w % per_group;
+    head = kv * a.group + in_group % a.group;
+    row_tile = a.n_row_tiles - 1 - in_group / a.group;
+  } else {
+    head = w % a.n_heads;
+    row_tile = a.n_row_tiles - 1 - w / a.n_heads;
+  }
+}
 
 template <int D, bool kDense, int kStageCount>
 struct HopperTraits {
@@ -141,22 +181,40 @@ struct HopperTraits {
   static constexpr int kStages = kStageCount;
   static constexpr int kQBytes = 64 * D * 2;    // one consumer's Q tile [64][D]
   static constexpr int kTileBytes = kN * D * 2;  // one K (or V) tile [kN][D]
-  static constexpr int kQOff = 0;
-  static constexpr int kKOff = kQOff + kConsumers * kQBytes;
+  // Q buffers: index-driven CTAs are persistent and load the next tile's Q while computing this
+  // one; dense CTAs take one tile each (a second buffer would cost a K/V stage at d = 128, and
+  // persistent dense CTAs were 2-4% slower at 128K on H100: tiles are long, and with 2 stages
+  // instead of 3 the dense kernel lost 7% at 128K, d = 128).
+  static constexpr int kQBuffers = kDense ? 1 : 2;
+  static constexpr int kQOff = 0;  // [kQBuffers][2 consumers][64][D]
+  static constexpr int kKOff = kQOff + kQBuffers * kConsumers * kQBytes;
   static constexpr int kVOff = kKOff + kStages * kTileBytes;
   static constexpr int kKeysOff = kVOff + kStages * kTileBytes;  // int [stages][kN]
   static constexpr int kMetaOff = kKeysOff + kStages * kN * 4;   // StageMeta [stages]
-  static constexpr int kBarOff = kMetaOff + kStages * static_cast<int>(sizeof(StageMeta));  // u64 full[stages], empty[stages]
-  static constexpr int kSmemBytes = kBarOff + 2 * kStages * 8 + 1024;  // +1024: alignment
+  // u64 full[stages], empty[stages], q_empty[kQBuffers]; then int next_work[2]
+  static constexpr int kBarOff = (kMetaOff + kStages * static_cast<int>(sizeof(StageMeta)) + 7) / 8 * 8;
+  static constexpr int kSchedOff = kBarOff + (2 * kStages + kQBuffers) * 8;
+  static constexpr int kSmemBytes = kSchedOff + 8 + 1024;  // +1024: alignment
   static_assert(kKOff % 1024 == 0 && kVOff % 1024 == 0, "swizzle atoms need 1024-byte alignment");
   static_assert(kBarOff % 8 == 0, "mbarriers need 8-byte alignment");
   static_assert(kSmemBytes <= 227 * 1024, "more shared memory than an H100 block can have");
 };
 
+// The most stages that fit next to the Q buffers (227 KB per block).
+template <int D, bool kDense>
+constexpr int hopper_max_stages() {
+  int n = 1;
+  while (HopperTraits<D, kDense, 1>::kSmemBytes + n * (2 * (kDense ? 128 : 64) * D * 2 + (kDense ? 128 : 64) * 4 +
+                                                        static_cast<int>(sizeof(StageMeta)) + 16) <=
+         227 * 1024)
+    ++n;
+  return n;
+}
+
 template <typename T, int D, bool kDense, int kStageCount>
 __global__ void __launch_bounds__(384, 1)
-    hopper_forward_kernel(const FlashArgs a, const __grid_constant__ CUtensorMap k_map,
-                          const __grid_constant__ CUtensorMap v_map) {
+    hopper_forward_kernel(const FlashArgs a, const __grid_constant__ CUtensorMap q_map,
+                          const __grid_constant__ CUtensorMap k_map, const __grid_constant__ CUtensorMap v_map) {
   using Tr = HopperTraits<D, kDense, kStageCount>;
   using Mma = MmaOp<T>;
   constexpr int kN = Tr::kN;
@@ -170,49 +228,38 @@ __global__ void __launch_bounds__(384, 1)
   unsigned char* smem = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
   int* s_keys = reinterpret_cast<int*>(smem + Tr::kKeysOff);                // [stages][kN]
   StageMeta* s_meta = reinterpret_cast<StageMeta*>(smem + Tr::kMetaOff);    // [stages]
+  int* s_next_work = reinterpret_cast<int*>(smem + Tr::kSchedOff);          // [2]
   const uint32_t smem_base = smem_addr(smem);
   auto full_bar = [&](int stage) { return smem_base + Tr::kBarOff + stage * 8; };
   auto empty_bar = [&](int stage) { return smem_base + Tr::kBarOff + (kStages + stage) * 8; };
+  auto q_empty_bar = [&](int buf) { return smem_base + Tr::kBarOff + (2 * kStages + buf) * 8; };
+  // Q tile [64][D] of consumer c in Q buffer buf.
+  auto q_tile = [&](int buf, int c) { return smem_base + Tr::kQOff + (2 * buf + c) * Tr::kQBytes; };
+  constexpr int kQBuffers = Tr::kQBuffers;
 
   const int tid = threadIdx.x;
   const int warpgroup = tid / 128;
   const int N = a.n_tokens;
+  const int n_work = a.n_row_tiles * a.n_heads;
 
   if (tid == 0) {
     for (int st = 0; st < kStages; ++st) {
       mbar_init(full_bar(st), 128);       // every loader thread arrives
       mbar_init(empty_bar(st), 2 * 128);  // every consumer thread arrives
     }
+    for (int buf = 0; buf < kQBuffers; ++buf) mbar_init(q_empty_bar(buf), 2 * 128);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
 
-  // 128-row tiles, longest first; n_row_tiles counts 128-row tiles here. Dense order: the heads
-  // of one row tile are adjacent (they stream the same keys in step). KV-group order: the CTAs
-  // running at once share one KV head's K/V (the index-driven walk reads scattered tiles, whose
-  // reuse across row tiles and heads of a group stays in L2 only if the group's K/V is all that
-  // is being read).
-  int head, row_tile;
-  if (a.kv_group_order) {
-    const int per_group = a.n_row_tiles * a.group;
-    const int kv = static_cast<int>(blockIdx.x / per_group);
-    const int in_group = static_cast<int>(blockIdx.x % per_group);
-    head = kv * a.group + in_group % a.group;
-    row_tile = a.n_row_tiles - 1 - in_group / a.group;
-  } else {
-    head = blockIdx.x % a.n_heads;
-    row_tile = a.n_row_tiles - 1 - static_cast<int>(blockIdx.x / a.n_heads);
-  }
-  const int r0 = row_tile * 128;
   const int n_row_blocks = (N + 63) / 64;
 
   if (warpgroup == 0) {
     // ------------------------------------------------------------------ loader
     asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n");
     const int lt = tid;
-    const int kv_head = head / a.group;
-    const T* k_base = static_cast<const T*>(a.k) + static_cast<int64_t>(kv_head) * D;
-    const T* v_base = static_cast<const T*>(a.v) + static_cast<int64_t>(kv_head) * D;
+    int head = 0, row_tile = 0;  // the work tile being loaded
+    int kv_col = 0;                // its KV head's first column in K and V: (head / group) * D
 
     int stage = 0;
     uint32_t phase = 0;
@@ -229,7 +276,7 @@ __global__ void __launch_bounds__(384, 1)
       if (lt == 0) s_meta[stage] = m;
       const uint32_t k_dst = smem_base + Tr::kKOff + stage * Tr::kTileBytes;
       const uint32_t v_dst = smem_base + Tr::kVOff + stage * Tr::kTileBytes;
-      if (m.kind == 1) {
+      if (m.kind == kStageKeys) {
         // Consecutive keys: one bulk tensor copy per 64-column panel of K and of V, the whole
         // kN-key window from base. Keys outside a consumer's [lo, hi) are real (finite) rows it
         // masks; keys past N arrive as zeros.
@@ -237,8 +284,8 @@ __global__ void __launch_bounds__(384, 1)
           mbar_expect_bytes(full_bar(stage), 2 * Tr::kTileBytes);
 #pragma unroll
           for (int p = 0; p < D / 64; ++p) {
-            tma_load_2d(k_dst + p * kN * 128, &k_map, kv_head * D + 64 * p, m.base, full_bar(stage));
-            tma_load_2d(v_dst + p * kN * 128, &v_map, kv_head * D + 64 * p, m.base, full_bar(stage));
+            tma_load_2d(k_dst + p * kN * 128, &k_map, kv_col + 64 * p, m.base, full_bar(stage));
+            tma_load_2d(v_dst + p * kN * 128, &v_map, kv_col + 64 * p, m.base, full_bar(stage));
           }
         }
       }
@@ -276,10 +323,9 @@ __global__ void __launch_bounds__(384, 1)
         const int all_both = __reduce_and_sync(0xffffffffu, e.low & e.high) & 3;
         if (lt == 0) {
           StageMeta m;
-          m.kind = 2;
+          m.kind = kStageGathered;
           m.base = 0;
           m.shared_by_all = count == kN && all_both == 3;
-          m.load_count = count;
 #pragma unroll
           for (int c = 0; c < 2; ++c) {
             m.lo[c] = 0;
@@ -294,29 +340,31 @@ __global__ void __launch_bounds__(384, 1)
       const uint32_t k_dst = smem_base + Tr::kKOff + stage * Tr::kTileBytes;
       const uint32_t v_dst = smem_base + Tr::kVOff + stage * Tr::kTileBytes;
       const int chunk_col = lt % kChunks;
+      const T* k_rows = static_cast<const T*>(a.k) + kv_col;
+      const T* v_rows = static_cast<const T*>(a.v) + kv_col;
 #pragma unroll
       for (int r = lt / kChunks; r < kN; r += kRowsPerPass) {
         const int entry = entries[r];
         const int64_t key = entry >> 2;
         const uint32_t off = panel_offset<kN>(r, chunk_col);
-        cp_async_16(k_dst + off, k_base + key * a.k_stride + chunk_col * 8, entry != 0);
-        cp_async_16(v_dst + off, v_base + key * a.v_stride + chunk_col * 8, entry != 0);
+        cp_async_16(k_dst + off, k_rows + key * a.k_stride + chunk_col * 8, entry != 0);
+        cp_async_16(v_dst + off, v_rows + key * a.v_stride + chunk_col * 8, entry != 0);
       }
       mbar_arrive_on_cp_async(full_bar(stage));
       mbar_arrive(full_bar(stage));  // releases the meta/entries writes above
       advance();
     };
-    // The stage for tile t of consumer c (or of both, for == 2).
+    // The stage for consecutive-key tile t (or the tile's end, kind 0) of consumer c (or of
+    // both, for == 2).
     auto tile_meta = [](const KeyTile& t, int for_c) {
       StageMeta m;
       m.kind = t.kind;
       m.base = t.start;
-      m.load_count = t.count;
       m.shared_by_all = 0;
 #pragma unroll
       for (int c = 0; c < 2; ++c) {
         const bool mine = for_c == 2 || for_c == c;
-        m.lo[c] = t.kind == 1 ? t.start : 0;
+        m.lo[c] = t.start;
         m.hi[c] = mine ? m.lo[c] + t.count : m.lo[c];
         m.first[c] = t.first;
         m.last[c] = t.last;
@@ -324,90 +372,144 @@ __global__ void __launch_bounds__(384, 1)
       return m;
     };
 
-    if constexpr (kDense) {
-      TileCursorT<kN> cursor;
-      cursor.range_begin = cursor.range_end = cursor.cols = nullptr;
-      cursor.range_i = 0;
-      cursor.range_stop = 1;
-      cursor.pos = 0;
-      cursor.cur_end = min(N, r0 + 128);
-      cursor.col_i = cursor.col_stop = 0;
-      for (;;) {
-        const KeyTile t = cursor.next_any();
-        emit(tile_meta(t, 2));
-        if (t.kind == 0) break;
-      }
-    } else {
-      // One cursor per 64-row block; a block past N has an empty list.
-      TileCursorT<kN> cur[2];
-      int rb0[2], rb1[2];
-      int band_sink = 0, band_local = 0;
-      if (a.band_local != nullptr) band_local = __ldg(a.band_local + head);
-      if (a.band_sink != nullptr && band_local > 0) band_sink = __ldg(a.band_sink + head);
+    // A work tile begins: its Q (both consumers' 64 rows; rows past N arrive as zeros, a
+    // consumer with none is not loaded) into Q buffer buf, once the consumers have freed it
+    // (kQBuffers tiles ago), and the tile's head, rows and band.
+    auto emit_begin = [&](int buf, uint32_t buf_phase, int band_sink, int band_local) {
+      mbar_wait(q_empty_bar(buf), buf_phase ^ 1);
+      mbar_wait(empty_bar(stage), phase ^ 1);
+      if (lt == 0) {
+        StageMeta m;
+        m.kind = kStageTileBegin;
+        m.head = head;
+        m.row_tile = row_tile;
+        m.band_sink = band_sink;
+        m.band_local = band_local;
+        s_meta[stage] = m;
+        const int r0 = row_tile * 128;
+        const int consumers_with_rows = r0 + 64 < N ? 2 : 1;
+        mbar_expect_bytes(full_bar(stage), consumers_with_rows * Tr::kQBytes);
+        for (int c = 0; c < consumers_with_rows; ++c)
 #pragma unroll
-      for (int c = 0; c < 2; ++c) {
-        const int rb = 2 * row_tile + c;
-        rb0[c] = rb * 64;
-        rb1[c] = min(N, rb0[c] + 64) - 1;
-        cur[c].range_begin = a.range_begin;
-        cur[c].range_end = a.range_end;
-        cur[c].cols = a.cols;
-        cur[c].range_i = cur[c].range_stop = cur[c].col_i = cur[c].col_stop = 0;
-        if (rb < n_row_blocks) {
-          const int slot = head * n_row_blocks + rb;
-          cur[c].range_i = __ldg(a.range_offsets + slot);
-          cur[c].range_stop = __ldg(a.range_offsets + slot + 1);
-          cur[c].skip_empty_ranges();
-          cur[c].col_i = __ldg(a.col_offsets + slot);
-          cur[c].col_stop = __ldg(a.col_offsets + slot + 1);
-        }
+          for (int p = 0; p < D / 64; ++p)
+            tma_load_2d(q_tile(buf, c) + p * 64 * 128, &q_map, head * D + 64 * p, r0 + 64 * c, full_bar(stage));
       }
-      // The cursors walk the ranges only; the gathered columns of both blocks follow (below).
-      const int entries_begin = cur[0].col_i;
-      cur[0].col_i = cur[0].col_stop = cur[1].col_i = cur[1].col_stop = 0;
-      KeyTile t0 = cur[0].next(rb0[0], rb1[0], band_sink, band_local);
-      KeyTile t1 = cur[1].next(rb0[1], rb1[1], band_sink, band_local);
-      // Merge by first key; consecutive-key tiles of both blocks that start at the same key are
-      // loaded once (a block's ranges are its neighbour's shifted by 64 keys for the a_shape and
-      // slash parts, so their tiles coincide). Cutting tiles at absolute 64-key windows instead
-      // shared more tiles but cut more of them: vertical_slash(1000,6096) at 32K, d = 128, H100:
-      // 15.7 ms vs 13.4.
-      while (t0.kind != 0 || t1.kind != 0) {
-        if (t0.kind == 1 && t1.kind == 1 && t0.start == t1.start) {
-          StageMeta m = tile_meta(t0, 0);
-          m.lo[1] = t1.start;
-          m.hi[1] = t1.start + t1.count;
-          m.first[1] = t1.first;
-          m.last[1] = t1.last;
-          emit(m);
-          t0 = cur[0].next(rb0[0], rb1[0], band_sink, band_local);
-          t1 = cur[1].next(rb0[1], rb1[1], band_sink, band_local);
-        } else if (t1.kind == 0 || (t0.kind != 0 && t0.first <= t1.first)) {
-          emit(tile_meta(t0, 0));
-          t0 = cur[0].next(rb0[0], rb1[0], band_sink, band_local);
-        } else {
-          emit(tile_meta(t1, 1));
-          t1 = cur[1].next(rb0[1], rb1[1], band_sink, band_local);
-        }
-      }
-      // Gathered columns of both blocks, merged (each key loaded once), kN per stage; a stage's
-      // entries are read while the previous stage is issued.
-      const int n_entries =
-          a.pair_entries != nullptr ? __ldg(a.pair_entry_counts + head * a.n_row_tiles + row_tile) : 0;
-      const int entries_end = entries_begin + n_entries;
-      StageEntries ahead;
-      if (n_entries > 0) ahead = read_entries(entries_begin, min(kN, n_entries));
-      for (int pos = entries_begin; pos < entries_end; pos += kN) {
-        const StageEntries now = ahead;
-        if (pos + kN < entries_end) ahead = read_entries(pos + kN, min(kN, entries_end - pos - kN));
-        emit_gathered(now, min(kN, entries_end - pos));
-      }
+      mbar_arrive(full_bar(stage));
+      advance();
+    };
+    auto emit_marker = [&](int kind) {
       KeyTile none;
       none.kind = 0;
       none.start = none.count = none.first = 0;
       none.last = -1;
-      emit(tile_meta(none, 2));
+      StageMeta m = tile_meta(none, 2);
+      m.kind = kind;
+      emit(m);
+    };
+
+    // The first work tile is blockIdx.x, the next ones come from the launch's counter (none
+    // without one), taken once this tile's stages are all issued (the consumers still have up
+    // to kStages stages to compute, which hides the atomic's latency). Taking it when the tile
+    // began left long tiles waiting behind long tiles at the end of the launch: the index-driven
+    // kernel with a dense index at 8K, d = 64, was 29% slower than one CTA per tile (ncu on H100:
+    // SMs active 70% of the time instead of 84%).
+    int work = static_cast<int>(blockIdx.x);
+    for (int iter = 0; work < n_work; ++iter) {
+      work_tile(a, work, head, row_tile);
+      kv_col = head / a.group * D;
+      const int r0 = row_tile * 128;
+      // The index reads of the tile (index-driven): those that depend only on its head and rows
+      // go out together, then the first ranges' bounds; a chain of one read after another here
+      // is paid at every tile.
+      int band_sink = 0, band_local = 0;
+      TileCursorT<kN> cur[2];  // one cursor per 64-row block; a block past N has an empty list
+      int rb0[2], rb1[2];
+      int entries_begin = 0, n_entries = 0;
+      if constexpr (!kDense) {
+        band_local = a.band_local != nullptr ? __ldg(a.band_local + head) : 0;
+        band_sink = a.band_sink != nullptr ? __ldg(a.band_sink + head) : 0;
+        if (a.pair_entries != nullptr) n_entries = __ldg(a.pair_entry_counts + head * a.n_row_tiles + row_tile);
+        entries_begin = __ldg(a.col_offsets + head * n_row_blocks + 2 * row_tile);
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const int rb = 2 * row_tile + c;
+          rb0[c] = rb * 64;
+          rb1[c] = min(N, rb0[c] + 64) - 1;
+          cur[c].range_begin = a.range_begin;
+          cur[c].range_end = a.range_end;
+          cur[c].cols = a.cols;
+          // The cursors walk the ranges only; the gathered columns of both blocks follow.
+          cur[c].range_i = cur[c].range_stop = cur[c].col_i = cur[c].col_stop = 0;
+          if (rb < n_row_blocks) {
+            const int slot = head * n_row_blocks + rb;
+            cur[c].range_i = __ldg(a.range_offsets + slot);
+            cur[c].range_stop = __ldg(a.range_offsets + slot + 1);
+          }
+        }
+        if (band_local <= 0) band_sink = 0;
+        cur[0].skip_empty_ranges();
+        cur[1].skip_empty_ranges();
+      }
+      emit_begin(iter % kQBuffers, (iter / kQBuffers) & 1, band_sink, band_local);
+
+      if constexpr (kDense) {
+        TileCursorT<kN> cursor;
+        cursor.range_begin = cursor.range_end = cursor.cols = nullptr;
+        cursor.range_i = 0;
+        cursor.range_stop = 1;
+        cursor.pos = 0;
+        cursor.cur_end = min(N, r0 + 128);
+        cursor.col_i = cursor.col_stop = 0;
+        for (;;) {
+          const KeyTile t = cursor.next_any();
+          if (t.kind == 0) break;
+          emit(tile_meta(t, 2));
+        }
+      } else {
+        KeyTile t0 = cur[0].next(rb0[0], rb1[0], band_sink, band_local);
+        KeyTile t1 = cur[1].next(rb0[1], rb1[1], band_sink, band_local);
+        // Merge by first key; consecutive-key tiles of both blocks that start at the same key are
+        // loaded once (a block's ranges are its neighbour's shifted by 64 keys for the a_shape and
+        // slash parts, so their tiles coincide). Cutting tiles at absolute 64-key windows instead
+        // shared more tiles but cut more of them: vertical_slash(1000,6096) at 32K, d = 128, H100:
+        // 15.7 ms vs 13.4.
+        while (t0.kind != 0 || t1.kind != 0) {
+          if (t0.kind == 1 && t1.kind == 1 && t0.start == t1.start) {
+            StageMeta m = tile_meta(t0, 0);
+            m.lo[1] = t1.start;
+            m.hi[1] = t1.start + t1.count;
+            m.first[1] = t1.first;
+            m.last[1] = t1.last;
+            emit(m);
+            t0 = cur[0].next(rb0[0], rb1[0], band_sink, band_local);
+            t1 = cur[1].next(rb0[1], rb1[1], band_sink, band_local);
+          } else if (t1.kind == 0 || (t0.kind != 0 && t0.first <= t1.first)) {
+            emit(tile_meta(t0, 0));
+            t0 = cur[0].next(rb0[0], rb1[0], band_sink, band_local);
+          } else {
+            emit(tile_meta(t1, 1));
+            t1 = cur[1].next(rb0[1], rb1[1], band_sink, band_local);
+          }
+        }
+        // Gathered columns of both blocks, merged (each key loaded once), kN per stage; a stage's
+        // entries are read while the previous stage is issued.
+        const int entries_end = entries_begin + n_entries;
+        StageEntries ahead;
+        if (n_entries > 0) ahead = read_entries(entries_begin, min(kN, n_entries));
+        for (int pos = entries_begin; pos < entries_end; pos += kN) {
+          const StageEntries now = ahead;
+          if (pos + kN < entries_end) ahead = read_entries(pos + kN, min(kN, entries_end - pos - kN));
+          emit_gathered(now, min(kN, entries_end - pos));
+        }
+      }
+      int next_work = n_work;  // loader thread 0 takes it; its latency overlaps the marker's wait
+      if (lt == 0 && a.tile_counter != nullptr) next_work = static_cast<int>(gridDim.x) + atomicAdd(a.tile_counter, 1);
+      emit_marker(kStageTileEnd);
+      if (lt == 0) s_next_work[iter & 1] = next_work;
+      named_barrier_sync(3, 128);  // the loader's own barrier: next_work written
+      work = s_next_work[iter & 1];
     }
+    emit_marker(kStageNoMoreWork);
     asm volatile("cp.async.wait_all;\n" ::: "memory");
     return;
   }
@@ -418,40 +520,14 @@ __global__ void __launch_bounds__(384, 1)
   const int ct = tid - 128 * warpgroup;  // thread within the warpgroup
   const int warp = ct >> 5, lane = ct & 31;
   const int g = lane >> 2, t4 = lane & 3;
-  const int rc0 = r0 + 64 * consumer;  // this warpgroup's first row
-  const int warp_row0 = rc0 + 16 * warp;
-  const bool has_rows = rc0 < N;
-
-  int band_sink = 0, band_local = 0;
-  if constexpr (!kDense) {
-    if (a.band_local != nullptr) band_local = __ldg(a.band_local + head);
-    if (a.band_sink != nullptr && band_local > 0) band_sink = __ldg(a.band_sink + head);
-  }
-
-  // Q tile [64][D] of this warpgroup; rows past N are zero.
-  const uint32_t q_smem = smem_base + Tr::kQOff + consumer * Tr::kQBytes;
-  if (has_rows) {
-    const T* q_base = static_cast<const T*>(a.q) + static_cast<int64_t>(head) * D;
-#pragma unroll
-    for (int it = 0; it < 64 * kChunks / 128; ++it) {
-      const int idx = ct + it * 128;
-      const int r = idx / kChunks, c = idx % kChunks;
-      const int row = rc0 + r;
-      const bool valid = row < N;
-      cp_async_16(q_smem + panel_offset<64>(r, c), q_base + static_cast<int64_t>(valid ? row : 0) * a.q_stride + c * 8,
-                  valid);
-    }
-  }
-  asm volatile("cp.async.wait_all;\n" ::: "memory");
-  fence_proxy_async();
-  named_barrier_sync(1 + consumer, 128);
-
   const float sl2 = a.scale_log2;
+  // The work tile being computed (from its "tile begins" stage).
+  int head = 0, rc0 = 0, warp_row0 = 0, row_a = 0, row_b = 0;  // rc0: this warpgroup's first row
+  int last_row = -1;  // rc0 + 63, or -1 when the warpgroup has no rows (then it computes nothing)
+  int band_sink = 0, band_local = 0;
+  uint32_t q_smem = 0;  // Q tile [64][D] of this warpgroup; rows past N are zero
   float o_acc[D / 8][4];
-#pragma unroll
-  for (int i = 0; i < D / 8; ++i) o_acc[i][0] = o_acc[i][1] = o_acc[i][2] = o_acc[i][3] = 0.f;
-  float m_run[2] = {kNegInf, kNegInf}, l_run[2] = {0.f, 0.f};
-  const int row_a = warp_row0 + g, row_b = warp_row0 + g + 8;  // this thread's two rows
+  float m_run[2], l_run[2];
 
   // One key tile as the loader described it, plus whether this warpgroup computes it (shared
   // mode: the first warpgroup skips the part of the last tile above its rows).
@@ -468,12 +544,12 @@ __global__ void __launch_bounds__(384, 1)
     const StageMeta& m = s_meta[stage];
     Tile t{m.kind, m.base, m.lo[consumer], m.hi[consumer], m.first[consumer], m.last[consumer], stage, false,
            m.shared_by_all != 0};
-    if (t.kind == 2 && t.hi > t.lo) {  // gathered keys ascend: bounds of the stage's keys
+    if (t.kind == kStageGathered && t.hi > t.lo) {  // gathered keys ascend: bounds of the stage's keys
       t.first = s_keys[stage * kN + t.lo] >> 2;
       t.last = s_keys[stage * kN + t.hi - 1] >> 2;
     }
     // The dense path's first warpgroup skips the part of the last tile above its rows.
-    t.work = t.kind != 0 && t.hi > t.lo && t.first <= rc0 + 63;
+    t.work = t.kind != kStageTileEnd && t.hi > t.lo && t.first <= last_row;
     if (++stage == kStages) {
       stage = 0;
       phase ^= 1;
@@ -504,7 +580,7 @@ __global__ void __launch_bounds__(384, 1)
     constexpr int kFirst = decltype(first_block)::value;
     const bool band_mask = band_local > 0 && t.last >= band_sink && warp_row0 + 15 - t.first >= band_local;
     // A gathered stage holds the keys of both consumers: masked unless all are both's.
-    const bool partial = t.kind == 1 ? (t.lo > t.base || t.hi < t.base + kW) : !t.shared_by_all;
+    const bool partial = t.kind == kStageKeys ? (t.lo > t.base || t.hi < t.base + kW) : !t.shared_by_all;
     if (!(partial || t.last > warp_row0 || band_mask)) return;
     const int* keys = s_keys + t.stage * kN;
 #pragma unroll
@@ -515,7 +591,7 @@ __global__ void __launch_bounds__(384, 1)
         const int row = (e >> 1) ? row_b : row_a;
         int key;
         bool ok;
-        if (t.kind == 1) {
+        if (t.kind == kStageKeys) {
           key = t.base + col;
           ok = key >= t.lo && key < t.hi;
         } else {
@@ -583,49 +659,85 @@ __global__ void __launch_bounds__(384, 1)
     fence_accumulators<D / 8>(o_acc);
   };
 
-  if constexpr (kDense) {
-    for (;;) {
-      const Tile t = next_tile();
-      if (t.kind == 0) break;
-      if (t.work) {
-        // Rows of the stage this warpgroup needs end at its last row (causality); the first 64
-        // suffice more often than not on the diagonal.
-        if (min(t.hi, rc0 + 64) - t.base > 64) run(t, t, std::integral_constant<int, kN>{}, std::false_type{});
-        else run(t, t, std::integral_constant<int, 64>{}, std::false_type{});
+  for (int iter = 0;; ++iter) {
+    // The "tile begins" stage (read here, not in next_tile, which runs for every stage).
+    mbar_wait(full_bar(stage), phase);
+    {
+      const StageMeta& m = s_meta[stage];
+      if (m.kind == kStageNoMoreWork) break;
+      head = m.head;
+      rc0 = m.row_tile * 128 + 64 * consumer;
+      if constexpr (!kDense) {
+        band_sink = m.band_sink;
+        band_local = m.band_local;
+      }
+    }
+    mbar_arrive(empty_bar(stage));  // Q is in its own buffer
+    if (++stage == kStages) {
+      stage = 0;
+      phase ^= 1;
+    }
+    warp_row0 = rc0 + 16 * warp;
+    row_a = warp_row0 + g;  // this thread's two rows
+    row_b = row_a + 8;
+    last_row = rc0 < N ? rc0 + 63 : -1;
+    q_smem = q_tile(iter % kQBuffers, consumer);
+#pragma unroll
+    for (int i = 0; i < D / 8; ++i) o_acc[i][0] = o_acc[i][1] = o_acc[i][2] = o_acc[i][3] = 0.f;
+    m_run[0] = m_run[1] = kNegInf;
+    l_run[0] = l_run[1] = 0.f;
+
+    if constexpr (kDense) {
+      for (;;) {
+        const Tile t = next_tile();
+        if (t.kind == kStageTileEnd) {
+          release(t);
+          break;
+        }
+        if (t.work) {
+          // Rows of the stage this warpgroup needs end at its last row (causality); the first 64
+          // suffice more often than not on the diagonal.
+          if (min(t.hi, rc0 + 64) - t.base > 64) run(t, t, std::integral_constant<int, kN>{}, std::false_type{});
+          else run(t, t, std::integral_constant<int, 64>{}, std::false_type{});
+        }
+        release(t);
+      }
+    } else {
+      // Index-driven: a stage this warpgroup computes waits for the next one; when that is this
+      // warpgroup's too, both go as one 128-key tile (holding a stage while waiting for the next
+      // cannot deadlock: the loader refills a stage only kStages >= 2 stages later).
+      using W64 = std::integral_constant<int, 64>;
+      Tile t = next_tile();
+      while (t.kind != kStageTileEnd) {
+        if (!t.work) {
+          release(t);
+          t = next_tile();
+          continue;
+        }
+        const Tile u = next_tile();
+        if (u.work) {
+          run(t, u, W64{}, std::true_type{});
+          release(t);
+          release(u);
+          t = next_tile();
+        } else {
+          run(t, t, W64{}, std::false_type{});
+          release(t);
+          t = u;
+        }
       }
       release(t);
     }
-  } else {
-    // Index-driven: a stage this warpgroup computes waits for the next one; when that is this
-    // warpgroup's too, both go as one 128-key tile (holding a stage while waiting for the next
-    // cannot deadlock: the loader refills a stage only kStages >= 2 stages later).
-    using W64 = std::integral_constant<int, 64>;
-    Tile t = next_tile();
-    while (t.kind != 0) {
-      if (!t.work) {
-        release(t);
-        t = next_tile();
-        continue;
-      }
-      const Tile u = next_tile();
-      if (u.work) {
-        run(t, u, W64{}, std::true_type{});
-        release(t);
-        release(u);
-        t = next_tile();
-      } else {
-        run(t, t, W64{}, std::false_type{});
-        release(t);
-        t = u;
-      }
-    }
-  }
-  if (!has_rows) return;
+    // Every wgmma reading this Q buffer has completed (run waits for them): the loader may fill
+    // it again.
+    mbar_arrive(q_empty_bar(iter % kQBuffers));
 
-  // Epilogue: full row sums, normalisation, O and LSE.
-  store_rows<T>(o_acc, m_run[0], m_run[1], l_run[0], l_run[1], row_a, row_b, t4, N, sl2,
-                a.o != nullptr ? static_cast<T*>(a.o) + static_cast<int64_t>(head) * D : nullptr, a.o_stride,
-                a.lse != nullptr ? a.lse + static_cast<int64_t>(head) * N : nullptr);
+    // Epilogue: full row sums, normalisation, O and LSE.
+    if (rc0 < N)
+      store_rows<T>(o_acc, m_run[0], m_run[1], l_run[0], l_run[1], row_a, row_b, t4, N, sl2,
+                    a.o != nullptr ? static_cast<T*>(a.o) + static_cast<int64_t>(head) * D : nullptr, a.o_stride,
+                    a.lse != nullptr ? a.lse + static_cast<int64_t>(head) * N : nullptr);
+  }
 }
 
 }  // namespace hc::kernels::detail

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -19,6 +20,19 @@
 #include "kernels/sparse/sparse_index.h"
 
 namespace hc::test {
+
+// Sets an environment variable for a scope (the launchers' per-launch knobs, e.g.
+// HEADCAL_HOPPER_CTAS), and removes it afterwards.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+  ~ScopedEnv() { unsetenv(name_); }
+
+ private:
+  const char* name_;
+};
 
 template <typename T>
 class DeviceArray {

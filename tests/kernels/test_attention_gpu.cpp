@@ -103,6 +103,21 @@ TEST_CASE("dense attention kernel: H=32 Hkv=8 and MHA", "[gpu][attention]") {
   }
 }
 
+TEST_CASE("dense attention kernel: many work tiles through few persistent CTAs", "[gpu][attention]") {
+  HC_REQUIRE_GPU();
+  // 1000 tokens: 8 row tiles (the last 104 rows) x 6 heads = 48 work tiles through 1 or 5 CTAs.
+  for (int d : {64, 128}) {
+    AttentionProblem pb(1000, 6, 2, d, AttnDType::kBF16, 60u + d);
+    const DenseRun cpu = run_dense_cpu(pb);
+    for (const char* ctas : {"1", "5"}) {
+      DYNAMIC_SECTION("d=" << d << ", " << ctas << " CTA(s)") {
+        test::ScopedEnv cap("HEADCAL_HOPPER_CTAS", ctas);
+        check_against_cpu(run_dense_gpu(pb), cpu, AttnDType::kBF16);
+      }
+    }
+  }
+}
+
 TEST_CASE("index-driven kernel with a dense index equals the dense fast path", "[gpu][attention]") {
   HC_REQUIRE_GPU();
   for (int d : {64, 128}) {
