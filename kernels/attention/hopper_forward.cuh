@@ -582,6 +582,41 @@ __global__ void __launch_bounds__(384, 1)
     // A gathered stage holds the keys of both consumers: masked unless all are both's.
     const bool partial = t.kind == kStageKeys ? (t.lo > t.base || t.hi < t.base + kW) : !t.shared_by_all;
     if (!(partial || t.last > warp_row0 || band_mask)) return;
+    if (t.kind == kStageKeys) {
+      // Consecutive keys: a row keeps the columns of at most two intervals, [lo, min(hi, row + 1))
+      // and, under a band, only its part below band_sink and its part from row - band_local + 1
+      // on. Bounds per row, shifted by this thread's first column, so that each score costs two
+      // or four compares against a constant (instead of rebuilding its key and testing it).
+      const int off = t.base + 2 * t4;
+      int a1[2], b1[2], a2[2], b2[2];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int row = h ? row_b : row_a;
+        const int lo = t.lo - off, hi = min(t.hi, row + 1) - off;
+        a1[h] = lo;
+        b1[h] = band_mask ? min(hi, band_sink - off) : hi;
+        a2[h] = max(lo, row - band_local + 1 - off);
+        b2[h] = hi;
+      }
+      if (band_mask) {
+#pragma unroll
+        for (int nb = 0; nb < kW / 8; ++nb)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int c = nb * 8 + (e & 1), h = e >> 1;
+            if (!((c >= a1[h] && c < b1[h]) || (c >= a2[h] && c < b2[h]))) s[kFirst + nb][e] = kNegInf;
+          }
+      } else {
+#pragma unroll
+        for (int nb = 0; nb < kW / 8; ++nb)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int c = nb * 8 + (e & 1), h = e >> 1;
+            if (!(c >= a1[h] && c < b1[h])) s[kFirst + nb][e] = kNegInf;
+          }
+      }
+      return;
+    }
     const int* keys = s_keys + t.stage * kN;
 #pragma unroll
     for (int nb = 0; nb < kW / 8; ++nb) {
@@ -589,17 +624,9 @@ __global__ void __launch_bounds__(384, 1)
       for (int e = 0; e < 4; ++e) {
         const int col = nb * 8 + 2 * t4 + (e & 1);
         const int row = (e >> 1) ? row_b : row_a;
-        int key;
-        bool ok;
-        if (t.kind == kStageKeys) {
-          key = t.base + col;
-          ok = key >= t.lo && key < t.hi;
-        } else {
-          const int entry = keys[col];
-          key = entry >> 2;
-          ok = (entry >> consumer) & 1;
-        }
-        if (!ok || key > row) s[kFirst + nb][e] = kNegInf;
+        const int entry = keys[col];
+        const int key = entry >> 2;
+        if (!((entry >> consumer) & 1) || key > row) s[kFirst + nb][e] = kNegInf;
         if (band_mask && key >= band_sink && row - key >= band_local) s[kFirst + nb][e] = kNegInf;
       }
     }
