@@ -110,17 +110,24 @@ struct VerticalSlashSlot {
     return detail::count_at_most(off, n_offsets, r1);
   }
 
+  // Keys [x, y) of run k of a slot whose first n_run runs start below `usable` (runs ascend by
+  // offset, so run 0 has the highest keys): offsets off[runs[k]] .. off[last] covering
+  // [max(0, r1 - off[last] - 63), r1 - off[runs[k]] + 1).
+  __device__ int2 run_keys(const int32_t* off, const int32_t* runs, int n_run, int usable, int r1, int k) const {
+    const int last = k + 1 < n_run ? runs[k + 1] - 1 : usable - 1;
+    return make_int2(max(0, r1 - off[last] - (kBlock - 1)), r1 - off[runs[k]] + 1);
+  }
+
   // The slot's merged ranges, ascending (one thread).
   __device__ void emit_ranges(int slot, SlotEmitter& e) const {
     const int h = slot / nb, rb = slot % nb, r1 = last_row(rb, n);
     const int32_t* off = offsets + static_cast<int64_t>(h) * n_offsets;
     const int usable = usable_offsets(off, r1);
     const int32_t* runs = run_start + static_cast<int64_t>(h) * n_offsets;
-    const int lo = detail::count_at_most(runs, n_runs[h], usable - 1);  // runs starting below `usable`
-    for (int run = lo - 1; run >= 0; --run) {  // larger offsets give smaller begins
-      const int first = runs[run];
-      const int last = (run + 1 < lo) ? runs[run + 1] - 1 : usable - 1;
-      e.add_range(max(0, r1 - off[last] - (kBlock - 1)), r1 - off[first] + 1);
+    const int n_run = detail::count_at_most(runs, n_runs[h], usable - 1);  // runs starting below `usable`
+    for (int run = n_run - 1; run >= 0; --run) {  // larger offsets give smaller begins
+      const int2 keys = run_keys(off, runs, n_run, usable, r1, run);
+      e.add_range(keys.x, keys.y);
     }
   }
 };
@@ -152,18 +159,12 @@ __global__ void vs_slot_pass_kernel(VerticalSlashSlot rule, int n_slots, int32_t
   const int usable = rule.usable_offsets(off, r1);
   const int n_run = usable > 0 ? detail::count_at_most(runs, rule.n_runs[h], usable - 1) : 0;
   const int n_usable = detail::count_at_most(col, rule.n_columns, r1);  // columns <= r1
-  // Run k (ascending offsets) covers keys [max(0, r1 - off[last] - 63), r1 - off[first] + 1), the
-  // ranges emit_ranges writes, so run 0 has the highest keys. Gaps in ascending key order: gap 0
+  // The ranges emit_ranges writes (run 0 has the highest keys). Gaps in ascending key order: gap 0
   // below the lowest range, gap g between the ranges of runs n_run - g and n_run - g - 1, gap
   // n_run above the highest. Gap g's columns are col[first .. first + count).
-  auto run_lo = [&](int k) {
-    const int last = k + 1 < n_run ? runs[k + 1] - 1 : usable - 1;
-    return max(0, r1 - off[last] - (kBlock - 1));
-  };
-  auto run_hi = [&](int k) { return r1 - off[runs[k]] + 1; };
   auto gap_columns = [&](int g, int& first, int& count) {
-    const int a = g == 0 ? 0 : run_hi(n_run - g);
-    const int b = g == n_run ? r1 + 1 : run_lo(n_run - 1 - g);
+    const int a = g == 0 ? 0 : rule.run_keys(off, runs, n_run, usable, r1, n_run - g).y;
+    const int b = g == n_run ? r1 + 1 : rule.run_keys(off, runs, n_run, usable, r1, n_run - 1 - g).x;
     first = detail::count_at_most(col, n_usable, a - 1);
     count = a < b ? detail::count_at_most(col, n_usable, b - 1) - first : 0;
   };
@@ -414,6 +415,60 @@ __device__ void write_selected(int lo, int hi, KeyOf key_of, uint32_t threshold,
   }
 }
 
+// Radix select, 8 bits at a time from the top, over this CTA's keys key_of(c_lo .. c_hi - 1):
+// returns the value of the k-th largest key of the whole selection (threshold) and sets
+// `remaining` to how many keys equal to it are kept. combined_histogram() is called once the
+// CTA's histogram s_hist is complete and returns the histogram of the whole selection (s_hist
+// itself for one CTA; the sum over a cluster for select_per_head_kernel).
+template <int kThreads, class KeyOf, class Combine>
+__device__ uint32_t radix_threshold(int c_lo, int c_hi, int k, KeyOf key_of, int* s_hist, int* s_sel,
+                                    Combine combined_histogram, int& remaining) {
+  const int tid = threadIdx.x;
+  uint32_t prefix = 0, mask = 0;
+  remaining = k;
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    for (int i = tid; i < 256; i += kThreads) s_hist[i] = 0;
+    __syncthreads();
+    for (int x = c_lo + tid; x < c_hi; x += kThreads) {
+      const uint32_t key = key_of(x);
+      if ((key & mask) == prefix) atomicAdd(&s_hist[(key >> shift) & 255u], 1);
+    }
+    const int* hist = combined_histogram();
+    if (tid < 32) find_digit(hist, remaining, s_sel);
+    __syncthreads();
+    prefix |= static_cast<uint32_t>(s_sel[0]) << shift;
+    mask |= 255u << shift;
+    remaining = s_sel[1];
+    __syncthreads();
+  }
+  return prefix;
+}
+
+// Each thread's contiguous part [lo, hi) of this CTA's keys c_lo .. c_hi - 1, and how many keys
+// above / equal to the threshold come before it in the CTA (gt_before, eq_before) and in all
+// (gt_total, eq_total).
+struct ThresholdCounts {
+  int lo, hi, gt_before, eq_before, gt_total, eq_total;
+};
+template <int kThreads, class KeyOf>
+__device__ ThresholdCounts count_against_threshold(int c_lo, int c_hi, KeyOf key_of, uint32_t threshold,
+                                                   int* s_warp) {
+  ThresholdCounts t;
+  const int chunk = (c_hi - c_lo + kThreads - 1) / kThreads;
+  t.lo = min(c_hi, c_lo + static_cast<int>(threadIdx.x) * chunk);
+  t.hi = min(c_hi, t.lo + chunk);
+  int n_gt = 0, n_eq = 0;
+  for (int x = t.lo; x < t.hi; ++x) {
+    const uint32_t key = key_of(x);
+    n_gt += key > threshold;
+    n_eq += key == threshold;
+  }
+  t.gt_total = t.eq_total = 0;
+  t.gt_before = block_exclusive_scan<kThreads>(n_gt, s_warp, &t.gt_total);
+  t.eq_before = block_exclusive_scan<kThreads>(n_eq, s_warp, &t.eq_total);
+  return t;
+}
+
 // Writes the k_eff (<= len) best indices of 0..len-1, ascending, to out. key_of(x) -> uint32.
 template <int kThreads, class KeyOf>
 __device__ void select_top(int len, int k_eff, KeyOf key_of, int32_t* out) {
@@ -425,37 +480,13 @@ __device__ void select_top(int len, int k_eff, KeyOf key_of, int32_t* out) {
     for (int x = tid; x < len; x += kThreads) out[x] = x;
     return;
   }
-  // Radix select of the k_eff-th largest key, 8 bits at a time from the top.
-  uint32_t prefix = 0, mask = 0;
-  int remaining = k_eff;
-  for (int shift = 24; shift >= 0; shift -= 8) {
-    for (int i = tid; i < 256; i += kThreads) s_hist[i] = 0;
+  int remaining = 0;  // keys equal to the threshold that are kept
+  const uint32_t threshold = radix_threshold<kThreads>(0, len, k_eff, key_of, s_hist, s_sel, [&]() {
     __syncthreads();
-    for (int x = tid; x < len; x += kThreads) {
-      const uint32_t key = key_of(x);
-      if ((key & mask) == prefix) atomicAdd(&s_hist[(key >> shift) & 255u], 1);
-    }
-    __syncthreads();
-    if (tid < 32) find_digit(s_hist, remaining, s_sel);
-    __syncthreads();
-    prefix |= static_cast<uint32_t>(s_sel[0]) << shift;
-    mask |= 255u << shift;
-    remaining = s_sel[1];
-    __syncthreads();
-  }
-  const uint32_t threshold = prefix;  // keep keys > threshold, and the first `remaining` equal ones
-  const int chunk = (len + kThreads - 1) / kThreads;
-  const int lo = min(len, tid * chunk), hi = min(len, lo + chunk);
-  int n_gt = 0, n_eq = 0;
-  for (int x = lo; x < hi; ++x) {
-    const uint32_t key = key_of(x);
-    n_gt += key > threshold;
-    n_eq += key == threshold;
-  }
-  int total = 0;
-  const int gt_before = block_exclusive_scan<kThreads>(n_gt, s_warp, &total);
-  const int eq_before = block_exclusive_scan<kThreads>(n_eq, s_warp, &total);
-  write_selected(lo, hi, key_of, threshold, remaining, gt_before, eq_before, out);
+    return static_cast<const int*>(s_hist);
+  }, remaining);
+  const ThresholdCounts c = count_against_threshold<kThreads>(0, len, key_of, threshold, s_warp);
+  write_selected(c.lo, c.hi, key_of, threshold, remaining, c.gt_before, c.eq_before, out);
 }
 
 // The same selection over one head's scores by a cluster of kSelectCluster CTAs, each owning a
@@ -493,15 +524,8 @@ __global__ void __cluster_dims__(kSelectCluster, 1, 1) __launch_bounds__(1024)
     for (int x = c_lo + tid; x < c_hi; x += kThreads) out[x] = x;
     return;
   }
-  uint32_t prefix = 0, mask = 0;
-  int remaining = job.k_eff;
-  for (int shift = 24; shift >= 0; shift -= 8) {
-    for (int i = tid; i < 256; i += kThreads) s_hist[i] = 0;
-    __syncthreads();
-    for (int x = c_lo + tid; x < c_hi; x += kThreads) {
-      const uint32_t key = key_of(x);
-      if ((key & mask) == prefix) atomicAdd(&s_hist[(key >> shift) & 255u], 1);
-    }
+  int remaining = 0;  // keys equal to the threshold that are kept
+  const uint32_t threshold = radix_threshold<kThreads>(c_lo, c_hi, job.k_eff, key_of, s_hist, s_sel, [&]() {
     cluster.sync();  // every CTA's histogram is complete
     for (int i = tid; i < 256; i += kThreads) {
       int sum = 0;
@@ -509,28 +533,12 @@ __global__ void __cluster_dims__(kSelectCluster, 1, 1) __launch_bounds__(1024)
       s_total[i] = sum;
     }
     cluster.sync();  // every CTA has read the histograms (they are zeroed next pass)
-    if (tid < 32) find_digit(s_total, remaining, s_sel);
-    __syncthreads();
-    prefix |= static_cast<uint32_t>(s_sel[0]) << shift;
-    mask |= 255u << shift;
-    remaining = s_sel[1];
-    __syncthreads();
-  }
-  const uint32_t threshold = prefix;
-  const int chunk = (c_hi - c_lo + kThreads - 1) / kThreads;
-  const int lo = min(c_hi, c_lo + tid * chunk), hi = min(c_hi, lo + chunk);
-  int n_gt = 0, n_eq = 0;
-  for (int x = lo; x < hi; ++x) {
-    const uint32_t key = key_of(x);
-    n_gt += key > threshold;
-    n_eq += key == threshold;
-  }
-  int gt_total = 0, eq_total = 0;
-  const int gt_before = block_exclusive_scan<kThreads>(n_gt, s_warp, &gt_total);
-  const int eq_before = block_exclusive_scan<kThreads>(n_eq, s_warp, &eq_total);
+    return static_cast<const int*>(s_total);
+  }, remaining);
+  const ThresholdCounts c = count_against_threshold<kThreads>(c_lo, c_hi, key_of, threshold, s_warp);
   if (tid == 0) {
-    s_cta_counts[0] = gt_total;
-    s_cta_counts[1] = eq_total;
+    s_cta_counts[0] = c.gt_total;
+    s_cta_counts[1] = c.eq_total;
   }
   cluster.sync();  // every CTA's counts are there
   int cta_gt = 0, cta_eq = 0;
@@ -540,7 +548,7 @@ __global__ void __cluster_dims__(kSelectCluster, 1, 1) __launch_bounds__(1024)
     cta_eq += counts[1];
   }
   cluster.sync();  // no CTA leaves while another still reads its counts
-  write_selected(lo, hi, key_of, threshold, remaining, cta_gt + gt_before, cta_eq + eq_before, out);
+  write_selected(c.lo, c.hi, key_of, threshold, remaining, cta_gt + c.gt_before, cta_eq + c.eq_before, out);
 }
 
 // One block per head: run_start[h] = indices x of offsets[h] starting a run (x == 0 or
