@@ -40,7 +40,9 @@ using detail::device_alloc;
 
 constexpr const char* kWhat = "sparse index (GPU)";
 
-__device__ __forceinline__ int last_row(int rb, int n) { return min(rb * kBlock + kBlock - 1, n - 1); }
+__host__ __device__ __forceinline__ int last_row(int rb, int n) {
+  return rb * kBlock + kBlock - 1 < n - 1 ? rb * kBlock + kBlock - 1 : n - 1;
+}
 
 // Collects one slot's ranges (given ascending by begin; overlapping or touching ones merge, as
 // the CPU HeadIndexBuilder does); counts them, or writes them when fill is set. Gathered columns
@@ -53,7 +55,7 @@ struct SlotEmitter {
   int cur_b = 0, cur_e = 0;
   bool open = false;
 
-  __device__ void add_range(int b, int e) {
+  __host__ __device__ void add_range(int b, int e) {
     if (e <= b) return;
     if (open && b <= cur_e) {
       cur_e = max(cur_e, e);
@@ -64,7 +66,7 @@ struct SlotEmitter {
     cur_e = e;
     open = true;
   }
-  __device__ void flush() {
+  __host__ __device__ void flush() {
     if (!open) return;
     if (fill) {
       rb[n_ranges] = cur_b;
@@ -75,19 +77,24 @@ struct SlotEmitter {
   }
 };
 
+// Rules whose slots depend only on the row block (the same for every head) and gather no
+// columns also run on the host (kSameForEveryHead), which counts the index's ranges without a
+// round trip to the device.
 struct DenseSlot {
+  static constexpr bool kSameForEveryHead = true;
   int n, nb;
-  __device__ void operator()(int slot, SlotEmitter& e) const {
+  __host__ __device__ void operator()(int slot, SlotEmitter& e) const {
     e.add_range(0, last_row(slot % nb, n) + 1);
   }
 };
 
 struct AShapeSlot {
+  static constexpr bool kSameForEveryHead = true;
   int n, nb, sink, local;
-  __device__ void operator()(int slot, SlotEmitter& e) const {
+  __host__ __device__ void operator()(int slot, SlotEmitter& e) const {
     const int rb = slot % nb, r0 = rb * kBlock, r1 = last_row(rb, n);
-    e.add_range(0, min(sink, r1 + 1));
-    e.add_range(max(0, r0 - local + 1), r1 + 1);
+    e.add_range(0, sink < r1 + 1 ? sink : r1 + 1);
+    e.add_range(r0 - local + 1 > 0 ? r0 - local + 1 : 0, r1 + 1);
   }
 };
 
@@ -227,7 +234,7 @@ __global__ void slot_pass_kernel(Slot rule, int n_slots, int32_t* range_counts, 
   e.flush();
   if (!fill) {
     range_counts[slot] = e.n_ranges;
-    col_counts[slot] = 0;  // no gathered columns in these patterns
+    if (col_counts != nullptr) col_counts[slot] = 0;  // no gathered columns in these patterns
   }
 }
 
@@ -301,6 +308,63 @@ void launch_slot_pass(const VerticalSlashSlot& rule, int n_slots, int32_t* range
   vs_slot_pass_kernel<<<blocks, threads, 0, stream>>>(rule, n_slots, range_counts, col_counts, range_offsets,
                                                       col_offsets, range_begin, range_end, cols, fill);
   HC_CHECK_LAUNCH();
+}
+
+// value into dst[0 .. n).
+__global__ void fill_int_kernel(int32_t* dst, int64_t n, int32_t value) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) dst[i] = value;
+}
+std::shared_ptr<int32_t> device_filled(int64_t n, int32_t value, cudaStream_t stream) {
+  auto out = device_alloc<int32_t>(n, stream);
+  if (n > 0) {
+    fill_int_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(out.get(), n, value);
+    HC_CHECK_LAUNCH();
+  }
+  return out;
+}
+
+// The index of a rule that is the same for every head and gathers no columns: its ranges are
+// counted on the host (one head's slots), so nothing waits for the device (the count-scan-copy
+// round trip and its stream synchronisation took most of a 60-90 us A-shape build, H100).
+template <class Slot>
+DeviceSparseIndex build_same_for_every_head(const Slot& rule, int64_t n_tokens, int64_t n_heads,
+                                            cudaStream_t stream) {
+  static_assert(Slot::kSameForEveryHead, "per-head rules are counted on the device");
+  const int64_t nb = num_row_blocks(n_tokens);
+  const int64_t n_slots = n_heads * nb;
+  if (n_slots > std::numeric_limits<int32_t>::max() / 2)
+    throw InputError(kWhat, "too many (head, row block) slots");
+  int64_t per_head = 0;
+  for (int64_t rb = 0; rb < nb; ++rb) {
+    SlotEmitter e;
+    e.fill = false;
+    rule(static_cast<int>(rb), e);
+    e.flush();
+    per_head += e.n_ranges;
+  }
+  if (per_head * n_heads > std::numeric_limits<int32_t>::max())
+    throw InputError(kWhat, "the index has more than 2^31 - 1 ranges (int32 offsets)");
+  DeviceSparseIndex out;
+  using A = DeviceIndexAccess;
+  A::n_heads(out) = n_heads;
+  A::n_tokens(out) = n_tokens;
+  A::total_ranges(out) = per_head * n_heads;
+  A::total_cols(out) = 0;
+  auto range_counts = device_alloc<int32_t>(n_slots, stream);
+  auto range_offsets = device_alloc<int32_t>(n_slots + 1, stream);
+  launch_slot_pass(rule, static_cast<int>(n_slots), range_counts.get(), nullptr, nullptr, nullptr, nullptr,
+                   nullptr, nullptr, false, stream);
+  scan_counts_kernel<<<1, 1024, 0, stream>>>(range_counts.get(), static_cast<int>(n_slots), range_offsets.get());
+  HC_CHECK_LAUNCH();
+  A::range_offsets(out) = range_offsets;
+  A::col_offsets(out) = device_filled(n_slots + 1, 0, stream);
+  A::range_begin(out) = device_alloc<int32_t>(A::total_ranges(out), stream);
+  A::range_end(out) = device_alloc<int32_t>(A::total_ranges(out), stream);
+  A::cols(out) = device_alloc<int32_t>(0, stream);
+  launch_slot_pass(rule, static_cast<int>(n_slots), nullptr, nullptr, range_offsets.get(), nullptr,
+                   A::range_begin(out).get(), A::range_end(out).get(), nullptr, true, stream);
+  return out;
 }
 
 template <class Slot>
@@ -888,23 +952,18 @@ SparseIndex DeviceSparseIndex::to_host(cudaStream_t stream) const {
 
 DeviceSparseIndex build_dense_index_gpu(int64_t n_tokens, int64_t n_heads, cudaStream_t stream) {
   check_tokens_heads(n_tokens, n_heads);
-  return build_from_slots(DenseSlot{int(n_tokens), int(num_row_blocks(n_tokens))}, n_tokens, n_heads, stream);
+  return build_same_for_every_head(DenseSlot{int(n_tokens), int(num_row_blocks(n_tokens))}, n_tokens, n_heads,
+                                   stream);
 }
 
 DeviceSparseIndex build_a_shape_index_gpu(int64_t n_tokens, int64_t n_heads, int sink, int local,
                                           cudaStream_t stream) {
   check_tokens_heads(n_tokens, n_heads);
   if (sink < 0 || local < 1) throw InputError(kWhat, "a_shape needs sink >= 0 and local >= 1");
-  DeviceSparseIndex out = build_from_slots(
+  DeviceSparseIndex out = build_same_for_every_head(
       AShapeSlot{int(n_tokens), int(num_row_blocks(n_tokens)), sink, local}, n_tokens, n_heads, stream);
-  std::vector<int32_t> sinks(static_cast<size_t>(n_heads), sink), locals(static_cast<size_t>(n_heads), local);
-  auto& bs = DeviceIndexAccess::band_sink(out);
-  auto& bl = DeviceIndexAccess::band_local(out);
-  bs = device_alloc<int32_t>(n_heads, stream);
-  bl = device_alloc<int32_t>(n_heads, stream);
-  HC_CHECK_CUDA(cudaMemcpyAsync(bs.get(), sinks.data(), n_heads * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
-  HC_CHECK_CUDA(cudaMemcpyAsync(bl.get(), locals.data(), n_heads * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
-  HC_CHECK_CUDA(cudaStreamSynchronize(stream));  // the host vectors go out of scope
+  DeviceIndexAccess::band_sink(out) = device_filled(n_heads, sink, stream);
+  DeviceIndexAccess::band_local(out) = device_filled(n_heads, local, stream);
   return out;
 }
 
