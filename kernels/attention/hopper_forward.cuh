@@ -3,18 +3,19 @@
 // launched by attention.cu). Same semantics, arguments and tile walk as flash_forward.cuh; the
 // mma.sync kernel there stays for probe mode.
 //
-// Persistent CTAs (one per SM) take work tiles, 128 query rows of one head each, in order: the
-// first is blockIdx.x, the next ones come from a counter in global memory (FlashArgs::
-// tile_counter). A CTA is three warpgroups:
-//   warpgroup 0, the loader: for each work tile, loads its Q (TMA, into one of two Q buffers, so
-//     the next tile's Q lands while this one's is still read), then walks the key tiles
-//     (TileCursorT, up to 128 keys each) and fills a ring of shared-memory stages: consecutive
-//     keys by TMA (bulk tensor copies, two 64-column panels per operand at d = 128), gathered
-//     columns by 16-byte cp.async (no TMA gather on sm_90). A stage's "full" mbarrier completes
-//     when its bytes have landed; the consumers hand it back through its "empty" mbarrier. The
-//     ring carries a "tile begins" stage (head, rows, band) before a tile's keys and a "tile
-//     ends" stage after them, so the loader runs into the next tile while the consumers finish
-//     one. setmaxnreg gives it 56 registers.
+// Work tiles are 128 query rows of one head. Index-driven CTAs are persistent (one per SM): the
+// first tile is blockIdx.x, the next ones come from a counter in global memory (FlashArgs::
+// tile_counter). Dense CTAs take one tile each (HopperTraits::kQBuffers says why). A CTA is three
+// warpgroups:
+//   warpgroup 0, the loader: for each work tile, loads its Q (TMA; index-driven, into one of
+//     two Q buffers, so the next tile's Q lands while this one's is still read), then walks the
+//     key tiles (TileCursorT, up to 128 keys each) and fills a ring of shared-memory stages:
+//     consecutive keys by TMA (bulk tensor copies, two 64-column panels per operand at
+//     d = 128), gathered columns by 16-byte cp.async (no TMA gather on sm_90). A stage's
+//     "full" mbarrier completes when its bytes have landed; the consumers hand it back through
+//     its "empty" mbarrier. The ring carries a "tile begins" stage (head, rows, band) before a
+//     tile's keys and a "tile ends" stage after them, so the loader runs into the next tile
+//     while the consumers finish one. setmaxnreg gives it 56 registers.
 //   warpgroups 1 and 2, the consumers: rows r0..r0+63 and r0+64..r0+127. S = Q K^T with wgmma
 //     (Q and K from shared memory), online softmax in registers, O += P V with wgmma (P from
 //     registers, V from shared memory). A tile of up to 64 keys is computed 64 wide, a longer
