@@ -104,6 +104,7 @@ struct AShapeSlot {
 // slot are the head's runs of offsets (consecutive gaps <= 64), the last one cut at r1: a slot
 // walks runs, not offsets (1000/6096 at 8K tokens took 6.9 ms walking offsets one by one).
 struct VerticalSlashSlot {
+  static constexpr bool kSameForEveryHead = false;
   int n, nb;
   const int32_t* columns;  // [H, n_columns] ascending
   int n_columns;
@@ -204,6 +205,7 @@ __global__ void vs_slot_pass_kernel(VerticalSlashSlot rule, int n_slots, int32_t
 
 // Kept key block c covers [64c, min(64c + 64, r1 + 1)); adjacent kept blocks merge.
 struct BlockSparseSlot {
+  static constexpr bool kSameForEveryHead = false;
   int n, nb;
   const int32_t* kept;        // [H, nb, cap] ascending per slot
   const int32_t* kept_count;  // [H * nb]
@@ -324,49 +326,11 @@ std::shared_ptr<int32_t> device_filled(int64_t n, int32_t value, cudaStream_t st
   return out;
 }
 
-// The index of a rule that is the same for every head and gathers no columns: its ranges are
-// counted on the host (one head's slots), so nothing waits for the device (the count-scan-copy
-// round trip and its stream synchronisation took most of a 60-90 us A-shape build, H100).
-template <class Slot>
-DeviceSparseIndex build_same_for_every_head(const Slot& rule, int64_t n_tokens, int64_t n_heads,
-                                            cudaStream_t stream) {
-  static_assert(Slot::kSameForEveryHead, "per-head rules are counted on the device");
-  const int64_t nb = num_row_blocks(n_tokens);
-  const int64_t n_slots = n_heads * nb;
-  if (n_slots > std::numeric_limits<int32_t>::max() / 2)
-    throw InputError(kWhat, "too many (head, row block) slots");
-  int64_t per_head = 0;
-  for (int64_t rb = 0; rb < nb; ++rb) {
-    SlotEmitter e;
-    e.fill = false;
-    rule(static_cast<int>(rb), e);
-    e.flush();
-    per_head += e.n_ranges;
-  }
-  if (per_head * n_heads > std::numeric_limits<int32_t>::max())
-    throw InputError(kWhat, "the index has more than 2^31 - 1 ranges (int32 offsets)");
-  DeviceSparseIndex out;
-  using A = DeviceIndexAccess;
-  A::n_heads(out) = n_heads;
-  A::n_tokens(out) = n_tokens;
-  A::total_ranges(out) = per_head * n_heads;
-  A::total_cols(out) = 0;
-  auto range_counts = device_alloc<int32_t>(n_slots, stream);
-  auto range_offsets = device_alloc<int32_t>(n_slots + 1, stream);
-  launch_slot_pass(rule, static_cast<int>(n_slots), range_counts.get(), nullptr, nullptr, nullptr, nullptr,
-                   nullptr, nullptr, false, stream);
-  scan_counts_kernel<<<1, 1024, 0, stream>>>(range_counts.get(), static_cast<int>(n_slots), range_offsets.get());
-  HC_CHECK_LAUNCH();
-  A::range_offsets(out) = range_offsets;
-  A::col_offsets(out) = device_filled(n_slots + 1, 0, stream);
-  A::range_begin(out) = device_alloc<int32_t>(A::total_ranges(out), stream);
-  A::range_end(out) = device_alloc<int32_t>(A::total_ranges(out), stream);
-  A::cols(out) = device_alloc<int32_t>(0, stream);
-  launch_slot_pass(rule, static_cast<int>(n_slots), nullptr, nullptr, range_offsets.get(), nullptr,
-                   A::range_begin(out).get(), A::range_end(out).get(), nullptr, true, stream);
-  return out;
-}
-
+// Every builder: counts per slot, offsets by scans, then the ranges and columns written at
+// their offsets. The totals that size those arrays come from the device (copied back after the
+// scans: a stream synchronisation), except for rules that are the same for every head and
+// gather no columns (kSameForEveryHead): one head's slots are counted on the host, so nothing
+// waits for the device (the round trip took most of a 60-90 us A-shape build, H100).
 template <class Slot>
 DeviceSparseIndex build_from_slots(const Slot& rule, int64_t n_tokens, int64_t n_heads,
                                    cudaStream_t stream) {
@@ -379,22 +343,42 @@ DeviceSparseIndex build_from_slots(const Slot& rule, int64_t n_tokens, int64_t n
   A::n_heads(out) = n_heads;
   A::n_tokens(out) = n_tokens;
   auto range_counts = device_alloc<int32_t>(n_slots, stream);
-  auto col_counts = device_alloc<int32_t>(n_slots, stream);
   auto range_offsets = device_alloc<int32_t>(n_slots + 1, stream);
-  auto col_offsets = device_alloc<int32_t>(n_slots + 1, stream);
+  std::shared_ptr<int32_t> col_counts, col_offsets;
+  if constexpr (!Slot::kSameForEveryHead) {
+    col_counts = device_alloc<int32_t>(n_slots, stream);
+    col_offsets = device_alloc<int32_t>(n_slots + 1, stream);
+  }
   launch_slot_pass(rule, static_cast<int>(n_slots), range_counts.get(), col_counts.get(), nullptr, nullptr,
                    nullptr, nullptr, nullptr, false, stream);
   scan_counts_kernel<<<1, 1024, 0, stream>>>(range_counts.get(), static_cast<int>(n_slots), range_offsets.get());
-  scan_counts_kernel<<<1, 1024, 0, stream>>>(col_counts.get(), static_cast<int>(n_slots), col_offsets.get());
   HC_CHECK_LAUNCH();
-  int32_t totals[2] = {0, 0};
-  HC_CHECK_CUDA(cudaMemcpyAsync(&totals[0], range_offsets.get() + n_slots, sizeof(int32_t),
-                                cudaMemcpyDeviceToHost, stream));
-  HC_CHECK_CUDA(cudaMemcpyAsync(&totals[1], col_offsets.get() + n_slots, sizeof(int32_t),
-                                cudaMemcpyDeviceToHost, stream));
-  HC_CHECK_CUDA(cudaStreamSynchronize(stream));
-  if (totals[0] < 0 || totals[1] < 0)
-    throw InputError(kWhat, "the index has more than 2^31 - 1 ranges or columns (int32 offsets)");
+  int64_t totals[2] = {0, 0};  // ranges, columns; -1: past 2^31 - 1
+  if constexpr (Slot::kSameForEveryHead) {
+    for (int64_t rb = 0; rb < nb; ++rb) {
+      SlotEmitter e;
+      e.fill = false;
+      rule(static_cast<int>(rb), e);
+      e.flush();
+      totals[0] += e.n_ranges;
+    }
+    totals[0] *= n_heads;
+    col_offsets = device_filled(n_slots + 1, 0, stream);
+  } else {
+    scan_counts_kernel<<<1, 1024, 0, stream>>>(col_counts.get(), static_cast<int>(n_slots), col_offsets.get());
+    HC_CHECK_LAUNCH();
+    int32_t copied[2] = {0, 0};
+    HC_CHECK_CUDA(cudaMemcpyAsync(&copied[0], range_offsets.get() + n_slots, sizeof(int32_t),
+                                  cudaMemcpyDeviceToHost, stream));
+    HC_CHECK_CUDA(cudaMemcpyAsync(&copied[1], col_offsets.get() + n_slots, sizeof(int32_t),
+                                  cudaMemcpyDeviceToHost, stream));
+    HC_CHECK_CUDA(cudaStreamSynchronize(stream));
+    totals[0] = copied[0];
+    totals[1] = copied[1];
+  }
+  for (int64_t total : totals)
+    if (total < 0 || total > std::numeric_limits<int32_t>::max())
+      throw InputError(kWhat, "the index has more than 2^31 - 1 ranges or columns (int32 offsets)");
   A::total_ranges(out) = totals[0];
   A::total_cols(out) = totals[1];
   A::range_offsets(out) = range_offsets;
@@ -952,15 +936,14 @@ SparseIndex DeviceSparseIndex::to_host(cudaStream_t stream) const {
 
 DeviceSparseIndex build_dense_index_gpu(int64_t n_tokens, int64_t n_heads, cudaStream_t stream) {
   check_tokens_heads(n_tokens, n_heads);
-  return build_same_for_every_head(DenseSlot{int(n_tokens), int(num_row_blocks(n_tokens))}, n_tokens, n_heads,
-                                   stream);
+  return build_from_slots(DenseSlot{int(n_tokens), int(num_row_blocks(n_tokens))}, n_tokens, n_heads, stream);
 }
 
 DeviceSparseIndex build_a_shape_index_gpu(int64_t n_tokens, int64_t n_heads, int sink, int local,
                                           cudaStream_t stream) {
   check_tokens_heads(n_tokens, n_heads);
   if (sink < 0 || local < 1) throw InputError(kWhat, "a_shape needs sink >= 0 and local >= 1");
-  DeviceSparseIndex out = build_same_for_every_head(
+  DeviceSparseIndex out = build_from_slots(
       AShapeSlot{int(n_tokens), int(num_row_blocks(n_tokens)), sink, local}, n_tokens, n_heads, stream);
   DeviceIndexAccess::band_sink(out) = device_filled(n_heads, sink, stream);
   DeviceIndexAccess::band_local(out) = device_filled(n_heads, local, stream);
