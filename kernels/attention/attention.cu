@@ -187,7 +187,7 @@ void launch_hopper_stages(const FlashArgs& a, long long ctas, cudaStream_t strea
   // before this tile's softmax (FlashAttention-3's intra-warpgroup overlap) was tried and lost
   // 15-35%: two score buffers spill at d = 128 (1.625 vs 1.022 ms at 8K).
   static const bool few = env_knob("HEADCAL_HOPPER_STAGES", "") == "few";
-  constexpr int kMany = std::min(kDense ? 3 : 8, detail::hopper_max_stages<D, kDense>());
+  constexpr int kMany = std::min(kDense ? 3 : 8, detail::HopperShape<D, kDense>::max_stages());
   constexpr int kFew = 2;
   if (few) launch_hopper<T, D, kDense, kFew>(a, ctas, stream);
   else launch_hopper<T, D, kDense, kMany>(a, ctas, stream);
@@ -269,7 +269,7 @@ void sparse_attention_forward(const AttentionParams& p, const SparseIndexView& i
                                                                          1.0 / p.n_tokens);
     HC_CHECK_LAUNCH();
   } else if (!use_mma_sync_kernel()) {
-    // One CTA per (head, pair of 64-row blocks).
+    // Work tiles of (head, pair of 64-row blocks), taken by persistent CTAs.
     FlashArgs paired = a;
     paired.n_row_tiles = (p.n_tokens + 127) / 128;
     // HEADCAL_SPARSE_ORDER=heads: the dense kernel's CTA order (tuning knob; see FlashArgs).

@@ -168,8 +168,9 @@ __device__ __forceinline__ void work_tile(const FlashArgs& a, int w, int& head, 
   }
 }
 
-template <int D, bool kDense, int kStageCount>
-struct HopperTraits {
+// What does not depend on the number of K/V stages.
+template <int D, bool kDense>
+struct HopperShape {
   static constexpr int kConsumers = 2;
   static constexpr int kThreads = 128 * (1 + kConsumers);
   // Keys per stage. Dense: 128 (FlashAttention-3's 64 x 128 shape per consumer; the last tile
@@ -179,7 +180,6 @@ struct HopperTraits {
   // and vertical_slash(3500,100) but 1.8-2x slower on vertical_slash(1000,6096) and (30,800),
   // whose short ranges and gathered columns fill half-empty windows with fewer stages in flight.
   static constexpr int kN = kDense ? 128 : 64;
-  static constexpr int kStages = kStageCount;
   static constexpr int kQBytes = 64 * D * 2;    // one consumer's Q tile [64][D]
   static constexpr int kTileBytes = kN * D * 2;  // one K (or V) tile [kN][D]
   // Q buffers: index-driven CTAs are persistent and load the next tile's Q while computing this
@@ -187,30 +187,49 @@ struct HopperTraits {
   // persistent dense CTAs were 2-4% slower at 128K on H100: tiles are long, and with 2 stages
   // instead of 3 the dense kernel lost 7% at 128K, d = 128).
   static constexpr int kQBuffers = kDense ? 1 : 2;
-  static constexpr int kQOff = 0;  // [kQBuffers][2 consumers][64][D]
-  static constexpr int kKOff = kQOff + kQBuffers * kConsumers * kQBytes;
-  static constexpr int kVOff = kKOff + kStages * kTileBytes;
-  static constexpr int kKeysOff = kVOff + kStages * kTileBytes;  // int [stages][kN]
-  static constexpr int kMetaOff = kKeysOff + kStages * kN * 4;   // StageMeta [stages]
-  // u64 full[stages], empty[stages], q_empty[kQBuffers]; then int next_work[2]
-  static constexpr int kBarOff = (kMetaOff + kStages * static_cast<int>(sizeof(StageMeta)) + 7) / 8 * 8;
-  static constexpr int kSchedOff = kBarOff + (2 * kStages + kQBuffers) * 8;
-  static constexpr int kSmemBytes = kSchedOff + 8 + 1024;  // +1024: alignment
+
+  // Byte offsets of the shared-memory layout with `stages` K/V stages: Q [kQBuffers][2
+  // consumers][64][D] at 0, K and V [stages][kN][D], key lists int [stages][kN], StageMeta
+  // [stages], mbarriers u64 full[stages], empty[stages], q_empty[kQBuffers], int next_work[2].
+  struct Layout {
+    int k, v, keys, meta, bars, sched, bytes;
+  };
+  static constexpr Layout layout(int stages) {
+    Layout l{};
+    l.k = kQBuffers * kConsumers * kQBytes;
+    l.v = l.k + stages * kTileBytes;
+    l.keys = l.v + stages * kTileBytes;
+    l.meta = l.keys + stages * kN * 4;
+    l.bars = (l.meta + stages * static_cast<int>(sizeof(StageMeta)) + 7) / 8 * 8;
+    l.sched = l.bars + (2 * stages + kQBuffers) * 8;
+    l.bytes = l.sched + 8 + 1024;  // +1024: alignment
+    return l;
+  }
+  // The most stages that fit in an H100 block's 227 KB.
+  static constexpr int max_stages() {
+    int n = 1;
+    while (layout(n + 1).bytes <= 227 * 1024) ++n;
+    return n;
+  }
+};
+
+template <int D, bool kDense, int kStageCount>
+struct HopperTraits : HopperShape<D, kDense> {
+  using Shape = HopperShape<D, kDense>;
+  static constexpr int kStages = kStageCount;
+  static constexpr typename Shape::Layout kLayout = Shape::layout(kStageCount);
+  static constexpr int kQOff = 0;
+  static constexpr int kKOff = kLayout.k;
+  static constexpr int kVOff = kLayout.v;
+  static constexpr int kKeysOff = kLayout.keys;
+  static constexpr int kMetaOff = kLayout.meta;
+  static constexpr int kBarOff = kLayout.bars;
+  static constexpr int kSchedOff = kLayout.sched;
+  static constexpr int kSmemBytes = kLayout.bytes;
   static_assert(kKOff % 1024 == 0 && kVOff % 1024 == 0, "swizzle atoms need 1024-byte alignment");
   static_assert(kBarOff % 8 == 0, "mbarriers need 8-byte alignment");
   static_assert(kSmemBytes <= 227 * 1024, "more shared memory than an H100 block can have");
 };
-
-// The most stages that fit next to the Q buffers (227 KB per block).
-template <int D, bool kDense>
-constexpr int hopper_max_stages() {
-  int n = 1;
-  while (HopperTraits<D, kDense, 1>::kSmemBytes + n * (2 * (kDense ? 128 : 64) * D * 2 + (kDense ? 128 : 64) * 4 +
-                                                        static_cast<int>(sizeof(StageMeta)) + 16) <=
-         227 * 1024)
-    ++n;
-  return n;
-}
 
 template <typename T, int D, bool kDense, int kStageCount>
 __global__ void __launch_bounds__(384, 1)
@@ -539,6 +558,12 @@ __global__ void __launch_bounds__(384, 1)
   };
   int stage = 0;
   uint32_t phase = 0;
+  auto advance = [&]() {
+    if (++stage == kStages) {
+      stage = 0;
+      phase ^= 1;
+    }
+  };
   auto next_tile = [&]() {
     mbar_wait(full_bar(stage), phase);
     fence_proxy_async();  // cp.async-filled stages are read by wgmma next
@@ -551,10 +576,7 @@ __global__ void __launch_bounds__(384, 1)
     }
     // The dense path's first warpgroup skips the part of the last tile above its rows.
     t.work = t.kind != kStageTileEnd && t.hi > t.lo && t.first <= last_row;
-    if (++stage == kStages) {
-      stage = 0;
-      phase ^= 1;
-    }
+    advance();
     return t;
   };
   auto release = [&](const Tile& t) { mbar_arrive(empty_bar(t.stage)); };
@@ -701,10 +723,7 @@ __global__ void __launch_bounds__(384, 1)
       }
     }
     mbar_arrive(empty_bar(stage));  // Q is in its own buffer
-    if (++stage == kStages) {
-      stage = 0;
-      phase ^= 1;
-    }
+    advance();
     warp_row0 = rc0 + 16 * warp;
     row_a = warp_row0 + g;  // this thread's two rows
     row_b = row_a + 8;
