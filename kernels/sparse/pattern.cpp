@@ -50,11 +50,7 @@ std::string trimmed(const std::string& s) {
 PatternConfig parse_config(const std::string& text, const std::string& what) {
   const std::string t = trimmed(text);
   const std::string expected = " (expected e.g. a_shape(64,512), vertical_slash(1000,2000), block_sparse(16) or dense)";
-  auto pattern_named = [&](const std::string& name) {
-    for (Pattern p : {Pattern::dense, Pattern::a_shape, Pattern::vertical_slash, Pattern::block_sparse})
-      if (name == pattern_name(p)) return p;
-    throw InputError(what, "'" + text + "': unknown pattern '" + name + "'" + expected);
-  };
+  auto pattern_named = [&](const std::string& name) { return parse_pattern(name, what + ": '" + text + "'"); };
   PatternConfig config;
   const size_t open = t.find('(');
   if (open == std::string::npos) {
