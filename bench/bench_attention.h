@@ -14,7 +14,7 @@ struct KernelBenchOptions {
   std::string json_out;       // write the results as JSON here (optional)
   std::string baseline_json;  // bench/sdpa_baseline.py output of the same run (optional)
   double seconds_per_point = 1.0;  // timed runs per measurement: enough for this long, 3..30
-  std::vector<std::string> configs;  // sparse: only the configurations with these names (empty: all)
+  std::vector<std::string> configs;  // sparse: these configurations (parse_config texts); empty: the usual six
 };
 
 // Dense causal attention: median time, TF/s (FLOPs = 4 N^2 d H / 2), ratio to SDPA flash/cuDNN.
