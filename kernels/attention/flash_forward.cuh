@@ -148,12 +148,14 @@ __device__ __forceinline__ float exp2_ftz(float x) {
   return y;
 }
 
-// One online-softmax step (base 2) over a tile of raw scores s: updates the rows' running max m
-// (raw score units) and per-thread partial sums l, turns s into P = exp2(s * sl2 - m * sl2), and
-// rescales o by the change of max.
-template <int kNb, int kDb>
-__device__ __forceinline__ void online_softmax_step(float (&s)[kNb][4], float& m0, float& m1, float& l0,
-                                                    float& l1, float (&o)[kDb][4], float sl2) {
+// The score half of an online-softmax step (base 2) over a tile of raw scores s: updates the
+// rows' running max m (raw score units) and per-thread partial sums l, turns s into
+// P = exp2(s * sl2 - m * sl2) and returns in alpha the factors O must be rescaled by (the change
+// of max). Split from the O half so that a pipelined kernel can run it while O is still being
+// accumulated by the tensor cores.
+template <int kNb>
+__device__ __forceinline__ void softmax_scores(float (&s)[kNb][4], float& m0, float& m1, float& l0, float& l1,
+                                               float sl2, float (&alpha)[2]) {
   constexpr float kNegInf = -__builtin_huge_valf();
   float* m_run[2] = {&m0, &m1};
   float mx[2] = {m0, m1};
@@ -162,7 +164,7 @@ __device__ __forceinline__ void online_softmax_step(float (&s)[kNb][4], float& m
     mx[0] = fmaxf(mx[0], fmaxf(s[nb][0], s[nb][1]));
     mx[1] = fmaxf(mx[1], fmaxf(s[nb][2], s[nb][3]));
   }
-  float ref[2], alpha[2];
+  float ref[2];
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
     mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
@@ -185,8 +187,13 @@ __device__ __forceinline__ void online_softmax_step(float (&s)[kNb][4], float& m
   }
   l0 = l0 * alpha[0] + row_sum[0];
   l1 = l1 * alpha[1] + row_sum[1];
-  // Once the running maxima settle, most tiles leave every row's max unchanged (alpha = 1): the
-  // warp then skips the D/2 multiplies of O (warp-uniform; the result is bit-identical).
+}
+
+// The O half: rescales O by alpha. Once the running maxima settle, most tiles leave every row's
+// max unchanged (alpha = 1): the warp then skips the D/2 multiplies (warp-uniform; the result is
+// bit-identical).
+template <int kDb>
+__device__ __forceinline__ void rescale_o(float (&o)[kDb][4], const float (&alpha)[2]) {
   if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
 #pragma unroll
     for (int db = 0; db < kDb; ++db) {
@@ -196,6 +203,15 @@ __device__ __forceinline__ void online_softmax_step(float (&s)[kNb][4], float& m
       o[db][3] *= alpha[1];
     }
   }
+}
+
+// One online-softmax step: both halves.
+template <int kNb, int kDb>
+__device__ __forceinline__ void online_softmax_step(float (&s)[kNb][4], float& m0, float& m1, float& l0,
+                                                    float& l1, float (&o)[kDb][4], float sl2) {
+  float alpha[2];
+  softmax_scores(s, m0, m1, l0, l1, sl2, alpha);
+  rescale_o(o, alpha);
 }
 
 // Epilogue of the two rows: completes the row sums over the quad, normalises and stores O

@@ -99,8 +99,10 @@ __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.a
 __device__ __forceinline__ void wgmma_commit() {
   asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
 }
-__device__ __forceinline__ void wgmma_wait_all() {
-  asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+// Waits until at most kPending committed wgmma groups of this warpgroup are still running.
+template <int kPending>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kPending) : "memory");
 }
 // Keeps the compiler from moving accumulator reads/writes across the asynchronous wgmma window.
 template <int kN>
@@ -114,10 +116,19 @@ __device__ __forceinline__ void fence_accumulators(float (&d)[kN][4]) {
 // Shared-memory matrix descriptor, 128-byte swizzle. K-major operands (Q, K): stride between
 // 8-row groups 1024 bytes, leading offset unused (1). MN-major V: leading offset = distance
 // between 64-column panels, stride = 1024 bytes between groups of 8 keys.
-__device__ __forceinline__ uint64_t smem_desc(uint32_t addr, uint32_t leading_bytes) {
-  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) |
-         (static_cast<uint64_t>(leading_bytes >> 4) << 16) | (static_cast<uint64_t>(1024 >> 4) << 32) |
-         (1ull << 62);
+// Only the low word varies: start address >> 4 in bits 0-13, leading offset >> 4 in bits 16-29.
+// A consumer keeps the low word of a tile's descriptor and adds byte offsets >> 4 to it (shared
+// addresses are below 2^18, so the address field never carries into the leading offset): one
+// integer add per wgmma instead of rebuilding the descriptor (mask, shift, two ORs and moves per
+// operand; ncu on H100 put ~15% of the consumers' stall samples on that arithmetic between the
+// wgmmas of 64-key stages, whose QK^T wgmmas take ~26 cycles each).
+constexpr uint32_t kSmemDescHigh = (1024 >> 4) | (1u << 30);  // stride 1024 bytes, 128-byte swizzle
+__device__ __forceinline__ uint32_t smem_desc_low(uint32_t addr, uint32_t leading_bytes) {
+  return ((addr & 0x3FFFF) >> 4) | ((leading_bytes >> 4) << 16);
+}
+// The descriptor of the matrix `bytes` after the one whose descriptor's low word is `low`.
+__device__ __forceinline__ uint64_t smem_desc_at(uint32_t low, uint32_t bytes) {
+  return (static_cast<uint64_t>(kSmemDescHigh) << 32) | (low + (bytes >> 4));
 }
 
 // Byte offset of 16-byte chunk c of row r in a [rows][D] tile stored as 64-column swizzled panels.
@@ -545,7 +556,10 @@ __global__ void __launch_bounds__(384, 1)
   int head = 0, rc0 = 0, warp_row0 = 0, row_a = 0, row_b = 0;  // rc0: this warpgroup's first row
   int last_row = -1;  // rc0 + 63, or -1 when the warpgroup has no rows (then it computes nothing)
   int band_sink = 0, band_local = 0;
-  uint32_t q_smem = 0;  // Q tile [64][D] of this warpgroup; rows past N are zero
+  uint32_t q_desc = 0;  // descriptor low word of this warpgroup's Q tile [64][D]; rows past N are zero
+  // Descriptor low words of stage 0's K and V tiles; stage s's are kTileBytes * s bytes further.
+  const uint32_t k_desc0 = smem_desc_low(smem_base + Tr::kKOff, 16);
+  const uint32_t v_desc0 = smem_desc_low(smem_base + Tr::kVOff, kN * 128);
   float o_acc[D / 8][4];
   float m_run[2], l_run[2];
 
@@ -558,7 +572,9 @@ __global__ void __launch_bounds__(384, 1)
   };
   int stage = 0;
   uint32_t phase = 0;
+  int seq = 0;  // stages this warpgroup has taken from the ring (its position in the walk)
   auto advance = [&]() {
+    ++seq;
     if (++stage == kStages) {
       stage = 0;
       phase ^= 1;
@@ -582,16 +598,16 @@ __global__ void __launch_bounds__(384, 1)
   auto release = [&](const Tile& t) { mbar_arrive(empty_bar(t.stage)); };
 
   // S[:, kFirst * 8 ..] = Q K^T of the tile's kW keys (issued only: asynchronous until the next
-  // wgmma_commit + wgmma_wait_all).
+  // wgmma_commit + wgmma_wait).
   auto issue_scores = [&](auto& s, const Tile& t, auto width, auto first_block) {
     constexpr int kW = decltype(width)::value;
     constexpr int kFirst = decltype(first_block)::value;
-    const uint32_t k_smem = smem_base + Tr::kKOff + t.stage * Tr::kTileBytes;
+    const uint32_t k_desc = k_desc0 + t.stage * (Tr::kTileBytes >> 4);
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       const uint32_t koff = (kk & 3) * 32;  // 16 columns = 32 bytes along the panel
-      const uint64_t qd = smem_desc(q_smem + (kk >> 2) * (64 * 128) + koff, 16);
-      const uint64_t kd = smem_desc(k_smem + (kk >> 2) * (kN * 128) + koff, 16);
+      const uint64_t qd = smem_desc_at(q_desc, (kk >> 2) * (64 * 128) + koff);
+      const uint64_t kd = smem_desc_at(k_desc, (kk >> 2) * (kN * 128) + koff);
       Wgmma<T, kW>::template ss<kFirst>(s, qd, kd, kk > 0 ? 1 : 0);
     }
   };
@@ -659,40 +675,81 @@ __global__ void __launch_bounds__(384, 1)
   auto issue_pv = [&](const uint32_t (*p)[4], const Tile& t, auto width, auto first_slice) {
     constexpr int kW = decltype(width)::value;
     constexpr int kFirst = decltype(first_slice)::value;
-    const uint32_t v_smem = smem_base + Tr::kVOff + t.stage * Tr::kTileBytes;
+    const uint32_t v_desc = v_desc0 + t.stage * (Tr::kTileBytes >> 4);
 #pragma unroll
     for (int kk = 0; kk < kW / 16; ++kk) {
-      const uint64_t vd = smem_desc(v_smem + kk * 16 * 128, kN * 128);
+      const uint64_t vd = smem_desc_at(v_desc, kk * 16 * 128);
       Wgmma<T, D>::rs(o_acc, p[kFirst + kk], vd, 1);
     }
   };
 
-  // One key tile (kW keys of stage t) or, when `pair` is set, two consecutive 64-key stages t and
-  // u as one 128-key tile: one softmax step, one O rescale and two waits per 128 keys instead of
-  // per 64. Measured on H100 (headcal bench sparse, kernel only), a small gain: 128K tokens,
-  // vertical_slash(3500,100) 12.2 -> 11.9 ms (d = 128) and 2.83 -> 2.67 (d = 64),
-  // block_sparse(100) 34.9 -> 34.1 (d = 128); a_shape(100,800) 7.0 -> 7.2 (d = 128). Each width
-  // is its own complete wgmma sequence (a wgmma under a condition inside one commit group makes
-  // ptxas serialise them).
-  auto run = [&](const Tile& t, const Tile& u, auto width, auto pair) {
-    constexpr int kW = decltype(width)::value;
-    constexpr bool kPair = decltype(pair)::value;
-    constexpr int kKeys = kPair ? 2 * kW : kW;
-    using Zero = std::integral_constant<int, 0>;
+  // A unit of work is one key tile (64 keys of stage t, or 128 of a dense stage) or two
+  // consecutive 64-key stages t and u of this warpgroup as one 128-key tile: one softmax step, one
+  // O rescale and two waits per 128 keys instead of per 64 (H100, headcal bench sparse, kernel
+  // only, a small gain: 128K tokens, vertical_slash(3500,100) 12.2 -> 11.9 ms at d = 128 and
+  // 2.83 -> 2.67 at d = 64, block_sparse(100) 34.9 -> 34.1 at d = 128; a_shape(100,800)
+  // 7.0 -> 7.2 at d = 128).
+  //
+  // Dense units are pipelined as in FlashAttention-3 (intra-warpgroup overlap): PV of unit j - 1
+  // is issued once the scores of unit j are masked, the softmax of j runs while it is on the
+  // tensor cores, and O is rescaled once it has landed; P of unit j - 1 waits in registers and its
+  // stage stays held until then (`compute` says why index-driven units are not). Each combination
+  // of unit shapes is its own complete wgmma sequence (a wgmma under a condition inside one commit
+  // group makes ptxas serialise them).
+  enum Unit : int { kNone = 0, kOne64 = 1, kOne128 = 2, kTwo64 = 3 };
+  using Zero = std::integral_constant<int, 0>;
+  using W64 = std::integral_constant<int, 64>;
+  uint32_t p[8][4];  // P of the pending unit: [16-key slice][A fragment], packed pairs
+  Tile pend_t{}, pend_u{};
+  int pend = kNone;    // the pending unit's shape
+  int pend_first = 0;  // its first stage's position in this warpgroup's walk of the ring
+
+  // Issues PV of the pending unit (shape kPend).
+  auto issue_pending_pv = [&](auto pend_shape) {
+    constexpr int kPend = decltype(pend_shape)::value;
+    if constexpr (kPend == kOne64) {
+      issue_pv(p, pend_t, W64{}, Zero{});
+    } else if constexpr (kPend == kOne128) {
+      issue_pv(p, pend_t, std::integral_constant<int, kN>{}, Zero{});
+    } else if constexpr (kPend == kTwo64) {
+      issue_pv(p, pend_t, W64{}, Zero{});
+      issue_pv(p, pend_u, W64{}, std::integral_constant<int, 4>{});
+    }
+  };
+  // Unit (t, u) of shape kUnit after a pending unit of shape kPend.
+  auto step = [&](const Tile& t, const Tile& u, int first, auto unit_shape, auto pend_shape) {
+    constexpr int kUnit = decltype(unit_shape)::value;
+    constexpr int kPend = decltype(pend_shape)::value;
+    constexpr int kKeys = kUnit == kOne64 ? 64 : 128;
+    using WUnit = std::integral_constant<int, kUnit == kOne128 ? kN : 64>;
     float s[kKeys / 8][4];
     wgmma_fence();
-    issue_scores(s, t, width, Zero{});
-    if constexpr (kPair) issue_scores(s, u, width, std::integral_constant<int, kW / 8>{});
+    issue_scores(s, t, WUnit{}, Zero{});
+    if constexpr (kUnit == kTwo64) issue_scores(s, u, W64{}, std::integral_constant<int, 8>{});
     wgmma_commit();
-    wgmma_wait_all();
+    wgmma_wait<0>();
     fence_accumulators<kKeys / 8>(s);
-    mask_scores(s, t, width, Zero{});
-    if constexpr (kPair) mask_scores(s, u, width, std::integral_constant<int, kW / 8>{});
-
-    online_softmax_step(s, m_run[0], m_run[1], l_run[0], l_run[1], o_acc, sl2);
-
+    mask_scores(s, t, WUnit{}, Zero{});
+    if constexpr (kUnit == kTwo64) mask_scores(s, u, W64{}, std::integral_constant<int, 8>{});
+    // PV of the pending unit goes out only now: the masks branch on per-warp rows, and a wgmma in
+    // flight across a branch ptxas cannot prove the warpgroup takes together makes it serialise
+    // every wgmma of the kernel (C7520). The softmax below is branch-free.
+    if constexpr (kPend != kNone) {
+      fence_accumulators<D / 8>(o_acc);
+      wgmma_fence();
+      issue_pending_pv(pend_shape);
+      wgmma_commit();
+    }
+    float alpha[2];
+    softmax_scores(s, m_run[0], m_run[1], l_run[0], l_run[1], sl2, alpha);
+    if constexpr (kPend != kNone) {
+      wgmma_wait<0>();
+      fence_accumulators<D / 8>(o_acc);
+      release(pend_t);
+      if constexpr (kPend == kTwo64) release(pend_u);
+    }
+    rescale_o(o_acc, alpha);
     // The S accumulators of two 8-key blocks form one 16-key A fragment.
-    uint32_t p[kKeys / 16][4];
 #pragma unroll
     for (int kk = 0; kk < kKeys / 16; ++kk) {
       p[kk][0] = Mma::pack(s[2 * kk][0], s[2 * kk][1]);
@@ -700,13 +757,54 @@ __global__ void __launch_bounds__(384, 1)
       p[kk][2] = Mma::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
       p[kk][3] = Mma::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
     }
+    pend_t = t;
+    pend_u = u;
+    pend = kUnit;
+    pend_first = first;
+  };
+  // The shapes a kernel has: dense units are one stage of 64 or 128 keys, index-driven ones one
+  // or two 64-key stages.
+  constexpr int kWide = kDense ? kOne128 : kTwo64;
+  // Completes the pending unit (shape kPend): PV, then its stages go back. Each shape is its own
+  // complete sequence, waits included (a wait after the branches' join serialised every wgmma).
+  auto flush_shape = [&](auto pend_shape) {
+    constexpr int kPend = decltype(pend_shape)::value;
     fence_accumulators<D / 8>(o_acc);
     wgmma_fence();
-    issue_pv(p, t, width, Zero{});
-    if constexpr (kPair) issue_pv(p, u, width, std::integral_constant<int, kW / 16>{});
+    issue_pending_pv(pend_shape);
     wgmma_commit();
-    wgmma_wait_all();
+    wgmma_wait<0>();
     fence_accumulators<D / 8>(o_acc);
+    release(pend_t);
+    if constexpr (kPend == kTwo64) release(pend_u);
+  };
+  auto flush = [&]() {
+    if (pend == kOne64) flush_shape(std::integral_constant<int, kOne64>{});
+    else if (pend == kWide) flush_shape(std::integral_constant<int, kWide>{});
+    pend = kNone;
+  };
+  // Dense units are pipelined. Index-driven ones complete at once: holding a unit's stages until
+  // the next unit's softmax shortened the loader's lead where stages alternate between the
+  // warpgroups (H100, kernel only, 128K, d = 128: vertical_slash(30,800) 25.7 -> 38.5 ms,
+  // block_sparse(100) 33.1 -> 42.7, vertical_slash(1000,6096) 81 -> 102; dense 128K, d = 64:
+  // 51.6 -> 48.9 ms, pipelined).
+  auto compute = [&](const Tile& t, const Tile& u, int first, auto unit_shape) {
+    if constexpr (kDense) {
+      if (pend == kNone) step(t, u, first, unit_shape, std::integral_constant<int, kNone>{});
+      else if (pend == kOne64) step(t, u, first, unit_shape, std::integral_constant<int, kOne64>{});
+      else step(t, u, first, unit_shape, std::integral_constant<int, kWide>{});
+    } else {
+      step(t, u, first, unit_shape, std::integral_constant<int, kNone>{});
+      flush_shape(unit_shape);
+      pend = kNone;
+    }
+  };
+  // The next stage, after completing the pending unit if holding it could stall the loader: it
+  // refills a ring slot only when both warpgroups have released the stage kStages positions
+  // before, so the oldest stage held must be less than kStages positions behind the one awaited.
+  auto fetch = [&]() {
+    if (pend != kNone && seq - pend_first >= kStages) flush();
+    return next_tile();
   };
 
   for (int iter = 0;; ++iter) {
@@ -728,7 +826,7 @@ __global__ void __launch_bounds__(384, 1)
     row_a = warp_row0 + g;  // this thread's two rows
     row_b = row_a + 8;
     last_row = rc0 < N ? rc0 + 63 : -1;
-    q_smem = q_tile(iter % kQBuffers, consumer);
+    q_desc = smem_desc_low(q_tile(iter % kQBuffers, consumer), 16);
 #pragma unroll
     for (int i = 0; i < D / 8; ++i) o_acc[i][0] = o_acc[i][1] = o_acc[i][2] = o_acc[i][3] = 0.f;
     m_run[0] = m_run[1] = kNegInf;
@@ -736,46 +834,49 @@ __global__ void __launch_bounds__(384, 1)
 
     if constexpr (kDense) {
       for (;;) {
-        const Tile t = next_tile();
+        const int first = seq;
+        const Tile t = fetch();
         if (t.kind == kStageTileEnd) {
           release(t);
           break;
         }
-        if (t.work) {
-          // Rows of the stage this warpgroup needs end at its last row (causality); the first 64
-          // suffice more often than not on the diagonal.
-          if (min(t.hi, rc0 + 64) - t.base > 64) run(t, t, std::integral_constant<int, kN>{}, std::false_type{});
-          else run(t, t, std::integral_constant<int, 64>{}, std::false_type{});
+        if (!t.work) {
+          release(t);
+          continue;
         }
-        release(t);
+        // Rows of the stage this warpgroup needs end at its last row (causality); the first 64
+        // suffice more often than not on the diagonal.
+        if (min(t.hi, rc0 + 64) - t.base > 64) compute(t, t, first, std::integral_constant<int, kOne128>{});
+        else compute(t, t, first, std::integral_constant<int, kOne64>{});
       }
     } else {
       // Index-driven: a stage this warpgroup computes waits for the next one; when that is this
-      // warpgroup's too, both go as one 128-key tile (holding a stage while waiting for the next
-      // cannot deadlock: the loader refills a stage only kStages >= 2 stages later).
-      using W64 = std::integral_constant<int, 64>;
-      Tile t = next_tile();
+      // warpgroup's too, both go as one unit (holding t while waiting for u obeys fetch's rule:
+      // t is one position behind).
+      int first = seq;
+      Tile t = fetch();
       while (t.kind != kStageTileEnd) {
         if (!t.work) {
           release(t);
-          t = next_tile();
+          first = seq;
+          t = fetch();
           continue;
         }
-        const Tile u = next_tile();
+        const Tile u = fetch();
         if (u.work) {
-          run(t, u, W64{}, std::true_type{});
-          release(t);
-          release(u);
-          t = next_tile();
+          compute(t, u, first, std::integral_constant<int, kTwo64>{});
+          first = seq;
+          t = fetch();
         } else {
-          run(t, t, W64{}, std::false_type{});
-          release(t);
+          compute(t, t, first, std::integral_constant<int, kOne64>{});
+          first = seq - 1;
           t = u;
         }
       }
       release(t);
     }
-    // Every wgmma reading this Q buffer has completed (run waits for them): the loader may fill
+    flush();
+    // Every wgmma reading this Q buffer has completed (flush waited for the last): the loader may fill
     // it again.
     mbar_arrive(q_empty_bar(iter % kQBuffers));
 
