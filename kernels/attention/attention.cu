@@ -183,9 +183,11 @@ void launch_hopper_stages(const FlashArgs& a, long long ctas, cudaStream_t strea
   // 255 vs 274 ms. Index-driven (64-key stages, some gathered by cp.async, with a longer
   // latency): 8, or as many as fit next to the two Q buffers (5 at d = 128); at d = 64, 11 (all
   // that fit) and 8 were within noise of each other (H100, 128K and 32K, 5 configurations).
-  // HEADCAL_HOPPER_STAGES=few selects 2 (tuning knob). Issuing the next tile's QK^T
-  // before this tile's softmax (FlashAttention-3's intra-warpgroup overlap) was tried and lost
-  // 15-35%: two score buffers spill at d = 128 (1.625 vs 1.022 ms at 8K).
+  // HEADCAL_HOPPER_STAGES=few selects 2 (tuning knob). Dense at d = 64 with 4 or 6 stages (the
+  // pipelined consumers hold one more) was within 1% of 3. Issuing the next tile's QK^T before
+  // this tile's softmax was tried and lost 15-35%: two score buffers spill at d = 128 (1.625 vs
+  // 1.022 ms at 8K); the overlap the dense kernel has is PV under the next softmax
+  // (hopper_forward.cuh).
   static const bool few = env_knob("HEADCAL_HOPPER_STAGES", "") == "few";
   constexpr int kMany = std::min(kDense ? 3 : 8, detail::HopperShape<D, kDense>::max_stages());
   constexpr int kFew = 2;

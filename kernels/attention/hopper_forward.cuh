@@ -20,7 +20,8 @@
 //     (Q and K from shared memory), online softmax in registers, O += P V with wgmma (P from
 //     registers, V from shared memory). A tile of up to 64 keys is computed 64 wide, a longer
 //     one (or, index-driven, two consecutive 64-key stages of the same consumer) 128 wide.
-//     224 registers each. After a tile's last stage a consumer frees its Q buffer and writes
+//     Dense: PV of one key tile runs under the next tile's softmax (see `compute`). 224
+//     registers each. After a tile's last stage a consumer frees its Q buffer and writes
 //     O and LSE while the loader is already filling the ring with the next tile.
 // One CTA per work tile instead (non-persistent) cost a fixed ~8.5 us per tile on H100 (headcal
 // bench sparse, a_shape(64, local) swept over local at 32K and 128K, d = 64 and 128: kernel time
