@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -34,6 +35,10 @@ void check_params(const AttentionParams& p, const char* who) {
   if (p.n_heads % p.n_kv_heads != 0)
     throw InputError(w, "n_heads " + std::to_string(p.n_heads) + " is not a multiple of n_kv_heads " +
                             std::to_string(p.n_kv_heads));
+  // The kernels read and write rows in 16-byte pieces (TMA, cp.async, the Hopper O copy-out).
+  for (const void* ptr : {p.q, p.k, p.v, static_cast<const void*>(p.o)})
+    if (reinterpret_cast<uintptr_t>(ptr) % 16 != 0)
+      throw InputError(w, "q, k, v and o must be 16-byte aligned");
   for (int64_t stride : {p.q_row_stride, p.k_row_stride, p.v_row_stride, p.o_row_stride})
     if (stride < 0 || stride % 8 != 0)
       throw InputError(w, "row strides must be non-negative multiples of 8 elements (16 bytes)");

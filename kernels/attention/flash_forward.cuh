@@ -214,36 +214,45 @@ __device__ __forceinline__ void online_softmax_step(float (&s)[kNb][4], float& m
   rescale_o(o, alpha);
 }
 
-// Epilogue of the two rows: completes the row sums over the quad, normalises and stores O
-// (o_base = head's column 0 of row 0, may be null) and the natural-log LSE (lse_row = head's row
-// of lse, may be null). Rows >= N are not written; a row with no key gets O = 0, LSE = -inf.
-template <typename T, int kDb>
-__device__ __forceinline__ void store_rows(const float (&o)[kDb][4], float m0, float m1, float l0, float l1,
-                                           int row_a, int row_b, int t4, int N, float sl2, T* o_base,
-                                           int64_t o_stride, float* lse_row) {
-  using Mma = MmaOp<T>;
+// The rows' totals: completes the row sums over the quad, writes the natural-log LSE (lse_row =
+// head's row of lse, may be null; rows >= N are not written, a row with no key gets -inf) and
+// returns the factors that normalise O (0 for a row with no key, whose O is then 0).
+__device__ __forceinline__ void finish_rows(float m0, float m1, float l0, float l1, int row_a, int row_b, int t4,
+                                            int N, float sl2, float* lse_row, float (&inv)[2]) {
   constexpr float kNegInf = -__builtin_huge_valf();
   constexpr float kLn2 = 0.6931471805599453f;
   l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
   l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
   l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
   l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-  const float inv0 = l0 > 0.f ? 1.f / l0 : 0.f, inv1 = l1 > 0.f ? 1.f / l1 : 0.f;
+  inv[0] = l0 > 0.f ? 1.f / l0 : 0.f;
+  inv[1] = l1 > 0.f ? 1.f / l1 : 0.f;
+  if (lse_row != nullptr && t4 == 0) {
+    if (row_a < N) lse_row[row_a] = l0 > 0.f ? (m0 * sl2 + __log2f(l0)) * kLn2 : kNegInf;
+    if (row_b < N) lse_row[row_b] = l1 > 0.f ? (m1 * sl2 + __log2f(l1)) * kLn2 : kNegInf;
+  }
+}
+
+// Epilogue of the two rows: finish_rows, then O normalised and stored (o_base = head's column 0
+// of row 0, may be null). Rows >= N are not written.
+template <typename T, int kDb>
+__device__ __forceinline__ void store_rows(const float (&o)[kDb][4], float m0, float m1, float l0, float l1,
+                                           int row_a, int row_b, int t4, int N, float sl2, T* o_base,
+                                           int64_t o_stride, float* lse_row) {
+  using Mma = MmaOp<T>;
+  float inv[2];
+  finish_rows(m0, m1, l0, l1, row_a, row_b, t4, N, sl2, lse_row, inv);
   if (o_base != nullptr) {
 #pragma unroll
     for (int db = 0; db < kDb; ++db) {
       const int col = db * 8 + 2 * t4;
       if (row_a < N)
         *reinterpret_cast<uint32_t*>(o_base + static_cast<int64_t>(row_a) * o_stride + col) =
-            Mma::pack(o[db][0] * inv0, o[db][1] * inv0);
+            Mma::pack(o[db][0] * inv[0], o[db][1] * inv[0]);
       if (row_b < N)
         *reinterpret_cast<uint32_t*>(o_base + static_cast<int64_t>(row_b) * o_stride + col) =
-            Mma::pack(o[db][2] * inv1, o[db][3] * inv1);
+            Mma::pack(o[db][2] * inv[1], o[db][3] * inv[1]);
     }
-  }
-  if (lse_row != nullptr && t4 == 0) {
-    if (row_a < N) lse_row[row_a] = l0 > 0.f ? (m0 * sl2 + __log2f(l0)) * kLn2 : kNegInf;
-    if (row_b < N) lse_row[row_b] = l1 > 0.f ? (m1 * sl2 + __log2f(l1)) * kLn2 : kNegInf;
   }
 }
 

@@ -89,6 +89,21 @@ __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map
       "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(bar)
       : "memory");
 }
+__device__ __forceinline__ void st_shared_u32(uint32_t addr, uint32_t v) {
+  asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
+}
+__device__ __forceinline__ uint4 ld_shared_16(uint32_t addr) {
+  uint4 v;
+  asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "r"(addr)
+               : "memory");
+  return v;
+}
+__device__ __forceinline__ void st_global_16(void* p, uint4 v) {
+  asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w)
+               : "memory");
+}
 // Orders this thread's (generic-proxy) shared-memory writes before later tensor-core reads.
 __device__ __forceinline__ void fence_proxy_async() {
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
@@ -877,15 +892,49 @@ __global__ void __launch_bounds__(384, 1)
       release(t);
     }
     flush();
-    // Every wgmma reading this Q buffer has completed (flush waited for the last): the loader may fill
-    // it again.
-    mbar_arrive(q_empty_bar(iter % kQBuffers));
 
-    // Epilogue: full row sums, normalisation, O and LSE.
-    if (rc0 < N)
-      store_rows<T>(o_acc, m_run[0], m_run[1], l_run[0], l_run[1], row_a, row_b, t4, N, sl2,
-                    a.o != nullptr ? static_cast<T*>(a.o) + static_cast<int64_t>(head) * D : nullptr, a.o_stride,
-                    a.lse != nullptr ? a.lse + static_cast<int64_t>(head) * N : nullptr);
+    // Epilogue: row sums, LSE, O normalised. At d = 128, O goes through this warpgroup's Q tile
+    // (free: every QK^T of the tile has completed; the loader refills it only after the q_empty
+    // arrive below) and out in 16-byte pieces, whole rows per warp: stored from the accumulators
+    // (4 bytes per thread, 8 rows per warp store; ncu: 47% excess sectors) the epilogue took
+    // 2,500-4,700 cycles per work tile, ~10% of a_shape(100,800)'s tile time at 32K (H100,
+    // clock64 timeline). A/B, kernel only: d = 128 a_shape(100,800) -6..-8%, vertical_slash
+    // (3500,100) -3..-4%, dense -1..-3%; at d = 64 the staging lost 0..5% (a_shape(128,3968)
+    // +5%), so d = 64 stores from the accumulators.
+    if (rc0 < N) {
+      float* lse_row = a.lse != nullptr ? a.lse + static_cast<int64_t>(head) * N : nullptr;
+      T* o_head = a.o != nullptr ? static_cast<T*>(a.o) + static_cast<int64_t>(head) * D : nullptr;
+      if constexpr (D == 128) {
+        float inv[2];
+        finish_rows(m_run[0], m_run[1], l_run[0], l_run[1], row_a, row_b, t4, N, sl2, lse_row, inv);
+        if (o_head != nullptr) {
+          const uint32_t o_tile = q_tile(iter % kQBuffers, consumer);  // [64][D] in 64-column panels
+          const int ra = row_a - rc0, rb = row_b - rc0;
+#pragma unroll
+          for (int db = 0; db < D / 8; ++db) {
+            st_shared_u32(o_tile + panel_offset<64>(ra, db) + 4 * t4,
+                          Mma::pack(o_acc[db][0] * inv[0], o_acc[db][1] * inv[0]));
+            st_shared_u32(o_tile + panel_offset<64>(rb, db) + 4 * t4,
+                          Mma::pack(o_acc[db][2] * inv[1], o_acc[db][3] * inv[1]));
+          }
+          named_barrier_sync(4 + consumer, 128);  // this warpgroup's rows are all in the tile
+#pragma unroll
+          for (int idx = ct; idx < 64 * kChunks; idx += 128) {
+            const int r = idx / kChunks, c = idx % kChunks;
+            if (rc0 + r < N)
+              st_global_16(o_head + static_cast<int64_t>(rc0 + r) * a.o_stride + c * 8,
+                           ld_shared_16(o_tile + panel_offset<64>(r, c)));
+          }
+        }
+      } else {
+        store_rows<T>(o_acc, m_run[0], m_run[1], l_run[0], l_run[1], row_a, row_b, t4, N, sl2, o_head, a.o_stride,
+                      lse_row);
+      }
+    }
+    // Every wgmma reading this Q buffer has completed (flush waited for the last) and the O copy
+    // has read it back: the loader may fill it again.
+    fence_proxy_async();
+    mbar_arrive(q_empty_bar(iter % kQBuffers));
   }
 }
 

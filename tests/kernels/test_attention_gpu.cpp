@@ -145,8 +145,8 @@ TEST_CASE("index-driven kernel with a dense index equals the dense fast path", "
 
 TEST_CASE("attention launchers reject unsupported shapes", "[attention]") {
   AttentionParams p;
-  int dummy = 0;
-  p.q = p.k = p.v = &dummy;
+  alignas(16) int dummy[8] = {};
+  p.q = p.k = p.v = dummy;
   p.n_tokens = 10;
   p.n_heads = 4;
   p.n_kv_heads = 2;
@@ -162,6 +162,9 @@ TEST_CASE("attention launchers reject unsupported shapes", "[attention]") {
   p.q_row_stride = 12;  // not a multiple of 8 elements
   CHECK_THROWS_AS(dense_attention_forward(p), hc::InputError);
   p.q_row_stride = 0;
+  p.o = dummy + 1;  // 4 bytes past a 16-byte boundary: the O copy-out writes 16-byte pieces
+  CHECK(hc::test::throws_input_error_containing([&]() { dense_attention_forward(p); }, "16-byte aligned"));
+  p.o = nullptr;
   SparseIndexView wrong;
   wrong.n_heads = 3;
   wrong.n_tokens = 10;
