@@ -143,6 +143,51 @@ TEST_CASE("index-driven kernel with a dense index equals the dense fast path", "
   }
 }
 
+TEST_CASE("attention kernels: O with a row stride, O alone, LSE alone", "[gpu][attention]") {
+  HC_REQUIRE_GPU();
+  // The epilogue writes O row pieces (at d = 128 through shared memory) and the LSE separately;
+  // each output must come out the same whatever else is asked for, and a padded O row stride must
+  // leave the padding untouched. Dense and index-driven kernels, N = 300 (the last row tile part
+  // full), GQA 6/2.
+  const int n = 300, heads = 6;
+  for (int d : {64, 128}) {
+    AttentionProblem pb(n, heads, 2, d, AttnDType::kBF16, 90u + d);
+    const test::DeviceIndex di(build_a_shape_index(n, heads, 4, 100));
+    for (bool dense : {true, false}) {
+      DYNAMIC_SECTION((dense ? "dense" : "index-driven") << " d=" << d) {
+        auto launch = [&](const AttentionParams& p) {
+          if (dense) dense_attention_forward(p);
+          else sparse_attention_forward(p, di.view());
+        };
+        const int64_t row = int64_t(heads) * d, padded = row + 8;
+        DeviceArray<uint16_t> o(n * row), o_padded(n * padded), o_alone(n * row);
+        DeviceArray<float> lse(heads * n), lse_alone(heads * n);
+        o.fill_bytes(0xff);
+        o_padded.fill_bytes(0x5a);
+        o_alone.fill_bytes(0xff);
+        lse.fill_bytes(0xff);
+        lse_alone.fill_bytes(0xff);
+        launch(pb.params(o.get(), lse.get()));
+        AttentionParams strided = pb.params(o_padded.get(), nullptr);
+        strided.o_row_stride = padded;
+        launch(strided);
+        launch(pb.params(o_alone.get(), nullptr));
+        launch(pb.params(nullptr, lse_alone.get()));
+        const std::vector<uint16_t> full = o.download(), with_pad = o_padded.download();
+        CHECK(o_alone.download() == full);
+        CHECK(lse_alone.download() == lse.download());
+        bool rows_equal = true, padding_kept = true;
+        for (int64_t i = 0; i < n; ++i) {
+          for (int64_t c = 0; c < row; ++c) rows_equal &= with_pad[i * padded + c] == full[i * row + c];
+          for (int64_t c = row; c < padded; ++c) padding_kept &= with_pad[i * padded + c] == 0x5a5a;
+        }
+        CHECK(rows_equal);
+        CHECK(padding_kept);
+      }
+    }
+  }
+}
+
 TEST_CASE("attention launchers reject unsupported shapes", "[attention]") {
   AttentionParams p;
   alignas(16) int dummy[8] = {};
