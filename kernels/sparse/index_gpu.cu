@@ -1,6 +1,7 @@
-// GPU index builders (kernels/sparse/index_gpu.h). Every builder is a per-slot rule run twice
-// over all (head, row block) slots: once counting ranges and columns, once writing them at the
-// offsets an exclusive scan of the counts gives (the CSR layout of sparse_index.h).
+// GPU index builders (kernels/sparse/index_gpu.h). The static patterns (dense, a_shape) are
+// written in closed form by one kernel; the estimated ones run a per-slot rule twice over all
+// (head, row block) slots: once counting ranges and columns, once writing them at the offsets an
+// exclusive scan of the counts gives (the CSR layout of sparse_index.h).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cooperative_groups.h>
@@ -44,67 +45,101 @@ __host__ __device__ __forceinline__ int last_row(int rb, int n) {
   return rb * kBlock + kBlock - 1 < n - 1 ? rb * kBlock + kBlock - 1 : n - 1;
 }
 
-// Collects one slot's ranges (given ascending by begin; overlapping or touching ones merge, as
-// the CPU HeadIndexBuilder does); counts them, or writes them when fill is set. Gathered columns
-// (vertical-slash only) are written by vs_slot_pass_kernel.
-struct SlotEmitter {
-  int32_t* rb;
-  int32_t* re;
-  bool fill;
-  int n_ranges = 0;
-  int cur_b = 0, cur_e = 0;
-  bool open = false;
+// ---- static patterns (dense, a_shape): the whole index in closed form, one kernel ----
 
-  __host__ __device__ void add_range(int b, int e) {
-    if (e <= b) return;
-    if (open && b <= cur_e) {
-      cur_e = max(cur_e, e);
-      return;
-    }
-    flush();
-    cur_b = b;
-    cur_e = e;
-    open = true;
-  }
-  __host__ __device__ void flush() {
-    if (!open) return;
-    if (fill) {
-      rb[n_ranges] = cur_b;
-      re[n_ranges] = cur_e;
-    }
-    ++n_ranges;
-    open = false;
-  }
+// A slot's ranges depend only on its row block: dense [0, r1 + 1); a_shape the sink range
+// [0, min(sink, r1 + 1)) and the local range [max(0, r0 - local + 1), r1 + 1), merged when they
+// touch. They stay apart (two ranges) exactly when sink > 0 and r0 - local + 1 > sink, i.e. from
+// row block two_from = (sink + local - 1) / 64 + 1 on, so the ranges before row block rb number
+// rb + max(0, rb - two_from) and every offset is known without a scan. One kernel writes the
+// whole index: the general two passes (count, scan, fill), a host count and three fills took most
+// of a 40-55 us A-shape build at 8K tokens, in launch and allocation latency (H100).
+struct StaticRule {
+  int n, nb, n_heads;
+  int sink, local;  // a_shape; sink = 0 and local = n: one range per slot (dense)
+  int two_from;     // first row block with two ranges (nb: none)
+  __host__ __device__ int64_t ranges_before(int64_t rb) const { return rb + (rb > two_from ? rb - two_from : 0); }
+  __host__ __device__ int64_t per_head() const { return ranges_before(nb); }
 };
+StaticRule static_rule(int n, int n_heads, int sink, int local) {
+  const int nb = static_cast<int>(num_row_blocks(n));
+  StaticRule r{n, nb, n_heads, sink, local, nb};
+  if (sink > 0) r.two_from = static_cast<int>(std::min<int64_t>(nb, (int64_t(sink) + local - 1) / kBlock + 1));
+  return r;
+}
 
-// Rules whose slots depend only on the row block (the same for every head) and gather no
-// columns also run on the host (kSameForEveryHead), which counts the index's ranges without a
-// round trip to the device.
-struct DenseSlot {
-  static constexpr bool kSameForEveryHead = true;
-  int n, nb;
-  __host__ __device__ void operator()(int slot, SlotEmitter& e) const {
-    e.add_range(0, last_row(slot % nb, n) + 1);
+// One thread per slot (and one for the final offsets). range_offsets, col_offsets [H nb + 1],
+// range_begin/end [H per_head], band_sink/local [H] (or null).
+__global__ void static_index_kernel(StaticRule rule, int32_t* range_offsets, int32_t* range_begin,
+                                    int32_t* range_end, int32_t* col_offsets, int32_t* band_sink,
+                                    int32_t* band_local) {
+  const int64_t n_slots = int64_t(rule.n_heads) * rule.nb;
+  const int64_t slot = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (slot < rule.n_heads && band_sink != nullptr) {
+    band_sink[slot] = rule.sink;
+    band_local[slot] = rule.local;
   }
-};
+  if (slot > n_slots) return;
+  const int64_t h = slot / rule.nb, rb = slot % rule.nb;
+  const int64_t at = h * rule.per_head() + rule.ranges_before(rb);
+  range_offsets[slot] = static_cast<int32_t>(at);
+  col_offsets[slot] = 0;
+  if (slot == n_slots) return;
+  const int r0 = static_cast<int>(rb) * kBlock, r1 = last_row(static_cast<int>(rb), rule.n);
+  const int local_begin = max(0, r0 - rule.local + 1);
+  if (rb >= rule.two_from) {
+    range_begin[at] = 0;
+    range_end[at] = rule.sink;
+    range_begin[at + 1] = local_begin;
+    range_end[at + 1] = r1 + 1;
+  } else {
+    range_begin[at] = rule.sink > 0 ? 0 : local_begin;
+    range_end[at] = r1 + 1;
+  }
+}
 
-struct AShapeSlot {
-  static constexpr bool kSameForEveryHead = true;
-  int n, nb, sink, local;
-  __host__ __device__ void operator()(int slot, SlotEmitter& e) const {
-    const int rb = slot % nb, r0 = rb * kBlock, r1 = last_row(rb, n);
-    e.add_range(0, sink < r1 + 1 ? sink : r1 + 1);
-    e.add_range(r0 - local + 1 > 0 ? r0 - local + 1 : 0, r1 + 1);
+DeviceSparseIndex build_static_index(const StaticRule& rule, bool band, cudaStream_t stream) {
+  const int64_t n_slots = int64_t(rule.n_heads) * rule.nb;
+  const int64_t total = rule.n_heads * rule.per_head();
+  if (total > std::numeric_limits<int32_t>::max())
+    throw InputError(kWhat, "the index has more than 2^31 - 1 ranges (int32 offsets)");
+  // One allocation for every array (each its own allocation took a few us more per build).
+  const int64_t band_ints = band ? 2 * int64_t(rule.n_heads) : 0;
+  auto all = device_alloc<int32_t>(2 * (n_slots + 1) + 2 * total + band_ints, stream);
+  auto part = [&](int64_t offset) { return std::shared_ptr<int32_t>(all, all.get() + offset); };
+  DeviceSparseIndex out;
+  using A = DeviceIndexAccess;
+  A::n_heads(out) = rule.n_heads;
+  A::n_tokens(out) = rule.n;
+  A::total_ranges(out) = total;
+  A::total_cols(out) = 0;
+  A::range_offsets(out) = part(0);
+  A::col_offsets(out) = part(n_slots + 1);
+  A::range_begin(out) = part(2 * (n_slots + 1));
+  A::range_end(out) = part(2 * (n_slots + 1) + total);
+  A::cols(out) = part(0);  // no columns: any valid device pointer
+  if (band) {
+    A::band_sink(out) = part(2 * (n_slots + 1) + 2 * total);
+    A::band_local(out) = part(2 * (n_slots + 1) + 2 * total + rule.n_heads);
   }
-};
+  const int64_t threads = std::max<int64_t>(n_slots + 1, rule.n_heads);
+  static_index_kernel<<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(
+      rule, A::range_offsets(out).get(), A::range_begin(out).get(), A::range_end(out).get(),
+      A::col_offsets(out).get(), band ? A::band_sink(out).get() : nullptr, band ? A::band_local(out).get() : nullptr);
+  HC_CHECK_LAUNCH();
+  return out;
+}
+
+// ---- estimated patterns: count per slot, scan, fill ----
 
 // Offset o <= r1 covers [max(0, r1 - o - 63), r1 - o + 1); columns c <= r1 outside the merged
-// ranges are gathered. Larger offsets give smaller begins, so offsets are walked downward.
+// ranges are gathered. Larger offsets give smaller begins.
 // Two offsets' ranges merge exactly when the offsets differ by <= 64, so the merged ranges of any
 // slot are the head's runs of offsets (consecutive gaps <= 64), the last one cut at r1: a slot
-// walks runs, not offsets (1000/6096 at 8K tokens took 6.9 ms walking offsets one by one).
+// walks runs, not offsets (1000/6096 at 8K tokens took 6.9 ms walking offsets one by one). Runs
+// never touch one another (a gap of more than 64 offsets leaves at least one key between their
+// ranges), so a slot has exactly one range per usable run.
 struct VerticalSlashSlot {
-  static constexpr bool kSameForEveryHead = false;
   int n, nb;
   const int32_t* columns;  // [H, n_columns] ascending
   int n_columns;
@@ -125,23 +160,12 @@ struct VerticalSlashSlot {
     const int last = k + 1 < n_run ? runs[k + 1] - 1 : usable - 1;
     return make_int2(max(0, r1 - off[last] - (kBlock - 1)), r1 - off[runs[k]] + 1);
   }
-
-  // The slot's merged ranges, ascending (one thread).
-  __device__ void emit_ranges(int slot, SlotEmitter& e) const {
-    const int h = slot / nb, rb = slot % nb, r1 = last_row(rb, n);
-    const int32_t* off = offsets + static_cast<int64_t>(h) * n_offsets;
-    const int usable = usable_offsets(off, r1);
-    const int32_t* runs = run_start + static_cast<int64_t>(h) * n_offsets;
-    const int n_run = detail::count_at_most(runs, n_runs[h], usable - 1);  // runs starting below `usable`
-    for (int run = n_run - 1; run >= 0; --run) {  // larger offsets give smaller begins
-      const int2 keys = run_keys(off, runs, n_run, usable, r1, run);
-      e.add_range(keys.x, keys.y);
-    }
-  }
 };
 
-// Vertical-slash slots, one warp each: lane 0 emits the ranges; the kept columns are those in the
-// gaps between the runs' ranges, so the lanes find each gap's columns by two binary searches and
+// Vertical-slash slots, one warp each. Range p of the slot (ascending keys) is run n_run - 1 - p,
+// written by lane p % 32 (lane 0 walking the runs one after another took 60 us per pass at 32K
+// tokens, H = 32, vertical_slash(30,800); ncu on H100). The kept columns are those in the gaps
+// between the runs' ranges, so the lanes find each gap's columns by two binary searches and
 // copy them contiguously (a thread per slot walking up to thousands of columns took 3.1 ms of a
 // 7 ms build at 128K tokens, H = 32, v = 3500; testing every column against the offsets, one warp
 // per slot, 0.27 ms per pass, and 0.15 ms per pass at 32K tokens, H = 9; ncu on H100).
@@ -151,25 +175,26 @@ __global__ void vs_slot_pass_kernel(VerticalSlashSlot rule, int n_slots, int32_t
   const int slot = static_cast<int>((static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5);
   const int lane = threadIdx.x & 31;
   if (slot >= n_slots) return;  // whole warps leave together
-  if (lane == 0) {
-    SlotEmitter e;
-    e.fill = fill;
-    e.rb = fill ? range_begin + range_offsets[slot] : nullptr;
-    e.re = fill ? range_end + range_offsets[slot] : nullptr;
-    rule.emit_ranges(slot, e);
-    e.flush();
-    if (!fill) range_counts[slot] = e.n_ranges;
-  }
   const int h = slot / rule.nb, r1 = last_row(slot % rule.nb, rule.n);
   const int32_t* off = rule.offsets + static_cast<int64_t>(h) * rule.n_offsets;
   const int32_t* col = rule.columns + static_cast<int64_t>(h) * rule.n_columns;
   const int32_t* runs = rule.run_start + static_cast<int64_t>(h) * rule.n_offsets;
   const int usable = rule.usable_offsets(off, r1);
   const int n_run = usable > 0 ? detail::count_at_most(runs, rule.n_runs[h], usable - 1) : 0;
+  if (fill) {
+    const int at = range_offsets[slot];
+    for (int p = lane; p < n_run; p += 32) {
+      const int2 keys = rule.run_keys(off, runs, n_run, usable, r1, n_run - 1 - p);
+      range_begin[at + p] = keys.x;
+      range_end[at + p] = keys.y;
+    }
+  } else if (lane == 0) {
+    range_counts[slot] = n_run;
+  }
   const int n_usable = detail::count_at_most(col, rule.n_columns, r1);  // columns <= r1
-  // The ranges emit_ranges writes (run 0 has the highest keys). Gaps in ascending key order: gap 0
-  // below the lowest range, gap g between the ranges of runs n_run - g and n_run - g - 1, gap
-  // n_run above the highest. Gap g's columns are col[first .. first + count).
+  // Gaps in ascending key order: gap 0 below the lowest range, gap g between the ranges of runs
+  // n_run - g and n_run - g - 1, gap n_run above the highest. Gap g's columns are
+  // col[first .. first + count).
   auto gap_columns = [&](int g, int& first, int& count) {
     const int a = g == 0 ? 0 : rule.run_keys(off, runs, n_run, usable, r1, n_run - g).y;
     const int b = g == n_run ? r1 + 1 : rule.run_keys(off, runs, n_run, usable, r1, n_run - 1 - g).x;
@@ -205,38 +230,44 @@ __global__ void vs_slot_pass_kernel(VerticalSlashSlot rule, int n_slots, int32_t
 
 // Kept key block c covers [64c, min(64c + 64, r1 + 1)); adjacent kept blocks merge.
 struct BlockSparseSlot {
-  static constexpr bool kSameForEveryHead = false;
   int n, nb;
   const int32_t* kept;        // [H, nb, cap] ascending per slot
   const int32_t* kept_count;  // [H * nb]
   int cap;
-  __device__ void operator()(int slot, SlotEmitter& e) const {
-    const int r1 = last_row(slot % nb, n);
-    const int32_t* k = kept + static_cast<int64_t>(slot) * cap;
-    for (int x = 0; x < kept_count[slot]; ++x)
-      e.add_range(k[x] * kBlock, min(k[x] * kBlock + kBlock, r1 + 1));
-  }
 };
 
-template <class Slot>
-__global__ void slot_pass_kernel(Slot rule, int n_slots, int32_t* range_counts, int32_t* col_counts,
-                                 const int32_t* range_offsets, int32_t* range_begin, int32_t* range_end,
-                                 bool fill) {
-  const int slot = blockIdx.x * blockDim.x + threadIdx.x;
-  if (slot >= n_slots) return;
-  SlotEmitter e;
-  e.fill = fill;
-  if (fill) {
-    e.rb = range_begin + range_offsets[slot];
-    e.re = range_end + range_offsets[slot];
-  } else {
-    e.rb = e.re = nullptr;
+// Block-sparse slots, one warp each: a kept block starts a range unless its predecessor is kept,
+// ends one unless its successor is; the i-th start and the i-th end make range i, placed by
+// ballots (a thread per slot walking its kept blocks took 22-26 us per pass at 8K tokens, H = 9,
+// and 28 us at 32K, H = 32; ncu on H100). No gathered columns.
+__global__ void block_sparse_slot_pass_kernel(BlockSparseSlot rule, int n_slots, int32_t* range_counts,
+                                              int32_t* col_counts, const int32_t* range_offsets,
+                                              int32_t* range_begin, int32_t* range_end, bool fill) {
+  const int slot = static_cast<int>((static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5);
+  const int lane = threadIdx.x & 31;
+  if (slot >= n_slots) return;  // whole warps leave together
+  const int r1 = last_row(slot % rule.nb, rule.n);
+  const int32_t* k = rule.kept + static_cast<int64_t>(slot) * rule.cap;
+  const int m = rule.kept_count[slot];
+  const int at = fill ? range_offsets[slot] : 0;
+  const unsigned below = (1u << lane) - 1u;
+  int starts = 0, ends = 0;
+  for (int base = 0; base < m; base += 32) {
+    const int x = base + lane;
+    const bool valid = x < m;
+    const int c = valid ? k[x] : 0;
+    const bool start = valid && (x == 0 || k[x - 1] != c - 1);
+    const bool end = valid && (x == m - 1 || k[x + 1] != c + 1);
+    const unsigned start_mask = __ballot_sync(0xffffffffu, start);
+    const unsigned end_mask = __ballot_sync(0xffffffffu, end);
+    if (fill && start) range_begin[at + starts + __popc(start_mask & below)] = c * kBlock;
+    if (fill && end) range_end[at + ends + __popc(end_mask & below)] = min(c * kBlock + kBlock, r1 + 1);
+    starts += __popc(start_mask);
+    ends += __popc(end_mask);
   }
-  rule(slot, e);
-  e.flush();
-  if (!fill) {
-    range_counts[slot] = e.n_ranges;
-    if (col_counts != nullptr) col_counts[slot] = 0;  // no gathered columns in these patterns
+  if (!fill && lane == 0) {
+    range_counts[slot] = starts;
+    col_counts[slot] = 0;
   }
 }
 
@@ -270,36 +301,65 @@ __device__ I block_exclusive_scan(I v, I* s_warp, I* total) {
   return result;
 }
 
-// offsets[0..n] = exclusive scan of counts[0..n-1] (one block; n up to a few million), in rounds
-// of kThreads consecutive counts so that loads and stores are coalesced (one thread walking a
-// contiguous chunk took 0.17 ms per scan at 65K slots, ncu on H100). The sum is taken in 64
-// bits: a total past 2^31 - 1 (an index too large for int32 offsets) is reported as
-// offsets[n] = -1.
-__global__ void scan_counts_kernel(const int32_t* __restrict__ counts, int n, int32_t* __restrict__ offsets) {
-  constexpr int kThreads = 1024;
+// offsets[0..n] = exclusive scan of counts[0..n-1], for the range counts (CTA 0) and the column
+// counts (CTA 1, when given) in one launch; n up to a few million. Rounds of kScanRound counts
+// staged through shared memory with coalesced loads and stores, each thread summing kScanItems
+// consecutive ones (a round of 1024 counts with three barriers took 19 us per scan at 16K slots,
+// two scans per build; ncu on H100). The sum is taken in 64 bits: a total past 2^31 - 1 (an
+// index too large for int32 offsets) is reported as offsets[n] = -1.
+constexpr int kScanThreads = 1024, kScanItems = 8, kScanRound = kScanThreads * kScanItems;
+__global__ void __launch_bounds__(kScanThreads) scan_counts_kernel(const int32_t* __restrict__ counts0,
+                                                                   int32_t* __restrict__ offsets0,
+                                                                   const int32_t* __restrict__ counts1,
+                                                                   int32_t* __restrict__ offsets1, int n) {
+  __shared__ int32_t s_round[kScanRound];
   __shared__ long long s_warp[33];
+  const int32_t* counts = blockIdx.x == 0 ? counts0 : counts1;
+  int32_t* offsets = blockIdx.x == 0 ? offsets0 : offsets1;
+  if (counts == nullptr) return;
+  const int tid = threadIdx.x;
   long long carry = 0;  // sum of the rounds before
-  for (int base = 0; base < n; base += kThreads) {
-    const int x = base + static_cast<int>(threadIdx.x);
-    const long long v = x < n ? counts[x] : 0;
+  for (int base = 0; base < n; base += kScanRound) {
+#pragma unroll
+    for (int i = 0; i < kScanItems; ++i) {
+      const int x = base + i * kScanThreads + tid;
+      s_round[i * kScanThreads + tid] = x < n ? counts[x] : 0;
+    }
+    __syncthreads();
+    int v[kScanItems];
+    long long sum = 0;
+#pragma unroll
+    for (int i = 0; i < kScanItems; ++i) {
+      v[i] = s_round[tid * kScanItems + i];
+      sum += v[i];
+    }
     long long round_total = 0;
-    const long long at = carry + block_exclusive_scan<kThreads, long long>(v, s_warp, &round_total);
-    if (x < n) offsets[x] = at <= 0x7fffffffLL ? static_cast<int32_t>(at) : -1;
+    long long at = carry + block_exclusive_scan<kScanThreads, long long>(sum, s_warp, &round_total);
+#pragma unroll
+    for (int i = 0; i < kScanItems; ++i) {
+      s_round[tid * kScanItems + i] = at <= 0x7fffffffLL ? static_cast<int32_t>(at) : -1;
+      at += v[i];
+    }
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < kScanItems; ++i) {
+      const int x = base + i * kScanThreads + tid;
+      if (x < n) offsets[x] = s_round[i * kScanThreads + tid];
+    }
     carry += round_total;
+    __syncthreads();  // the round's values are read before the next round overwrites them
   }
-  if (threadIdx.x == 0) offsets[n] = carry <= 0x7fffffffLL ? static_cast<int32_t>(carry) : -1;
+  if (tid == 0) offsets[n] = carry <= 0x7fffffffLL ? static_cast<int32_t>(carry) : -1;
 }
 
-// One pass over the slots: counts (fill = false) or writes (fill = true) ranges and columns.
-template <class Slot>
-void launch_slot_pass(const Slot& rule, int n_slots, int32_t* range_counts, int32_t* col_counts,
-                      const int32_t* range_offsets, const int32_t* col_offsets, int32_t* range_begin,
-                      int32_t* range_end, int32_t* cols, bool fill, cudaStream_t stream) {
-  const int threads = 128;
-  const int blocks = (n_slots + threads - 1) / threads;
-  // These patterns gather no columns (col_offsets and cols are unused).
-  slot_pass_kernel<<<blocks, threads, 0, stream>>>(rule, n_slots, range_counts, col_counts, range_offsets,
-                                                   range_begin, range_end, fill);
+// One pass over the slots (a warp each): counts (fill = false) or writes (fill = true).
+void launch_slot_pass(const BlockSparseSlot& rule, int n_slots, int32_t* range_counts, int32_t* col_counts,
+                      const int32_t* range_offsets, const int32_t* /*col_offsets*/, int32_t* range_begin,
+                      int32_t* range_end, int32_t* /*cols*/, bool fill, cudaStream_t stream) {
+  const int threads = 256;  // 8 slots per block
+  const int blocks = static_cast<int>((static_cast<int64_t>(n_slots) * 32 + threads - 1) / threads);
+  block_sparse_slot_pass_kernel<<<blocks, threads, 0, stream>>>(rule, n_slots, range_counts, col_counts,
+                                                                range_offsets, range_begin, range_end, fill);
   HC_CHECK_LAUNCH();
 }
 void launch_slot_pass(const VerticalSlashSlot& rule, int n_slots, int32_t* range_counts, int32_t* col_counts,
@@ -312,25 +372,9 @@ void launch_slot_pass(const VerticalSlashSlot& rule, int n_slots, int32_t* range
   HC_CHECK_LAUNCH();
 }
 
-// value into dst[0 .. n).
-__global__ void fill_int_kernel(int32_t* dst, int64_t n, int32_t value) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < n) dst[i] = value;
-}
-std::shared_ptr<int32_t> device_filled(int64_t n, int32_t value, cudaStream_t stream) {
-  auto out = device_alloc<int32_t>(n, stream);
-  if (n > 0) {
-    fill_int_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(out.get(), n, value);
-    HC_CHECK_LAUNCH();
-  }
-  return out;
-}
-
-// Every builder: counts per slot, offsets by scans, then the ranges and columns written at
+// Estimated patterns: counts per slot, offsets by scans, then the ranges and columns written at
 // their offsets. The totals that size those arrays come from the device (copied back after the
-// scans: a stream synchronisation), except for rules that are the same for every head and
-// gather no columns (kSameForEveryHead): one head's slots are counted on the host, so nothing
-// waits for the device (the round trip took most of a 60-90 us A-shape build, H100).
+// scans: a stream synchronisation).
 template <class Slot>
 DeviceSparseIndex build_from_slots(const Slot& rule, int64_t n_tokens, int64_t n_heads,
                                    cudaStream_t stream) {
@@ -342,50 +386,33 @@ DeviceSparseIndex build_from_slots(const Slot& rule, int64_t n_tokens, int64_t n
   using A = DeviceIndexAccess;
   A::n_heads(out) = n_heads;
   A::n_tokens(out) = n_tokens;
-  auto range_counts = device_alloc<int32_t>(n_slots, stream);
-  auto range_offsets = device_alloc<int32_t>(n_slots + 1, stream);
-  std::shared_ptr<int32_t> col_counts, col_offsets;
-  if constexpr (!Slot::kSameForEveryHead) {
-    col_counts = device_alloc<int32_t>(n_slots, stream);
-    col_offsets = device_alloc<int32_t>(n_slots + 1, stream);
-  }
-  launch_slot_pass(rule, static_cast<int>(n_slots), range_counts.get(), col_counts.get(), nullptr, nullptr,
-                   nullptr, nullptr, nullptr, false, stream);
-  scan_counts_kernel<<<1, 1024, 0, stream>>>(range_counts.get(), static_cast<int>(n_slots), range_offsets.get());
+  auto counts = device_alloc<int32_t>(2 * n_slots, stream, true);  // [2][n_slots]: ranges, columns
+  auto offsets = device_alloc<int32_t>(2 * (n_slots + 1), stream);  // [2][n_slots + 1]
+  int32_t* range_counts = counts.get();
+  int32_t* col_counts = counts.get() + n_slots;
+  std::shared_ptr<int32_t> range_offsets(offsets, offsets.get());
+  std::shared_ptr<int32_t> col_offsets(offsets, offsets.get() + n_slots + 1);
+  launch_slot_pass(rule, static_cast<int>(n_slots), range_counts, col_counts, nullptr, nullptr, nullptr, nullptr,
+                   nullptr, false, stream);
+  scan_counts_kernel<<<2, kScanThreads, 0, stream>>>(range_counts, range_offsets.get(), col_counts,
+                                                     col_offsets.get(), static_cast<int>(n_slots));
   HC_CHECK_LAUNCH();
-  int64_t totals[2] = {0, 0};  // ranges, columns; -1: past 2^31 - 1
-  if constexpr (Slot::kSameForEveryHead) {
-    for (int64_t rb = 0; rb < nb; ++rb) {
-      SlotEmitter e;
-      e.fill = false;
-      rule(static_cast<int>(rb), e);
-      e.flush();
-      totals[0] += e.n_ranges;
-    }
-    totals[0] *= n_heads;
-    col_offsets = device_filled(n_slots + 1, 0, stream);
-  } else {
-    scan_counts_kernel<<<1, 1024, 0, stream>>>(col_counts.get(), static_cast<int>(n_slots), col_offsets.get());
-    HC_CHECK_LAUNCH();
-    int32_t copied[2] = {0, 0};
-    HC_CHECK_CUDA(cudaMemcpyAsync(&copied[0], range_offsets.get() + n_slots, sizeof(int32_t),
-                                  cudaMemcpyDeviceToHost, stream));
-    HC_CHECK_CUDA(cudaMemcpyAsync(&copied[1], col_offsets.get() + n_slots, sizeof(int32_t),
-                                  cudaMemcpyDeviceToHost, stream));
-    HC_CHECK_CUDA(cudaStreamSynchronize(stream));
-    totals[0] = copied[0];
-    totals[1] = copied[1];
-  }
-  for (int64_t total : totals)
-    if (total < 0 || total > std::numeric_limits<int32_t>::max())
-      throw InputError(kWhat, "the index has more than 2^31 - 1 ranges or columns (int32 offsets)");
+  int32_t totals[2] = {0, 0};  // ranges, columns; -1: past 2^31 - 1
+  HC_CHECK_CUDA(cudaMemcpyAsync(&totals[0], range_offsets.get() + n_slots, sizeof(int32_t),
+                                cudaMemcpyDeviceToHost, stream));
+  HC_CHECK_CUDA(cudaMemcpyAsync(&totals[1], col_offsets.get() + n_slots, sizeof(int32_t),
+                                cudaMemcpyDeviceToHost, stream));
+  HC_CHECK_CUDA(cudaStreamSynchronize(stream));
+  for (int32_t total : totals)
+    if (total < 0) throw InputError(kWhat, "the index has more than 2^31 - 1 ranges or columns (int32 offsets)");
   A::total_ranges(out) = totals[0];
   A::total_cols(out) = totals[1];
   A::range_offsets(out) = range_offsets;
   A::col_offsets(out) = col_offsets;
-  A::range_begin(out) = device_alloc<int32_t>(totals[0], stream);
-  A::range_end(out) = device_alloc<int32_t>(totals[0], stream);
-  A::cols(out) = device_alloc<int32_t>(totals[1], stream);
+  auto entries = device_alloc<int32_t>(2 * int64_t(totals[0]) + totals[1], stream);  // begin, end, cols
+  A::range_begin(out) = std::shared_ptr<int32_t>(entries, entries.get());
+  A::range_end(out) = std::shared_ptr<int32_t>(entries, entries.get() + totals[0]);
+  A::cols(out) = std::shared_ptr<int32_t>(entries, entries.get() + 2 * int64_t(totals[0]));
   launch_slot_pass(rule, static_cast<int>(n_slots), nullptr, nullptr, range_offsets.get(), col_offsets.get(),
                    A::range_begin(out).get(), A::range_end(out).get(), A::cols(out).get(), true, stream);
   return out;
@@ -517,27 +544,7 @@ __device__ ThresholdCounts count_against_threshold(int c_lo, int c_hi, KeyOf key
   return t;
 }
 
-// Writes the k_eff (<= len) best indices of 0..len-1, ascending, to out. key_of(x) -> uint32.
-template <int kThreads, class KeyOf>
-__device__ void select_top(int len, int k_eff, KeyOf key_of, int32_t* out) {
-  __shared__ int s_hist[256];
-  __shared__ int s_sel[2];
-  __shared__ int s_warp[33];
-  const int tid = threadIdx.x;
-  if (k_eff >= len) {
-    for (int x = tid; x < len; x += kThreads) out[x] = x;
-    return;
-  }
-  int remaining = 0;  // keys equal to the threshold that are kept
-  const uint32_t threshold = radix_threshold<kThreads>(0, len, k_eff, key_of, s_hist, s_sel, [&]() {
-    __syncthreads();
-    return static_cast<const int*>(s_hist);
-  }, remaining);
-  const ThresholdCounts c = count_against_threshold<kThreads>(0, len, key_of, threshold, s_warp);
-  write_selected(c.lo, c.hi, key_of, threshold, remaining, c.gt_before, c.eq_before, out);
-}
-
-// The same selection over one head's scores by a cluster of kSelectCluster CTAs, each owning a
+// Top-k selection over one head's scores by a cluster of kSelectCluster CTAs, each owning a
 // contiguous part of the entries: the histograms of a radix pass are added across the cluster
 // through distributed shared memory, and the final counts give each CTA its place in the output.
 // One 1024-thread CTA per head took 77 us per selection at 32K tokens and 330 us at 128K (H = 9,
@@ -628,92 +635,194 @@ __global__ void offset_runs_kernel(const int32_t* offsets, int n_offsets, int32_
 // the tile) and per diagonal (a diagonal crosses at most two tiles: per-tile partials, added in
 // tile order). Every sum has a fixed order, so the index is reproducible.
 
-// S tile by the attention kernel's mma.sync fragments: s[nb][e] = q_{i_r} . k_j (unscaled) for
-// r = 16 warp + g + 8 (e >> 1), j = j0 + 8 nb + 2 t4 + (e & 1).
+// A CTA takes one head and a run of consecutive 64-key tiles: the head's last queries go to
+// registers once (mma.sync A fragments), the key tiles stream through a ring of kEstStages
+// cp.async stages, so the next tiles load while this one is computed. One CTA per (head, tile),
+// loading the queries and its tile and then computing with nothing in flight, took 160 + 267 us
+// for the two passes at 32K tokens, H = 32, d = 128 (ncu on H100; the same CTAs over runs of
+// tiles without the ring were slower still, PERFORMANCE.md).
+// Ring stages: 3 at d = 64; 2 at d = 128, where a third would leave room for two CTAs per SM
+// instead of three.
+template <int D>
+constexpr int est_stages() {
+  return D == 128 ? 2 : 3;
+}
+constexpr int kEstThreads = 128;
+constexpr int kEstARow = 65;  // A tile [64][65] fp32: padded so that the diagonal reads avoid bank conflicts
+// Pass 2's reductions: column partials per warp [4][64], diagonal partials per half [2][128].
+constexpr int kEstReduceFloats = 4 * 64 + 2 * 128;
+
+template <int D>
+constexpr int est_smem_bytes(int pass) {
+  return (1 + est_stages<D>()) * 64 * D * 2 + (pass == 2 ? (64 * kEstARow + kEstReduceFloats) * 4 : 0);
+}
+
+// 64 rows [64][D] (bf16/fp16) into a swizzled shared tile, rows >= valid_rows zero-filled.
 template <typename T, int D>
-__device__ void vs_score_tile(const T* q, const T* k, int64_t q_stride, int64_t k_stride, int n, int n_last,
-                              int head, int kv_head, int j0, unsigned char* sQ, unsigned char* sK,
-                              float (&s)[8][4]) {
-  using namespace detail;
+__device__ __forceinline__ void est_load_rows(uint32_t dst, const T* src, int64_t stride, int valid_rows) {
   constexpr int kRowBytes = D * 2, kChunks = D / 8;
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int first_row = n - n_last;
-  for (int idx = tid; idx < 64 * kChunks; idx += 128) {
+  for (int idx = threadIdx.x; idx < 64 * kChunks; idx += kEstThreads) {
     const int r = idx / kChunks, c = idx % kChunks;
-    const uint32_t off = r * kRowBytes + ((c ^ (r & 7)) << 4);
-    const bool q_ok = r < n_last;
-    cp_async_16(smem_addr(sQ) + off, q + (q_ok ? first_row + r : 0) * q_stride + head * D + c * 8, q_ok);
-    const bool k_ok = j0 + r < n;
-    cp_async_16(smem_addr(sK) + off, k + (k_ok ? j0 + r : 0) * k_stride + kv_head * D + c * 8, k_ok);
+    const bool ok = r < valid_rows;
+    detail::cp_async_16(dst + r * kRowBytes + ((c ^ (r & 7)) << 4), src + (ok ? r : 0) * stride + c * 8, ok);
   }
-  cp_async_commit();
-  cp_async_wait<0>();
-  __syncthreads();
+}
+
+// S tile by the attention kernel's mma.sync fragments: s[nb][e] = q_{i_r} . k_j (unscaled) for
+// r = 16 warp + g + 8 (e >> 1), j = j0 + 8 nb + 2 t4 + (e & 1); qa: this warp's query fragments.
+template <typename T, int D>
+__device__ __forceinline__ void est_score_tile(const uint32_t (&qa)[D / 16][4], uint32_t sK, float (&s)[8][4]) {
+  using namespace detail;
+  constexpr int kRowBytes = D * 2;
+  const int lane = threadIdx.x & 31;
 #pragma unroll
   for (int nb = 0; nb < 8; ++nb) s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.f;
 #pragma unroll
   for (int kk = 0; kk < D / 16; ++kk) {
-    uint32_t a[4];
-    {
-      const int r = warp * 16 + (lane & 15), c = 2 * kk + (lane >> 4);
-      ldmatrix_x4(a, smem_addr(sQ) + r * kRowBytes + ((c ^ (r & 7)) << 4));
-    }
 #pragma unroll
     for (int nb = 0; nb < 8; nb += 2) {
       uint32_t b[4];
       const int key = nb * 8 + (lane & 7) + ((lane >> 4) << 3);
       const int c = 2 * kk + ((lane >> 3) & 1);
-      ldmatrix_x4(b, smem_addr(sK) + key * kRowBytes + ((c ^ (key & 7)) << 4));
-      MmaOp<T>::run(s[nb], a, b[0], b[1]);
-      MmaOp<T>::run(s[nb + 1], a, b[2], b[3]);
+      ldmatrix_x4(b, sK + key * kRowBytes + ((c ^ (key & 7)) << 4));
+      MmaOp<T>::run(s[nb], qa[kk], b[0], b[1]);
+      MmaOp<T>::run(s[nb + 1], qa[kk], b[2], b[3]);
     }
   }
 }
 
-// Pass 1: per (tile, row) the max and the sum of exp(S - max) over the row's keys j <= i_r in
-// the tile. partial [H, 64, n_tiles, 2]. Grid (H, n_tiles): the heads of a KV group read a K
-// tile at the same time.
-template <typename T, int D>
-__global__ void __launch_bounds__(128) vs_row_partial_kernel(const T* q, const T* k, int64_t q_stride,
-                                                             int64_t k_stride, int n, int n_last, int group,
-                                                             float scale, int n_tiles, float* partial) {
-  __shared__ __align__(128) unsigned char sQ[64 * D * 2];
-  __shared__ __align__(128) unsigned char sK[64 * D * 2];
-  const int head = blockIdx.x, tile = blockIdx.y, j0 = tile * 64;
-  float s[8][4];
-  vs_score_tile<T, D>(q, k, q_stride, k_stride, n, n_last, head, head / group, j0, sQ, sK, s);
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+// Pass 1 (kPass == 1): per (tile, row) the max and the sum of exp(S - max) over the row's keys
+// j <= i_r in the tile: partial [H, 64, n_tiles, 2]. Pass 2: A = exp(S * scale - lse) on the tile;
+// col_score[h][j] = sum_r A[r][j] for the tile's keys, and the tile's diagonal partials:
+// diag_partial[h][tile][63 + r - jj] = sum over the tile's entries (r, j0 + jj) of A (127
+// diagonals, offset o = first_row - j0 + r - jj). Grid (H, chunks): CTA (h, c) takes tiles
+// [c * per_cta, (c + 1) * per_cta); the heads of a KV group read a K tile at about the same time.
+template <typename T, int D, int kPass>
+__global__ void __launch_bounds__(kEstThreads) vs_estimate_kernel(const T* q, const T* k, int64_t q_stride,
+                                                                  int64_t k_stride, int n, int n_last, int group,
+                                                                  float scale, int n_tiles, int per_cta,
+                                                                  float* partial, const float* lse,
+                                                                  float* col_score, float* diag_partial) {
+  using namespace detail;
+  constexpr int kTileBytes = 64 * D * 2;
+  constexpr int kEstStages = est_stages<D>();
+  extern __shared__ __align__(128) unsigned char est_smem[];
+  const uint32_t sQ = smem_addr(est_smem);  // [64][D], then K stages [kEstStages][64][D], then A
+  auto stage_addr = [&](int st) { return sQ + (1 + st) * kTileBytes; };
+  float(*sA)[kEstARow] = reinterpret_cast<float(*)[kEstARow]>(est_smem + (1 + kEstStages) * kTileBytes);
+  float(*s_col)[64] = reinterpret_cast<float(*)[64]>(&sA[64][0]);  // [4 warps][64 keys]
+  float(*s_diag)[128] = reinterpret_cast<float(*)[128]>(&s_col[4][0]);  // [2 halves of the rows][128]
+  const int head = blockIdx.x, kv_head = head / group;
+  const int t_begin = blockIdx.y * per_cta, t_end = min(n_tiles, t_begin + per_cta);
+  if (t_begin >= t_end) return;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int first_row = n - n_last;
+  const T* k_head = k + kv_head * D;
+  auto load_tile = [&](int t, int st) {
+    est_load_rows<T, D>(stage_addr(st), k_head + static_cast<int64_t>(t) * 64 * k_stride, k_stride, n - t * 64);
+  };
+  est_load_rows<T, D>(sQ, q + static_cast<int64_t>(first_row) * q_stride + head * D, q_stride, n_last);
+#pragma unroll
+  for (int st = 0; st < kEstStages - 1; ++st) {
+    if (t_begin + st < t_end) load_tile(t_begin + st, st);
+    cp_async_commit();  // one group per stage, empty or not, so the waits below count uniformly
+  }
+  uint32_t qa[D / 16][4];
+  float l[2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int r = warp * 16 + g + 8 * h;
-    const int i = first_row + r;
-    float mx = -__builtin_huge_valf();
+    l[h] = kPass == 2 && r < n_last ? lse[head * 64 + r] : 0.f;
+  }
+  for (int t = t_begin, i = 0; t < t_end; ++t, ++i) {
+    cp_async_wait<kEstStages - 2>();  // tile t (and the queries) landed for this thread
+    __syncthreads();                  // ... for every thread; all are done with tile t - 1's stage
+    if (i == 0) {
+      constexpr int kRowBytes = D * 2;
 #pragma unroll
-    for (int nb = 0; nb < 8; ++nb)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int j = j0 + nb * 8 + 2 * t4 + e;
-        if (j <= i && j < n) mx = fmaxf(mx, s[nb][2 * h + e] * scale);
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const int r = warp * 16 + (lane & 15), c = 2 * kk + (lane >> 4);
+        ldmatrix_x4(qa[kk], sQ + r * kRowBytes + ((c ^ (r & 7)) << 4));
       }
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-    float sum = 0.f;
+    }
+    if (t + kEstStages - 1 < t_end) load_tile(t + kEstStages - 1, (i + kEstStages - 1) % kEstStages);
+    cp_async_commit();
+    float s[8][4];
+    est_score_tile<T, D>(qa, stage_addr(i % kEstStages), s);
+    const int j0 = t * 64;
+    if constexpr (kPass == 1) {
 #pragma unroll
-    for (int nb = 0; nb < 8; ++nb)
+      for (int h = 0; h < 2; ++h) {
+        const int r = warp * 16 + g + 8 * h;
+        const int row = first_row + r;
+        float mx = -__builtin_huge_valf();
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int j = j0 + nb * 8 + 2 * t4 + e;
-        if (j <= i && j < n) sum += expf(s[nb][2 * h + e] * scale - mx);
+        for (int nb = 0; nb < 8; ++nb)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int j = j0 + nb * 8 + 2 * t4 + e;
+            if (j <= row && j < n) mx = fmaxf(mx, s[nb][2 * h + e] * scale);
+          }
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        float sum = 0.f;
+#pragma unroll
+        for (int nb = 0; nb < 8; ++nb)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int j = j0 + nb * 8 + 2 * t4 + e;
+            if (j <= row && j < n) sum += expf(s[nb][2 * h + e] * scale - mx);
+          }
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        if (t4 == 0 && r < n_last) {
+          float* out = partial + ((static_cast<int64_t>(head) * 64 + r) * n_tiles + t) * 2;
+          out[0] = mx;
+          out[1] = sum;
+        }
       }
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    if (t4 == 0 && r < n_last) {
-      float* out = partial + ((static_cast<int64_t>(head) * 64 + r) * n_tiles + tile) * 2;
-      out[0] = mx;
-      out[1] = sum;
+    } else {
+      // A into shared memory for the diagonals; the columns' sums over this warp's 16 rows from
+      // registers (over the two rows of a thread, then across g by shuffles).
+      float col[8][2];
+#pragma unroll
+      for (int nb = 0; nb < 8; ++nb)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          col[nb][e] = 0.f;
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int r = warp * 16 + g + 8 * h;
+            const int jj = nb * 8 + 2 * t4 + e, j = j0 + jj;
+            const float x = (r < n_last && j <= first_row + r && j < n) ? expf(s[nb][2 * h + e] * scale - l[h]) : 0.f;
+            sA[r][jj] = x;
+            col[nb][e] += x;
+          }
+#pragma unroll
+          for (int off = 4; off < 32; off <<= 1) col[nb][e] += __shfl_xor_sync(0xffffffffu, col[nb][e], off);
+          if (g == 0) s_col[warp][nb * 8 + 2 * t4 + e] = col[nb][e];
+        }
+      __syncthreads();  // A and the column partials complete (the next tile's first barrier guards their reuse)
+      // Diagonal x = 63 + r - jj. Thread p < 64 of a half takes diagonals p (rows 0 .. p) and
+      // p + 64 (rows p + 1 .. 63): one walk over the rows, each half of the CTA over half of them.
+      {
+        const int p = tid & 63, half = tid >> 6;
+        float dlo = 0.f, dhi = 0.f;
+        for (int r = 32 * half; r < 32 * half + 32; ++r) {
+          if (r <= p) dlo += sA[r][r - p + 63];
+          else dhi += sA[r][r - p - 1];
+        }
+        s_diag[half][p] = dlo;
+        s_diag[half][p + 64] = dhi;
+      }
+      __syncthreads();
+      if (tid < 64 && j0 + tid < n)
+        col_score[static_cast<int64_t>(head) * n + j0 + tid] =
+            ((s_col[0][tid] + s_col[1][tid]) + s_col[2][tid]) + s_col[3][tid];
+      if (tid < 127) diag_partial[(static_cast<int64_t>(head) * n_tiles + t) * 128 + tid] = s_diag[0][tid] + s_diag[1][tid];
     }
   }
+  cp_async_wait<0>();  // nothing in flight when the CTA leaves
 }
 
 // lse[h][r] = log sum_{j <= i_r} exp(S[h][r][j]), from the tiles' partials.
@@ -742,51 +851,6 @@ __global__ void vs_row_lse_kernel(const float* partial, int n_tiles, float* lse)
     if (row[2 * t + 1] > 0.f) sum += row[2 * t + 1] * expf(row[2 * t] - mx);
   sum = block_reduce(sum, false);
   if (threadIdx.x == 0) lse[head * 64 + r] = mx + logf(sum);
-}
-
-// Pass 2: A = exp(S * scale - lse) on the tile; col_score[h][j] = sum_r A[r][j] for the tile's
-// keys, and the tile's diagonal partials: diag_partial[h][tile][63 + r - jj] = sum over the
-// tile's entries (r, j0 + jj) of A (127 diagonals, offset o = first_row - j0 + r - jj).
-template <typename T, int D>
-__global__ void __launch_bounds__(128) vs_col_diag_kernel(const T* q, const T* k, int64_t q_stride,
-                                                          int64_t k_stride, int n, int n_last, int group,
-                                                          float scale, int n_tiles, const float* lse,
-                                                          float* col_score, float* diag_partial) {
-  __shared__ __align__(128) unsigned char sQK[2 * 64 * D * 2];  // Q and K tiles, then A
-  const int head = blockIdx.x, tile = blockIdx.y, j0 = tile * 64;
-  float s[8][4];
-  vs_score_tile<T, D>(q, k, q_stride, k_stride, n, n_last, head, head / group, j0, sQK, sQK + 64 * D * 2, s);
-  __syncthreads();  // every warp is done with Q and K
-  float(*sA)[64] = reinterpret_cast<float(*)[64]>(sQK);  // [64 rows][64 keys]
-  static_assert(sizeof(sQK) >= 64 * 64 * sizeof(float), "A does not fit where Q and K were");
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
-  const int first_row = n - n_last;
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int r = warp * 16 + g + 8 * h;
-    const int i = first_row + r;
-    const float l = r < n_last ? lse[head * 64 + r] : 0.f;
-#pragma unroll
-    for (int nb = 0; nb < 8; ++nb)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int jj = nb * 8 + 2 * t4 + e, j = j0 + jj;
-        sA[r][jj] = (r < n_last && j <= i && j < n) ? expf(s[nb][2 * h + e] * scale - l) : 0.f;
-      }
-  }
-  __syncthreads();
-  const int tid = threadIdx.x;
-  if (tid < 64 && j0 + tid < n) {
-    float col = 0.f;
-    for (int r = 0; r < 64; ++r) col += sA[r][tid];
-    col_score[static_cast<int64_t>(head) * n + j0 + tid] = col;
-  }
-  if (tid < 127) {
-    const int delta = tid - 63;  // r - jj
-    float diag = 0.f;
-    for (int r = max(0, delta); r < min(64, 64 + delta); ++r) diag += sA[r][r - delta];
-    diag_partial[(static_cast<int64_t>(head) * n_tiles + tile) * 128 + tid] = diag;
-  }
 }
 
 // diag_score[h][o] = the sum of the (at most two) tiles' partials of diagonal o, in tile order.
@@ -822,36 +886,118 @@ __global__ void pool_blocks_kernel(const T* src, int64_t row_stride, int n, int 
   pooled[(static_cast<int64_t>(h) * gridDim.x + b) * d + x] = acc / static_cast<float>(r1 - r0);
 }
 
-// One block per (row block R, head): block scores of row R into shared memory, then top-k with
-// key blocks 0 and R forced. kept [H, nb, cap], kept_count [H * nb].
+// Top-k of one row's keys by one warp (radix select, 8 bits at a time): the indices of the k_eff
+// largest keys key_of(0 .. len - 1), ties toward the lower index, ascending into out. s_hist is
+// the warp's own 256 ints; s_sel its own 2.
+template <class KeyOf>
+__device__ void warp_select_top(int len, int k_eff, KeyOf key_of, int* s_hist, int* s_sel, int32_t* out) {
+  const int lane = threadIdx.x & 31;
+  if (k_eff >= len) {
+    for (int x = lane; x < len; x += 32) out[x] = x;
+    return;
+  }
+  uint32_t prefix = 0, mask = 0;
+  int remaining = k_eff;
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    for (int i = lane; i < 256; i += 32) s_hist[i] = 0;
+    __syncwarp();
+    for (int x = lane; x < len; x += 32) {
+      const uint32_t key = key_of(x);
+      if ((key & mask) == prefix) atomicAdd(&s_hist[(key >> shift) & 255u], 1);
+    }
+    __syncwarp();
+    find_digit(s_hist, remaining, s_sel);
+    __syncwarp();
+    prefix |= static_cast<uint32_t>(s_sel[0]) << shift;
+    mask |= 255u << shift;
+    remaining = s_sel[1];
+    __syncwarp();
+  }
+  // Each lane's contiguous part, its counts above / equal to the threshold, their warp prefixes.
+  const int chunk = (len + 31) / 32;
+  const int lo = min(len, lane * chunk), hi = min(len, lo + chunk);
+  int n_gt = 0, n_eq = 0;
+  for (int x = lo; x < hi; ++x) {
+    const uint32_t key = key_of(x);
+    n_gt += key > prefix;
+    n_eq += key == prefix;
+  }
+  int gt_inc = n_gt, eq_inc = n_eq;
+#pragma unroll
+  for (int off = 1; off < 32; off <<= 1) {
+    const int g = __shfl_up_sync(0xffffffffu, gt_inc, off);
+    const int e = __shfl_up_sync(0xffffffffu, eq_inc, off);
+    if (lane >= off) {
+      gt_inc += g;
+      eq_inc += e;
+    }
+  }
+  write_selected(lo, hi, key_of, prefix, remaining, gt_inc - n_gt, eq_inc - n_eq, out);
+}
+
+// Block-sparse selection. A CTA takes up to kSelectRows consecutive row blocks of one head,
+// longest first: their block scores against every causal key block go to shared memory, each
+// pooled key row read once for all of them, then each warp selects the top-k of its rows (key
+// blocks 0 and R forced). One CTA per row block, reading the head's pooled K once per row block
+// and selecting with the whole CTA, took 322 us at 32K tokens and most of a 4.4 ms build at 128K
+// (H = 32, d = 128; ncu on H100). kept [H, nb, cap], kept_count [H * nb].
+constexpr int kSelectRows = 16;
+constexpr int kSelectThreads = 256;
+inline size_t block_select_smem(int nb, int d, int rows) {
+  return (size_t(rows) * d + size_t(rows) * nb + (kSelectThreads / 32) * 258) * sizeof(float);
+}
 template <int D>
-__global__ void block_select_kernel(const float* pooled_q, const float* pooled_k, int nb, int group,
-                                    float scale, int k_blocks, int cap, int32_t* kept, int32_t* kept_count) {
-  constexpr int kThreads = 256;
-  extern __shared__ float s_score[];  // [R + 1]
-  const int R = blockIdx.x, head = blockIdx.y, kv_head = head / group;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const float* pq = pooled_q + (static_cast<int64_t>(head) * nb + R) * D;
-  float qv[D / 32];
+__global__ void __launch_bounds__(kSelectThreads) block_select_kernel(const float* pooled_q, const float* pooled_k,
+                                                                      int nb, int group, float scale, int k_blocks,
+                                                                      int cap, int rows_per_cta, int32_t* kept,
+                                                                      int32_t* kept_count) {
+  extern __shared__ float smem[];
+  float* s_q = smem;                                     // [rows_per_cta][D]
+  float* s_score = s_q + rows_per_cta * D;               // [rows_per_cta][nb]
+  int* s_warp = reinterpret_cast<int*>(s_score + static_cast<size_t>(rows_per_cta) * nb);  // [warps][258]
+  const int head = blockIdx.y, kv_head = head / group;
+  const int R0 = (gridDim.x - 1 - blockIdx.x) * rows_per_cta;  // the longest rows go first
+  const int rows = min(rows_per_cta, nb - R0);
+  const int n_keys = R0 + rows;  // key blocks 0 .. R0 + rows - 1
+  for (int i = threadIdx.x; i < rows * D; i += kSelectThreads)
+    s_q[i] = pooled_q[(static_cast<int64_t>(head) * nb + R0) * D + i];
+  __syncthreads();
+  // A thread per key block: its pooled row in float4 pieces against every row's pooled query.
+  for (int c = threadIdx.x; c < n_keys; c += kSelectThreads) {
+    const float4* pk = reinterpret_cast<const float4*>(pooled_k + (static_cast<int64_t>(kv_head) * nb + c) * D);
+    float acc[kSelectRows];
 #pragma unroll
-  for (int t = 0; t < D / 32; ++t) qv[t] = pq[lane + 32 * t];
-  for (int c = warp; c <= R; c += kThreads / 32) {
-    const float* pk = pooled_k + (static_cast<int64_t>(kv_head) * nb + c) * D;
-    float acc = 0.f;
+    for (int r = 0; r < kSelectRows; ++r) acc[r] = 0.f;
+    for (int x4 = 0; x4 < D / 4; ++x4) {
+      const float4 kv = __ldg(pk + x4);
 #pragma unroll
-    for (int t = 0; t < D / 32; ++t) acc = fmaf(qv[t], pk[lane + 32 * t], acc);
-    for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-    if (lane == 0) s_score[c] = acc * scale;
+      for (int r = 0; r < kSelectRows; ++r) {
+        if (r < rows) {
+          const float4 qv = reinterpret_cast<const float4*>(s_q + r * D)[x4];
+          acc[r] = fmaf(qv.x, kv.x, acc[r]);
+          acc[r] = fmaf(qv.y, kv.y, acc[r]);
+          acc[r] = fmaf(qv.z, kv.z, acc[r]);
+          acc[r] = fmaf(qv.w, kv.w, acc[r]);
+        }
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < kSelectRows; ++r)
+      if (r < rows && c <= R0 + r) s_score[r * nb + c] = acc[r] * scale;
   }
   __syncthreads();
-  const int len = R + 1;
-  const int n_forced = R == 0 ? 1 : 2;
-  const int k_eff = min(len, max(k_blocks, n_forced));
-  const int64_t slot = static_cast<int64_t>(head) * nb + R;
-  select_top<kThreads>(len, k_eff,
-                       [&](int x) { return (x == 0 || x == R) ? 0xffffffffu : order_key(s_score[x]); },
-                       kept + slot * cap);
-  if (threadIdx.x == 0) kept_count[slot] = k_eff;
+  const int warp = threadIdx.x >> 5;
+  int* s_hist = s_warp + warp * 258;
+  for (int r = warp; r < rows; r += kSelectThreads / 32) {
+    const int R = R0 + r, len = R + 1;
+    const int n_forced = R == 0 ? 1 : 2;
+    const int k_eff = min(len, max(k_blocks, n_forced));
+    const int64_t slot = static_cast<int64_t>(head) * nb + R;
+    const float* score = s_score + r * nb;
+    warp_select_top(len, k_eff, [&](int x) { return (x == 0 || x == R) ? 0xffffffffu : order_key(score[x]); },
+                    s_hist, s_hist + 256, kept + slot * cap);
+    if ((threadIdx.x & 31) == 0) kept_count[slot] = k_eff;
+  }
 }
 
 // The estimator's two tile passes and their reductions (see vs_score_tile).
@@ -866,15 +1012,27 @@ void launch_vs_estimate(const GpuQK& qk, int n_last, float* col_score, float* di
   auto partial = device_alloc<float>(size_t(qk.n_heads) * 64 * n_tiles * 2, stream);   // [H, 64, tiles, 2]
   auto lse = device_alloc<float>(size_t(qk.n_heads) * 64, stream);                      // [H, 64]
   auto diag_partial = device_alloc<float>(size_t(qk.n_heads) * n_tiles * 128, stream);  // [H, tiles, 128]
-  const dim3 tiles_grid(qk.n_heads, n_tiles);
-  vs_row_partial_kernel<T, D><<<tiles_grid, 128, 0, stream>>>(q, k, qs, ks, n, n_last, group, scale, n_tiles,
-                                                              partial.get());
-  HC_CHECK_LAUNCH();
+  // Enough CTAs to fill every SM once at the kernel's occupancy (more, shorter runs of tiles
+  // gave each CTA less to overlap; fewer left SMs idle).
+  int device = 0, sms = 0;
+  HC_CHECK_CUDA(cudaGetDevice(&device));
+  HC_CHECK_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  auto launch_pass = [&](auto kernel, int pass) {
+    const int smem = est_smem_bytes<D>(pass);
+    HC_CHECK_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    int per_sm = 0;
+    HC_CHECK_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kEstThreads, smem));
+    const int64_t want = std::max<int64_t>(1, int64_t(std::max(per_sm, 1)) * sms / qk.n_heads);
+    const int per_cta = static_cast<int>((n_tiles + std::min<int64_t>(want, n_tiles) - 1) / std::min<int64_t>(want, n_tiles));
+    const dim3 grid(qk.n_heads, (n_tiles + per_cta - 1) / per_cta);
+    kernel<<<grid, kEstThreads, smem, stream>>>(q, k, qs, ks, n, n_last, group, scale, n_tiles, per_cta,
+                                                partial.get(), lse.get(), col_score, diag_partial.get());
+    HC_CHECK_LAUNCH();
+  };
+  launch_pass(vs_estimate_kernel<T, D, 1>, 1);
   vs_row_lse_kernel<<<dim3(n_last, qk.n_heads), 256, 0, stream>>>(partial.get(), n_tiles, lse.get());
   HC_CHECK_LAUNCH();
-  vs_col_diag_kernel<T, D><<<tiles_grid, 128, 0, stream>>>(q, k, qs, ks, n, n_last, group, scale, n_tiles,
-                                                           lse.get(), col_score, diag_partial.get());
-  HC_CHECK_LAUNCH();
+  launch_pass(vs_estimate_kernel<T, D, 2>, 2);
   vs_diag_combine_kernel<<<dim3((n + 255) / 256, qk.n_heads), 256, 0, stream>>>(diag_partial.get(), n, n_last,
                                                                                n_tiles, diag_score);
   HC_CHECK_LAUNCH();
@@ -936,18 +1094,17 @@ SparseIndex DeviceSparseIndex::to_host(cudaStream_t stream) const {
 
 DeviceSparseIndex build_dense_index_gpu(int64_t n_tokens, int64_t n_heads, cudaStream_t stream) {
   check_tokens_heads(n_tokens, n_heads);
-  return build_from_slots(DenseSlot{int(n_tokens), int(num_row_blocks(n_tokens))}, n_tokens, n_heads, stream);
+  return build_static_index(static_rule(static_cast<int>(n_tokens), static_cast<int>(n_heads), 0,
+                                        static_cast<int>(n_tokens)),
+                            false, stream);
 }
 
 DeviceSparseIndex build_a_shape_index_gpu(int64_t n_tokens, int64_t n_heads, int sink, int local,
                                           cudaStream_t stream) {
   check_tokens_heads(n_tokens, n_heads);
   if (sink < 0 || local < 1) throw InputError(kWhat, "a_shape needs sink >= 0 and local >= 1");
-  DeviceSparseIndex out = build_from_slots(
-      AShapeSlot{int(n_tokens), int(num_row_blocks(n_tokens)), sink, local}, n_tokens, n_heads, stream);
-  DeviceIndexAccess::band_sink(out) = device_filled(n_heads, sink, stream);
-  DeviceIndexAccess::band_local(out) = device_filled(n_heads, local, stream);
-  return out;
+  return build_static_index(static_rule(static_cast<int>(n_tokens), static_cast<int>(n_heads), sink, local), true,
+                            stream);
 }
 
 void vertical_slash_scores_gpu(const GpuQK& qk, int last_q, float* col_score, float* diag_score,
@@ -1014,8 +1171,8 @@ DeviceSparseIndex build_block_sparse_index_gpu(const GpuQK& qk, int k_blocks, cu
   if (k_blocks < 1) throw InputError(kWhat, "block_sparse needs k_blocks >= 1");
   const int n = qk.n_tokens, d = static_cast<int>(qk.head_dim);
   const int nb = static_cast<int>(num_row_blocks(n));
-  const size_t smem = size_t(nb) * sizeof(float);
-  if (smem > 200 * 1024) throw InputError(kWhat, "block_sparse on the GPU supports up to 3.2M tokens");
+  if (size_t(nb) * sizeof(float) > 200 * 1024)
+    throw InputError(kWhat, "block_sparse on the GPU supports up to 3.2M tokens");
   auto pooled_q = device_alloc<float>(size_t(qk.n_heads) * nb * d, stream);     // [H, nb, d]
   auto pooled_k = device_alloc<float>(size_t(qk.n_kv_heads) * nb * d, stream);  // [Hkv, nb, d]
   if (qk.dtype == AttnDType::kBF16) launch_pool<__nv_bfloat16>(qk, pooled_q.get(), pooled_k.get(), stream);
@@ -1025,15 +1182,16 @@ DeviceSparseIndex build_block_sparse_index_gpu(const GpuQK& qk, int k_blocks, cu
   auto kept_count = device_alloc<int32_t>(size_t(qk.n_heads) * nb, stream);   // [H * nb]
   const float scale = 1.f / std::sqrt(float(d));
   const int group = qk.n_heads / qk.n_kv_heads;
-  if (d == 64) {
-    HC_CHECK_CUDA(cudaFuncSetAttribute(block_select_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    block_select_kernel<64><<<dim3(nb, qk.n_heads), 256, smem, stream>>>(pooled_q.get(), pooled_k.get(), nb, group,
-                                                                        scale, k_blocks, cap, kept.get(), kept_count.get());
-  } else {
-    HC_CHECK_CUDA(cudaFuncSetAttribute(block_select_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    block_select_kernel<128><<<dim3(nb, qk.n_heads), 256, smem, stream>>>(pooled_q.get(), pooled_k.get(), nb, group,
-                                                                         scale, k_blocks, cap, kept.get(), kept_count.get());
-  }
+  // Rows per CTA: up to kSelectRows while two CTAs fit on an SM (their scores take 4 nb bytes
+  // per row: 16 rows up to 100K tokens or so, fewer beyond, at least one).
+  int rows = kSelectRows;
+  while (rows > 1 && block_select_smem(nb, d, rows) > 113 * 1024) --rows;
+  const size_t smem = block_select_smem(nb, d, rows);
+  const dim3 grid((nb + rows - 1) / rows, qk.n_heads);
+  auto select = d == 64 ? block_select_kernel<64> : block_select_kernel<128>;
+  HC_CHECK_CUDA(cudaFuncSetAttribute(select, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  select<<<grid, kSelectThreads, smem, stream>>>(pooled_q.get(), pooled_k.get(), nb, group, scale, k_blocks, cap,
+                                                 rows, kept.get(), kept_count.get());
   HC_CHECK_LAUNCH();
   return build_from_slots(BlockSparseSlot{n, nb, kept.get(), kept_count.get(), cap}, n, qk.n_heads, stream);
 }

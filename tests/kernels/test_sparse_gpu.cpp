@@ -242,7 +242,7 @@ void check_same_index(const SparseIndex& got, const SparseIndex& want) {
 
 TEST_CASE("GPU index builders produce the CPU builders' index", "[gpu][sparse][index]") {
   HC_REQUIRE_GPU();
-  // 70000 tokens x 3 heads: 3282 slots, several rounds of the offsets scan.
+  // 70000 tokens x 3 heads: 3282 slots, several blocks of the closed-form kernel.
   for (int n : {1, 17, 63, 65, 200, 1000, 2500, 70000}) {
     DYNAMIC_SECTION("dense and a_shape N=" << n) {
       check_same_index(download(build_dense_index_gpu(n, 3)), build_dense_index(n, 3));
@@ -268,6 +268,17 @@ TEST_CASE("GPU index builders produce the CPU builders' index", "[gpu][sparse][i
         }
       }
     }
+  }
+  SECTION("estimated patterns, more slots than one round of the offsets scan") {
+    // 100000 tokens x 6 heads: 9378 slots (a scan round is 8192); 1563 row blocks, so the
+    // block-sparse selection runs many multi-row CTAs, the last one partial.
+    const int n = 100000;
+    AttentionProblem pb = structured_problem(n, 6, 2, 64, AttnDType::kBF16, 4242u);
+    GpuQK qk{pb.dq.get(), pb.dk.get(), pb.dtype, n, 6, 2, 64};
+    check_same_index(download(build_vertical_slash_index_gpu(qk, 1000, 200)),
+                     build_vertical_slash_index(pb.q.values.data(), pb.k.values.data(), pb.dims, 1000, 200));
+    check_same_index(download(build_block_sparse_index_gpu(qk, 8)),
+                     build_block_sparse_index(pb.q.values.data(), pb.k.values.data(), pb.dims, 8));
   }
 }
 
