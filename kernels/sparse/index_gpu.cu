@@ -445,6 +445,17 @@ __device__ __forceinline__ uint32_t order_key(float f) {
   return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
 
+// Adds the active lanes' bins to a shared histogram, one atomic per distinct bin of the warp
+// (called by whole warps). The candidates of a radix pass mostly share their leading bits, and a
+// per-lane atomicAdd on one bin serialised 1024 threads: the vertical-slash selection took
+// 237 us at 128K tokens, H = 32, 184 us with this (ncu on H100).
+__device__ __forceinline__ void histogram_add(int* hist, uint32_t bin, bool active) {
+  const unsigned lanes = __ballot_sync(0xffffffffu, active);
+  if (!active) return;
+  const unsigned same = __match_any_sync(lanes, bin);
+  if ((threadIdx.x & 31) == __ffs(same) - 1) atomicAdd(&hist[bin], __popc(same));
+}
+
 // The digit of a 256-bin histogram (counts of the candidates' current 8 bits) that holds the
 // remaining-th largest candidate: s_sel[0] = digit, s_sel[1] = its rank within the digit. Run by
 // warp 0: lane l sums digits 255 - 8l .. 248 - 8l, a warp scan finds the lane where the count
@@ -504,9 +515,10 @@ __device__ uint32_t radix_threshold(int c_lo, int c_hi, int k, KeyOf key_of, int
   for (int shift = 24; shift >= 0; shift -= 8) {
     for (int i = tid; i < 256; i += kThreads) s_hist[i] = 0;
     __syncthreads();
-    for (int x = c_lo + tid; x < c_hi; x += kThreads) {
-      const uint32_t key = key_of(x);
-      if ((key & mask) == prefix) atomicAdd(&s_hist[(key >> shift) & 255u], 1);
+    for (int base = c_lo + (tid & ~31); base < c_hi; base += kThreads) {  // warp-uniform trips
+      const int x = base + (tid & 31);
+      const uint32_t key = x < c_hi ? key_of(x) : 0u;
+      histogram_add(s_hist, (key >> shift) & 255u, x < c_hi && (key & mask) == prefix);
     }
     const int* hist = combined_histogram();
     if (tid < 32) find_digit(hist, remaining, s_sel);
@@ -544,11 +556,14 @@ __device__ ThresholdCounts count_against_threshold(int c_lo, int c_hi, KeyOf key
   return t;
 }
 
-// Top-k selection over one head's scores by a cluster of kSelectCluster CTAs, each owning a
+// Top-k selection over one head's scores by a cluster of CTAs (launch attribute), each owning a
 // contiguous part of the entries: the histograms of a radix pass are added across the cluster
 // through distributed shared memory, and the final counts give each CTA its place in the output.
 // One 1024-thread CTA per head took 77 us per selection at 32K tokens and 330 us at 128K (H = 9,
-// ncu on H100), with 9 of 132 SMs busy.
+// ncu on H100), with 9 of 132 SMs busy. The cluster is as large as fills the SMs once (both
+// selections of every head), at most kSelectCluster: at 8K tokens clusters of 8 took 25 us for
+// H = 9 (one CTA per head: 38 us) but left 512 CTAs in four waves for H = 32, where one CTA per
+// head made the whole build 0.23 -> 0.17 ms (H100).
 constexpr int kSelectCluster = 8;
 struct SelectJob {
   const float* score;  // [H, n]
@@ -556,8 +571,7 @@ struct SelectJob {
   int k_eff;           // entries to keep per head (0: no job)
   int32_t* out;        // [H, k_eff]
 };
-__global__ void __cluster_dims__(kSelectCluster, 1, 1) __launch_bounds__(1024)
-    select_per_head_kernel(SelectJob first, SelectJob second, int n) {
+__global__ void __launch_bounds__(1024) select_per_head_kernel(SelectJob first, SelectJob second, int n) {
   constexpr int kThreads = 1024;
   namespace cg = cooperative_groups;
   cg::cluster_group cluster = cg::this_cluster();
@@ -567,13 +581,14 @@ __global__ void __cluster_dims__(kSelectCluster, 1, 1) __launch_bounds__(1024)
   __shared__ int s_cta_counts[2];  // this CTA's entries above / equal to the threshold
   const SelectJob job = blockIdx.y == 0 ? first : second;
   if (job.k_eff == 0) return;  // the whole cluster (same blockIdx.y)
-  const int head = blockIdx.x / kSelectCluster;
+  const int cluster_size = static_cast<int>(cluster.num_blocks());
+  const int head = blockIdx.x / cluster_size;
   const int rank = static_cast<int>(cluster.block_rank());
   const int tid = threadIdx.x;
   const float* s = job.score + static_cast<int64_t>(head) * n;
   int32_t* out = job.out + static_cast<int64_t>(head) * job.k_eff;
   auto key_of = [&](int x) { return x < job.n_forced ? 0xffffffffu : order_key(s[x]); };
-  const int part = (n + kSelectCluster - 1) / kSelectCluster;
+  const int part = (n + cluster_size - 1) / cluster_size;
   const int c_lo = min(n, rank * part), c_hi = min(n, c_lo + part);
   if (job.k_eff >= n) {
     for (int x = c_lo + tid; x < c_hi; x += kThreads) out[x] = x;
@@ -584,7 +599,7 @@ __global__ void __cluster_dims__(kSelectCluster, 1, 1) __launch_bounds__(1024)
     cluster.sync();  // every CTA's histogram is complete
     for (int i = tid; i < 256; i += kThreads) {
       int sum = 0;
-      for (int r = 0; r < kSelectCluster; ++r) sum += cluster.map_shared_rank(s_hist, r)[i];
+      for (int r = 0; r < cluster_size; ++r) sum += cluster.map_shared_rank(s_hist, r)[i];
       s_total[i] = sum;
     }
     cluster.sync();  // every CTA has read the histograms (they are zeroed next pass)
@@ -750,58 +765,72 @@ __global__ void __launch_bounds__(kEstThreads) vs_estimate_kernel(const T* q, co
     float s[8][4];
     est_score_tile<T, D>(qa, stage_addr(i % kEstStages), s);
     const int j0 = t * 64;
+    // Tiles wholly before the first query row, with all 64 query rows present, need no mask
+    // (all but the last one or two of a head): ncu had the masks' index arithmetic and branches at
+    // several times the tensor instructions (H100, 32K tokens, d = 128).
+    const bool unmasked = n_last == 64 && j0 + 63 < first_row;
+    auto keep = [&](int r, int j, auto masked) {
+      if constexpr (decltype(masked)::value) return r < n_last && j <= first_row + r && j < n;
+      else return true;
+    };
+    // exp(x * scale - m) as exp2(x * scale log2(e) - m log2(e)): one FFMA and the EX2 unit.
+    const float scale_log2 = scale * 1.4426950408889634f;
     if constexpr (kPass == 1) {
+      auto row_stats = [&](auto masked) {
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int r = warp * 16 + g + 8 * h;
-        const int row = first_row + r;
-        float mx = -__builtin_huge_valf();
+        for (int h = 0; h < 2; ++h) {
+          const int r = warp * 16 + g + 8 * h;
+          float mx = -__builtin_huge_valf();
 #pragma unroll
-        for (int nb = 0; nb < 8; ++nb)
+          for (int nb = 0; nb < 8; ++nb)
 #pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int j = j0 + nb * 8 + 2 * t4 + e;
-            if (j <= row && j < n) mx = fmaxf(mx, s[nb][2 * h + e] * scale);
+            for (int e = 0; e < 2; ++e)
+              if (keep(r, j0 + nb * 8 + 2 * t4 + e, masked)) mx = fmaxf(mx, s[nb][2 * h + e]);
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+          const float m_log2 = mx * scale_log2;
+          float sum = 0.f;
+#pragma unroll
+          for (int nb = 0; nb < 8; ++nb)
+#pragma unroll
+            for (int e = 0; e < 2; ++e)
+              if (keep(r, j0 + nb * 8 + 2 * t4 + e, masked)) sum += exp2f(fmaf(s[nb][2 * h + e], scale_log2, -m_log2));
+          sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+          sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+          if (t4 == 0 && r < n_last) {
+            float* out = partial + ((static_cast<int64_t>(head) * 64 + r) * n_tiles + t) * 2;
+            out[0] = mx * scale;
+            out[1] = sum;
           }
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        float sum = 0.f;
-#pragma unroll
-        for (int nb = 0; nb < 8; ++nb)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int j = j0 + nb * 8 + 2 * t4 + e;
-            if (j <= row && j < n) sum += expf(s[nb][2 * h + e] * scale - mx);
-          }
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-        if (t4 == 0 && r < n_last) {
-          float* out = partial + ((static_cast<int64_t>(head) * 64 + r) * n_tiles + t) * 2;
-          out[0] = mx;
-          out[1] = sum;
         }
-      }
+      };
+      if (unmasked) row_stats(std::false_type{});
+      else row_stats(std::true_type{});
     } else {
       // A into shared memory for the diagonals; the columns' sums over this warp's 16 rows from
       // registers (over the two rows of a thread, then across g by shuffles).
-      float col[8][2];
+      auto a_tile = [&](auto masked) {
+        const float l_log2[2] = {l[0] * 1.4426950408889634f, l[1] * 1.4426950408889634f};
 #pragma unroll
-      for (int nb = 0; nb < 8; ++nb)
+        for (int nb = 0; nb < 8; ++nb)
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          col[nb][e] = 0.f;
+          for (int e = 0; e < 2; ++e) {
+            float col = 0.f;
 #pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            const int r = warp * 16 + g + 8 * h;
-            const int jj = nb * 8 + 2 * t4 + e, j = j0 + jj;
-            const float x = (r < n_last && j <= first_row + r && j < n) ? expf(s[nb][2 * h + e] * scale - l[h]) : 0.f;
-            sA[r][jj] = x;
-            col[nb][e] += x;
+            for (int h = 0; h < 2; ++h) {
+              const int r = warp * 16 + g + 8 * h;
+              const int jj = nb * 8 + 2 * t4 + e;
+              const float x = keep(r, j0 + jj, masked) ? exp2f(fmaf(s[nb][2 * h + e], scale_log2, -l_log2[h])) : 0.f;
+              sA[r][jj] = x;
+              col += x;
+            }
+#pragma unroll
+            for (int off = 4; off < 32; off <<= 1) col += __shfl_xor_sync(0xffffffffu, col, off);
+            if (g == 0) s_col[warp][nb * 8 + 2 * t4 + e] = col;
           }
-#pragma unroll
-          for (int off = 4; off < 32; off <<= 1) col[nb][e] += __shfl_xor_sync(0xffffffffu, col[nb][e], off);
-          if (g == 0) s_col[warp][nb * 8 + 2 * t4 + e] = col[nb][e];
-        }
+      };
+      if (unmasked) a_tile(std::false_type{});
+      else a_tile(std::true_type{});
       __syncthreads();  // A and the column partials complete (the next tile's first barrier guards their reuse)
       // Diagonal x = 63 + r - jj. Thread p < 64 of a half takes diagonals p (rows 0 .. p) and
       // p + 64 (rows p + 1 .. 63): one walk over the rows, each half of the CTA over half of them.
@@ -901,7 +930,7 @@ __device__ void warp_select_top(int len, int k_eff, KeyOf key_of, int* s_hist, i
   for (int shift = 24; shift >= 0; shift -= 8) {
     for (int i = lane; i < 256; i += 32) s_hist[i] = 0;
     __syncwarp();
-    for (int x = lane; x < len; x += 32) {
+    for (int x = lane; x < len; x += 32) {  // (one atomic per distinct bin, as in radix_threshold, was slower here)
       const uint32_t key = key_of(x);
       if ((key & mask) == prefix) atomicAdd(&s_hist[(key >> shift) & 255u], 1);
     }
@@ -1139,9 +1168,22 @@ DeviceSparseIndex vertical_slash_index_from_scores_gpu(const float* col_score, c
   if (n_columns > 0 || n_offsets > 0) {  // both selections in one launch (blockIdx.y)
     const SelectJob col_job{col_score, v_sink, n_columns, columns.get()};
     const SelectJob diag_job{diag_score, s_local, n_offsets, offsets.get()};
-    select_per_head_kernel<<<dim3(static_cast<unsigned>(n_heads) * kSelectCluster, 2), 1024, 0, stream>>>(
-        col_job, diag_job, n);
-    HC_CHECK_LAUNCH();
+    int device = 0, sms = 0;
+    HC_CHECK_CUDA(cudaGetDevice(&device));
+    HC_CHECK_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    const unsigned cluster =
+        static_cast<unsigned>(std::clamp<int64_t>(sms / (2 * n_heads), 1, kSelectCluster));
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(static_cast<unsigned>(n_heads) * cluster, 2);
+    config.blockDim = dim3(1024);
+    config.stream = stream;
+    cudaLaunchAttribute attribute{};
+    attribute.id = cudaLaunchAttributeClusterDimension;
+    attribute.val.clusterDim.x = cluster;
+    attribute.val.clusterDim.y = attribute.val.clusterDim.z = 1;
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+    HC_CHECK_CUDA(cudaLaunchKernelEx(&config, select_per_head_kernel, col_job, diag_job, n));
   }
   auto run_start = device_alloc<int32_t>(size_t(n_heads) * std::max(n_offsets, 1), stream);
   auto n_runs = device_alloc<int32_t>(size_t(n_heads), stream);
@@ -1171,8 +1213,9 @@ DeviceSparseIndex build_block_sparse_index_gpu(const GpuQK& qk, int k_blocks, cu
   if (k_blocks < 1) throw InputError(kWhat, "block_sparse needs k_blocks >= 1");
   const int n = qk.n_tokens, d = static_cast<int>(qk.head_dim);
   const int nb = static_cast<int>(num_row_blocks(n));
-  if (size_t(nb) * sizeof(float) > 200 * 1024)
-    throw InputError(kWhat, "block_sparse on the GPU supports up to 3.2M tokens");
+  // The selection keeps a row block's scores against every key block in shared memory.
+  if (block_select_smem(nb, d, 1) > 227 * 1024)
+    throw InputError(kWhat, "block_sparse on the GPU supports up to 3M tokens, got " + std::to_string(n));
   auto pooled_q = device_alloc<float>(size_t(qk.n_heads) * nb * d, stream);     // [H, nb, d]
   auto pooled_k = device_alloc<float>(size_t(qk.n_kv_heads) * nb * d, stream);  // [Hkv, nb, d]
   if (qk.dtype == AttnDType::kBF16) launch_pool<__nv_bfloat16>(qk, pooled_q.get(), pooled_k.get(), stream);
@@ -1183,7 +1226,8 @@ DeviceSparseIndex build_block_sparse_index_gpu(const GpuQK& qk, int k_blocks, cu
   const float scale = 1.f / std::sqrt(float(d));
   const int group = qk.n_heads / qk.n_kv_heads;
   // Rows per CTA: up to kSelectRows while two CTAs fit on an SM (their scores take 4 nb bytes
-  // per row: 16 rows up to 100K tokens or so, fewer beyond, at least one).
+  // per row: 16 rows up to 100K tokens or so, fewer beyond, at least one). Eight rows with the
+  // pooled keys staged through shared memory in tiles were slower at 128K (3.3 ms, against 2.7).
   int rows = kSelectRows;
   while (rows > 1 && block_select_smem(nb, d, rows) > 113 * 1024) --rows;
   const size_t smem = block_select_smem(nb, d, rows);
