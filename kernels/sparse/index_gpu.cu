@@ -563,7 +563,7 @@ __device__ ThresholdCounts count_against_threshold(int c_lo, int c_hi, KeyOf key
 // ncu on H100), with 9 of 132 SMs busy. The cluster is as large as fills the SMs once (both
 // selections of every head), at most kSelectCluster: at 8K tokens clusters of 8 took 25 us for
 // H = 9 (one CTA per head: 38 us) but left 512 CTAs in four waves for H = 32, where one CTA per
-// head made the whole build 0.23 -> 0.17 ms (H100).
+// head made the whole build 0.23 -> 0.17 ms, and this rule (clusters of 2) 0.16-0.19 ms (H100).
 constexpr int kSelectCluster = 8;
 struct SelectJob {
   const float* score;  // [H, n]
@@ -651,13 +651,15 @@ __global__ void offset_runs_kernel(const int32_t* offsets, int n_offsets, int32_
 // tile order). Every sum has a fixed order, so the index is reproducible.
 
 // A CTA takes one head and a run of consecutive 64-key tiles: the head's last queries go to
-// registers once (mma.sync A fragments), the key tiles stream through a ring of kEstStages
-// cp.async stages, so the next tiles load while this one is computed. One CTA per (head, tile),
-// loading the queries and its tile and then computing with nothing in flight, took 160 + 267 us
-// for the two passes at 32K tokens, H = 32, d = 128 (ncu on H100; the same CTAs over runs of
-// tiles without the ring were slower still, PERFORMANCE.md).
-// Ring stages: 3 at d = 64; 2 at d = 128, where a third would leave room for two CTAs per SM
-// instead of three.
+// registers once (mma.sync A fragments), the key tiles stream through a ring of cp.async stages,
+// so the next tiles load while this one is computed. Against one CTA per (head, tile), loading
+// the queries and its tile and then computing with nothing in flight (160 + 267 us for the two
+// passes at 32K tokens, H = 32, d = 128), the ring alone measured 167 + 243 us: the passes were
+// bound by instructions, not loads (ncu on H100); what made them faster was leaving the masks
+// out of the tiles that need none (below; the two builds at 32K, d = 128: 0.54-0.65 -> 0.40-0.47
+// ms with the selection changes).
+// Ring stages: 3 at d = 64; 2 at d = 128, which leaves shared memory for three CTAs per SM in
+// pass 2 instead of two (an occupancy choice, not measured against 3).
 template <int D>
 constexpr int est_stages() {
   return D == 128 ? 2 : 3;
@@ -1041,8 +1043,8 @@ void launch_vs_estimate(const GpuQK& qk, int n_last, float* col_score, float* di
   auto partial = device_alloc<float>(size_t(qk.n_heads) * 64 * n_tiles * 2, stream);   // [H, 64, tiles, 2]
   auto lse = device_alloc<float>(size_t(qk.n_heads) * 64, stream);                      // [H, 64]
   auto diag_partial = device_alloc<float>(size_t(qk.n_heads) * n_tiles * 128, stream);  // [H, tiles, 128]
-  // Enough CTAs to fill every SM once at the kernel's occupancy (more, shorter runs of tiles
-  // gave each CTA less to overlap; fewer left SMs idle).
+  // One wave: enough CTAs to fill every SM once at the kernel's occupancy (more, shorter runs
+  // of tiles would give each CTA less to overlap, fewer would leave SMs idle; not tuned further).
   int device = 0, sms = 0;
   HC_CHECK_CUDA(cudaGetDevice(&device));
   HC_CHECK_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
