@@ -906,15 +906,18 @@ __global__ void vs_diag_combine_kernel(const float* diag_partial, int n, int n_l
 
 // ---- block-sparse estimate ----
 
-// pooled[b][h][x] = mean over the rows of block b of src[row][h][x] (fp32). grid (nb, heads).
+// The mean over the rows of block b of src[row][h][x] (fp32), grid (nb, heads), into
+// pooled[h][b][x] or, key_major, pooled[h][x][b] (the selection reads keys across a warp).
 template <typename T>
-__global__ void pool_blocks_kernel(const T* src, int64_t row_stride, int n, int d, int heads, float* pooled) {
-  const int b = blockIdx.x, h = blockIdx.y, x = threadIdx.x;
+__global__ void pool_blocks_kernel(const T* src, int64_t row_stride, int n, int d, int heads, bool key_major,
+                                   float* pooled) {
+  const int b = blockIdx.x, h = blockIdx.y, x = threadIdx.x, nb = gridDim.x;
   if (x >= d) return;
   const int r0 = b * kBlock, r1 = min(r0 + kBlock, n);
   float acc = 0.f;
   for (int i = r0; i < r1; ++i) acc += static_cast<float>(src[i * row_stride + h * d + x]);
-  pooled[(static_cast<int64_t>(h) * gridDim.x + b) * d + x] = acc / static_cast<float>(r1 - r0);
+  const int64_t at = key_major ? (static_cast<int64_t>(h) * d + x) * nb + b : (static_cast<int64_t>(h) * nb + b) * d + x;
+  pooled[at] = acc / static_cast<float>(r1 - r0);
 }
 
 // Top-k of one row's keys by one warp (radix select, 8 bits at a time): the indices of the k_eff
@@ -993,14 +996,20 @@ __global__ void __launch_bounds__(kSelectThreads) block_select_kernel(const floa
   for (int i = threadIdx.x; i < rows * D; i += kSelectThreads)
     s_q[i] = pooled_q[(static_cast<int64_t>(head) * nb + R0) * D + i];
   __syncthreads();
-  // A thread per key block: its pooled row in float4 pieces against every row's pooled query.
+  // A thread per key block against every row's pooled query. The pooled keys are key-major
+  // ([Hkv][d][nb]): a warp's load of one element of 32 consecutive keys is one 128-byte line
+  // (stored [nb][d], each load touched 32 lines and ncu had the FMAs waiting on them).
   for (int c = threadIdx.x; c < n_keys; c += kSelectThreads) {
-    const float4* pk = reinterpret_cast<const float4*>(pooled_k + (static_cast<int64_t>(kv_head) * nb + c) * D);
+    const float* pk = pooled_k + static_cast<int64_t>(kv_head) * D * nb + c;  // element x at pk[x * nb]
     float acc[kSelectRows];
 #pragma unroll
     for (int r = 0; r < kSelectRows; ++r) acc[r] = 0.f;
     for (int x4 = 0; x4 < D / 4; ++x4) {
-      const float4 kv = __ldg(pk + x4);
+      float4 kv;
+      kv.x = __ldg(pk + (4 * x4 + 0) * nb);
+      kv.y = __ldg(pk + (4 * x4 + 1) * nb);
+      kv.z = __ldg(pk + (4 * x4 + 2) * nb);
+      kv.w = __ldg(pk + (4 * x4 + 3) * nb);
 #pragma unroll
       for (int r = 0; r < kSelectRows; ++r) {
         if (r < rows) {
@@ -1076,9 +1085,9 @@ void launch_pool(const GpuQK& qk, float* pooled_q, float* pooled_k, cudaStream_t
   const int64_t qs = qk.q_row_stride ? qk.q_row_stride : int64_t(qk.n_heads) * d;
   const int64_t ks = qk.k_row_stride ? qk.k_row_stride : int64_t(qk.n_kv_heads) * d;
   pool_blocks_kernel<T><<<dim3(nb, qk.n_heads), d, 0, stream>>>(static_cast<const T*>(qk.q), qs, qk.n_tokens, d,
-                                                               qk.n_heads, pooled_q);
+                                                               qk.n_heads, false, pooled_q);
   pool_blocks_kernel<T><<<dim3(nb, qk.n_kv_heads), d, 0, stream>>>(static_cast<const T*>(qk.k), ks, qk.n_tokens,
-                                                                  d, qk.n_kv_heads, pooled_k);
+                                                                  d, qk.n_kv_heads, true, pooled_k);
   HC_CHECK_LAUNCH();
 }
 
@@ -1219,7 +1228,7 @@ DeviceSparseIndex build_block_sparse_index_gpu(const GpuQK& qk, int k_blocks, cu
   if (block_select_smem(nb, d, 1) > 227 * 1024)
     throw InputError(kWhat, "block_sparse on the GPU supports up to 3M tokens, got " + std::to_string(n));
   auto pooled_q = device_alloc<float>(size_t(qk.n_heads) * nb * d, stream);     // [H, nb, d]
-  auto pooled_k = device_alloc<float>(size_t(qk.n_kv_heads) * nb * d, stream);  // [Hkv, nb, d]
+  auto pooled_k = device_alloc<float>(size_t(qk.n_kv_heads) * nb * d, stream);  // [Hkv, d, nb]
   if (qk.dtype == AttnDType::kBF16) launch_pool<__nv_bfloat16>(qk, pooled_q.get(), pooled_k.get(), stream);
   else launch_pool<__half>(qk, pooled_q.get(), pooled_k.get(), stream);
   const int cap = std::min(nb, std::max(k_blocks, 2));
