@@ -659,7 +659,8 @@ __global__ void offset_runs_kernel(const int32_t* offsets, int n_offsets, int32_
 // out of the tiles that need none (below; the two builds at 32K, d = 128: 0.54-0.65 -> 0.40-0.47
 // ms with the selection changes).
 // Ring stages: 3 at d = 64; 2 at d = 128, which leaves shared memory for three CTAs per SM in
-// pass 2 instead of two (an occupancy choice, not measured against 3).
+// pass 2 instead of two (4 stages at both head dims: builds at 32K and 128K, d = 128, 6-12%
+// slower, at 8K unchanged; H100 A/B).
 template <int D>
 constexpr int est_stages() {
   return D == 128 ? 2 : 3;
@@ -1238,7 +1239,8 @@ DeviceSparseIndex build_block_sparse_index_gpu(const GpuQK& qk, int k_blocks, cu
   const int group = qk.n_heads / qk.n_kv_heads;
   // Rows per CTA: up to kSelectRows while two CTAs fit on an SM (their scores take 4 nb bytes
   // per row: 16 rows up to 100K tokens or so, fewer beyond, at least one). Eight rows with the
-  // pooled keys staged through shared memory in tiles were slower at 128K (3.3 ms, against 2.7).
+  // pooled keys staged through shared memory in tiles were slower (select 3.28 ms at 128K, d = 128,
+  // against 2.48; ncu).
   int rows = kSelectRows;
   while (rows > 1 && block_select_smem(nb, d, rows) > 113 * 1024) --rows;
   const size_t smem = block_select_smem(nb, d, rows);
