@@ -163,8 +163,8 @@ struct VerticalSlashSlot {
 };
 
 // Vertical-slash slots, one warp each. Range p of the slot (ascending keys) is run n_run - 1 - p,
-// written by lane p % 32 (lane 0 walking the runs one after another took 60 us per pass at 32K
-// tokens, H = 32, vertical_slash(30,800); ncu on H100). The kept columns are those in the gaps
+// written by lane p % 32 (lane 0 walking the runs one after another: 51 + 65 us for the two passes
+// at 32K tokens, H = 32, vertical_slash(30,800), 25 + 34 us like this; ncu on H100). The kept columns are those in the gaps
 // between the runs' ranges, so the lanes find each gap's columns by two binary searches and
 // copy them contiguously (a thread per slot walking up to thousands of columns took 3.1 ms of a
 // 7 ms build at 128K tokens, H = 32, v = 3500; testing every column against the offsets, one warp
