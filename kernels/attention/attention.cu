@@ -141,14 +141,6 @@ CUtensorMap make_row_map(const void* base, bool bf16, int64_t n_tokens, int64_t 
   return map;
 }
 
-// Streaming multiprocessors of the current device (the persistent kernel's grid).
-int sm_count() {
-  int device = 0, count = 0;
-  HC_CHECK_CUDA(cudaGetDevice(&device));
-  HC_CHECK_CUDA(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
-  return count;
-}
-
 template <typename T, int D, bool kDense, int kStages>
 void launch_hopper(const FlashArgs& args, long long work_tiles, cudaStream_t stream) {
   using Traits = detail::HopperTraits<D, kDense, kStages>;
@@ -166,7 +158,7 @@ void launch_hopper(const FlashArgs& args, long long work_tiles, cudaStream_t str
   // launch: the tests run many work tiles through few CTAs).
   FlashArgs a = args;
   long long ctas = work_tiles;
-  if (!kDense) ctas = std::min<long long>(ctas, sm_count());
+  if (!kDense) ctas = std::min<long long>(ctas, detail::sm_count());
   if (const char* cap = std::getenv("HEADCAL_HOPPER_CTAS")) ctas = std::max(1LL, std::min(ctas, std::atoll(cap)));
   std::shared_ptr<int> counter;
   if (ctas < work_tiles) {

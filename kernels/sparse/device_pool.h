@@ -1,6 +1,7 @@
 #pragma once
-// Stream-ordered device memory for the index builders and the attention launcher's scratch
-// (internal to headcal::kernels; CUDA builds only).
+// Stream-ordered device memory for the index builders and the attention launcher's scratch, and
+// the current device's SM count their grids are sized by (internal to headcal::kernels; CUDA
+// builds only).
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -38,6 +39,14 @@ inline cudaMemPool_t kernels_pool() {
     pools[device] = pool;
   }
   return pools[device];
+}
+
+// Streaming multiprocessors of the current device.
+inline int sm_count() {
+  int device = 0, count = 0;
+  HC_CHECK_CUDA(cudaGetDevice(&device));
+  HC_CHECK_CUDA(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+  return count;
 }
 
 // n elements from kernels_pool(), allocated in `stream` order. free_on_stream: freed in that

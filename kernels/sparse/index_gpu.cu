@@ -1055,16 +1055,15 @@ void launch_vs_estimate(const GpuQK& qk, int n_last, float* col_score, float* di
   auto diag_partial = device_alloc<float>(size_t(qk.n_heads) * n_tiles * 128, stream);  // [H, tiles, 128]
   // One wave: enough CTAs to fill every SM once at the kernel's occupancy (more, shorter runs
   // of tiles would give each CTA less to overlap, fewer would leave SMs idle; not tuned further).
-  int device = 0, sms = 0;
-  HC_CHECK_CUDA(cudaGetDevice(&device));
-  HC_CHECK_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const int sms = detail::sm_count();
   auto launch_pass = [&](auto kernel, int pass) {
     const int smem = est_smem_bytes<D>(pass);
     HC_CHECK_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     int per_sm = 0;
     HC_CHECK_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kEstThreads, smem));
-    const int64_t want = std::max<int64_t>(1, int64_t(std::max(per_sm, 1)) * sms / qk.n_heads);
-    const int per_cta = static_cast<int>((n_tiles + std::min<int64_t>(want, n_tiles) - 1) / std::min<int64_t>(want, n_tiles));
+    const int64_t ctas_per_head =
+        std::min<int64_t>(n_tiles, std::max<int64_t>(1, int64_t(std::max(per_sm, 1)) * sms / qk.n_heads));
+    const int per_cta = static_cast<int>((n_tiles + ctas_per_head - 1) / ctas_per_head);
     const dim3 grid(qk.n_heads, (n_tiles + per_cta - 1) / per_cta);
     kernel<<<grid, kEstThreads, smem, stream>>>(q, k, qs, ks, n, n_last, group, scale, n_tiles, per_cta,
                                                 partial.get(), lse.get(), col_score, diag_partial.get());
@@ -1180,11 +1179,8 @@ DeviceSparseIndex vertical_slash_index_from_scores_gpu(const float* col_score, c
   if (n_columns > 0 || n_offsets > 0) {  // both selections in one launch (blockIdx.y)
     const SelectJob col_job{col_score, v_sink, n_columns, columns.get()};
     const SelectJob diag_job{diag_score, s_local, n_offsets, offsets.get()};
-    int device = 0, sms = 0;
-    HC_CHECK_CUDA(cudaGetDevice(&device));
-    HC_CHECK_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
     const unsigned cluster =
-        static_cast<unsigned>(std::clamp<int64_t>(sms / (2 * n_heads), 1, kSelectCluster));
+        static_cast<unsigned>(std::clamp<int64_t>(detail::sm_count() / (2 * n_heads), 1, kSelectCluster));
     cudaLaunchConfig_t config{};
     config.gridDim = dim3(static_cast<unsigned>(n_heads) * cluster, 2);
     config.blockDim = dim3(1024);
