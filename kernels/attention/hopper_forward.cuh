@@ -713,7 +713,7 @@ __global__ void __launch_bounds__(384, 1)
   // stage stays held until then (`compute` says why index-driven units are not). Each combination
   // of unit shapes is its own complete wgmma sequence (a wgmma under a condition inside one commit
   // group makes ptxas serialise them).
-  enum Unit : int { kNone = 0, kOne64 = 1, kOne128 = 2, kTwo64 = 3 };
+  enum Unit : int { kNone = 0, kOne64 = 1, kOne128 = 2, kTwo64 = 3, kOne32 = 4 };
   using Zero = std::integral_constant<int, 0>;
   using W64 = std::integral_constant<int, 64>;
   uint32_t p[8][4];  // P of the pending unit: [16-key slice][A fragment], packed pairs
@@ -724,7 +724,9 @@ __global__ void __launch_bounds__(384, 1)
   // Issues PV of the pending unit (shape kPend).
   auto issue_pending_pv = [&](auto pend_shape) {
     constexpr int kPend = decltype(pend_shape)::value;
-    if constexpr (kPend == kOne64) {
+    if constexpr (kPend == kOne32) {
+      issue_pv(p, pend_t, std::integral_constant<int, 32>{}, Zero{});
+    } else if constexpr (kPend == kOne64) {
       issue_pv(p, pend_t, W64{}, Zero{});
     } else if constexpr (kPend == kOne128) {
       issue_pv(p, pend_t, std::integral_constant<int, kN>{}, Zero{});
@@ -737,8 +739,8 @@ __global__ void __launch_bounds__(384, 1)
   auto step = [&](const Tile& t, const Tile& u, int first, auto unit_shape, auto pend_shape) {
     constexpr int kUnit = decltype(unit_shape)::value;
     constexpr int kPend = decltype(pend_shape)::value;
-    constexpr int kKeys = kUnit == kOne64 ? 64 : 128;
-    using WUnit = std::integral_constant<int, kUnit == kOne128 ? kN : 64>;
+    constexpr int kKeys = kUnit == kOne32 ? 32 : kUnit == kOne64 ? 64 : 128;
+    using WUnit = std::integral_constant<int, kUnit == kOne128 ? kN : kUnit == kOne32 ? 32 : 64>;
     float s[kKeys / 8][4];
     wgmma_fence();
     issue_scores(s, t, WUnit{}, Zero{});
@@ -895,7 +897,16 @@ __global__ void __launch_bounds__(384, 1)
           first = seq;
           t = fetch();
         } else {
-          compute(t, t, first, std::integral_constant<int, kOne64>{});
+          // A stage whose keys for this warpgroup all sit in its first 32 rows (the last tile of
+          // a range, a short list of gathered columns) is computed 32 wide: 32-key QK^T, softmax
+          // and PV. H100 A/B, kernel only, best of three: vertical_slash(30,800) at d = 128
+          // 0.497 -> 0.484 ms (8K), 3.34 -> 3.27 (32K), 26.2 -> 24.3 (128K), the other
+          // configurations within +-2.5%. At d = 64 a lone stage is rare (the partner search
+          // above pairs it) and the narrow unit gained nothing there, so d = 64 keeps one shape.
+          if (D == 128 && t.hi - (t.kind == kStageKeys ? t.base : 0) <= 32)
+            compute(t, t, first, std::integral_constant<int, kOne32>{});
+          else
+            compute(t, t, first, std::integral_constant<int, kOne64>{});
           first = seq - 1;
           t = u;
         }
