@@ -45,6 +45,18 @@ __host__ __device__ __forceinline__ int last_row(int rb, int n) {
   return rb * kBlock + kBlock - 1 < n - 1 ? rb * kBlock + kBlock - 1 : n - 1;
 }
 
+// Inclusive sum of v over this lane and the ones below it (called by whole warps).
+template <typename I>
+__device__ __forceinline__ I warp_inclusive_sum(I v) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int off = 1; off < 32; off <<= 1) {
+    const I y = __shfl_up_sync(0xffffffffu, v, off);
+    if (lane >= off) v += y;
+  }
+  return v;
+}
+
 // ---- static patterns (dense, a_shape): the whole index in closed form, one kernel ----
 
 // A slot's ranges depend only on its row block: dense [0, r1 + 1); a_shape the sink range
@@ -206,13 +218,7 @@ __global__ void vs_slot_pass_kernel(VerticalSlashSlot rule, int n_slots, int32_t
     const int g = base + lane;
     int first = 0, count = 0;
     if (g <= n_run) gap_columns(g, first, count);
-    int before = count;  // inclusive scan of the counts over the lanes
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-      const int y = __shfl_up_sync(0xffffffffu, before, o);
-      if (lane >= o) before += y;
-    }
-    before -= count;
+    const int before = warp_inclusive_sum(count) - count;
     if (fill) {
       int32_t* out = cols + col_offsets[slot] + written;
       for (int j = 0; j < 32 && base + j <= n_run; ++j) {  // the chunk's gaps in key order
@@ -275,22 +281,12 @@ __global__ void block_sparse_slot_pass_kernel(BlockSparseSlot rule, int n_slots,
 template <int kThreads, typename I = int>
 __device__ I block_exclusive_scan(I v, I* s_warp, I* total) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  I inc = v;
-#pragma unroll
-  for (int off = 1; off < 32; off <<= 1) {
-    const I y = __shfl_up_sync(0xffffffffu, inc, off);
-    if (lane >= off) inc += y;
-  }
+  const I inc = warp_inclusive_sum(v);
   if (lane == 31) s_warp[warp] = inc;
   __syncthreads();
   if (warp == 0) {
-    I w = lane < kThreads / 32 ? s_warp[lane] : 0;
-    I winc = w;
-#pragma unroll
-    for (int off = 1; off < 32; off <<= 1) {
-      const I y = __shfl_up_sync(0xffffffffu, winc, off);
-      if (lane >= off) winc += y;
-    }
+    const I w = lane < kThreads / 32 ? s_warp[lane] : 0;
+    const I winc = warp_inclusive_sum(w);
     if (lane < kThreads / 32) s_warp[lane] = winc - w;
     if (lane == kThreads / 32 - 1) s_warp[32] = winc;
   }
@@ -467,12 +463,7 @@ __device__ void find_digit(const int* hist, int remaining, int* s_sel) {
   int sum = 0;
 #pragma unroll
   for (int j = 0; j < 8; ++j) sum += hist[255 - 8 * lane - j];
-  int inc = sum;
-#pragma unroll
-  for (int off = 1; off < 32; off <<= 1) {
-    const int y = __shfl_up_sync(0xffffffffu, inc, off);
-    if (lane >= off) inc += y;
-  }
+  const int inc = warp_inclusive_sum(sum);
   const unsigned reach = __ballot_sync(0xffffffffu, inc >= remaining);
   if (lane == __ffs(reach) - 1) {
     int cum = inc - sum;
@@ -957,16 +948,7 @@ __device__ void warp_select_top(int len, int k_eff, KeyOf key_of, int* s_hist, i
     n_gt += key > prefix;
     n_eq += key == prefix;
   }
-  int gt_inc = n_gt, eq_inc = n_eq;
-#pragma unroll
-  for (int off = 1; off < 32; off <<= 1) {
-    const int g = __shfl_up_sync(0xffffffffu, gt_inc, off);
-    const int e = __shfl_up_sync(0xffffffffu, eq_inc, off);
-    if (lane >= off) {
-      gt_inc += g;
-      eq_inc += e;
-    }
-  }
+  const int gt_inc = warp_inclusive_sum(n_gt), eq_inc = warp_inclusive_sum(n_eq);
   write_selected(lo, hi, key_of, prefix, remaining, gt_inc - n_gt, eq_inc - n_eq, out);
 }
 
