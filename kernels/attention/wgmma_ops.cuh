@@ -6,8 +6,8 @@
 //   ss: A (m64 x k16) and B from shared memory through descriptors, both K-major (QK^T);
 //       into d[kFirst .. kFirst + N / 8) of a longer tile (two 64-key stages as one 128-key
 //       tile) when kFirst or the tile's length say so.
-//   rs: A from registers (the mma.sync m16n8k16 A-fragment layout per warp), B from shared
-//       memory MN-major (imm-trans-b = 1: V stored [keys][head_dim]) (PV).
+//   rs (N = head dim): A from registers (the mma.sync m16n8k16 A-fragment layout per warp),
+//       B from shared memory MN-major (imm-trans-b = 1: V stored [keys][head_dim]) (PV).
 // scale_d = 0 overwrites d, 1 accumulates into it.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -36,20 +36,6 @@ struct Wgmma<__nv_bfloat16, 32> {
           "+f"(d[kFirst + 2][0]), "+f"(d[kFirst + 2][1]), "+f"(d[kFirst + 2][2]), "+f"(d[kFirst + 2][3]),
           "+f"(d[kFirst + 3][0]), "+f"(d[kFirst + 3][1]), "+f"(d[kFirst + 3][2]), "+f"(d[kFirst + 3][3])
         : "l"(a_desc), "l"(b_desc), "r"(scale_d));
-  }
-  __device__ __forceinline__ static void rs(float (&d)[4][4], const uint32_t (&a)[4],
-                                            uint64_t b_desc, int scale_d) {
-    asm volatile(
-        "{\n.reg .pred p;\n"
-        "setp.ne.b32 p, %21, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, "
-        "{%16, %17, %18, %19}, %20, p, 1, 1, 1;\n}\n"
-        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
-          "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
-          "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(scale_d));
   }
 };
 
@@ -170,20 +156,6 @@ struct Wgmma<__half, 32> {
           "+f"(d[kFirst + 2][0]), "+f"(d[kFirst + 2][1]), "+f"(d[kFirst + 2][2]), "+f"(d[kFirst + 2][3]),
           "+f"(d[kFirst + 3][0]), "+f"(d[kFirst + 3][1]), "+f"(d[kFirst + 3][2]), "+f"(d[kFirst + 3][3])
         : "l"(a_desc), "l"(b_desc), "r"(scale_d));
-  }
-  __device__ __forceinline__ static void rs(float (&d)[4][4], const uint32_t (&a)[4],
-                                            uint64_t b_desc, int scale_d) {
-    asm volatile(
-        "{\n.reg .pred p;\n"
-        "setp.ne.b32 p, %21, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n32k16.f32.f16.f16 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, "
-        "{%16, %17, %18, %19}, %20, p, 1, 1, 1;\n}\n"
-        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
-          "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
-          "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(scale_d));
   }
 };
 
