@@ -66,12 +66,12 @@ kernels::AttentionParams base_params(const DeviceAttentionInput& in) {
 struct UploadedIndex {
   int64_t n_heads, n_tokens;
   DeviceBuffer<int32_t> range_offsets, range_begin, range_end, col_offsets, cols, band_sink, band_local;
-  bool has_band;
+  bool has_band, row_blocks_share_tiles;
   UploadedIndex(const kernels::SparseIndex& h, cudaStream_t stream)
       : n_heads(h.n_heads), n_tokens(h.n_tokens), range_offsets(h.range_offsets.size()),
         range_begin(h.range_begin.size()), range_end(h.range_end.size()), col_offsets(h.col_offsets.size()),
         cols(h.cols.size()), band_sink(h.band_sink.size()), band_local(h.band_local.size()),
-        has_band(!h.band_local.empty()) {
+        has_band(!h.band_local.empty()), row_blocks_share_tiles(h.row_blocks_share_tiles) {
     auto up = [&](const DeviceBuffer<int32_t>& dst, const std::vector<int32_t>& src) {
       if (!src.empty())
         HC_CHECK_CUDA(cudaMemcpyAsync(dst.ptr, src.data(), src.size() * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
@@ -86,9 +86,12 @@ struct UploadedIndex {
     HC_CHECK_CUDA(cudaStreamSynchronize(stream));  // the host index may go out of scope
   }
   kernels::SparseIndexView view() const {
-    return {n_heads,          n_tokens,        range_offsets.ptr,
-            range_begin.ptr,  range_end.ptr,   col_offsets.ptr,
-            cols.ptr,         has_band ? band_sink.ptr : nullptr, has_band ? band_local.ptr : nullptr};
+    kernels::SparseIndexView v{n_heads,         n_tokens,      range_offsets.ptr,
+                               range_begin.ptr, range_end.ptr, col_offsets.ptr,
+                               cols.ptr,        has_band ? band_sink.ptr : nullptr,
+                               has_band ? band_local.ptr : nullptr};
+    v.row_blocks_share_tiles = row_blocks_share_tiles;
+    return v;
   }
 };
 

@@ -16,7 +16,7 @@
 #include "kernels/attention/attention.h"
 #include "kernels/attention/flash_forward.cuh"
 #include "kernels/attention/hopper_forward.cuh"
-#include "kernels/attention/pair_columns.h"
+#include "kernels/attention/tile_columns.h"
 #include "kernels/sparse/device_pool.h"
 
 namespace hc::kernels {
@@ -141,10 +141,10 @@ CUtensorMap make_row_map(const void* base, bool bf16, int64_t n_tokens, int64_t 
   return map;
 }
 
-template <typename T, int D, bool kDense, int kStages>
+template <typename T, int D, bool kDense, int kStages, int kConsumers>
 void launch_hopper(const FlashArgs& args, long long work_tiles, cudaStream_t stream) {
-  using Traits = detail::HopperTraits<D, kDense, kStages>;
-  auto kernel = detail::hopper_forward_kernel<T, D, kDense, kStages>;
+  using Traits = detail::HopperTraits<D, kDense, kStages, kConsumers>;
+  auto kernel = detail::hopper_forward_kernel<T, D, kDense, kStages, kConsumers>;
   constexpr int smem = Traits::kSmemBytes;
   HC_CHECK_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   if (work_tiles > 0x7fffffffLL) throw InputError("attention", "too many (row tile, head) pairs");
@@ -170,7 +170,7 @@ void launch_hopper(const FlashArgs& args, long long work_tiles, cudaStream_t str
   HC_CHECK_LAUNCH();
 }
 
-template <typename T, int D, bool kDense>
+template <typename T, int D, bool kDense, int kConsumers>
 void launch_hopper_stages(const FlashArgs& a, long long ctas, cudaStream_t stream) {
   // Shared-memory stages of the K/V ring. Dense (128-key stages): measured on H100 (headcal
   // bench dense, bf16, TMA loads) 3 stages 0.233 / 3.181 / 1.022 / 16.46 ms vs 2 stages 0.234 /
@@ -184,17 +184,28 @@ void launch_hopper_stages(const FlashArgs& a, long long ctas, cudaStream_t strea
   // 1.022 ms at 8K); the overlap the dense kernel has is PV under the next softmax
   // (hopper_forward.cuh).
   static const bool few = env_knob("HEADCAL_HOPPER_STAGES", "") == "few";
-  constexpr int kMany = std::min(kDense ? 3 : 8, detail::HopperShape<D, kDense>::max_stages());
+  constexpr int kMany = std::min(kDense ? 3 : 8, detail::HopperShape<D, kDense, kConsumers>::max_stages());
   constexpr int kFew = 2;
-  if (few) launch_hopper<T, D, kDense, kFew>(a, ctas, stream);
-  else launch_hopper<T, D, kDense, kMany>(a, ctas, stream);
+  if (few) launch_hopper<T, D, kDense, kFew, kConsumers>(a, ctas, stream);
+  else launch_hopper<T, D, kDense, kMany, kConsumers>(a, ctas, stream);
 }
 
+// `consumers` = detail::hopper_consumers(head_dim, kDense, ...), which also sized a.n_row_tiles.
 template <bool kDense>
-void dispatch_hopper(const AttentionParams& p, const FlashArgs& a, long long ctas, cudaStream_t stream) {
+void dispatch_hopper(const AttentionParams& p, const FlashArgs& a, long long ctas, int consumers,
+                     cudaStream_t stream) {
   for_dtype_and_dim(p, [&](auto td) {
     using TD = decltype(td);
-    launch_hopper_stages<typename TD::Type, TD::kD, kDense>(a, ctas, stream);
+    using T = typename TD::Type;
+    constexpr int kD = TD::kD;
+    if constexpr (kDense) {
+      launch_hopper_stages<T, kD, true, detail::hopper_consumers(kD, true, false)>(a, ctas, stream);
+    } else if constexpr (kD == 64) {
+      if (consumers == 3) launch_hopper_stages<T, kD, false, 3>(a, ctas, stream);
+      else launch_hopper_stages<T, kD, false, 2>(a, ctas, stream);
+    } else {
+      launch_hopper_stages<T, kD, false, 2>(a, ctas, stream);
+    }
   });
 }
 
@@ -212,8 +223,8 @@ __global__ void probe_finalize_kernel(double* recall, int n_heads, double inv_n)
 
 }  // namespace
 
-// Dense path: the Hopper kernel (hopper_forward.cuh), 128-row CTAs, 128-key tiles: 467-521 TF/s
-// at d=128 and 314-374 at d=64 on H100 (headcal bench dense, docs/PERFORMANCE.md).
+// Dense path: the Hopper kernel (hopper_forward.cuh), 192-row (d = 64) or 128-row (d = 128)
+// CTAs, 128-key tiles (speeds on H100: headcal bench dense, docs/PERFORMANCE.md).
 // Under HEADCAL_ATTN_KERNEL=mma, the mma.sync kernel: 128-row CTAs of 4 warps x 32 rows (kM = 2,
 // FlashAttention-2's split), 285-300 TF/s at d=128 and 253-290 at d=64, 4-14% faster than
 // 8 warps x 16 rows (w8m1) or 64-row CTAs (w4m1); HEADCAL_DENSE_TILE=w8m1 | w4m1 | w4m2
@@ -223,8 +234,9 @@ void dense_attention_forward(const AttentionParams& p, cudaStream_t stream) {
   if (p.probe_lse != nullptr)
     throw InputError("dense_attention_forward", "probe mode needs sparse_attention_forward");
   if (!use_mma_sync_kernel()) {
-    const int n_tiles = (p.n_tokens + 127) / 128;
-    dispatch_hopper<true>(p, make_args(p, n_tiles), static_cast<long long>(n_tiles) * p.n_heads, stream);
+    const int consumers = detail::hopper_consumers(static_cast<int>(p.head_dim), true, false);
+    const int n_tiles = static_cast<int>(num_work_row_tiles(p.n_tokens, consumers));
+    dispatch_hopper<true>(p, make_args(p, n_tiles), static_cast<long long>(n_tiles) * p.n_heads, consumers, stream);
     return;
   }
   static const std::string variant = env_knob("HEADCAL_DENSE_TILE", "w4m2");
@@ -266,13 +278,15 @@ void sparse_attention_forward(const AttentionParams& p, const SparseIndexView& i
                                                                          1.0 / p.n_tokens);
     HC_CHECK_LAUNCH();
   } else if (!use_mma_sync_kernel()) {
-    // Work tiles of (head, pair of 64-row blocks), taken by persistent CTAs.
-    FlashArgs paired = a;
-    paired.n_row_tiles = (p.n_tokens + 127) / 128;
+    // Work tiles of (head, blocks_per_tile consecutive 64-row blocks), taken by persistent CTAs.
+    const int blocks_per_tile =
+        detail::hopper_consumers(static_cast<int>(p.head_dim), false, index.row_blocks_share_tiles);
+    FlashArgs tiled = a;
+    tiled.n_row_tiles = static_cast<int>(num_work_row_tiles(p.n_tokens, blocks_per_tile));
     // HEADCAL_SPARSE_ORDER=heads: the dense kernel's CTA order (tuning knob; see FlashArgs).
     static const bool heads_order = env_knob("HEADCAL_SPARSE_ORDER", "") == "heads";
-    paired.kv_group_order = heads_order ? 0 : 1;
-    // The two blocks' gathered columns, merged (pair_columns.h), each key loaded once for both
+    tiled.kv_group_order = heads_order ? 0 : 1;
+    // The blocks' gathered columns, merged (tile_columns.h), each key loaded once for all
     // consumers. vertical_slash(3500,100) at 128K, d = 128, H100, kernel only: 16.1 ms with each
     // block's columns in stages of their own, 13.2 merged (21.2 before stages whose keys are all
     // both blocks' skipped the per-key mask); the merge pass itself 0.44 ms (ncu). Loading each
@@ -285,13 +299,13 @@ void sparse_attention_forward(const AttentionParams& p, const SparseIndexView& i
       HC_CHECK_CUDA(cudaStreamSynchronize(stream));
       total_cols = last;
     }
-    PairColumnsDevice pair_columns;
+    TileColumnsDevice tile_columns;
     if (total_cols > 0) {
-      pair_columns = merge_pair_columns_gpu(index, total_cols, stream);
-      paired.pair_entries = pair_columns.entries.get();
-      paired.pair_entry_counts = pair_columns.counts.get();
+      tile_columns = merge_tile_columns_gpu(index, blocks_per_tile, total_cols, stream);
+      tiled.tile_entries = tile_columns.entries.get();
+      tiled.tile_entry_counts = tile_columns.counts.get();
     }
-    dispatch_hopper<false>(p, paired, static_cast<long long>(paired.n_row_tiles) * p.n_heads, stream);
+    dispatch_hopper<false>(p, tiled, static_cast<long long>(tiled.n_row_tiles) * p.n_heads, blocks_per_tile, stream);
   } else {
     // 4 warps x 16 rows. HEADCAL_SPARSE_TILE=w2m2 (2 warps x 32 rows) was faster at d=64
     // (4.93 vs 5.12 ms, dense index, 32K) but spills at d=128 (60.5 vs 35.0 ms): tuning knob only.

@@ -48,10 +48,10 @@ struct FlashArgs {
   const int32_t* cols;
   const int32_t* band_sink;   // [H] or null
   const int32_t* band_local;  // [H] or null; 0 = no band on that head
-  // Hopper index-driven kernel: each CTA's gathered columns, merged (pair_columns_ref.h); null
-  // when the index has none.
-  const int32_t* pair_entries;       // at col_offsets[head * n_row_blocks + 2 * row_tile]
-  const int32_t* pair_entry_counts;  // [H * n_row_tiles]
+  // Hopper index-driven kernel: each work tile's gathered columns, merged (tile_columns_ref.h);
+  // null when the index has none.
+  const int32_t* tile_entries;       // at col_offsets[head * n_row_blocks + blocks per tile * row_tile]
+  const int32_t* tile_entry_counts;  // [H * n_row_tiles]
   // Probe mode.
   const float* probe_lse;               // [H, N]
   double* probe_recall;                 // [H] (raw sums; divided by N afterwards)

@@ -3,10 +3,10 @@
 // launched by attention.cu). Same semantics, arguments and tile walk as flash_forward.cuh; the
 // mma.sync kernel there stays for probe mode.
 //
-// Work tiles are 128 query rows of one head. Index-driven CTAs are persistent (one per SM): the
-// first tile is blockIdx.x, the next ones come from a counter in global memory (FlashArgs::
-// tile_counter). Dense CTAs take one tile each (HopperTraits::kQBuffers says why). A CTA is three
-// warpgroups:
+// Work tiles are 64 * kConsumers query rows of one head (HopperShape: 192 at d = 64, 128 at
+// d = 128). Index-driven CTAs are persistent (one per SM): the first tile is blockIdx.x, the
+// next ones come from a counter in global memory (FlashArgs::tile_counter). Dense CTAs take one
+// tile each (HopperTraits::kQBuffers says why). A CTA is 1 + kConsumers warpgroups:
 //   warpgroup 0, the loader: for each work tile, loads its Q (TMA; index-driven, into one of
 //     two Q buffers, so the next tile's Q lands while this one's is still read), then walks the
 //     key tiles (TileCursorT, up to 128 keys each) and fills a ring of shared-memory stages:
@@ -16,28 +16,29 @@
 //     its "empty" mbarrier. The ring carries a "tile begins" stage (head, rows, band) before a
 //     tile's keys and a "tile ends" stage after them, so the loader runs into the next tile
 //     while the consumers finish one. setmaxnreg gives it 56 registers.
-//   warpgroups 1 and 2, the consumers: rows r0..r0+63 and r0+64..r0+127. S = Q K^T with wgmma
-//     (Q and K from shared memory), online softmax in registers, O += P V with wgmma (P from
-//     registers, V from shared memory). A tile of up to 64 keys is computed 64 wide, a longer
-//     one (or, index-driven, two consecutive 64-key stages of the same consumer) 128 wide.
-//     Dense: PV of one key tile runs under the next tile's softmax (see `compute`). 224
-//     registers each. After a tile's last stage a consumer frees its Q buffer and writes
-//     O and LSE while the loader is already filling the ring with the next tile.
+//   warpgroups 1 .. kConsumers, the consumers: rows r0 + 64 c .. r0 + 64 c + 63 for consumer c.
+//     S = Q K^T with wgmma (Q and K from shared memory), online softmax in registers, O += P V
+//     with wgmma (P from registers, V from shared memory). A tile of up to 64 keys is computed
+//     64 wide, a longer one (or, index-driven, two consecutive 64-key stages of the same
+//     consumer) 128 wide. Dense: PV of one key tile runs under the next tile's softmax (see
+//     `compute`). The rest of the registers each (224 with two consumers, 152 with three).
+//     After a tile's last stage a consumer frees its Q buffer and writes O and LSE while the
+//     loader is already filling the ring with the next tile.
 // One CTA per work tile instead (non-persistent) cost a fixed ~8.5 us per tile on H100 (headcal
 // bench sparse, a_shape(64, local) swept over local at 32K and 128K, d = 64 and 128: kernel time
 // = ~8.5 us per tile + ~0.75 us (d = 64) or ~1.0 us (d = 128) per 64-key stage): launch, index
 // reads, the first loads and the epilogue, none overlapped.
-// Both consumers read the one key stream, so a K/V tile is fetched once for up to 128 rows
+// All consumers read the one key stream, so a K/V tile is fetched once for the whole work tile
 // (64-row CTAs with streams of their own doubled the L2 traffic: 73% of L2 bandwidth and 35%
 // slower; ncu on H100). Two modes (kDense):
 //   dense: one causal range per CTA in 128-key tiles.
-//   paired (index-driven): the ranges of the CTA's two 64-row blocks in the sparse index, walked
-//     in merged key order; a consecutive-key tile both lists start at the same key is loaded
-//     once for both (ranges shift by 64 keys from one row block to the next, so their tiles line
-//     up), any other tile for its own consumer only (the other skips it). Then the gathered
-//     columns of both blocks, merged so that a key both compute is loaded once (pair_columns.h),
-//     64 per stage. Each consumer applies its own keys, causality and band, so C(i) is exact
-//     per row.
+//   index-driven: the ranges of the CTA's 64-row blocks in the sparse index, walked in merged
+//     key order; a consecutive-key tile that several blocks' lists start at the same key is
+//     loaded once for all of them (ranges shift by 64 keys from one row block to the next, so
+//     their tiles line up), any other tile for its own consumer only (the others skip it). Then
+//     the gathered columns of the blocks, merged so that a key several compute is loaded once
+//     (tile_columns.h), 64 per stage. Each consumer applies its own keys, causality and band,
+//     so C(i) is exact per row.
 // Longest row tiles first; the heads of one row tile are adjacent (dense), or the row tiles of
 // one GQA group (index-driven, FlashArgs::kv_group_order), so K/V is shared in L2.
 //
@@ -51,6 +52,7 @@
 #include <type_traits>
 
 #include "kernels/attention/flash_forward.cuh"
+#include "kernels/attention/tile_columns_ref.h"  // kTileColumnBits
 #include "kernels/attention/wgmma_ops.cuh"
 
 namespace hc::kernels::detail {
@@ -167,19 +169,20 @@ enum StageKind : int {
 
 // Stage metadata, written by the loader. Consecutive keys: shared-memory row r holds key
 // base + r, and consumer c computes keys [lo[c], hi[c]). Gathered columns: row r holds the key
-// of entry r of the stage's entry list (key << 2 | bit c: consumer c computes it), rows
+// of entry r of the stage's entry list (key << kTileColumnBits | bit c: consumer c computes it), rows
 // [lo[c], hi[c]) = [0, count) when any entry has bit c. lo == hi: not for that consumer.
 // first/last: smallest and largest key consumer c computes (gathered: of the stage's entries).
 // Tile begin: head, row_tile, band_sink, band_local (the rest unused).
+template <int kConsumers>
 struct StageMeta {
   int kind, base;
-  int shared_by_all;  // gathered: all kN entries are computed by both consumers (no membership mask)
-  int lo[2], hi[2], first[2], last[2];
+  int shared_by_all;  // gathered: all kN entries are computed by every consumer (no membership mask)
+  int lo[kConsumers], hi[kConsumers], first[kConsumers], last[kConsumers];
   int head, row_tile, band_sink, band_local;
 };
 
-// The work tile w of a launch: a head and a 128-row tile, longest first (n_row_tiles counts
-// 128-row tiles). Dense order: the heads of one row tile are adjacent (they stream the same keys
+// The work tile w of a launch: a head and a row tile, longest first (n_row_tiles counts
+// row tiles of HopperShape::kRows rows). Dense order: the heads of one row tile are adjacent (they stream the same keys
 // in step). KV-group order: the tiles running at once share one KV head's K/V (the index-driven
 // walk reads scattered tiles, whose reuse across row tiles and heads of a group stays in L2 only
 // if the group's K/V is all that is being read).
@@ -196,17 +199,36 @@ __device__ __forceinline__ void work_tile(const FlashArgs& a, int w, int& head, 
   }
 }
 
+// Consumer warpgroups per CTA, 64 query rows each (one row block of the sparse index), at head
+// dim d. Each warpgroup's chain of QK^T, softmax and PV leaves the tensor cores idle between its
+// wgmmas; at d = 64 the registers allow a third warpgroup to fill them (152 registers per
+// consumer thread; d = 128 needs 224 for its 64 O accumulators, so two). Three pay off where
+// the three row blocks compute the same key tiles, loaded once for all: dense (192-row work
+// tiles, as FlashAttention-3's d = 64 shape; H100, headcal bench dense, d = 64: 0.233 -> 0.219 ms
+// at 8K, 3.18 -> 2.84 at 32K, 49.0 -> 45.7 at 128K) and index-driven when the index says its
+// row blocks share their tiles (SparseIndexView::row_blocks_share_tiles: a_shape(128,3968)
+// 0.96 -> 0.87 ms at 32K, 3.82 -> 3.43 at 128K). Where a block computes tiles of its own
+// (vertical-slash, block-sparse), the CTA's K/V traffic per pair grows with its blocks:
+// block_sparse(100) at 128K was 11% slower with three, vertical_slash(3500,100) at 8K 46%
+// (fewer, longer work tiles: SMs active 67% of the kernel's time instead of 93%, ncu).
+constexpr int hopper_consumers(int d, bool dense, bool row_blocks_share_tiles) {
+  return d == 64 && (dense || row_blocks_share_tiles) ? 3 : 2;
+}
+
 // What does not depend on the number of K/V stages.
-template <int D, bool kDense>
+template <int D, bool kDense, int kConsumerCount>
 struct HopperShape {
-  static constexpr int kConsumers = 2;
+  static constexpr int kConsumers = kConsumerCount;
+  static_assert(kConsumers == 2 || (kConsumers == 3 && D == 64), "three consumers only at d = 64 (registers)");
+  static constexpr int kRows = 64 * kConsumers;  // query rows per work tile
   static constexpr int kThreads = 128 * (1 + kConsumers);
-  // Keys per stage. Dense: 128 (FlashAttention-3's 64 x 128 shape per consumer; the last tile
-  // and the first consumer's diagonal tile are computed 64 wide). Index-driven: 64, the index's
-  // block width, with more stages. Measured on H100/H200 (headcal bench sparse, 32K, d = 128):
-  // 128-key stages (3 of them) aligned to 128-key windows were 11-20% faster on a_shape(128,3968)
-  // and vertical_slash(3500,100) but 1.8-2x slower on vertical_slash(1000,6096) and (30,800),
-  // whose short ranges and gathered columns fill half-empty windows with fewer stages in flight.
+  // setmaxnreg budgets (multiples of 8; loader + consumers within the SM's 64K registers): the
+  // loader keeps 56 (its cursors, one per 64-row block), the consumers share the rest: 224 each
+  // of two, 152 each of three. A dense loader walks one range: 24, so that three dense consumers
+  // get 160 (ptxas, nvcc 13.0: at 152 the pipelined dense units serialise their wgmmas, C7512).
+  static constexpr int kLoaderRegs = kDense && kConsumers == 3 ? 24 : 56;
+  static constexpr int kConsumerRegs = (65536 / 128 - kLoaderRegs) / kConsumers / 8 * 8;
+  static_assert(128 * kLoaderRegs + 128 * kConsumers * kConsumerRegs <= 65536, "setmaxnreg over the register file");
   static constexpr int kN = kDense ? 128 : 64;
   static constexpr int kQBytes = 64 * D * 2;    // one consumer's Q tile [64][D]
   static constexpr int kTileBytes = kN * D * 2;  // one K (or V) tile [kN][D]
@@ -216,8 +238,8 @@ struct HopperShape {
   // instead of 3 the dense kernel lost 7% at 128K, d = 128).
   static constexpr int kQBuffers = kDense ? 1 : 2;
 
-  // Byte offsets of the shared-memory layout with `stages` K/V stages: Q [kQBuffers][2
-  // consumers][64][D] at 0, K and V [stages][kN][D], key lists int [stages][kN], StageMeta
+  // Byte offsets of the shared-memory layout with `stages` K/V stages: Q [kQBuffers][kConsumers]
+  // [64][D] at 0, K and V [stages][kN][D], key lists int [stages][kN], StageMeta
   // [stages], mbarriers u64 full[stages], empty[stages], q_empty[kQBuffers], int next_work[2].
   struct Layout {
     int k, v, keys, meta, bars, sched, bytes;
@@ -228,7 +250,7 @@ struct HopperShape {
     l.v = l.k + stages * kTileBytes;
     l.keys = l.v + stages * kTileBytes;
     l.meta = l.keys + stages * kN * 4;
-    l.bars = (l.meta + stages * static_cast<int>(sizeof(StageMeta)) + 7) / 8 * 8;
+    l.bars = (l.meta + stages * static_cast<int>(sizeof(StageMeta<kConsumers>)) + 7) / 8 * 8;
     l.sched = l.bars + (2 * stages + kQBuffers) * 8;
     l.bytes = l.sched + 8 + 1024;  // +1024: alignment
     return l;
@@ -241,9 +263,9 @@ struct HopperShape {
   }
 };
 
-template <int D, bool kDense, int kStageCount>
-struct HopperTraits : HopperShape<D, kDense> {
-  using Shape = HopperShape<D, kDense>;
+template <int D, bool kDense, int kStageCount, int kConsumerCount>
+struct HopperTraits : HopperShape<D, kDense, kConsumerCount> {
+  using Shape = HopperShape<D, kDense, kConsumerCount>;
   static constexpr int kStages = kStageCount;
   static constexpr typename Shape::Layout kLayout = Shape::layout(kStageCount);
   static constexpr int kQOff = 0;
@@ -259,14 +281,18 @@ struct HopperTraits : HopperShape<D, kDense> {
   static_assert(kSmemBytes <= 227 * 1024, "more shared memory than an H100 block can have");
 };
 
-template <typename T, int D, bool kDense, int kStageCount>
-__global__ void __launch_bounds__(384, 1)
+template <typename T, int D, bool kDense, int kStageCount, int kConsumerCount>
+__global__ void __launch_bounds__(HopperShape<D, kDense, kConsumerCount>::kThreads, 1)
     hopper_forward_kernel(const FlashArgs a, const __grid_constant__ CUtensorMap q_map,
                           const __grid_constant__ CUtensorMap k_map, const __grid_constant__ CUtensorMap v_map) {
-  using Tr = HopperTraits<D, kDense, kStageCount>;
+  using Tr = HopperTraits<D, kDense, kStageCount, kConsumerCount>;
   using Mma = MmaOp<T>;
+  using Meta = StageMeta<Tr::kConsumers>;
   constexpr int kN = Tr::kN;
   constexpr int kStages = Tr::kStages;
+  constexpr int kC = Tr::kConsumers;
+  constexpr int kRows = Tr::kRows;
+  constexpr int kAllConsumers = (1 << kC) - 1;  // membership bits of a key every consumer computes
   constexpr int kChunks = D / 8;  // 16-byte chunks per row
   constexpr float kNegInf = -__builtin_huge_valf();
 
@@ -275,14 +301,14 @@ __global__ void __launch_bounds__(384, 1)
   // the compiler keeps shared-memory loads (LDS) for the metadata and key lists.
   unsigned char* smem = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
   int* s_keys = reinterpret_cast<int*>(smem + Tr::kKeysOff);                // [stages][kN]
-  StageMeta* s_meta = reinterpret_cast<StageMeta*>(smem + Tr::kMetaOff);    // [stages]
+  Meta* s_meta = reinterpret_cast<Meta*>(smem + Tr::kMetaOff);              // [stages]
   int* s_next_work = reinterpret_cast<int*>(smem + Tr::kSchedOff);          // [2]
   const uint32_t smem_base = smem_addr(smem);
   auto full_bar = [&](int stage) { return smem_base + Tr::kBarOff + stage * 8; };
   auto empty_bar = [&](int stage) { return smem_base + Tr::kBarOff + (kStages + stage) * 8; };
   auto q_empty_bar = [&](int buf) { return smem_base + Tr::kBarOff + (2 * kStages + buf) * 8; };
   // Q tile [64][D] of consumer c in Q buffer buf.
-  auto q_tile = [&](int buf, int c) { return smem_base + Tr::kQOff + (2 * buf + c) * Tr::kQBytes; };
+  auto q_tile = [&](int buf, int c) { return smem_base + Tr::kQOff + (kC * buf + c) * Tr::kQBytes; };
   constexpr int kQBuffers = Tr::kQBuffers;
 
   const int tid = threadIdx.x;
@@ -293,9 +319,9 @@ __global__ void __launch_bounds__(384, 1)
   if (tid == 0) {
     for (int st = 0; st < kStages; ++st) {
       mbar_init(full_bar(st), 128);       // every loader thread arrives
-      mbar_init(empty_bar(st), 2 * 128);  // every consumer thread arrives
+      mbar_init(empty_bar(st), kC * 128);  // every consumer thread arrives
     }
-    for (int buf = 0; buf < kQBuffers; ++buf) mbar_init(q_empty_bar(buf), 2 * 128);
+    for (int buf = 0; buf < kQBuffers; ++buf) mbar_init(q_empty_bar(buf), kC * 128);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
@@ -304,7 +330,7 @@ __global__ void __launch_bounds__(384, 1)
 
   if (warpgroup == 0) {
     // ------------------------------------------------------------------ loader
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n");
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(Tr::kLoaderRegs));
     const int lt = tid;
     int head = 0, row_tile = 0;  // the work tile being loaded
     int kv_col = 0;                // its KV head's first column in K and V: (head / group) * D
@@ -319,7 +345,7 @@ __global__ void __launch_bounds__(384, 1)
     };
     // Loads one consecutive-key tile (or the end marker, kind 0) into the next stage for the
     // consumers in `meta` (lo == hi: not theirs).
-    auto emit = [&](const StageMeta& m) {
+    auto emit = [&](const Meta& m) {
       mbar_wait(empty_bar(stage), phase ^ 1);
       if (lt == 0) s_meta[stage] = m;
       const uint32_t k_dst = smem_base + Tr::kKOff + stage * Tr::kTileBytes;
@@ -342,7 +368,7 @@ __global__ void __launch_bounds__(384, 1)
     };
     // Gathered columns (no TMA gather on sm_90): 16-byte cp.async per thread, each thread one
     // column chunk of every kRowsPerPass-th key of the stage. Warp 0 reads a stage's entries
-    // (key << 2 | which consumers compute it, FlashArgs::pair_entries) one stage ahead, so the
+    // (key << kTileColumnBits | which consumers compute it, FlashArgs::tile_entries) one stage ahead, so the
     // loader does not wait a global-memory latency per stage (vertical_slash(3500,100) at 128K,
     // kernel only, H100: 21.4 -> 16.1 ms at d = 128, 5.09 -> 3.52 at d = 64), and hands them to
     // the other warps through the stage's key list (registers for all 64 per thread spilled).
@@ -354,8 +380,8 @@ __global__ void __launch_bounds__(384, 1)
     auto read_entries = [&](int pos, int count) {
       StageEntries e{0, 0};
       if (lt < 32) {
-        if (lt < count) e.low = __ldg(a.pair_entries + pos + lt);
-        if (lt + 32 < count) e.high = __ldg(a.pair_entries + pos + lt + 32);
+        if (lt < count) e.low = __ldg(a.tile_entries + pos + lt);
+        if (lt + 32 < count) e.high = __ldg(a.tile_entries + pos + lt + 32);
       }
       return e;
     };
@@ -367,15 +393,15 @@ __global__ void __launch_bounds__(384, 1)
       if (lt < 32) {
         entries[lt] = e.low;
         entries[lt + 32] = e.high;
-        const int members = __reduce_or_sync(0xffffffffu, e.low | e.high) & 3;
-        const int all_both = __reduce_and_sync(0xffffffffu, e.low & e.high) & 3;
+        const int members = __reduce_or_sync(0xffffffffu, e.low | e.high) & kAllConsumers;
+        const int all_of_all = __reduce_and_sync(0xffffffffu, e.low & e.high) & kAllConsumers;
         if (lt == 0) {
-          StageMeta m;
+          Meta m;
           m.kind = kStageGathered;
           m.base = 0;
-          m.shared_by_all = count == kN && all_both == 3;
+          m.shared_by_all = count == kN && all_of_all == kAllConsumers;
 #pragma unroll
-          for (int c = 0; c < 2; ++c) {
+          for (int c = 0; c < kC; ++c) {
             m.lo[c] = 0;
             m.hi[c] = (members >> c) & 1 ? count : 0;
             m.first[c] = 0;  // the consumers read first and last from the stage's entries
@@ -393,7 +419,7 @@ __global__ void __launch_bounds__(384, 1)
 #pragma unroll
       for (int r = lt / kChunks; r < kN; r += kRowsPerPass) {
         const int entry = entries[r];
-        const int64_t key = entry >> 2;
+        const int64_t key = entry >> kTileColumnBits;
         const uint32_t off = panel_offset<kN>(r, chunk_col);
         cp_async_16(k_dst + off, k_rows + key * a.k_stride + chunk_col * 8, entry != 0);
         cp_async_16(v_dst + off, v_rows + key * a.v_stride + chunk_col * 8, entry != 0);
@@ -403,15 +429,15 @@ __global__ void __launch_bounds__(384, 1)
       advance();
     };
     // The stage for consecutive-key tile t (or the tile's end, kind 0) of consumer c (or of
-    // both, for == 2).
+    // all, for == kC).
     auto tile_meta = [](const KeyTile& t, int for_c) {
-      StageMeta m;
+      Meta m;
       m.kind = t.kind;
       m.base = t.start;
       m.shared_by_all = 0;
 #pragma unroll
-      for (int c = 0; c < 2; ++c) {
-        const bool mine = for_c == 2 || for_c == c;
+      for (int c = 0; c < kC; ++c) {
+        const bool mine = for_c == kC || for_c == c;
         m.lo[c] = t.start;
         m.hi[c] = mine ? m.lo[c] + t.count : m.lo[c];
         m.first[c] = t.first;
@@ -420,22 +446,22 @@ __global__ void __launch_bounds__(384, 1)
       return m;
     };
 
-    // A work tile begins: its Q (both consumers' 64 rows; rows past N arrive as zeros, a
+    // A work tile begins: its Q (each consumer's 64 rows; rows past N arrive as zeros, a
     // consumer with none is not loaded) into Q buffer buf, once the consumers have freed it
     // (kQBuffers tiles ago), and the tile's head, rows and band.
     auto emit_begin = [&](int buf, uint32_t buf_phase, int band_sink, int band_local) {
       mbar_wait(q_empty_bar(buf), buf_phase ^ 1);
       mbar_wait(empty_bar(stage), phase ^ 1);
       if (lt == 0) {
-        StageMeta m;
+        Meta m;
         m.kind = kStageTileBegin;
         m.head = head;
         m.row_tile = row_tile;
         m.band_sink = band_sink;
         m.band_local = band_local;
         s_meta[stage] = m;
-        const int r0 = row_tile * 128;
-        const int consumers_with_rows = r0 + 64 < N ? 2 : 1;
+        const int r0 = row_tile * kRows;
+        const int consumers_with_rows = min(kC, (N - r0 + 63) / 64);
         mbar_expect_bytes(full_bar(stage), consumers_with_rows * Tr::kQBytes);
         for (int c = 0; c < consumers_with_rows; ++c)
 #pragma unroll
@@ -450,7 +476,7 @@ __global__ void __launch_bounds__(384, 1)
       none.kind = 0;
       none.start = none.count = none.first = 0;
       none.last = -1;
-      StageMeta m = tile_meta(none, 2);
+      Meta m = tile_meta(none, kC);
       m.kind = kind;
       emit(m);
     };
@@ -465,28 +491,28 @@ __global__ void __launch_bounds__(384, 1)
     for (int iter = 0; work < n_work; ++iter) {
       work_tile(a, work, head, row_tile);
       kv_col = head / a.group * D;
-      const int r0 = row_tile * 128;
+      const int r0 = row_tile * kRows;
       // The index reads of the tile (index-driven): those that depend only on its head and rows
       // go out together, then the first ranges' bounds; a chain of one read after another here
       // is paid at every tile.
       int band_sink = 0, band_local = 0;
-      TileCursorT<kN> cur[2];  // one cursor per 64-row block; a block past N has an empty list
-      int rb0[2], rb1[2];
+      TileCursorT<kN> cur[kC];  // one cursor per 64-row block; a block past N has an empty list
+      int rb0[kC], rb1[kC];
       int entries_begin = 0, n_entries = 0;
       if constexpr (!kDense) {
         band_local = a.band_local != nullptr ? __ldg(a.band_local + head) : 0;
         band_sink = a.band_sink != nullptr ? __ldg(a.band_sink + head) : 0;
-        if (a.pair_entries != nullptr) n_entries = __ldg(a.pair_entry_counts + head * a.n_row_tiles + row_tile);
-        entries_begin = __ldg(a.col_offsets + head * n_row_blocks + 2 * row_tile);
+        if (a.tile_entries != nullptr) n_entries = __ldg(a.tile_entry_counts + head * a.n_row_tiles + row_tile);
+        entries_begin = __ldg(a.col_offsets + head * n_row_blocks + kC * row_tile);
 #pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          const int rb = 2 * row_tile + c;
+        for (int c = 0; c < kC; ++c) {
+          const int rb = kC * row_tile + c;
           rb0[c] = rb * 64;
           rb1[c] = min(N, rb0[c] + 64) - 1;
           cur[c].range_begin = a.range_begin;
           cur[c].range_end = a.range_end;
           cur[c].cols = a.cols;
-          // The cursors walk the ranges only; the gathered columns of both blocks follow.
+          // The cursors walk the ranges only; the gathered columns of the blocks follow.
           cur[c].range_i = cur[c].range_stop = cur[c].col_i = cur[c].col_stop = 0;
           if (rb < n_row_blocks) {
             const int slot = head * n_row_blocks + rb;
@@ -495,8 +521,8 @@ __global__ void __launch_bounds__(384, 1)
           }
         }
         if (band_local <= 0) band_sink = 0;
-        cur[0].skip_empty_ranges();
-        cur[1].skip_empty_ranges();
+#pragma unroll
+        for (int c = 0; c < kC; ++c) cur[c].skip_empty_ranges();
       }
       emit_begin(iter % kQBuffers, (iter / kQBuffers) & 1, band_sink, band_local);
 
@@ -506,41 +532,60 @@ __global__ void __launch_bounds__(384, 1)
         cursor.range_i = 0;
         cursor.range_stop = 1;
         cursor.pos = 0;
-        cursor.cur_end = min(N, r0 + 128);
+        cursor.cur_end = min(N, r0 + kRows);
         cursor.col_i = cursor.col_stop = 0;
         for (;;) {
           const KeyTile t = cursor.next_any();
           if (t.kind == 0) break;
-          emit(tile_meta(t, 2));
+          emit(tile_meta(t, kC));
         }
       } else {
-        KeyTile t0 = cur[0].next(rb0[0], rb1[0], band_sink, band_local);
-        KeyTile t1 = cur[1].next(rb0[1], rb1[1], band_sink, band_local);
-        // Merge by first key; consecutive-key tiles of both blocks that start at the same key are
-        // loaded once (a block's ranges are its neighbour's shifted by 64 keys for the a_shape and
-        // slash parts, so their tiles coincide). Cutting tiles at absolute 64-key windows instead
-        // shared more tiles but cut more of them: vertical_slash(1000,6096) at 32K, d = 128, H100:
-        // 15.7 ms vs 13.4.
-        while (t0.kind != 0 || t1.kind != 0) {
-          if (t0.kind == 1 && t1.kind == 1 && t0.start == t1.start) {
-            StageMeta m = tile_meta(t0, 0);
-            m.lo[1] = t1.start;
-            m.hi[1] = t1.start + t1.count;
-            m.first[1] = t1.first;
-            m.last[1] = t1.last;
-            emit(m);
-            t0 = cur[0].next(rb0[0], rb1[0], band_sink, band_local);
-            t1 = cur[1].next(rb0[1], rb1[1], band_sink, band_local);
-          } else if (t1.kind == 0 || (t0.kind != 0 && t0.first <= t1.first)) {
-            emit(tile_meta(t0, 0));
-            t0 = cur[0].next(rb0[0], rb1[0], band_sink, band_local);
-          } else {
-            emit(tile_meta(t1, 1));
-            t1 = cur[1].next(rb0[1], rb1[1], band_sink, band_local);
+        KeyTile t[kC];
+#pragma unroll
+        for (int c = 0; c < kC; ++c) t[c] = cur[c].next(rb0[c], rb1[c], band_sink, band_local);
+        // Merge by first key; consecutive-key tiles of several blocks that start at the same key
+        // are loaded once (a block's ranges are its neighbour's shifted by 64 keys for the a_shape
+        // and slash parts, so their tiles coincide). Cutting tiles at absolute 64-key windows
+        // instead shared more tiles but cut more of them: vertical_slash(1000,6096) at 32K,
+        // d = 128, H100: 15.7 ms vs 13.4. (The cursors are indexed by unrolled constants only,
+        // so they stay in registers.)
+        for (;;) {
+          int lead = -1, lead_first = 0, lead_start = 0;
+#pragma unroll
+          for (int c = 0; c < kC; ++c)
+            if (t[c].kind != 0 && (lead < 0 || t[c].first < lead_first)) {
+              lead = c;
+              lead_first = t[c].first;
+              lead_start = t[c].start;
+            }
+          if (lead < 0) break;
+          int lead_kind = 0;
+          KeyTile lead_tile{};
+#pragma unroll
+          for (int c = 0; c < kC; ++c)
+            if (c == lead) {
+              lead_kind = t[c].kind;
+              lead_tile = t[c];
+            }
+          Meta m = tile_meta(lead_tile, lead);
+          bool taken[kC];
+#pragma unroll
+          for (int c = 0; c < kC; ++c) {
+            taken[c] = c == lead || (lead_kind == 1 && t[c].kind == 1 && t[c].start == lead_start);
+            if (taken[c] && c != lead) {
+              m.lo[c] = t[c].start;
+              m.hi[c] = t[c].start + t[c].count;
+              m.first[c] = t[c].first;
+              m.last[c] = t[c].last;
+            }
           }
+          emit(m);
+#pragma unroll
+          for (int c = 0; c < kC; ++c)
+            if (taken[c]) t[c] = cur[c].next(rb0[c], rb1[c], band_sink, band_local);
         }
-        // Gathered columns of both blocks, merged (each key loaded once), kN per stage; a stage's
-        // entries are read while the previous stage is issued.
+        // Gathered columns of the tile's blocks, merged (each key loaded once), kN per stage; a
+        // stage's entries are read while the previous stage is issued.
         const int entries_end = entries_begin + n_entries;
         StageEntries ahead;
         if (n_entries > 0) ahead = read_entries(entries_begin, min(kN, n_entries));
@@ -563,7 +608,7 @@ __global__ void __launch_bounds__(384, 1)
   }
 
   // -------------------------------------------------------------------- consumers
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 224;\n");
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(Tr::kConsumerRegs));
   const int consumer = warpgroup - 1;
   const int ct = tid - 128 * warpgroup;  // thread within the warpgroup
   const int warp = ct >> 5, lane = ct & 31;
@@ -600,12 +645,12 @@ __global__ void __launch_bounds__(384, 1)
   auto next_tile = [&]() {
     mbar_wait(full_bar(stage), phase);
     fence_proxy_async();  // cp.async-filled stages are read by wgmma next
-    const StageMeta& m = s_meta[stage];
+    const Meta& m = s_meta[stage];
     Tile t{m.kind, m.base, m.lo[consumer], m.hi[consumer], m.first[consumer], m.last[consumer], stage, false,
            m.shared_by_all != 0};
     if (t.kind == kStageGathered && t.hi > t.lo) {  // gathered keys ascend: bounds of the stage's keys
-      t.first = s_keys[stage * kN + t.lo] >> 2;
-      t.last = s_keys[stage * kN + t.hi - 1] >> 2;
+      t.first = s_keys[stage * kN + t.lo] >> kTileColumnBits;
+      t.last = s_keys[stage * kN + t.hi - 1] >> kTileColumnBits;
     }
     // The dense path's first warpgroup skips the part of the last tile above its rows.
     t.work = t.kind != kStageTileEnd && t.hi > t.lo && t.first <= last_row;
@@ -635,7 +680,7 @@ __global__ void __launch_bounds__(384, 1)
     constexpr int kW = decltype(width)::value;
     constexpr int kFirst = decltype(first_block)::value;
     const bool band_mask = band_local > 0 && t.last >= band_sink && warp_row0 + 15 - t.first >= band_local;
-    // A gathered stage holds the keys of both consumers: masked unless all are both's.
+    // A gathered stage holds the keys of all consumers: masked unless all are everyone's.
     const bool partial = t.kind == kStageKeys ? (t.lo > t.base || t.hi < t.base + kW) : !t.shared_by_all;
     if (!(partial || t.last > warp_row0 || band_mask)) return;
     if (t.kind == kStageKeys) {
@@ -681,7 +726,7 @@ __global__ void __launch_bounds__(384, 1)
         const int col = nb * 8 + 2 * t4 + (e & 1);
         const int row = (e >> 1) ? row_b : row_a;
         const int entry = keys[col];
-        const int key = entry >> 2;
+        const int key = entry >> kTileColumnBits;
         if (!((entry >> consumer) & 1) || key > row) s[kFirst + nb][e] = kNegInf;
         if (band_mask && key >= band_sink && row - key >= band_local) s[kFirst + nb][e] = kNegInf;
       }
@@ -781,6 +826,12 @@ __global__ void __launch_bounds__(384, 1)
     pend = kUnit;
     pend_first = first;
   };
+  // Index-driven units of two stages need more registers than three consumers have (ptxas,
+  // nvcc 13.0: 60-112 bytes spilled at 152); with three, a unit is one stage. H100, d = 64,
+  // kernel ms, best of three: two-stage units with the spills were 3-4% faster on
+  // a_shape(128,3968) at 32K and 128K, 3% slower on a_shape(100,800) at 8K, the other 16
+  // points within +-5% (geomean 0.997).
+  constexpr bool kTwoStageUnits = kC == 2;
   // The shapes a kernel has: dense units are one stage of 64 or 128 keys, index-driven ones one
   // or two 64-key stages.
   constexpr int kWide = kDense ? kOne128 : kTwo64;
@@ -819,7 +870,7 @@ __global__ void __launch_bounds__(384, 1)
     }
   };
   // The next stage, after completing the pending unit if holding it could stall the loader: it
-  // refills a ring slot only when both warpgroups have released the stage kStages positions
+  // refills a ring slot only when all warpgroups have released the stage kStages positions
   // before, so the oldest stage held must be less than kStages positions behind the one awaited.
   auto fetch = [&]() {
     if (pend != kNone && seq - pend_first >= kStages) flush();
@@ -830,10 +881,10 @@ __global__ void __launch_bounds__(384, 1)
     // The "tile begins" stage (read here, not in next_tile, which runs for every stage).
     mbar_wait(full_bar(stage), phase);
     {
-      const StageMeta& m = s_meta[stage];
+      const Meta& m = s_meta[stage];
       if (m.kind == kStageNoMoreWork) break;
       head = m.head;
-      rc0 = m.row_tile * 128 + 64 * consumer;
+      rc0 = m.row_tile * kRows + 64 * consumer;
       if constexpr (!kDense) {
         band_sink = m.band_sink;
         band_local = m.band_local;
@@ -868,6 +919,15 @@ __global__ void __launch_bounds__(384, 1)
         if (min(t.hi, rc0 + 64) - t.base > 64) compute(t, t, first, std::integral_constant<int, kOne128>{});
         else compute(t, t, first, std::integral_constant<int, kOne64>{});
       }
+    } else if constexpr (!kTwoStageUnits) {
+      // Index-driven, one unit per stage.
+      Tile t = fetch();
+      while (t.kind != kStageTileEnd) {
+        if (t.work) compute(t, t, seq - 1, std::integral_constant<int, kOne64>{});
+        else release(t);
+        t = fetch();
+      }
+      release(t);
     } else {
       // Index-driven: a stage this warpgroup computes waits for its partner; when that is this
       // warpgroup's too, both go as one unit (holding t while waiting for u obeys fetch's rule).

@@ -26,6 +26,7 @@ struct DeviceIndexAccess {
   static int64_t& n_tokens(DeviceSparseIndex& x) { return x.n_tokens_; }
   static int64_t& total_ranges(DeviceSparseIndex& x) { return x.total_ranges_; }
   static int64_t& total_cols(DeviceSparseIndex& x) { return x.total_cols_; }
+  static bool& row_blocks_share_tiles(DeviceSparseIndex& x) { return x.row_blocks_share_tiles_; }
   static std::shared_ptr<int32_t>& range_offsets(DeviceSparseIndex& x) { return x.range_offsets_; }
   static std::shared_ptr<int32_t>& range_begin(DeviceSparseIndex& x) { return x.range_begin_; }
   static std::shared_ptr<int32_t>& range_end(DeviceSparseIndex& x) { return x.range_end_; }
@@ -125,6 +126,7 @@ DeviceSparseIndex build_static_index(const StaticRule& rule, bool band, cudaStre
   A::n_tokens(out) = rule.n;
   A::total_ranges(out) = total;
   A::total_cols(out) = 0;
+  A::row_blocks_share_tiles(out) = true;  // dense and a_shape (build_static_index's patterns)
   A::range_offsets(out) = part(0);
   A::col_offsets(out) = part(n_slots + 1);
   A::range_begin(out) = part(2 * (n_slots + 1));
@@ -1087,6 +1089,7 @@ SparseIndexView DeviceSparseIndex::view() const {
   v.band_sink = band_sink_.get();
   v.band_local = band_local_.get();
   v.total_cols = total_cols_;
+  v.row_blocks_share_tiles = row_blocks_share_tiles_;
   return v;
 }
 
@@ -1094,6 +1097,7 @@ SparseIndex DeviceSparseIndex::to_host(cudaStream_t stream) const {
   SparseIndex h;
   h.n_heads = n_heads_;
   h.n_tokens = n_tokens_;
+  h.row_blocks_share_tiles = row_blocks_share_tiles_;
   const int64_t n_slots = n_heads_ * num_row_blocks(n_tokens_);
   auto copy = [&](std::vector<int32_t>& dst, const std::shared_ptr<int32_t>& src, int64_t count) {
     dst.resize(static_cast<size_t>(count));

@@ -38,6 +38,7 @@ class DeviceSparseIndex {
   int64_t n_tokens() const { return n_tokens_; }
   int64_t total_ranges() const { return total_ranges_; }
   int64_t total_cols() const { return total_cols_; }
+  bool row_blocks_share_tiles() const { return row_blocks_share_tiles_; }  // SparseIndexView's hint
   // Device pointers, for sparse_attention_forward.
   SparseIndexView view() const;
   // Copy to the host (synchronises the stream).
@@ -46,6 +47,7 @@ class DeviceSparseIndex {
  private:
   friend struct DeviceIndexAccess;
   int64_t n_heads_ = 0, n_tokens_ = 0, total_ranges_ = 0, total_cols_ = 0;
+  bool row_blocks_share_tiles_ = false;
   std::shared_ptr<int32_t> range_offsets_, range_begin_, range_end_, col_offsets_, cols_;
   std::shared_ptr<int32_t> band_sink_, band_local_;  // null when no head has a band
 };

@@ -118,6 +118,7 @@ SparseIndex build_dense_index(int64_t n_tokens, int64_t n_heads) {
     builder.end_slot();
   }
   SparseIndex head = builder.finish();
+  head.row_blocks_share_tiles = true;
   return stack_heads(std::vector<SparseIndex>(static_cast<size_t>(n_heads), head));
 }
 
@@ -134,6 +135,7 @@ SparseIndex build_a_shape_index(int64_t n_tokens, int64_t n_heads, int sink, int
   SparseIndex head = builder.finish();
   head.band_sink = {sink};
   head.band_local = {local};
+  head.row_blocks_share_tiles = true;
   return stack_heads(std::vector<SparseIndex>(static_cast<size_t>(n_heads), head));
 }
 
@@ -342,12 +344,14 @@ SparseIndex stack_heads(const std::vector<SparseIndex>& parts) {
   out.n_tokens = parts.front().n_tokens;
   const int64_t nb = num_row_blocks(out.n_tokens);
   bool any_band = false;
+  out.row_blocks_share_tiles = true;
   for (const auto& part : parts) {
     if (part.n_tokens != out.n_tokens) throw InputError(kWhat, "stack_heads: n_tokens differ");
     if (static_cast<int64_t>(part.range_offsets.size()) != part.n_heads * nb + 1 ||
         static_cast<int64_t>(part.col_offsets.size()) != part.n_heads * nb + 1)
       throw InputError(kWhat, "stack_heads: offsets of a part do not match its shape");
     any_band = any_band || !part.band_local.empty();
+    out.row_blocks_share_tiles = out.row_blocks_share_tiles && part.row_blocks_share_tiles;
     out.n_heads += part.n_heads;
   }
   out.range_offsets.push_back(0);
@@ -388,6 +392,7 @@ SparseIndex head_slice(const SparseIndex& index, int64_t head) {
   out.range_begin.assign(index.range_begin.begin() + r_lo, index.range_begin.begin() + r_hi);
   out.range_end.assign(index.range_end.begin() + r_lo, index.range_end.begin() + r_hi);
   out.cols.assign(index.cols.begin() + c_lo, index.cols.begin() + c_hi);
+  out.row_blocks_share_tiles = index.row_blocks_share_tiles;
   if (!index.band_local.empty()) {
     out.band_sink = {index.band_sink[head]};
     out.band_local = {index.band_local[head]};

@@ -41,6 +41,11 @@ struct SparseIndexView {
   // Entries of cols (col_offsets' last value), or -1: unknown, and then the attention launcher
   // reads it from col_offsets (a copy to the host and a stream synchronisation).
   int64_t total_cols = -1;
+  // A performance hint, set by builders whose row blocks compute the same key tiles (dense, and
+  // a_shape: each block's ranges start where its neighbour's do or one block later; no gathered
+  // columns). The Hopper kernel then gives a CTA three row blocks at d = 64, loading each tile
+  // once for all three (hopper_forward.cuh, hopper_consumers). Any value gives the same result.
+  bool row_blocks_share_tiles = false;
 };
 
 // Owning host index.
@@ -54,12 +59,14 @@ struct SparseIndex {
   std::vector<int32_t> cols;           // [total_cols]
   std::vector<int32_t> band_sink;      // [n_heads] or empty
   std::vector<int32_t> band_local;     // [n_heads] or empty; 0 = no band on that head
+  bool row_blocks_share_tiles = false;  // as in SparseIndexView
 
   SparseIndexView view() const {
     return {n_heads, n_tokens, range_offsets.data(), range_begin.data(), range_end.data(),
             col_offsets.data(), cols.data(),
             band_sink.empty() ? nullptr : band_sink.data(),
-            band_local.empty() ? nullptr : band_local.data(), static_cast<int64_t>(cols.size())};
+            band_local.empty() ? nullptr : band_local.data(), static_cast<int64_t>(cols.size()),
+            row_blocks_share_tiles};
   }
 };
 

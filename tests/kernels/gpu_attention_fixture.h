@@ -172,7 +172,9 @@ struct DeviceIndex {
   bool has_band = false;
   int64_t total_cols = 0;
   bool announce_total_cols = true;  // false: the view leaves total_cols unknown (-1)
+  bool row_blocks_share_tiles = false;  // the host index's hint; tests may force it either way
   explicit DeviceIndex(const kernels::SparseIndex& host) {
+    row_blocks_share_tiles = host.row_blocks_share_tiles;
     total_cols = static_cast<int64_t>(host.cols.size());
     n_heads = host.n_heads;
     n_tokens = host.n_tokens;
@@ -199,6 +201,7 @@ struct DeviceIndex {
     v.band_sink = has_band ? band_sink.get() : nullptr;
     v.band_local = has_band ? band_local.get() : nullptr;
     v.total_cols = announce_total_cols ? total_cols : -1;
+    v.row_blocks_share_tiles = row_blocks_share_tiles;
     return v;
   }
 };

@@ -59,11 +59,14 @@ struct GpuResult {
 // probe = true runs probe mode (the mma.sync kernel); false the plain index-driven run (the
 // warp-specialised wgmma kernel on Hopper). Both must match the CPU reference.
 // announce_total_cols = false leaves the view's total_cols unknown (the launcher then reads it).
+// flip_tile_hint inverts the index's row_blocks_share_tiles, so that at d = 64 every index also
+// runs through the other work-tile height (three row blocks per CTA instead of two, or back).
 GpuResult run_gpu(const AttentionProblem& pb, const SparseIndex& index, const std::vector<float>& dense_lse,
-                  bool probe = true, bool announce_total_cols = true) {
+                  bool probe = true, bool announce_total_cols = true, bool flip_tile_hint = false) {
   const auto& d = pb.dims;
   test::DeviceIndex di(index);
   di.announce_total_cols = announce_total_cols;
+  if (flip_tile_hint) di.row_blocks_share_tiles = !di.row_blocks_share_tiles;
   DeviceArray<uint16_t> o(d.n_tokens * d.n_heads * d.head_dim);
   DeviceArray<float> lse(d.n_heads * d.n_tokens);
   DeviceArray<float> plse(dense_lse);
@@ -103,13 +106,16 @@ void check_sparse(const AttentionProblem& pb, const SparseIndex& index) {
   std::vector<float> dense_lse;
   const CpuResult cpu = run_cpu(pb, index, dense_lse);
   const GpuResult gpu = run_gpu(pb, index, dense_lse, true);
-  for (int run_kind = 0; run_kind < 3; ++run_kind) {
+  for (int run_kind = 0; run_kind < 4; ++run_kind) {
     const bool probe = run_kind == 0;
-    const GpuResult run = probe ? gpu : run_gpu(pb, index, dense_lse, false, run_kind == 1);
+    const GpuResult run = probe ? gpu : run_gpu(pb, index, dense_lse, false, run_kind != 2, run_kind == 3);
     const auto eo = test::compare(run.o, cpu.o);
     const auto el = test::compare(run.lse, cpu.lse);
     const double o_tol = (pb.dtype == AttnDType::kBF16 ? 0.012 : 0.004) * std::max(1.0, eo.max_ref);
-    INFO((probe ? "probe run" : run_kind == 1 ? "plain run" : "plain run, total_cols unknown")
+    INFO((probe            ? "probe run"
+          : run_kind == 1  ? "plain run"
+          : run_kind == 2  ? "plain run, total_cols unknown"
+                           : "plain run, row_blocks_share_tiles flipped")
          << ": O max abs err " << eo.max_abs << " mean " << eo.mean_abs << "; LSE max abs err " << el.max_abs);
     CHECK(eo.finite);
     CHECK(el.finite);
@@ -201,9 +207,10 @@ TEST_CASE("sparse kernel: heads with mixed patterns, GQA 32/8, an empty slot", "
 TEST_CASE("persistent CTAs: many work tiles through one CTA, mixed patterns, GQA", "[gpu][sparse]") {
   HC_REQUIRE_GPU();
   // 1050 tokens: 9 row tiles of 128 (the last one 26 rows: its second consumer has none, and
-  // its Q buffer still holds an earlier tile's rows) x 8 heads = 72 work tiles, taken by 1 or 3
-  // CTAs: Q buffers and ring stages reused across tiles with heads, bands and patterns changing
-  // from one tile to the next.
+  // its Q buffer still holds an earlier tile's rows) x 8 heads = 72 work tiles, or at d = 64
+  // with the hint flipped (check_sparse) 6 of 192 rows x 8 heads (the last one 90 rows: its third
+  // consumer has none), taken by 1 or 3 CTAs: Q buffers and ring stages reused across tiles with
+  // heads, bands and patterns changing from one tile to the next.
   const std::vector<PatternConfig> configs = {
       {Pattern::a_shape, 4, 100},     {Pattern::vertical_slash, 50, 120}, {Pattern::block_sparse, 4, 0},
       {Pattern::dense, 0, 0},         {Pattern::a_shape, 64, 64},         {Pattern::vertical_slash, 700, 700},
@@ -236,6 +243,7 @@ void check_same_index(const SparseIndex& got, const SparseIndex& want) {
   CHECK(got.cols == want.cols);
   CHECK(got.band_sink == want.band_sink);
   CHECK(got.band_local == want.band_local);
+  CHECK(got.row_blocks_share_tiles == want.row_blocks_share_tiles);
 }
 
 }  // namespace

@@ -272,6 +272,17 @@ TEST_CASE("per-head configs mix patterns; stack and slice round-trip", "[sparse]
   REQUIRE(again.cols == index.cols);
   REQUIRE(again.band_local == index.band_local);
   REQUIRE(again.band_sink == index.band_sink);
+  // The tile-sharing hint: set by the dense and a_shape builders, kept by a slice, and on a
+  // stack only when every part has it.
+  CHECK(!index.row_blocks_share_tiles);
+  CHECK(!again.row_blocks_share_tiles);
+  const SparseIndex a_shape = build_a_shape_index(200, 3, 8, 40), dense = build_dense_index(200, 3);
+  CHECK(a_shape.row_blocks_share_tiles);
+  CHECK(dense.row_blocks_share_tiles);
+  CHECK(head_slice(a_shape, 1).row_blocks_share_tiles);
+  CHECK(stack_heads({head_slice(a_shape, 0), head_slice(dense, 2)}).row_blocks_share_tiles);
+  CHECK(!stack_heads({head_slice(a_shape, 0), parts[2]}).row_blocks_share_tiles);
+  CHECK(!build_head_index(in.q.data(), in.k.data(), to_dims(dims), 3, per_head[3], settings).row_blocks_share_tiles);
   // The one-head builder gives the same head as the whole-index builder.
   const SparseIndex vs_head = build_head_index(in.q.data(), in.k.data(), to_dims(dims), 2, per_head[2], settings);
   REQUIRE(vs_head.cols == parts[2].cols);
