@@ -3,8 +3,7 @@
 // launched by attention.cu). Same semantics, arguments and tile walk as flash_forward.cuh; the
 // mma.sync kernel there stays for probe mode.
 //
-// Work tiles are 64 * kConsumers query rows of one head (HopperShape: 192 at d = 64, 128 at
-// d = 128). Index-driven CTAs are persistent (one per SM): the first tile is blockIdx.x, the
+// Work tiles are 64 * kConsumers query rows of one head (192 or 128: hopper_consumers). Index-driven CTAs are persistent (one per SM): the first tile is blockIdx.x, the
 // next ones come from a counter in global memory (FlashArgs::tile_counter). Dense CTAs take one
 // tile each (HopperTraits::kQBuffers says why). A CTA is 1 + kConsumers warpgroups:
 //   warpgroup 0, the loader: for each work tile, loads its Q (TMA; index-driven, into one of
@@ -199,33 +198,38 @@ __device__ __forceinline__ void work_tile(const FlashArgs& a, int w, int& head, 
   }
 }
 
-// Consumer warpgroups per CTA, 64 query rows each (one row block of the sparse index), at head
-// dim d. Each warpgroup's chain of QK^T, softmax and PV leaves the tensor cores idle between its
-// wgmmas; at d = 64 the registers allow a third warpgroup to fill them (152 registers per
-// consumer thread; d = 128 needs 224 for its 64 O accumulators, so two). Three pay off where
-// the three row blocks compute the same key tiles, loaded once for all: dense (192-row work
-// tiles, as FlashAttention-3's d = 64 shape; H100, headcal bench dense, d = 64: 0.233 -> 0.219 ms
-// at 8K, 3.18 -> 2.84 at 32K, 49.0 -> 45.7 at 128K) and index-driven when the index says its
-// row blocks share their tiles (SparseIndexView::row_blocks_share_tiles: a_shape(128,3968)
-// 0.96 -> 0.87 ms at 32K, 3.82 -> 3.43 at 128K). Where a block computes tiles of its own
-// (vertical-slash, block-sparse), the CTA's K/V traffic per pair grows with its blocks:
-// block_sparse(100) at 128K was 11% slower with three, vertical_slash(3500,100) at 8K 46%
-// (fewer, longer work tiles: SMs active 67% of the kernel's time instead of 93%, ncu).
+// Consumer warpgroups per CTA, 64 query rows each (one row block of the sparse index). Each
+// warpgroup's chain of QK^T, softmax and PV leaves the tensor cores idle between its wgmmas; a
+// third warpgroup fills them where the registers allow it (152 per consumer thread: index-driven
+// units of one stage at d = 64 and 128; the dense kernel's pipelined units at d = 64 only, d = 128
+// needs 224) and where the three row blocks compute the same key tiles, loaded once for all:
+// dense (192-row work tiles, as FlashAttention-3's d = 64 shape; H100, headcal bench dense,
+// d = 64: 0.233 -> 0.219 ms at 8K, 3.18 -> 2.84 at 32K, 49.0 -> 45.7 at 128K) and index-driven
+// when the index says its row blocks share their tiles (SparseIndexView::row_blocks_share_tiles;
+// a_shape(100,800) and (128,3968), kernel only: 0.88-0.92x at d = 64 and 128, 8K to 128K; the
+// dense index at d = 128 0.89x at 8K and 32K, 0.87x at 128K). Where a block computes tiles of
+// its own (vertical-slash, block-sparse), the CTA's K/V traffic per pair grows with its blocks:
+// at d = 64 block_sparse(100) at 128K was 11% slower with three, vertical_slash(3500,100) at 8K
+// 46% (fewer, longer work tiles: SMs active 67% of the kernel's time instead of 93%, ncu).
 constexpr int hopper_consumers(int d, bool dense, bool row_blocks_share_tiles) {
-  return d == 64 && (dense || row_blocks_share_tiles) ? 3 : 2;
+  return (dense ? d == 64 : row_blocks_share_tiles) ? 3 : 2;
 }
 
 // What does not depend on the number of K/V stages.
 template <int D, bool kDense, int kConsumerCount>
 struct HopperShape {
   static constexpr int kConsumers = kConsumerCount;
-  static_assert(kConsumers == 2 || (kConsumers == 3 && D == 64), "three consumers only at d = 64 (registers)");
+  static_assert(kConsumers == 2 || (kConsumers == 3 && (D == 64 || !kDense)),
+                "three consumers: index-driven, or dense at d = 64 (registers)");
+  
   static constexpr int kRows = 64 * kConsumers;  // query rows per work tile
   static constexpr int kThreads = 128 * (1 + kConsumers);
   // setmaxnreg budgets (multiples of 8; loader + consumers within the SM's 64K registers): the
   // loader keeps 56 (its cursors, one per 64-row block), the consumers share the rest: 224 each
-  // of two, 152 each of three. A dense loader walks one range: 24, so that three dense consumers
-  // get 160 (ptxas, nvcc 13.0: at 152 the pipelined dense units serialise their wgmmas, C7512).
+  // of two, 152 each of three (ptxas, nvcc 13.0: no spill at d = 64; 32 bytes at d = 128, where
+  // three were still 10% faster on a_shape than two, H100). A dense loader walks one range: 24,
+  // so that three dense consumers get 160 (at 152 the pipelined dense units serialise their
+  // wgmmas, C7512).
   static constexpr int kLoaderRegs = kDense && kConsumers == 3 ? 24 : 56;
   static constexpr int kConsumerRegs = (65536 / 128 - kLoaderRegs) / kConsumers / 8 * 8;
   static_assert(128 * kLoaderRegs + 128 * kConsumers * kConsumerRegs <= 65536, "setmaxnreg over the register file");

@@ -15,7 +15,7 @@
 
 namespace hc::kernels {
 
-constexpr int kTileColumnBits = 3;  // up to 3 blocks per work tile (d = 64; d = 128 has 2)
+constexpr int kTileColumnBits = 3;  // up to 3 blocks per work tile (the Hopper kernel's consumers)
 constexpr int kMaxBlocksPerTile = kTileColumnBits;
 constexpr int64_t kMaxTileColumnTokens = int64_t(1) << (31 - kTileColumnBits);
 

@@ -89,7 +89,7 @@ TEST_CASE("tile columns: the GPU merge equals the reference", "[gpu][sparse]") {
   };
   // Odd N, N < 64, row blocks not a multiple of the tile, lists longer than a warp's window, dense
   // lists (every key in every block: all duplicates), sparse ones (few shared); 1, 2 and 3 blocks
-  // per tile (the kernel uses 3 at d = 64, 2 at d = 128).
+  // per tile (the kernel uses 3 where the row blocks share their key tiles, else 2).
   for (const Case c : {Case{1, 2, 1.0}, Case{17, 3, 0.5}, Case{100, 2, 0.3}, Case{200, 4, 0.05},
                        Case{1000, 3, 0.9}, Case{2500, 2, 0.2}, Case{4097, 1, 1.0}}) {
     for (int per_tile = 1; per_tile <= kMaxBlocksPerTile; ++per_tile)
