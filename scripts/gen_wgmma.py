@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Writes kernels/attention/wgmma_ops.cuh: inline-PTX wrappers of the sm_90a wgmma shapes the
-Hopper attention kernel uses (32, 64 or 128 accumulator columns, bf16/fp16 in, fp32 out).
+Hopper attention kernel uses (64 or 128 accumulator columns, bf16/fp16 in, fp32 out).
 
 The accumulator lists (32 or 64 registers per thread) are too long to write by hand, so they are
 generated; run `python3 scripts/gen_wgmma.py > kernels/attention/wgmma_ops.cuh` after editing.
 """
 
 TYPES = [("__nv_bfloat16", "bf16"), ("__half", "f16")]
-WIDTHS = [32, 64, 128]  # QK^T (ss): 32-, 64- and 128-key units
+WIDTHS = [64, 128]  # QK^T (ss): 64- and 128-key units
 HEAD_DIMS = [64, 128]   # PV (rs): N is the head dim
 
 

@@ -176,8 +176,8 @@ void launch_hopper_stages(const FlashArgs& a, long long ctas, cudaStream_t strea
   // bench dense, bf16, TMA loads) 3 stages 0.233 / 3.181 / 1.022 / 16.46 ms vs 2 stages 0.234 /
   // 3.208 / 1.037 / 16.38 (8K and 32K, d = 64 and 128): within noise, but at 128K, d = 128,
   // 255 vs 274 ms. Index-driven (64-key stages, some gathered by cp.async, with a longer
-  // latency): 8, or as many as fit next to the two Q buffers (5 at d = 128, 4 with three
-  // consumers, whose indexes share every tile among the three); at d = 64, 11 (all
+  // latency): 8, or as many as fit next to the two Q buffers (4 at d = 128 with three consumers;
+  // 5 with two, before d = 128 took three); at d = 64, 11 (all
   // that fit) and 8 were within noise of each other (H100, 128K and 32K, 5 configurations).
   // HEADCAL_HOPPER_STAGES=few selects 2 (tuning knob). Dense at d = 64 with 4 or 6 stages (the
   // pipelined consumers hold one more) was within 1% of 3. Issuing the next tile's QK^T before
@@ -201,6 +201,8 @@ void dispatch_hopper(const AttentionParams& p, const FlashArgs& a, long long cta
     constexpr int kD = TD::kD;
     if constexpr (kDense) {
       launch_hopper_stages<T, kD, true, detail::hopper_consumers(kD, true, false)>(a, ctas, stream);
+    } else if constexpr (kD == 128) {
+      launch_hopper_stages<T, kD, false, detail::hopper_consumers(kD, false, false)>(a, ctas, stream);
     } else {
       if (consumers == 3) launch_hopper_stages<T, kD, false, 3>(a, ctas, stream);
       else launch_hopper_stages<T, kD, false, 2>(a, ctas, stream);

@@ -202,17 +202,20 @@ __device__ __forceinline__ void work_tile(const FlashArgs& a, int w, int& head, 
 // warpgroup's chain of QK^T, softmax and PV leaves the tensor cores idle between its wgmmas; a
 // third warpgroup fills them where the registers allow it (152 per consumer thread: index-driven
 // units of one stage at d = 64 and 128; the dense kernel's pipelined units at d = 64 only, d = 128
-// needs 224) and where the three row blocks compute the same key tiles, loaded once for all:
-// dense (192-row work tiles, as FlashAttention-3's d = 64 shape; H100, headcal bench dense,
-// d = 64: 0.233 -> 0.219 ms at 8K, 3.18 -> 2.84 at 32K, 49.0 -> 45.7 at 128K) and index-driven
-// when the index says its row blocks share their tiles (SparseIndexView::row_blocks_share_tiles;
-// a_shape(100,800) and (128,3968), kernel only: 0.88-0.92x at d = 64 and 128, 8K to 128K; the
-// dense index at d = 128 0.89x at 8K and 32K, 0.87x at 128K). Where a block computes tiles of
-// its own (vertical-slash, block-sparse), the CTA's K/V traffic per pair grows with its blocks:
-// at d = 64 block_sparse(100) at 128K was 11% slower with three, vertical_slash(3500,100) at 8K
-// 46% (fewer, longer work tiles: SMs active 67% of the kernel's time instead of 93%, ncu).
+// needs 224). H100, kernel only:
+//   dense, d = 64: 192-row work tiles, as FlashAttention-3's d = 64 shape (headcal bench dense:
+//     0.233 -> 0.219 ms at 8K, 3.18 -> 2.84 at 32K, 49.0 -> 45.7 at 128K).
+//   index-driven, d = 128: three for every index (a_shape 0.88-0.91x, the dense index
+//     0.87-0.89x, block_sparse(100) 0.86-1.02x, vertical_slash 0.88-1.05x, 8K to 128K).
+//   index-driven, d = 64: three only when the index says its row blocks share their tiles
+//     (SparseIndexView::row_blocks_share_tiles: a_shape 0.88-0.98x). Where a block computes tiles
+//     of its own, the CTA's K/V traffic per pair grows with its blocks, at twice d = 128's bytes
+//     per FLOP, and H = 9 heads give few work tiles: block_sparse(100) at 128K was 11% slower
+//     with three, vertical_slash(3500,100) at 8K 46% (387 work tiles on 132 SMs: SMs active 67%
+//     of the kernel's time instead of 93%, ncu).
 constexpr int hopper_consumers(int d, bool dense, bool row_blocks_share_tiles) {
-  return (dense ? d == 64 : row_blocks_share_tiles) ? 3 : 2;
+  if (dense) return d == 64 ? 3 : 2;
+  return d == 128 || row_blocks_share_tiles ? 3 : 2;
 }
 
 // What does not depend on the number of K/V stages.
@@ -227,7 +230,7 @@ struct HopperShape {
   // setmaxnreg budgets (multiples of 8; loader + consumers within the SM's 64K registers): the
   // loader keeps 56 (its cursors, one per 64-row block), the consumers share the rest: 224 each
   // of two, 152 each of three (ptxas, nvcc 13.0: no spill at d = 64; 32 bytes at d = 128, where
-  // three were still 10% faster on a_shape than two, H100). A dense loader walks one range: 24,
+  // three were still faster than two, see hopper_consumers). A dense loader walks one range: 24,
   // so that three dense consumers get 160 (at 152 the pipelined dense units serialise their
   // wgmmas, C7512).
   static constexpr int kLoaderRegs = kDense && kConsumers == 3 ? 24 : 56;
@@ -762,7 +765,7 @@ __global__ void __launch_bounds__(HopperShape<D, kDense, kConsumerCount>::kThrea
   // stage stays held until then (`compute` says why index-driven units are not). Each combination
   // of unit shapes is its own complete wgmma sequence (a wgmma under a condition inside one commit
   // group makes ptxas serialise them).
-  enum Unit : int { kNone = 0, kOne64 = 1, kOne128 = 2, kTwo64 = 3, kOne32 = 4 };
+  enum Unit : int { kNone = 0, kOne64 = 1, kOne128 = 2, kTwo64 = 3 };
   using Zero = std::integral_constant<int, 0>;
   using W64 = std::integral_constant<int, 64>;
   uint32_t p[8][4];  // P of the pending unit: [16-key slice][A fragment], packed pairs
@@ -773,9 +776,7 @@ __global__ void __launch_bounds__(HopperShape<D, kDense, kConsumerCount>::kThrea
   // Issues PV of the pending unit (shape kPend).
   auto issue_pending_pv = [&](auto pend_shape) {
     constexpr int kPend = decltype(pend_shape)::value;
-    if constexpr (kPend == kOne32) {
-      issue_pv(p, pend_t, std::integral_constant<int, 32>{}, Zero{});
-    } else if constexpr (kPend == kOne64) {
+    if constexpr (kPend == kOne64) {
       issue_pv(p, pend_t, W64{}, Zero{});
     } else if constexpr (kPend == kOne128) {
       issue_pv(p, pend_t, std::integral_constant<int, kN>{}, Zero{});
@@ -788,8 +789,8 @@ __global__ void __launch_bounds__(HopperShape<D, kDense, kConsumerCount>::kThrea
   auto step = [&](const Tile& t, const Tile& u, int first, auto unit_shape, auto pend_shape) {
     constexpr int kUnit = decltype(unit_shape)::value;
     constexpr int kPend = decltype(pend_shape)::value;
-    constexpr int kKeys = kUnit == kOne32 ? 32 : kUnit == kOne64 ? 64 : 128;
-    using WUnit = std::integral_constant<int, kUnit == kOne128 ? kN : kUnit == kOne32 ? 32 : 64>;
+    constexpr int kKeys = kUnit == kOne64 ? 64 : 128;
+    using WUnit = std::integral_constant<int, kUnit == kOne128 ? kN : 64>;
     float s[kKeys / 8][4];
     wgmma_fence();
     issue_scores(s, t, WUnit{}, Zero{});
@@ -924,7 +925,10 @@ __global__ void __launch_bounds__(HopperShape<D, kDense, kConsumerCount>::kThrea
         else compute(t, t, first, std::integral_constant<int, kOne64>{});
       }
     } else if constexpr (!kTwoStageUnits) {
-      // Index-driven, one unit per stage.
+      // Index-driven, one unit per stage. (The seventh session's 32-key unit for stages whose
+      // keys sit in their first 32 rows, worth 3-7% on vertical_slash(30,800) with two consumers
+      // at d = 128, was 2-6% slower on a_shape here and no better overall: H100 A/B, kernel
+      // only, d = 128, 18 configurations, geomean 0.946 against 0.950 without it.)
       Tile t = fetch();
       while (t.kind != kStageTileEnd) {
         if (t.work) compute(t, t, seq - 1, std::integral_constant<int, kOne64>{});
@@ -961,16 +965,7 @@ __global__ void __launch_bounds__(HopperShape<D, kDense, kConsumerCount>::kThrea
           first = seq;
           t = fetch();
         } else {
-          // A stage whose keys for this warpgroup all sit in its first 32 rows (the last tile of
-          // a range, a short list of gathered columns) is computed 32 wide: 32-key QK^T, softmax
-          // and PV. H100 A/B, kernel only, best of three: vertical_slash(30,800) at d = 128
-          // 0.497 -> 0.484 ms (8K), 3.34 -> 3.27 (32K), 26.2 -> 24.3 (128K), the other
-          // configurations within +-2.5%. At d = 64 a lone stage is rare (the partner search
-          // above pairs it) and the narrow unit gained nothing there, so d = 64 keeps one shape.
-          if (D == 128 && t.hi - (t.kind == kStageKeys ? t.base : 0) <= 32)
-            compute(t, t, first, std::integral_constant<int, kOne32>{});
-          else
-            compute(t, t, first, std::integral_constant<int, kOne64>{});
+          compute(t, t, first, std::integral_constant<int, kOne64>{});
           first = seq - 1;
           t = u;
         }

@@ -20,26 +20,6 @@ template <typename T, int N>
 struct Wgmma;
 
 template <>
-struct Wgmma<__nv_bfloat16, 32> {
-  template <int kFirst = 0, int kM>
-  __device__ __forceinline__ static void ss(float (&d)[kM][4], uint64_t a_desc, uint64_t b_desc,
-                                            int scale_d) {
-    static_assert(kFirst >= 0 && kFirst + 4 <= kM, "the accumulator tile is too short");
-    asm volatile(
-        "{\n.reg .pred p;\n"
-        "setp.ne.b32 p, %18, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, "
-        "%16, %17, p, 1, 1, 0, 0;\n}\n"
-        : "+f"(d[kFirst + 0][0]), "+f"(d[kFirst + 0][1]), "+f"(d[kFirst + 0][2]), "+f"(d[kFirst + 0][3]),
-          "+f"(d[kFirst + 1][0]), "+f"(d[kFirst + 1][1]), "+f"(d[kFirst + 1][2]), "+f"(d[kFirst + 1][3]),
-          "+f"(d[kFirst + 2][0]), "+f"(d[kFirst + 2][1]), "+f"(d[kFirst + 2][2]), "+f"(d[kFirst + 2][3]),
-          "+f"(d[kFirst + 3][0]), "+f"(d[kFirst + 3][1]), "+f"(d[kFirst + 3][2]), "+f"(d[kFirst + 3][3])
-        : "l"(a_desc), "l"(b_desc), "r"(scale_d));
-  }
-};
-
-template <>
 struct Wgmma<__nv_bfloat16, 64> {
   template <int kFirst = 0, int kM>
   __device__ __forceinline__ static void ss(float (&d)[kM][4], uint64_t a_desc, uint64_t b_desc,
@@ -136,26 +116,6 @@ struct Wgmma<__nv_bfloat16, 128> {
           "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]),
           "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(scale_d));
-  }
-};
-
-template <>
-struct Wgmma<__half, 32> {
-  template <int kFirst = 0, int kM>
-  __device__ __forceinline__ static void ss(float (&d)[kM][4], uint64_t a_desc, uint64_t b_desc,
-                                            int scale_d) {
-    static_assert(kFirst >= 0 && kFirst + 4 <= kM, "the accumulator tile is too short");
-    asm volatile(
-        "{\n.reg .pred p;\n"
-        "setp.ne.b32 p, %18, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n32k16.f32.f16.f16 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, "
-        "%16, %17, p, 1, 1, 0, 0;\n}\n"
-        : "+f"(d[kFirst + 0][0]), "+f"(d[kFirst + 0][1]), "+f"(d[kFirst + 0][2]), "+f"(d[kFirst + 0][3]),
-          "+f"(d[kFirst + 1][0]), "+f"(d[kFirst + 1][1]), "+f"(d[kFirst + 1][2]), "+f"(d[kFirst + 1][3]),
-          "+f"(d[kFirst + 2][0]), "+f"(d[kFirst + 2][1]), "+f"(d[kFirst + 2][2]), "+f"(d[kFirst + 2][3]),
-          "+f"(d[kFirst + 3][0]), "+f"(d[kFirst + 3][1]), "+f"(d[kFirst + 3][2]), "+f"(d[kFirst + 3][3])
-        : "l"(a_desc), "l"(b_desc), "r"(scale_d));
   }
 };
 

@@ -59,8 +59,9 @@ struct GpuResult {
 // probe = true runs probe mode (the mma.sync kernel); false the plain index-driven run (the
 // warp-specialised wgmma kernel on Hopper). Both must match the CPU reference.
 // announce_total_cols = false leaves the view's total_cols unknown (the launcher then reads it).
-// flip_tile_hint inverts the index's row_blocks_share_tiles, so that every index also
-// runs through the other work-tile height (three row blocks per CTA instead of two, or back).
+// flip_tile_hint inverts the index's row_blocks_share_tiles, so that at d = 64 every index also
+// runs through the other work-tile height (three row blocks per CTA instead of two, or back; at
+// d = 128 the kernel takes three for every index).
 GpuResult run_gpu(const AttentionProblem& pb, const SparseIndex& index, const std::vector<float>& dense_lse,
                   bool probe = true, bool announce_total_cols = true, bool flip_tile_hint = false) {
   const auto& d = pb.dims;
@@ -206,11 +207,11 @@ TEST_CASE("sparse kernel: heads with mixed patterns, GQA 32/8, an empty slot", "
 
 TEST_CASE("persistent CTAs: many work tiles through one CTA, mixed patterns, GQA", "[gpu][sparse]") {
   HC_REQUIRE_GPU();
-  // 1050 tokens: 9 row tiles of 128 (the last one 26 rows: its second consumer has none, and
-  // its Q buffer still holds an earlier tile's rows) x 8 heads = 72 work tiles, or
-  // with the hint flipped (check_sparse) 6 of 192 rows x 8 heads (the last one 90 rows: its third
-  // consumer has none), taken by 1 or 3 CTAs: Q buffers and ring stages reused across tiles with
-  // heads, bands and patterns changing from one tile to the next.
+  // 1050 tokens: at d = 64 9 row tiles of 128 (the last one 26 rows: its second consumer has
+  // none, and its Q buffer still holds an earlier tile's rows) x 8 heads = 72 work tiles; at
+  // d = 128, and at d = 64 with the hint flipped (check_sparse), 6 of 192 rows x 8 heads (the last
+  // one 90 rows: its third consumer has none); taken by 1 or 3 CTAs: Q buffers and ring stages
+  // reused across tiles with heads, bands and patterns changing from one tile to the next.
   const std::vector<PatternConfig> configs = {
       {Pattern::a_shape, 4, 100},     {Pattern::vertical_slash, 50, 120}, {Pattern::block_sparse, 4, 0},
       {Pattern::dense, 0, 0},         {Pattern::a_shape, 64, 64},         {Pattern::vertical_slash, 700, 700},
