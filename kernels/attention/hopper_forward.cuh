@@ -3,9 +3,10 @@
 // launched by attention.cu). Same semantics, arguments and tile walk as flash_forward.cuh; the
 // mma.sync kernel there stays for probe mode.
 //
-// Work tiles are 64 * kConsumers query rows of one head (192 or 128: hopper_consumers). Index-driven CTAs are persistent (one per SM): the first tile is blockIdx.x, the
-// next ones come from a counter in global memory (FlashArgs::tile_counter). Dense CTAs take one
-// tile each (HopperTraits::kQBuffers says why). A CTA is 1 + kConsumers warpgroups:
+// Work tiles are 64 * kConsumers query rows of one head (192 or 128: hopper_consumers).
+// Index-driven CTAs are persistent (one per SM): the first tile is blockIdx.x, the next ones come
+// from a counter in global memory (FlashArgs::tile_counter). Dense CTAs take one tile each
+// (HopperTraits::kQBuffers says why). A CTA is 1 + kConsumers warpgroups:
 //   warpgroup 0, the loader: for each work tile, loads its Q (TMA; index-driven, into one of
 //     two Q buffers, so the next tile's Q lands while this one's is still read), then walks the
 //     key tiles (TileCursorT, up to 128 keys each) and fills a ring of shared-memory stages:
@@ -180,11 +181,11 @@ struct StageMeta {
   int head, row_tile, band_sink, band_local;
 };
 
-// The work tile w of a launch: a head and a row tile, longest first (n_row_tiles counts
-// row tiles of HopperShape::kRows rows). Dense order: the heads of one row tile are adjacent (they stream the same keys
-// in step). KV-group order: the tiles running at once share one KV head's K/V (the index-driven
-// walk reads scattered tiles, whose reuse across row tiles and heads of a group stays in L2 only
-// if the group's K/V is all that is being read).
+// The work tile w of a launch: a head and a row tile, longest first (n_row_tiles counts row
+// tiles of HopperShape::kRows rows). Dense order: the heads of one row tile are adjacent (they
+// stream the same keys in step). KV-group order: the tiles running at once share one KV head's
+// K/V (the index-driven walk reads scattered tiles, whose reuse across row tiles and heads of a
+// group stays in L2 only if the group's K/V is all that is being read).
 __device__ __forceinline__ void work_tile(const FlashArgs& a, int w, int& head, int& row_tile) {
   if (a.kv_group_order) {
     const int per_group = a.n_row_tiles * a.group;
@@ -235,7 +236,8 @@ struct HopperShape {
   // wgmmas, C7512).
   static constexpr int kLoaderRegs = kDense && kConsumers == 3 ? 24 : 56;
   static constexpr int kConsumerRegs = (65536 / 128 - kLoaderRegs) / kConsumers / 8 * 8;
-  static_assert(128 * kLoaderRegs + 128 * kConsumers * kConsumerRegs <= 65536, "setmaxnreg over the register file");
+  static_assert(128 * kLoaderRegs + 128 * kConsumers * kConsumerRegs <= 65536,
+                "setmaxnreg budgets over the register file");
   static constexpr int kN = kDense ? 128 : 64;
   static constexpr int kQBytes = 64 * D * 2;    // one consumer's Q tile [64][D]
   static constexpr int kTileBytes = kN * D * 2;  // one K (or V) tile [kN][D]
@@ -375,8 +377,8 @@ __global__ void __launch_bounds__(HopperShape<D, kDense, kConsumerCount>::kThrea
     };
     // Gathered columns (no TMA gather on sm_90): 16-byte cp.async per thread, each thread one
     // column chunk of every kRowsPerPass-th key of the stage. Warp 0 reads a stage's entries
-    // (key << kTileColumnBits | which consumers compute it, FlashArgs::tile_entries) one stage ahead, so the
-    // loader does not wait a global-memory latency per stage (vertical_slash(3500,100) at 128K,
+    // (key << kTileColumnBits | which consumers compute it, FlashArgs::tile_entries) one stage
+    // ahead, so the loader does not wait a global-memory latency per stage (vertical_slash(3500,100) at 128K,
     // kernel only, H100: 21.4 -> 16.1 ms at d = 128, 5.09 -> 3.52 at d = 64), and hands them to
     // the other warps through the stage's key list (registers for all 64 per thread spilled).
     constexpr int kRowsPerPass = 128 / kChunks;
