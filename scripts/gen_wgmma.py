@@ -7,8 +7,7 @@ generated; run `python3 scripts/gen_wgmma.py > kernels/attention/wgmma_ops.cuh` 
 """
 
 TYPES = [("__nv_bfloat16", "bf16"), ("__half", "f16")]
-WIDTHS = [64, 128]  # QK^T (ss): 64- and 128-key units
-HEAD_DIMS = [64, 128]   # PV (rs): N is the head dim
+WIDTHS = [64, 128]  # QK^T (ss): 64- and 128-key units; PV (rs): N is the head dim, 64 or 128
 
 
 def regs(first, count):
@@ -62,18 +61,18 @@ def emit():
             out.append(f"        : {outputs(n, 'kFirst + ')}")
             out.append('        : "l"(a_desc), "l"(b_desc), "r"(scale_d));')
             out.append("  }")
-            if n in HEAD_DIMS:  # rs
-                out.append(f"  __device__ __forceinline__ static void rs(float (&d)[{n // 8}][4], const uint32_t (&a)[4],")
-                out.append("                                            uint64_t b_desc, int scale_d) {")
-                out.append("    asm volatile(")
-                out.append('        "{\\n.reg .pred p;\\n"')
-                out.append(f'        "setp.ne.b32 p, %{nreg + 5}, 0;\\n"')
-                out.append(f'        "wgmma.mma_async.sync.aligned.m64n{n}k16.f32.{ptx}.{ptx} "')
-                out.append(f'        "{{{regs(0, nreg)}}}, "')
-                out.append(f'        "{{%{nreg}, %{nreg + 1}, %{nreg + 2}, %{nreg + 3}}}, %{nreg + 4}, p, 1, 1, 1;\\n}}\\n"')
-                out.append(f"        : {outputs(n)}")
-                out.append('        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(scale_d));')
-                out.append("  }")
+            # rs
+            out.append(f"  __device__ __forceinline__ static void rs(float (&d)[{n // 8}][4], const uint32_t (&a)[4],")
+            out.append("                                            uint64_t b_desc, int scale_d) {")
+            out.append("    asm volatile(")
+            out.append('        "{\\n.reg .pred p;\\n"')
+            out.append(f'        "setp.ne.b32 p, %{nreg + 5}, 0;\\n"')
+            out.append(f'        "wgmma.mma_async.sync.aligned.m64n{n}k16.f32.{ptx}.{ptx} "')
+            out.append(f'        "{{{regs(0, nreg)}}}, "')
+            out.append(f'        "{{%{nreg}, %{nreg + 1}, %{nreg + 2}, %{nreg + 3}}}, %{nreg + 4}, p, 1, 1, 1;\\n}}\\n"')
+            out.append(f"        : {outputs(n)}")
+            out.append('        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(scale_d));')
+            out.append("  }")
             out.append("};")
             out.append("")
     out.append("}  // namespace hc::kernels::detail")

@@ -15,7 +15,8 @@
 //     "full" mbarrier completes when its bytes have landed; the consumers hand it back through
 //     its "empty" mbarrier. The ring carries a "tile begins" stage (head, rows, band) before a
 //     tile's keys and a "tile ends" stage after them, so the loader runs into the next tile
-//     while the consumers finish one. setmaxnreg gives it 56 registers.
+//     while the consumers finish one. setmaxnreg gives it 56 registers (24 in the dense kernel
+//     with three consumers: HopperShape::kLoaderRegs).
 //   warpgroups 1 .. kConsumers, the consumers: rows r0 + 64 c .. r0 + 64 c + 63 for consumer c.
 //     S = Q K^T with wgmma (Q and K from shared memory), online softmax in registers, O += P V
 //     with wgmma (P from registers, V from shared memory). A tile of up to 64 keys is computed
@@ -169,8 +170,8 @@ enum StageKind : int {
 
 // Stage metadata, written by the loader. Consecutive keys: shared-memory row r holds key
 // base + r, and consumer c computes keys [lo[c], hi[c]). Gathered columns: row r holds the key
-// of entry r of the stage's entry list (key << kTileColumnBits | bit c: consumer c computes it), rows
-// [lo[c], hi[c]) = [0, count) when any entry has bit c. lo == hi: not for that consumer.
+// of entry r of the stage's entry list (key << kTileColumnBits | bit c: consumer c computes it),
+// rows [lo[c], hi[c]) = [0, count) when any entry has bit c. lo == hi: not for that consumer.
 // first/last: smallest and largest key consumer c computes (gathered: of the stage's entries).
 // Tile begin: head, row_tile, band_sink, band_local (the rest unused).
 template <int kConsumers>
@@ -225,7 +226,6 @@ struct HopperShape {
   static constexpr int kConsumers = kConsumerCount;
   static_assert(kConsumers == 2 || (kConsumers == 3 && (D == 64 || !kDense)),
                 "three consumers: index-driven, or dense at d = 64 (registers)");
-  
   static constexpr int kRows = 64 * kConsumers;  // query rows per work tile
   static constexpr int kThreads = 128 * (1 + kConsumers);
   // setmaxnreg budgets (multiples of 8; loader + consumers within the SM's 64K registers): the
@@ -238,6 +238,12 @@ struct HopperShape {
   static constexpr int kConsumerRegs = (65536 / 128 - kLoaderRegs) / kConsumers / 8 * 8;
   static_assert(128 * kLoaderRegs + 128 * kConsumers * kConsumerRegs <= 65536,
                 "setmaxnreg budgets over the register file");
+  // Keys per stage. Dense: 128 (FlashAttention-3's 64 x 128 shape per consumer; the last tile
+  // and the first consumer's diagonal tile are computed 64 wide). Index-driven: 64, the index's
+  // block width, with more stages. Measured on H100/H200 (headcal bench sparse, 32K, d = 128):
+  // 128-key stages (3 of them) aligned to 128-key windows were 11-20% faster on a_shape(128,3968)
+  // and vertical_slash(3500,100) but 1.8-2x slower on vertical_slash(1000,6096) and (30,800),
+  // whose short ranges and gathered columns fill half-empty windows with fewer stages in flight.
   static constexpr int kN = kDense ? 128 : 64;
   static constexpr int kQBytes = 64 * D * 2;    // one consumer's Q tile [64][D]
   static constexpr int kTileBytes = kN * D * 2;  // one K (or V) tile [kN][D]
@@ -378,9 +384,10 @@ __global__ void __launch_bounds__(HopperShape<D, kDense, kConsumerCount>::kThrea
     // Gathered columns (no TMA gather on sm_90): 16-byte cp.async per thread, each thread one
     // column chunk of every kRowsPerPass-th key of the stage. Warp 0 reads a stage's entries
     // (key << kTileColumnBits | which consumers compute it, FlashArgs::tile_entries) one stage
-    // ahead, so the loader does not wait a global-memory latency per stage (vertical_slash(3500,100) at 128K,
-    // kernel only, H100: 21.4 -> 16.1 ms at d = 128, 5.09 -> 3.52 at d = 64), and hands them to
-    // the other warps through the stage's key list (registers for all 64 per thread spilled).
+    // ahead, so the loader does not wait a global-memory latency per stage
+    // (vertical_slash(3500,100) at 128K, kernel only, H100: 21.4 -> 16.1 ms at d = 128, 5.09 ->
+    // 3.52 at d = 64), and hands them to the other warps through the stage's key list (registers
+    // for all 64 per thread spilled).
     constexpr int kRowsPerPass = 128 / kChunks;
     static_assert(kDense || kN == 64, "warp 0 holds a stage's 64 entries, two per lane");
     struct StageEntries {
@@ -559,28 +566,20 @@ __global__ void __launch_bounds__(HopperShape<D, kDense, kConsumerCount>::kThrea
         // d = 128, H100: 15.7 ms vs 13.4. (The cursors are indexed by unrolled constants only,
         // so they stay in registers.)
         for (;;) {
-          int lead = -1, lead_first = 0, lead_start = 0;
-#pragma unroll
-          for (int c = 0; c < kC; ++c)
-            if (t[c].kind != 0 && (lead < 0 || t[c].first < lead_first)) {
-              lead = c;
-              lead_first = t[c].first;
-              lead_start = t[c].start;
-            }
-          if (lead < 0) break;
-          int lead_kind = 0;
+          int lead = -1;  // the block whose tile has the smallest first key (the lowest on ties)
           KeyTile lead_tile{};
 #pragma unroll
           for (int c = 0; c < kC; ++c)
-            if (c == lead) {
-              lead_kind = t[c].kind;
+            if (t[c].kind != 0 && (lead < 0 || t[c].first < lead_tile.first)) {
+              lead = c;
               lead_tile = t[c];
             }
+          if (lead < 0) break;
           Meta m = tile_meta(lead_tile, lead);
           bool taken[kC];
 #pragma unroll
           for (int c = 0; c < kC; ++c) {
-            taken[c] = c == lead || (lead_kind == 1 && t[c].kind == 1 && t[c].start == lead_start);
+            taken[c] = c == lead || (lead_tile.kind == 1 && t[c].kind == 1 && t[c].start == lead_tile.start);
             if (taken[c] && c != lead) {
               m.lo[c] = t[c].start;
               m.hi[c] = t[c].start + t[c].count;

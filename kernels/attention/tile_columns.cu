@@ -68,6 +68,7 @@ __global__ void merge_tile_columns_kernel(const int32_t* __restrict__ col_offset
     if (!any) break;
     bool in[kLists], owner[kLists];
     int bits[kLists];
+    int rank[kLists][kLists];  // rank[b][o]: keys of list o's window below this lane's key of b
     unsigned owned[kLists];
 #pragma unroll
     for (int b = 0; b < kLists; ++b) {
@@ -79,9 +80,9 @@ __global__ void merge_tile_columns_kernel(const int32_t* __restrict__ col_offset
         if (o == b) continue;
         // A key up to the cut that another list holds is in that list's window (the earlier
         // steps took every key up to their cuts, and the window reaches the cut).
-        const int r = count_below(w[o], w[b]);
-        const int at_r = __shfl_sync(kFullMask, w[o], r & 31);
-        const bool there = in[b] && r < 32 && at_r == w[b];
+        rank[b][o] = count_below(w[o], w[b]);
+        const int at_rank = __shfl_sync(kFullMask, w[o], rank[b][o] & 31);
+        const bool there = in[b] && rank[b][o] < 32 && at_rank == w[b];
         if (there) {
           bits[b] |= 1 << o;
           if (o < b) owner[b] = false;
@@ -94,7 +95,7 @@ __global__ void merge_tile_columns_kernel(const int32_t* __restrict__ col_offset
       int64_t at = int64_t(out) + __popc(owned[b] & below_me);
 #pragma unroll
       for (int o = 0; o < kLists; ++o)
-        if (o != b) at += __popc(owned[o] & lanes_below(count_below(w[o], w[b])));
+        if (o != b) at += __popc(owned[o] & lanes_below(rank[b][o]));
       if (owner[b] && at < total_cols) entries[at] = w[b] << kTileColumnBits | bits[b];
     }
 #pragma unroll
