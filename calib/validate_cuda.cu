@@ -64,11 +64,11 @@ kernels::AttentionParams base_params(const DeviceAttentionInput& in) {
 
 // A host index copied to the device; view() has device pointers.
 struct UploadedIndex {
-  int64_t n_heads, n_tokens;
+  int64_t n_heads, n_tokens, n_cols;
   DeviceBuffer<int32_t> range_offsets, range_begin, range_end, col_offsets, cols, band_sink, band_local;
   bool has_band, row_blocks_share_tiles;
   UploadedIndex(const kernels::SparseIndex& h, cudaStream_t stream)
-      : n_heads(h.n_heads), n_tokens(h.n_tokens), range_offsets(h.range_offsets.size()),
+      : n_heads(h.n_heads), n_tokens(h.n_tokens), n_cols(static_cast<int64_t>(h.cols.size())), range_offsets(h.range_offsets.size()),
         range_begin(h.range_begin.size()), range_end(h.range_end.size()), col_offsets(h.col_offsets.size()),
         cols(h.cols.size()), band_sink(h.band_sink.size()), band_local(h.band_local.size()),
         has_band(!h.band_local.empty()), row_blocks_share_tiles(h.row_blocks_share_tiles) {
@@ -90,6 +90,7 @@ struct UploadedIndex {
                                range_begin.ptr, range_end.ptr, col_offsets.ptr,
                                cols.ptr,        has_band ? band_sink.ptr : nullptr,
                                has_band ? band_local.ptr : nullptr};
+    v.total_cols = v.col_capacity = n_cols;  // the launcher need not read the count back
     v.row_blocks_share_tiles = row_blocks_share_tiles;
     return v;
   }

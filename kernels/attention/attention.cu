@@ -178,7 +178,9 @@ void launch_hopper_stages(const FlashArgs& a, long long ctas, cudaStream_t strea
   // 255 vs 274 ms. Index-driven (64-key stages, some gathered by cp.async, with a longer
   // latency): 8, or as many as fit next to the two Q buffers (4 at d = 128 with three consumers;
   // 5 with two, before d = 128 took three); at d = 64, 11 (all
-  // that fit) and 8 were within noise of each other (H100, 128K and 32K, 5 configurations).
+  // that fit) and 8 were within noise of each other (H100, 128K and 32K, 5 configurations). At
+  // d = 128 with three consumers, 3 and 5 stages (one Q buffer) were within noise of 4 too
+  // (geomean 1.005 and 1.009 over the 18 d = 128 points of headcal bench sparse, kernel ms).
   // HEADCAL_HOPPER_STAGES=few selects 2 (tuning knob). Dense at d = 64 with 4 or 6 stages (the
   // pipelined consumers hold one more) was within 1% of 3. Issuing the next tile's QK^T before
   // this tile's softmax was tried and lost 15-35%: two score buffers spill at d = 128 (1.625 vs
@@ -292,17 +294,18 @@ void sparse_attention_forward(const AttentionParams& p, const SparseIndexView& i
     // block's columns in stages of their own, 13.2 merged (21.2 before stages whose keys are all
     // both blocks' skipped the per-key mask); the merge pass itself 0.44 ms (ncu). Loading each
     // block's stages for one consumer only, alternating, was 17.8.
-    int64_t total_cols = index.total_cols;
-    if (total_cols < 0) {
+    // The merge's room: the column count, or a bound on it (the merge writes below the count).
+    int64_t col_room = index.total_cols >= 0 ? index.total_cols : index.col_capacity;
+    if (col_room < 0) {
       int32_t last = 0;
       const int64_t n_slots = static_cast<int64_t>(p.n_heads) * n_row_tiles;
       HC_CHECK_CUDA(cudaMemcpyAsync(&last, index.col_offsets + n_slots, sizeof(last), cudaMemcpyDeviceToHost, stream));
       HC_CHECK_CUDA(cudaStreamSynchronize(stream));
-      total_cols = last;
+      col_room = last;
     }
     TileColumnsDevice tile_columns;
-    if (total_cols > 0) {
-      tile_columns = merge_tile_columns_gpu(index, blocks_per_tile, total_cols, stream);
+    if (col_room > 0) {
+      tile_columns = merge_tile_columns_gpu(index, blocks_per_tile, col_room, stream);
       tiled.tile_entries = tile_columns.entries.get();
       tiled.tile_entry_counts = tile_columns.counts.get();
     }

@@ -863,7 +863,9 @@ __global__ void __launch_bounds__(HopperShape<D, kDense, kConsumerCount>::kThrea
   // the next unit's softmax shortened the loader's lead where stages alternate between the
   // warpgroups (H100, kernel only, 128K, d = 128: vertical_slash(30,800) 25.7 -> 38.5 ms,
   // block_sparse(100) 33.1 -> 42.7, vertical_slash(1000,6096) 81 -> 102; dense 128K, d = 64:
-  // 51.6 -> 48.9 ms, pipelined).
+  // 51.6 -> 48.9 ms, pipelined). Again with three consumers (ninth session; kernel ms, best of
+  // two, the 36 points of headcal bench sparse): d = 128 1.05-1.56x slower (96 bytes spilled),
+  // d = 64 a_shape 0.98-1.01x, the two-consumer indexes 1.07-1.12x slower.
   auto compute = [&](const Tile& t, const Tile& u, int first, auto unit_shape) {
     if constexpr (kDense) {
       if (pend == kNone) step(t, u, first, unit_shape, std::integral_constant<int, kNone>{});

@@ -36,8 +36,10 @@ class DeviceSparseIndex {
   DeviceSparseIndex() = default;
   int64_t n_heads() const { return n_heads_; }
   int64_t n_tokens() const { return n_tokens_; }
-  int64_t total_ranges() const { return total_ranges_; }
-  int64_t total_cols() const { return total_cols_; }
+  // The counts of ranges and columns. A build that sized its arrays from a bound leaves them on
+  // the device; the first call then reads them back (stream: the build's; a synchronisation).
+  int64_t total_ranges(cudaStream_t stream = nullptr) const;
+  int64_t total_cols(cudaStream_t stream = nullptr) const;
   bool row_blocks_share_tiles() const { return row_blocks_share_tiles_; }  // SparseIndexView's hint
   // Device pointers, for sparse_attention_forward.
   SparseIndexView view() const;
@@ -46,7 +48,9 @@ class DeviceSparseIndex {
 
  private:
   friend struct DeviceIndexAccess;
-  int64_t n_heads_ = 0, n_tokens_ = 0, total_ranges_ = 0, total_cols_ = 0;
+  int64_t n_heads_ = 0, n_tokens_ = 0;
+  mutable int64_t total_ranges_ = 0, total_cols_ = 0;  // -1: on the device only (total_ranges())
+  int64_t col_capacity_ = 0;                           // the cols array's size: total_cols or more
   bool row_blocks_share_tiles_ = false;
   std::shared_ptr<int32_t> range_offsets_, range_begin_, range_end_, col_offsets_, cols_;
   std::shared_ptr<int32_t> band_sink_, band_local_;  // null when no head has a band

@@ -38,9 +38,13 @@ struct SparseIndexView {
   const int32_t* cols = nullptr;
   const int32_t* band_sink = nullptr;   // [n_heads] or nullptr
   const int32_t* band_local = nullptr;  // [n_heads] or nullptr
-  // Entries of cols (col_offsets' last value), or -1: unknown, and then the attention launcher
-  // reads it from col_offsets (a copy to the host and a stream synchronisation).
+  // Entries of cols (col_offsets' last value), or -1: unknown. The attention launcher then sizes
+  // its buffers by col_capacity, or without one reads the count from col_offsets (a copy to the
+  // host and a stream synchronisation).
   int64_t total_cols = -1;
+  // At least total_cols (the cols buffer's size), or -1: unknown. GPU builders that allocate from
+  // a bound instead of reading their totals back leave total_cols unknown and set this.
+  int64_t col_capacity = -1;
   // A performance hint, set by builders whose row blocks compute the same key tiles (dense, and
   // a_shape: each block's ranges start where its neighbour's do or one block later; no gathered
   // columns). The Hopper kernel then gives a CTA three row blocks instead of two at d = 64,
@@ -67,7 +71,7 @@ struct SparseIndex {
             col_offsets.data(), cols.data(),
             band_sink.empty() ? nullptr : band_sink.data(),
             band_local.empty() ? nullptr : band_local.data(), static_cast<int64_t>(cols.size()),
-            row_blocks_share_tiles};
+            static_cast<int64_t>(cols.size()), row_blocks_share_tiles};
   }
 };
 

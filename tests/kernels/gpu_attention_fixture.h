@@ -172,6 +172,7 @@ struct DeviceIndex {
   bool has_band = false;
   int64_t total_cols = 0;
   bool announce_total_cols = true;  // false: the view leaves total_cols unknown (-1)
+  int64_t announce_capacity = -1;    // with total_cols unknown: the view's col_capacity (-1: none)
   bool row_blocks_share_tiles = false;  // the host index's hint; tests may force it either way
   explicit DeviceIndex(const kernels::SparseIndex& host) {
     row_blocks_share_tiles = host.row_blocks_share_tiles;
@@ -201,6 +202,7 @@ struct DeviceIndex {
     v.band_sink = has_band ? band_sink.get() : nullptr;
     v.band_local = has_band ? band_local.get() : nullptr;
     v.total_cols = announce_total_cols ? total_cols : -1;
+    v.col_capacity = announce_total_cols ? total_cols : announce_capacity;
     v.row_blocks_share_tiles = row_blocks_share_tiles;
     return v;
   }

@@ -58,15 +58,18 @@ struct GpuResult {
 
 // probe = true runs probe mode (the mma.sync kernel); false the plain index-driven run (the
 // warp-specialised wgmma kernel on Hopper). Both must match the CPU reference.
-// announce_total_cols = false leaves the view's total_cols unknown (the launcher then reads it).
+// announce_total_cols = false leaves the view's total_cols unknown: the launcher then reads it, or,
+// with announce_capacity >= 0, sizes its buffers by that bound (as for a GPU build's index).
 // flip_tile_hint inverts the index's row_blocks_share_tiles, so that at d = 64 every index also
 // runs through the other work-tile height (three row blocks per CTA instead of two, or back; at
 // d = 128 the kernel takes three for every index).
 GpuResult run_gpu(const AttentionProblem& pb, const SparseIndex& index, const std::vector<float>& dense_lse,
-                  bool probe = true, bool announce_total_cols = true, bool flip_tile_hint = false) {
+                  bool probe = true, bool announce_total_cols = true, bool flip_tile_hint = false,
+                  int64_t announce_capacity = -1) {
   const auto& d = pb.dims;
   test::DeviceIndex di(index);
   di.announce_total_cols = announce_total_cols;
+  di.announce_capacity = announce_capacity;
   if (flip_tile_hint) di.row_blocks_share_tiles = !di.row_blocks_share_tiles;
   DeviceArray<uint16_t> o(d.n_tokens * d.n_heads * d.head_dim);
   DeviceArray<float> lse(d.n_heads * d.n_tokens);
@@ -107,16 +110,21 @@ void check_sparse(const AttentionProblem& pb, const SparseIndex& index) {
   std::vector<float> dense_lse;
   const CpuResult cpu = run_cpu(pb, index, dense_lse);
   const GpuResult gpu = run_gpu(pb, index, dense_lse, true);
-  for (int run_kind = 0; run_kind < 4; ++run_kind) {
+  // A bound above the column count, as a GPU build's index announces.
+  const int64_t capacity = static_cast<int64_t>(index.cols.size()) + 37;
+  for (int run_kind = 0; run_kind < 5; ++run_kind) {
     const bool probe = run_kind == 0;
-    const GpuResult run = probe ? gpu : run_gpu(pb, index, dense_lse, false, run_kind != 2, run_kind == 3);
+    const GpuResult run = probe ? gpu
+                                : run_gpu(pb, index, dense_lse, false, run_kind == 1 || run_kind == 3, run_kind == 3,
+                                          run_kind == 4 ? capacity : -1);
     const auto eo = test::compare(run.o, cpu.o);
     const auto el = test::compare(run.lse, cpu.lse);
     const double o_tol = (pb.dtype == AttnDType::kBF16 ? 0.012 : 0.004) * std::max(1.0, eo.max_ref);
     INFO((probe            ? "probe run"
           : run_kind == 1  ? "plain run"
           : run_kind == 2  ? "plain run, total_cols unknown"
-                           : "plain run, row_blocks_share_tiles flipped")
+          : run_kind == 3  ? "plain run, row_blocks_share_tiles flipped"
+                           : "plain run, total_cols unknown, capacity announced")
          << ": O max abs err " << eo.max_abs << " mean " << eo.mean_abs << "; LSE max abs err " << el.max_abs);
     CHECK(eo.finite);
     CHECK(el.finite);
@@ -232,7 +240,19 @@ TEST_CASE("persistent CTAs: many work tiles through one CTA, mixed patterns, GQA
 
 namespace {
 
-SparseIndex download(const DeviceSparseIndex& gpu) { return gpu.to_host(); }
+// The host copy of a GPU build, after checking what its view announces: the column count, or
+// (bounded builds) a capacity at least that count, with the counts read back on demand.
+SparseIndex download(const DeviceSparseIndex& gpu) {
+  const SparseIndexView v = gpu.view();
+  const SparseIndex h = gpu.to_host();
+  const auto n_cols = static_cast<int64_t>(h.cols.size());
+  CHECK((v.total_cols == -1 || v.total_cols == n_cols));
+  CHECK(v.col_capacity >= n_cols);
+  CHECK(gpu.total_cols() == n_cols);
+  CHECK(gpu.total_ranges() == static_cast<int64_t>(h.range_begin.size()));
+  CHECK(gpu.view().total_cols == n_cols);  // read back once, then announced
+  return h;
+}
 
 void check_same_index(const SparseIndex& got, const SparseIndex& want) {
   REQUIRE(got.n_heads == want.n_heads);
@@ -267,12 +287,16 @@ TEST_CASE("GPU index builders produce the CPU builders' index", "[gpu][sparse][i
         GpuQK qk{pb.dq.get(), pb.dk.get(), pb.dtype, static_cast<int>(n), 6, 2, d};
         for (auto [v, s] : {std::pair{40, 110}, {300, 5}, {1000, 200}, {0, 0}}) {
           INFO("vertical_slash(" << v << "," << s << ")");
-          check_same_index(download(build_vertical_slash_index_gpu(qk, v, s)),
+          const DeviceSparseIndex built = build_vertical_slash_index_gpu(qk, v, s);
+          CHECK(built.view().total_cols == -1);  // small: sized by its bounds, nothing read back
+          check_same_index(download(built),
                            build_vertical_slash_index(pb.q.values.data(), pb.k.values.data(), pb.dims, v, s));
         }
         for (int k : {1, 3, 8, 100}) {
           INFO("block_sparse(" << k << ")");
-          check_same_index(download(build_block_sparse_index_gpu(qk, k)),
+          const DeviceSparseIndex built = build_block_sparse_index_gpu(qk, k);
+          CHECK(built.view().total_cols == -1);
+          check_same_index(download(built),
                            build_block_sparse_index(pb.q.values.data(), pb.k.values.data(), pb.dims, k));
         }
       }
@@ -284,7 +308,11 @@ TEST_CASE("GPU index builders produce the CPU builders' index", "[gpu][sparse][i
     const int n = 100000;
     AttentionProblem pb = structured_problem(n, 6, 2, 64, AttnDType::kBF16, 4242u);
     GpuQK qk{pb.dq.get(), pb.dk.get(), pb.dtype, n, 6, 2, 64};
-    check_same_index(download(build_vertical_slash_index_gpu(qk, 1000, 200)),
+    // Its columns' bound (6 heads x 1563 blocks x 1000) is past kBoundedBuildBytes: the build
+    // reads its totals back and announces them.
+    const DeviceSparseIndex built = build_vertical_slash_index_gpu(qk, 1000, 200);
+    CHECK(built.view().total_cols >= 0);
+    check_same_index(download(built),
                      build_vertical_slash_index(pb.q.values.data(), pb.k.values.data(), pb.dims, 1000, 200));
     check_same_index(download(build_block_sparse_index_gpu(qk, 8)),
                      build_block_sparse_index(pb.q.values.data(), pb.k.values.data(), pb.dims, 8));
