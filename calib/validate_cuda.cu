@@ -19,7 +19,6 @@
 #include "kernels/attention/attention.h"
 #include "kernels/sparse/cost.h"
 #include "kernels/sparse/index_gpu.h"
-#include "kernels/sparse/index_ref.h"
 
 namespace hc {
 
@@ -62,43 +61,10 @@ kernels::AttentionParams base_params(const DeviceAttentionInput& in) {
   return p;
 }
 
-// A host index copied to the device; view() has device pointers.
-struct UploadedIndex {
-  int64_t n_heads, n_tokens, n_cols;
-  DeviceBuffer<int32_t> range_offsets, range_begin, range_end, col_offsets, cols, band_sink, band_local;
-  bool has_band, row_blocks_share_tiles;
-  UploadedIndex(const kernels::SparseIndex& h, cudaStream_t stream)
-      : n_heads(h.n_heads), n_tokens(h.n_tokens), n_cols(static_cast<int64_t>(h.cols.size())), range_offsets(h.range_offsets.size()),
-        range_begin(h.range_begin.size()), range_end(h.range_end.size()), col_offsets(h.col_offsets.size()),
-        cols(h.cols.size()), band_sink(h.band_sink.size()), band_local(h.band_local.size()),
-        has_band(!h.band_local.empty()), row_blocks_share_tiles(h.row_blocks_share_tiles) {
-    auto up = [&](const DeviceBuffer<int32_t>& dst, const std::vector<int32_t>& src) {
-      if (!src.empty())
-        HC_CHECK_CUDA(cudaMemcpyAsync(dst.ptr, src.data(), src.size() * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
-    };
-    up(range_offsets, h.range_offsets);
-    up(range_begin, h.range_begin);
-    up(range_end, h.range_end);
-    up(col_offsets, h.col_offsets);
-    up(cols, h.cols);
-    up(band_sink, h.band_sink);
-    up(band_local, h.band_local);
-    HC_CHECK_CUDA(cudaStreamSynchronize(stream));  // the host index may go out of scope
-  }
-  kernels::SparseIndexView view() const {
-    kernels::SparseIndexView v{n_heads,         n_tokens,      range_offsets.ptr,
-                               range_begin.ptr, range_end.ptr, col_offsets.ptr,
-                               cols.ptr,        has_band ? band_sink.ptr : nullptr,
-                               has_band ? band_local.ptr : nullptr};
-    v.total_cols = v.col_capacity = n_cols;  // the launcher need not read the count back
-    v.row_blocks_share_tiles = row_blocks_share_tiles;
-    return v;
-  }
-};
-
 // The layer's index, every head on its own config: one GPU build per distinct config (the
-// vertical-slash estimate shared by all vertical-slash heads), then the heads' slices stacked.
-kernels::SparseIndex build_layer_index_gpu(const DeviceAttentionInput& in,
+// vertical-slash estimate shared by all vertical-slash heads), then the heads' slices stacked on
+// the device.
+kernels::DeviceSparseIndex build_layer_index_gpu(const DeviceAttentionInput& in,
                                            const std::vector<kernels::PatternConfig>& configs,
                                            const kernels::EstimatorSettings& settings, cudaStream_t stream) {
   const int64_t n = in.dims.n_tokens, h_count = in.dims.n_heads;
@@ -123,7 +89,7 @@ kernels::SparseIndex build_layer_index_gpu(const DeviceAttentionInput& in,
   }
 
   // Static patterns (dense, a_shape) are the same on every head: built for one head.
-  std::map<std::tuple<int, int, int>, kernels::SparseIndex> built;  // config -> host index
+  std::map<std::tuple<int, int, int>, kernels::DeviceSparseIndex> built;  // config -> its index
   for (const kernels::PatternConfig& c : configs) {
     const auto key = std::make_tuple(static_cast<int>(c.pattern), c.p1, c.p2);
     if (built.count(key)) continue;
@@ -143,16 +109,17 @@ kernels::SparseIndex build_layer_index_gpu(const DeviceAttentionInput& in,
         index = kernels::build_block_sparse_index_gpu(qk, c.p1, stream);
         break;
     }
-    built.emplace(key, index.to_host(stream));
+    built.emplace(key, std::move(index));
   }
-  std::vector<kernels::SparseIndex> parts;
-  parts.reserve(static_cast<size_t>(h_count));
+  std::vector<const kernels::DeviceSparseIndex*> sources;
+  std::vector<int64_t> source_heads;
   for (int64_t h = 0; h < h_count; ++h) {
     const kernels::PatternConfig& c = configs[static_cast<size_t>(h)];
-    const kernels::SparseIndex& whole = built.at(std::make_tuple(static_cast<int>(c.pattern), c.p1, c.p2));
-    parts.push_back(whole.n_heads == 1 ? whole : kernels::head_slice(whole, h));
+    const kernels::DeviceSparseIndex& whole = built.at(std::make_tuple(static_cast<int>(c.pattern), c.p1, c.p2));
+    sources.push_back(&whole);
+    source_heads.push_back(whole.n_heads() == 1 ? 0 : h);
   }
-  return kernels::stack_heads(parts);
+  return kernels::stack_heads_gpu(sources, source_heads, stream);
 }
 
 }  // namespace
@@ -213,11 +180,10 @@ PrefillResult validate_sparse_prefill_cuda(CudaEngine& engine, const Profile& pr
     kernels::dense_attention_forward(p, stream);
     HC_CHECK_CUDA(cudaStreamSynchronize(stream));
 
-    // Timed: index build (GPU builders; host assembly of the per-head slices and upload
-    // included, as the builders synchronise anyway) + the sparse kernel without probe.
+    // Timed: index build (GPU builders and the stacking of the heads' slices, which synchronises
+    // the stream, so host time is the measure) + the sparse kernel without probe.
     const Clock::time_point t0 = Clock::now();
-    const kernels::SparseIndex host_index = build_layer_index_gpu(in, configs, settings, stream);
-    const UploadedIndex index(host_index, stream);
+    const kernels::DeviceSparseIndex index = build_layer_index_gpu(in, configs, settings, stream);
     const double index_s = std::chrono::duration<double>(Clock::now() - t0).count();
     EventPair t;
     p.o = o;

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "kernels/attention/attention.h"
 #include "kernels/sparse/pattern.h"
@@ -71,6 +72,14 @@ DeviceSparseIndex build_vertical_slash_index_gpu(const GpuQK& qk, int v, int s,
 // Block-sparse top-k_blocks from mean-pooled Q and K.
 DeviceSparseIndex build_block_sparse_index_gpu(const GpuQK& qk, int k_blocks,
                                                cudaStream_t stream = nullptr);
+
+// One index whose head h is head source_heads[h] of *sources[h] (all of the same n_tokens): a
+// layer whose heads follow different patterns, assembled on the device (the GPU counterpart of
+// head_slice + stack_heads in index_ref.h). A band is kept per head; the result shares its row
+// blocks' tiles only if every source does. Synchronises the stream twice (the totals; the copy,
+// so that the sources may be dropped on return).
+DeviceSparseIndex stack_heads_gpu(const std::vector<const DeviceSparseIndex*>& sources,
+                                  const std::vector<int64_t>& source_heads, cudaStream_t stream = nullptr);
 
 // ---- building blocks: one estimate, many candidate indexes ----
 
