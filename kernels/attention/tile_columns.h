@@ -14,8 +14,9 @@ struct TileColumnsDevice {
   std::shared_ptr<int32_t> counts;   // [n_heads * work tiles per head]
 };
 
-// `index` in device memory, total_cols = its number of columns or more (> 0; the entries buffer's
-// size, of which the first (number of columns) are used), blocks_per_tile in 1..kMaxBlocksPerTile. The buffers come from headcal's stream-ordered pool and are freed in
+// `index` in device memory; total_cols: its number of columns or more (> 0), the size of the
+// entries buffer, of which only the first (number of columns) are written; blocks_per_tile in
+// 1..kMaxBlocksPerTile. The buffers come from headcal's stream-ordered pool and are freed in
 // `stream` order when dropped.
 TileColumnsDevice merge_tile_columns_gpu(const SparseIndexView& index, int blocks_per_tile, int64_t total_cols,
                                          cudaStream_t stream);
