@@ -372,6 +372,57 @@ void launch_slot_pass(const VerticalSlashSlot& rule, int n_slots, int32_t* range
   HC_CHECK_LAUNCH();
 }
 
+// The two halves every slot-by-slot build shares (the estimated patterns' builds and
+// stack_heads_gpu): out's offsets, scanned from per-slot counts, then its entry arrays.
+// counts [2][n_slots] (ranges, then columns) and out's range and column offsets ([n_slots + 1]
+// each, one allocation); the counts are the caller's to fill before scan_offsets.
+std::shared_ptr<int32_t> allocate_offsets(DeviceSparseIndex& out, int64_t n_slots, cudaStream_t stream) {
+  auto counts = device_alloc<int32_t>(2 * n_slots, stream, true);
+  auto offsets = device_alloc<int32_t>(2 * (n_slots + 1), stream);
+  DeviceIndexAccess::range_offsets(out) = std::shared_ptr<int32_t>(offsets, offsets.get());
+  DeviceIndexAccess::col_offsets(out) = std::shared_ptr<int32_t>(offsets, offsets.get() + n_slots + 1);
+  return counts;
+}
+// Both exclusive scans of the counts into out's offsets, in one launch.
+void scan_offsets(const int32_t* counts, DeviceSparseIndex& out, int64_t n_slots, cudaStream_t stream) {
+  scan_counts_kernel<<<2, kScanThreads, 0, stream>>>(counts, DeviceIndexAccess::range_offsets(out).get(),
+                                                     counts + n_slots, DeviceIndexAccess::col_offsets(out).get(),
+                                                     static_cast<int>(n_slots));
+  HC_CHECK_LAUNCH();
+}
+// offsets[n_slots] of each of the `count` offset arrays, on the host: a copy each and one stream
+// synchronisation. A scan's -1 (a total past 2^31 - 1) is an error.
+void read_totals(const int32_t* const* offsets, int count, int64_t n_slots, int64_t* totals, cudaStream_t stream) {
+  int32_t last[2] = {0, 0};
+  for (int i = 0; i < count; ++i)
+    HC_CHECK_CUDA(cudaMemcpyAsync(&last[i], offsets[i] + n_slots, sizeof(int32_t), cudaMemcpyDeviceToHost, stream));
+  HC_CHECK_CUDA(cudaStreamSynchronize(stream));
+  for (int i = 0; i < count; ++i) {
+    if (last[i] < 0) throw InputError(kWhat, "the index has more than 2^31 - 1 ranges or columns (int32 offsets)");
+    totals[i] = last[i];
+  }
+}
+// out's totals read back from its offsets.
+void read_totals(DeviceSparseIndex& out, int64_t n_slots, cudaStream_t stream) {
+  const int32_t* offsets[2] = {DeviceIndexAccess::range_offsets(out).get(), DeviceIndexAccess::col_offsets(out).get()};
+  int64_t totals[2];
+  read_totals(offsets, 2, n_slots, totals, stream);
+  DeviceIndexAccess::total_ranges(out) = totals[0];
+  DeviceIndexAccess::total_cols(out) = totals[1];
+}
+// out's range_begin, range_end [range_room] and cols [col_room], one allocation with `extra` ints
+// after them, which the returned pointer shares (null for none).
+std::shared_ptr<int32_t> allocate_entries(DeviceSparseIndex& out, int64_t range_room, int64_t col_room, int64_t extra,
+                                          cudaStream_t stream) {
+  using A = DeviceIndexAccess;
+  auto entries = device_alloc<int32_t>(2 * range_room + col_room + extra, stream);
+  A::range_begin(out) = std::shared_ptr<int32_t>(entries, entries.get());
+  A::range_end(out) = std::shared_ptr<int32_t>(entries, entries.get() + range_room);
+  A::cols(out) = std::shared_ptr<int32_t>(entries, entries.get() + 2 * range_room);
+  A::col_capacity(out) = col_room;
+  return extra > 0 ? std::shared_ptr<int32_t>(entries, entries.get() + 2 * range_room + col_room) : nullptr;
+}
+
 // Bounds on one head's ranges and columns over all its slots, from the rule's parameters alone.
 struct HeadBounds {
   int64_t ranges = 0, cols = 0;
@@ -417,17 +468,10 @@ DeviceSparseIndex build_from_slots(const Slot& rule, int64_t n_tokens, int64_t n
   using A = DeviceIndexAccess;
   A::n_heads(out) = n_heads;
   A::n_tokens(out) = n_tokens;
-  auto counts = device_alloc<int32_t>(2 * n_slots, stream, true);  // [2][n_slots]: ranges, columns
-  auto offsets = device_alloc<int32_t>(2 * (n_slots + 1), stream);  // [2][n_slots + 1]
-  int32_t* range_counts = counts.get();
-  int32_t* col_counts = counts.get() + n_slots;
-  std::shared_ptr<int32_t> range_offsets(offsets, offsets.get());
-  std::shared_ptr<int32_t> col_offsets(offsets, offsets.get() + n_slots + 1);
-  launch_slot_pass(rule, static_cast<int>(n_slots), range_counts, col_counts, nullptr, nullptr, nullptr, nullptr,
-                   nullptr, false, stream);
-  scan_counts_kernel<<<2, kScanThreads, 0, stream>>>(range_counts, range_offsets.get(), col_counts,
-                                                     col_offsets.get(), static_cast<int>(n_slots));
-  HC_CHECK_LAUNCH();
+  const auto counts = allocate_offsets(out, n_slots, stream);
+  launch_slot_pass(rule, static_cast<int>(n_slots), counts.get(), counts.get() + n_slots, nullptr, nullptr, nullptr,
+                   nullptr, nullptr, false, stream);
+  scan_offsets(counts.get(), out, n_slots, stream);
   const HeadBounds bounds = head_bounds(rule);
   int64_t range_room = n_heads * bounds.ranges, col_room = n_heads * bounds.cols;
   if ((2 * range_room + col_room) * int64_t(sizeof(int32_t)) <= kBoundedBuildBytes) {
@@ -435,26 +479,14 @@ DeviceSparseIndex build_from_slots(const Slot& rule, int64_t n_tokens, int64_t n
     A::total_ranges(out) = -1;
     A::total_cols(out) = -1;
   } else {
-    int32_t totals[2] = {0, 0};  // ranges, columns; -1: past 2^31 - 1
-    HC_CHECK_CUDA(cudaMemcpyAsync(&totals[0], range_offsets.get() + n_slots, sizeof(int32_t),
-                                  cudaMemcpyDeviceToHost, stream));
-    HC_CHECK_CUDA(cudaMemcpyAsync(&totals[1], col_offsets.get() + n_slots, sizeof(int32_t),
-                                  cudaMemcpyDeviceToHost, stream));
-    HC_CHECK_CUDA(cudaStreamSynchronize(stream));
-    for (int32_t total : totals)
-      if (total < 0) throw InputError(kWhat, "the index has more than 2^31 - 1 ranges or columns (int32 offsets)");
-    A::total_ranges(out) = range_room = totals[0];
-    A::total_cols(out) = col_room = totals[1];
+    read_totals(out, n_slots, stream);
+    range_room = A::total_ranges(out);
+    col_room = A::total_cols(out);
   }
-  A::col_capacity(out) = col_room;
-  A::range_offsets(out) = range_offsets;
-  A::col_offsets(out) = col_offsets;
-  auto entries = device_alloc<int32_t>(2 * range_room + col_room, stream);  // begin, end, cols
-  A::range_begin(out) = std::shared_ptr<int32_t>(entries, entries.get());
-  A::range_end(out) = std::shared_ptr<int32_t>(entries, entries.get() + range_room);
-  A::cols(out) = std::shared_ptr<int32_t>(entries, entries.get() + 2 * range_room);
-  launch_slot_pass(rule, static_cast<int>(n_slots), nullptr, nullptr, range_offsets.get(), col_offsets.get(),
-                   A::range_begin(out).get(), A::range_end(out).get(), A::cols(out).get(), true, stream);
+  allocate_entries(out, range_room, col_room, 0, stream);
+  launch_slot_pass(rule, static_cast<int>(n_slots), nullptr, nullptr, A::range_offsets(out).get(),
+                   A::col_offsets(out).get(), A::range_begin(out).get(), A::range_end(out).get(), A::cols(out).get(),
+                   true, stream);
   return out;
 }
 
@@ -1136,22 +1168,14 @@ SparseIndexView DeviceSparseIndex::view() const {
   return v;
 }
 
-namespace {
-// The last of n_slots + 1 offsets on the device.
-int64_t read_total(const std::shared_ptr<int32_t>& offsets, int64_t n_slots, cudaStream_t stream) {
-  int32_t total = 0;
-  HC_CHECK_CUDA(cudaMemcpyAsync(&total, offsets.get() + n_slots, sizeof(total), cudaMemcpyDeviceToHost, stream));
-  HC_CHECK_CUDA(cudaStreamSynchronize(stream));
-  return total;
-}
-}  // namespace
-
 int64_t DeviceSparseIndex::total_ranges(cudaStream_t stream) const {
-  if (total_ranges_ < 0) total_ranges_ = read_total(range_offsets_, n_heads_ * num_row_blocks(n_tokens_), stream);
+  const int32_t* offsets = range_offsets_.get();
+  if (total_ranges_ < 0) read_totals(&offsets, 1, n_heads_ * num_row_blocks(n_tokens_), &total_ranges_, stream);
   return total_ranges_;
 }
 int64_t DeviceSparseIndex::total_cols(cudaStream_t stream) const {
-  if (total_cols_ < 0) total_cols_ = read_total(col_offsets_, n_heads_ * num_row_blocks(n_tokens_), stream);
+  const int32_t* offsets = col_offsets_.get();
+  if (total_cols_ < 0) read_totals(&offsets, 1, n_heads_ * num_row_blocks(n_tokens_), &total_cols_, stream);
   return total_cols_;
 }
 
@@ -1242,10 +1266,7 @@ DeviceSparseIndex stack_heads_gpu(const std::vector<const DeviceSparseIndex*>& s
   A::n_heads(out) = n_heads;
   A::n_tokens(out) = n_tokens;
   A::row_blocks_share_tiles(out) = share_tiles;
-  auto counts = device_alloc<int32_t>(2 * n_slots, stream, true);   // [2][n_slots]: ranges, columns
-  auto offsets = device_alloc<int32_t>(2 * (n_slots + 1), stream);  // [2][n_slots + 1]
-  A::range_offsets(out) = std::shared_ptr<int32_t>(offsets, offsets.get());
-  A::col_offsets(out) = std::shared_ptr<int32_t>(offsets, offsets.get() + n_slots + 1);
+  const auto counts = allocate_offsets(out, n_slots, stream);
   const int threads = 256;  // 8 slots per block
   const unsigned blocks = static_cast<unsigned>((n_slots * 32 + threads - 1) / threads);
   stack_slots_kernel<<<blocks, threads, 0, stream>>>(device_table.get(), static_cast<int>(nb),
@@ -1253,30 +1274,12 @@ DeviceSparseIndex stack_heads_gpu(const std::vector<const DeviceSparseIndex*>& s
                                                      counts.get() + n_slots, nullptr, nullptr, nullptr, nullptr,
                                                      nullptr, nullptr, nullptr);
   HC_CHECK_LAUNCH();
-  scan_counts_kernel<<<2, kScanThreads, 0, stream>>>(counts.get(), A::range_offsets(out).get(),
-                                                     counts.get() + n_slots, A::col_offsets(out).get(),
-                                                     static_cast<int>(n_slots));
-  HC_CHECK_LAUNCH();
-  int32_t totals[2] = {0, 0};  // ranges, columns; -1: past 2^31 - 1
-  HC_CHECK_CUDA(cudaMemcpyAsync(&totals[0], A::range_offsets(out).get() + n_slots, sizeof(int32_t),
-                                cudaMemcpyDeviceToHost, stream));
-  HC_CHECK_CUDA(cudaMemcpyAsync(&totals[1], A::col_offsets(out).get() + n_slots, sizeof(int32_t),
-                                cudaMemcpyDeviceToHost, stream));
-  HC_CHECK_CUDA(cudaStreamSynchronize(stream));
-  for (int32_t total : totals)
-    if (total < 0) throw InputError(kWhat, "the index has more than 2^31 - 1 ranges or columns (int32 offsets)");
-  A::total_ranges(out) = totals[0];
-  A::total_cols(out) = totals[1];
-  A::col_capacity(out) = totals[1];
-  const int64_t band_ints = any_band ? 2 * n_heads : 0;
-  auto entries = device_alloc<int32_t>(2 * int64_t(totals[0]) + totals[1] + band_ints, stream);
-  const int64_t cols_at = 2 * int64_t(totals[0]), band_at = cols_at + totals[1];
-  A::range_begin(out) = std::shared_ptr<int32_t>(entries, entries.get());
-  A::range_end(out) = std::shared_ptr<int32_t>(entries, entries.get() + totals[0]);
-  A::cols(out) = std::shared_ptr<int32_t>(entries, entries.get() + cols_at);
+  scan_offsets(counts.get(), out, n_slots, stream);
+  read_totals(out, n_slots, stream);
+  const auto band = allocate_entries(out, A::total_ranges(out), A::total_cols(out), any_band ? 2 * n_heads : 0, stream);
   if (any_band) {
-    A::band_sink(out) = std::shared_ptr<int32_t>(entries, entries.get() + band_at);
-    A::band_local(out) = std::shared_ptr<int32_t>(entries, entries.get() + band_at + n_heads);
+    A::band_sink(out) = band;
+    A::band_local(out) = std::shared_ptr<int32_t>(band, band.get() + n_heads);
   }
   stack_slots_kernel<<<blocks, threads, 0, stream>>>(
       device_table.get(), static_cast<int>(nb), static_cast<int>(n_slots), true, nullptr, nullptr,
