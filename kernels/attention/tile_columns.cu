@@ -3,7 +3,7 @@
 // windows up to the smallest of the windows' last keys (so nothing smaller can still come from
 // any list). A key in several windows is written once, by the lowest list holding it, with the
 // bits of all of them; its union position counts, in every window, the keys below it that are
-// written by their own list.
+// written by their own list. Windows equal in every list are taken whole.
 #include <climits>
 #include <string>
 
@@ -66,6 +66,24 @@ __global__ void merge_tile_columns_kernel(const int32_t* __restrict__ col_offset
       cut = min(cut, __shfl_sync(kFullMask, w[b], 31));
     }
     if (!any) break;
+    // Windows that hold the same keys in every list are taken whole, each key with every
+    // block's bit: what the general step below gives them, without its rank searches. The
+    // blocks of a tile share most of their columns in vertical-slash indexes (their lists differ
+    // only near the blocks' diagonals): vertical_slash(3500,100), H100, ncu, clocks unlocked:
+    // 85 -> 63 us at 32K tokens, d = 64; 629 -> 338 us at 128K, d = 128, where what is left is
+    // mostly reading the lists (460 MB).
+    bool same = true;
+#pragma unroll
+    for (int b = 1; b < kLists; ++b) same = same && w[b] == w[0];
+    if (__all_sync(kFullMask, same)) {
+      const bool valid = w[0] != kNone;  // a prefix of the lanes
+      const int taken = __popc(__ballot_sync(kFullMask, valid));
+      if (valid && int64_t(out) + lane < total_cols) entries[out + lane] = w[0] << kTileColumnBits | ((1 << kLists) - 1);
+      out += taken;
+#pragma unroll
+      for (int b = 0; b < kLists; ++b) pos[b] += taken;
+      continue;
+    }
     bool in[kLists], owner[kLists];
     int bits[kLists];
     int rank[kLists][kLists];  // rank[b][o]: keys of list o's window below this lane's key of b

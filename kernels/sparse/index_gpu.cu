@@ -15,6 +15,7 @@
 #include "common/cuda_check.h"
 #include "common/error.h"
 #include "kernels/attention/flash_forward.cuh"
+#include "kernels/attention/hopper_forward.cuh"  // wgmma, descriptors, panel layout
 #include "kernels/sparse/device_pool.h"
 #include "kernels/sparse/index_gpu.h"
 
@@ -717,14 +718,18 @@ __global__ void offset_runs_kernel(const int32_t* offsets, int n_offsets, int32_
 // the tile) and per diagonal (a diagonal crosses at most two tiles: per-tile partials, added in
 // tile order). Every sum has a fixed order, so the index is reproducible.
 
-// A CTA takes one head and a run of consecutive 64-key tiles: the head's last queries go to
-// registers once (mma.sync A fragments), the key tiles stream through a ring of cp.async stages,
-// so the next tiles load while this one is computed. Against one CTA per (head, tile), loading
-// the queries and its tile and then computing with nothing in flight (160 + 267 us for the two
-// passes at 32K tokens, H = 32, d = 128), the ring alone measured 167 + 243 us: the passes were
-// bound by instructions, not loads (ncu on H100); what made them faster was leaving the masks
-// out of the tiles that need none (below; the two builds at 32K, d = 128: 0.54-0.65 -> 0.40-0.47
-// ms with the selection changes).
+// A CTA (one warpgroup) takes one head and a run of consecutive 64-key tiles: the head's last
+// queries stay in shared memory, the key tiles stream through a ring of cp.async stages, so the
+// next tiles load while this one is computed, and each tile's scores are one wgmma sequence.
+// Against one CTA per (head, tile), loading the queries and its tile and then computing with
+// nothing in flight (160 + 267 us for the two passes at 32K tokens, H = 32, d = 128), the ring
+// alone measured 167 + 243 us; what made the passes faster then was leaving the masks out of the
+// tiles that need none (below; the two builds at 32K, d = 128: 0.54-0.65 -> 0.40-0.47 ms with the
+// selection changes). The wgmma scores (est_score_tile) took the passes from 88 + 149 to 74 + 129
+// us at 32K and from 337 + 578 to 284 + 486 us at 128K (d = 128, ncu on H100, clocks unlocked;
+// d = 64 unchanged). Grouping a KV group's heads in one CTA, each K tile loaded once for all of
+// them, did not pay: 4 heads per CTA (mma.sync) gave 0.97-0.99x the builds at d = 128 and
+// 1.05-1.09x at d = 64, where only 12 warps fit per SM.
 // Ring stages: 3 at d = 64; 2 at d = 128, which leaves shared memory for three CTAs per SM in
 // pass 2 instead of two (4 stages at both head dims: builds at 32K and 128K, d = 128, 6-12%
 // slower, at 8K unchanged; H100 A/B).
@@ -738,42 +743,42 @@ constexpr int kEstARow = 65;  // A tile [64][65] fp32: padded so that the diagon
 constexpr int kEstReduceFloats = 4 * 64 + 2 * 128;
 
 template <int D>
-constexpr int est_smem_bytes(int pass) {
-  return (1 + est_stages<D>()) * 64 * D * 2 + (pass == 2 ? (64 * kEstARow + kEstReduceFloats) * 4 : 0);
+constexpr int est_smem_bytes(int pass) {  // +1024: the tiles' alignment (128-byte swizzle atoms)
+  return (1 + est_stages<D>()) * 64 * D * 2 + (pass == 2 ? (64 * kEstARow + kEstReduceFloats) * 4 : 0) + 1024;
 }
 
-// 64 rows [64][D] (bf16/fp16) into a swizzled shared tile, rows >= valid_rows zero-filled.
+// 64 rows [64][D] (bf16/fp16) into a shared tile in the wgmma operand layout (64-column panels of
+// [64][128 bytes], 128-byte swizzle: detail::panel_offset), rows >= valid_rows zero-filled.
 template <typename T, int D>
 __device__ __forceinline__ void est_load_rows(uint32_t dst, const T* src, int64_t stride, int valid_rows) {
-  constexpr int kRowBytes = D * 2, kChunks = D / 8;
+  constexpr int kChunks = D / 8;
   for (int idx = threadIdx.x; idx < 64 * kChunks; idx += kEstThreads) {
     const int r = idx / kChunks, c = idx % kChunks;
     const bool ok = r < valid_rows;
-    detail::cp_async_16(dst + r * kRowBytes + ((c ^ (r & 7)) << 4), src + (ok ? r : 0) * stride + c * 8, ok);
+    detail::cp_async_16(dst + detail::panel_offset<64>(r, c), src + (ok ? r : 0) * stride + c * 8, ok);
   }
 }
 
-// S tile by the attention kernel's mma.sync fragments: s[nb][e] = q_{i_r} . k_j (unscaled) for
-// r = 16 warp + g + 8 (e >> 1), j = j0 + 8 nb + 2 t4 + (e & 1); qa: this warp's query fragments.
+// S tile s[nb][e] = q_{i_r} . k_j (unscaled) for r = 16 warp + g + 8 (e >> 1),
+// j = j0 + 8 nb + 2 t4 + (e & 1), by the CTA's four warps as one warpgroup: m64n64k16 wgmmas with
+// the queries and the key tile from shared memory (q_desc, k_desc: descriptor low words). Per
+// warp mma.sync fragments read the whole key tile into every warp (ldmatrix) and made the passes
+// bound by shared-memory traffic (L1 81% busy, a third of the warps' stalls on its queue in pass
+// 2 at 128K tokens, d = 128; ncu on H100).
 template <typename T, int D>
-__device__ __forceinline__ void est_score_tile(const uint32_t (&qa)[D / 16][4], uint32_t sK, float (&s)[8][4]) {
+__device__ __forceinline__ void est_score_tile(uint32_t q_desc, uint32_t k_desc, float (&s)[8][4]) {
   using namespace detail;
-  constexpr int kRowBytes = D * 2;
-  const int lane = threadIdx.x & 31;
 #pragma unroll
   for (int nb = 0; nb < 8; ++nb) s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.f;
+  wgmma_fence();
 #pragma unroll
   for (int kk = 0; kk < D / 16; ++kk) {
-#pragma unroll
-    for (int nb = 0; nb < 8; nb += 2) {
-      uint32_t b[4];
-      const int key = nb * 8 + (lane & 7) + ((lane >> 4) << 3);
-      const int c = 2 * kk + ((lane >> 3) & 1);
-      ldmatrix_x4(b, sK + key * kRowBytes + ((c ^ (key & 7)) << 4));
-      MmaOp<T>::run(s[nb], qa[kk], b[0], b[1]);
-      MmaOp<T>::run(s[nb + 1], qa[kk], b[2], b[3]);
-    }
+    const uint32_t off = (kk >> 2) * (64 * 128) + (kk & 3) * 32;  // panel, then 16 columns = 32 bytes
+    Wgmma<T, 64>::ss(s, smem_desc_at(q_desc, off), smem_desc_at(k_desc, off), kk > 0 ? 1 : 0);
   }
+  wgmma_commit();
+  wgmma_wait<0>();
+  fence_accumulators<8>(s);
 }
 
 // Pass 1 (kPass == 1): per (tile, row) the max and the sum of exp(S - max) over the row's keys
@@ -791,9 +796,11 @@ __global__ void __launch_bounds__(kEstThreads) vs_estimate_kernel(const T* q, co
   using namespace detail;
   constexpr int kTileBytes = 64 * D * 2;
   constexpr int kEstStages = est_stages<D>();
-  extern __shared__ __align__(128) unsigned char est_smem[];
+  extern __shared__ __align__(128) unsigned char est_smem_raw[];
+  unsigned char* est_smem = est_smem_raw + ((1024 - (smem_addr(est_smem_raw) & 1023)) & 1023);
   const uint32_t sQ = smem_addr(est_smem);  // [64][D], then K stages [kEstStages][64][D], then A
   auto stage_addr = [&](int st) { return sQ + (1 + st) * kTileBytes; };
+  const uint32_t q_desc = smem_desc_low(sQ, 16);
   float(*sA)[kEstARow] = reinterpret_cast<float(*)[kEstARow]>(est_smem + (1 + kEstStages) * kTileBytes);
   float(*s_col)[64] = reinterpret_cast<float(*)[64]>(&sA[64][0]);  // [4 warps][64 keys]
   float(*s_diag)[128] = reinterpret_cast<float(*)[128]>(&s_col[4][0]);  // [2 halves of the rows][128]
@@ -812,7 +819,6 @@ __global__ void __launch_bounds__(kEstThreads) vs_estimate_kernel(const T* q, co
     if (t_begin + st < t_end) load_tile(t_begin + st, st);
     cp_async_commit();  // one group per stage, empty or not, so the waits below count uniformly
   }
-  uint32_t qa[D / 16][4];
   float l[2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
@@ -821,19 +827,12 @@ __global__ void __launch_bounds__(kEstThreads) vs_estimate_kernel(const T* q, co
   }
   for (int t = t_begin, i = 0; t < t_end; ++t, ++i) {
     cp_async_wait<kEstStages - 2>();  // tile t (and the queries) landed for this thread
+    fence_proxy_async();              // cp.async writes, read by wgmma next
     __syncthreads();                  // ... for every thread; all are done with tile t - 1's stage
-    if (i == 0) {
-      constexpr int kRowBytes = D * 2;
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const int r = warp * 16 + (lane & 15), c = 2 * kk + (lane >> 4);
-        ldmatrix_x4(qa[kk], sQ + r * kRowBytes + ((c ^ (r & 7)) << 4));
-      }
-    }
     if (t + kEstStages - 1 < t_end) load_tile(t + kEstStages - 1, (i + kEstStages - 1) % kEstStages);
     cp_async_commit();
     float s[8][4];
-    est_score_tile<T, D>(qa, stage_addr(i % kEstStages), s);
+    est_score_tile<T, D>(q_desc, smem_desc_low(stage_addr(i % kEstStages), 16), s);
     const int j0 = t * 64;
     // Tiles wholly before the first query row, with all 64 query rows present, need no mask
     // (all but the last one or two of a head): ncu had the masks' index arithmetic and branches at
@@ -1063,20 +1062,27 @@ __global__ void __launch_bounds__(kSelectThreads) block_select_kernel(const floa
     float acc[kSelectRows];
 #pragma unroll
     for (int r = 0; r < kSelectRows; ++r) acc[r] = 0.f;
-    for (int x4 = 0; x4 < D / 4; ++x4) {
-      float4 kv;
-      kv.x = __ldg(pk + (4 * x4 + 0) * nb);
-      kv.y = __ldg(pk + (4 * x4 + 1) * nb);
-      kv.z = __ldg(pk + (4 * x4 + 2) * nb);
-      kv.w = __ldg(pk + (4 * x4 + 3) * nb);
+    // The key's elements kLoads at a time, all loads issued before their FMAs: four loads per
+    // step of four elements took 1.88 ms at 128K tokens, H = 32, d = 128, this 1.57 (ncu on H100;
+    // the selection phase is 0.34 of it). The FMA order per score is unchanged. (Four keys per
+    // thread, each query element read once for four FMAs, took 1.73 ms at 128K and doubled the
+    // time at 32K: fewer threads with work.)
+    constexpr int kLoads = 16;
+    for (int x0 = 0; x0 < D; x0 += kLoads) {
+      float kv[kLoads];
+#pragma unroll
+      for (int u = 0; u < kLoads; ++u) kv[u] = __ldg(pk + (x0 + u) * nb);
 #pragma unroll
       for (int r = 0; r < kSelectRows; ++r) {
         if (r < rows) {
-          const float4 qv = reinterpret_cast<const float4*>(s_q + r * D)[x4];
-          acc[r] = fmaf(qv.x, kv.x, acc[r]);
-          acc[r] = fmaf(qv.y, kv.y, acc[r]);
-          acc[r] = fmaf(qv.z, kv.z, acc[r]);
-          acc[r] = fmaf(qv.w, kv.w, acc[r]);
+#pragma unroll
+          for (int u = 0; u < kLoads; u += 4) {
+            const float4 qv = reinterpret_cast<const float4*>(s_q + r * D + x0 + u)[0];
+            acc[r] = fmaf(qv.x, kv[u + 0], acc[r]);
+            acc[r] = fmaf(qv.y, kv[u + 1], acc[r]);
+            acc[r] = fmaf(qv.z, kv[u + 2], acc[r]);
+            acc[r] = fmaf(qv.w, kv[u + 3], acc[r]);
+          }
         }
       }
     }

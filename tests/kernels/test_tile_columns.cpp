@@ -38,6 +38,33 @@ SparseIndex random_column_index(int64_t n_tokens, int64_t n_heads, double densit
   return index;
 }
 
+// Columns shared by the blocks of a head, as in vertical-slash indexes: one set of keys per head
+// (kept with probability `density`), each block's list that set up to a little past its last
+// row, except that each key is left out of a block's list with probability `drop` (so the lists
+// agree for long runs and then shift against each other by a key or more).
+SparseIndex shared_column_index(int64_t n_tokens, int64_t n_heads, double density, double drop, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(0, 1);
+  SparseIndex index;
+  index.n_heads = n_heads;
+  index.n_tokens = n_tokens;
+  const int64_t blocks = num_row_blocks(n_tokens);
+  index.range_offsets.assign(n_heads * blocks + 1, 0);
+  index.col_offsets.push_back(0);
+  for (int64_t h = 0; h < n_heads; ++h) {
+    std::vector<int32_t> shared;
+    for (int64_t j = 0; j < n_tokens; ++j)
+      if (u(rng) < density) shared.push_back(static_cast<int32_t>(j));
+    for (int64_t rb = 0; rb < blocks; ++rb) {
+      const int64_t past_last = std::min<int64_t>(n_tokens, rb * kBlock + kBlock + 20);
+      for (int32_t j : shared)
+        if (j < past_last && u(rng) >= drop) index.cols.push_back(j);
+      index.col_offsets.push_back(static_cast<int32_t>(index.cols.size()));
+    }
+  }
+  return index;
+}
+
 }  // namespace
 
 constexpr int kBits = kTileColumnBits;
@@ -86,16 +113,22 @@ TEST_CASE("tile columns: the GPU merge equals the reference", "[gpu][sparse]") {
   struct Case {
     int64_t n, heads;
     double density;
+    double drop = -1;  // >= 0: shared_column_index with this drop rate
   };
   // Odd N, N < 64, row blocks not a multiple of the tile, lists longer than a warp's window, dense
   // lists (every key in every block: all duplicates), sparse ones (few shared); 1, 2 and 3 blocks
   // per tile (the kernel uses 3 where the row blocks share their key tiles, else 2).
   for (const Case c : {Case{1, 2, 1.0}, Case{17, 3, 0.5}, Case{100, 2, 0.3}, Case{200, 4, 0.05},
-                       Case{1000, 3, 0.9}, Case{2500, 2, 0.2}, Case{4097, 1, 1.0}}) {
+                       Case{1000, 3, 0.9}, Case{2500, 2, 0.2}, Case{4097, 1, 1.0},
+                       // Shared lists: windows equal in every list (taken whole), then shifted
+                       // against each other after a dropped key.
+                       Case{3000, 2, 0.4, 0.0}, Case{3000, 2, 0.4, 0.002}, Case{5000, 3, 0.7, 0.01}}) {
     for (int per_tile = 1; per_tile <= kMaxBlocksPerTile; ++per_tile)
-      DYNAMIC_SECTION("N=" << c.n << " heads=" << c.heads << " density=" << c.density << " blocks per tile="
-                           << per_tile) {
-      const SparseIndex index = random_column_index(c.n, c.heads, c.density, static_cast<uint32_t>(c.n));
+      DYNAMIC_SECTION("N=" << c.n << " heads=" << c.heads << " density=" << c.density << " drop=" << c.drop
+                           << " blocks per tile=" << per_tile) {
+      const auto seed = static_cast<uint32_t>(c.n);
+      const SparseIndex index = c.drop >= 0 ? shared_column_index(c.n, c.heads, c.density, c.drop, seed)
+                                            : random_column_index(c.n, c.heads, c.density, seed);
       REQUIRE(!index.cols.empty());
       const TileColumnsHost want = merge_tile_columns_ref(index, per_tile);
       hc::test::DeviceIndex device(index);
