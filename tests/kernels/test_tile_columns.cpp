@@ -17,32 +17,14 @@ using namespace hc::kernels;
 
 namespace {
 
-// An index with only gathered columns: per slot, ascending random keys up to a little past the
-// block's last row (those must be dropped), each key kept with probability `density`.
-SparseIndex random_column_index(int64_t n_tokens, int64_t n_heads, double density, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> u(0, 1);
-  SparseIndex index;
-  index.n_heads = n_heads;
-  index.n_tokens = n_tokens;
-  const int64_t blocks = num_row_blocks(n_tokens);
-  index.range_offsets.assign(n_heads * blocks + 1, 0);
-  index.col_offsets.push_back(0);
-  for (int64_t h = 0; h < n_heads; ++h)
-    for (int64_t rb = 0; rb < blocks; ++rb) {
-      const int64_t past_last = std::min<int64_t>(n_tokens, rb * kBlock + kBlock + 20);
-      for (int64_t j = 0; j < past_last; ++j)
-        if (u(rng) < density) index.cols.push_back(static_cast<int32_t>(j));
-      index.col_offsets.push_back(static_cast<int32_t>(index.cols.size()));
-    }
-  return index;
-}
-
-// Columns shared by the blocks of a head, as in vertical-slash indexes: one set of keys per head
-// (kept with probability `density`), each block's list that set up to a little past its last
-// row, except that each key is left out of a block's list with probability `drop` (so the lists
-// agree for long runs and then shift against each other by a key or more).
-SparseIndex shared_column_index(int64_t n_tokens, int64_t n_heads, double density, double drop, uint32_t seed) {
+// An index with only gathered columns: per slot, ascending keys up to a little past the block's
+// last row (those must be dropped).
+//   drop < 0: each block's keys drawn on their own, each kept with probability `density`;
+//   drop >= 0: columns shared by the blocks of a head, as in vertical-slash indexes: one set of
+//     keys per head (kept with probability `density`), each block's list that set except that
+//     each key is left out with probability `drop` (so the lists agree for long runs and then
+//     shift against each other by a key or more).
+SparseIndex column_index(int64_t n_tokens, int64_t n_heads, double density, double drop, uint32_t seed) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<double> u(0, 1);
   SparseIndex index;
@@ -53,12 +35,18 @@ SparseIndex shared_column_index(int64_t n_tokens, int64_t n_heads, double densit
   index.col_offsets.push_back(0);
   for (int64_t h = 0; h < n_heads; ++h) {
     std::vector<int32_t> shared;
-    for (int64_t j = 0; j < n_tokens; ++j)
-      if (u(rng) < density) shared.push_back(static_cast<int32_t>(j));
+    if (drop >= 0)
+      for (int64_t j = 0; j < n_tokens; ++j)
+        if (u(rng) < density) shared.push_back(static_cast<int32_t>(j));
     for (int64_t rb = 0; rb < blocks; ++rb) {
       const int64_t past_last = std::min<int64_t>(n_tokens, rb * kBlock + kBlock + 20);
-      for (int32_t j : shared)
-        if (j < past_last && u(rng) >= drop) index.cols.push_back(j);
+      if (drop >= 0) {
+        for (int32_t j : shared)
+          if (j < past_last && u(rng) >= drop) index.cols.push_back(j);
+      } else {
+        for (int64_t j = 0; j < past_last; ++j)
+          if (u(rng) < density) index.cols.push_back(static_cast<int32_t>(j));
+      }
       index.col_offsets.push_back(static_cast<int32_t>(index.cols.size()));
     }
   }
@@ -113,7 +101,7 @@ TEST_CASE("tile columns: the GPU merge equals the reference", "[gpu][sparse]") {
   struct Case {
     int64_t n, heads;
     double density;
-    double drop = -1;  // >= 0: shared_column_index with this drop rate
+    double drop = -1;  // column_index's drop: < 0 independent lists, >= 0 shared ones
   };
   // Odd N, N < 64, row blocks not a multiple of the tile, lists longer than a warp's window, dense
   // lists (every key in every block: all duplicates), sparse ones (few shared); 1, 2 and 3 blocks
@@ -126,9 +114,7 @@ TEST_CASE("tile columns: the GPU merge equals the reference", "[gpu][sparse]") {
     for (int per_tile = 1; per_tile <= kMaxBlocksPerTile; ++per_tile)
       DYNAMIC_SECTION("N=" << c.n << " heads=" << c.heads << " density=" << c.density << " drop=" << c.drop
                            << " blocks per tile=" << per_tile) {
-      const auto seed = static_cast<uint32_t>(c.n);
-      const SparseIndex index = c.drop >= 0 ? shared_column_index(c.n, c.heads, c.density, c.drop, seed)
-                                            : random_column_index(c.n, c.heads, c.density, seed);
+      const SparseIndex index = column_index(c.n, c.heads, c.density, c.drop, static_cast<uint32_t>(c.n));
       REQUIRE(!index.cols.empty());
       const TileColumnsHost want = merge_tile_columns_ref(index, per_tile);
       hc::test::DeviceIndex device(index);
