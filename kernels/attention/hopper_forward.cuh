@@ -151,6 +151,14 @@ __device__ __forceinline__ uint64_t smem_desc_at(uint32_t low, uint32_t bytes) {
   return (static_cast<uint64_t>(kSmemDescHigh) << 32) | (low + (bytes >> 4));
 }
 
+// The first 1024-byte boundary in a dynamic shared-memory array (the 128-byte swizzle's atoms need
+// it; the array is sized 1024 bytes over its layout for this). Advanced by an offset into the
+// array, not an integer round trip of the pointer, so the compiler keeps shared-memory loads (LDS)
+// for what is read through it.
+__device__ __forceinline__ unsigned char* align_smem_1024(unsigned char* raw) {
+  return raw + ((1024 - (smem_addr(raw) & 1023)) & 1023);
+}
+
 // Byte offset of 16-byte chunk c of row r in a [rows][D] tile stored as 64-column swizzled panels.
 template <int kRows>
 __device__ __forceinline__ uint32_t panel_offset(int r, int c) {
@@ -312,9 +320,7 @@ __global__ void __launch_bounds__(HopperShape<D, kDense, kConsumerCount>::kThrea
   constexpr float kNegInf = -__builtin_huge_valf();
 
   extern __shared__ unsigned char smem_raw[];
-  // Aligned by an offset into the shared array (not an integer round trip of the pointer), so
-  // the compiler keeps shared-memory loads (LDS) for the metadata and key lists.
-  unsigned char* smem = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
+  unsigned char* smem = align_smem_1024(smem_raw);  // the metadata and key lists are read by LDS
   int* s_keys = reinterpret_cast<int*>(smem + Tr::kKeysOff);                // [stages][kN]
   Meta* s_meta = reinterpret_cast<Meta*>(smem + Tr::kMetaOff);              // [stages]
   int* s_next_work = reinterpret_cast<int*>(smem + Tr::kSchedOff);          // [2]

@@ -768,9 +768,7 @@ __device__ __forceinline__ void est_load_rows(uint32_t dst, const T* src, int64_
 template <typename T, int D>
 __device__ __forceinline__ void est_score_tile(uint32_t q_desc, uint32_t k_desc, float (&s)[8][4]) {
   using namespace detail;
-#pragma unroll
-  for (int nb = 0; nb < 8; ++nb) s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.f;
-  wgmma_fence();
+  wgmma_fence();  // the first wgmma overwrites s (scale_d = 0), as the attention kernel's QK^T
 #pragma unroll
   for (int kk = 0; kk < D / 16; ++kk) {
     const uint32_t off = (kk >> 2) * (64 * 128) + (kk & 3) * 32;  // panel, then 16 columns = 32 bytes
@@ -797,7 +795,7 @@ __global__ void __launch_bounds__(kEstThreads) vs_estimate_kernel(const T* q, co
   constexpr int kTileBytes = 64 * D * 2;
   constexpr int kEstStages = est_stages<D>();
   extern __shared__ __align__(128) unsigned char est_smem_raw[];
-  unsigned char* est_smem = est_smem_raw + ((1024 - (smem_addr(est_smem_raw) & 1023)) & 1023);
+  unsigned char* est_smem = align_smem_1024(est_smem_raw);
   const uint32_t sQ = smem_addr(est_smem);  // [64][D], then K stages [kEstStages][64][D], then A
   auto stage_addr = [&](int st) { return sQ + (1 + st) * kTileBytes; };
   const uint32_t q_desc = smem_desc_low(sQ, 16);
