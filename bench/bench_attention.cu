@@ -17,6 +17,7 @@
 #include "common/cuda_check.h"
 #include "common/error.h"
 #include "kernels/attention/attention.h"
+#include "kernels/attention/stage_walk.h"
 #include "kernels/sparse/cost.h"
 #include "kernels/sparse/index_gpu.h"
 
@@ -267,8 +268,8 @@ int bench_sparse(const KernelBenchOptions& options) {
   const std::string dev = device_name();
   std::printf("headcal bench sparse on %s (%s, causal, batch 1; time = GPU index build + kernel)\n", dev.c_str(),
               options.fp16 ? "fp16" : "bf16");
-  std::printf("%7s %4s %4s %-22s %8s %9s %9s %9s %8s %9s %9s %9s\n", "N", "d", "H", "config", "density", "build ms",
-              "kern ms", "total ms", "TF/s*", "vs dense", "vs cuDNN", "thr/cuDNN");
+  std::printf("%7s %4s %4s %-22s %8s %9s %9s %9s %8s %9s %9s %9s %6s %6s\n", "N", "d", "H", "config", "density",
+              "build ms", "kern ms", "total ms", "TF/s*", "vs dense", "vs cuDNN", "thr/cuDNN", "fill", "share");
   std::ostringstream js;
   js << "{\"device\": \"" << json_escape(dev) << "\", \"kind\": \"sparse\", \"results\": [";
   bool first = true;
@@ -293,6 +294,12 @@ int bench_sparse(const KernelBenchOptions& options) {
       double pairs = 0;
       for (int h = 0; h < s.heads; ++h) pairs += double(kernels::kernel_pair_count(host, h));
       const double density = pairs / (double(s.heads) * double(kernels::dense_pair_count(s.n)));
+      // The kernel's stages for this index (stage_walk.h): fill = pairs over what the stages
+      // compute (64 keys each), share = blocks computing each loaded stage on average.
+      const kernels::StageWalk walk = kernels::walk_stages(
+          host, kernels::detail::hopper_consumers(s.d, false, host.row_blocks_share_tiles));
+      const double fill = double(walk.pairs) / double(std::max<int64_t>(1, walk.stage_pairs));
+      const double share = double(walk.block_stages) / double(std::max<int64_t>(1, walk.loaded_stages));
       const double build_ms = time_ms([&] { DeviceSparseIndex tmp = build(); }, options.seconds_per_point / 2);
       const kernels::SparseIndexView view = index.view();
       const double kern_ms =
@@ -309,16 +316,19 @@ int bench_sparse(const KernelBenchOptions& options) {
       const double vs_dense = dense_ms / total_ms;
       const double vs_cudnn = cudnn ? cudnn->ms / total_ms : 0;
       const double thr_rel = cudnn ? tf / cudnn->tflops : 0;
-      std::printf("%7d %4d %4d %-22s %8.4f %9.3f %9.3f %9.3f %8.1f %8.2fx %8s %9s\n", s.n, s.d, s.heads,
-                  name.c_str(), density, build_ms, kern_ms, total_ms, tf, vs_dense,
+      std::printf("%7d %4d %4d %-22s %8.4f %9.3f %9.3f %9.3f %8.1f %8.2fx %8s %9s %6.3f %6.2f\n", s.n, s.d,
+                  s.heads, name.c_str(), density, build_ms, kern_ms, total_ms, tf, vs_dense,
                   cudnn ? (std::to_string(vs_cudnn).substr(0, 5) + "x").c_str() : "-",
-                  cudnn ? std::to_string(thr_rel).substr(0, 5).c_str() : "-");
+                  cudnn ? std::to_string(thr_rel).substr(0, 5).c_str() : "-", fill, share);
       std::fflush(stdout);
       js << (first ? "" : ",") << "\n  {\"n\": " << s.n << ", \"d\": " << s.d << ", \"heads\": " << s.heads
          << ", \"kv_heads\": " << s.kv_heads << ", \"config\": \"" << name << "\", \"density\": " << density
          << ", \"build_ms\": " << build_ms << ", \"kernel_ms\": " << kern_ms << ", \"total_ms\": " << total_ms
          << ", \"tflops_total\": " << tf << ", \"tflops_kernel\": " << tf_kernel << ", \"dense_ms\": " << dense_ms
-         << ", \"speedup_vs_dense\": " << vs_dense;
+         << ", \"speedup_vs_dense\": " << vs_dense << ", \"loaded_stages\": " << walk.loaded_stages
+         << ", \"gathered_stages\": " << walk.gathered_stages << ", \"block_stages\": " << walk.block_stages
+         << ", \"short_stages\": " << walk.short_stages << ", \"stage_fill\": " << fill
+         << ", \"blocks_per_stage\": " << share;
       if (cudnn)
         js << ", \"sdpa_cudnn_ms\": " << cudnn->ms << ", \"speedup_vs_cudnn\": " << vs_cudnn
            << ", \"throughput_vs_cudnn\": " << thr_rel;

@@ -51,6 +51,36 @@ def sparse_table(sparse):
     return "\n".join(out)
 
 
+def fmt(value, spec):
+    return "-" if value is None else format(value, spec)
+
+
+def bounds_table(dense, sparse):
+    """How far each sparse point is from the index-driven kernel's own best case: the dense index
+    (every tile full, every tile shared by a work tile's row blocks) through the same kernel, from
+    `headcal bench dense` ("via index"). "at the dense index's rate" is the time the point's pairs
+    would take at that rate; the two last columns are thr/cuDNN had the kernel run at that rate,
+    with the index build as measured and with a free build. Stage fill and blocks per stage come
+    from the kernel's stage walk (kernels/attention/stage_walk.h; "-" in files from before it)."""
+    via = {(r["n"], r["d"], r["heads"]): r["via_index_ms"] for r in dense["results"]}
+    out = ["| N | d | config | thr/cuDNN | kernel ms | at the dense index's rate ms | kernel / that | "
+           "thr/cuDNN at that rate | ... and no build | stage fill | blocks per stage |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sparse["results"]:
+        key = (r["n"], r["d"], r["heads"])
+        if key not in via or "throughput_vs_cudnn" not in r:
+            continue
+        pair_fraction = r["tflops_kernel"] * r["kernel_ms"] * 1e9 / (2.0 * r["n"] ** 2 * r["d"] * r["heads"])
+        rate_ms = pair_fraction * via[key]
+        thr = r["throughput_vs_cudnn"]
+        at_rate = thr * r["total_ms"] / (rate_ms + r["build_ms"])
+        no_build = thr * r["total_ms"] / rate_ms
+        out.append(f"| {r['n']} | {r['d']} | {r['config']} | {thr:.2f} | {r['kernel_ms']:.4g} | {rate_ms:.4g} | "
+                   f"{r['kernel_ms'] / rate_ms:.2f} | {at_rate:.2f} | {no_build:.2f} | "
+                   f"{fmt(r.get('stage_fill'), '.2f')} | {fmt(r.get('blocks_per_stage'), '.2f')} |")
+    return "\n".join(out)
+
+
 def main():
     if len(sys.argv) != 4:
         sys.exit(__doc__)
@@ -61,6 +91,8 @@ def main():
     print(dense_table(sdpa, dense))
     print()
     print(sparse_table(sparse))
+    print()
+    print(bounds_table(dense, sparse))
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@
 #include <type_traits>
 
 #include "kernels/attention/flash_forward.cuh"
+#include "kernels/attention/stage_walk.h"        // hopper_consumers
 #include "kernels/attention/tile_columns_ref.h"  // kTileColumnBits
 #include "kernels/attention/wgmma_ops.cuh"
 
@@ -208,25 +209,7 @@ __device__ __forceinline__ void work_tile(const FlashArgs& a, int w, int& head, 
   }
 }
 
-// Consumer warpgroups per CTA, 64 query rows each (one row block of the sparse index). Each
-// warpgroup's chain of QK^T, softmax and PV leaves the tensor cores idle between its wgmmas; a
-// third warpgroup fills them where the registers allow it (152 per consumer thread: index-driven
-// units of one stage at d = 64 and 128; the dense kernel's pipelined units at d = 64 only, d = 128
-// needs 224). H100, kernel only:
-//   dense, d = 64: 192-row work tiles, as FlashAttention-3's d = 64 shape (headcal bench dense:
-//     0.233 -> 0.219 ms at 8K, 3.18 -> 2.84 at 32K, 49.0 -> 45.7 at 128K).
-//   index-driven, d = 128: three for every index (a_shape 0.88-0.91x, the dense index
-//     0.87-0.89x, block_sparse(100) 0.86-1.02x, vertical_slash 0.88-1.05x, 8K to 128K).
-//   index-driven, d = 64: three only when the index says its row blocks share their tiles
-//     (SparseIndexView::row_blocks_share_tiles: a_shape 0.88-0.98x). Where a block computes tiles
-//     of its own, the CTA's K/V traffic per pair grows with its blocks, at twice d = 128's bytes
-//     per FLOP, and H = 9 heads give few work tiles: block_sparse(100) at 128K was 11% slower
-//     with three, vertical_slash(3500,100) at 8K 46% (387 work tiles on 132 SMs: SMs active 67%
-//     of the kernel's time instead of 93%, ncu).
-constexpr int hopper_consumers(int d, bool dense, bool row_blocks_share_tiles) {
-  if (dense) return d == 64 ? 3 : 2;
-  return d == 128 || row_blocks_share_tiles ? 3 : 2;
-}
+// hopper_consumers (kernels/attention/stage_walk.h): consumer warpgroups per CTA.
 
 // What does not depend on the number of K/V stages.
 template <int D, bool kDense, int kConsumerCount>

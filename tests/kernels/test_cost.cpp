@@ -8,31 +8,10 @@
 #include "kernels/sparse/cost.h"
 #include "kernels/sparse/coverage.h"
 #include "kernels/sparse/index_ref.h"
+#include "hand_index.h"
 #include "sparse_test_inputs.h"
 
 using namespace hc::kernels;
-
-namespace {
-
-// One head, one row block per entry: ranges and columns given per slot.
-SparseIndex hand_index(int64_t n, const std::vector<std::vector<std::pair<int32_t, int32_t>>>& ranges,
-                       const std::vector<std::vector<int32_t>>& cols) {
-  SparseIndex index;
-  index.n_heads = 1;
-  index.n_tokens = n;
-  index.range_offsets = {0};
-  index.col_offsets = {0};
-  for (size_t rb = 0; rb < ranges.size(); ++rb) {
-    for (auto [b, e] : ranges[rb]) index.range_begin.push_back(b), index.range_end.push_back(e);
-    for (int32_t c : cols[rb]) index.cols.push_back(c);
-    index.range_offsets.push_back(int32_t(index.range_begin.size()));
-    index.col_offsets.push_back(int32_t(index.cols.size()));
-  }
-  validate_index(index.view());
-  return index;
-}
-
-}  // namespace
 
 TEST_CASE("dense pair count follows the tile rule", "[sparse][cost]") {
   // N = 64k: 1024 full blocks, block R computes 64 rows x 64 (R + 1) keys.
