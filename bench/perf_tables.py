@@ -55,6 +55,14 @@ def fmt(value, spec):
     return "-" if value is None else format(value, spec)
 
 
+def kv_tbps(r):
+    """K and V bytes the loaders bring into shared memory per second of kernel time (64 keys per
+    stage, bf16/fp16), from the stage walk's loaded stages."""
+    if "loaded_stages" not in r:
+        return None
+    return r["loaded_stages"] * 64 * r["d"] * 2 * 2 / (r["kernel_ms"] * 1e-3) / 1e12
+
+
 def bounds_table(dense, sparse):
     """How far each sparse point is from the index-driven kernel's own best case: the dense index
     (every tile full, every tile shared by a work tile's row blocks) through the same kernel, from
@@ -64,8 +72,8 @@ def bounds_table(dense, sparse):
     from the kernel's stage walk (kernels/attention/stage_walk.h; "-" in files from before it)."""
     via = {(r["n"], r["d"], r["heads"]): r["via_index_ms"] for r in dense["results"]}
     out = ["| N | d | config | thr/cuDNN | kernel ms | at the dense index's rate ms | kernel / that | "
-           "thr/cuDNN at that rate | ... and no build | stage fill | blocks per stage |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "thr/cuDNN at that rate | ... and no build | stage fill | blocks per stage | K/V into shared memory TB/s |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sparse["results"]:
         key = (r["n"], r["d"], r["heads"])
         if key not in via or "throughput_vs_cudnn" not in r:
@@ -77,7 +85,8 @@ def bounds_table(dense, sparse):
         no_build = thr * r["total_ms"] / rate_ms
         out.append(f"| {r['n']} | {r['d']} | {r['config']} | {thr:.2f} | {r['kernel_ms']:.4g} | {rate_ms:.4g} | "
                    f"{r['kernel_ms'] / rate_ms:.2f} | {at_rate:.2f} | {no_build:.2f} | "
-                   f"{fmt(r.get('stage_fill'), '.2f')} | {fmt(r.get('blocks_per_stage'), '.2f')} |")
+                   f"{fmt(r.get('stage_fill'), '.2f')} | {fmt(r.get('blocks_per_stage'), '.2f')} | "
+                   f"{fmt(kv_tbps(r), '.2f')} |")
     return "\n".join(out)
 
 
