@@ -296,8 +296,7 @@ int bench_sparse(const KernelBenchOptions& options) {
       const double density = pairs / (double(s.heads) * double(kernels::dense_pair_count(s.n)));
       // The kernel's stages for this index (stage_walk.h): fill = pairs over what the stages
       // compute (64 keys each), share = blocks computing each loaded stage on average.
-      const kernels::StageWalk walk = kernels::walk_stages(
-          host, kernels::detail::hopper_consumers(s.d, false, host.row_blocks_share_tiles));
+      const kernels::StageWalk walk = kernels::walk_stages_as_launched(host, s.d);
       const double fill = double(walk.pairs) / double(std::max<int64_t>(1, walk.stage_pairs));
       const double share = double(walk.block_stages) / double(std::max<int64_t>(1, walk.loaded_stages));
       const double build_ms = time_ms([&] { DeviceSparseIndex tmp = build(); }, options.seconds_per_point / 2);

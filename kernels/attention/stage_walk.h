@@ -53,4 +53,9 @@ struct StageWalk {
 // host_index must be in host memory.
 StageWalk walk_stages(const SparseIndex& host_index, int blocks_per_tile);
 
+// The walk with the work tiles the kernel gives this index at head_dim (64 or 128).
+inline StageWalk walk_stages_as_launched(const SparseIndex& host_index, int head_dim) {
+  return walk_stages(host_index, detail::hopper_consumers(head_dim, false, host_index.row_blocks_share_tiles));
+}
+
 }  // namespace hc::kernels

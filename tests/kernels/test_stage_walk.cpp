@@ -140,6 +140,19 @@ TEST_CASE("vertical-slash indexes: walk invariants at both head dims", "[sparse]
   }
 }
 
+TEST_CASE("the launched walk takes the kernel's work tiles", "[sparse][stage_walk]") {
+  // a_shape says its blocks share their tiles: three per work tile at both head dims; other
+  // indexes two at d = 64 and three at d = 128.
+  const SparseIndex a_shape = build_a_shape_index(500, 2, 4, 70);
+  REQUIRE(a_shape.row_blocks_share_tiles);
+  CHECK(walk_stages_as_launched(a_shape, 64).loaded_stages == walk_stages(a_shape, 3).loaded_stages);
+  SparseIndex unshared = a_shape;
+  unshared.row_blocks_share_tiles = false;
+  CHECK(walk_stages_as_launched(unshared, 64).loaded_stages == walk_stages(unshared, 2).loaded_stages);
+  CHECK(walk_stages_as_launched(unshared, 128).loaded_stages == walk_stages(unshared, 3).loaded_stages);
+  CHECK(walk_stages(unshared, 2).loaded_stages > walk_stages(unshared, 3).loaded_stages);
+}
+
 TEST_CASE("walk_stages rejects a block count the kernel cannot have", "[sparse][stage_walk]") {
   const SparseIndex index = build_dense_index(100, 1);
   CHECK_THROWS_AS(walk_stages(index, 0), hc::InputError);
