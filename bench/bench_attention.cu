@@ -289,14 +289,13 @@ int bench_sparse(const KernelBenchOptions& options) {
       else
         build = [&] { return kernels::build_a_shape_index_gpu(s.n, s.heads, c.p1, c.p2); };
       DeviceSparseIndex index = build();
-      // Pairs at kernel granularity (cost.h), from the host copy of the same index.
+      // The kernel's stages for the host copy of the same index (stage_walk.h), with its pairs at
+      // kernel granularity (cost.h): fill = pairs over what the stages compute (64 keys each),
+      // share = blocks computing each loaded stage on average.
       const kernels::SparseIndex host = index.to_host();
-      double pairs = 0;
-      for (int h = 0; h < s.heads; ++h) pairs += double(kernels::kernel_pair_count(host, h));
-      const double density = pairs / (double(s.heads) * double(kernels::dense_pair_count(s.n)));
-      // The kernel's stages for this index (stage_walk.h): fill = pairs over what the stages
-      // compute (64 keys each), share = blocks computing each loaded stage on average.
       const kernels::StageWalk walk = kernels::walk_stages_as_launched(host, s.d);
+      const double pairs = double(walk.pairs);
+      const double density = pairs / (double(s.heads) * double(kernels::dense_pair_count(s.n)));
       const double fill = double(walk.pairs) / double(std::max<int64_t>(1, walk.stage_pairs));
       const double share = double(walk.block_stages) / double(std::max<int64_t>(1, walk.loaded_stages));
       const double build_ms = time_ms([&] { DeviceSparseIndex tmp = build(); }, options.seconds_per_point / 2);

@@ -21,28 +21,21 @@ StageWalk walk_stages(const SparseIndex& index, int blocks_per_tile) {
   const int64_t n_blocks = num_row_blocks(index.n_tokens);
   const int64_t n_tiles = num_work_row_tiles(index.n_tokens, blocks_per_tile);
   std::vector<int32_t> starts;  // first keys of the work tile's consecutive-key tiles
+  const SparseIndexView view = index.view();
   for (int64_t h = 0; h < index.n_heads; ++h) {
-    const int64_t band_local = index.band_local.empty() ? 0 : index.band_local[h];
-    const int64_t band_sink = band_local > 0 && !index.band_sink.empty() ? index.band_sink[h] : 0;
     for (int64_t t = 0; t < n_tiles; ++t) {
       starts.clear();
       const int64_t block0 = t * blocks_per_tile;
       int64_t rows[kMaxBlocksPerTile] = {};
       for (int b = 0; b < blocks_per_tile && block0 + b < n_blocks; ++b) {
-        const int64_t slot = h * n_blocks + block0 + b;
-        const int64_t r0 = (block0 + b) * kBlock, r1 = std::min<int64_t>(r0 + kBlock - 1, index.n_tokens - 1);
-        rows[b] = r1 - r0 + 1;
-        for (int32_t r = index.range_offsets[slot]; r < index.range_offsets[slot + 1]; ++r) {
-          const int64_t end = index.range_end[r];
-          for (int64_t key = index.range_begin[r]; key < end; key += kBlock) {
-            const int64_t tile_end = std::min<int64_t>(key + kBlock, end);
-            if (!tile_has_work(r0, r1, key, std::min<int64_t>(tile_end - 1, r1), band_sink, band_local)) continue;
-            ++w.block_stages;
-            w.stage_pairs += rows[b] * kBlock;
-            if (tile_end - key < kBlock) ++w.short_stages;
-            starts.push_back(static_cast<int32_t>(key));
-          }
-        }
+        const int64_t r0 = (block0 + b) * kBlock;
+        rows[b] = std::min<int64_t>(r0 + kBlock, index.n_tokens) - r0;
+        for_each_range_tile(view, h, block0 + b, [&](int64_t key, int64_t tile_end) {
+          ++w.block_stages;
+          w.stage_pairs += rows[b] * kBlock;
+          if (tile_end - key < kBlock) ++w.short_stages;
+          starts.push_back(static_cast<int32_t>(key));
+        });
       }
       std::sort(starts.begin(), starts.end());
       w.loaded_stages += std::unique(starts.begin(), starts.end()) - starts.begin();

@@ -17,14 +17,7 @@ int64_t kernel_pair_count(const SparseIndexView& index, int64_t head) {
     const int64_t slot = head * nb + rb;
     const int64_t r0 = rb * kBlock, r1 = std::min<int64_t>(r0 + kBlock - 1, index.n_tokens - 1);
     const int64_t rows = r1 - r0 + 1;
-    for (int32_t r = index.range_offsets[slot]; r < index.range_offsets[slot + 1]; ++r) {
-      const int64_t end = index.range_end[r];
-      for (int64_t tile = index.range_begin[r]; tile < end; tile += kBlock) {
-        const int64_t tile_end = std::min<int64_t>(tile + kBlock, end);
-        if (tile_has_work(r0, r1, tile, std::min<int64_t>(tile_end - 1, r1), band_sink, band_local))
-          pairs += rows * (tile_end - tile);
-      }
-    }
+    for_each_range_tile(index, head, rb, [&](int64_t tile, int64_t tile_end) { pairs += rows * (tile_end - tile); });
     const int32_t c_end = index.col_offsets[slot + 1];
     for (int32_t chunk = index.col_offsets[slot]; chunk < c_end; chunk += kBlock) {
       const int32_t chunk_end = std::min<int32_t>(chunk + kBlock, c_end);

@@ -15,6 +15,7 @@
 //    r1 + 1, columns <= r1, band only on a_shape heads) no tile or chunk is ever skipped.
 // Masked-out pairs inside a computed tile (above the diagonal, outside the band) are counted:
 // the kernel computes them.
+#include <algorithm>
 #include <cstdint>
 
 #include "kernels/sparse/pattern.h"
@@ -33,6 +34,27 @@ inline bool tile_has_work(int64_t r0, int64_t r1, int64_t key_lo, int64_t key_hi
   if (key_lo < band_sink) return true;
   const int64_t nearest = r0 - key_hi_causal > 0 ? r0 - key_hi_causal : 0;
   return nearest < band_local;
+}
+
+// The consecutive-key tiles of slot (head, row_block) of a host index as the kernel walks them:
+// each range cut into [b, b + 64), [b + 64, b + 128), ... (the last one cut at the range's end),
+// tiles without work (tile_has_work, with the head's band) left out; fn(key_lo, key_end) per
+// tile, in the slot's order. kernel_pair_count and the Hopper kernel's stage walk
+// (kernels/attention/stage_walk.h) both count over it.
+template <class Fn>
+void for_each_range_tile(const SparseIndexView& index, int64_t head, int64_t row_block, Fn&& fn) {
+  const int64_t band_sink = (index.band_local && index.band_sink) ? index.band_sink[head] : 0;
+  const int64_t band_local = index.band_local ? index.band_local[head] : 0;
+  const int64_t slot = head * num_row_blocks(index.n_tokens) + row_block;
+  const int64_t r0 = row_block * kBlock, r1 = std::min<int64_t>(r0 + kBlock - 1, index.n_tokens - 1);
+  for (int32_t r = index.range_offsets[slot]; r < index.range_offsets[slot + 1]; ++r) {
+    const int64_t end = index.range_end[r];
+    for (int64_t tile = index.range_begin[r]; tile < end; tile += kBlock) {
+      const int64_t tile_end = std::min<int64_t>(tile + kBlock, end);
+      if (tile_has_work(r0, r1, tile, std::min<int64_t>(tile_end - 1, r1), band_sink, band_local))
+        fn(tile, tile_end);
+    }
+  }
 }
 
 // Pairs one head computes at kernel block granularity (host index).
