@@ -1,5 +1,7 @@
-// GPU tile-column merge (tile_columns.h): one warp per (head, work tile) merges the tile's
-// kLists ascending column lists 32 keys of each at a time. Each step takes every key of the
+// GPU tile-column merge (tile_columns.h), two ways. Up to kBitmapAutoTokens tokens, a CTA per
+// (head, work tile) marks each list's keys in a bitmap of its own in shared memory and writes the
+// union in key order from the bitmaps' words (merge_tile_columns_bitmap_kernel). Beyond, one warp
+// per (head, work tile) merges the tile's kLists ascending column lists 32 keys of each at a time. Each step takes every key of the
 // windows up to the smallest of the windows' last keys (so nothing smaller can still come from
 // any list). A key in several windows is written once, by the lowest list holding it, with the
 // bits of all of them; its union position counts, in every window, the keys below it that are
@@ -10,6 +12,7 @@
 #include "common/cuda_check.h"
 #include "common/error.h"
 #include "kernels/attention/tile_columns.h"
+#include "kernels/sparse/block_scan.cuh"
 #include "kernels/sparse/device_pool.h"
 
 namespace hc::kernels {
@@ -125,10 +128,111 @@ __global__ void merge_tile_columns_kernel(const int32_t* __restrict__ col_offset
   if (lane == 0) counts[tile] = out - begin;
 }
 
+// The bitmap merge. A warp-per-tile merge walks a tile's lists one 32-key window after another,
+// a chain of dependent shuffles per window: with few tiles it ran at a few warps per SM
+// (vertical_slash(3500,100) at 8K tokens, d = 128: 1376 tiles, 115 us against a 575 us attention
+// kernel; ncu on H100). Here each CTA sets its lists' bits (one shared atomic per 32-bit word a
+// warp's keys fall in), scans the union's popcounts, and writes every key with its lists' bits.
+// Shared memory: kLists bitmaps of the tile's keys 0 .. its last row (48 KB at kBitmapMaxTokens).
+constexpr int kBitmapThreads = 256;
+template <int kLists>
+__global__ void __launch_bounds__(kBitmapThreads) merge_tile_columns_bitmap_kernel(
+    const int32_t* __restrict__ col_offsets, const int32_t* __restrict__ cols, int n_tokens, int n_row_blocks,
+    int n_tiles, int64_t total_cols, int32_t* __restrict__ entries, int32_t* __restrict__ counts) {
+  extern __shared__ uint32_t s_bits[];  // [kLists][words]
+  __shared__ int s_warp[33];
+  const int tile = blockIdx.x, head = tile / n_tiles, t = tile % n_tiles;
+  const int tid = threadIdx.x, lane = tid & 31;
+  const int block0 = kLists * t;
+  const int slot0 = head * n_row_blocks + block0;
+  const int n_blocks = min(kLists, n_row_blocks - block0);
+  const int tile_last = min((block0 + n_blocks) * 64 - 1, n_tokens - 1);
+  const int words = (tile_last >> 5) + 1;
+  for (int i = tid; i < kLists * words; i += kBitmapThreads) s_bits[i] = 0;
+  __syncthreads();
+  const int begin = __ldg(col_offsets + slot0);
+#pragma unroll
+  for (int b = 0; b < kLists; ++b) {
+    if (b >= n_blocks) break;
+    const int last = min((block0 + b) * 64 + 63, n_tokens - 1);
+    const int end = __ldg(col_offsets + slot0 + b + 1);
+    uint32_t* bits = s_bits + b * words;
+    // The lists ascend, so the lanes of one word are adjacent: their bits are OR-ed into the
+    // first of them by shuffles, which alone touches the word. Four windows' keys are loaded
+    // before their bits are set.
+    constexpr int kBatch = 4;
+    for (int i0 = __ldg(col_offsets + slot0 + b) + (tid & ~31); i0 < end; i0 += kBatch * kBitmapThreads) {
+      int keys[kBatch];
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        const int i = i0 + u * kBitmapThreads + lane;
+        keys[u] = i < end ? __ldg(cols + i) : INT_MAX;
+      }
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        const bool valid = keys[u] <= last;
+        const int word = valid ? keys[u] >> 5 : -1 - lane;  // invalid lanes: a word of their own
+        uint32_t mask = valid ? 1u << (keys[u] & 31) : 0u;
+#pragma unroll
+        for (int off = 1; off < 32; off <<= 1) {
+          const uint32_t m = __shfl_down_sync(kFullMask, mask, off);
+          const int w = __shfl_down_sync(kFullMask, word, off);
+          if (lane + off < 32 && w == word) mask |= m;
+        }
+        const int word_before = __shfl_up_sync(kFullMask, word, 1);
+        if (valid && (lane == 0 || word_before != word)) atomicOr(bits + word, mask);
+      }
+    }
+  }
+  __syncthreads();
+  // Each thread's contiguous run of words, its keys' place by a scan of the union's popcounts.
+  const int chunk = (words + kBitmapThreads - 1) / kBitmapThreads;
+  const int w_lo = min(words, tid * chunk), w_hi = min(words, w_lo + chunk);
+  int mine = 0;
+  for (int w = w_lo; w < w_hi; ++w) {
+    uint32_t any = 0;
+#pragma unroll
+    for (int b = 0; b < kLists; ++b) any |= s_bits[b * words + w];
+    mine += __popc(any);
+  }
+  int total = 0;
+  int64_t at = int64_t(begin) + detail::block_exclusive_scan<kBitmapThreads>(mine, s_warp, &total);
+  for (int w = w_lo; w < w_hi; ++w) {
+    uint32_t list_bits[kLists], any = 0;
+#pragma unroll
+    for (int b = 0; b < kLists; ++b) {
+      list_bits[b] = s_bits[b * words + w];
+      any |= list_bits[b];
+    }
+    while (any != 0) {
+      const int bit = __ffs(any) - 1;
+      any &= any - 1;
+      int members = 0;
+#pragma unroll
+      for (int b = 0; b < kLists; ++b) members |= ((list_bits[b] >> bit) & 1) << b;
+      if (at < total_cols) entries[at] = (w * 32 + bit) << kTileColumnBits | members;
+      ++at;
+    }
+  }
+  if (tid == 0) counts[tile] = total;
+}
+
 template <int kLists>
 void launch_merge(const SparseIndexView& index, int64_t n_tiles, int64_t total_cols, const TileColumnsDevice& out,
-                  cudaStream_t stream) {
+                  bool bitmap, cudaStream_t stream) {
   constexpr int kThreads = 256;
+  if (bitmap) {
+    const int words = static_cast<int>((index.n_tokens - 1) / 32 + 1);
+    const size_t smem = size_t(kLists) * words * sizeof(uint32_t);
+    auto kernel = merge_tile_columns_bitmap_kernel<kLists>;
+    HC_CHECK_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    kernel<<<static_cast<unsigned>(index.n_heads * n_tiles), kBitmapThreads, smem, stream>>>(
+        index.col_offsets, index.cols, static_cast<int>(index.n_tokens),
+        static_cast<int>(num_row_blocks(index.n_tokens)), static_cast<int>(n_tiles), total_cols, out.entries.get(),
+        out.counts.get());
+    HC_CHECK_LAUNCH();
+    return;
+  }
   const int64_t warps = index.n_heads * n_tiles;
   const int64_t blocks = (warps * 32 + kThreads - 1) / kThreads;
   merge_tile_columns_kernel<kLists><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
@@ -141,7 +245,7 @@ void launch_merge(const SparseIndexView& index, int64_t n_tiles, int64_t total_c
 }  // namespace
 
 TileColumnsDevice merge_tile_columns_gpu(const SparseIndexView& index, int blocks_per_tile, int64_t total_cols,
-                                         cudaStream_t stream) {
+                                         cudaStream_t stream, TileColumnsMethod method) {
   if (index.n_tokens > kMaxTileColumnTokens)
     throw InputError("sparse_attention_forward",
                      "more than " + std::to_string(kMaxTileColumnTokens) + " tokens are not supported");
@@ -149,13 +253,18 @@ TileColumnsDevice merge_tile_columns_gpu(const SparseIndexView& index, int block
     throw InputError("merge_tile_columns_gpu", "blocks_per_tile " + std::to_string(blocks_per_tile) +
                                                    " is not in 1.." + std::to_string(kMaxBlocksPerTile));
   if (total_cols <= 0) throw InputError("merge_tile_columns_gpu", "the index has no columns to merge");
+  if (method == TileColumnsMethod::bitmap && index.n_tokens > kBitmapMaxTokens)
+    throw InputError("merge_tile_columns_gpu", "the bitmap merge takes up to " + std::to_string(kBitmapMaxTokens) +
+                                                   " tokens, got " + std::to_string(index.n_tokens));
+  const bool bitmap = method == TileColumnsMethod::bitmap ||
+                      (method == TileColumnsMethod::automatic && index.n_tokens <= kBitmapAutoTokens);
   const int64_t n_tiles = num_work_row_tiles(index.n_tokens, blocks_per_tile);
   TileColumnsDevice out;
   out.entries = detail::device_alloc<int32_t>(static_cast<size_t>(total_cols), stream, true);
   out.counts = detail::device_alloc<int32_t>(static_cast<size_t>(index.n_heads * n_tiles), stream, true);
-  if (blocks_per_tile == 1) launch_merge<1>(index, n_tiles, total_cols, out, stream);
-  else if (blocks_per_tile == 2) launch_merge<2>(index, n_tiles, total_cols, out, stream);
-  else launch_merge<3>(index, n_tiles, total_cols, out, stream);
+  if (blocks_per_tile == 1) launch_merge<1>(index, n_tiles, total_cols, out, bitmap, stream);
+  else if (blocks_per_tile == 2) launch_merge<2>(index, n_tiles, total_cols, out, bitmap, stream);
+  else launch_merge<3>(index, n_tiles, total_cols, out, bitmap, stream);
   return out;
 }
 

@@ -16,6 +16,7 @@
 #include "common/error.h"
 #include "kernels/attention/flash_forward.cuh"
 #include "kernels/attention/hopper_forward.cuh"  // wgmma, descriptors, panel layout
+#include "kernels/sparse/block_scan.cuh"
 #include "kernels/sparse/device_pool.h"
 #include "kernels/sparse/index_gpu.h"
 
@@ -40,24 +41,14 @@ struct DeviceIndexAccess {
 
 namespace {
 
+using detail::block_exclusive_scan;
 using detail::device_alloc;
+using detail::warp_inclusive_sum;
 
 constexpr const char* kWhat = "sparse index (GPU)";
 
 __host__ __device__ __forceinline__ int last_row(int rb, int n) {
   return rb * kBlock + kBlock - 1 < n - 1 ? rb * kBlock + kBlock - 1 : n - 1;
-}
-
-// Inclusive sum of v over this lane and the ones below it (called by whole warps).
-template <typename I>
-__device__ __forceinline__ I warp_inclusive_sum(I v) {
-  const int lane = threadIdx.x & 31;
-#pragma unroll
-  for (int off = 1; off < 32; off <<= 1) {
-    const I y = __shfl_up_sync(0xffffffffu, v, off);
-    if (lane >= off) v += y;
-  }
-  return v;
 }
 
 // ---- static patterns (dense, a_shape): the whole index in closed form, one kernel ----
@@ -280,26 +271,6 @@ __global__ void block_sparse_slot_pass_kernel(BlockSparseSlot rule, int n_slots,
     range_counts[slot] = starts;
     col_counts[slot] = 0;
   }
-}
-
-// Exclusive scan of a block's values; returns this thread's prefix, total in *total.
-template <int kThreads, typename I = int>
-__device__ I block_exclusive_scan(I v, I* s_warp, I* total) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const I inc = warp_inclusive_sum(v);
-  if (lane == 31) s_warp[warp] = inc;
-  __syncthreads();
-  if (warp == 0) {
-    const I w = lane < kThreads / 32 ? s_warp[lane] : 0;
-    const I winc = warp_inclusive_sum(w);
-    if (lane < kThreads / 32) s_warp[lane] = winc - w;
-    if (lane == kThreads / 32 - 1) s_warp[32] = winc;
-  }
-  __syncthreads();
-  const I result = s_warp[warp] + inc - v;
-  *total = s_warp[32];
-  __syncthreads();
-  return result;
 }
 
 // offsets[0..n] = exclusive scan of counts[0..n-1], for the range counts (CTA 0) and the column
@@ -689,6 +660,69 @@ __global__ void __launch_bounds__(1024) select_per_head_kernel(SelectJob first, 
   write_selected(c.lo, c.hi, key_of, threshold, remaining, cta_gt + c.gt_before, cta_eq + c.eq_before, out);
 }
 
+// The same selection for up to kRegisterSelectMax entries per head: one 1024-thread CTA per head
+// and job, each thread holding its contiguous part of the keys in registers, so a radix pass is
+// a histogram of registers and three barriers (the cluster kernel reads its keys from global
+// memory in every pass and adds the CTAs' histograms through two cluster barriers: 23.6 us at
+// 8K tokens for H = 9 and 24 for H = 32, about a quarter of the vertical-slash build; this one
+// 18.3 and 19.0 us; ncu on H100).
+constexpr int kRegisterSelectKeys = 16;  // keys per thread
+constexpr int kRegisterSelectMax = 1024 * kRegisterSelectKeys;
+__global__ void __launch_bounds__(1024) select_per_head_registers_kernel(SelectJob first, SelectJob second, int n) {
+  constexpr int kThreads = 1024;
+  __shared__ int s_hist[256];
+  __shared__ int s_sel[2];
+  __shared__ int s_warp[33];
+  const SelectJob job = blockIdx.y == 0 ? first : second;
+  if (job.k_eff == 0) return;
+  const int head = blockIdx.x, tid = threadIdx.x;
+  const float* s = job.score + static_cast<int64_t>(head) * n;
+  int32_t* out = job.out + static_cast<int64_t>(head) * job.k_eff;
+  if (job.k_eff >= n) {
+    for (int x = tid; x < n; x += kThreads) out[x] = x;
+    return;
+  }
+  const int chunk = (n + kThreads - 1) / kThreads;  // <= kRegisterSelectKeys, the same for every thread
+  const int lo = min(n, tid * chunk), count = min(n, lo + chunk) - lo;
+  uint32_t key[kRegisterSelectKeys];
+#pragma unroll
+  for (int i = 0; i < kRegisterSelectKeys; ++i) {
+    const int x = lo + i;
+    key[i] = i < count ? (x < job.n_forced ? 0xffffffffu : order_key(s[x])) : 0u;
+  }
+  uint32_t prefix = 0, mask = 0;
+  int remaining = job.k_eff;
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    if (tid < 256) s_hist[tid] = 0;
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < kRegisterSelectKeys; ++i)
+      if (i < chunk)  // uniform: histogram_add is called by whole warps
+        histogram_add(s_hist, (key[i] >> shift) & 255u, i < count && (key[i] & mask) == prefix);
+    __syncthreads();
+    if (tid < 32) find_digit(s_hist, remaining, s_sel);
+    __syncthreads();
+    prefix |= static_cast<uint32_t>(s_sel[0]) << shift;
+    mask |= 255u << shift;
+    remaining = s_sel[1];
+    // s_sel is next written after two more barriers, s_hist next zeroed after every thread passed
+    // the one above (find_digit is done with it).
+  }
+  int n_gt = 0, n_eq = 0;
+#pragma unroll
+  for (int i = 0; i < kRegisterSelectKeys; ++i) {
+    n_gt += i < count && key[i] > prefix;
+    n_eq += i < count && key[i] == prefix;
+  }
+  int gt_total = 0, eq_total = 0;
+  const int gt_before = block_exclusive_scan<kThreads>(n_gt, s_warp, &gt_total);
+  int eq_before = block_exclusive_scan<kThreads>(n_eq, s_warp, &eq_total);
+  int pos = gt_before + min(eq_before, remaining);
+#pragma unroll
+  for (int i = 0; i < kRegisterSelectKeys; ++i)
+    if (i < count && (key[i] > prefix || (key[i] == prefix && eq_before++ < remaining))) out[pos++] = lo + i;
+}
+
 // One block per head: run_start[h] = indices x of offsets[h] starting a run (x == 0 or
 // offsets[x] - offsets[x-1] > 64), ascending; n_runs[h] their count.
 __global__ void offset_runs_kernel(const int32_t* offsets, int n_offsets, int32_t* run_start, int32_t* n_runs) {
@@ -901,15 +935,21 @@ __global__ void __launch_bounds__(kEstThreads) vs_estimate_kernel(const T* q, co
       __syncthreads();  // A and the column partials complete (the next tile's first barrier guards their reuse)
       // Diagonal x = 63 + r - jj. Thread p < 64 of a half takes diagonals p (rows 0 .. p) and
       // p + 64 (rows p + 1 .. 63): one walk over the rows, each half of the CTA over half of them.
+      // Four partial sums of each (rows r mod 4), added in a fixed order, instead of one chain of
+      // 32 dependent adds per tile, where most of the pass's FADD samples were: pass 484-493 ->
+      // 470-472 us at 128K tokens, d = 128 (ncu on H100).
       {
         const int p = tid & 63, half = tid >> 6;
-        float dlo = 0.f, dhi = 0.f;
-        for (int r = 32 * half; r < 32 * half + 32; ++r) {
-          if (r <= p) dlo += sA[r][r - p + 63];
-          else dhi += sA[r][r - p - 1];
+        float dlo[4] = {0.f, 0.f, 0.f, 0.f}, dhi[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+        for (int i = 0; i < 32; ++i) {
+          const int r = 32 * half + i;
+          const float x = sA[r][(r - p + 63) & 63];  // (r - p - 1) mod 64: the same column for r > p
+          if (r <= p) dlo[i & 3] += x;
+          else dhi[i & 3] += x;
         }
-        s_diag[half][p] = dlo;
-        s_diag[half][p + 64] = dhi;
+        s_diag[half][p] = (dlo[0] + dlo[1]) + (dlo[2] + dlo[3]);
+        s_diag[half][p + 64] = (dhi[0] + dhi[1]) + (dhi[2] + dhi[3]);
       }
       __syncthreads();
       if (tid < 64 && j0 + tid < n)
@@ -1025,67 +1065,77 @@ __device__ void warp_select_top(int len, int k_eff, KeyOf key_of, int* s_hist, i
   write_selected(lo, hi, key_of, prefix, remaining, gt_inc - n_gt, eq_inc - n_eq, out);
 }
 
-// Block-sparse selection. A CTA takes up to kSelectRows consecutive row blocks of one head,
-// longest first: their block scores against every causal key block go to shared memory, each
-// pooled key row read once for all of them, then each warp selects the top-k of its rows (key
-// blocks 0 and R forced). One CTA per row block, reading the head's pooled K once per row block
-// and selecting with the whole CTA, took 322 us at 32K tokens and most of a 4.4 ms build at 128K
-// (H = 32, d = 128; ncu on H100). kept [H, nb, cap], kept_count [H * nb].
-constexpr int kSelectRows = 16;
+// Block-sparse selection. A CTA takes kRows consecutive row blocks of one head (fewer in the
+// last one), longest first: their block scores against every causal key block go to shared
+// memory, each pooled key row read once for all of them, then each warp selects the top-k of its
+// rows (key blocks 0 and R forced). One CTA per row block, reading the head's pooled K once per
+// row block and selecting with the whole CTA, took 322 us at 32K tokens and most of a 4.4 ms
+// build at 128K (H = 32, d = 128; ncu on H100). kept [H, nb, cap], kept_count [H * nb].
+constexpr int kSelectMaxRows = 16;
 constexpr int kSelectThreads = 256;
 inline size_t block_select_smem(int nb, int d, int rows) {
   return (size_t(rows) * d + size_t(rows) * nb + (kSelectThreads / 32) * 258) * sizeof(float);
 }
-template <int D>
-__global__ void __launch_bounds__(kSelectThreads) block_select_kernel(const float* pooled_q, const float* pooled_k,
+template <int D, int kRows>
+__global__ void __launch_bounds__(kSelectThreads, 2) block_select_kernel(const float* pooled_q, const float* pooled_k,
                                                                       int nb, int group, float scale, int k_blocks,
-                                                                      int cap, int rows_per_cta, int32_t* kept,
-                                                                      int32_t* kept_count) {
+                                                                      int cap, int32_t* kept, int32_t* kept_count) {
   extern __shared__ float smem[];
-  float* s_q = smem;                                     // [rows_per_cta][D]
-  float* s_score = s_q + rows_per_cta * D;               // [rows_per_cta][nb]
-  int* s_warp = reinterpret_cast<int*>(s_score + static_cast<size_t>(rows_per_cta) * nb);  // [warps][258]
+  float* s_q = smem;                                     // [kRows][D], rows past the last one zero
+  float* s_score = s_q + kRows * D;                      // [kRows][nb]
+  int* s_warp = reinterpret_cast<int*>(s_score + static_cast<size_t>(kRows) * nb);  // [warps][258]
   const int head = blockIdx.y, kv_head = head / group;
-  const int R0 = (gridDim.x - 1 - blockIdx.x) * rows_per_cta;  // the longest rows go first
-  const int rows = min(rows_per_cta, nb - R0);
+  const int R0 = (gridDim.x - 1 - blockIdx.x) * kRows;  // the longest rows go first
+  const int rows = min(kRows, nb - R0);
   const int n_keys = R0 + rows;  // key blocks 0 .. R0 + rows - 1
-  for (int i = threadIdx.x; i < rows * D; i += kSelectThreads)
-    s_q[i] = pooled_q[(static_cast<int64_t>(head) * nb + R0) * D + i];
+  for (int i = threadIdx.x; i < kRows * D; i += kSelectThreads)
+    s_q[i] = i < rows * D ? pooled_q[(static_cast<int64_t>(head) * nb + R0) * D + i] : 0.f;
   __syncthreads();
   // A thread per key block against every row's pooled query. The pooled keys are key-major
   // ([Hkv][d][nb]): a warp's load of one element of 32 consecutive keys is one 128-byte line
   // (stored [nb][d], each load touched 32 lines and ncu had the FMAs waiting on them).
   for (int c = threadIdx.x; c < n_keys; c += kSelectThreads) {
     const float* pk = pooled_k + static_cast<int64_t>(kv_head) * D * nb + c;  // element x at pk[x * nb]
-    float acc[kSelectRows];
+    float acc[kRows];
 #pragma unroll
-    for (int r = 0; r < kSelectRows; ++r) acc[r] = 0.f;
+    for (int r = 0; r < kRows; ++r) acc[r] = 0.f;
     // The key's elements kLoads at a time, all loads issued before their FMAs: four loads per
-    // step of four elements took 1.88 ms at 128K tokens, H = 32, d = 128, this 1.57 (ncu on H100;
-    // the selection phase is 0.34 of it). The FMA order per score is unchanged. (Four keys per
-    // thread, each query element read once for four FMAs, took 1.73 ms at 128K and doubled the
-    // time at 32K: fewer threads with work.)
+    // step of four elements took 1.88 ms at 128K tokens, H = 32, d = 128, batches of 16 1.57
+    // (ncu on H100; the selection phase is 0.34 of it). The rows are a compile-time count, so
+    // that the FMAs of different rows interleave (with the row count a runtime bound, each row's
+    // chain of four dependent FMAs was its own branch, and ncu had 42% of the warps' stalls on
+    // their fixed latency), and the next 16 elements load during this step's FMAs; two CTAs per
+    // SM (launch bounds) leave 128 registers for that: kernel 1.58 -> 1.45-1.47 ms, build 2.24 ->
+    // 2.13 ms (128K, d = 128). Without the bound ptxas took 48 registers and put the loads back
+    // between the FMAs: build 2.39 ms. Each score's FMAs still run over x in order.
+    // (Four keys per thread, each query element read once for four FMAs, took 1.73 ms at 128K
+    // and doubled the time at 32K: fewer threads with work.)
     constexpr int kLoads = 16;
+    float kv[kLoads], kv_next[kLoads];
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u) kv[u] = __ldg(pk + u * nb);
+#pragma unroll
     for (int x0 = 0; x0 < D; x0 += kLoads) {
-      float kv[kLoads];
+      if (x0 + kLoads < D) {  // the next elements' loads go out before this step's FMAs
 #pragma unroll
-      for (int u = 0; u < kLoads; ++u) kv[u] = __ldg(pk + (x0 + u) * nb);
+        for (int u = 0; u < kLoads; ++u) kv_next[u] = __ldg(pk + (x0 + kLoads + u) * nb);
+      }
 #pragma unroll
-      for (int r = 0; r < kSelectRows; ++r) {
-        if (r < rows) {
+      for (int u = 0; u < kLoads; u += 4) {
 #pragma unroll
-          for (int u = 0; u < kLoads; u += 4) {
-            const float4 qv = reinterpret_cast<const float4*>(s_q + r * D + x0 + u)[0];
-            acc[r] = fmaf(qv.x, kv[u + 0], acc[r]);
-            acc[r] = fmaf(qv.y, kv[u + 1], acc[r]);
-            acc[r] = fmaf(qv.z, kv[u + 2], acc[r]);
-            acc[r] = fmaf(qv.w, kv[u + 3], acc[r]);
-          }
+        for (int r = 0; r < kRows; ++r) {
+          const float4 qv = reinterpret_cast<const float4*>(s_q + r * D + x0 + u)[0];
+          acc[r] = fmaf(qv.x, kv[u + 0], acc[r]);
+          acc[r] = fmaf(qv.y, kv[u + 1], acc[r]);
+          acc[r] = fmaf(qv.z, kv[u + 2], acc[r]);
+          acc[r] = fmaf(qv.w, kv[u + 3], acc[r]);
         }
       }
+#pragma unroll
+      for (int u = 0; u < kLoads; ++u) kv[u] = kv_next[u];
     }
 #pragma unroll
-    for (int r = 0; r < kSelectRows; ++r)
+    for (int r = 0; r < kRows; ++r)
       if (r < rows && c <= R0 + r) s_score[r * nb + c] = acc[r] * scale;
   }
   __syncthreads();
@@ -1101,6 +1151,29 @@ __global__ void __launch_bounds__(kSelectThreads) block_select_kernel(const floa
                     s_hist, s_hist + 256, kept + slot * cap);
     if ((threadIdx.x & 31) == 0) kept_count[slot] = k_eff;
   }
+}
+
+// Launches block_select_kernel with the most rows per CTA (of the compiled counts) whose shared
+// memory lets two CTAs share an SM (their scores take 4 nb bytes per row: 16 rows up to about
+// 100K tokens, 12 at 128K, fewer beyond, at least one). Eight rows with the pooled keys staged
+// through shared memory in tiles were slower (select 3.28 ms at 128K, d = 128, against 2.48; ncu).
+template <int D, int kRows>
+void launch_block_select(const float* pooled_q, const float* pooled_k, int nb, int heads, int group, float scale,
+                         int k_blocks, int cap, int32_t* kept, int32_t* kept_count, cudaStream_t stream) {
+  constexpr int kNext = kRows > 12 ? 12 : kRows > 8 ? 8 : kRows > 4 ? 4 : 1;
+  const size_t smem = block_select_smem(nb, D, kRows);
+  if constexpr (kRows > 1) {
+    if (smem > 113 * 1024) {
+      launch_block_select<D, kNext>(pooled_q, pooled_k, nb, heads, group, scale, k_blocks, cap, kept, kept_count,
+                                    stream);
+      return;
+    }
+  }
+  HC_CHECK_CUDA(cudaFuncSetAttribute(block_select_kernel<D, kRows>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     int(smem)));
+  block_select_kernel<D, kRows><<<dim3((nb + kRows - 1) / kRows, heads), kSelectThreads, smem, stream>>>(
+      pooled_q, pooled_k, nb, group, scale, k_blocks, cap, kept, kept_count);
+  HC_CHECK_LAUNCH();
 }
 
 // The estimator's two tile passes and their reductions (see vs_score_tile).
@@ -1369,19 +1442,25 @@ DeviceSparseIndex vertical_slash_index_from_scores_gpu(const float* col_score, c
   if (n_columns > 0 || n_offsets > 0) {  // both selections in one launch (blockIdx.y)
     const SelectJob col_job{col_score, v_sink, n_columns, columns.get()};
     const SelectJob diag_job{diag_score, s_local, n_offsets, offsets.get()};
-    const unsigned cluster =
-        static_cast<unsigned>(std::clamp<int64_t>(detail::sm_count() / (2 * n_heads), 1, kSelectCluster));
-    cudaLaunchConfig_t config{};
-    config.gridDim = dim3(static_cast<unsigned>(n_heads) * cluster, 2);
-    config.blockDim = dim3(1024);
-    config.stream = stream;
-    cudaLaunchAttribute attribute{};
-    attribute.id = cudaLaunchAttributeClusterDimension;
-    attribute.val.clusterDim.x = cluster;
-    attribute.val.clusterDim.y = attribute.val.clusterDim.z = 1;
-    config.attrs = &attribute;
-    config.numAttrs = 1;
-    HC_CHECK_CUDA(cudaLaunchKernelEx(&config, select_per_head_kernel, col_job, diag_job, n));
+    if (n <= kRegisterSelectMax) {
+      const dim3 grid(static_cast<unsigned>(n_heads), 2);
+      select_per_head_registers_kernel<<<grid, 1024, 0, stream>>>(col_job, diag_job, n);
+      HC_CHECK_LAUNCH();
+    } else {
+      const unsigned cluster =
+          static_cast<unsigned>(std::clamp<int64_t>(detail::sm_count() / (2 * n_heads), 1, kSelectCluster));
+      cudaLaunchConfig_t config{};
+      config.gridDim = dim3(static_cast<unsigned>(n_heads) * cluster, 2);
+      config.blockDim = dim3(1024);
+      config.stream = stream;
+      cudaLaunchAttribute attribute{};
+      attribute.id = cudaLaunchAttributeClusterDimension;
+      attribute.val.clusterDim.x = cluster;
+      attribute.val.clusterDim.y = attribute.val.clusterDim.z = 1;
+      config.attrs = &attribute;
+      config.numAttrs = 1;
+      HC_CHECK_CUDA(cudaLaunchKernelEx(&config, select_per_head_kernel, col_job, diag_job, n));
+    }
   }
   auto run_start = device_alloc<int32_t>(size_t(n_heads) * std::max(n_offsets, 1), stream);
   auto n_runs = device_alloc<int32_t>(size_t(n_heads), stream);
@@ -1423,19 +1502,12 @@ DeviceSparseIndex build_block_sparse_index_gpu(const GpuQK& qk, int k_blocks, cu
   auto kept_count = device_alloc<int32_t>(size_t(qk.n_heads) * nb, stream);   // [H * nb]
   const float scale = 1.f / std::sqrt(float(d));
   const int group = qk.n_heads / qk.n_kv_heads;
-  // Rows per CTA: up to kSelectRows while two CTAs fit on an SM (their scores take 4 nb bytes
-  // per row: 16 rows up to 100K tokens or so, fewer beyond, at least one). Eight rows with the
-  // pooled keys staged through shared memory in tiles were slower (select 3.28 ms at 128K, d = 128,
-  // against 2.48; ncu).
-  int rows = kSelectRows;
-  while (rows > 1 && block_select_smem(nb, d, rows) > 113 * 1024) --rows;
-  const size_t smem = block_select_smem(nb, d, rows);
-  const dim3 grid((nb + rows - 1) / rows, qk.n_heads);
-  auto select = d == 64 ? block_select_kernel<64> : block_select_kernel<128>;
-  HC_CHECK_CUDA(cudaFuncSetAttribute(select, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  select<<<grid, kSelectThreads, smem, stream>>>(pooled_q.get(), pooled_k.get(), nb, group, scale, k_blocks, cap,
-                                                 rows, kept.get(), kept_count.get());
-  HC_CHECK_LAUNCH();
+  if (d == 64)
+    launch_block_select<64, kSelectMaxRows>(pooled_q.get(), pooled_k.get(), nb, qk.n_heads, group, scale, k_blocks,
+                                            cap, kept.get(), kept_count.get(), stream);
+  else
+    launch_block_select<128, kSelectMaxRows>(pooled_q.get(), pooled_k.get(), nb, qk.n_heads, group, scale, k_blocks,
+                                             cap, kept.get(), kept_count.get(), stream);
   return build_from_slots(BlockSparseSlot{n, nb, kept.get(), kept_count.get(), cap}, n, qk.n_heads, stream);
 }
 

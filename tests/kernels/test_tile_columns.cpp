@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "catch.h"
+#include "common/error.h"
 #include "kernels/attention/tile_columns_ref.h"
 #include "tests/support/test_support.h"
 
@@ -105,34 +106,46 @@ TEST_CASE("tile columns: the GPU merge equals the reference", "[gpu][sparse]") {
   };
   // Odd N, N < 64, row blocks not a multiple of the tile, lists longer than a warp's window, dense
   // lists (every key in every block: all duplicates), sparse ones (few shared); 1, 2 and 3 blocks
-  // per tile (the kernel uses 3 where the row blocks share their key tiles, else 2).
+  // per tile (the kernel uses 3 where the row blocks share their key tiles, else 2); both merges,
+  // and the automatic choice past the bitmap merge's size.
   for (const Case c : {Case{1, 2, 1.0}, Case{17, 3, 0.5}, Case{100, 2, 0.3}, Case{200, 4, 0.05},
                        Case{1000, 3, 0.9}, Case{2500, 2, 0.2}, Case{4097, 1, 1.0},
                        // Shared lists: windows equal in every list (taken whole), then shifted
                        // against each other after a dropped key.
-                       Case{3000, 2, 0.4, 0.0}, Case{3000, 2, 0.4, 0.002}, Case{5000, 3, 0.7, 0.01}}) {
+                       Case{3000, 2, 0.4, 0.0}, Case{3000, 2, 0.4, 0.002}, Case{5000, 3, 0.7, 0.01},
+                       Case{kBitmapMaxTokens + 1000, 1, 0.002, 0.01}}) {
+    const bool large = c.n > kBitmapMaxTokens;
     for (int per_tile = 1; per_tile <= kMaxBlocksPerTile; ++per_tile)
-      DYNAMIC_SECTION("N=" << c.n << " heads=" << c.heads << " density=" << c.density << " drop=" << c.drop
-                           << " blocks per tile=" << per_tile) {
-      const SparseIndex index = column_index(c.n, c.heads, c.density, c.drop, static_cast<uint32_t>(c.n));
-      REQUIRE(!index.cols.empty());
-      const TileColumnsHost want = merge_tile_columns_ref(index, per_tile);
-      hc::test::DeviceIndex device(index);
-      const TileColumnsDevice got = merge_tile_columns_gpu(device.view(), per_tile, device.total_cols, nullptr);
-      std::vector<int32_t> counts(want.counts.size()), entries(want.entries.size());
-      HC_CHECK_CUDA(cudaMemcpy(counts.data(), got.counts.get(), counts.size() * 4, cudaMemcpyDeviceToHost));
-      HC_CHECK_CUDA(cudaMemcpy(entries.data(), got.entries.get(), entries.size() * 4, cudaMemcpyDeviceToHost));
-      REQUIRE(counts == want.counts);
-      const int64_t tiles = num_work_row_tiles(c.n, per_tile), blocks = num_row_blocks(c.n);
-      for (int64_t h = 0; h < c.heads; ++h)
-        for (int64_t t = 0; t < tiles; ++t) {
-          const int32_t begin = index.col_offsets[h * blocks + per_tile * t];
-          const int32_t n = want.counts[h * tiles + t];
-          INFO("head " << h << " tile " << t);
-          CHECK(std::vector<int32_t>(entries.begin() + begin, entries.begin() + begin + n) ==
-                std::vector<int32_t>(want.entries.begin() + begin, want.entries.begin() + begin + n));
+      for (const TileColumnsMethod method :
+           {TileColumnsMethod::bitmap, TileColumnsMethod::warp_merge, TileColumnsMethod::automatic})
+        DYNAMIC_SECTION("N=" << c.n << " heads=" << c.heads << " density=" << c.density << " drop=" << c.drop
+                             << " blocks per tile=" << per_tile << " method=" << static_cast<int>(method)) {
+          const SparseIndex index = column_index(c.n, c.heads, c.density, c.drop, static_cast<uint32_t>(c.n));
+          REQUIRE(!index.cols.empty());
+          hc::test::DeviceIndex device(index);
+          if (large && method == TileColumnsMethod::bitmap) {  // past its shared memory
+            CHECK_THROWS_AS(merge_tile_columns_gpu(device.view(), per_tile, device.total_cols, nullptr, method),
+                            hc::InputError);
+          } else {
+            const TileColumnsHost want = merge_tile_columns_ref(index, per_tile);
+            const TileColumnsDevice got =
+                merge_tile_columns_gpu(device.view(), per_tile, device.total_cols, nullptr, method);
+            std::vector<int32_t> counts(want.counts.size()), entries(want.entries.size());
+            HC_CHECK_CUDA(cudaMemcpy(counts.data(), got.counts.get(), counts.size() * 4, cudaMemcpyDeviceToHost));
+            HC_CHECK_CUDA(
+                cudaMemcpy(entries.data(), got.entries.get(), entries.size() * 4, cudaMemcpyDeviceToHost));
+            REQUIRE(counts == want.counts);
+            const int64_t tiles = num_work_row_tiles(c.n, per_tile), blocks = num_row_blocks(c.n);
+            for (int64_t h = 0; h < c.heads; ++h)
+              for (int64_t t = 0; t < tiles; ++t) {
+                const int32_t begin = index.col_offsets[h * blocks + per_tile * t];
+                const int32_t n = want.counts[h * tiles + t];
+                INFO("head " << h << " tile " << t);
+                CHECK(std::vector<int32_t>(entries.begin() + begin, entries.begin() + begin + n) ==
+                      std::vector<int32_t>(want.entries.begin() + begin, want.entries.begin() + begin + n));
+              }
+          }
         }
-    }
   }
 }
 #endif
