@@ -1,11 +1,12 @@
 // GPU tile-column merge (tile_columns.h), two ways. Up to kBitmapAutoTokens tokens, a CTA per
 // (head, work tile) marks each list's keys in a bitmap of its own in shared memory and writes the
 // union in key order from the bitmaps' words (merge_tile_columns_bitmap_kernel). Beyond, one warp
-// per (head, work tile) merges the tile's kLists ascending column lists 32 keys of each at a time. Each step takes every key of the
-// windows up to the smallest of the windows' last keys (so nothing smaller can still come from
-// any list). A key in several windows is written once, by the lowest list holding it, with the
-// bits of all of them; its union position counts, in every window, the keys below it that are
-// written by their own list. Windows equal in every list are taken whole.
+// per (head, work tile) merges the tile's kLists ascending column lists 32 keys of each at a time.
+// Each step takes every key of the windows up to the smallest of the windows' last keys (so
+// nothing smaller can still come from any list). A key in several windows is written once, by the
+// lowest list holding it, with the bits of all of them; its union position counts, in every
+// window, the keys below it that are written by their own list. Windows equal in every list are
+// taken whole.
 #include <climits>
 #include <string>
 
