@@ -16,30 +16,15 @@ import os
 import statistics
 import sys
 
-
-def fail(message):
-    """Bad input: the message on stderr, exit code 2."""
-    print(f"combine_runs.py: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def load(path, kind=None):
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        fail(f"{path}: {e}")
-    if "results" not in data or (kind and data.get("kind") != kind):
-        fail(f"{path}: not a {kind or 'sdpa'} benchmark file")
-    return data
+from perf_tables import fail, load, sdpa_point  # bench/, beside this script
 
 
 def by_key(runs, key):
     """{key(point): [the point in each run]}; every run must hold the same points."""
     points = {}
+    first_keys = set(key(p) for p in runs[0]["results"])
     for run in runs:
-        keys = [key(p) for p in run["results"]]
-        if set(keys) != set(key(p) for p in runs[0]["results"]):
+        if set(key(p) for p in run["results"]) != first_keys:
             fail("the runs do not hold the same points")
         for p in run["results"]:
             points.setdefault(key(p), []).append(p)
@@ -59,11 +44,11 @@ def combine_sdpa(runs):
     return out
 
 
-def sdpa_point(sdpa, p, backend):
-    for s in sdpa["results"]:
-        if (s["n"], s["d"], s["heads"], s["backend"]) == (p["n"], p["d"], p["heads"], backend):
-            return s
-    fail(f"no SDPA {backend} point for N={p['n']} d={p['d']} H={p['heads']}")
+def sdpa_of(sdpa, p, backend):
+    s = sdpa_point(sdpa, p["n"], p["d"], p["heads"], backend)
+    if s is None:
+        fail(f"no SDPA {backend} point for N={p['n']} d={p['d']} H={p['heads']}")
+    return s
 
 
 def combine_dense(runs, sdpa):
@@ -72,7 +57,7 @@ def combine_dense(runs, sdpa):
         flops = points[0]["tflops"] * points[0]["ms"]
         ms = median(points, "ms")
         r = dict(points[0], ms=ms, tflops=flops / ms, via_index_ms=median(points, "via_index_ms"))
-        fa2, cudnn = sdpa_point(sdpa, r, "flash")["ms"], sdpa_point(sdpa, r, "cudnn")["ms"]
+        fa2, cudnn = sdpa_of(sdpa, r, "flash")["ms"], sdpa_of(sdpa, r, "cudnn")["ms"]
         r.update(sdpa_flash_ms=fa2, speed_vs_flash=fa2 / ms, sdpa_cudnn_ms=cudnn, speed_vs_cudnn=cudnn / ms)
         out["results"].append(r)
     return out
@@ -88,7 +73,7 @@ def combine_sparse(runs, sdpa):
         r.update(tflops_total=flops / r["total_ms"], tflops_kernel=flops / r["kernel_ms"],
                  speedup_vs_dense=r["dense_ms"] / r["total_ms"])
         if "sdpa_cudnn_ms" in r:
-            cudnn = sdpa_point(sdpa, r, "cudnn")
+            cudnn = sdpa_of(sdpa, r, "cudnn")
             r.update(sdpa_cudnn_ms=cudnn["ms"], speedup_vs_cudnn=cudnn["ms"] / r["total_ms"],
                      throughput_vs_cudnn=r["tflops_total"] / cudnn["tflops"])
         out["results"].append(r)

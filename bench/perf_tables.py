@@ -8,7 +8,14 @@ Usage: perf_tables.py SDPA.json DENSE.json SPARSE.json
 All three must come from the same device command (the ratios compare timings of one run).
 """
 import json
+import os
 import sys
+
+
+def fail(message):
+    """Bad input: the message, prefixed with the script's name, on stderr; exit code 2."""
+    print(f"{os.path.basename(sys.argv[0])}: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def load(path, kind=None):
@@ -16,17 +23,23 @@ def load(path, kind=None):
         with open(path) as f:
             data = json.load(f)
     except (OSError, json.JSONDecodeError) as e:
-        sys.exit(f"perf_tables.py: {path}: {e}")
+        fail(f"{path}: {e}")
     if "results" not in data or (kind and data.get("kind") != kind):
-        sys.exit(f"perf_tables.py: {path}: not a {kind or 'sdpa'} benchmark file")
+        fail(f"{path}: not a {kind or 'sdpa'} benchmark file")
     return data
 
 
-def sdpa_ms(sdpa, n, d, heads, backend):
+def sdpa_point(sdpa, n, d, heads, backend):
+    """The SDPA file's point for (n, d, heads, backend), or None."""
     for p in sdpa["results"]:
         if (p["n"], p["d"], p["heads"], p["backend"]) == (n, d, heads, backend):
-            return p["ms"]
+            return p
     return None
+
+
+def sdpa_ms(sdpa, n, d, heads, backend):
+    p = sdpa_point(sdpa, n, d, heads, backend)
+    return p["ms"] if p else None
 
 
 def dense_table(sdpa, dense):
@@ -92,7 +105,8 @@ def bounds_table(dense, sparse):
 
 def main():
     if len(sys.argv) != 4:
-        sys.exit(__doc__)
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
     sdpa = load(sys.argv[1])
     dense = load(sys.argv[2], "dense")
     sparse = load(sys.argv[3], "sparse")
