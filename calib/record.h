@@ -60,16 +60,26 @@ struct RecordOptions {
   int last_layer = -1;              // -1: the last layer
   int map_size = kDefaultMapSize;   // pooled map cells per side requested (min(map_size, N) used)
   int n_threads = 0;                // CPU engine and CPU recorder
-  std::string prompt_description;   // stored in the atlas meta
+  std::string prompt_description;   // stored in the atlas meta (a prompt set: the set's description)
+  std::string prompt_sha256;        // the set's sha256 for the meta; empty: the single prompt's ids'
   CandidateProber* prober = nullptr;  // optional
   std::function<void(const RecordProgress&)> on_progress;  // optional
   CudaEngineOptions cuda;
 };
 
+// One prompt of a recorded set (AtlasPrompt without its map size).
+struct RecordPrompt {
+  std::string name;
+  std::string description;
+  double weight = 1;
+  std::vector<int32_t> tokens;  // [N]
+};
+
 struct RecordSummary {
   std::string backend;           // "cuda" / "cpu"
   std::string device;            // GPU name and memory, or "cpu"
-  int64_t n_tokens = 0;
+  int64_t n_tokens = 0;          // the longest prompt's N
+  int prompts = 1;
   int layers_recorded = 0;
   double load_s = 0;             // engine creation (weights upload)
   double prefill_s = 0;          // prefill + recording + atlas writing
@@ -89,5 +99,13 @@ RecordSummary record_atlas(const ModelFile& model, const std::vector<int32_t>& t
 // Same with an existing engine (tests reuse one engine across runs); options.device is ignored.
 RecordSummary record_atlas_with(Engine& engine, const ModelFile& model, const std::vector<int32_t>& tokens,
                                 const std::string& out_path, const RecordOptions& options);
+
+// Records every prompt of a set, one prefill each through one engine (sized for the longest), into
+// one atlas: per prompt its statistics and candidate table, the same layers and grid for all.
+// Cost is linear in the number of prompts; memory is that of the longest prompt's run.
+RecordSummary record_atlas_set(const ModelFile& model, const std::vector<RecordPrompt>& prompts,
+                               const std::string& out_path, const RecordOptions& options);
+RecordSummary record_atlas_set_with(Engine& engine, const ModelFile& model, const std::vector<RecordPrompt>& prompts,
+                                    const std::string& out_path, const RecordOptions& options);
 
 }  // namespace hc

@@ -1,4 +1,5 @@
 #include "calib/validate.h"
+#include "calib/validate_json.h"
 
 #include <nlohmann/json.hpp>
 
@@ -305,6 +306,7 @@ ValidationReport validate_profile_run(Engine& engine, const std::string& model_f
 bool check_validation_thresholds(ValidationReport& report, const ValidateOptions& options) {
   report.min_recall_threshold = options.min_recall;
   report.max_kl_threshold = options.max_kl;
+  report.min_top1_threshold = options.min_top1;
   report.failures.clear();
   if (options.min_recall >= 0 && !(report.mean_recall >= options.min_recall)) {
     std::string msg = "mean recall " + fixed(report.mean_recall, 4) + " < " + fixed(options.min_recall, 4);
@@ -322,6 +324,8 @@ bool check_validation_thresholds(ValidationReport& report, const ValidateOptions
   }
   if (options.max_kl >= 0 && !(report.mean_kl <= options.max_kl))
     report.failures.push_back("mean KL " + scientific(report.mean_kl) + " > " + scientific(options.max_kl));
+  if (options.min_top1 >= 0 && !(report.top1_agreement >= options.min_top1))
+    report.failures.push_back("top-1 agreement " + fixed(report.top1_agreement, 4) + " < " + fixed(options.min_top1, 4));
   return report.failures.empty();
 }
 
@@ -361,10 +365,11 @@ std::string validation_summary(const ValidationReport& r) {
           << fixed(worst[i]->recall, 4) << " (profile " << fixed(worst[i]->profile_recall, 4) << ")";
     out << "\n";
   }
-  if (r.min_recall_threshold >= 0 || r.max_kl_threshold >= 0) {
+  if (r.min_recall_threshold >= 0 || r.max_kl_threshold >= 0 || r.min_top1_threshold >= 0) {
     out << "  thresholds:";
     if (r.min_recall_threshold >= 0) out << " min recall " << fixed(r.min_recall_threshold, 4);
     if (r.max_kl_threshold >= 0) out << " max KL " << scientific(r.max_kl_threshold);
+    if (r.min_top1_threshold >= 0) out << " min top-1 " << fixed(r.min_top1_threshold, 4);
     out << (r.failures.empty() ? ": PASS\n" : ": FAIL\n");
     for (const std::string& f : r.failures) out << "    " << f << "\n";
   }
@@ -379,6 +384,13 @@ std::string validation_json(const ValidationReport& r, const std::string& model_
   j["tool_version"] = HEADCAL_VERSION;
   j["model"] = {{"path", model_path}, {"fingerprint", r.model_fingerprint}};
   j["profile"] = {{"path", profile_path}, {"fingerprint", r.profile_fingerprint}, {"calibration_tokens", r.profile_tokens}};
+  j.update(validation_json_body(r, prompt_description, prompt_sha256));
+  return j.dump(1) + "\n";
+}
+
+nlohmann::ordered_json validation_json_body(const ValidationReport& r, const std::string& prompt_description,
+                                            const std::string& prompt_sha256) {
+  nlohmann::ordered_json j;
   j["prompt"] = {{"description", prompt_description}, {"tokens", r.n_tokens}, {"sha256", prompt_sha256}};
   j["backend"] = r.backend;
   j["summary"] = {{"mean_recall", r.mean_recall},       {"min_head_recall", r.min_head_recall},
@@ -391,6 +403,7 @@ std::string validation_json(const ValidationReport& r, const std::string& model_
   nlohmann::ordered_json thresholds = nlohmann::ordered_json::object();
   if (r.min_recall_threshold >= 0) thresholds["min_recall"] = r.min_recall_threshold;
   if (r.max_kl_threshold >= 0) thresholds["max_kl"] = r.max_kl_threshold;
+  if (r.min_top1_threshold >= 0) thresholds["min_top1"] = r.min_top1_threshold;
   j["thresholds"] = thresholds;
   j["passed"] = r.failures.empty();
   j["failures"] = r.failures;
@@ -407,7 +420,7 @@ std::string validation_json(const ValidationReport& r, const std::string& model_
                      {"density", h.density},
                      {"profile_recall", h.profile_recall}});
   j["heads"] = heads;
-  return j.dump(1) + "\n";
+  return j;
 }
 
 size_t validate_device_bytes(const ModelConfig& config, int64_t n_tokens) {

@@ -17,6 +17,7 @@
 // The CUDA backend times with CUDA events and runs the sparse kernel once timed without probe and
 // once untimed with probe (probe mode does extra work deployment would not).
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,7 @@ struct ValidateOptions {
   bool strict = false;       // a model fingerprint mismatch is an InputError, not a warning
   double min_recall = -1;    // threshold on the mean recall over heads; < 0: none
   double max_kl = -1;        // threshold on the mean KL(P_dense || P_sparse); < 0: none
+  double min_top1 = -1;      // threshold on the top-1 agreement; < 0: none
   std::string profile_source = "profile";  // named in messages (the profile's path)
 };
 
@@ -74,6 +76,7 @@ struct ValidationReport {
   // Threshold outcome (filled by check_validation_thresholds).
   double min_recall_threshold = -1;
   double max_kl_threshold = -1;
+  double min_top1_threshold = -1;
   std::vector<std::string> failures;  // empty: passed
 };
 
@@ -91,8 +94,8 @@ kernels::EstimatorSettings estimator_settings(const Profile& profile);
 ValidationReport validate_profile_run(Engine& engine, const std::string& model_fingerprint, const Profile& profile,
                                       const std::vector<int32_t>& tokens, const ValidateOptions& options);
 
-// Fills report.failures against options.min_recall / max_kl ("mean recall 0.91 < 0.95; heads
-// below: L3H2 0.71, ...") and returns whether it passed.
+// Fills report.failures against options.min_recall / max_kl / min_top1 ("mean recall 0.91 < 0.95;
+// heads below: L3H2 0.71, ...") and returns whether it passed.
 bool check_validation_thresholds(ValidationReport& report, const ValidateOptions& options);
 
 // A human-readable summary (several lines) and a JSON record (format headcal-validation, v1).
@@ -117,6 +120,59 @@ double relative_error(const float* a, const float* b, size_t count);
 // Device memory the CUDA validate run allocates per prefill beyond the engine's (dense reference
 // output and LSE, vertical-slash estimate, the uploaded index): CudaEngineOptions::hook_device_bytes.
 size_t validate_device_bytes(const ModelConfig& config, int64_t n_tokens);
+
+// ---- Validation over a prompt set (calib/validate_set.cpp) ----
+
+// One prompt of a validated set.
+struct PromptValidation {
+  std::string name;
+  std::string description;
+  std::string sha256;
+  double weight = 1;
+  ValidationReport report;
+};
+
+// The prompts' reports and their aggregate: the mean (weighted) and the worst prompt of each
+// measure. Thresholds apply to every prompt, so they hold on the worst one.
+struct SetValidation {
+  std::string description;  // the set (or the single prompt)
+  std::string sha256;
+  std::vector<PromptValidation> prompts;
+
+  double density = 1;           // weighted mean over prompts
+  double mean_kl = 0, worst_kl = 0;      // of the prompts' mean KL
+  double mean_top1 = 1, worst_top1 = 1;  // of the prompts' top-1 agreement
+  double mean_recall = 1, worst_recall = 1;  // of the prompts' mean recall over heads
+  double min_head_recall = 1;   // over every prompt and head
+  double dense_attention_s = 0, sparse_attention_s = 0, index_build_s = 0;  // summed over prompts
+  std::vector<std::string> failures;  // "prompt NAME: mean KL ... > ..."; empty: passed
+};
+
+struct ValidationPrompt {
+  std::string name;
+  std::string description;
+  std::string sha256;
+  double weight = 1;
+  std::vector<int32_t> tokens;  // [N]
+};
+
+// Validates every prompt on one engine (sized for the longest), then aggregates and checks the
+// thresholds of `options` on each prompt. `on_prompt` (optional) sees each report as it is done.
+SetValidation validate_prompt_set(Engine& engine, const std::string& model_fingerprint, const Profile& profile,
+                                  const std::vector<ValidationPrompt>& prompts, const std::string& set_description,
+                                  const std::string& set_sha256, const ValidateOptions& options,
+                                  const std::function<void(const PromptValidation&)>& on_prompt = {});
+
+// The aggregate lines (mean and worst of each measure, the lowest heads over all prompts, the
+// thresholds' outcome); per-prompt summaries come from validation_summary.
+std::string set_validation_summary(const SetValidation& v);
+
+// JSON record, format headcal-validation version 2: "summary" holds the weighted means (mean_kl,
+// top1_agreement, density, mean_recall) and the worst prompt's (worst_kl, worst_top1,
+// worst_recall), "prompts" every prompt's record (as version 1's body, heads included), "method"
+// the label (e.g. how the profile was made) for frontier plots.
+std::string set_validation_json(const SetValidation& v, const std::string& model_path, const std::string& profile_path,
+                                const std::string& method);
 
 #if defined(HEADCAL_HAVE_CUDA)
 // The CUDA sparse run (calib/validate_cuda.cu): fills report heads, attention timings and

@@ -13,16 +13,32 @@ BudgetOptions::BudgetOptions(CLI::App& sub) {
   density_opt_->excludes(global_opt_)->excludes(recall_opt_);
   global_opt_->excludes(recall_opt_);
   sub.add_option("--patterns", patterns_, "patterns search may choose: all, or a list like a_shape,vertical_slash");
+  sub.add_option("--objective", objective_,
+                 "how a candidate is scored over the atlas's prompts: mean-recall (default), worst-recall, "
+                 "recall-floor:F, output-error, mixed:A (mean recall - A x mean output error)");
+  sub.add_option("--rule", rule_,
+                 "budgeted (default), or minference: MInference's own search rule (its six candidates, most "
+                 "attention kept, no budget), for comparison")
+      ->check(CLI::IsMember({"budgeted", "minference"}));
 }
 
 search::SearchOptions BudgetOptions::resolve(std::optional<search::SearchOptions> fallback) const {
   search::SearchOptions opts;
+  if (rule_ == "minference") {
+    if (density_opt_->count() || global_opt_->count() || recall_opt_->count())
+      throw InputError("--rule", "minference has no budget: drop --density, --global-density and --min-recall");
+    opts.rule = search::SearchRule::minference;
+    opts.patterns = search::parse_pattern_filter(patterns_);
+    opts.objective = search::parse_objective(objective_);
+    return opts;
+  }
   if (density_opt_->count()) opts.mode = search::BudgetMode::density, opts.value = density_;
   else if (global_opt_->count()) opts.mode = search::BudgetMode::global_density, opts.value = global_density_;
   else if (recall_opt_->count()) opts.mode = search::BudgetMode::min_recall, opts.value = min_recall_;
   else if (fallback) opts = *fallback;
   else throw InputError("search", "give one budget: --density D, --global-density D or --min-recall R");
   opts.patterns = search::parse_pattern_filter(patterns_);
+  opts.objective = search::parse_objective(objective_);
   search::validate_options(opts);
   return opts;
 }

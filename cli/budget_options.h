@@ -1,6 +1,7 @@
 #pragma once
 // The budget options `search` and `calibrate` share: --density | --global-density | --min-recall
-// (mutually exclusive) and --patterns.
+// (mutually exclusive), --patterns, --objective (how candidates are scored over an atlas's
+// prompts) and --rule minference (MInference's own rule instead of a budget).
 #include <CLI/CLI.hpp>
 
 #include <memory>
@@ -20,6 +21,8 @@ class BudgetOptions {
  private:
   double density_ = 0, global_density_ = 0, min_recall_ = 0;
   std::string patterns_ = "all";
+  std::string objective_ = "mean-recall";
+  std::string rule_ = "budgeted";
   CLI::Option *density_opt_, *global_opt_, *recall_opt_;
 };
 

@@ -45,10 +45,10 @@ Runner setup(CLI::App& sub) {
       atlas_path = (p.parent_path() / (p.stem().string() + ".atlas.h5")).string();
     }
     PreparedRecord prepared = prepare_record(*rec);
-    std::fprintf(stderr, "calibrating %s: %zu tokens, %zu candidates per head (+ dense), %s backend\n",
-                 rec->model.c_str(), prepared.prompt.tokens.size(), prepared.grid_candidates,
+    std::fprintf(stderr, "calibrating %s on %s: %zu candidates per head (+ dense), %s backend\n",
+                 rec->model.c_str(), prepared.prompts.description.c_str(), prepared.grid_candidates,
                  device_name(prepared.options.device));
-    const RecordSummary summary = record_atlas(*prepared.model, prepared.prompt.tokens, atlas_path, prepared.options);
+    const RecordSummary summary = record_atlas_set(*prepared.model, prepared.records, atlas_path, prepared.options);
 
     const auto t_search = std::chrono::steady_clock::now();
     std::vector<std::string> notes;

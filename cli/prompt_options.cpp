@@ -2,6 +2,7 @@
 
 #include "io/model_file.h"
 #include "io/tokenizer.h"
+#include "common/error.h"
 
 #include <cstdio>
 
@@ -48,6 +49,40 @@ Prompt prompt_for_model(const PromptSpec& spec, const std::string& model_spec, c
   Prompt p = build_prompt(resolved, tokenizer.get(), static_cast<int32_t>(config.vocab), config.max_context);
   for (const std::string& w : p.warnings) std::fprintf(stderr, "headcal: warning: %s\n", w.c_str());
   return p;
+}
+
+RunPrompts run_prompts_for_model(const PromptSpec& spec, const std::string& set_path, const std::string& model_spec,
+                                 const ModelFile& model) {
+  RunPrompts out;
+  if (set_path.empty()) {
+    Prompt p = prompt_for_model(spec, model_spec, model);
+    out.description = p.description;
+    out.sha256 = p.sha256;
+    out.prompts.push_back({"prompt", 1.0, std::move(p)});
+    return out;
+  }
+  if (prompt_given(spec))
+    throw InputError("--prompt-set", "a prompt set excludes --prompt, --tokens and --generate (--length overrides "
+                                     "the set's lengths)");
+  PromptSet set = read_prompt_set(set_path);
+  override_prompt_set_length(set, spec.length);
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (prompt_set_needs_tokenizer(set)) {
+    if (model.format() == "random")
+      throw InputError(set_path, "a random-weight model has no tokenizer: use only token files and "
+                                 "'generate: random' entries");
+    tokenizer = load_tokenizer(model_spec);
+  }
+  const ModelConfig& config = model.config();
+  out.prompts = build_prompt_set(set, tokenizer.get(), static_cast<int32_t>(config.vocab), config.max_context,
+                                 spec.allow_longer);
+  for (const SetPrompt& p : out.prompts)
+    for (const std::string& w : p.prompt.warnings)
+      std::fprintf(stderr, "headcal: warning: %s: %s: %s\n", set_path.c_str(), p.name.c_str(), w.c_str());
+  out.description = describe_prompt_set(set, out.prompts);
+  out.sha256 = prompt_set_sha256(out.prompts);
+  out.is_set = true;
+  return out;
 }
 
 }  // namespace hc::cli

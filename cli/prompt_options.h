@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "io/prompt.h"
+#include "io/prompt_set.h"
 
 namespace hc {
 class ModelFile;
@@ -27,5 +28,18 @@ Prompt make_prompt(const PromptSpec& spec, const Tokenizer& tokenizer, int64_t m
 // when the prompt is text; a random-weight model has none, and with no prompt option but
 // --length N it gets uniform random ids (--seed).
 Prompt prompt_for_model(const PromptSpec& spec, const std::string& model_spec, const ModelFile& model);
+
+// The prompts of a run: the set in `set_path` (--prompt-set; --length N overrides its lengths,
+// --allow-longer applies to all) or the one prompt of `spec` (named "prompt", weight 1). A set
+// together with --prompt/--tokens/--generate is an InputError. `description` / `sha256` describe
+// the whole (for a single prompt: its own).
+struct RunPrompts {
+  std::vector<SetPrompt> prompts;
+  std::string description;
+  std::string sha256;
+  bool is_set = false;
+};
+RunPrompts run_prompts_for_model(const PromptSpec& spec, const std::string& set_path, const std::string& model_spec,
+                                 const ModelFile& model);
 
 }  // namespace hc::cli

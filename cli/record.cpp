@@ -17,7 +17,7 @@ Runner setup(CLI::App& sub) {
   sub.add_option("--out", *out, "atlas file to write (HDF5)")->required();
   return [o, out]() {
     PreparedRecord r = prepare_record(*o);
-    const RecordSummary s = record_atlas(*r.model, r.prompt.tokens, *out, r.options);
+    const RecordSummary s = record_atlas_set(*r.model, r.records, *out, r.options);
     print_record_summary(s);
     std::printf("wrote %s\n", out->c_str());
     return 0;

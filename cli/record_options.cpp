@@ -1,5 +1,6 @@
 #include "cli/record_options.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "calib/device_select.h"
@@ -54,6 +55,8 @@ std::shared_ptr<RecordCliOptions> add_record_options(CLI::App& sub) {
                  "(random weights; prompt: --tokens FILE or --length N random ids)")
       ->required();
   o->prompt = add_prompt_options(sub);
+  sub.add_option("--prompt-set", o->prompt_set,
+                 "prompt set (YAML): record every prompt into one atlas, for search over all of them");
   sub.add_option("--device", o->device, "cuda, cpu or auto (CUDA when a GPU is present)");
   sub.add_option("--layers", o->layers, "record only layers a-b (all layers still run)");
   sub.add_option("--grid", o->grid, "candidate grid (YAML); default: the built-in grid scaled to N");
@@ -73,11 +76,17 @@ PreparedRecord prepare_record(const RecordCliOptions& cli) {
   r.options.n_threads = cli.threads;
 
   r.model = open_model_spec(cli.model);
-  r.prompt = prompt_for_model(*cli.prompt, cli.model, *r.model);
-  r.options.prompt_description = r.prompt.description;
+  r.prompts = run_prompts_for_model(*cli.prompt, cli.prompt_set, cli.model, *r.model);
+  r.options.prompt_description = r.prompts.description;
+  r.options.prompt_sha256 = r.prompts.sha256;
+  int64_t n = 0;
+  for (const SetPrompt& p : r.prompts.prompts) {
+    r.records.push_back({p.name, p.prompt.description, p.weight, p.prompt.tokens});
+    n = std::max<int64_t>(n, static_cast<int64_t>(p.prompt.tokens.size()));
+  }
 
   if (!cli.no_probes) {
-    const int64_t n = static_cast<int64_t>(r.prompt.tokens.size());
+    // One grid for every prompt (scaled to the longest), so search can compare them candidate by candidate.
     const PatternDefaults defaults;
     const Grid grid = cli.grid.empty() ? default_grid(n, defaults) : read_grid_file(cli.grid, n, defaults);
     r.grid_candidates = grid.candidates.size();
@@ -93,8 +102,13 @@ PreparedRecord prepare_record(const RecordCliOptions& cli) {
 }
 
 void print_record_summary(const RecordSummary& s) {
-  std::printf("recorded %d layers x %lld tokens on %s (%s): prefill+record %.2f s, load %.2f s", s.layers_recorded,
-              static_cast<long long>(s.n_tokens), s.backend.c_str(), s.device.c_str(), s.prefill_s, s.load_s);
+  if (s.prompts > 1)
+    std::printf("recorded %d prompts (up to %lld tokens) x %d layers on %s (%s): prefill+record %.2f s, load %.2f s",
+                s.prompts, static_cast<long long>(s.n_tokens), s.layers_recorded, s.backend.c_str(), s.device.c_str(),
+                s.prefill_s, s.load_s);
+  else
+    std::printf("recorded %d layers x %lld tokens on %s (%s): prefill+record %.2f s, load %.2f s", s.layers_recorded,
+                static_cast<long long>(s.n_tokens), s.backend.c_str(), s.device.c_str(), s.prefill_s, s.load_s);
   if (s.backend == "cuda")
     std::printf(", peak GPU memory %.2f GiB", static_cast<double>(s.peak_device_bytes) / double(size_t(1) << 30));
   std::printf("\n");

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "calib/record.h"
+#include "cli/prompt_options.h"
 #include "io/prompt.h"
 
 namespace hc::cli {
@@ -15,6 +16,7 @@ namespace hc::cli {
 struct RecordCliOptions {
   std::string model;
   std::shared_ptr<PromptSpec> prompt;
+  std::string prompt_set;  // --prompt-set FILE
   std::string device = "auto";
   std::string layers;  // "a-b"
   std::string grid;    // YAML grid file; empty: the default grid scaled to N
@@ -27,7 +29,8 @@ std::shared_ptr<RecordCliOptions> add_record_options(CLI::App& sub);
 
 struct PreparedRecord {
   std::unique_ptr<ModelFile> model;
-  Prompt prompt;
+  RunPrompts prompts;                  // one prompt, or a prompt set
+  std::vector<RecordPrompt> records;   // the same, as the recorder takes them
   size_t grid_candidates = 0;  // per head, without the implied dense row
   std::unique_ptr<CandidateProber> prober;
   RecordOptions options;       // options.prober points into `prober`

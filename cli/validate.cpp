@@ -1,7 +1,10 @@
 // headcal validate: prefill with every head on its profiled sparse kernel next to the dense
 // prefill; report recall, next-token KL and top-1 agreement, hidden-state error and attention
-// time; exit 1 when --min-recall / --max-kl are not met (CI).
+// time, on one prompt or on every prompt of a set; exit 1 when --min-recall / --max-kl / --min-top1
+// are not met on some prompt (CI).
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +32,9 @@ struct ValidateCliOptions {
   int threads = 0;
   double min_recall = -1;
   double max_kl = -1;
+  double min_top1 = -1;
+  std::string prompt_set;
+  std::string method;
   std::string json_out;
   bool strict = false;
   bool per_head = false;
@@ -47,13 +53,20 @@ Runner setup(CLI::App& sub) {
   sub.add_option("--model", o->model, "GGUF file, Hugging Face directory, or random:<shape>[:SEED]")->required();
   sub.add_option("--profile", o->profile, "profile to validate (YAML)")->required();
   auto spec = add_prompt_options(sub);
+  sub.add_option("--prompt-set", o->prompt_set,
+                 "prompt set (YAML): validate on every prompt; thresholds apply to each (so to the worst)");
   sub.add_option("--device", o->device, "cuda, cpu or auto (CUDA when a GPU is present)");
   sub.add_option("--threads", o->threads, "CPU threads (engine, attention, comparisons); 0: all");
   sub.add_option("--min-recall", o->min_recall, "fail (exit 1) when the mean recall over heads is below R")
       ->check(CLI::Range(0.0, 1.0));
   sub.add_option("--max-kl", o->max_kl, "fail (exit 1) when the mean next-token KL (nats) is above K")
       ->check(CLI::NonNegativeNumber);
+  sub.add_option("--min-top1", o->min_top1, "fail (exit 1) when the next-token top-1 agreement is below T")
+      ->check(CLI::Range(0.0, 1.0));
   sub.add_option("--json", o->json_out, "also write the validation record as JSON to this file");
+  sub.add_option("--method", o->method,
+                 "label of how the profile was made, stored in the JSON record for frontier plots "
+                 "(default: the profile's file name)");
   sub.add_flag("--strict", o->strict, "a model fingerprint mismatch is an error, not a warning");
   sub.add_flag("--per-head", o->per_head, "print every head's recall, output error and density");
   return [o, spec]() {
@@ -65,34 +78,52 @@ Runner setup(CLI::App& sub) {
     std::unique_ptr<ModelFile> model = open_model_spec(o->model);
     const Profile profile = read_profile(o->profile);
     check_profile_for_model(profile, model->config(), model->fingerprint(), o->strict, o->profile, nullptr);
-    const Prompt prompt = prompt_for_model(*spec, o->model, *model);
+    const RunPrompts run = run_prompts_for_model(*spec, o->prompt_set, o->model, *model);
 
     ValidateOptions vopts;
     vopts.n_threads = o->threads;
     vopts.strict = o->strict;
     vopts.min_recall = o->min_recall;
     vopts.max_kl = o->max_kl;
+    vopts.min_top1 = o->min_top1;
     vopts.profile_source = o->profile;
+    std::vector<ValidationPrompt> prompts;
+    int64_t longest = 0;
+    for (const SetPrompt& p : run.prompts) {
+      prompts.push_back({p.name, p.prompt.description, p.prompt.sha256, p.weight, p.prompt.tokens});
+      longest = std::max<int64_t>(longest, static_cast<int64_t>(p.prompt.tokens.size()));
+    }
     RecordOptions engine_opts;
     engine_opts.n_threads = o->threads;
-    engine_opts.cuda.hook_device_bytes =
-        validate_device_bytes(model->config(), static_cast<int64_t>(prompt.tokens.size()));
+    engine_opts.cuda.hook_device_bytes = validate_device_bytes(model->config(), longest);
     std::unique_ptr<Engine> engine = make_engine(*model, device, engine_opts);
 
-    ValidationReport report = validate_profile_run(*engine, model->fingerprint(), profile, prompt.tokens, vopts);
-    const bool passed = check_validation_thresholds(report, vopts);
-    for (const std::string& w : report.warnings) std::fprintf(stderr, "headcal: warning: %s\n", w.c_str());
-    std::printf("model %s, profile %s, prompt %s\n", o->model.c_str(), o->profile.c_str(), prompt.description.c_str());
-    std::fputs(validation_summary(report).c_str(), stdout);
-    if (o->per_head) print_heads(report);
+    std::printf("model %s, profile %s, %s\n", o->model.c_str(), o->profile.c_str(), run.description.c_str());
+    bool warned = false;
+    auto print_prompt = [&](const PromptValidation& pv) {
+      if (!warned)
+        for (const std::string& w : pv.report.warnings) std::fprintf(stderr, "headcal: warning: %s\n", w.c_str());
+      warned = true;
+      if (run.is_set) std::printf("prompt %s: %s\n", pv.name.c_str(), pv.description.c_str());
+      std::fputs(validation_summary(pv.report).c_str(), stdout);
+      if (o->per_head) print_heads(pv.report);
+      std::fflush(stdout);
+    };
+    const SetValidation result = validate_prompt_set(*engine, model->fingerprint(), profile, prompts, run.description,
+                                                     run.sha256, vopts, print_prompt);
+    if (run.is_set) std::fputs(set_validation_summary(result).c_str(), stdout);
     if (!o->json_out.empty()) {
-      write_file_atomic(o->json_out, validation_json(report, o->model, o->profile, prompt.description, prompt.sha256));
+      const std::string method = o->method.empty() ? std::filesystem::path(o->profile).stem().string() : o->method;
+      const ValidationReport& first = result.prompts.front().report;
+      write_file_atomic(o->json_out, run.is_set ? set_validation_json(result, o->model, o->profile, method)
+                                                : validation_json(first, o->model, o->profile, run.description,
+                                                                  run.sha256));
       std::printf("wrote %s\n", o->json_out.c_str());
     }
     std::fflush(stdout);
-    if (!passed) {
+    if (!result.failures.empty()) {
       std::string what = "the profile falls short";
-      for (size_t i = 0; i < report.failures.size(); ++i) what += (i ? "; " : ": ") + report.failures[i];
+      for (size_t i = 0; i < result.failures.size(); ++i) what += (i ? "; " : ": ") + result.failures[i];
       throw ValidationError(what);
     }
     return 0;

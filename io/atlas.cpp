@@ -28,6 +28,8 @@ constexpr int64_t kMaxMapSize = 4096;
 // A candidate table holds heads x grid rows; grids are ~100 entries, 1M rows per layer is a
 // corrupt file, not a big grid.
 constexpr int64_t kMaxCandidateRows = int64_t(1) << 20;
+// Prompt sets hold a handful of prompts; thousands would be a corrupt count.
+constexpr int64_t kMaxPrompts = 1024;
 
 // HDF5 prints its own error stack to stderr by default; headcal reports errors itself.
 void silence_hdf5_errors() {
@@ -131,6 +133,14 @@ void write_int_attr(hid_t obj, const char* name, int64_t value, const std::strin
   Hid attr = checked(H5Acreate2(obj, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
                      H5Aclose, file, std::string("cannot create attribute ") + name);
   check_status(H5Awrite(attr.get(), H5T_NATIVE_INT64, &value), file,
+               std::string("cannot write attribute ") + name);
+}
+
+void write_double_attr(hid_t obj, const char* name, double value, const std::string& file) {
+  Hid space(H5Screate(H5S_SCALAR), H5Sclose);
+  Hid attr = checked(H5Acreate2(obj, name, H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                     H5Aclose, file, std::string("cannot create attribute ") + name);
+  check_status(H5Awrite(attr.get(), H5T_NATIVE_DOUBLE, &value), file,
                std::string("cannot write attribute ") + name);
 }
 
@@ -301,6 +311,12 @@ std::vector<T> read_full(hid_t ds, hid_t mem_type, size_t count, const std::stri
 
 }  // namespace
 
+std::string atlas_prompt_group(size_t prompt) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "prompt_%02zu", prompt);
+  return buf;
+}
+
 std::string atlas_layer_group(int64_t layer) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "layer_%02lld", static_cast<long long>(layer));
@@ -313,18 +329,68 @@ std::string atlas_layer_group(int64_t layer) {
 struct AtlasWriter::Impl {
   std::string tmp_path;
   AtlasMeta meta;
+  std::vector<AtlasPrompt> prompts;  // tokens released once written
+  std::vector<int64_t> prompt_tokens;  // N per prompt
   Hid file;
-  std::vector<int32_t> layers_written;
+  size_t current_prompt = 0;
+  std::vector<std::vector<int32_t>> layers_written;  // [prompt]
   bool finalized = false;
 };
 
+namespace {
+
+void check_prompts(const std::vector<AtlasPrompt>& prompts, const AtlasMeta& meta, const std::string& path) {
+  if (prompts.empty()) throw InputError(path, "an atlas needs at least one prompt");
+  if (static_cast<int64_t>(prompts.size()) > kMaxPrompts)
+    throw InputError(path, std::to_string(prompts.size()) + " prompts is more than " + std::to_string(kMaxPrompts));
+  int64_t longest = 0;
+  for (size_t p = 0; p < prompts.size(); ++p) {
+    const AtlasPrompt& pr = prompts[p];
+    const std::string where = atlas_prompt_group(p) + " (" + pr.name + ")";
+    if (pr.name.empty()) throw InputError(path, where + ": empty name");
+    for (size_t q = 0; q < p; ++q)
+      if (prompts[q].name == pr.name) throw InputError(path, where + ": the name is used twice");
+    if (!std::isfinite(pr.weight) || !(pr.weight > 0)) throw InputError(path, where + ": weight must be > 0");
+    const int64_t n = static_cast<int64_t>(pr.tokens.size());
+    if (n < 1 || n > kMaxTokens) throw InputError(path, where + ": " + std::to_string(n) + " tokens");
+    longest = std::max(longest, n);
+  }
+  if (longest != meta.tokens)
+    throw InputError(path, "meta tokens = " + std::to_string(meta.tokens) + " but the longest prompt has " +
+                               std::to_string(longest) + " tokens");
+}
+
+void write_prompt_group(hid_t f, size_t p, const AtlasPrompt& pr, const std::string& path) {
+  const std::string name = atlas_prompt_group(p);
+  Hid g = checked(H5Gcreate2(f, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, path,
+                  "cannot create /" + name);
+  write_string_attr(g.get(), "name", pr.name, path);
+  write_string_attr(g.get(), "description", pr.description, path);
+  write_string_attr(g.get(), "sha256", pr.sha256, path);
+  write_double_attr(g.get(), "weight", pr.weight, path);
+  write_int_attr(g.get(), "tokens", static_cast<int64_t>(pr.tokens.size()), path);
+  write_int_attr(g.get(), "map_size", pr.map_size, path);
+  write_dataset(g.get(), "tokens", H5T_STD_I32LE, H5T_NATIVE_INT32, {static_cast<hsize_t>(pr.tokens.size())},
+                pr.tokens.data(), path);
+}
+
+}  // namespace
+
 AtlasWriter::AtlasWriter(const std::string& path, const AtlasMeta& meta, const std::vector<int32_t>& tokens)
+    : AtlasWriter(path, meta, std::vector<AtlasPrompt>{{"prompt", meta.prompt_description, meta.prompt_sha256, 1.0, 0, tokens}}) {}
+
+AtlasWriter::AtlasWriter(const std::string& path, const AtlasMeta& meta, std::vector<AtlasPrompt> prompts)
     : impl_(std::make_unique<Impl>()), path_(path) {
   silence_hdf5_errors();
   validate_meta(meta, path);
-  if (static_cast<int64_t>(tokens.size()) != meta.tokens)
-    throw InputError(path, "meta tokens = " + std::to_string(meta.tokens) + " but " +
-                               std::to_string(tokens.size()) + " token ids were given");
+  check_prompts(prompts, meta, path);
+  for (AtlasPrompt& pr : prompts) {
+    const int64_t n = static_cast<int64_t>(pr.tokens.size());
+    if (pr.map_size <= 0) pr.map_size = std::min(meta.map_size, n);
+    if (pr.map_size > std::min(meta.map_size, n))
+      throw InputError(path, "prompt " + pr.name + ": map_size " + std::to_string(pr.map_size) +
+                                 " is larger than min(meta map_size, N)");
+  }
   impl_->meta = meta;
   impl_->tmp_path = temp_path_for(path);
   impl_->file = checked(H5Fcreate(impl_->tmp_path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose,
@@ -352,8 +418,13 @@ AtlasWriter::AtlasWriter(const std::string& path, const AtlasMeta& meta, const s
   write_int_attr(g.get(), "s_local", meta.s_local, path);
   write_int_attr(g.get(), "map_size", meta.map_size, path);
 
-  write_dataset(f, "tokens", H5T_STD_I32LE, H5T_NATIVE_INT32, {static_cast<hsize_t>(tokens.size())},
-                tokens.data(), path);
+  for (size_t p = 0; p < prompts.size(); ++p) {
+    write_prompt_group(f, p, prompts[p], path);
+    impl_->prompt_tokens.push_back(static_cast<int64_t>(prompts[p].tokens.size()));
+    prompts[p].tokens = {};  // on disk now; the writer keeps only the counts
+  }
+  impl_->prompts = std::move(prompts);
+  impl_->layers_written.resize(impl_->prompts.size());
 }
 
 AtlasWriter::~AtlasWriter() {
@@ -364,17 +435,20 @@ AtlasWriter::~AtlasWriter() {
   }
 }
 
-void AtlasWriter::write_layer(const AtlasLayer& layer) {
+void AtlasWriter::write_layer(const AtlasLayer& layer, size_t prompt) {
   if (impl_->finalized) throw Error("internal error: AtlasWriter::write_layer after finalize");
   const AtlasMeta& m = impl_->meta;
-  auto fail = [&](const std::string& what) {
-    throw InputError(path_, atlas_layer_group(layer.layer) + ": " + what);
-  };
+  const std::string where = atlas_prompt_group(prompt) + "/" + atlas_layer_group(layer.layer);
+  auto fail = [&](const std::string& what) { throw InputError(path_, where + ": " + what); };
+  if (prompt >= impl_->prompts.size()) fail("no such prompt");
+  if (prompt < impl_->current_prompt) fail("prompts must be written in order");
+  impl_->current_prompt = prompt;
+  std::vector<int32_t>& written = impl_->layers_written[prompt];
   if (layer.layer < 0 || layer.layer >= m.layers) fail("layer index outside the model's layers");
-  if (!impl_->layers_written.empty() && layer.layer <= impl_->layers_written.back())
-    fail("layers must be written once each, in ascending order");
-  const size_t hn = static_cast<size_t>(m.heads * m.tokens);
-  const size_t hmm = static_cast<size_t>(m.heads * m.map_size * m.map_size);
+  if (!written.empty() && layer.layer <= written.back()) fail("layers must be written once each, in ascending order");
+  const int64_t n = impl_->prompt_tokens[prompt], msize = impl_->prompts[prompt].map_size;
+  const size_t hn = static_cast<size_t>(m.heads * n);
+  const size_t hmm = static_cast<size_t>(m.heads * msize * msize);
   if (layer.colmass.size() != hn) fail("colmass has " + std::to_string(layer.colmass.size()) + " values, expected H*N");
   if (layer.diagmass.size() != hn) fail("diagmass has " + std::to_string(layer.diagmass.size()) + " values, expected H*N");
   if (layer.map.size() != hmm) fail("map has " + std::to_string(layer.map.size()) + " values, expected H*M*M");
@@ -387,12 +461,13 @@ void AtlasWriter::write_layer(const AtlasLayer& layer) {
     rows.push_back({r.head, static_cast<int32_t>(r.pattern), r.p1, r.p2, r.cost, r.density, r.recall, r.out_err});
   }
 
-  hid_t f = impl_->file.get();
-  std::string name = atlas_layer_group(layer.layer);
-  Hid g = checked(H5Gcreate2(f, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, path_,
-                  "cannot create /" + name);
+  Hid pg = checked(H5Gopen2(impl_->file.get(), atlas_prompt_group(prompt).c_str(), H5P_DEFAULT), H5Gclose, path_,
+                   "cannot open /" + atlas_prompt_group(prompt));
+  const std::string name = atlas_layer_group(layer.layer);
+  Hid g = checked(H5Gcreate2(pg.get(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, path_,
+                  "cannot create /" + where);
   write_int_attr(g.get(), "layer", layer.layer, path_);
-  const hsize_t H = m.heads, N = m.tokens, M = m.map_size;
+  const hsize_t H = m.heads, N = n, M = msize;
   write_dataset(g.get(), "colmass", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {H, N}, layer.colmass.data(), path_);
   write_dataset(g.get(), "diagmass", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {H, N}, layer.diagmass.data(), path_);
   write_dataset(g.get(), "map", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {H, M, M}, layer.map.data(), path_);
@@ -401,15 +476,19 @@ void AtlasWriter::write_layer(const AtlasLayer& layer) {
                 rows.data(), path_);
   // Push to disk now: a crash later in the run should not cost the layers already recorded
   // more than the rename that never happens.
-  H5Fflush(f, H5F_SCOPE_LOCAL);
-  impl_->layers_written.push_back(static_cast<int32_t>(layer.layer));
+  H5Fflush(impl_->file.get(), H5F_SCOPE_LOCAL);
+  written.push_back(static_cast<int32_t>(layer.layer));
 }
 
 void AtlasWriter::finalize() {
   if (impl_->finalized) return;
-  if (impl_->layers_written.empty()) throw InputError(path_, "no layer was recorded");
+  const std::vector<int32_t>& layers = impl_->layers_written.front();
+  if (layers.empty()) throw InputError(path_, "no layer was recorded");
+  for (size_t p = 1; p < impl_->layers_written.size(); ++p)
+    if (impl_->layers_written[p] != layers)
+      throw InputError(path_, atlas_prompt_group(p) + ": its recorded layers differ from the first prompt's");
   write_dataset(impl_->file.get(), "recorded_layers", H5T_STD_I32LE, H5T_NATIVE_INT32,
-                {static_cast<hsize_t>(impl_->layers_written.size())}, impl_->layers_written.data(), path_);
+                {static_cast<hsize_t>(layers.size())}, layers.data(), path_);
   if (H5Fclose(impl_->file.release()) < 0) throw InputError(path_, "cannot close atlas file");
   std::error_code ec;
   fs::rename(impl_->tmp_path, path_, ec);
@@ -472,6 +551,37 @@ std::vector<CandidateRow> read_candidates(hid_t group, const AtlasMeta& meta, co
 
 }  // namespace
 
+namespace {
+
+double read_double_attr(hid_t obj, const char* name, const std::string& file, const std::string& where) {
+  if (!has_attr(obj, name)) throw InputError(file, where + ": missing attribute '" + name + "'");
+  Hid attr = checked(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose, file, where + ": cannot open attribute " + name);
+  Hid type = checked(H5Aget_type(attr.get()), H5Tclose, file, where + ": bad attribute " + name);
+  Hid space(H5Aget_space(attr.get()), H5Sclose);
+  if (H5Tget_class(type.get()) != H5T_FLOAT || H5Sget_simple_extent_npoints(space.get()) != 1)
+    throw InputError(file, where + ": attribute '" + name + "' is not a floating-point scalar");
+  double value = 0;
+  check_status(H5Aread(attr.get(), H5T_NATIVE_DOUBLE, &value), file, where + ": cannot read attribute " + name);
+  return value;
+}
+
+// The group a prompt's tokens and layers live in: the root for version 1, /prompt_PP for 2.
+std::string prompt_prefix(int64_t version, size_t p) { return version == 1 ? "" : atlas_prompt_group(p); }
+
+Hid open_prompt_group(hid_t file, int64_t version, size_t p, const std::string& path) {
+  if (version == 1) return checked(H5Gopen2(file, "/", H5P_DEFAULT), H5Gclose, path, "cannot open /");
+  return open_group(file, atlas_prompt_group(p), path);
+}
+
+// Counts /prompt_00, /prompt_01, ... up to the first one missing.
+size_t count_prompt_groups(hid_t file) {
+  size_t n = 0;
+  while (static_cast<int64_t>(n) <= kMaxPrompts && H5Lexists(file, atlas_prompt_group(n).c_str(), H5P_DEFAULT) > 0) ++n;
+  return n;
+}
+
+}  // namespace
+
 Atlas Atlas::open(const std::string& path) {
   Hid file = open_file(path);
   hid_t f = file.get();
@@ -480,8 +590,8 @@ Atlas Atlas::open(const std::string& path) {
   std::string format = read_string_attr(f, "format", path, "/");
   if (format != kAtlasFormat) throw InputError(path, "format is '" + format + "', expected '" + kAtlasFormat + "'");
   a.version_ = read_int_attr(f, "version", path, "/");
-  if (a.version_ != kAtlasVersion)
-    throw InputError(path, "atlas version " + std::to_string(a.version_) + " is not supported (this headcal reads version " +
+  if (a.version_ != 1 && a.version_ != kAtlasVersion)
+    throw InputError(path, "atlas version " + std::to_string(a.version_) + " is not supported (this headcal reads versions 1 and " +
                                std::to_string(kAtlasVersion) + ")");
 
   Hid g = open_group(f, "meta", path);
@@ -504,10 +614,44 @@ Atlas Atlas::open(const std::string& path) {
   m.map_size = read_int_attr(g.get(), "map_size", path, "/meta");
   validate_meta(m, path);
 
-  {
-    Hid ds = open_checked_dataset(f, "tokens", {static_cast<hsize_t>(m.tokens)}, path, "/");
-    a.tokens_ = read_full<int32_t>(ds.get(), H5T_NATIVE_INT32, m.tokens, path, "/tokens");
+  const size_t prompts = a.version_ == 1 ? 1 : count_prompt_groups(f);
+  if (prompts == 0) throw InputError(path, "no prompt group (/prompt_00)");
+  if (static_cast<int64_t>(prompts) > kMaxPrompts) throw InputError(path, "more than " + std::to_string(kMaxPrompts) + " prompts");
+  int64_t longest = 0;
+  for (size_t p = 0; p < prompts; ++p) {
+    AtlasPrompt pr;
+    const std::string where = "/" + prompt_prefix(a.version_, p);
+    Hid pg = open_prompt_group(f, a.version_, p, path);
+    if (a.version_ == 1) {
+      pr = {"prompt", m.prompt_description, m.prompt_sha256, 1.0, m.map_size, {}};
+      pr.tokens.resize(static_cast<size_t>(m.tokens));
+    } else {
+      pr.name = read_string_attr(pg.get(), "name", path, where);
+      pr.description = read_string_attr(pg.get(), "description", path, where);
+      pr.sha256 = read_string_attr(pg.get(), "sha256", path, where);
+      pr.weight = read_double_attr(pg.get(), "weight", path, where);
+      if (!std::isfinite(pr.weight) || !(pr.weight > 0)) throw InputError(path, where + ": weight must be > 0");
+      const int64_t n = read_int_attr(pg.get(), "tokens", path, where);
+      if (n < 1 || n > m.tokens)
+        throw InputError(path, where + ": tokens = " + std::to_string(n) + " is outside [1, meta tokens = " +
+                                   std::to_string(m.tokens) + "]");
+      pr.map_size = read_int_attr(pg.get(), "map_size", path, where);
+      if (pr.map_size < 1 || pr.map_size > std::min(m.map_size, n))
+        throw InputError(path, where + ": map_size = " + std::to_string(pr.map_size) + " is outside [1, min(meta map_size, N)]");
+      for (size_t q = 0; q < p; ++q)
+        if (a.prompts_[q].name == pr.name) throw InputError(path, where + ": the prompt name '" + pr.name + "' is used twice");
+      pr.tokens.resize(static_cast<size_t>(n));
+    }
+    const hsize_t n = pr.tokens.size();
+    Hid ds = open_checked_dataset(pg.get(), "tokens", {n}, path, where);
+    pr.tokens = read_full<int32_t>(ds.get(), H5T_NATIVE_INT32, n, path, where + "/tokens");
+    longest = std::max<int64_t>(longest, static_cast<int64_t>(n));
+    a.prompts_.push_back(std::move(pr));
   }
+  if (longest != m.tokens)
+    throw InputError(path, "meta tokens = " + std::to_string(m.tokens) + " but the longest prompt has " +
+                               std::to_string(longest));
+
   std::vector<hsize_t> ldims = dataset_dims(f, "recorded_layers", path, "/");
   if (ldims.size() != 1 || ldims[0] < 1 || static_cast<int64_t>(ldims[0]) > m.layers)
     throw InputError(path, "/recorded_layers: expected between 1 and " + std::to_string(m.layers) + " layers");
@@ -520,9 +664,16 @@ Atlas Atlas::open(const std::string& path) {
     if (layers[i] < 0 || layers[i] >= m.layers || (i > 0 && layers[i] <= layers[i - 1]))
       throw InputError(path, "/recorded_layers: must be ascending layer indices in [0, " + std::to_string(m.layers) + ")");
     a.layers_.push_back(layers[i]);
-    std::string name = atlas_layer_group(layers[i]);
-    Hid lg = open_group(f, name, path);
-    a.candidates_.push_back(read_candidates(lg.get(), m, path, "/" + name));
+  }
+  a.candidates_.resize(prompts);
+  for (size_t p = 0; p < prompts; ++p) {
+    Hid pg = open_prompt_group(f, a.version_, p, path);
+    const std::string prefix = prompt_prefix(a.version_, p);
+    for (int64_t layer : a.layers_) {
+      const std::string name = atlas_layer_group(layer);
+      Hid lg = open_group(pg.get(), name, path);
+      a.candidates_[p].push_back(read_candidates(lg.get(), m, path, "/" + (prefix.empty() ? name : prefix + "/" + name)));
+    }
   }
   return a;
 }
@@ -533,31 +684,38 @@ bool Atlas::has_layer(int64_t layer) const {
   return false;
 }
 
-const std::vector<CandidateRow>& Atlas::candidates(int64_t layer) const {
+const std::vector<CandidateRow>& Atlas::candidates(int64_t layer, size_t prompt) const {
+  if (prompt >= prompts_.size())
+    throw InputError(path_, "prompt " + std::to_string(prompt) + " is not in the atlas (" +
+                                std::to_string(prompts_.size()) + " prompts)");
   for (size_t i = 0; i < layers_.size(); ++i)
-    if (layers_[i] == layer) return candidates_[i];
+    if (layers_[i] == layer) return candidates_[prompt][i];
   throw InputError(path_, "layer " + std::to_string(layer) + " was not recorded");
 }
 
-AtlasLayer Atlas::read_layer(int64_t layer) const {
+AtlasLayer Atlas::read_layer(int64_t layer, size_t prompt) const {
   AtlasLayer out;
   out.layer = layer;
-  out.candidates = candidates(layer);
+  out.candidates = candidates(layer, prompt);
   Hid file = open_file(path_);
-  std::string name = atlas_layer_group(layer);
-  Hid g = open_group(file.get(), name, path_);
-  const hsize_t H = meta_.heads, N = meta_.tokens, M = meta_.map_size;
+  Hid pg = open_prompt_group(file.get(), version_, prompt, path_);
+  const std::string name = atlas_layer_group(layer);
+  const std::string prefix = prompt_prefix(version_, prompt);
+  const std::string where = "/" + (prefix.empty() ? name : prefix + "/" + name);
+  Hid g = open_group(pg.get(), name, path_);
+  const AtlasPrompt& pr = prompts_[prompt];
+  const hsize_t H = meta_.heads, N = pr.tokens.size(), M = pr.map_size;
   {
-    Hid ds = open_checked_dataset(g.get(), "colmass", {H, N}, path_, "/" + name);
-    out.colmass = read_full<float>(ds.get(), H5T_NATIVE_FLOAT, H * N, path_, "/" + name + "/colmass");
+    Hid ds = open_checked_dataset(g.get(), "colmass", {H, N}, path_, where);
+    out.colmass = read_full<float>(ds.get(), H5T_NATIVE_FLOAT, H * N, path_, where + "/colmass");
   }
   {
-    Hid ds = open_checked_dataset(g.get(), "diagmass", {H, N}, path_, "/" + name);
-    out.diagmass = read_full<float>(ds.get(), H5T_NATIVE_FLOAT, H * N, path_, "/" + name + "/diagmass");
+    Hid ds = open_checked_dataset(g.get(), "diagmass", {H, N}, path_, where);
+    out.diagmass = read_full<float>(ds.get(), H5T_NATIVE_FLOAT, H * N, path_, where + "/diagmass");
   }
   {
-    Hid ds = open_checked_dataset(g.get(), "map", {H, M, M}, path_, "/" + name);
-    out.map = read_full<float>(ds.get(), H5T_NATIVE_FLOAT, H * M * M, path_, "/" + name + "/map");
+    Hid ds = open_checked_dataset(g.get(), "map", {H, M, M}, path_, where);
+    out.map = read_full<float>(ds.get(), H5T_NATIVE_FLOAT, H * M * M, path_, where + "/map");
   }
   return out;
 }

@@ -116,6 +116,17 @@ Grid default_grid(int64_t n_tokens, const PatternDefaults& d) {
   for (int div : divisors)
     out.insert({PatternKind::block_sparse, clamp32(std::max<int64_t>(2, ceil_div(nb, div))), 0});
 
+  // MInference's searched candidates and the two its config conversion runs instead, so its own
+  // search rule can be applied to the same atlas (search/minference_rule.h). Below 4K tokens they
+  // are all near dense.
+  if (n_tokens >= kMinferenceGridMinTokens) {
+    out.insert({PatternKind::a_shape, 100, 800});
+    for (auto [v, s] : {std::pair<int32_t, int32_t>{30, 800}, {100, 750}, {500, 700}, {3500, 100}, {100, 800},
+                        {1000, 6096}})
+      out.insert({PatternKind::vertical_slash, v, s});
+    out.insert({PatternKind::block_sparse, 8, 0});
+  }
+
   Grid g;
   g.candidates.assign(out.begin(), out.end());
   return g;

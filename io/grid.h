@@ -70,7 +70,9 @@ struct Grid {
 };
 
 // The default grid for an N-token prompt: per pattern, parameters at fixed fractions of N
-// (1/64 .. 1/2), so every length gets candidates from ~2% to ~50% density. Details in grid.cpp.
+// (1/64 .. 1/2), so every length gets candidates from ~2% to ~50% density; from
+// kMinferenceGridMinTokens on, also MInference's eight fixed candidates. Details in grid.cpp.
+constexpr int64_t kMinferenceGridMinTokens = 4096;
 Grid default_grid(int64_t n_tokens, const PatternDefaults& defaults = {});
 
 // Parses grid YAML. Unknown pattern or key, a missing parameter, a value out of range, a wrong

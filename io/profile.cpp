@@ -40,7 +40,8 @@ const ProfileHead& Profile::at(int64_t layer, int64_t head) const {
 }
 
 bool is_known_budget_mode(const std::string& mode) {
-  return mode == "density" || mode == "global-density" || mode == "min-recall" || mode == "imported";
+  return mode == "density" || mode == "global-density" || mode == "min-recall" || mode == "imported" ||
+         mode == "minference-rule";
 }
 
 void validate_profile(const Profile& p, const std::string& source) {
@@ -60,7 +61,7 @@ void validate_profile(const Profile& p, const std::string& source) {
   if (!is_known_budget_mode(p.calibration.budget_mode))
     throw InputError(source, "calibration.budget.mode '" + p.calibration.budget_mode +
                                  "' is not one of density, global-density, min-recall, imported");
-  if (p.calibration.budget_mode != "imported" &&
+  if (p.calibration.budget_mode != "imported" && p.calibration.budget_mode != "minference-rule" &&
       !(p.calibration.budget_value > 0 && p.calibration.budget_value <= 1))
     throw InputError(source, "calibration.budget.value must be in (0, 1]");
   range("defaults.block", p.defaults.block, 1, 4096);
@@ -123,6 +124,8 @@ std::string profile_to_yaml(const Profile& p) {
   out << YAML::Key << "achieved_density" << YAML::Value << p.calibration.achieved_density;
   out << YAML::Key << "mean_recall" << YAML::Value << p.calibration.mean_recall;
   out << YAML::Key << "tool_version" << YAML::Value << YAML::DoubleQuoted << p.calibration.tool_version;
+  if (!p.calibration.objective.empty()) out << YAML::Key << "objective" << YAML::Value << p.calibration.objective;
+  if (p.calibration.prompts > 1) out << YAML::Key << "prompts" << YAML::Value << p.calibration.prompts;
   out << YAML::EndMap;
   out << YAML::Key << "defaults" << YAML::Value << YAML::Flow << YAML::BeginMap;
   out << YAML::Key << "block" << YAML::Value << p.defaults.block;
@@ -201,7 +204,8 @@ Profile parse_profile_impl(const std::string& text, const std::string& source) {
 
   YAML::Node c = need(root, "calibration", "top level", source);
   if (!c.IsMap()) throw InputError(source, "calibration: expected a mapping");
-  only_keys(c, {"prompt", "tokens", "sha256", "budget", "achieved_density", "mean_recall", "tool_version"},
+  only_keys(c, {"prompt", "tokens", "sha256", "budget", "achieved_density", "mean_recall", "tool_version",
+                "objective", "prompts"},
             "calibration", source);
   p.calibration.prompt = scalar<std::string>(c, "prompt", "calibration", source);
   p.calibration.tokens = scalar<int64_t>(c, "tokens", "calibration", source);
@@ -214,6 +218,12 @@ Profile parse_profile_impl(const std::string& text, const std::string& source) {
   p.calibration.achieved_density = scalar<double>(c, "achieved_density", "calibration", source);
   p.calibration.mean_recall = scalar<double>(c, "mean_recall", "calibration", source);
   p.calibration.tool_version = scalar<std::string>(c, "tool_version", "calibration", source);
+  if (c["objective"]) p.calibration.objective = scalar<std::string>(c, "objective", "calibration", source);
+  if (c["prompts"]) {
+    p.calibration.prompts = scalar<int64_t>(c, "prompts", "calibration", source);
+    if (p.calibration.prompts < 1 || p.calibration.prompts > 1024)
+      throw InputError(source, "calibration.prompts must be in [1, 1024]");
+  }
 
   YAML::Node d = need(root, "defaults", "top level", source);
   if (!d.IsMap()) throw InputError(source, "defaults: expected a mapping");

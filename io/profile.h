@@ -10,6 +10,9 @@
 //     tokens: 8192           # N, the length recall/density were measured at
 //     sha256: ...            # of the prompt's token ids
 //     budget: {mode: global-density, value: 0.3}   # density | global-density | min-recall | imported
+//                                                  # | minference-rule (value 0)
+//     objective: mean-recall # optional: how candidates were scored over the prompts (search/tables.h)
+//     prompts: 5             # optional: the number of prompts of the calibration set (1 when absent)
 //     achieved_density: 0.29 # sum of chosen costs / sum of dense costs, over all heads
 //     mean_recall: 0.97
 //     tool_version: 0.1.0
@@ -48,11 +51,13 @@ struct ProfileCalibration {
   std::string prompt;
   int64_t tokens = 0;
   std::string sha256;
-  std::string budget_mode;  // "density", "global-density", "min-recall", "imported"
-  double budget_value = 0;  // in (0, 1]; 0 for "imported"
+  std::string budget_mode;  // "density", "global-density", "min-recall", "imported", "minference-rule"
+  double budget_value = 0;  // in (0, 1]; 0 for "imported" and "minference-rule"
   double achieved_density = 0;
   double mean_recall = 0;
   std::string tool_version;
+  std::string objective;  // empty: not recorded (single-prompt profiles, imports)
+  int64_t prompts = 1;    // prompts of the calibration set
 };
 
 struct ProfileHead {
@@ -78,7 +83,7 @@ struct Profile {
   const ProfileHead& at(int64_t layer, int64_t head) const;
 };
 
-// True for "density", "global-density", "min-recall", "imported".
+// True for "density", "global-density", "min-recall", "imported", "minference-rule".
 bool is_known_budget_mode(const std::string& mode);
 
 // Throws InputError(source, ...) for the first problem: model counts, budget, defaults, an entry

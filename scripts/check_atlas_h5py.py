@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reads a headcal atlas with h5py alone (no headcal code) and checks its layout.
+"""Reads a single-prompt headcal atlas with h5py alone (no headcal code) and checks its layout.
 
 Usage: check_atlas_h5py.py ATLAS LAYERS HEADS TOKENS MAP_SIZE RECORDED
   RECORDED: comma-separated layer indices expected in /recorded_layers.
@@ -30,7 +30,7 @@ def main():
         fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
         if fmt != "headcal-atlas":
             fail(f"format attribute {fmt!r}")
-        if int(f.attrs["version"]) != 1:
+        if int(f.attrs["version"]) != 2:
             fail(f"version {f.attrs['version']}")
         meta = f["meta"].attrs
         for key, want in (("layers", layers), ("heads", heads), ("tokens", tokens), ("map_size", msize)):
@@ -40,13 +40,17 @@ def main():
                     "block_size", "last_q", "v_sink", "s_local"):
             if key not in meta:
                 fail(f"meta lacks {key}")
-        if f["tokens"].shape != (tokens,) or f["tokens"].dtype != np.int32:
-            fail(f"tokens {f['tokens'].shape} {f['tokens'].dtype}")
+        prompt = f["prompt_00"]  # single-prompt atlas: its one prompt
+        for key in ("name", "description", "sha256", "weight", "tokens", "map_size"):
+            if key not in prompt.attrs:
+                fail(f"prompt_00 lacks attribute {key}")
+        if prompt["tokens"].shape != (tokens,) or prompt["tokens"].dtype != np.int32:
+            fail(f"tokens {prompt['tokens'].shape} {prompt['tokens'].dtype}")
         got = list(f["recorded_layers"][...])
         if got != recorded:
             fail(f"recorded_layers {got}, expected {recorded}")
         for layer in recorded:
-            g = f[f"layer_{layer:02d}"]
+            g = prompt[f"layer_{layer:02d}"]
             if g["colmass"].shape != (heads, tokens) or g["colmass"].dtype != np.float32:
                 fail(f"layer {layer} colmass {g['colmass'].shape}")
             if g["diagmass"].shape != (heads, tokens):

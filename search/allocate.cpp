@@ -16,7 +16,7 @@ namespace {
 // thousands of heads; 1e-9 relative absorbs the rounding of those sums and nothing else.
 constexpr double kBudgetSlack = 1e-9;
 
-// Upper convex hull of a head's options in (cost, recall), as option indices by increasing
+// Upper convex hull of a head's options in (cost, score), as option indices by increasing
 // cost: starts at the cheapest option (best recall among equally cheap ones); every later
 // point has strictly more recall and strictly smaller slope than the previous segment.
 std::vector<size_t> upper_hull(const HeadTable& t) {
@@ -26,18 +26,18 @@ std::vector<size_t> upper_hull(const HeadTable& t) {
     const Option& x = t.options[a];
     const Option& y = t.options[b];
     if (x.cost != y.cost) return x.cost < y.cost;
-    return x.recall > y.recall;
+    return x.score > y.score;
   });
   std::vector<size_t> hull;
   for (size_t idx : order) {
     const Option& p = t.options[idx];
-    if (!hull.empty() && p.recall <= t.options[hull.back()].recall) continue;  // dominated
+    if (!hull.empty() && p.score <= t.options[hull.back()].score) continue;  // dominated
     if (!hull.empty() && p.cost == t.options[hull.back()].cost) continue;      // same cost, less recall
     while (hull.size() >= 2) {
       const Option& a = t.options[hull[hull.size() - 2]];
       const Option& b = t.options[hull.back()];
       // Drop b when it lies on or below the segment a -> p.
-      double cross = (b.cost - a.cost) * (p.recall - a.recall) - (b.recall - a.recall) * (p.cost - a.cost);
+      double cross = (b.cost - a.cost) * (p.score - a.score) - (b.score - a.score) * (p.cost - a.cost);
       if (cross >= 0) hull.pop_back();
       else break;
     }
@@ -51,7 +51,7 @@ size_t cheapest(const HeadTable& t) {
   for (size_t i = 1; i < t.options.size(); ++i) {
     const Option& o = t.options[i];
     const Option& b = t.options[best];
-    if (o.cost < b.cost || (o.cost == b.cost && o.recall > b.recall)) best = i;
+    if (o.cost < b.cost || (o.cost == b.cost && o.score > b.score)) best = i;
   }
   return best;
 }
@@ -77,7 +77,7 @@ void allocate_per_head_density(const std::vector<HeadTable>& tables, double D, A
         continue;
       }
       const Option& b = t.options[static_cast<size_t>(best)];
-      if (o.recall > b.recall || (o.recall == b.recall && o.cost < b.cost)) best = static_cast<long>(i);
+      if (o.score > b.score || (o.score == b.score && o.cost < b.cost)) best = static_cast<long>(i);
     }
     if (best < 0) {
       best = static_cast<long>(cheapest(t));
@@ -96,9 +96,9 @@ void allocate_min_recall(const std::vector<HeadTable>& tables, double R, Allocat
     size_t best = 0;  // dense, which always qualifies
     for (size_t i = 0; i < t.options.size(); ++i) {
       const Option& o = t.options[i];
-      if (o.recall < R) continue;
+      if (o.recall < R) continue;  // the threshold is on recall, the tie-break on score
       const Option& b = t.options[best];
-      if (o.cost < b.cost || (o.cost == b.cost && o.recall > b.recall)) best = i;
+      if (o.cost < b.cost || (o.cost == b.cost && o.score > b.score)) best = i;
     }
     a.choice[h] = best;
   }
@@ -123,7 +123,7 @@ void allocate_global(const std::vector<HeadTable>& tables, double D, Allocation&
     for (size_t k = 0; k + 1 < hulls[h].size(); ++k) {
       const Option& x = tables[h].options[hulls[h][k]];
       const Option& y = tables[h].options[hulls[h][k + 1]];
-      segments.push_back({h, k, (y.recall - x.recall) / (y.cost - x.cost), y.cost - x.cost});
+      segments.push_back({h, k, (y.score - x.score) / (y.cost - x.cost), y.cost - x.cost});
     }
   }
   const double budget = D * a.dense_cost;
@@ -166,7 +166,7 @@ void allocate_global(const std::vector<HeadTable>& tables, double D, Allocation&
       const Option& cur = tables[h].options[a.choice[h]];
       for (size_t i = 0; i < tables[h].options.size(); ++i) {
         const Option& o = tables[h].options[i];
-        double dr = o.recall - cur.recall, dc = o.cost - cur.cost;
+        double dr = o.score - cur.score, dc = o.cost - cur.cost;
         if (dr <= 0 || used + dc > budget + slack) continue;
         double ratio = dc > 0 ? dr / dc : std::numeric_limits<double>::infinity();
         if (ratio > best_ratio) {

@@ -1,17 +1,18 @@
 #pragma once
-// Budgeted choice of one option per head, on candidate tables alone (no atlas, no GPU).
+// Budgeted choice of one option per head, on candidate tables alone (no atlas, no GPU). "score" is
+// each option's objective value (tables.h: mean recall over the prompts unless chosen otherwise).
 //
-//   density D         each head on its own: the best recall with density <= D (ties: cheaper);
+//   density D         each head on its own: the best score with density <= D (ties: cheaper);
 //                     a head with no option within D gets its cheapest option (and a note).
-//   global-density D  all heads together: maximise sum of recall subject to
+//   global-density D  all heads together: maximise sum of score subject to
 //                     sum of cost <= D * sum of dense cost. Lagrangian relaxation: for a
-//                     multiplier lambda each head takes argmax recall - lambda * cost, which only
-//                     ever picks points of the head's upper convex hull in (cost, recall). Walking
+//                     multiplier lambda each head takes argmax score - lambda * cost, which only
+//                     ever picks points of the head's upper convex hull in (cost, score). Walking
 //                     lambda down from infinity passes the hull segments of all heads in order of
 //                     slope; we take them in that order while they fit, i.e. the exact solution of
 //                     the relaxation at the lambda where the budget binds (what bisecting lambda
 //                     converges to, without the bisection). Then the budget left over is filled
-//                     greedily with the best recall-per-cost upgrades among all options, so a
+//                     greedily with the best score-per-cost upgrades among all options, so a
 //                     head may end up anywhere, dense included.
 //   min-recall R      each head: the cheapest option with recall >= R (dense always qualifies).
 // Budget values outside (0, 1] are an InputError (exit 2).
@@ -27,10 +28,16 @@ enum class BudgetMode { density, global_density, min_recall };
 // "density", "global-density", "min-recall" (the profile's calibration.budget.mode).
 const char* budget_mode_name(BudgetMode mode);
 
+// How the per-head choice is made: under a budget (BudgetMode), or by MInference's own search rule
+// (minference.h), which has no budget.
+enum class SearchRule { budgeted, minference };
+
 struct SearchOptions {
   BudgetMode mode = BudgetMode::global_density;
   double value = 0;  // D or R, in (0, 1]
   PatternFilter patterns;
+  Objective objective;
+  SearchRule rule = SearchRule::budgeted;
 };
 
 // InputError("search options", ...) unless value is in (0, 1].

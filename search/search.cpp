@@ -4,23 +4,33 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "search/minference_rule.h"
 
 namespace hc::search {
 
 Profile run(const Atlas& atlas, const SearchOptions& options, std::vector<std::string>* notes) {
-  validate_options(options);
+  const bool minference = options.rule == SearchRule::minference;
+  if (!minference) validate_options(options);
   const AtlasMeta& meta = atlas.meta();
-  std::vector<HeadTable> tables = build_tables(atlas, options.patterns);
-  Allocation alloc = allocate(tables, options);
+  std::vector<HeadTable> tables = build_tables(atlas, options.patterns, options.objective);
+  Allocation alloc;
+  if (minference) {
+    alloc.choice = minference_choice(tables, atlas.path());
+  } else {
+    alloc = allocate(tables, options);
+  }
 
   Profile p;
   p.model = {meta.model_name, meta.arch, meta.layers, meta.heads, meta.kv_heads, meta.head_dim, meta.model_fingerprint};
   p.calibration.prompt = meta.prompt_description;
   p.calibration.tokens = meta.tokens;
   p.calibration.sha256 = meta.prompt_sha256;
-  p.calibration.budget_mode = budget_mode_name(options.mode);
-  p.calibration.budget_value = options.value;
+  p.calibration.budget_mode = minference ? "minference-rule" : budget_mode_name(options.mode);
+  p.calibration.budget_value = minference ? 0.0 : options.value;
   p.calibration.tool_version = meta.tool_version;
+  p.calibration.prompts = static_cast<int64_t>(atlas.prompt_count());
+  if (atlas.prompt_count() > 1 || options.objective.kind != ObjectiveKind::mean_recall)
+    p.calibration.objective = objective_name(options.objective);
   p.defaults = meta.defaults();
 
   // Dense everywhere first; recorded heads then take their chosen option.
@@ -56,7 +66,7 @@ Profile run(const Atlas& atlas, const SearchOptions& options, std::vector<std::s
     int64_t missing = meta.layers - static_cast<int64_t>(atlas.recorded_layers().size());
     if (missing > 0)
       notes->push_back(std::to_string(missing) + " layer(s) not recorded in the atlas: their heads are dense");
-    if (options.mode == BudgetMode::global_density) {
+    if (!minference && options.mode == BudgetMode::global_density) {
       std::ostringstream s;
       // lambda is recall per FLOP; per dense head's cost it reads as "recall bought by one more
       // dense head's worth of FLOPs" at the margin.

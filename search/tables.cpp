@@ -1,6 +1,10 @@
 #include "search/tables.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
 #include <set>
 
 #include "common/error.h"
@@ -17,47 +21,140 @@ bool PatternFilter::allows(PatternKind kind) const {
   return false;
 }
 
-std::vector<HeadTable> build_tables(const Atlas& atlas, const PatternFilter& filter) {
+Objective parse_objective(const std::string& text) {
+  Objective o;
+  const auto colon = text.find(':');
+  const std::string name = text.substr(0, colon);
+  auto number = [&](double lo, double hi) {
+    if (colon == std::string::npos) throw InputError("--objective", "'" + name + "' needs a value, e.g. " + name + ":0.5");
+    const std::string v = text.substr(colon + 1);
+    char* end = nullptr;
+    const double x = std::strtod(v.c_str(), &end);
+    if (v.empty() || *end != '\0' || !std::isfinite(x) || x < lo || x > hi)
+      throw InputError("--objective", "'" + v + "' is not a number in [" + std::to_string(lo) + ", " +
+                                          std::to_string(hi) + "]");
+    return x;
+  };
+  auto no_value = [&]() {
+    if (colon != std::string::npos) throw InputError("--objective", "'" + name + "' takes no value");
+  };
+  if (name == "mean-recall") no_value(), o.kind = ObjectiveKind::mean_recall;
+  else if (name == "worst-recall") no_value(), o.kind = ObjectiveKind::worst_recall;
+  else if (name == "output-error") no_value(), o.kind = ObjectiveKind::output_error;
+  else if (name == "recall-floor") o.kind = ObjectiveKind::recall_floor, o.floor = number(0, 1);
+  else if (name == "mixed") o.kind = ObjectiveKind::mixed, o.mix = number(0, 100);
+  else
+    throw InputError("--objective", "unknown objective '" + text +
+                                        "' (mean-recall, worst-recall, recall-floor:F, output-error, mixed:A)");
+  return o;
+}
+
+std::string objective_name(const Objective& o) {
+  char buf[64];
+  switch (o.kind) {
+    case ObjectiveKind::mean_recall: return "mean-recall";
+    case ObjectiveKind::worst_recall: return "worst-recall";
+    case ObjectiveKind::output_error: return "output-error";
+    case ObjectiveKind::recall_floor: std::snprintf(buf, sizeof buf, "recall-floor:%g", o.floor); return buf;
+    case ObjectiveKind::mixed: std::snprintf(buf, sizeof buf, "mixed:%g", o.mix); return buf;
+  }
+  return "?";
+}
+
+namespace {
+
+// One head's rows of one prompt, checked: no candidate twice, a dense cost known.
+struct PromptHeadRows {
+  std::map<GridCandidate, const CandidateRow*> rows;
+  double dense_cost = 0;
+};
+
+PromptHeadRows collect_rows(const std::vector<const CandidateRow*>& head_rows, const Atlas& atlas,
+                            const std::string& where) {
+  if (head_rows.empty()) throw InputError(atlas.path(), where + ": no candidate rows");
+  PromptHeadRows out;
+  const CandidateRow* dense_row = nullptr;
+  std::vector<double> implied_dense;  // cost / density of each sparse row
+  for (const CandidateRow* r : head_rows) {
+    if (!out.rows.emplace(r->candidate(), r).second)
+      throw InputError(atlas.path(), where + ": candidate " + describe_candidate(r->candidate()) + " appears twice");
+    if (r->pattern == PatternKind::dense) {
+      dense_row = r;
+    } else if (r->density > 0) {
+      implied_dense.push_back(r->cost / r->density);
+    }
+  }
+  if (dense_row) {
+    out.dense_cost = dense_row->cost;
+  } else if (!implied_dense.empty()) {
+    std::nth_element(implied_dense.begin(), implied_dense.begin() + implied_dense.size() / 2, implied_dense.end());
+    out.dense_cost = implied_dense[implied_dense.size() / 2];
+  }
+  if (!(out.dense_cost > 0))
+    throw InputError(atlas.path(), where + ": cannot tell the dense cost (no dense row, no density)");
+  return out;
+}
+
+}  // namespace
+
+std::vector<HeadTable> build_tables(const Atlas& atlas, const PatternFilter& filter, const Objective& objective) {
   const int64_t H = atlas.meta().heads;
+  const size_t P = atlas.prompt_count();
+  double weight_sum = 0;
+  for (size_t p = 0; p < P; ++p) weight_sum += atlas.prompt(p).weight;
   std::vector<HeadTable> tables;
   tables.reserve(atlas.recorded_layers().size() * static_cast<size_t>(H));
   for (int64_t layer : atlas.recorded_layers()) {
-    const std::vector<CandidateRow>& rows = atlas.candidates(layer);
-    std::vector<std::vector<const CandidateRow*>> by_head(static_cast<size_t>(H));
-    for (const CandidateRow& r : rows) by_head[static_cast<size_t>(r.head)].push_back(&r);
+    // [prompt][head] rows
+    std::vector<std::vector<PromptHeadRows>> by_prompt(P);
+    for (size_t p = 0; p < P; ++p) {
+      std::vector<std::vector<const CandidateRow*>> by_head(static_cast<size_t>(H));
+      for (const CandidateRow& r : atlas.candidates(layer, p)) by_head[static_cast<size_t>(r.head)].push_back(&r);
+      for (int64_t head = 0; head < H; ++head) {
+        std::string where = "layer " + std::to_string(layer) + " head " + std::to_string(head);
+        if (P > 1) where = atlas.prompt(p).name + ": " + where;
+        by_prompt[p].push_back(collect_rows(by_head[static_cast<size_t>(head)], atlas, where));
+      }
+    }
     for (int64_t head = 0; head < H; ++head) {
-      const auto& head_rows = by_head[static_cast<size_t>(head)];
-      std::string where = "layer " + std::to_string(layer) + " head " + std::to_string(head);
-      if (head_rows.empty()) throw InputError(atlas.path(), where + ": no candidate rows");
       HeadTable t;
       t.layer = layer;
       t.head = head;
-      std::set<GridCandidate> seen;
-      const CandidateRow* dense_row = nullptr;
-      std::vector<double> implied_dense;  // cost / density of each sparse row
-      for (const CandidateRow* r : head_rows) {
-        if (!seen.insert(r->candidate()).second)
-          throw InputError(atlas.path(), where + ": candidate " + describe_candidate(r->candidate()) +
-                                             " appears twice");
-        if (r->pattern == PatternKind::dense) {
-          dense_row = r;
-        } else if (r->density > 0) {
-          implied_dense.push_back(r->cost / r->density);
-        }
-      }
-      if (dense_row) {
-        t.dense_cost = dense_row->cost;
-      } else if (!implied_dense.empty()) {
-        std::nth_element(implied_dense.begin(), implied_dense.begin() + implied_dense.size() / 2, implied_dense.end());
-        t.dense_cost = implied_dense[implied_dense.size() / 2];
-      }
-      if (!(t.dense_cost > 0))
-        throw InputError(atlas.path(), where + ": cannot tell the dense cost (no dense row, no density)");
+      for (size_t p = 0; p < P; ++p) t.dense_cost += atlas.prompt(p).weight * by_prompt[p][head].dense_cost;
+      t.dense_cost /= weight_sum;
       // Dense first; its recall is 1 by definition even if the probe summed to 0.99999.
-      t.options.push_back({GridCandidate{}, t.dense_cost, 1.0, 1.0, 0.0});
-      for (const CandidateRow* r : head_rows)
-        if (r->pattern != PatternKind::dense && filter.allows(r->pattern))
-          t.options.push_back({r->candidate(), r->cost, r->density, r->recall, r->out_err});
+      t.options.push_back({GridCandidate{}, t.dense_cost, 1.0, 1.0, 0.0, 1.0});
+      for (const auto& [candidate, first] : by_prompt[0][head].rows) {
+        if (candidate.pattern == PatternKind::dense || !filter.allows(candidate.pattern)) continue;
+        double cost = 0, recall = 0, worst = 1, err = 0, clipped_err = 0;
+        bool everywhere = true;
+        for (size_t p = 0; p < P && everywhere; ++p) {
+          const auto it = by_prompt[p][head].rows.find(candidate);
+          if (it == by_prompt[p][head].rows.end()) {
+            everywhere = false;
+            break;
+          }
+          const double w = atlas.prompt(p).weight;
+          const CandidateRow& r = *it->second;
+          cost += w * r.cost;
+          recall += w * r.recall;
+          worst = std::min(worst, r.recall);
+          err += w * r.out_err;
+          clipped_err += w * std::min(r.out_err, 1.0);
+        }
+        if (!everywhere) continue;
+        cost /= weight_sum, recall /= weight_sum, err /= weight_sum, clipped_err /= weight_sum;
+        if (objective.kind == ObjectiveKind::recall_floor && worst < objective.floor) continue;
+        Option o{candidate, cost, cost / t.dense_cost, recall, err, recall};
+        switch (objective.kind) {
+          case ObjectiveKind::mean_recall:
+          case ObjectiveKind::recall_floor: break;
+          case ObjectiveKind::worst_recall: o.recall = o.score = worst; break;
+          case ObjectiveKind::output_error: o.score = 1.0 - clipped_err; break;
+          case ObjectiveKind::mixed: o.score = recall - objective.mix * err; break;
+        }
+        t.options.push_back(o);
+      }
       tables.push_back(std::move(t));
     }
   }

@@ -12,10 +12,11 @@ namespace hc::search {
 
 struct Option {
   GridCandidate candidate;
-  double cost = 0;     // FLOPs, as recorded
+  double cost = 0;     // FLOPs, as recorded; over several prompts their weighted mean
   double density = 0;  // cost / dense cost
-  double recall = 0;
-  double out_err = 0;
+  double recall = 0;   // the objective's recall: weighted mean over prompts, or the worst
+  double out_err = 0;  // weighted mean over prompts
+  double score = 0;    // what the budgeted choice maximises (Objective); dense scores 1
 };
 
 struct HeadTable {
@@ -33,9 +34,30 @@ struct PatternFilter {
   bool allows(PatternKind kind) const;
 };
 
+// How a candidate is scored over an atlas's prompts p (weights w_p, recall r_p, output error e_p);
+// every score is 1 for dense and higher is better.
+//   mean-recall    sum w_p r_p / sum w_p
+//   worst-recall   min_p r_p (recall is then the worst too)
+//   recall-floor   mean recall, and candidates whose worst recall is below `floor` are dropped
+//   output-error   1 - sum w_p min(e_p, 1) / sum w_p: what the head changes in the layer's output
+//   mixed          mean recall - `mix` x mean output error
+enum class ObjectiveKind { mean_recall, worst_recall, recall_floor, output_error, mixed };
+
+struct Objective {
+  ObjectiveKind kind = ObjectiveKind::mean_recall;
+  double floor = 0;  // recall-floor
+  double mix = 1;    // mixed
+};
+
+// "mean-recall", "worst-recall", "recall-floor:0.9", "output-error", "mixed:0.5"; InputError otherwise.
+Objective parse_objective(const std::string& text);
+std::string objective_name(const Objective& objective);
+
 // One table per (recorded layer, head), in (layer, head) order. The dense cost of a head is its
 // dense row's cost; without one, the median of cost / density over its rows. InputError(atlas
 // path, ...) for a head with no rows, a repeated candidate, or no way to know the dense cost.
-std::vector<HeadTable> build_tables(const Atlas& atlas, const PatternFilter& filter = {});
+// Over several prompts, a candidate is kept when every prompt has it, scored by `objective`.
+std::vector<HeadTable> build_tables(const Atlas& atlas, const PatternFilter& filter = {},
+                                    const Objective& objective = {});
 
 }  // namespace hc::search

@@ -60,7 +60,7 @@ TEST_CASE("atlas round trip keeps meta, tokens, statistics and candidates", "[at
 
       Atlas a = Atlas::open(path);
       const AtlasMeta& m = a.meta();
-      CHECK(a.version() == 1);
+      CHECK(a.version() == 2);
       CHECK(m.model_fingerprint == "fp-synthetic");
       CHECK(m.model_name == "synthetic-model");
       CHECK(m.arch == "llama");
@@ -174,10 +174,10 @@ TEST_CASE("atlas reader rejects wrong format, version, non-HDF5 and truncated fi
   std::string path = dir + "/good.h5";
   test::write_synthetic_atlas(path, spec);
 
-  std::string v2 = dir + "/v2.h5";
-  fs::copy_file(path, v2);
-  set_root_attr_int(v2, "version", 2);
-  CHECK(hc::test::throws_input_error_containing([&] { Atlas::open(v2); }, "version 2"));
+  std::string v3 = dir + "/v3.h5";
+  fs::copy_file(path, v3);
+  set_root_attr_int(v3, "version", 3);
+  CHECK(hc::test::throws_input_error_containing([&] { Atlas::open(v3); }, "version 3"));
 
   std::string other = dir + "/other.h5";
   fs::copy_file(path, other);
@@ -199,6 +199,39 @@ TEST_CASE("atlas reader rejects wrong format, version, non-HDF5 and truncated fi
         for (int64_t l : a.recorded_layers()) a.read_layer(l);
       }(),
       InputError);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("atlas reader: version 1 files (one prompt at the root) read as one prompt", "[atlas]") {
+  std::string dir = test::make_temp_dir("atlas_v1");
+  test::SyntheticSpec spec;
+  spec.recorded = {1, 3};
+  const std::string v2 = dir + "/v2.h5", v1 = dir + "/v1.h5";
+  test::write_synthetic_atlas(v2, spec);
+  fs::copy_file(v2, v1);
+  {  // Rebuild the version 1 layout: the first prompt's tokens and layers at the root.
+    hid_t f = H5Fopen(v1.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    REQUIRE(f >= 0);
+    for (const char* name : {"tokens", "layer_01", "layer_03"})
+      REQUIRE(H5Lmove(f, (std::string("prompt_00/") + name).c_str(), f, name, H5P_DEFAULT, H5P_DEFAULT) >= 0);
+    REQUIRE(H5Ldelete(f, "prompt_00", H5P_DEFAULT) >= 0);
+    H5Fclose(f);
+  }
+  set_root_attr_int(v1, "version", 1);
+  const Atlas a = Atlas::open(v1), b = Atlas::open(v2);
+  CHECK(a.version() == 1);
+  REQUIRE(a.prompt_count() == 1);
+  CHECK(a.prompt(0).name == "prompt");
+  CHECK(a.prompt(0).description == b.meta().prompt_description);
+  CHECK(a.prompt(0).sha256 == b.meta().prompt_sha256);
+  CHECK(a.tokens() == b.tokens());
+  CHECK(a.recorded_layers() == b.recorded_layers());
+  for (int64_t l : a.recorded_layers()) {
+    CHECK(a.candidates(l).size() == b.candidates(l).size());
+    const AtlasLayer x = a.read_layer(l), y = b.read_layer(l);
+    CHECK(x.colmass == y.colmass);
+    CHECK(x.map == y.map);
+  }
   fs::remove_all(dir);
 }
 

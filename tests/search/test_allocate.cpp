@@ -22,8 +22,8 @@ HeadTable table(int64_t head, std::vector<std::tuple<GridCandidate, double, doub
   t.layer = 0;
   t.head = head;
   t.dense_cost = 1.0;
-  t.options.push_back({GridCandidate{}, 1.0, 1.0, 1.0, 0.0});
-  for (auto& [c, d, r] : opts) t.options.push_back({c, d, d, r, 1 - r});
+  t.options.push_back({GridCandidate{}, 1.0, 1.0, 1.0, 0.0, 1.0});
+  for (auto& [c, d, r] : opts) t.options.push_back({c, d, d, r, 1 - r, r});
   return t;
 }
 
