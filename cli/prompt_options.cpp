@@ -14,15 +14,21 @@ std::shared_ptr<PromptSpec> add_prompt_options(CLI::App& sub) {
       ->check(CLI::ExistingFile);
   sub.add_option("--tokens", spec->tokens_file,
                  "Prompt token ids: .txt (whitespace/comma separated), .npy, or HDF5 (FILE.h5 or FILE.h5:/dataset)");
-  sub.add_option("--generate", spec->generator, "Built-in prompt generator")
-      ->check(CLI::IsMember({"kv_retrieval", "passkey", "text", "random"}));
+  sub.add_option("--generate", spec->generator,
+                 "Built-in prompt generator: kv_retrieval (UUID key/value JSON, one key asked), passkey (one key in "
+                 "filler), multi_needle (several 7-digit numbers spread over plain prose, all asked), text (--prompt "
+                 "or a filler sentence repeated), random (uniform ids, for timing)")
+      ->check(CLI::IsMember({"kv_retrieval", "passkey", "multi_needle", "text", "random"}));
   sub.add_option("--length", spec->length,
                  "Exactly N tokens (files longer than N are cut in the middle, keeping head and question)")
       ->check(CLI::PositiveNumber);
   sub.add_option("--seed", spec->seed, "Seed of generated prompts (same seed, same ids)");
   sub.add_option("--depth", spec->depth,
-                 "Where the pass key / asked key sits, 0 = start .. 1 = end (default: passkey 0.5, kv_retrieval random)")
+                 "Where the pass key / asked key sits, 0 = start .. 1 = end (default: passkey 0.5, kv_retrieval "
+                 "random; multi_needle spreads its needles itself and rejects --depth)")
       ->check(CLI::Range(0.0, 1.0));
+  sub.add_option("--needles", spec->needles, "Number of needles of --generate multi_needle (default 4)")
+      ->check(CLI::Range(1, 48));
   sub.add_flag("--allow-longer", spec->allow_longer, "Allow prompts longer than the model's context (a warning)");
   return spec;
 }

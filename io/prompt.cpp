@@ -146,6 +146,150 @@ Prompt passkey(const PromptSpec& spec, const Tokenizer& tok) {
   return out;
 }
 
+// Several needles ("The special magic number for <city> is <7-digit number>.") in a haystack of
+// plain sentences, and a question asking for all of them: retrieval of several facts spread over
+// the context, as in RULER's multi-key needle task. The haystack is drawn sentence by sentence
+// from a fixed set of everyday prose; the needles go between sentences, needle i at a random depth
+// inside the i-th of `needles` equal slices of the haystack, so they are spread over the context
+// and come in the order the question asks for them. Exactly N tokens: the haystack is cut to the
+// tokens left after the fixed text.
+const char* const kHaystackSentences[] = {
+    "The morning train was late again, and the platform filled with people holding paper cups.",
+    "A small bakery on the corner sells bread that is still warm at seven o'clock.",
+    "Most of the garden was given over to beans, though a few roses grew along the fence.",
+    "She read the letter twice before folding it back into its envelope.",
+    "The river rose after a week of rain and covered the lower path by the mill.",
+    "He kept his tools in a wooden box that had belonged to his grandfather.",
+    "On clear evenings the whole valley could be seen from the top of the hill.",
+    "The library stayed open late on Thursdays, when students came to study for their exams.",
+    "Nobody in the village could remember who had planted the old oak by the church.",
+    "The soup needed more salt, but nobody wanted to say so at the table.",
+    "A cold wind came off the sea and rattled the shutters all night.",
+    "They walked along the harbour, watching the fishing boats come in one by one.",
+    "The meeting went on for an hour longer than planned, and little was decided.",
+    "Her brother had a habit of humming while he worked, always the same tune.",
+    "The museum had a room full of clocks, each of them showing a different time.",
+    "In autumn the leaves in the park turned yellow and then a deep shade of red.",
+    "The children built a raft from planks and rope and floated it on the pond.",
+    "A stray cat sat on the wall every afternoon, waiting for the fishmonger to close.",
+    "He wrote his notes in pencil so that he could change his mind later.",
+    "The road to the farm was narrow and lined with tall hedges on both sides.",
+    "When the power failed, the family played cards by candlelight until midnight.",
+    "The market was busiest on Saturdays, when farmers came in from the country.",
+    "She planted tomatoes by the kitchen door, where the sun stayed longest.",
+    "The old bridge was closed for repairs, so everyone crossed by the ferry.",
+    "A painter had set up his easel near the fountain and was sketching the square.",
+    "The guests arrived early and helped to carry chairs out into the garden.",
+    "Snow fell quietly through the night, and by morning the streets were white.",
+    "The teacher asked the class to write a short story about a journey.",
+    "There was a smell of coffee and fresh paint in the new office.",
+    "The dog ran ahead along the beach and came back with a piece of driftwood.",
+    "His uncle told long stories about the years he had spent working on ships.",
+    "The lamps along the avenue came on one after another as the light faded.",
+};
+
+const char* const kNeedleKeys[] = {
+    "Amsterdam", "Athens",   "Bangkok",  "Barcelona", "Berlin",   "Bogota",    "Brussels", "Budapest",
+    "Cairo",     "Chicago",  "Dublin",   "Edinburgh", "Florence", "Geneva",    "Hamburg",  "Helsinki",
+    "Istanbul",  "Jakarta",  "Kyoto",    "Lagos",     "Lima",     "Lisbon",    "London",   "Madrid",
+    "Manila",    "Melbourne", "Montreal", "Moscow",   "Mumbai",   "Nairobi",   "Naples",   "Oslo",
+    "Paris",     "Prague",   "Santiago", "Seoul",     "Shanghai", "Stockholm", "Sydney",   "Tokyo",
+    "Toronto",   "Valencia", "Vancouver", "Venice",   "Vienna",   "Warsaw",    "Zagreb",   "Zurich",
+};
+constexpr size_t kNumNeedleKeys = sizeof(kNeedleKeys) / sizeof(kNeedleKeys[0]);
+
+Prompt multi_needle(const PromptSpec& spec, const Tokenizer& tok) {
+  const int64_t n = spec.length;
+  const std::string src = "multi_needle";
+  if (spec.depth >= 0)
+    throw InputError("--depth applies to passkey and kv_retrieval; multi_needle spreads its needles over the "
+                     "context itself (change --seed to move them)");
+  const int count = spec.needles == 0 ? 4 : spec.needles;
+  if (count < 1 || static_cast<size_t>(count) > kNumNeedleKeys)
+    throw InputError("--needles must be in [1, " + std::to_string(kNumNeedleKeys) + "], not " + std::to_string(count));
+  const size_t k = static_cast<size_t>(count);
+  std::mt19937_64 rng(spec.seed);
+  // k distinct keys (a partial Fisher-Yates shuffle) and k distinct 7-digit values.
+  std::vector<size_t> order(kNumNeedleKeys);
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  for (size_t i = 0; i < k; ++i) std::swap(order[i], order[i + rng() % (order.size() - i)]);
+  std::vector<std::string> keys, values;
+  while (values.size() < k) {
+    const std::string v = std::to_string(1000000 + rng() % 9000000);
+    if (std::find(values.begin(), values.end(), v) == values.end()) values.push_back(v);
+  }
+  for (size_t i = 0; i < k; ++i) keys.push_back(kNeedleKeys[order[i]]);
+  std::vector<double> depths(k);  // needle i inside slice [i/k, (i+1)/k), away from its edges
+  for (size_t i = 0; i < k; ++i) depths[i] = (static_cast<double>(i) + 0.1 + 0.8 * unit(rng)) / static_cast<double>(k);
+
+  std::vector<int32_t> head;
+  if (tok.add_bos()) head.push_back(tok.bos_id());
+  append(head, tok.encode("Some special magic numbers are hidden inside the following text. Make sure to memorize "
+                          "them. I will quiz you about the numbers afterwards.",
+                          false, src));
+  std::vector<std::vector<int32_t>> needles;
+  size_t fixed = head.size();
+  for (size_t i = 0; i < k; ++i) {
+    needles.push_back(tok.encode_continuation(" The special magic number for " + keys[i] + " is " + values[i] + ".", src));
+    fixed += needles.back().size();
+  }
+  std::string listed;  // "A", "A and B", "A, B and C"
+  for (size_t i = 0; i < k; ++i) listed += (i == 0 ? "" : i + 1 == k ? " and " : ", ") + keys[i];
+  const std::vector<int32_t> tail = tok.encode_continuation(
+      "\nWhat are the special magic numbers for " + listed + ", in that order? The special magic numbers are:", src);
+  fixed += tail.size();
+  if (static_cast<size_t>(n) < fixed) throw InputError(src, too_short("multi_needle", fixed, n));
+  const size_t budget = static_cast<size_t>(n) - fixed;  // haystack tokens
+
+  // The haystack: random sentences (never the same one twice in a row), cut to the budget; the
+  // token offsets where sentences start are where needles may go.
+  const size_t num_sentences = sizeof(kHaystackSentences) / sizeof(kHaystackSentences[0]);
+  std::vector<std::vector<int32_t>> sentences;
+  for (const char* sentence : kHaystackSentences) sentences.push_back(tok.encode_continuation(std::string(" ") + sentence, src));
+  std::vector<int32_t> hay;
+  std::vector<size_t> starts;
+  size_t last = num_sentences;
+  while (hay.size() < budget) {
+    size_t pick = rng() % num_sentences;
+    if (pick == last) pick = (pick + 1) % num_sentences;
+    last = pick;
+    starts.push_back(hay.size());
+    append(hay, sentences[pick]);
+  }
+  hay.resize(budget);
+  starts.push_back(budget);  // after the (possibly cut) last sentence
+  std::vector<size_t> at(k);  // haystack offset of each needle: the sentence start nearest its depth
+  for (size_t i = 0; i < k; ++i) {
+    const double want = depths[i] * static_cast<double>(budget);
+    size_t best = 0;
+    for (size_t s : starts)
+      if (std::abs(static_cast<double>(s) - want) < std::abs(static_cast<double>(best) - want)) best = s;
+    at[i] = std::max(best, i > 0 ? at[i - 1] : size_t{0});
+  }
+
+  Prompt out;
+  out.tokens = head;
+  size_t from = 0;
+  for (size_t i = 0; i < k; ++i) {
+    out.tokens.insert(out.tokens.end(), hay.begin() + static_cast<std::ptrdiff_t>(from),
+                      hay.begin() + static_cast<std::ptrdiff_t>(at[i]));
+    append(out.tokens, needles[i]);
+    from = at[i];
+  }
+  out.tokens.insert(out.tokens.end(), hay.begin() + static_cast<std::ptrdiff_t>(from), hay.end());
+  append(out.tokens, tail);
+  std::string where;
+  for (size_t i = 0; i < k; ++i) {
+    out.answer += (i ? ", " : "") + values[i];
+    char d[16];
+    std::snprintf(d, sizeof d, "%.3f", budget ? static_cast<double>(at[i]) / static_cast<double>(budget) : 0.0);
+    where += (i ? ", " : "") + keys[i] + " " + values[i] + " at " + d;
+  }
+  out.description = "multi_needle: " + std::to_string(k) + " needles in " + std::to_string(budget) +
+                    " haystack tokens (" + where + "), seed " + std::to_string(spec.seed);
+  return out;
+}
+
 // A text repeated (separated by a blank line) or cut at its end to N tokens.
 Prompt repeated_text(const PromptSpec& spec, const Tokenizer& tok) {
   const int64_t n = spec.length;
@@ -257,6 +401,8 @@ Prompt build_prompt(const PromptSpec& spec, const Tokenizer* tokenizer, int32_t 
   if (spec.length < 0) throw InputError("--length must be positive, not " + std::to_string(spec.length));
   if (spec.depth > 1) throw InputError("--depth must be in [0, 1], not " + std::to_string(spec.depth));
   if (generate && spec.length == 0) throw InputError("--generate " + spec.generator + " needs --length N");
+  if (spec.needles != 0 && spec.generator != "multi_needle")
+    throw InputError("--needles goes with --generate multi_needle only");
   if (!spec.prompt_file.empty() && generate && spec.generator != "text")
     throw InputError("--prompt goes with --generate text only (not " + spec.generator + ")");
   Prompt out;
@@ -273,9 +419,10 @@ Prompt build_prompt(const PromptSpec& spec, const Tokenizer* tokenizer, int32_t 
   if (generate) {
     if (spec.generator == "kv_retrieval") built = kv_retrieval(spec, tok());
     else if (spec.generator == "passkey") built = passkey(spec, tok());
+    else if (spec.generator == "multi_needle") built = multi_needle(spec, tok());
     else if (spec.generator == "text") built = repeated_text(spec, tok());
     else if (spec.generator == "random") built = random_ids(spec, vocab);
-    else throw InputError("--generate " + spec.generator + ": unknown generator (kv_retrieval, passkey, text, random)");
+    else throw InputError("--generate " + spec.generator + ": unknown generator (kv_retrieval, passkey, multi_needle, text, random)");
     HC_ASSERT(static_cast<int64_t>(built.tokens.size()) == spec.length, "generator length");
   } else if (!spec.tokens_file.empty()) {
     const std::vector<int64_t> ids = read_token_file(spec.tokens_file);

@@ -1,7 +1,7 @@
 #pragma once
 // Calibration prompts: from a text file, from a token file (.txt, .npy, HDF5), or from a built-in
-// generator (kv_retrieval, passkey, text), always as token ids of the model's tokenizer, with an
-// exact length on request and a sha256 that identifies the token sequence.
+// generator (kv_retrieval, passkey, multi_needle, text), always as token ids of the model's
+// tokenizer, with an exact length on request and a sha256 that identifies the token sequence.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -13,10 +13,12 @@ class Tokenizer;
 struct PromptSpec {
   std::string prompt_file;  // --prompt: UTF-8 text (also the `text` generator's source)
   std::string tokens_file;  // --tokens: ids as .txt, .npy, or HDF5 (FILE.h5 or FILE.h5:/dataset)
-  std::string generator;    // --generate: kv_retrieval | passkey | text | random (uniform ids, for timing)
+  std::string generator;    // --generate: kv_retrieval | passkey | multi_needle | text | random (uniform ids, for timing)
   int64_t length = 0;       // --length N: exactly N tokens; 0 = the source's own length
-  uint64_t seed = 0;        // --seed: generated prompts are a function of (generator, N, seed, depth)
+  uint64_t seed = 0;        // --seed: generated prompts are a function of (generator, N, seed, depth, needles)
   double depth = -1;        // --depth in [0, 1]: where the needle / asked key sits; < 0 = default
+                            // (passkey, kv_retrieval; multi_needle places its needles itself and rejects it)
+  int needles = 0;          // --needles: multi_needle's number of needles, in [1, 48]; 0 = 4
   bool allow_longer = false;  // --allow-longer: N beyond the model's context is a warning, not an error
 };
 
@@ -24,7 +26,8 @@ struct Prompt {
   std::vector<int32_t> tokens;  // [N]
   std::string sha256;           // of the ids as int32 little-endian
   std::string description;      // one line: source, length, generator parameters
-  std::string answer;           // generators: the expected answer (the value, the pass key)
+  std::string answer;           // generators: the expected answer (the value, the pass key; multi_needle:
+                                // its values in the order asked, separated by ", ")
   std::vector<std::string> warnings;  // for the caller to print (e.g. longer than the context)
 };
 

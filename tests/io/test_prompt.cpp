@@ -1,6 +1,7 @@
 // Prompt sources, generators and the shared prompt options (library and CLI).
 #include <algorithm>
 #include <cstdio>
+#include <regex>
 
 #include "catch.h"
 #include "common/error.h"
@@ -126,6 +127,106 @@ TEST_CASE("passkey: exact length, the key at the requested depth", "[prompt]") {
         hc::build_prompt(generated("passkey", 500, 1), mini(), 0).answer);
   CHECK(hc::build_prompt(generated("passkey", 500, 1), mini(), 0).answer !=
         hc::build_prompt(generated("passkey", 500, 2), mini(), 0).answer);
+}
+
+namespace {
+
+struct Needle {
+  std::string key, value;
+  size_t at;  // character offset in the decoded prompt
+};
+
+// The needles of a decoded multi_needle prompt, in the order they appear.
+std::vector<Needle> needles_in(const std::string& text) {
+  static const std::regex re("The special magic number for ([A-Za-z]+) is ([0-9]{7})\\.");
+  std::vector<Needle> out;
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator(); ++it)
+    out.push_back({(*it)[1].str(), (*it)[2].str(), static_cast<size_t>(it->position(0))});
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("multi_needle: exact length, reproducible, every needle once and in the order asked", "[prompt]") {
+  const std::string question = "The special magic numbers are:";
+  for (int64_t n : {203, 777, 1024, 3001, 8191}) {
+    INFO("N = " << n);
+    auto a = hc::build_prompt(generated("multi_needle", n, 7), mini(), 0);
+    auto b = hc::build_prompt(generated("multi_needle", n, 7), mini(), 0);
+    auto c = hc::build_prompt(generated("multi_needle", n, 8), mini(), 0);
+    REQUIRE(static_cast<int64_t>(a.tokens.size()) == n);
+    CHECK(static_cast<int64_t>(c.tokens.size()) == n);
+    CHECK(a.tokens == b.tokens);
+    CHECK(a.sha256 == b.sha256);
+    CHECK(a.answer == b.answer);
+    CHECK(a.tokens != c.tokens);
+    CHECK(a.answer != c.answer);
+    const std::string text = mini().decode(a.tokens);
+    CHECK(text.rfind("Some special magic numbers are hidden", 0) == 0);
+    CHECK(text.rfind(question) == text.size() - question.size());
+    const std::vector<Needle> found = needles_in(text);
+    REQUIRE(found.size() == 4);
+    std::string answer, listed;
+    for (size_t i = 0; i < found.size(); ++i) {
+      answer += (i ? ", " : "") + found[i].value;
+      listed += (i == 0 ? "" : i + 1 == found.size() ? " and " : ", ") + found[i].key;
+      CHECK(count_of(text, found[i].value) == 1);
+      for (size_t j = 0; j < i; ++j) CHECK(found[j].key != found[i].key);
+    }
+    // The answer lists the values in the order of the needles' depth, and so does the question.
+    CHECK(a.answer == answer);
+    CHECK(text.find("What are the special magic numbers for " + listed + ", in that order?") != std::string::npos);
+  }
+}
+
+TEST_CASE("multi_needle: needles spread over the haystack, one per slice; --needles sets how many", "[prompt]") {
+  for (uint64_t seed : {1, 2, 3}) {
+    for (int count : {1, 3, 4, 7}) {
+      auto s = generated("multi_needle", 6000, seed);
+      s.needles = count;
+      auto p = hc::build_prompt(s, mini(), 0);
+      REQUIRE(p.tokens.size() == 6000);
+      const std::string text = mini().decode(p.tokens);
+      const std::vector<Needle> found = needles_in(text);
+      REQUIRE(found.size() == static_cast<size_t>(count));
+      const size_t begin = text.find("the numbers afterwards.") + 23;
+      const size_t end = text.rfind("\nWhat are the special magic numbers");
+      REQUIRE(begin < end);
+      // Relative depth of each needle in the haystack (needle text discounted): needle i sits in
+      // slice i of count equal slices.
+      size_t needle_chars = 0;
+      for (const Needle& f : found) needle_chars += 1 + 40 + f.key.size() + 1;  // " The ... for K is 1234567."
+      const double hay = static_cast<double>(end - begin - needle_chars);
+      size_t before = 0;
+      for (size_t i = 0; i < found.size(); ++i) {
+        const double depth = static_cast<double>(found[i].at - 1 - begin - before) / hay;
+        INFO("seed " << seed << ", " << count << " needles, needle " << i << " at depth " << depth);
+        CHECK(depth > static_cast<double>(i) / count);
+        CHECK(depth < static_cast<double>(i + 1) / count);
+        before += 1 + 40 + found[i].key.size() + 1;
+      }
+    }
+  }
+}
+
+TEST_CASE("multi_needle: bad input is a clear InputError", "[prompt]") {
+  expect_input_error([&] { hc::build_prompt(generated("multi_needle", 60, 0), mini(), 0); },
+                     {"--length 60", "too short for multi_needle"});
+  auto depth = generated("multi_needle", 1000, 0);
+  depth.depth = 0.5;
+  expect_input_error([&] { hc::build_prompt(depth, mini(), 0); }, {"--depth", "multi_needle"});
+  auto many = generated("multi_needle", 1000, 0);
+  many.needles = 49;
+  expect_input_error([&] { hc::build_prompt(many, mini(), 0); }, {"--needles", "[1, 48]", "49"});
+  auto other = generated("passkey", 1000, 0);
+  other.needles = 3;
+  expect_input_error([&] { hc::build_prompt(other, mini(), 0); }, {"--needles", "multi_needle only"});
+  // Many needles need more room: 48 needles do not fit in 300 tokens.
+  many.needles = 48;
+  many.length = 300;
+  expect_input_error([&] { hc::build_prompt(many, mini(), 0); }, {"too short for multi_needle"});
+  many.length = 4000;
+  CHECK(needles_in(mini().decode(hc::build_prompt(many, mini(), 0).tokens)).size() == 48);
 }
 
 TEST_CASE("text generator repeats or cuts a text to exactly N tokens", "[prompt]") {
@@ -262,6 +363,12 @@ TEST_CASE("CLI: tokenize and prompt options exit 0 on good input and 2 on bad", 
         std::string::npos);
   r = run_headcal("tokenize " + model + " --generate passkey --length 400 --depth 0.3");
   CHECK(r.exit_code == 0);
+  r = run_headcal("tokenize " + model + " --generate multi_needle --length 511 --seed 3 --needles 5");
+  CHECK(r.exit_code == 0);
+  CHECK(r.output.find("511 tokens") != std::string::npos);
+  auto five = generated("multi_needle", 511, 3);
+  five.needles = 5;
+  CHECK(r.output.find("sha256: " + hc::build_prompt(five, mini(), 0).sha256) != std::string::npos);
 
   for (const std::string& bad :
        {std::string("--text '") + hc::test::data_path("bad_prompt_not_utf8.txt") + "'",
@@ -270,7 +377,10 @@ TEST_CASE("CLI: tokenize and prompt options exit 0 on good input and 2 on bad", 
         std::string("--tokens '") + hc::test::data_path("bad_tokens_out_of_vocab.txt") + "'",
         std::string("--tokens '") + hc::test::data_path("bad_tokens_float.npy") + "'",
         std::string("--generate passkey"), std::string("--generate nonsense --length 10"),
-        std::string("--generate passkey --length 100 --depth 2"), std::string("--generate kv_retrieval --length 10")}) {
+        std::string("--generate passkey --length 100 --depth 2"), std::string("--generate kv_retrieval --length 10"),
+        std::string("--generate multi_needle --length 10"), std::string("--generate multi_needle --length 500 --depth 0.5"),
+        std::string("--generate multi_needle --length 500 --needles 0"),
+        std::string("--generate passkey --length 500 --needles 3")}) {
     r = run_headcal("tokenize " + model + " " + bad);
     INFO(bad << "\n" << r.output);
     CHECK(r.exit_code == 2);
