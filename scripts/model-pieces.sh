@@ -11,8 +11,10 @@
 #       is in, checks DEST's size and sha256 against the manifest and says so. Pieces go in order;
 #       joining a piece that is already in DEST again changes nothing.
 #
-# Carrying a GGUF to the GPU machine, one device call per piece (/tmp there persists while the
-# machine stays warm; a fresh machine starts again from piece 01):
+# Carrying a GGUF to the GPU machine, one device call per piece. /tmp there lasts only while the
+# machine stays warm (it is given back after a short idle time, about 30 s), so make the calls
+# back to back, and put the work that needs the whole file in the call of the last piece or right
+# after it; a fresh machine starts again from piece 01 (joining says where it stands):
 #   here:   scripts/model-pieces.sh split .cache/MODEL.gguf /tmp/pieces
 #           for each piece NN:  rm -rf .model && mkdir .model &&
 #                               cp /tmp/pieces/MODEL.gguf.manifest /tmp/pieces/MODEL.gguf.NN .model/
@@ -92,6 +94,6 @@ join_piece() {
 case "$1" in
   split) [ $# = 3 ] || usage; split_file "$2" "$3" ;;
   join) [ $# = 3 ] || usage; join_piece "$2" "$3" ;;
-  -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) usage ;;
 esac
