@@ -35,10 +35,10 @@ struct GgmlType {
 constexpr GgmlType kGgmlTypes[] = {
     {0, "F32", true, DType::F32},       {1, "F16", true, DType::F16},
     {2, "Q4_0", true, DType::Q4_0},     {3, "Q4_1", true, DType::Q4_1},
-    {6, "Q5_0", false, DType::F32},     {7, "Q5_1", false, DType::F32},
+    {6, "Q5_0", true, DType::Q5_0},     {7, "Q5_1", true, DType::Q5_1},
     {8, "Q8_0", true, DType::Q8_0},     {9, "Q8_1", false, DType::F32},
     {10, "Q2_K", false, DType::F32},    {11, "Q3_K", false, DType::F32},
-    {12, "Q4_K", true, DType::Q4_K},    {13, "Q5_K", false, DType::F32},
+    {12, "Q4_K", true, DType::Q4_K},    {13, "Q5_K", true, DType::Q5_K},
     {14, "Q6_K", true, DType::Q6_K},    {15, "Q8_K", false, DType::F32},
     {16, "IQ2_XXS", false, DType::F32}, {17, "IQ2_XS", false, DType::F32},
     {18, "IQ3_XXS", false, DType::F32}, {19, "IQ1_S", false, DType::F32},
@@ -405,7 +405,7 @@ void GgufFile::parse(const std::string& path) {
     if (!r.type) throw InputError(path, what + ": unknown tensor type id " + std::to_string(type_id));
     if (!r.type->supported)
       throw InputError(path, std::string("unsupported tensor type ") + r.type->name + " (" + std::to_string(type_id) +
-                                 ") for tensor '" + r.name + "' (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K)");
+                                 ") for tensor '" + r.name + "' (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)");
     const int64_t block = dtype_block_size(r.type->dtype);
     if (r.ne[0] % block != 0)
       throw InputError(path, what + ": row length " + std::to_string(r.ne[0]) + " is not a multiple of the " +

@@ -27,7 +27,10 @@ constexpr int64_t kQKK = 256;  // elements per K-quant super-block
 constexpr size_t kQ8_0Bytes = 2 + 32;           // f16 d, int8 qs[32]
 constexpr size_t kQ4_0Bytes = 2 + 16;           // f16 d, uint8 qs[16]
 constexpr size_t kQ4_1Bytes = 2 + 2 + 16;       // f16 d, f16 m, uint8 qs[16]
+constexpr size_t kQ5_0Bytes = 2 + 4 + 16;       // f16 d, uint32 qh, uint8 qs[16]
+constexpr size_t kQ5_1Bytes = 2 + 2 + 4 + 16;   // f16 d, f16 m, uint32 qh, uint8 qs[16]
 constexpr size_t kQ4_KBytes = 2 + 2 + 12 + 128; // f16 d, f16 dmin, scales[12], qs[128]
+constexpr size_t kQ5_KBytes = 2 + 2 + 12 + 32 + 128; // f16 d, f16 dmin, scales[12], qh[32], qs[128]
 constexpr size_t kQ6_KBytes = 128 + 64 + 16 + 2;// ql[128], qh[64], int8 scales[16], f16 d
 
 // Every f16 bit pattern converted once: the K-quant and _0/_1 loops read one or two halves per
@@ -79,6 +82,36 @@ void dequant_q4_1(const uint8_t* src, int64_t blocks, float* dst, const float* h
   }
 }
 
+// The 5-bit "_0/_1" formats: element j < 16 takes the low nibble of qs[j], element j + 16 the
+// high nibble; bit j of the little-endian qh word is each element's fifth bit.
+inline void q5_values(const uint8_t* qh_bytes, const uint8_t* qs, uint8_t* q) {
+  uint32_t qh;
+  std::memcpy(&qh, qh_bytes, 4);
+  for (int j = 0; j < kQK / 2; ++j) {
+    q[j] = static_cast<uint8_t>((qs[j] & 0x0f) | (((qh >> j) & 1u) << 4));
+    q[j + kQK / 2] = static_cast<uint8_t>((qs[j] >> 4) | (((qh >> (j + kQK / 2)) & 1u) << 4));
+  }
+}
+
+void dequant_q5_0(const uint8_t* src, int64_t blocks, float* dst, const float* half) {
+  uint8_t q[kQK];
+  for (int64_t b = 0; b < blocks; ++b, src += kQ5_0Bytes, dst += kQK) {
+    const float d = half[read_u16(src)];
+    q5_values(src + 2, src + 6, q);
+    for (int j = 0; j < kQK; ++j) dst[j] = static_cast<float>(static_cast<int>(q[j]) - 16) * d;
+  }
+}
+
+void dequant_q5_1(const uint8_t* src, int64_t blocks, float* dst, const float* half) {
+  uint8_t q[kQK];
+  for (int64_t b = 0; b < blocks; ++b, src += kQ5_1Bytes, dst += kQK) {
+    const float d = half[read_u16(src)];
+    const float m = half[read_u16(src + 2)];
+    q5_values(src + 4, src + 8, q);
+    for (int j = 0; j < kQK; ++j) dst[j] = static_cast<float>(q[j]) * d + m;
+  }
+}
+
 // 8 sub-blocks of 32 share a 6-bit scale and a 6-bit min, packed into 12 bytes:
 // bytes 0-3 hold scales 0-3 (low 6 bits) and the top 2 bits of scales 4-7; bytes 4-7 the same
 // for the mins; bytes 8-11 the low 4 bits of scales 4-7 (low nibble) and mins 4-7 (high nibble).
@@ -107,6 +140,30 @@ void dequant_q4_k(const uint8_t* src, int64_t blocks, float* dst, const float* h
       const float d2 = d * static_cast<float>(sc), m2 = dmin * static_cast<float>(mn);
       for (int l = 0; l < 32; ++l) *dst++ = d1 * static_cast<float>(qs[l] & 0x0f) - m1;
       for (int l = 0; l < 32; ++l) *dst++ = d2 * static_cast<float>(qs[l] >> 4) - m2;
+    }
+  }
+}
+
+// Q4_K's layout plus a fifth bit per element: bit s of qh[l] belongs to element l of sub-block s.
+void dequant_q5_k(const uint8_t* src, int64_t blocks, float* dst, const float* half) {
+  for (int64_t b = 0; b < blocks; ++b, src += kQ5_KBytes) {
+    const float d = half[read_u16(src)];
+    const float dmin = half[read_u16(src + 2)];
+    const uint8_t* scales = src + 4;
+    const uint8_t* qh = src + 16;
+    const uint8_t* qs = src + 48;
+    for (int g = 0; g < 4; ++g, qs += 32) {
+      for (int half_of_group = 0; half_of_group < 2; ++half_of_group) {
+        const int s = 2 * g + half_of_group;
+        uint8_t sc, mn;
+        q4_k_scale_min(s, scales, &sc, &mn);
+        const float ds = d * static_cast<float>(sc), ms = dmin * static_cast<float>(mn);
+        const int shift = 4 * half_of_group;
+        for (int l = 0; l < 32; ++l) {
+          const int q = ((qs[l] >> shift) & 0x0f) | (((qh[l] >> s) & 1) << 4);
+          *dst++ = ds * static_cast<float>(q) - ms;
+        }
+      }
     }
   }
 }
@@ -144,8 +201,11 @@ int64_t dtype_block_size(DType t) {
     case DType::BF16: return 1;
     case DType::Q8_0:
     case DType::Q4_0:
-    case DType::Q4_1: return kQK;
+    case DType::Q4_1:
+    case DType::Q5_0:
+    case DType::Q5_1: return kQK;
     case DType::Q4_K:
+    case DType::Q5_K:
     case DType::Q6_K: return kQKK;
   }
   throw Error("internal error: dtype_block_size: unknown dtype");
@@ -159,7 +219,10 @@ static size_t dtype_block_bytes(DType t) {
     case DType::Q8_0: return kQ8_0Bytes;
     case DType::Q4_0: return kQ4_0Bytes;
     case DType::Q4_1: return kQ4_1Bytes;
+    case DType::Q5_0: return kQ5_0Bytes;
+    case DType::Q5_1: return kQ5_1Bytes;
     case DType::Q4_K: return kQ4_KBytes;
+    case DType::Q5_K: return kQ5_KBytes;
     case DType::Q6_K: return kQ6_KBytes;
   }
   throw Error("internal error: dtype_block_bytes: unknown dtype");
@@ -187,7 +250,10 @@ void dequantize(DType t, const uint8_t* src, int64_t n, float* dst) {
     case DType::Q8_0: dequant_q8_0(src, blocks, dst, half); return;
     case DType::Q4_0: dequant_q4_0(src, blocks, dst, half); return;
     case DType::Q4_1: dequant_q4_1(src, blocks, dst, half); return;
+    case DType::Q5_0: dequant_q5_0(src, blocks, dst, half); return;
+    case DType::Q5_1: dequant_q5_1(src, blocks, dst, half); return;
     case DType::Q4_K: dequant_q4_k(src, blocks, dst, half); return;
+    case DType::Q5_K: dequant_q5_k(src, blocks, dst, half); return;
     case DType::Q6_K: dequant_q6_k(src, blocks, dst, half); return;
   }
 }

@@ -8,7 +8,7 @@
 namespace hc {
 
 // Storage types the readers understand. Quantised types are GGUF block formats.
-enum class DType { F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K };
+enum class DType { F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K, Q5_0, Q5_1, Q5_K };
 
 const char* dtype_name(DType t);
 

