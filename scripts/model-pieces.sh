@@ -3,7 +3,7 @@
 # the working tree, the tree itself included) in pieces, and joins them on the other side.
 #
 #   scripts/model-pieces.sh split FILE DIR
-#       Cuts FILE into DIR/NAME.01, NAME.02, ... of at most 60,000,000 bytes each (NAME = FILE's
+#       Cuts FILE into DIR/NAME.01, NAME.02, ... of at most 50,000,000 bytes each (NAME = FILE's
 #       base name) and writes DIR/NAME.manifest: the whole file's size and sha256, then each
 #       piece's.
 #   scripts/model-pieces.sh join PIECE DEST
@@ -24,8 +24,9 @@
 # Exit codes: 0 ok, 2 bad usage, a piece or file that fails its check, or a piece out of order.
 set -euo pipefail
 
+# 50 MB leaves room in a call's 64 MiB for the working tree that travels with it (~10 MB).
 # MODEL_PIECES_BYTES makes smaller pieces (for tests); never larger than what one call carries.
-piece_bytes="${MODEL_PIECES_BYTES:-60000000}"
+piece_bytes="${MODEL_PIECES_BYTES:-50000000}"
 
 die() { echo "model-pieces: $*" >&2; exit 2; }
 usage() { sed -n '5,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
