@@ -148,7 +148,7 @@ Prompt passkey(const PromptSpec& spec, const Tokenizer& tok) {
 
 // Several needles ("The special magic number for <city> is <7-digit number>.") in a haystack of
 // plain sentences, and a question asking for all of them: retrieval of several facts spread over
-// the context, as in RULER's multi-key needle task. The haystack is drawn sentence by sentence
+// the context, as in RULER's multi-query needle task. The haystack is drawn sentence by sentence
 // from a fixed set of everyday prose; the needles go between sentences, needle i at a random depth
 // inside the i-th of `needles` equal slices of the haystack, so they are spread over the context
 // and come in the order the question asks for them. Exactly N tokens: the haystack is cut to the
