@@ -15,12 +15,14 @@
 # machine stays warm (it is given back after a short idle time, about 30 s), so make the calls
 # back to back, and put the work that needs the whole file in the call of the last piece or right
 # after it; a fresh machine starts again from piece 01 (joining says where it stands):
-#   here:   scripts/model-pieces.sh split .cache/MODEL.gguf /tmp/pieces
-#           for each piece NN:  rm -rf .model && mkdir .model &&
-#                               cp /tmp/pieces/MODEL.gguf.manifest /tmp/pieces/MODEL.gguf.NN .model/
-#   device: run with carry [".model"] the command
-#           scripts/model-pieces.sh join .model/MODEL.gguf.NN /tmp/MODEL.gguf
-# .model/ is git-ignored (/.model/ in .gitignore): an ignored folder travels only when carry names it.
+#   here, before the first call:
+#           scripts/model-pieces.sh split .cache/MODEL.gguf /tmp/pieces
+#           for each piece NN:  mkdir -p .model/NN &&
+#                               cp /tmp/pieces/MODEL.gguf.manifest /tmp/pieces/MODEL.gguf.NN .model/NN/
+#   device, for NN = 01, 02, ... in order: run with carry [".model/NN"] the command
+#           scripts/model-pieces.sh join .model/NN/MODEL.gguf.NN /tmp/MODEL.gguf
+# .model/ is git-ignored (/.model/ in .gitignore): an ignored path travels only when carry names
+# it, so each call takes its own piece's folder and nothing need happen here between calls.
 # Exit codes: 0 ok, 2 bad usage, a piece or file that fails its check, or a piece out of order.
 set -euo pipefail
 
@@ -95,6 +97,6 @@ join_piece() {
 case "$1" in
   split) [ $# = 3 ] || usage; split_file "$2" "$3" ;;
   join) [ $# = 3 ] || usage; join_piece "$2" "$3" ;;
-  -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) usage ;;
 esac

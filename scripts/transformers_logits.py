@@ -9,6 +9,8 @@ tokens built from a fixed text, runs the forward pass and writes, into --out-dir
                  last one included)
   logits.f32     float32 little-endian [len(positions), vocab]
   meta.json      the GGUF's path and sha256, general.name, vocab, token count, device, versions
+With several lengths (--tokens 2048,32768) the model loads once and each length gets its own
+folder, --out-dir/N.
 The [transformers] case of tests/calib/test_transformers_logits.cpp (HEADCAL_TRANSFORMERS_REF=out-dir;
 the model is meta.json's GGUF unless HEADCAL_TRANSFORMERS_MODEL names another path) runs headcal's
 engine on the same tokens and reports top-1 agreement and max abs logit error.
@@ -19,7 +21,7 @@ Where transformers ties the output head to the embedding but the file stores its
 output.weight (Qwen2.5 GGUFs do), the head is set to the file's output.weight, as headcal reads it.
 
 Needs torch, transformers and gguf (on the device: carry the gguf wheel, see the device README).
-Usage: transformers_logits.py --gguf MODEL.gguf --out-dir /tmp/ref [--tokens 2048] [--positions 256]
+Usage: transformers_logits.py --gguf MODEL.gguf --out-dir /tmp/ref [--tokens 2048[,32768...]] [--positions 256]
 Exit codes: 0 ok, 2 bad arguments or a model/tokenizer that cannot give the prompt.
 """
 import argparse
@@ -88,16 +90,21 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gguf", required=True, help="the model's GGUF file")
     ap.add_argument("--out-dir", required=True)
-    ap.add_argument("--tokens", type=int, default=2048, help="prompt length in tokens (default 2048)")
+    ap.add_argument("--tokens", default="2048", help="prompt length in tokens, or several, comma-separated (default 2048)")
     ap.add_argument("--positions", type=int, default=256, help="logit rows to store (default 256)")
     ap.add_argument("--stride", type=int, help="store every STRIDE-th position (and the last) instead")
     args = ap.parse_args()
     if not os.path.isfile(args.gguf):
         ap.error(f"--gguf {args.gguf}: no such file")
-    if args.tokens < 1 or args.positions < 1 or (args.stride is not None and args.stride < 1):
+    try:
+        lengths = [int(t) for t in args.tokens.split(",")]
+    except ValueError:
+        ap.error(f"--tokens {args.tokens}: expected a whole number or a comma-separated list of them")
+    if min(lengths) < 1 or args.positions < 1 or (args.stride is not None and args.stride < 1):
         ap.error("--tokens, --positions and --stride must be positive")
 
     import torch
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = os.path.abspath(args.gguf)
@@ -105,9 +112,9 @@ def main():
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32,
                                                  attn_implementation="sdpa")
     model.eval()
-    vocab = model.config.vocab_size
-    if args.tokens > getattr(model.config, "max_position_embeddings", args.tokens):
-        die(f"--tokens {args.tokens} is beyond the model's context {model.config.max_position_embeddings}")
+    context = getattr(model.config, "max_position_embeddings", max(lengths))
+    if max(lengths) > context:
+        die(f"--tokens {max(lengths)} is beyond the model's context {context}")
 
     head, general_name = gguf_output_head(path)
     head_source = "tied to the embedding"
@@ -122,11 +129,27 @@ def main():
 
     try:
         tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        ids = tok(build_text(args.tokens * 8), add_special_tokens=False)["input_ids"][: args.tokens]
     except Exception as e:  # the logits check stands without real text: fixed pseudo-random ids
         print(f"tokenizer unavailable ({e}); using seeded random token ids", file=sys.stderr)
-        ids = np.random.default_rng(args.tokens).integers(0, vocab, args.tokens).tolist()
-    if len(ids) < args.tokens:
+        tok = None
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device)
+    info = {"gguf": path, "sha256": file_sha256(path), "name": general_name, "output_head": head_source,
+            "device": device, "torch": torch.__version__, "transformers": transformers.__version__}
+    for n_tokens in lengths:
+        out_dir = args.out_dir if len(lengths) == 1 else os.path.join(args.out_dir, str(n_tokens))
+        write_reference(model, tok, n_tokens, args, out_dir, dict(info))
+
+
+def write_reference(model, tok, n_tokens, args, out_dir, meta):
+    import torch
+
+    vocab = model.config.vocab_size
+    if tok is not None:
+        ids = tok(build_text(n_tokens * 8), add_special_tokens=False)["input_ids"][:n_tokens]
+    else:
+        ids = np.random.default_rng(n_tokens).integers(0, vocab, n_tokens).tolist()
+    if len(ids) < n_tokens:
         die(f"prompt too short: {len(ids)} tokens")
 
     if args.stride:
@@ -136,26 +159,25 @@ def main():
     else:
         positions = spaced_positions(len(ids), args.positions)
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model.to(device)
+    device = meta["device"]
     with torch.no_grad():
         hidden = model.model(torch.tensor([ids], device=device)).last_hidden_state[0]
         logits = model.lm_head(hidden[torch.tensor(positions, device=device)]).float().cpu().numpy()
+    del hidden
+    if device == "cuda":
+        torch.cuda.empty_cache()
 
-    os.makedirs(args.out_dir, exist_ok=True)
-    with open(os.path.join(args.out_dir, "tokens.txt"), "w") as f:
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "tokens.txt"), "w") as f:
         f.write(" ".join(str(t) for t in ids) + "\n")
-    with open(os.path.join(args.out_dir, "positions.txt"), "w") as f:
+    with open(os.path.join(out_dir, "positions.txt"), "w") as f:
         f.write(" ".join(str(p) for p in positions) + "\n")
-    np.ascontiguousarray(logits, dtype="<f4").tofile(os.path.join(args.out_dir, "logits.f32"))
-    import transformers
-    meta = {"gguf": path, "sha256": file_sha256(path), "name": general_name, "vocab": int(logits.shape[1]),
-            "tokens": len(ids), "positions": len(positions), "output_head": head_source, "device": device,
-            "torch": torch.__version__, "transformers": transformers.__version__}
-    with open(os.path.join(args.out_dir, "meta.json"), "w") as f:
+    np.ascontiguousarray(logits, dtype="<f4").tofile(os.path.join(out_dir, "logits.f32"))
+    meta.update({"vocab": int(logits.shape[1]), "tokens": len(ids), "positions": len(positions)})
+    with open(os.path.join(out_dir, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
-    print(f"transformers {len(ids)} tokens of {general_name or name} on {device}: vocab {logits.shape[1]}, "
-          f"head {head_source}, {len(positions)} positions written to {args.out_dir}")
+    print(f"transformers {len(ids)} tokens of {meta['name'] or meta['gguf']} on {device}: vocab {logits.shape[1]}, "
+          f"head {meta['output_head']}, {len(positions)} positions written to {out_dir}")
 
 
 if __name__ == "__main__":

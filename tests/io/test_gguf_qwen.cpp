@@ -6,35 +6,24 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "catch.h"
+#include "support/qwen_model.h"
 #include "io/gguf.h"
 #include "io/tokenizer.h"
 
 using namespace hc;
 namespace tn = hc::tensor_names;
-namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kQwenFile = "Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf";
-
-// HEADCAL_QWEN_MODEL, else get-model.sh's cache (HEADCAL_CACHE or <repo>/.cache); "" when absent.
-std::string qwen_gguf_path() {
-  if (const char* env = std::getenv("HEADCAL_QWEN_MODEL"); env && fs::exists(env)) return env;
-  const char* cache_env = std::getenv("HEADCAL_CACHE");
-  const fs::path p = fs::path(cache_env ? cache_env : std::string(HEADCAL_SOURCE_DIR) + "/.cache") / kQwenFile;
-  return fs::exists(p) ? p.string() : std::string();
-}
-
 // Empty when the test should be skipped; fails the test when the variable names a missing file.
 std::string qwen_or_skip() {
-  const std::string path = qwen_gguf_path();
+  const std::string path = hc::test::qwen_gguf_path();
   if (path.empty()) {
     if (const char* env = std::getenv("HEADCAL_QWEN_MODEL"))
       FAIL("HEADCAL_QWEN_MODEL is set to '" << env << "' but no file is there");
