@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "bench/bench_attention.h"
+#include "calib/device_select.h"
 #include "cli/command.h"
 #include "common/error.h"
 
@@ -38,10 +39,11 @@ Runner setup_bench(CLI::App& sub) {
   sub.add_option("--seconds", o->kernel.seconds_per_point, "timed seconds per measurement (3..30 runs)")
       ->check(CLI::PositiveNumber);
   return [o]() -> int {
+    require_cuda_device();
 #if defined(HEADCAL_HAVE_CUDA)
     return o->mode == "dense" ? bench::bench_dense(o->kernel) : bench::bench_sparse(o->kernel);
 #else
-    throw hc::DeviceError("headcal bench needs a CUDA build (this one has no CUDA)");
+    return 3;  // unreachable: require_cuda_device() throws in a build without CUDA
 #endif
   };
 }

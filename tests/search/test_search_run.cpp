@@ -116,9 +116,10 @@ TEST_CASE("print_summary shows per-layer counts, recall and density", "[search]"
   std::ostringstream out;
   search::print_summary(p, out);
   std::string s = out.str();
-  CHECK(s.find("mean_recall") != std::string::npos);
-  // Layer 0 of the synthetic model: heads 0..5 are a_shape, v_slash, b_sparse, dense, a_shape, v_slash.
-  CHECK(s.find("    0      1       2       2        1") != std::string::npos);
+  CHECK(s.find("a_shape  vertical_slash  block_sparse  mean recall") != std::string::npos);
+  // Layer 0 of the synthetic model: heads 0..5 are a_shape, vertical_slash, block_sparse, dense,
+  // a_shape, vertical_slash.
+  CHECK(s.find("    0      1        2               2             1") != std::string::npos);
   CHECK(s.find("  all ") != std::string::npos);
   CHECK(s.find("budget: global-density 0.3") != std::string::npos);
   fs::remove_all(dir);
