@@ -30,11 +30,14 @@ void print_next_steps(const RecordCliOptions& rec, const PreparedRecord& prepare
   const std::filesystem::path p(profile);
   const std::string stem = (p.parent_path() / p.stem()).string();
   const std::string device = prepared.options.device == DeviceKind::Cpu ? " --device cpu" : "";
+  // Validation on another prompt than calibration's; random-weight models have no text to build one.
+  const bool random_weights = rec.model.rfind("random:", 0) == 0;
+  const std::string prompt = random_weights ? " --seed 2" : " --generate passkey";
   std::printf("next:\n"
-              "  headcal validate --model %s --profile %s --generate passkey --length %zu%s --json %s.validation.json\n"
+              "  headcal validate --model %s --profile %s%s --length %zu%s --json %s.validation.json\n"
               "  headcal report --atlas %s --profile %s --validation %s.validation.json -o %s-report\n"
               "  headcal export %s --format minference -o %s.minference.json\n",
-              rec.model.c_str(), profile.c_str(), prepared.prompt.tokens.size(), device.c_str(), stem.c_str(),
+              rec.model.c_str(), profile.c_str(), prompt.c_str(), prepared.prompt.tokens.size(), device.c_str(), stem.c_str(),
               atlas.c_str(), profile.c_str(), stem.c_str(), stem.c_str(), profile.c_str(), stem.c_str());
 }
 
@@ -59,9 +62,9 @@ Runner setup(CLI::App& sub) {
       atlas_path = (p.parent_path() / (p.stem().string() + ".atlas.h5")).string();
     }
     PreparedRecord prepared = prepare_record(*rec);
-    std::fprintf(stderr, "calibrating %s: %zu tokens, %zu candidates per head (+ dense), %s backend\n",
-                 rec->model.c_str(), prepared.prompt.tokens.size(), prepared.grid_candidates,
-                 device_name(prepared.options.device));
+    std::fprintf(stderr, "calibrating %s on the %s: %zu tokens, %zu candidate patterns per head (and dense)\n",
+                 rec->model.c_str(), prepared.options.device == DeviceKind::Cuda ? "GPU" : "CPU",
+                 prepared.prompt.tokens.size(), prepared.grid_candidates);
     const RecordSummary summary = record_atlas(*prepared.model, prepared.prompt.tokens, atlas_path, prepared.options);
 
     const auto t_search = std::chrono::steady_clock::now();

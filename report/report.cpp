@@ -139,7 +139,7 @@ std::string curves_section(const Atlas& atlas, const Profile& shown) {
     bool first = true;
     for (int64_t h = 0; h < shown.model.heads; ++h) {
       const ProfileHead& e = shown.at(layer, h);
-      Series mark{first ? "chosen, one per head" : "", kPatternColor[static_cast<int>(e.pattern)], {}, false,
+      Series mark{first ? "chosen, one per head (fill: its pattern)" : "", kPatternColor[static_cast<int>(e.pattern)], {}, false,
                   Marker::diamond, 1.0};
       mark.points.emplace_back(e.density, 1.0 - e.recall);
       series.push_back(mark);
@@ -321,7 +321,7 @@ std::string report_html(const Atlas& atlas, const Profile& shown, bool from_prof
     << "table.maps th{font-weight:normal;white-space:nowrap}"
     << "table.maps img{image-rendering:pixelated;width:64px;height:64px;display:block}"
     << ".scale{margin:4px 0 12px}.scale img{image-rendering:pixelated;width:320px;height:14px;display:block;"
-       "border:1px solid #999}.scale .ticks{display:flex;justify-content:space-between;width:340px;font-size:11px}"
+       "border:1px solid #999}.scale .ticks{display:flex;justify-content:space-between;width:322px;font-size:11px}"
     << ".legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 14px;vertical-align:middle}\n"
     << "</style></head><body>\n";
   s << "<h1>headcal report: " << html_escape(title) << "</h1>\n<table class=\"meta\">"

@@ -137,8 +137,7 @@ std::string chart_svg(const ChartSpec& spec, const std::vector<Series>& series) 
     const double y = spec.height + 4 + 13 * row++;
     const double x = left;
     if (ser.marker == Marker::diamond)
-      s << "<path d=\"M" << x + 8 << "," << y << " l5,5 l-5,5 l-5,-5 z\" fill=\"" << ser.color
-        << "\" stroke=\"#000\"/>";
+      s << "<path d=\"M" << x + 8 << "," << y << " l5,5 l-5,5 l-5,-5 z\" fill=\"#fff\" stroke=\"#000\"/>";
     else
       s << "<rect x=\"" << x << "\" y=\"" << y + 3 << "\" width=\"16\" height=\"4\" fill=\"" << ser.color << "\"/>";
     s << "<text x=\"" << x + 22 << "\" y=\"" << y + 9 << "\">" << html_escape(ser.label) << "</text>";

@@ -163,7 +163,7 @@ TEST_CASE("report writes CSVs and one self-contained HTML page", "[report]") {
     CHECK(count_of(html, "data:image/png;base64,") == 2u * 6u + 1u);  // recorded layers x heads + colour scale
     CHECK(count_of(html, "<svg") == 1u + 2u);  // pattern map + one plot per recorded layer
     CHECK(count_of(html, "class=\"chosen\"") == 2u * 6u);  // each head's choice marked in its layer's plot
-    CHECK(count_of(html, "chosen, one per head") == 2u);     // in each plot's legend
+    CHECK(count_of(html, "chosen, one per head (fill: its pattern)") == 2u);     // in each plot's legend
     CHECK(html.find("1 - recall") != std::string::npos);     // the plots' log-scale loss axis
     CHECK(html.find("max/10000") != std::string::npos);      // the maps' colour scale
     CHECK(html.find("<title>headcal report: synthetic-model</title>") != std::string::npos);

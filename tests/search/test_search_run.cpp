@@ -45,7 +45,7 @@ TEST_CASE("search picks each head's own pattern and dense where nothing fits", "
     CHECK(p.model.fingerprint == "fp-synthetic");
     CHECK(p.calibration.tokens == spec.tokens);
     REQUIRE_FALSE(notes.empty());
-    CHECK(notes.back().find("achieved") != std::string::npos);
+    CHECK(notes.back().find("of dense attention's cost, used ") != std::string::npos);
   }
   SECTION("per-head density") {
     Profile p = search::run(atlas, opts(search::BudgetMode::density, 0.2));
