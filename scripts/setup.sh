@@ -89,6 +89,6 @@ elif [ "$#" -gt 0 ] || [ "$test_deps" -eq 1 ]; then
   cmake -S . -B "$build_dir" "$@" >/dev/null  # picks up new options and the tests' .venv/
 fi
 jobs="${HEADCAL_JOBS:-$(nproc)}"
-say "building $build_dir/ with $jobs parallel jobs (about 15 minutes on 2 cores with CUDA off)"
+say "building $build_dir/ with $jobs parallel jobs (about 12 minutes on 2 cores with CUDA off)"
 cmake --build "$build_dir" -j "$jobs"
 say "built $build_dir/headcal"
