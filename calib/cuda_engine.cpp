@@ -30,7 +30,7 @@ constexpr int64_t kOutputChunkRows = 256;
 // (cuBLAS asks ~32 MiB of workspace on Hopper); generous so that the check errs on the safe side.
 constexpr size_t kHeadroomBytes = size_t(512) << 20;
 
-std::string gib(size_t bytes) {
+[[maybe_unused]] std::string gib(size_t bytes) {  // unused when built without CUDA
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / double(size_t(1) << 30));
   return buf;

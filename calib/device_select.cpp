@@ -23,20 +23,25 @@ bool cuda_device_present() {
 
 const char* device_name(DeviceKind kind) { return kind == DeviceKind::Cuda ? "cuda" : "cpu"; }
 
+std::string no_cuda_device_message() {
+#if defined(HEADCAL_HAVE_CUDA)
+  return "no CUDA device: none is present or its driver does not answer (nvidia-smi lists the devices)";
+#else
+  return "no CUDA device: this headcal was built without CUDA";
+#endif
+}
+
+void require_cuda_device() {
+  if (!cuda_device_present()) throw DeviceError(no_cuda_device_message());
+}
+
 DeviceKind resolve_device(const std::string& choice, std::string* notice) {
   if (choice == "cpu") return DeviceKind::Cpu;
   if (choice != "cuda" && choice != "auto")
     throw InputError("--device", "'" + choice + "' is not one of cuda, cpu, auto");
-#if defined(HEADCAL_HAVE_CUDA)
-  const bool built = true;
-#else
-  const bool built = false;
-#endif
-  const bool present = built && cuda_device_present();
-  if (present) return DeviceKind::Cuda;
-  const std::string why = built ? "no CUDA device is present" : "this headcal was built without CUDA";
-  if (choice == "cuda") throw DeviceError("--device cuda: " + why);
-  if (notice) *notice = why + "; running on the CPU backend (slow beyond a few thousand tokens)";
+  if (cuda_device_present()) return DeviceKind::Cuda;
+  if (choice == "cuda") throw DeviceError("--device cuda: " + no_cuda_device_message());
+  if (notice) *notice = no_cuda_device_message() + "; running on the CPU (slow beyond a few thousand tokens)";
   return DeviceKind::Cpu;
 }
 

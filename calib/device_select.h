@@ -17,4 +17,9 @@ bool cuda_device_present();
 
 const char* device_name(DeviceKind kind);  // "cuda" / "cpu"
 
+// The one wording of "no CUDA device" ("no CUDA device: <why>"), for every command that needs one.
+std::string no_cuda_device_message();
+// Throws DeviceError (exit 3) with no_cuda_device_message() when no CUDA device can be used.
+void require_cuda_device();
+
 }  // namespace hc

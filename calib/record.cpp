@@ -31,6 +31,7 @@ AtlasMeta make_meta(const ModelFile& model, const ModelConfig& c, const std::vec
   AtlasMeta m;
   m.model_fingerprint = model.fingerprint();
   m.model_name = c.name.empty() ? model.path() : c.name;
+  m.model_file = model.path();
   m.arch = c.arch;
   m.layers = c.n_layers;
   m.heads = c.n_heads;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "bench/bench_attention.h"
+#include "calib/device_select.h"
 #include "cli/command.h"
 #include "common/error.h"
 
@@ -39,9 +40,19 @@ Runner setup_bench(CLI::App& sub) {
       ->check(CLI::PositiveNumber);
   return [o]() -> int {
 #if defined(HEADCAL_HAVE_CUDA)
-    return o->mode == "dense" ? bench::bench_dense(o->kernel) : bench::bench_sparse(o->kernel);
+    // Bad options are reported as such (the benchmarks check them before touching the GPU); a
+    // CUDA failure on a machine without a device becomes the one "no CUDA device" message.
+    try {
+      return o->mode == "dense" ? bench::bench_dense(o->kernel) : bench::bench_sparse(o->kernel);
+    } catch (const hc::InputError&) {
+      throw;
+    } catch (const hc::Error&) {
+      require_cuda_device();
+      throw;
+    }
 #else
-    throw hc::DeviceError("headcal bench needs a CUDA build (this one has no CUDA)");
+    require_cuda_device();  // throws: this build has no CUDA
+    return 3;
 #endif
   };
 }

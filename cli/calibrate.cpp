@@ -24,10 +24,27 @@ struct CalibrateCliOptions {
   std::string atlas;
 };
 
+// The commands that naturally follow, with this run's files filled in, ready to paste.
+void print_next_steps(const RecordCliOptions& rec, const PreparedRecord& prepared, const std::string& profile,
+                      const std::string& atlas) {
+  const std::filesystem::path p(profile);
+  const std::string stem = (p.parent_path() / p.stem()).string();
+  const std::string device = prepared.options.device == DeviceKind::Cpu ? " --device cpu" : "";
+  // Validation on another prompt than calibration's; random-weight models have no text to build one.
+  const bool random_weights = rec.model.rfind("random:", 0) == 0;
+  const std::string prompt = random_weights ? " --seed 2" : " --generate passkey";
+  std::printf("next:\n"
+              "  headcal validate --model %s --profile %s%s --length %zu%s --json %s.validation.json\n"
+              "  headcal report --atlas %s --profile %s --validation %s.validation.json -o %s-report\n"
+              "  headcal export %s --format minference -o %s.minference.json\n",
+              rec.model.c_str(), profile.c_str(), prompt.c_str(), prepared.prompt.tokens.size(), device.c_str(), stem.c_str(),
+              atlas.c_str(), profile.c_str(), stem.c_str(), stem.c_str(), profile.c_str(), stem.c_str());
+}
+
 Runner setup(CLI::App& sub) {
   std::shared_ptr<RecordCliOptions> rec = add_record_options(sub);
   auto o = std::make_shared<CalibrateCliOptions>();
-  sub.add_option("--out", o->out, "profile to write (YAML)")->required();
+  sub.add_option("-o,--out", o->out, "profile to write (YAML)")->required();
   sub.add_option("--atlas", o->atlas, "atlas to write (default: the profile's name with .atlas.h5)");
   auto budget = std::make_shared<BudgetOptions>(sub);  // default: --global-density 0.2
 
@@ -45,9 +62,9 @@ Runner setup(CLI::App& sub) {
       atlas_path = (p.parent_path() / (p.stem().string() + ".atlas.h5")).string();
     }
     PreparedRecord prepared = prepare_record(*rec);
-    std::fprintf(stderr, "calibrating %s on %s: %zu candidates per head (+ dense), %s backend\n",
-                 rec->model.c_str(), prepared.prompts.description.c_str(), prepared.grid_candidates,
-                 device_name(prepared.options.device));
+    std::fprintf(stderr, "calibrating %s on the %s: %s, %zu candidate patterns per head (and dense)\n",
+                 rec->model.c_str(), prepared.options.device == DeviceKind::Cuda ? "GPU" : "CPU",
+                 prepared.prompts.description.c_str(), prepared.grid_candidates);
     const RecordSummary summary = record_atlas_set(*prepared.model, prepared.records, atlas_path, prepared.options);
 
     const auto t_search = std::chrono::steady_clock::now();
@@ -63,6 +80,7 @@ Runner setup(CLI::App& sub) {
     std::printf("search %.2f s, total %.2f s\nwrote %s and %s\n",
                 std::chrono::duration<double>(t_end - t_search).count(),
                 std::chrono::duration<double>(t_end - t0).count(), o->out.c_str(), atlas_path.c_str());
+    print_next_steps(*rec, prepared, o->out, atlas_path);
     return 0;
   };
 }

@@ -24,7 +24,7 @@ Runner setup(CLI::App& sub) {
   auto o = std::make_shared<ExportCliOptions>();
   sub.add_option("profile", o->profile, "profile to export (YAML)")->required();
   sub.add_option("--format", o->format, "output format: minference")->check(CLI::IsMember({"minference"}));
-  sub.add_option("--out", o->out, "JSON file to write")->required();
+  sub.add_option("-o,--out", o->out, "JSON file to write")->required();
   sub.add_flag("--vllm", o->vllm,
                "for vLLM's dual-chunk backend: refuse heads that are not vertical_and_slash "
                "(search with --patterns vertical_slash to get such a profile)");

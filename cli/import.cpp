@@ -29,7 +29,7 @@ struct ImportCliOptions {
 Runner setup(CLI::App& sub) {
   auto o = std::make_shared<ImportCliOptions>();
   sub.add_option("json", o->json, "MInference pattern config (JSON)")->required();
-  sub.add_option("--out", o->out, "profile to write (YAML)")->required();
+  sub.add_option("-o,--out", o->out, "profile to write (YAML)")->required();
   auto* m = sub.add_option("--model", o->model, "the model the config is for (GGUF or Hugging Face directory)");
   auto* a = sub.add_option("--atlas", o->atlas, "an atlas of the model (gives its shapes and the length N)");
   m->excludes(a);

@@ -14,7 +14,7 @@ namespace {
 Runner setup(CLI::App& sub) {
   std::shared_ptr<RecordCliOptions> o = add_record_options(sub);
   auto out = std::make_shared<std::string>();
-  sub.add_option("--out", *out, "atlas file to write (HDF5)")->required();
+  sub.add_option("-o,--out", *out, "atlas file to write (HDF5)")->required();
   return [o, out]() {
     PreparedRecord r = prepare_record(*o);
     const RecordSummary s = record_atlas_set(*r.model, r.records, *out, r.options);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <string>
 
 #include "calib/device_select.h"
 #include "calib/prober.h"
@@ -70,7 +71,6 @@ PreparedRecord prepare_record(const RecordCliOptions& cli) {
   PreparedRecord r;
   std::string notice;
   r.options.device = resolve_device(cli.device, &notice);
-  if (!notice.empty()) std::fprintf(stderr, "headcal: notice: %s\n", notice.c_str());
   if (!cli.layers.empty()) parse_layers(cli.layers, &r.options.first_layer, &r.options.last_layer);
   r.options.map_size = cli.map_size;
   r.options.n_threads = cli.threads;
@@ -96,19 +96,22 @@ PreparedRecord prepare_record(const RecordCliOptions& cli) {
   } else if (!cli.grid.empty()) {
     throw InputError("--grid", "--grid and --no-probes exclude each other");
   }
+  // Printed once the model, prompt and grid are known good, so an input error comes first.
+  if (!notice.empty()) std::fprintf(stderr, "headcal: notice: %s\n", notice.c_str());
   const bool tty = stderr_is_tty();
   r.options.on_progress = [tty](const RecordProgress& p) { print_progress(p, tty); };
   return r;
 }
 
 void print_record_summary(const RecordSummary& s) {
+  const std::string where = s.backend == "cuda" ? "the GPU (" + s.device + ")" : std::string("the CPU");
   if (s.prompts > 1)
-    std::printf("recorded %d prompts (up to %lld tokens) x %d layers on %s (%s): prefill+record %.2f s, load %.2f s",
-                s.prompts, static_cast<long long>(s.n_tokens), s.layers_recorded, s.backend.c_str(), s.device.c_str(),
-                s.prefill_s, s.load_s);
+    std::printf("recorded %d prompts (up to %lld tokens) x %d layers on %s: model load %.2f s, prefill and "
+                "measurements %.2f s",
+                s.prompts, static_cast<long long>(s.n_tokens), s.layers_recorded, where.c_str(), s.load_s, s.prefill_s);
   else
-    std::printf("recorded %d layers x %lld tokens on %s (%s): prefill+record %.2f s, load %.2f s", s.layers_recorded,
-                static_cast<long long>(s.n_tokens), s.backend.c_str(), s.device.c_str(), s.prefill_s, s.load_s);
+    std::printf("recorded %d layers x %lld tokens on %s: model load %.2f s, prefill and measurements %.2f s",
+                s.layers_recorded, static_cast<long long>(s.n_tokens), where.c_str(), s.load_s, s.prefill_s);
   if (s.backend == "cuda")
     std::printf(", peak GPU memory %.2f GiB", static_cast<double>(s.peak_device_bytes) / double(size_t(1) << 30));
   std::printf("\n");

@@ -2,11 +2,12 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cli/command.h"
 #include "io/atlas.h"
 #include "io/profile.h"
-#include "search/report.h"
+#include "report/report.h"
 
 namespace hc::cli {
 
@@ -16,18 +17,22 @@ struct ReportCliOptions {
   std::string atlas;
   std::string profile;
   std::string out;
+  std::vector<std::string> validations;
 };
 
 Runner setup(CLI::App& sub) {
   auto o = std::make_shared<ReportCliOptions>();
   sub.add_option("--atlas", o->atlas, "atlas (HDF5)")->required();
   sub.add_option("--profile", o->profile, "profile of the same model to show (default: per-head choice at density 0.25)");
-  sub.add_option("--out", o->out, "folder for candidates.csv, heads.csv and report.html")->required();
+  sub.add_option("-o,--out", o->out, "folder for candidates.csv, heads.csv and report.html")->required();
+  sub.add_option("--validation", o->validations,
+                 "validation records (headcal validate --json); with several, the page plots quality against density");
   return [o]() {
     Atlas atlas = Atlas::open(o->atlas);
     std::unique_ptr<Profile> profile;
     if (!o->profile.empty()) profile = std::make_unique<Profile>(read_profile(o->profile));
-    search::ReportFiles files = search::write_report(atlas, profile.get(), o->out);
+    const std::vector<report::ValidationRecord> validations = report::read_validation_records(o->validations);
+    report::ReportFiles files = report::write_report(atlas, profile.get(), o->out, validations);
     std::cout << "wrote " << files.html << "\nwrote " << files.candidates_csv << "\nwrote " << files.heads_csv << "\n";
     return 0;
   };

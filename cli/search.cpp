@@ -23,7 +23,7 @@ struct SearchCliOptions {
 Runner setup(CLI::App& sub) {
   auto o = std::make_shared<SearchCliOptions>();
   sub.add_option("--atlas", o->atlas, "atlas written by record or calibrate (HDF5)")->required();
-  sub.add_option("--out", o->out, "profile to write (YAML)")->required();
+  sub.add_option("-o,--out", o->out, "profile to write (YAML)")->required();
   auto budget = std::make_shared<BudgetOptions>(sub);
   sub.add_flag("--quiet", o->quiet, "no per-layer summary");
 

@@ -72,13 +72,13 @@ Runner setup(CLI::App& sub) {
   return [o, spec]() {
     std::string notice;
     const DeviceKind device = resolve_device(o->device, &notice);
-    if (!notice.empty()) std::fprintf(stderr, "headcal: notice: %s\n", notice.c_str());
 
     // Cheap checks first: the profile must fit the model before any weight is loaded.
     std::unique_ptr<ModelFile> model = open_model_spec(o->model);
     const Profile profile = read_profile(o->profile);
     check_profile_for_model(profile, model->config(), model->fingerprint(), o->strict, o->profile, nullptr);
     const RunPrompts run = run_prompts_for_model(*spec, o->prompt_set, o->model, *model);
+    if (!notice.empty()) std::fprintf(stderr, "headcal: notice: %s\n", notice.c_str());  // after input errors
 
     ValidateOptions vopts;
     vopts.n_threads = o->threads;

@@ -403,6 +403,7 @@ AtlasWriter::AtlasWriter(const std::string& path, const AtlasMeta& meta, std::ve
                   "cannot create /meta");
   write_string_attr(g.get(), "model_fingerprint", meta.model_fingerprint, path);
   write_string_attr(g.get(), "model_name", meta.model_name, path);
+  write_string_attr(g.get(), "model_file", meta.model_file, path);
   write_string_attr(g.get(), "arch", meta.arch, path);
   write_int_attr(g.get(), "layers", meta.layers, path);
   write_int_attr(g.get(), "heads", meta.heads, path);
@@ -598,6 +599,7 @@ Atlas Atlas::open(const std::string& path) {
   AtlasMeta& m = a.meta_;
   m.model_fingerprint = read_string_attr(g.get(), "model_fingerprint", path, "/meta");
   m.model_name = read_string_attr(g.get(), "model_name", path, "/meta");
+  if (has_attr(g.get(), "model_file")) m.model_file = read_string_attr(g.get(), "model_file", path, "/meta");
   m.arch = read_string_attr(g.get(), "arch", path, "/meta");
   m.layers = read_int_attr(g.get(), "layers", path, "/meta");
   m.heads = read_int_attr(g.get(), "heads", path, "/meta");

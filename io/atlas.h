@@ -47,6 +47,7 @@ constexpr int64_t kAtlasVersion = 2;
 struct AtlasMeta {
   std::string model_fingerprint;  // ModelFile::fingerprint()
   std::string model_name;
+  std::string model_file;  // the model's path as given to record ("" in atlases that predate it)
   std::string arch;
   int64_t layers = 0;    // layers of the model (recorded ones may be fewer)
   int64_t heads = 0;     // query heads H

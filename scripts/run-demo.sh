@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+echo "demo: fetching SmolLM2-135M-Instruct (scripts/get-model.sh)" >&2
 model="$(scripts/get-model.sh)"
 out="${1:-demo-out}"
 mkdir -p "$out"
@@ -14,5 +15,6 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
 else
   device=cpu length=1024 budget=0.5
 fi
+echo "demo: calibrating on the $device: $length-token kv_retrieval prompt, budget $budget of dense attention's cost" >&2
 "${BUILD_DIR:-build}/headcal" calibrate --model "$model" --generate kv_retrieval --length "$length" --seed 1 \
-  --global-density "$budget" --device "$device" --out "$out/smollm2-profile.yaml"
+  --global-density "$budget" --device "$device" -o "$out/smollm2-profile.yaml"

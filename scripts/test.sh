@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Sets up (packages, build), fetches the model, and runs the whole test suite with CTest.
-# GPU tests (tag [gpu]) skip themselves where no CUDA device exists.
+# The test command (CI runs it through .ci/run): sets up (system packages, the tests' Python
+# packages in .venv/, the build), fetches SmolLM2-135M-Instruct, and runs every test with CTest.
+# GPU tests show as "Skipped" where no CUDA device exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
-export HEADCAL_MODEL="$(scripts/get-model.sh)"
-python3 -m pip install -q -r scripts/requirements-test.txt >&2 || true
+scripts/setup.sh --test-deps
+echo "test: fetching SmolLM2-135M-Instruct (scripts/get-model.sh)" >&2
+HEADCAL_MODEL="$(scripts/get-model.sh)"
+export HEADCAL_MODEL
+export PATH="$PWD/.venv/bin:$PATH"  # the tests' python3 is the project's environment
 cd "${BUILD_DIR:-build}"
+echo "test: running the tests (ctest)" >&2
 ctest --output-on-failure -j "${HEADCAL_JOBS:-$(nproc)}"

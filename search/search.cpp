@@ -68,11 +68,8 @@ Profile run(const Atlas& atlas, const SearchOptions& options, std::vector<std::s
       notes->push_back(std::to_string(missing) + " layer(s) not recorded in the atlas: their heads are dense");
     if (!minference && options.mode == BudgetMode::global_density) {
       std::ostringstream s;
-      // lambda is recall per FLOP; per dense head's cost it reads as "recall bought by one more
-      // dense head's worth of FLOPs" at the margin.
-      double per_head = tables.empty() ? 0 : alloc.dense_cost / static_cast<double>(tables.size());
-      s << "global density: budget " << options.value << ", achieved " << alloc.achieved_density()
-        << " over the recorded heads (marginal recall per dense head of cost: " << alloc.lambda * per_head << ")";
+      s << "global density: budget " << options.value << " of dense attention's cost, used "
+        << alloc.achieved_density() << " over the recorded heads";
       notes->push_back(s.str());
     }
   }
@@ -82,7 +79,8 @@ Profile run(const Atlas& atlas, const SearchOptions& options, std::vector<std::s
 
 void print_summary(const Profile& p, std::ostream& out) {
   char line[160];
-  out << "layer  dense a_shape v_slash b_sparse  mean_recall  mean_density\n";
+  out << "heads per pattern, mean recall and density (share of dense attention's cost) per layer:\n"
+         "layer  dense  a_shape  vertical_slash  block_sparse  mean recall  mean density\n";
   int total[kNumPatternKinds] = {0, 0, 0, 0};
   double all_recall = 0, all_density = 0;
   for (int64_t l = 0; l < p.model.layers; ++l) {
@@ -98,12 +96,12 @@ void print_summary(const Profile& p, std::ostream& out) {
     all_recall += recall;
     all_density += density;
     const double H = static_cast<double>(p.model.heads);
-    std::snprintf(line, sizeof line, "%5lld  %5d %7d %7d %8d  %11.4f  %12.4f\n", static_cast<long long>(l), count[0],
+    std::snprintf(line, sizeof line, "%5lld  %5d  %7d  %14d  %12d  %11.4f  %12.4f\n", static_cast<long long>(l), count[0],
                   count[1], count[2], count[3], recall / H, density / H);
     out << line;
   }
   const double n = static_cast<double>(p.model.layers * p.model.heads);
-  std::snprintf(line, sizeof line, "  all  %5d %7d %7d %8d  %11.4f  %12.4f\n", total[0], total[1], total[2], total[3],
+  std::snprintf(line, sizeof line, "  all  %5d  %7d  %14d  %12d  %11.4f  %12.4f\n", total[0], total[1], total[2], total[3],
                 all_recall / n, all_density / n);
   out << line;
   out << "budget: " << p.calibration.budget_mode << " " << p.calibration.budget_value << "  (" << p.model.layers

@@ -1,5 +1,5 @@
 #pragma once
-// The sparse attention patterns and their parameters (semantics: /work/shared/DESIGN.md,
+// The sparse attention patterns and their parameters (semantics: docs/DESIGN.md,
 // "Pattern semantics"; the index builders in index_ref.h are the executable definition).
 //
 //   pattern          p1          p2

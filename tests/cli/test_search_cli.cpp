@@ -48,7 +48,7 @@ TEST_CASE("headcal search: each budget mode writes a profile; bad budgets exit 2
   auto r = test::run_headcal("search --atlas " + q(f.atlas) + " --out " + q(f.profile) + " --global-density 0.3");
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
-  CHECK(r.output.find("mean_recall") != std::string::npos);
+  CHECK(r.output.find("mean recall") != std::string::npos);
   CHECK(r.output.find("  all ") != std::string::npos);
   Profile p = read_profile(f.profile);
   CHECK(p.calibration.budget_mode == "global-density");

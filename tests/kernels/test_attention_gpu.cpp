@@ -217,5 +217,5 @@ TEST_CASE("attention launchers reject unsupported shapes", "[attention]") {
 }
 
 #else
-TEST_CASE("attention GPU tests need CUDA", "[gpu][attention]") { SUCCEED("built without CUDA"); }
+TEST_CASE("attention GPU tests need CUDA", "[gpu][attention]") { HC_REQUIRE_GPU(); }
 #endif

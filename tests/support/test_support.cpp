@@ -61,6 +61,12 @@ bool gpu_available() {
 #endif
 }
 
+namespace {
+std::atomic<int> skipped_for_gpu{0};
+}
+void note_gpu_skip() { ++skipped_for_gpu; }
+int gpu_skips() { return skipped_for_gpu.load(); }
+
 CommandResult run_headcal(const std::string& args) {
   const char* bin = std::getenv("HEADCAL_BIN");
   std::string exe = bin ? bin : std::string(HEADCAL_BINARY_DIR) + "/headcal";

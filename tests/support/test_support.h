@@ -17,6 +17,11 @@ std::string make_temp_dir(const std::string& tag);
 std::string smollm2_gguf_path();
 // True when a CUDA device is present and usable.
 bool gpu_available();
+// Counts a test case that HC_REQUIRE_GPU skipped; the Catch2 v2 main turns "every test case run was
+// skipped" into kSkipExitCode, which CTest's SKIP_RETURN_CODE reports as "Skipped".
+void note_gpu_skip();
+int gpu_skips();
+constexpr int kSkipExitCode = 77;
 
 struct CommandResult {
   int exit_code;
@@ -38,6 +43,7 @@ CommandResult run_headcal(const std::string& args);
 #define HC_REQUIRE_GPU()                          \
   do {                                            \
     if (!::hc::test::gpu_available()) {           \
+      ::hc::test::note_gpu_skip();                \
       WARN("skipped: no CUDA device");            \
       return;                                     \
     }                                             \

@@ -1,10 +1,10 @@
-#include "search/png.h"
+#include "report/png.h"
 
 #include <algorithm>
 
 #include "common/error.h"
 
-namespace hc::search {
+namespace hc::report {
 
 namespace {
 
@@ -126,4 +126,4 @@ std::string base64_encode(const std::string& bytes) {
   return out;
 }
 
-}  // namespace hc::search
+}  // namespace hc::report

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace hc::search {
+namespace hc::report {
 
 using Palette = std::array<std::array<uint8_t, 3>, 256>;
 
@@ -20,4 +20,4 @@ std::string encode_png_palette(const std::vector<uint8_t>& pixels, int width, in
 
 std::string base64_encode(const std::string& bytes);
 
-}  // namespace hc::search
+}  // namespace hc::report

@@ -4,22 +4,26 @@
 //   candidates.csv  every (layer, head, candidate) row of the atlas
 //   heads.csv       the profile's choice per head (or, without a profile, the per-head choice at
 //                   density <= kReportDefaultDensity, labelled so in the page)
-//   report.html     layer x head pattern map, recall-vs-density curves per pattern and layer,
-//                   pooled attention-map thumbnails per layer and head
+//   report.html     layer x head pattern map; per layer, 1 - recall against density for every
+//                   pattern with each head's chosen candidate marked; the validation records given
+//                   (and, with several, the quality frontier per method); pooled attention maps
 // Every file is written to a temporary name in `out_dir` and renamed.
 #include <string>
+#include <vector>
 
 #include "io/atlas.h"
 #include "io/profile.h"
+#include "report/validation_record.h"
 
-namespace hc::search {
+namespace hc::report {
 
 constexpr double kReportDefaultDensity = 0.25;
 
 std::string candidates_csv(const Atlas& atlas);
 std::string heads_csv(const Profile& profile);
 // `from_profile` false: the page says the map is search's per-head choice at the default density.
-std::string report_html(const Atlas& atlas, const Profile& shown, bool from_profile);
+std::string report_html(const Atlas& atlas, const Profile& shown, bool from_profile,
+                        const std::vector<ValidationRecord>& validations = {});
 
 struct ReportFiles {
   std::string candidates_csv;
@@ -28,6 +32,7 @@ struct ReportFiles {
 };
 
 // `profile` may be null. InputError when the profile is of another model than the atlas.
-ReportFiles write_report(const Atlas& atlas, const Profile* profile, const std::string& out_dir);
+ReportFiles write_report(const Atlas& atlas, const Profile* profile, const std::string& out_dir,
+                         const std::vector<ValidationRecord>& validations = {});
 
-}  // namespace hc::search
+}  // namespace hc::report
