@@ -1,5 +1,6 @@
 // headcal calibrate: record (prefill + statistics + candidate probes -> atlas) then search
 // (atlas -> profile) in one command, the main job. Prints the per-layer summary.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -30,14 +31,19 @@ void print_next_steps(const RecordCliOptions& rec, const PreparedRecord& prepare
   const std::filesystem::path p(profile);
   const std::string stem = (p.parent_path() / p.stem()).string();
   const std::string device = prepared.options.device == DeviceKind::Cpu ? " --device cpu" : "";
-  // Validation on another prompt than calibration's; random-weight models have no text to build one.
+  // Validation on other prompts than calibration's (the shipped held-out set after a set); random-weight
+  // models have no text to build one.
   const bool random_weights = rec.model.rfind("random:", 0) == 0;
-  const std::string prompt = random_weights ? " --seed 2" : " --generate passkey";
+  const std::string prompt = random_weights             ? " --seed 2"
+                             : !rec.prompt_set.empty() ? " --prompt-set prompts/held-out.yaml"
+                                                       : " --generate passkey";
+  size_t length = 0;
+  for (const RecordPrompt& r : prepared.records) length = std::max(length, r.tokens.size());
   std::printf("next:\n"
               "  headcal validate --model %s --profile %s%s --length %zu%s --json %s.validation.json\n"
               "  headcal report --atlas %s --profile %s --validation %s.validation.json -o %s-report\n"
               "  headcal export %s --format minference -o %s.minference.json\n",
-              rec.model.c_str(), profile.c_str(), prompt.c_str(), prepared.prompt.tokens.size(), device.c_str(), stem.c_str(),
+              rec.model.c_str(), profile.c_str(), prompt.c_str(), length, device.c_str(), stem.c_str(),
               atlas.c_str(), profile.c_str(), stem.c_str(), stem.c_str(), profile.c_str(), stem.c_str());
 }
 
