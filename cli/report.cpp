@@ -4,6 +4,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "cli/option_checks.h"
 #include "io/atlas.h"
 #include "io/profile.h"
 #include "search/report.h"
@@ -22,7 +23,9 @@ Runner setup(CLI::App& sub) {
   auto o = std::make_shared<ReportCliOptions>();
   sub.add_option("--atlas", o->atlas, "atlas (HDF5)")->required();
   sub.add_option("--profile", o->profile, "profile of the same model to show (default: per-head choice at density 0.25)");
-  sub.add_option("--out", o->out, "folder for candidates.csv, heads.csv and report.html")->required();
+  sub.add_option("--out", o->out, "folder for candidates.csv, heads.csv and report.html")
+      ->required()
+      ->check(output_folder());
   return [o]() {
     Atlas atlas = Atlas::open(o->atlas);
     std::unique_ptr<Profile> profile;

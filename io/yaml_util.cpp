@@ -1,5 +1,8 @@
 #include "io/yaml_util.h"
 
+#include <set>
+#include <vector>
+
 #include "common/error.h"
 
 namespace hc {
@@ -14,12 +17,42 @@ PatternParamKeys pattern_param_keys(PatternKind kind) {
   return {"", ""};
 }
 
+namespace {
+
+// Rejects a key given twice in one mapping (yaml-cpp keeps the first silently). The visit is
+// bounded so that aliases nested in aliases cannot make it exponential.
+void reject_duplicate_keys(const YAML::Node& node, const std::string& source, size_t& budget, int depth) {
+  if (budget == 0 || depth > 256)
+    throw InputError(source, "the YAML nests or repeats (aliases) too deeply to be a headcal file");
+  --budget;
+  if (node.IsSequence()) {
+    for (const YAML::Node& item : node) reject_duplicate_keys(item, source, budget, depth + 1);
+  } else if (node.IsMap()) {
+    std::set<std::string> keys;
+    for (const auto& kv : node) {
+      if (kv.first.IsScalar() && !keys.insert(kv.first.Scalar()).second)
+        throw InputError(source, "line " + std::to_string(kv.first.Mark().line + 1) + ": key '" +
+                                     kv.first.Scalar().substr(0, 60) + "' appears twice in the same mapping");
+      reject_duplicate_keys(kv.second, source, budget, depth + 1);
+    }
+  }
+}
+
+}  // namespace
+
 YAML::Node load_yaml_text(const std::string& text, const std::string& source) {
+  std::vector<YAML::Node> documents;
   try {
-    return YAML::Load(text);
+    documents = YAML::LoadAll(text);
   } catch (const YAML::Exception& e) {
     throw InputError(source, std::string("not valid YAML: ") + e.what());
   }
+  if (documents.size() > 1)
+    throw InputError(source, "holds " + std::to_string(documents.size()) + " YAML documents; a headcal file is one");
+  if (documents.empty()) return YAML::Node();
+  size_t budget = 10'000'000;
+  reject_duplicate_keys(documents[0], source, budget, 0);
+  return documents[0];
 }
 
 }  // namespace hc
