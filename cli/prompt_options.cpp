@@ -61,7 +61,8 @@ Prompt prompt_for_model(const PromptSpec& spec, const std::string& model_spec, c
   std::unique_ptr<Tokenizer> tokenizer;
   if (needs_text && !random_weights) tokenizer = load_tokenizer(model_spec);
   const ModelConfig& config = model.config();
-  check_prefill_fits_memory(resolved.length, config);
+  // Beyond the context (--allow-longer) nothing else bounds the length: check it fits at all.
+  if (resolved.length > config.max_context) check_prefill_fits_memory(resolved.length, config);
   Prompt p = build_prompt(resolved, tokenizer.get(), static_cast<int32_t>(config.vocab), config.max_context);
   for (const std::string& w : p.warnings) std::fprintf(stderr, "headcal: warning: %s\n", w.c_str());
   return p;

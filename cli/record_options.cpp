@@ -57,7 +57,8 @@ std::shared_ptr<RecordCliOptions> add_record_options(CLI::App& sub) {
   o->prompt = add_prompt_options(sub);
   sub.add_option("--device", o->device, "cuda, cpu or auto (CUDA when a GPU is present)");
   sub.add_option("--layers", o->layers, "record only layers a-b (all layers still run)");
-  sub.add_option("--grid", o->grid, "candidate grid (YAML); default: the built-in grid scaled to N");
+  sub.add_option("--grid", o->grid, "candidate grid (YAML); default: the built-in grid scaled to N")
+      ->check(CLI::ExistingFile);
   sub.add_flag("--no-probes", o->no_probes, "record the statistics only, no candidate probes");
   sub.add_option("--map-size", o->map_size, "pooled attention map cells per side (default 128)")
       ->check(positive_integer(4096));

@@ -1,5 +1,7 @@
 #include "fuzz/targets.h"
 
+#include "common/error.h"
+
 #include "io/grid.h"
 #include "io/minference_json.h"
 #include "io/mapped_file.h"
@@ -17,8 +19,12 @@ void read_model(const std::string& path, const std::string&) {
   auto model = open_model(path);
   for (const auto& [name, info] : model->tensors()) model->load_f32(name);
   (void)model->fingerprint();
-  auto tok = load_tokenizer(path);
-  tok->decode(tok->encode("Hello, world! 123 \xc3\xa9t\xc3\xa9", "fuzz text"));
+  try {  // the tiny fixtures have no tokenizer: that refusal does not make the model input bad
+    auto tok = load_tokenizer(path);
+    tok->decode(tok->encode("Hello, world! 123 \xc3\xa9t\xc3\xa9", "fuzz text"));
+  } catch (const InputError& e) {
+    if (std::string(e.what()).find("no tokenizer") == std::string::npos) throw;
+  }
 }
 
 void read_hf_folder(const std::string&, const std::string& dir) { read_model(dir, dir); }

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -143,4 +144,25 @@ TEST_CASE("SIGTERM and SIGINT remove the registered temporaries", "[io][limits]"
     CHECK(WTERMSIG(status) == sig);
     CHECK(fs::is_empty(dir));
   }
+}
+
+TEST_CASE("bytes echoed from a bad file never break the one-line message", "[io][limits]") {
+  // Fuzz findings: a newline inside a .npy dtype string, a control byte after a YAML escape.
+  auto message_of = [](const std::function<void()>& fn) -> std::string {
+    try {
+      fn();
+    } catch (const hc::InputError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  const std::string npy = data_path("bad_tokens_dtype_newline.npy");
+  const std::string yaml = data_path("bad_profile_escape.yaml");
+  for (const std::string& m : {message_of([&] { hc::read_token_file(npy); }), message_of([&] { hc::read_profile(yaml); })}) {
+    INFO(m);
+    REQUIRE(!m.empty());
+    CHECK(std::none_of(m.begin(), m.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }));
+  }
+  CHECK(message_of([&] { hc::read_token_file(npy); }).rfind(npy + ": .npy dtype '<u  \\x0a", 0) == 0);
+  CHECK(hc::printable_line("a\nb\x01") == "a\\x0ab\\x01");
 }
