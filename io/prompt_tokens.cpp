@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "common/error.h"
@@ -160,6 +161,13 @@ std::vector<int64_t> read_h5(const std::string& file, std::string dataset) {
     throw InputError(file, "dataset '" + dataset + "' is 2-D with no dimension of 1; give one sequence");
   const hsize_t count = rank == 1 ? dims[0] : dims[0] * dims[1];
   if (count > (hsize_t(1) << 34)) throw InputError(file, "dataset '" + dataset + "' is implausibly large");
+  // Dimensions are only a claim (an unwritten dataset reads as fill values): at most 8 ids per
+  // byte of the file, so the ids read never take more than 64 times its size.
+  std::error_code size_error;
+  const uintmax_t file_bytes = std::filesystem::file_size(file, size_error);
+  if (!size_error && count > 8 * hsize_t(file_bytes))
+    throw InputError(file, "dataset '" + dataset + "' claims " + std::to_string(count) + " ids, more than a file of " +
+                               std::to_string(file_bytes) + " bytes can hold");
   std::vector<int64_t> ids(static_cast<size_t>(count));  // [count]
   if (count > 0 && H5Dread(d.id, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, ids.data()) < 0)
     throw InputError(file, "cannot read dataset '" + dataset + "'");

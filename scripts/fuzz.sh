@@ -2,12 +2,12 @@
 # Builds the fuzz driver with ASan + UBSan (fuzz/, into build-fuzz/) and runs a campaign over every
 # reader: a fixed seed, so a run is reproducible. Fails on any finding (sanitizer report, hang,
 # exception other than bad input, error message not one line naming the file).
-#   scripts/fuzz.sh                 bounded campaign (what scripts/test.sh runs): 300 inputs per target
+#   scripts/fuzz.sh                 bounded campaign (what scripts/test.sh runs): 2000 inputs per target
 #   scripts/fuzz.sh --long          long campaign: 10000 inputs per target
 #   scripts/fuzz.sh --runs N [--seed S] [TARGET]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=300
+RUNS=2000
 SEED=20261207
 TARGET=all
 while [[ $# -gt 0 ]]; do

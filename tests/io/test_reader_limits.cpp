@@ -12,6 +12,7 @@
 #include "catch.h"
 #include "common/error.h"
 #include "io/grid.h"
+#include "io/hf_config.h"
 #include "io/mapped_file.h"
 #include "io/minference_json.h"
 #include "io/model_file.h"
@@ -165,4 +166,14 @@ TEST_CASE("bytes echoed from a bad file never break the one-line message", "[io]
   }
   CHECK(message_of([&] { hc::read_token_file(npy); }).rfind(npy + ": .npy dtype '<u  \\x0a", 0) == 0);
   CHECK(hc::printable_line("a\nb\x01") == "a\\x0ab\\x01");
+}
+
+TEST_CASE("fuzz findings: JSON numbers beyond double, HDF5 dimensions the file cannot hold", "[io][limits]") {
+  // nlohmann's out_of_range (number overflow) escaped as an internal error, exit 3.
+  const std::string config = data_path("bad_hf_config_number_overflow.json");
+  CHECK(throws_input_error_containing([&] { hc::read_hf_config(config, "x"); }, config + ": malformed JSON"));
+  // An HDF5 dataset claiming 2^32 ids in a file of 6 KB: once a 32 GiB allocation.
+  const std::string h5 = data_path("bad_tokens_h5_huge_dims.h5");
+  CHECK(throws_input_error_containing([&] { hc::read_token_file(h5); }, "more than a file of"));
+  CHECK(hc::read_token_file(data_path("good_tokens.h5")).size() > 0);
 }
