@@ -1,6 +1,9 @@
 #include "io/yaml_util.h"
 
+#include <yaml-cpp/eventhandler.h>
+
 #include <set>
+#include <sstream>
 #include <vector>
 
 #include "common/error.h"
@@ -38,21 +41,40 @@ void reject_duplicate_keys(const YAML::Node& node, const std::string& source, si
   }
 }
 
+// Parses without building nodes: only the number of documents is wanted.
+class IgnoreEvents : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
 }  // namespace
 
 YAML::Node load_yaml_text(const std::string& text, const std::string& source) {
-  std::vector<YAML::Node> documents;
+  YAML::Node root;
+  int documents = 0;
   try {
-    documents = YAML::LoadAll(text);
+    root = YAML::Load(text);
+    // Count documents with a parser that stops after two: yaml-cpp's LoadAll can loop forever
+    // on some malformed input, returning empty documents without consuming any.
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    IgnoreEvents ignore;
+    while (documents < 2 && parser.HandleNextDocument(ignore)) ++documents;
   } catch (const YAML::Exception& e) {
     throw InputError(source, std::string("not valid YAML: ") + e.what());
   }
-  if (documents.size() > 1)
-    throw InputError(source, "holds " + std::to_string(documents.size()) + " YAML documents; a headcal file is one");
-  if (documents.empty()) return YAML::Node();
+  if (documents > 1) throw InputError(source, "holds more than one YAML document; a headcal file is one");
   size_t budget = 10'000'000;
-  reject_duplicate_keys(documents[0], source, budget, 0);
-  return documents[0];
+  reject_duplicate_keys(root, source, budget, 0);
+  return root;
 }
 
 }  // namespace hc
