@@ -40,7 +40,10 @@ int print_error(const char* prefix, std::string what, int code) {
 int main(int argc, char** argv) {
   using namespace hc::cli;
   hc::install_temp_cleanup_handlers();
-  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // HDF5 failures are reported as our own errors
+  // HDF5 failures are reported as our own errors; and no shutdown at exit, where a damaged file's
+  // ids that cannot be closed make HDF5 print "infinite loop closing library" after our message.
+  H5dont_atexit();
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   CLI::App app{"headcal: per-head sparse attention pattern calibration for long-context LLMs"};
   app.set_version_flag("--version", std::string("headcal ") + HEADCAL_VERSION);
   app.require_subcommand(1);

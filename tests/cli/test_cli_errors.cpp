@@ -87,6 +87,9 @@ TEST_CASE("a damaged HDF5 token file gives our one line, not HDF5's own error st
   const std::string record = "record --model " + q(kTiny) + " --device cpu --out " + q((dir / "a.h5").string());
   check_one_error_line(run_headcal(record + " --tokens " + q(damaged.string())), {damaged.string()});
   check_one_error_line(run_headcal(record + " --tokens /dev/zero"), {"/dev/zero: not a regular file"});
+  // A damaged superblock once added HDF5's "infinite loop closing library" lines at exit.
+  const std::string noisy = data_path("bad_tokens_h5_noise.h5");
+  check_one_error_line(run_headcal(record + " --tokens " + q(noisy)), {noisy + ": cannot open as HDF5"});
 }
 
 TEST_CASE("inspect summarises a profile and an atlas", "[cli][inspect]") {
