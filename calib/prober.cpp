@@ -1,5 +1,6 @@
 #include "calib/prober.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -38,8 +39,10 @@ class CpuProber : public CandidateProber {
     std::vector<float> o_sparse(static_cast<size_t>(n * dims.n_heads * d));  // [N, H, d]
     std::vector<CandidateRow> rows;
     rows.reserve(grid_.candidates.size() * dims.n_heads);
+    const std::vector<float> lse = own_dense_lse(a);  // [H, N]
 
     for (int64_t h = 0; h < dims.n_heads; ++h) {
+      const double recall_rounding = lse_rounding_bound(lse.data() + h * n, n);
       // Estimates shared by every candidate of this head: computed lazily, once.
       bool have_vs = false, have_bs = false;
       kernels::VerticalSlashScores vs;
@@ -63,7 +66,7 @@ class CpuProber : public CandidateProber {
         }
         kernels::SparseRefOptions opts;
         opts.first_head = h;
-        opts.dense_lse = a.lse;
+        opts.dense_lse = lse.data();
         opts.n_threads = n_threads_;
         kernels::SparseProbe probe;
         kernels::sparse_attention_ref(dims, a.q, a.k, a.v, index.view(), o_sparse.data(), nullptr, opts, &probe);
@@ -75,7 +78,8 @@ class CpuProber : public CandidateProber {
         row.p2 = c.p2;
         row.cost = kernels::head_cost_flops(index, 0, cfg, d, settings);
         row.density = kernels::density(row.cost, n, d);
-        row.recall = probe.recall[0];
+        // Above 1 by no more than the LSE's float rounding: the full set, read as 1.
+        row.recall = probe.recall[0] > 1 && probe.recall[0] <= recall_rounding ? 1.0 : probe.recall[0];
         row.out_err = head_relative_error(o_sparse.data(), a.o, n, dims.n_heads, d, h);
         rows.push_back(row);
       }
@@ -84,6 +88,29 @@ class CpuProber : public CandidateProber {
   }
 
  private:
+  // The dense LSE from the same double-precision scores as the probe's sums. The engine's LSE
+  // comes from float scores, which differ by more than rounding (recall 1.0145 on random weights).
+  std::vector<float> own_dense_lse(const LayerAttention& a) const {
+    const int64_t n = a.dims.n_tokens;
+    std::vector<float> lse(static_cast<size_t>(a.dims.n_heads * n));  // [H, N]
+    const kernels::SparseIndex dense = kernels::build_dense_index(n, 1);
+    for (int64_t h = 0; h < a.dims.n_heads; ++h) {
+      kernels::SparseRefOptions opts;
+      opts.first_head = h;
+      opts.n_threads = n_threads_;
+      kernels::sparse_attention_ref(a.dims, a.q, a.k, a.v, dense.view(), nullptr, lse.data(), opts, nullptr);
+    }
+    return lse;
+  }
+
+  // Stored as float, each LSE is within half an ulp (<= |lse| 2^-24) of the exact one, so a
+  // recall may exceed 1 by at most exp(max |lse| 2^-24), times double rounding of the sums.
+  static double lse_rounding_bound(const float* lse, int64_t n) {
+    double largest = 0;
+    for (int64_t i = 0; i < n; ++i) largest = std::max(largest, std::fabs(double(lse[i])));
+    return std::exp(std::ldexp(largest, -24)) * (1 + 1e-9);
+  }
+
   Grid grid_;
   PatternDefaults defaults_;
   int n_threads_;

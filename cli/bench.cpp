@@ -7,6 +7,7 @@
 #include "bench/bench_attention.h"
 #include "calib/device_select.h"
 #include "cli/command.h"
+#include "cli/option_checks.h"
 #include "common/error.h"
 
 namespace hc::cli {
@@ -29,7 +30,8 @@ Runner setup_bench(CLI::App& sub) {
   sub.add_option("--kv-heads", o->kernel.kv_heads, "KV heads (default: 8 for d=128, 3 for d=64)")
       ->check(CLI::PositiveNumber);
   sub.add_flag("--fp16", o->kernel.fp16, "fp16 inputs instead of bf16");
-  sub.add_option("--json", o->kernel.json_out, "also write the results as JSON to this file");
+  sub.add_option("--json", o->kernel.json_out, "also write the results as JSON to this file")
+      ->check(output_file());
   sub.add_option("--baseline", o->kernel.baseline_json,
                  "JSON from bench/sdpa_baseline.py (same machine, same run) for the SDPA columns");
   sub.add_option("--config", o->kernel.configs,

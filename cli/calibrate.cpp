@@ -11,6 +11,7 @@
 #include "calib/device_select.h"
 #include "cli/budget_options.h"
 #include "cli/command.h"
+#include "cli/option_checks.h"
 #include "cli/record_options.h"
 #include "common/error.h"
 #include "io/profile.h"
@@ -50,8 +51,9 @@ void print_next_steps(const RecordCliOptions& rec, const PreparedRecord& prepare
 Runner setup(CLI::App& sub) {
   std::shared_ptr<RecordCliOptions> rec = add_record_options(sub);
   auto o = std::make_shared<CalibrateCliOptions>();
-  sub.add_option("-o,--out", o->out, "profile to write (YAML)")->required();
-  sub.add_option("--atlas", o->atlas, "atlas to write (default: the profile's name with .atlas.h5)");
+  sub.add_option("-o,--out", o->out, "profile to write (YAML)")->required()->check(output_file());
+  sub.add_option("--atlas", o->atlas, "atlas to write (default: the profile's name with .atlas.h5)")
+      ->check(output_file());
   auto budget = std::make_shared<BudgetOptions>(sub);  // default: --global-density 0.2
 
   return [rec, o, budget]() {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "cli/option_checks.h"
 #include "io/minference_json.h"
 #include "io/profile.h"
 
@@ -24,7 +25,7 @@ Runner setup(CLI::App& sub) {
   auto o = std::make_shared<ExportCliOptions>();
   sub.add_option("profile", o->profile, "profile to export (YAML)")->required();
   sub.add_option("--format", o->format, "output format: minference")->check(CLI::IsMember({"minference"}));
-  sub.add_option("-o,--out", o->out, "JSON file to write")->required();
+  sub.add_option("-o,--out", o->out, "JSON file to write")->required()->check(output_file());
   sub.add_flag("--vllm", o->vllm,
                "for vLLM's dual-chunk backend: refuse heads that are not vertical_and_slash "
                "(search with --patterns vertical_slash to get such a profile)");

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "cli/option_checks.h"
 #include "common/error.h"
 #include "headcal/version.h"
 #include "io/atlas.h"
@@ -29,7 +30,7 @@ struct ImportCliOptions {
 Runner setup(CLI::App& sub) {
   auto o = std::make_shared<ImportCliOptions>();
   sub.add_option("json", o->json, "MInference pattern config (JSON)")->required();
-  sub.add_option("-o,--out", o->out, "profile to write (YAML)")->required();
+  sub.add_option("-o,--out", o->out, "profile to write (YAML)")->required()->check(output_file());
   auto* m = sub.add_option("--model", o->model, "the model the config is for (GGUF or Hugging Face directory)");
   auto* a = sub.add_option("--atlas", o->atlas, "an atlas of the model (gives its shapes and the length N)");
   m->excludes(a);

@@ -1,10 +1,12 @@
-// headcal inspect FILE: what is in a model file (GGUF or Hugging Face directory).
+// headcal inspect FILE: what is in a model file (GGUF or Hugging Face directory), an atlas or a
+// profile.
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/inspect_summaries.h"
 #include "io/model_describe.h"
 #include "io/model_file.h"
 
@@ -37,6 +39,8 @@ std::string describe_model_file(const InspectOptions& o) {
 
 const std::vector<InspectKind>& inspect_kinds() {
   static const std::vector<InspectKind> kinds = {
+      {"atlas", looks_like_hdf5, [](const InspectOptions& o) { return describe_atlas(o.path); }},
+      {"profile", looks_like_yaml, [](const InspectOptions& o) { return describe_profile(o.path); }},
       {"model", [](const std::string&) { return true; }, describe_model_file},
   };
   return kinds;
@@ -44,7 +48,8 @@ const std::vector<InspectKind>& inspect_kinds() {
 
 Runner setup(CLI::App& sub) {
   auto o = std::make_shared<InspectOptions>();
-  sub.add_option("FILE", o->path, "GGUF file or Hugging Face model directory")->required();
+  sub.add_option("FILE", o->path, "GGUF file, Hugging Face model directory, atlas (HDF5) or profile (YAML)")
+      ->required();
   sub.add_flag("--tensors", o->tensors, "list every tensor: name, dtype, shape");
   sub.add_flag("--metadata", o->metadata, "print the file's metadata (GGUF key/values, config.json fields)");
   return [o]() {
@@ -60,6 +65,6 @@ Runner setup(CLI::App& sub) {
 
 }  // namespace
 
-HC_REGISTER_COMMAND("inspect", "show what is in a model file (GGUF or Hugging Face directory)", setup);
+HC_REGISTER_COMMAND("inspect", "show what is in a model file (GGUF or Hugging Face directory), an atlas or a profile", setup);
 
 }  // namespace hc::cli

@@ -1,5 +1,6 @@
 // headcal: thin CLI over the library. Exit codes: 0 ok, 1 validation failed, 2 bad input or usage,
 // 3 runtime failure (CUDA, out of memory, internal error).
+#include <hdf5.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include "cli/command.h"
 #include "common/error.h"
 #include "headcal/version.h"
+#include "io/temp_files.h"
 
 namespace hc::cli {
 
@@ -23,8 +25,25 @@ bool stderr_is_tty() { return ::isatty(STDERR_FILENO) == 1; }
 
 }  // namespace hc::cli
 
+namespace {
+
+// Every error is one line: "headcal: error: " then the message with its line breaks folded.
+int print_error(const char* prefix, std::string what, int code) {
+  for (size_t at = what.find('\n'); at != std::string::npos; at = what.find('\n', at))
+    what.replace(at, 1, at + 1 < what.size() ? "; " : "");
+  std::fprintf(stderr, "headcal: %s: %s\n", prefix, what.c_str());
+  return code;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace hc::cli;
+  hc::install_temp_cleanup_handlers();
+  // HDF5 failures are reported as our own errors; and no shutdown at exit, where a damaged file's
+  // ids that cannot be closed make HDF5 print "infinite loop closing library" after our message.
+  H5dont_atexit();
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   CLI::App app{"headcal: per-head sparse attention pattern calibration for long-context LLMs"};
   app.set_version_flag("--version", std::string("headcal ") + HEADCAL_VERSION);
   app.require_subcommand(1);
@@ -40,9 +59,14 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    return code == 0 ? 0 : 2;  // usage errors are exit 2, as for any bad input
+    return print_error("error", e.what(), 2);  // usage errors are exit 2, as for any bad input
   }
 
   try {
@@ -50,13 +74,10 @@ int main(int argc, char** argv) {
       if (sub->parsed()) return run();
     return 2;
   } catch (const hc::Error& e) {
-    std::fprintf(stderr, "headcal: error: %s\n", e.what());
-    return e.exit_code();
+    return print_error("error", e.what(), e.exit_code());
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "headcal: error: out of host memory\n");
-    return 3;
+    return print_error("error", "out of host memory", 3);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "headcal: internal error: %s\n", e.what());
-    return 3;
+    return print_error("internal error", e.what(), 3);
   }
 }

@@ -1,8 +1,12 @@
 #include "cli/prompt_options.h"
 
+#include "cli/option_checks.h"
+#include "common/error.h"
 #include "io/model_file.h"
 #include "io/tokenizer.h"
 #include "common/error.h"
+
+#include <unistd.h>
 
 #include <cstdio>
 
@@ -21,12 +25,12 @@ std::shared_ptr<PromptSpec> add_prompt_options(CLI::App& sub) {
       ->check(CLI::IsMember({"kv_retrieval", "passkey", "multi_needle", "text", "random"}));
   sub.add_option("--length", spec->length,
                  "Exactly N tokens (files longer than N are cut in the middle, keeping head and question)")
-      ->check(CLI::PositiveNumber);
-  sub.add_option("--seed", spec->seed, "Seed of generated prompts (same seed, same ids)");
+      ->check(positive_integer(kMaxPromptTokens));
+  sub.add_option("--seed", spec->seed, "Seed of generated prompts (same seed, same ids)")->check(non_negative_integer());
   sub.add_option("--depth", spec->depth,
                  "Where the pass key / asked key sits, 0 = start .. 1 = end (default: passkey 0.5, kv_retrieval "
                  "random; multi_needle spreads its needles itself and rejects --depth)")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(finite_in_range(0.0, 1.0));
   sub.add_option("--needles", spec->needles, "Number of needles of --generate multi_needle (default 4)")
       ->check(CLI::Range(1, 48));
   sub.add_flag("--allow-longer", spec->allow_longer, "Allow prompts longer than the model's context (a warning)");
@@ -43,6 +47,18 @@ Prompt make_prompt(const PromptSpec& spec, const Tokenizer& tokenizer, int64_t m
   return p;
 }
 
+void check_prefill_fits_memory(int64_t n_tokens, const ModelConfig& config) {
+  // A floor on the prefill's host buffers: a few activations of hidden, K/V and MLP width per token.
+  const double per_token = 4.0 * double(4 * config.hidden + 2 * config.n_kv_heads * config.head_dim + 2 * config.intermediate);
+  const double need = per_token * double(n_tokens);
+  const double have = double(::sysconf(_SC_PHYS_PAGES)) * double(::sysconf(_SC_PAGE_SIZE));
+  if (have > 0 && need > have)
+    throw InputError("--length", std::to_string(n_tokens) + " tokens need at least " +
+                                     std::to_string(int64_t(need / double(1 << 30))) + " GiB for the prefill of this model, "
+                                     "more than this machine's " + std::to_string(int64_t(have / double(1 << 30))) +
+                                     " GiB of memory");
+}
+
 Prompt prompt_for_model(const PromptSpec& spec, const std::string& model_spec, const ModelFile& model) {
   const bool random_weights = model.format() == "random";
   PromptSpec resolved = spec;
@@ -52,6 +68,8 @@ Prompt prompt_for_model(const PromptSpec& spec, const std::string& model_spec, c
   std::unique_ptr<Tokenizer> tokenizer;
   if (needs_text && !random_weights) tokenizer = load_tokenizer(model_spec);
   const ModelConfig& config = model.config();
+  // Beyond the context (--allow-longer) nothing else bounds the length: check it fits at all.
+  if (resolved.length > config.max_context) check_prefill_fits_memory(resolved.length, config);
   Prompt p = build_prompt(resolved, tokenizer.get(), static_cast<int32_t>(config.vocab), config.max_context);
   for (const std::string& w : p.warnings) std::fprintf(stderr, "headcal: warning: %s\n", w.c_str());
   return p;

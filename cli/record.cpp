@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "cli/option_checks.h"
 #include "cli/record_options.h"
 
 namespace hc::cli {
@@ -14,7 +15,7 @@ namespace {
 Runner setup(CLI::App& sub) {
   std::shared_ptr<RecordCliOptions> o = add_record_options(sub);
   auto out = std::make_shared<std::string>();
-  sub.add_option("-o,--out", *out, "atlas file to write (HDF5)")->required();
+  sub.add_option("-o,--out", *out, "atlas file to write (HDF5)")->required()->check(output_file());
   return [o, out]() {
     PreparedRecord r = prepare_record(*o);
     const RecordSummary s = record_atlas_set(*r.model, r.records, *out, r.options);

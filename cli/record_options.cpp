@@ -7,6 +7,7 @@
 #include "calib/device_select.h"
 #include "calib/prober.h"
 #include "cli/command.h"
+#include "cli/option_checks.h"
 #include "cli/prompt_options.h"
 #include "common/error.h"
 #include "io/grid.h"
@@ -60,10 +61,13 @@ std::shared_ptr<RecordCliOptions> add_record_options(CLI::App& sub) {
                  "prompt set (YAML): record every prompt into one atlas, for search over all of them");
   sub.add_option("--device", o->device, "cuda, cpu or auto (CUDA when a GPU is present)");
   sub.add_option("--layers", o->layers, "record only layers a-b (all layers still run)");
-  sub.add_option("--grid", o->grid, "candidate grid (YAML); default: the built-in grid scaled to N");
+  sub.add_option("--grid", o->grid, "candidate grid (YAML); default: the built-in grid scaled to N")
+      ->check(CLI::ExistingFile);
   sub.add_flag("--no-probes", o->no_probes, "record the statistics only, no candidate probes");
-  sub.add_option("--map-size", o->map_size, "pooled attention map cells per side (default 128)");
-  sub.add_option("--threads", o->threads, "CPU threads (CPU backend, recorder, CPU probes); 0: all");
+  sub.add_option("--map-size", o->map_size, "pooled attention map cells per side (default 128)")
+      ->check(positive_integer(4096));
+  sub.add_option("--threads", o->threads, "CPU threads (CPU backend, recorder, CPU probes); 0: all")
+      ->check(CLI::Range(0, 4096));
   return o;
 }
 
@@ -76,6 +80,10 @@ PreparedRecord prepare_record(const RecordCliOptions& cli) {
   r.options.n_threads = cli.threads;
 
   r.model = open_model_spec(cli.model);
+  const int64_t layers = r.model->config().n_layers;
+  if (!cli.layers.empty() && r.options.last_layer >= layers)
+    throw InputError("--layers", "'" + cli.layers + "' is beyond the model's " + std::to_string(layers) +
+                                     " layers (0-" + std::to_string(layers - 1) + ")");
   r.prompts = run_prompts_for_model(*cli.prompt, cli.prompt_set, cli.model, *r.model);
   r.options.prompt_description = r.prompts.description;
   r.options.prompt_sha256 = r.prompts.sha256;

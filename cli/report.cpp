@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/option_checks.h"
 #include "io/atlas.h"
 #include "io/profile.h"
 #include "report/report.h"
@@ -24,7 +25,9 @@ Runner setup(CLI::App& sub) {
   auto o = std::make_shared<ReportCliOptions>();
   sub.add_option("--atlas", o->atlas, "atlas (HDF5)")->required();
   sub.add_option("--profile", o->profile, "profile of the same model to show (default: per-head choice at density 0.25)");
-  sub.add_option("-o,--out", o->out, "folder for candidates.csv, heads.csv and report.html")->required();
+  sub.add_option("-o,--out", o->out, "folder for candidates.csv, heads.csv and report.html")
+      ->required()
+      ->check(output_folder());
   sub.add_option("--validation", o->validations,
                  "validation records (headcal validate --json); with several, the page plots quality against density");
   return [o]() {

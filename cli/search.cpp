@@ -6,6 +6,7 @@
 
 #include "cli/budget_options.h"
 #include "cli/command.h"
+#include "cli/option_checks.h"
 #include "io/atlas.h"
 #include "io/profile.h"
 #include "search/search.h"
@@ -23,7 +24,7 @@ struct SearchCliOptions {
 Runner setup(CLI::App& sub) {
   auto o = std::make_shared<SearchCliOptions>();
   sub.add_option("--atlas", o->atlas, "atlas written by record or calibrate (HDF5)")->required();
-  sub.add_option("-o,--out", o->out, "profile to write (YAML)")->required();
+  sub.add_option("-o,--out", o->out, "profile to write (YAML)")->required()->check(output_file());
   auto budget = std::make_shared<BudgetOptions>(sub);
   sub.add_flag("--quiet", o->quiet, "no per-layer summary");
 

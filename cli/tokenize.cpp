@@ -54,7 +54,13 @@ hc::cli::Runner setup(CLI::App& sub) {
     }
     std::string text, source = o->text.empty() ? "<stdin>" : o->text;
     if (o->text.empty()) {
-      text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+      // Bounded like files: an endless stdin (`< /dev/zero`) stops at the cap with a message.
+      char chunk[1 << 16];
+      while (std::cin.read(chunk, sizeof chunk) || std::cin.gcount() > 0) {
+        text.append(chunk, static_cast<size_t>(std::cin.gcount()));
+        if (text.size() > hc::kMaxWholeFileBytes)
+          throw hc::InputError(source, "more than " + std::to_string(hc::kMaxWholeFileBytes) + " bytes; give a smaller text");
+      }
     } else {
       text = hc::read_whole_file(o->text);
     }

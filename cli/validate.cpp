@@ -14,6 +14,7 @@
 #include "calib/record.h"
 #include "calib/validate.h"
 #include "cli/command.h"
+#include "cli/option_checks.h"
 #include "cli/prompt_options.h"
 #include "common/error.h"
 #include "io/profile.h"
@@ -56,14 +57,16 @@ Runner setup(CLI::App& sub) {
   sub.add_option("--prompt-set", o->prompt_set,
                  "prompt set (YAML): validate on every prompt; thresholds apply to each (so to the worst)");
   sub.add_option("--device", o->device, "cuda, cpu or auto (CUDA when a GPU is present)");
-  sub.add_option("--threads", o->threads, "CPU threads (engine, attention, comparisons); 0: all");
+  sub.add_option("--threads", o->threads, "CPU threads (engine, attention, comparisons); 0: all")
+      ->check(CLI::Range(0, 4096));
   sub.add_option("--min-recall", o->min_recall, "fail (exit 1) when the mean recall over heads is below R")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(finite_in_range(0.0, 1.0));
   sub.add_option("--max-kl", o->max_kl, "fail (exit 1) when the mean next-token KL (nats) is above K")
-      ->check(CLI::NonNegativeNumber);
+      ->check(finite_in_range(0.0, 1e30));
   sub.add_option("--min-top1", o->min_top1, "fail (exit 1) when the next-token top-1 agreement is below T")
-      ->check(CLI::Range(0.0, 1.0));
-  sub.add_option("--json", o->json_out, "also write the validation record as JSON to this file");
+      ->check(finite_in_range(0.0, 1.0));
+  sub.add_option("--json", o->json_out, "also write the validation record as JSON to this file")
+      ->check(output_file());
   sub.add_option("--method", o->method,
                  "label of how the profile was made, stored in the JSON record for frontier plots "
                  "(default: the profile's file name)");

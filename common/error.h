@@ -13,12 +13,30 @@ class Error : public std::runtime_error {
   virtual int exit_code() const { return 3; }
 };
 
+// A message as one printable line: control bytes echoed from a bad file (a newline in a dtype
+// string, an escape in a YAML scalar) become \xNN.
+inline std::string printable_line(const std::string& text) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size());
+  for (unsigned char c : text) {
+    if (c >= 0x20 && c != 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
 // Bad input: a file that is missing, malformed or unsupported, a bad option value. Exit 2.
-// The message names the file (and the tensor or field) and what is wrong.
+// The message names the file (and the tensor or field) and what is wrong, on one line.
 class InputError : public Error {
  public:
-  explicit InputError(const std::string& what) : Error(what) {}
-  InputError(const std::string& file, const std::string& what) : Error(file + ": " + what) {}
+  explicit InputError(const std::string& what) : Error(printable_line(what)) {}
+  InputError(const std::string& file, const std::string& what) : Error(printable_line(file + ": " + what)) {}
   int exit_code() const override { return 2; }
 };
 

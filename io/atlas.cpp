@@ -11,6 +11,7 @@
 #include <mutex>
 
 #include "common/error.h"
+#include "io/temp_files.h"
 
 namespace fs = std::filesystem;
 
@@ -156,14 +157,7 @@ void write_dataset(hid_t parent, const char* name, hid_t file_type, hid_t mem_ty
                  std::string("cannot write dataset ") + name);
 }
 
-std::string temp_path_for(const std::string& path) {
-  static std::atomic<int> counter{0};
-  fs::path p(path);
-  fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
-  return (dir / ("." + p.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-" +
-                 std::to_string(counter++)))
-      .string();
-}
+std::string temp_path_for(const std::string& path) { return make_temp_path(path); }
 
 void validate_meta(const AtlasMeta& m, const std::string& file) {
   auto range = [&](const char* name, int64_t v, int64_t lo, int64_t hi) {
@@ -434,6 +428,7 @@ AtlasWriter::~AtlasWriter() {
     std::error_code ec;
     fs::remove(impl_->tmp_path, ec);
   }
+  if (impl_) release_temp_path(impl_->tmp_path);
 }
 
 void AtlasWriter::write_layer(const AtlasLayer& layer, size_t prompt) {

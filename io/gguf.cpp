@@ -241,6 +241,20 @@ std::string canonical_name(const std::string& path, const std::string& gguf) {
   return "";
 }
 
+// One more than the highest N of the file's blk.N.* tensors (0 when there are none).
+int64_t count_stored_layers(const std::map<std::string, TensorInfo>& tensors) {
+  int64_t count = 0;
+  for (const auto& [name, t] : tensors) {
+    const std::string& f = t.file_name;
+    if (f.rfind("blk.", 0) != 0) continue;
+    const size_t dot = f.find('.', 4);
+    if (dot == std::string::npos || dot == 4 || dot - 4 > 6) continue;
+    const std::string index = f.substr(4, dot - 4);
+    if (index.find_first_not_of("0123456789") == std::string::npos) count = std::max<int64_t>(count, std::stoll(index) + 1);
+  }
+  return count;
+}
+
 uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
 }  // namespace
@@ -474,6 +488,12 @@ void GgufFile::fill_config() {
     c.name = slash == std::string::npos ? file : file.substr(slash + 1);
   }
   c.n_layers = get_int(p + "block_count");
+  // Before anything is sized by block_count: it must match the blk.N tensors the file holds.
+  const int64_t stored_layers = count_stored_layers(tensors_);
+  if (c.n_layers != stored_layers)
+    throw InputError(file, "metadata '" + p + "block_count' = " + std::to_string(c.n_layers) + ", but the file holds " +
+                               (stored_layers == 0 ? std::string("no layer tensors")
+                                                   : "tensors for layers 0-" + std::to_string(stored_layers - 1)));
   c.max_context = get_int(p + "context_length");
   c.hidden = get_int(p + "embedding_length");
   c.intermediate = get_int(p + "feed_forward_length");

@@ -26,7 +26,7 @@ std::string shorten(const std::string& s, size_t max_chars = 80) {
 json parse_json(const std::string& text, const std::string& source) {
   try {
     return json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // also out_of_range: a number beyond double
     std::string msg = e.what();
     if (auto p = msg.find("] "); p != std::string::npos) msg = msg.substr(p + 2);
     throw InputError(source, "malformed JSON: " + one_line(msg));
@@ -214,7 +214,7 @@ std::vector<std::pair<std::string, std::string>> hf_config_fields(const std::str
   nlohmann::ordered_json j;
   try {
     j = nlohmann::ordered_json::parse(json_text);
-  } catch (const nlohmann::ordered_json::parse_error&) {
+  } catch (const nlohmann::ordered_json::exception&) {
     throw InputError(source, "malformed JSON");
   }
   std::vector<std::pair<std::string, std::string>> out;

@@ -81,7 +81,7 @@ HfModel::HfModel(const std::string& dir) : dir_(dir) {
     nlohmann::json index;
     try {
       index = nlohmann::json::parse(read_small_file(index_path));
-    } catch (const nlohmann::json::parse_error&) {
+    } catch (const nlohmann::json::exception&) {
       throw InputError(index_file, "malformed JSON");
     }
     if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())

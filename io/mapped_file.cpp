@@ -8,18 +8,25 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 
 #include "common/error.h"
 
 namespace hc {
 
-std::string read_whole_file(const std::string& path, const std::string& cannot_open) {
+std::string read_whole_file(const std::string& path, const std::string& cannot_open, uint64_t max_bytes) {
+  // Only regular files: a device or FIFO (/dev/zero, a pipe) has no size to bound the read by.
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path, cannot_open);
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+    throw InputError(path, "not a regular file (devices and pipes are not read)");
+  if (static_cast<uint64_t>(st.st_size) > max_bytes)
+    throw InputError(path, "is " + std::to_string(st.st_size) + " bytes, more than the " + std::to_string(max_bytes) +
+                               " this reader accepts");
+  std::string bytes(static_cast<size_t>(st.st_size), '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  bytes.resize(static_cast<size_t>(in.gcount()));  // a file that shrank while read
+  return bytes;
 }
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {

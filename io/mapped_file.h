@@ -7,8 +7,13 @@
 
 namespace hc {
 
-// The whole file as bytes. Throws InputError(path, cannot_open) when it cannot be opened.
-std::string read_whole_file(const std::string& path, const std::string& cannot_open = "cannot open");
+// Largest file read whole into memory: far above any config, tokenizer, profile or prompt.
+constexpr uint64_t kMaxWholeFileBytes = uint64_t(1) << 30;
+
+// The whole file as bytes. Throws InputError naming the file when it cannot be opened (with
+// `cannot_open`), is not a regular file, or is larger than max_bytes.
+std::string read_whole_file(const std::string& path, const std::string& cannot_open = "cannot open",
+                            uint64_t max_bytes = kMaxWholeFileBytes);
 
 class MappedFile {
  public:

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "common/error.h"
+#include "io/json_strict.h"
 
 namespace hc {
 
@@ -107,12 +108,7 @@ int32_t json_int(const nlohmann::json& v, const std::string& source, const std::
 
 MInferenceImport import_minference(const std::string& json_text, const std::string& source,
                                    const MInferenceImportOptions& options) {
-  nlohmann::json root;
-  try {
-    root = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(source, std::string("not valid JSON: ") + e.what());
-  }
+  const nlohmann::json root = parse_json_unique_keys(json_text, source);
   const ProfileModel& model = options.model;
   if (!root.is_array())
     throw InputError(source, "expected a list with one object per layer (MInference pattern config)");

@@ -1,5 +1,7 @@
 #include "io/model_check.h"
 
+#include <algorithm>
+
 #include "common/error.h"
 
 namespace hc {
@@ -31,7 +33,30 @@ std::vector<ExpectedTensor> expected_model_tensors(const ModelConfig& c) {
   return out;
 }
 
+namespace {
+
+// One more than the highest N of the model.layers.N.* tensors (0 when there are none).
+int64_t layers_in_tensor_names(const std::map<std::string, TensorInfo>& tensors) {
+  const std::string prefix = "model.layers.";
+  int64_t count = 0;
+  for (const auto& [name, info] : tensors) {
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const size_t dot = name.find('.', prefix.size());
+    if (dot == std::string::npos || dot == prefix.size() || dot - prefix.size() > 6) continue;
+    const std::string index = name.substr(prefix.size(), dot - prefix.size());
+    if (index.find_first_not_of("0123456789") == std::string::npos) count = std::max<int64_t>(count, std::stoll(index) + 1);
+  }
+  return count;
+}
+
+}  // namespace
+
 void check_model_tensors(const ModelFile& model) {
+  // Before the per-layer list is built: a layer count far beyond the tensors would size it.
+  const int64_t present = layers_in_tensor_names(model.tensors());
+  if (model.config().n_layers != present)
+    throw InputError(model.path(), "the config says " + std::to_string(model.config().n_layers) +
+                                       " layers, but the tensors are for " + std::to_string(present));
   for (const ExpectedTensor& e : expected_model_tensors(model.config())) {
     auto it = model.tensors().find(e.name);
     if (it == model.tensors().end()) {

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "io/temp_files.h"
 #include "io/mapped_file.h"
 #include "io/yaml_util.h"
 
@@ -287,11 +288,12 @@ Profile read_profile(const std::string& path) {
 }
 
 void write_file_atomic(const std::string& path, const std::string& text) {
-  static std::atomic<int> counter{0};
-  fs::path p(path);
-  fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
-  fs::path tmp = dir / ("." + p.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-" +
-                        std::to_string(counter++));
+  const fs::path p(path);
+  const fs::path tmp = make_temp_path(path);
+  struct Release {  // unregistered however this function ends
+    std::string path;
+    ~Release() { release_temp_path(path); }
+  } release{tmp.string()};
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) throw InputError(path, "cannot create output file (temporary " + tmp.string() + ")");

@@ -406,14 +406,15 @@ Prompt build_prompt(const PromptSpec& spec, const Tokenizer* tokenizer, int32_t 
   if (!spec.prompt_file.empty() && generate && spec.generator != "text")
     throw InputError("--prompt goes with --generate text only (not " + spec.generator + ")");
   Prompt out;
-  auto over_context = [&](int64_t n) {
+  // `source`: what set the length (--length, or the prompt's file), named in the error.
+  auto over_context = [&](int64_t n, const std::string& source) {
     if (max_context <= 0 || n <= max_context) return;
     const std::string msg = std::to_string(n) + " tokens are more than the model's context of " +
                             std::to_string(max_context);
-    if (!spec.allow_longer) throw InputError(msg + " (pass --allow-longer to run anyway)");
+    if (!spec.allow_longer) throw InputError(source, msg + " (pass --allow-longer to run anyway)");
     out.warnings.push_back(msg + "; positions beyond it were never trained");
   };
-  over_context(spec.length);  // fail before generating a long prompt for nothing
+  over_context(spec.length, "--length");  // fail before generating a long prompt for nothing
 
   Prompt built;
   if (generate) {
@@ -438,7 +439,8 @@ Prompt build_prompt(const PromptSpec& spec, const Tokenizer* tokenizer, int32_t 
     fit_length(built, spec.length, spec.prompt_file, " (--generate text --prompt FILE repeats a text to length)");
   }
   if (built.tokens.empty()) throw InputError(spec.prompt_file, "the prompt has no tokens");
-  if (spec.length == 0) over_context(static_cast<int64_t>(built.tokens.size()));
+  if (spec.length == 0)
+    over_context(static_cast<int64_t>(built.tokens.size()), spec.tokens_file.empty() ? spec.prompt_file : spec.tokens_file);
   built.warnings.insert(built.warnings.begin(), out.warnings.begin(), out.warnings.end());
   built.sha256 = tokens_sha256(built.tokens);
   built.description += " -> " + std::to_string(built.tokens.size()) + " tokens";

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "common/error.h"
@@ -61,6 +62,8 @@ std::vector<int64_t> read_npy(const std::string& path) {
     if (std::isdigit(static_cast<unsigned char>(shape[i]))) {
       size_t j = i;
       while (j < shape.size() && std::isdigit(static_cast<unsigned char>(shape[j]))) ++j;
+      // 15 digits bound every dimension far above any file this reader accepts, without overflow.
+      if (j - i > 15) throw InputError(path, ".npy shape " + shape.substr(0, 60) + " has a dimension too large");
       dims.push_back(std::stoll(shape.substr(i, j - i)));
       i = j;
     } else {
@@ -70,7 +73,7 @@ std::vector<int64_t> read_npy(const std::string& path) {
   int64_t count = 0;
   if (dims.size() == 1) count = dims[0];
   else if (dims.size() == 2 && (dims[0] == 1 || dims[1] == 1)) count = dims[0] * dims[1];
-  else throw InputError(path, ".npy shape " + shape + " is not a 1-D sequence of token ids (or one row)");
+  else throw InputError(path, ".npy shape " + shape.substr(0, 60) + " is not a 1-D sequence of token ids (or one row)");
   (void)fortran;  // irrelevant for one row or column
 
   if (descr.size() < 3 || (descr[0] != '<' && descr[0] != '|'))
@@ -82,8 +85,9 @@ std::vector<int64_t> read_npy(const std::string& path) {
   const size_t data_start = header_start + header_len;
   const size_t available = bytes.size() - data_start;
   if (static_cast<uint64_t>(count) > available / static_cast<size_t>(width))
-    throw InputError(path, ".npy data is truncated: " + std::to_string(count) + " values of " + std::to_string(width) +
-                               " bytes need " + std::to_string(count * width) + ", the file has " + std::to_string(available));
+    throw InputError(path, ".npy data is truncated: the shape says " + std::to_string(count) + " values of " +
+                               std::to_string(width) + " bytes, the file has " + std::to_string(available) +
+                               " bytes of data");
   std::vector<int64_t> ids(static_cast<size_t>(count));  // [count]
   const uint8_t* p = reinterpret_cast<const uint8_t*>(bytes.data()) + data_start;
   for (int64_t i = 0; i < count; ++i, p += width) {
@@ -157,6 +161,13 @@ std::vector<int64_t> read_h5(const std::string& file, std::string dataset) {
     throw InputError(file, "dataset '" + dataset + "' is 2-D with no dimension of 1; give one sequence");
   const hsize_t count = rank == 1 ? dims[0] : dims[0] * dims[1];
   if (count > (hsize_t(1) << 34)) throw InputError(file, "dataset '" + dataset + "' is implausibly large");
+  // Dimensions are only a claim (an unwritten dataset reads as fill values): at most 8 ids per
+  // byte of the file, so the ids read never take more than 64 times its size.
+  std::error_code size_error;
+  const uintmax_t file_bytes = std::filesystem::file_size(file, size_error);
+  if (!size_error && count > 8 * hsize_t(file_bytes))
+    throw InputError(file, "dataset '" + dataset + "' claims " + std::to_string(count) + " ids, more than a file of " +
+                               std::to_string(file_bytes) + " bytes can hold");
   std::vector<int64_t> ids(static_cast<size_t>(count));  // [count]
   if (count > 0 && H5Dread(d.id, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, ids.data()) < 0)
     throw InputError(file, "cannot read dataset '" + dataset + "'");

@@ -66,7 +66,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : map_(std::make_uniqu
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(bytes + 8, bytes + header_bytes_);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // also out_of_range: a number beyond double
     std::string msg = e.what();
     if (auto p = msg.find("] "); p != std::string::npos) msg = msg.substr(p + 2);  // drop "[json.exception...]"
     throw InputError(path, "header JSON is malformed: " + one_line(msg));

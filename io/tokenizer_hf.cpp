@@ -105,6 +105,11 @@ TokenizerData tokenizer_data_from_hf_json(const std::string& json_text, const st
     const json added = root.value("added_tokens", json::array());
     for (const json& a : added) max_id = std::max<int64_t>(max_id, a.at("id").get<int64_t>());
     if (max_id < 0 || max_id >= INT32_MAX) throw InputError(source, "model.vocab is empty or its ids are out of range");
+    // Contiguous ids: the largest is below the number of entries, which bounds the tables by the file.
+    const int64_t entries = static_cast<int64_t>(vocab.size() + added.size());
+    if (max_id >= entries)
+      throw InputError(source, "token id " + std::to_string(max_id) + " is beyond the " + std::to_string(entries) +
+                                   " tokens the file defines (ids must be contiguous)");
     d.tokens.assign(static_cast<size_t>(max_id + 1), std::string());
     std::vector<bool> used(d.tokens.size(), false);
     d.types.assign(d.tokens.size(), static_cast<int32_t>(TokenType::Normal));

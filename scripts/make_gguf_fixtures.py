@@ -371,6 +371,11 @@ def make_bad():
     patch(mini, fixture("bad_offset.gguf"), [(offset_at, struct.pack("<Q", 1 << 20))])
     patch(base, fixture("bad_truncated.gguf"), cut=data_start + (len(data) - data_start) // 2)
     patch(base, fixture("bad_truncated_header.gguf"), cut=first_kv + 40)
+    # block_count disagreeing with the blk.N tensors: huge (once a minutes-long loop) and too low.
+    key = b"llama.block_count"
+    count_at = data.find(struct.pack("<Q", len(key)) + key) + 8 + len(key) + 4  # after the u32 type id
+    patch(base, fixture("bad_block_count_huge.gguf"), [(count_at, struct.pack("<I", 2147483647))])
+    patch(base, fixture("bad_block_count_low.gguf"), [(count_at, struct.pack("<I", 1))])
 
     write_gguf(fixture("bad_arch.gguf"), "gptneox", [("add_block_count", 1)],
                [("token_embd.weight", RNG.standard_normal((4, 32)).astype(np.float32), None)])

@@ -9,6 +9,8 @@ echo "test: fetching SmolLM2-135M-Instruct (scripts/get-model.sh)" >&2
 HEADCAL_MODEL="$(scripts/get-model.sh)"
 export HEADCAL_MODEL
 export PATH="$PWD/.venv/bin:$PATH"  # the tests' python3 is the project's environment
-cd "${BUILD_DIR:-build}"
 echo "test: running the tests (ctest)" >&2
-ctest --output-on-failure -j "${HEADCAL_JOBS:-$(nproc)}"
+(cd "${BUILD_DIR:-build}" && ctest --output-on-failure -j "${HEADCAL_JOBS:-$(nproc)}")
+# Every reader under ASan + UBSan with mutated inputs, fixed seed (docs/RELIABILITY.md).
+echo "test: bounded fuzz campaign (scripts/fuzz.sh)" >&2
+scripts/fuzz.sh

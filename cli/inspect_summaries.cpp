@@ -1,0 +1,106 @@
+#include "cli/inspect_summaries.h"
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <vector>
+
+#include "io/atlas.h"
+#include "io/profile.h"
+
+namespace hc::cli {
+
+namespace {
+
+void line(std::string& out, const char* key, const std::string& value) {
+  char label[32];
+  std::snprintf(label, sizeof label, "%-17s", (std::string(key) + ":").c_str());
+  out += label + value + "\n";
+}
+
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g", v);
+  return buf;
+}
+
+// "dense 3, a_shape 10, ..." in the pattern enum's order, patterns absent left out.
+std::string pattern_counts(const std::map<PatternKind, int64_t>& counts) {
+  std::string out;
+  for (const auto& [kind, n] : counts) {
+    if (!out.empty()) out += ", ";
+    out += std::string(pattern_kind_name(kind)) + " " + std::to_string(n);
+  }
+  return out.empty() ? "none" : out;
+}
+
+// "0-29" for a contiguous run, else the list.
+std::string layer_list(const std::vector<int64_t>& layers) {
+  if (layers.empty()) return "none";
+  if (layers.back() - layers.front() + 1 == static_cast<int64_t>(layers.size()))
+    return std::to_string(layers.front()) + "-" + std::to_string(layers.back());
+  std::string out;
+  for (int64_t l : layers) out += (out.empty() ? "" : ",") + std::to_string(l);
+  return out;
+}
+
+}  // namespace
+
+bool looks_like_hdf5(const std::string& path) {
+  static const char kSignature[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
+  std::ifstream in(path, std::ios::binary);
+  char head[8] = {};
+  return in.read(head, 8) && std::memcmp(head, kSignature, 8) == 0;
+}
+
+bool looks_like_yaml(const std::string& path) {
+  for (const char* ext : {".yaml", ".yml"}) {
+    const size_t n = std::strlen(ext);
+    if (path.size() > n && path.compare(path.size() - n, n, ext) == 0) return true;
+  }
+  return false;
+}
+
+std::string describe_atlas(const std::string& path) {
+  const Atlas atlas = Atlas::open(path);
+  const AtlasMeta& m = atlas.meta();
+  std::map<PatternKind, int64_t> rows_by_pattern;
+  int64_t rows = 0;
+  for (int64_t layer : atlas.recorded_layers())
+    for (const CandidateRow& r : atlas.candidates(layer)) ++rows_by_pattern[r.pattern], ++rows;
+  std::string out;
+  line(out, "format", std::string(kAtlasFormat) + " v" + std::to_string(atlas.version()));
+  line(out, "model", m.model_name + " (" + m.arch + ")");
+  line(out, "fingerprint", m.model_fingerprint);
+  line(out, "layers", std::to_string(atlas.recorded_layers().size()) + " recorded of " + std::to_string(m.layers) +
+                          " (" + layer_list(atlas.recorded_layers()) + ")");
+  line(out, "heads", std::to_string(m.heads) + " (kv heads " + std::to_string(m.kv_heads) + "), head_dim " +
+                         std::to_string(m.head_dim));
+  line(out, "tokens", std::to_string(m.tokens) + " (" + m.prompt_description + ")");
+  line(out, "prompt sha256", m.prompt_sha256);
+  line(out, "map size", std::to_string(m.map_size));
+  line(out, "candidate rows", std::to_string(rows) + ": " + pattern_counts(rows_by_pattern));
+  line(out, "written by", "headcal " + m.tool_version);
+  return out;
+}
+
+std::string describe_profile(const std::string& path) {
+  const Profile p = read_profile(path);
+  std::map<PatternKind, int64_t> heads_by_pattern;
+  for (const ProfileHead& h : p.heads) ++heads_by_pattern[h.pattern];
+  const ProfileCalibration& c = p.calibration;
+  std::string out;
+  line(out, "format", "headcal-profile");
+  line(out, "model", p.model.name + " (" + p.model.arch + ")");
+  line(out, "fingerprint", p.model.fingerprint.empty() ? "none" : p.model.fingerprint);
+  line(out, "shape", std::to_string(p.model.layers) + " layers x " + std::to_string(p.model.heads) + " heads (kv " +
+                         std::to_string(p.model.kv_heads) + "), head_dim " + std::to_string(p.model.head_dim));
+  line(out, "calibration", std::to_string(c.tokens) + " tokens (" + c.prompt + ")");
+  line(out, "budget", c.budget_mode + (c.budget_mode == "imported" ? "" : " " + number(c.budget_value)));
+  line(out, "achieved", "density " + number(c.achieved_density) + ", mean recall " + number(c.mean_recall));
+  line(out, "patterns", pattern_counts(heads_by_pattern));
+  return out;
+}
+
+}  // namespace hc::cli

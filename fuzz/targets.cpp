@@ -1,0 +1,88 @@
+#include "fuzz/targets.h"
+
+#include "common/error.h"
+
+#include "io/grid.h"
+#include "io/minference_json.h"
+#include "io/mapped_file.h"
+#include "io/model_file.h"
+#include "io/profile.h"
+#include "io/prompt.h"
+#include "io/tokenizer.h"
+
+namespace hc::fuzz {
+
+namespace {
+
+// A model opened, every tensor dequantised, and its tokenizer used: what record/validate read.
+void read_model(const std::string& path, const std::string&) {
+  auto model = open_model(path);
+  for (const auto& [name, info] : model->tensors()) model->load_f32(name);
+  (void)model->fingerprint();
+  try {  // the tiny fixtures have no tokenizer: that refusal does not make the model input bad
+    auto tok = load_tokenizer(path);
+    tok->decode(tok->encode("Hello, world! 123 \xc3\xa9t\xc3\xa9", "fuzz text"));
+  } catch (const InputError& e) {
+    if (std::string(e.what()).find("no tokenizer") == std::string::npos) throw;
+  }
+}
+
+void read_hf_folder(const std::string&, const std::string& dir) { read_model(dir, dir); }
+
+void read_tokenizer(const std::string& path, const std::string&) {
+  auto tok = load_tokenizer(path);
+  tok->decode(tok->encode("Hello, world! 123 \xc3\xa9t\xc3\xa9 <|endoftext|>", "fuzz text"));
+}
+
+void read_tokens(const std::string& path, const std::string&) { (void)read_token_file(path); }
+
+void read_profile_file(const std::string& path, const std::string&) { (void)read_profile(path); }
+
+void read_grid(const std::string& path, const std::string&) { (void)read_grid_file(path, 4096); }
+
+// An import for SmolLM2's shape (30 layers x 9 heads), as `headcal import --model` gives it.
+void read_minference(const std::string& path, const std::string&) {
+  MInferenceImportOptions options;
+  options.model.name = "fuzz";
+  options.model.arch = "llama";
+  options.model.layers = 30;
+  options.model.heads = 9;
+  options.model.kv_heads = 3;
+  options.model.head_dim = 64;
+  options.tokens = 4096;
+  options.prompt = "fuzz";
+  (void)import_minference(read_whole_file(path), path, options);
+}
+
+}  // namespace
+
+const std::vector<Target>& all_targets() {
+  static const std::vector<Target> targets = {
+      {"gguf", "model.gguf", "",
+       {"tests/data/good_tiny_llama.gguf", "tests/data/good_tiny_qwen2.gguf", "tests/data/good_tiny_llama3.gguf"},
+       read_model},
+      {"hf_config", "config.json", "tests/data/good_hf_tiny_llama",
+       {"tests/data/good_hf_tiny_llama/config.json", "tests/data/good_hf_tiny_llama3/config.json",
+        "tests/data/good_hf_tiny_qwen2/config.json"},
+       read_hf_folder},
+      {"safetensors", "model.safetensors", "tests/data/good_hf_tiny_llama",
+       {"tests/data/good_hf_tiny_llama/model.safetensors"}, read_hf_folder},
+      {"hf_index", "model.safetensors.index.json", "tests/data/good_hf_tiny_qwen2",
+       {"tests/data/good_hf_tiny_qwen2/model.safetensors.index.json"}, read_hf_folder},
+      {"tokenizer_json", "tokenizer.json", "",
+       {"tests/data/good_tokenizer_mini_gpt2.json", "tests/data/good_tokenizer_mini_llama3.json",
+        "tests/data/good_tokenizer_mini_qwen2.json", "tests/data/good_tokenizer_mini_smollm.json"},
+       read_tokenizer},
+      {"tokens_txt", "tokens.txt", "", {"tests/data/good_tokens_ids.txt"}, read_tokens},
+      {"tokens_npy", "tokens.npy", "",
+       {"tests/data/good_tokens_i32.npy", "tests/data/good_tokens_i64_2d.npy", "tests/data/good_tokens_u16.npy"},
+       read_tokens},
+      {"tokens_h5", "tokens.h5", "", {"tests/data/good_tokens.h5"}, read_tokens},
+      {"profile_yaml", "profile.yaml", "", {"profiles/smollm2-135m-instruct/profile.yaml"}, read_profile_file},
+      {"grid_yaml", "grid.yaml", "", {"tests/data/good_grid.yaml"}, read_grid},
+      {"minference_json", "config.json", "", {"profiles/smollm2-135m-instruct/minference.json"}, read_minference},
+  };
+  return targets;
+}
+
+}  // namespace hc::fuzz
