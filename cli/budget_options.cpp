@@ -14,8 +14,8 @@ BudgetOptions::BudgetOptions(CLI::App& sub) {
   global_opt_->excludes(recall_opt_);
   sub.add_option("--patterns", patterns_, "patterns search may choose: all, or a list like a_shape,vertical_slash");
   sub.add_option("--objective", objective_,
-                 "how a candidate is scored over the atlas's prompts: mean-recall (default), worst-recall, "
-                 "recall-floor:F, output-error, mixed:A (mean recall - A x mean output error)");
+                 "how a candidate is scored over the atlas's prompts: mixed:A (mean recall - A x mean output "
+                 "error; default mixed:1), mean-recall, worst-recall, recall-floor:F, output-error");
   sub.add_option("--rule", rule_,
                  "budgeted (default), or minference: MInference's own search rule (its six candidates, most "
                  "attention kept, no budget), for comparison")

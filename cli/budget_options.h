@@ -21,7 +21,7 @@ class BudgetOptions {
  private:
   double density_ = 0, global_density_ = 0, min_recall_ = 0;
   std::string patterns_ = "all";
-  std::string objective_ = "mean-recall";
+  std::string objective_ = "mixed:1";
   std::string rule_ = "budgeted";
   CLI::Option *density_opt_, *global_opt_, *recall_opt_;
 };

@@ -29,8 +29,7 @@ Profile run(const Atlas& atlas, const SearchOptions& options, std::vector<std::s
   p.calibration.budget_value = minference ? 0.0 : options.value;
   p.calibration.tool_version = meta.tool_version;
   p.calibration.prompts = static_cast<int64_t>(atlas.prompt_count());
-  if (atlas.prompt_count() > 1 || options.objective.kind != ObjectiveKind::mean_recall)
-    p.calibration.objective = objective_name(options.objective);
+  p.calibration.objective = objective_name(options.objective);
   p.defaults = meta.defaults();
 
   // Dense everywhere first; recorded heads then take their chosen option.

@@ -178,9 +178,9 @@ TEST_CASE("headcal record / calibrate / validate --prompt-set", "[prompt_set][cl
   std::ofstream(dir + "/ids.txt") << "5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25\n";
   std::ofstream(dir + "/set.yaml") << "format: headcal-prompt-set\nversion: 1\nname: tiny-set\nprompts:\n"
                                       "  - {name: ids, tokens: ids.txt}\n"
-                                      "  - {name: rnd, generate: random, length: 90, seed: 3, weight: 2}\n";
+                                      "  - {name: rnd, generate: random, length: 300, seed: 3, weight: 2}\n";
   auto r = hc::test::run_headcal("calibrate --model random:tiny --prompt-set '" + dir +
-                                 "/set.yaml' --device cpu --global-density 0.5 --out '" + dir + "/p.yaml'");
+                                 "/set.yaml' --device cpu --global-density 0.5 --objective mean-recall --out '" + dir + "/p.yaml'");
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   const hc::Atlas atlas = hc::Atlas::open(dir + "/p.atlas.h5");

@@ -98,7 +98,7 @@ TEST_CASE("inspect summarises a profile and an atlas", "[cli][inspect]") {
   CHECK(profile.exit_code == 0);
   CHECK(contains(profile.output, "format:          headcal-profile"));
   CHECK(contains(profile.output, "shape:           30 layers x 9 heads (kv 3), head_dim 64"));
-  CHECK(contains(profile.output, "budget:          global-density 0.2"));
+  CHECK(contains(profile.output, "budget:          global-density 0.3"));
   CHECK(contains(profile.output, "patterns:"));
 
   const fs::path dir = hc::test::make_temp_dir("cli-inspect");

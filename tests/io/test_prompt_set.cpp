@@ -99,7 +99,7 @@ TEST_CASE("prompt set: bad files name the file and the entry", "[prompt_set]") {
   const std::string path = write(dir, "long.yaml", h + "prompts:\n  - {name: big, generate: random, length: 64}\n");
   const hc::PromptSet set = hc::read_prompt_set(path);
   CHECK(hc::test::throws_input_error_containing([&] { hc::build_prompt_set(set, nullptr, 100, 32, false); },
-                                                "long.yaml: prompts[0] (big): 64 tokens are more than the model's context"));
+                                                "long.yaml: prompts[0] (big): --length: 64 tokens are more than the model's context"));
   CHECK(hc::build_prompt_set(set, nullptr, 100, 32, true).at(0).prompt.tokens.size() == 64);
   const std::string ids = write(dir, "ids.yaml", h + "prompts:\n  - {name: ids, tokens: ids.txt}\n");
   CHECK(hc::test::throws_input_error_containing(

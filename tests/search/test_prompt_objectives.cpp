@@ -147,7 +147,8 @@ TEST_CASE("search tables: candidates aggregated over prompts under each objectiv
   const hc::Atlas atlas = hc::Atlas::open(write_two_prompt_atlas(dir));
   using hc::search::ObjectiveKind;
 
-  const auto mean = hc::search::build_tables(atlas);
+  const hc::search::Objective mean_recall = hc::search::parse_objective("mean-recall");
+  const auto mean = hc::search::build_tables(atlas, {}, mean_recall);
   REQUIRE(mean.size() == 2);
   const double dense = (3 * dense_cost(1000) + dense_cost(700)) / 4;
   CHECK(mean[0].dense_cost == Approx(dense));
@@ -181,15 +182,18 @@ TEST_CASE("search tables: candidates aggregated over prompts under each objectiv
   CHECK_THROWS_AS(hc::search::parse_objective("recall-floor:1.5"), hc::InputError);
   CHECK_THROWS_AS(hc::search::parse_objective("mean-recall:1"), hc::InputError);
 
-  // Per-head density 0.2: mean recall picks a_shape for head 0 (0.8925 mean at 0.11 density is
-  // below vertical_slash's 0.945); the worst-case objective moves head 0 to vertical_slash too.
+  // Per-head density 0.25: both fit and mean recall prefers vertical_slash (0.945 against a_shape's
+  // 0.8925); at 0.13 only a_shape (density 0.106) fits.
   hc::search::SearchOptions opts;
   opts.mode = hc::search::BudgetMode::density;
   opts.value = 0.25;
+  opts.objective = mean_recall;
   hc::Profile p = hc::search::run(atlas, opts);
   CHECK(p.at(0, 0).candidate() == kV);
   CHECK(p.calibration.prompts == 2);
   CHECK(p.calibration.objective == "mean-recall");
+  // The default objective, mixed:1, also charges a_shape's output error on kv (0.80).
+  CHECK(hc::search::objective_name(hc::search::SearchOptions{}.objective) == "mixed:1");
   opts.value = 0.13;
   CHECK(hc::search::run(atlas, opts).at(0, 0).candidate() == kA);
   // With a floor of 0.9 a_shape is out (0.60 on kv); nothing is left within 0.13, so the head takes
