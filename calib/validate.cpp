@@ -1,5 +1,5 @@
 #include "calib/validate.h"
-#include "calib/validate_json.h"
+#include "calib/validate_format.h"
 
 #include <nlohmann/json.hpp>
 
@@ -45,17 +45,8 @@ std::string head_name(const HeadValidation& h) {
   return "L" + std::to_string(h.layer) + "H" + std::to_string(h.head);
 }
 
-std::string fixed(double value, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, value);
-  return buf;
-}
-
-std::string scientific(double value) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.3e", value);
-  return buf;
-}
+std::string fixed(double value, int digits) { return format_fixed(value, digits); }
+std::string scientific(double value) { return format_scientific(value); }
 
 // The CPU sparse prefill's per-layer work (see validate.h).
 struct CpuSparseRun {
@@ -365,15 +356,32 @@ std::string validation_summary(const ValidationReport& r) {
           << fixed(worst[i]->recall, 4) << " (profile " << fixed(worst[i]->profile_recall, 4) << ")";
     out << "\n";
   }
-  if (r.min_recall_threshold >= 0 || r.max_kl_threshold >= 0 || r.min_top1_threshold >= 0) {
-    out << "  thresholds:";
-    if (r.min_recall_threshold >= 0) out << " min recall " << fixed(r.min_recall_threshold, 4);
-    if (r.max_kl_threshold >= 0) out << " max KL " << scientific(r.max_kl_threshold);
-    if (r.min_top1_threshold >= 0) out << " min top-1 " << fixed(r.min_top1_threshold, 4);
-    out << (r.failures.empty() ? ": PASS\n" : ": FAIL\n");
-    for (const std::string& f : r.failures) out << "    " << f << "\n";
-  }
+  out << thresholds_lines(r, r.failures, "thresholds");
   return out.str();
+}
+
+std::string format_fixed(double value, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, value);
+  return buf;
+}
+
+std::string format_scientific(double value) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.3e", value);
+  return buf;
+}
+
+std::string thresholds_lines(const ValidationReport& r, const std::vector<std::string>& failures,
+                             const std::string& label) {
+  if (r.min_recall_threshold < 0 && r.max_kl_threshold < 0 && r.min_top1_threshold < 0) return "";
+  std::string out = "  " + label + ":";
+  if (r.min_recall_threshold >= 0) out += " min recall " + format_fixed(r.min_recall_threshold, 4);
+  if (r.max_kl_threshold >= 0) out += " max KL " + format_scientific(r.max_kl_threshold);
+  if (r.min_top1_threshold >= 0) out += " min top-1 " + format_fixed(r.min_top1_threshold, 4);
+  out += failures.empty() ? ": PASS\n" : ": FAIL\n";
+  for (const std::string& f : failures) out += "    " + f + "\n";
+  return out;
 }
 
 std::string validation_json(const ValidationReport& r, const std::string& model_path, const std::string& profile_path,

@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "calib/validate.h"
-#include "calib/validate_json.h"
+#include "calib/validate_format.h"
 #include "common/error.h"
 #include "headcal/version.h"
 #include "kernels/sparse/pattern.h"
@@ -14,17 +14,8 @@ namespace hc {
 
 namespace {
 
-std::string fixed(double value, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, value);
-  return buf;
-}
-
-std::string scientific(double value) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.3e", value);
-  return buf;
-}
+std::string fixed(double value, int digits) { return format_fixed(value, digits); }
+std::string scientific(double value) { return format_scientific(value); }
 
 void aggregate(SetValidation& v) {
   double w_sum = 0, density = 0, kl = 0, top1 = 0, recall = 0;
@@ -114,15 +105,7 @@ std::string set_validation_summary(const SetValidation& v) {
     for (size_t i = 0; i < std::min<size_t>(heads.size(), 5); ++i) out << (i ? "," : "") << " " << heads[i].second;
     out << "\n";
   }
-  const ValidationReport& first = v.prompts.front().report;
-  if (first.min_recall_threshold >= 0 || first.max_kl_threshold >= 0 || first.min_top1_threshold >= 0) {
-    out << "  thresholds (every prompt):";
-    if (first.min_recall_threshold >= 0) out << " min recall " << fixed(first.min_recall_threshold, 4);
-    if (first.max_kl_threshold >= 0) out << " max KL " << scientific(first.max_kl_threshold);
-    if (first.min_top1_threshold >= 0) out << " min top-1 " << fixed(first.min_top1_threshold, 4);
-    out << (v.failures.empty() ? ": PASS\n" : ": FAIL\n");
-    for (const std::string& f : v.failures) out << "    " << f << "\n";
-  }
+  out << thresholds_lines(v.prompts.front().report, v.failures, "thresholds (every prompt)");
   return out.str();
 }
 

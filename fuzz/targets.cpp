@@ -2,12 +2,14 @@
 
 #include "common/error.h"
 
+#include "io/atlas.h"
 #include "io/grid.h"
 #include "io/minference_json.h"
 #include "io/mapped_file.h"
 #include "io/model_file.h"
 #include "io/profile.h"
 #include "io/prompt.h"
+#include "io/prompt_set.h"
 #include "io/tokenizer.h"
 
 namespace hc::fuzz {
@@ -54,6 +56,20 @@ void read_minference(const std::string& path, const std::string&) {
   (void)import_minference(read_whole_file(path), path, options);
 }
 
+// An atlas as search and report read it: every prompt's tables at open, then each prompt's layers.
+void read_atlas(const std::string& path, const std::string&) {
+  const Atlas atlas = Atlas::open(path);
+  for (size_t p = 0; p < atlas.prompt_count(); ++p)
+    for (int64_t layer : atlas.recorded_layers()) (void)atlas.read_layer(layer, p);
+}
+
+// A prompt set as record/validate take it, for a model of 1000 ids and a 4096-token context
+// (entries that need text fail for want of a tokenizer: bad input for this model).
+void read_prompt_set_file(const std::string& path, const std::string&) {
+  const PromptSet set = read_prompt_set(path);
+  (void)build_prompt_set(set, nullptr, 1000, 4096, false);
+}
+
 }  // namespace
 
 const std::vector<Target>& all_targets() {
@@ -81,6 +97,9 @@ const std::vector<Target>& all_targets() {
       {"profile_yaml", "profile.yaml", "", {"profiles/smollm2-135m-instruct/profile.yaml"}, read_profile_file},
       {"grid_yaml", "grid.yaml", "", {"tests/data/good_grid.yaml"}, read_grid},
       {"minference_json", "config.json", "", {"profiles/smollm2-135m-instruct/minference.json"}, read_minference},
+      {"atlas", "atlas.h5", "", {"tests/data/good_atlas_two_prompts.h5"}, read_atlas},
+      {"prompt_set", "set.yaml", "tests/data/good_prompt_set", {"tests/data/good_prompt_set/set.yaml"},
+       read_prompt_set_file},
   };
   return targets;
 }

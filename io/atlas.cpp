@@ -288,6 +288,13 @@ Hid open_checked_dataset(hid_t parent, const std::string& name, const std::vecto
   return ds;
 }
 
+// Index datasets (token ids, layer numbers) must be stored as integers: HDF5 would otherwise
+// convert floats on read without a word.
+void require_integer_dataset(hid_t ds, const std::string& file, const std::string& what) {
+  Hid type(H5Dget_type(ds), H5Tclose);
+  if (H5Tget_class(type.get()) != H5T_INTEGER) throw InputError(file, what + ": not stored as integers");
+}
+
 std::vector<hsize_t> dataset_dims(hid_t parent, const std::string& name, const std::string& file,
                                   const std::string& where) {
   std::vector<hsize_t> dims;
@@ -641,6 +648,7 @@ Atlas Atlas::open(const std::string& path) {
     }
     const hsize_t n = pr.tokens.size();
     Hid ds = open_checked_dataset(pg.get(), "tokens", {n}, path, where);
+    require_integer_dataset(ds.get(), path, where + "/tokens");
     pr.tokens = read_full<int32_t>(ds.get(), H5T_NATIVE_INT32, n, path, where + "/tokens");
     longest = std::max<int64_t>(longest, static_cast<int64_t>(n));
     a.prompts_.push_back(std::move(pr));
@@ -655,6 +663,7 @@ Atlas Atlas::open(const std::string& path) {
   std::vector<int32_t> layers;
   {
     Hid ds = open_checked_dataset(f, "recorded_layers", ldims, path, "/");
+    require_integer_dataset(ds.get(), path, "/recorded_layers");
     layers = read_full<int32_t>(ds.get(), H5T_NATIVE_INT32, ldims[0], path, "/recorded_layers");
   }
   for (size_t i = 0; i < layers.size(); ++i) {

@@ -235,6 +235,42 @@ TEST_CASE("atlas reader: version 1 files (one prompt at the root) read as one pr
   fs::remove_all(dir);
 }
 
+TEST_CASE("atlas fixture: two prompts recorded from tests/data/good_prompt_set", "[atlas]") {
+  // headcal record --model random:tiny --prompt-set tests/data/good_prompt_set/set.yaml --device cpu --map-size 8
+  const Atlas a = Atlas::open(test::data_path("good_atlas_two_prompts.h5"));
+  REQUIRE(a.prompt_count() == 2);
+  CHECK(a.prompt(0).name == "ids");
+  CHECK(a.prompt(0).weight == 2.0);
+  CHECK(a.prompt(0).tokens.size() == 24);
+  CHECK(a.prompt(1).tokens.size() == 70);
+  CHECK(a.meta().tokens == 70);
+  CHECK(a.recorded_layers() == std::vector<int64_t>{0, 1});
+  CHECK(a.read_layer(1, 1).colmass.size() == static_cast<size_t>(a.meta().heads * 70));
+}
+
+TEST_CASE("atlas reader: index datasets stored as floats are rejected", "[atlas]") {
+  std::string dir = test::make_temp_dir("atlas_float");
+  test::SyntheticSpec spec;
+  spec.recorded = {0, 1};
+  const std::string path = dir + "/f.h5";
+  test::write_synthetic_atlas(path, spec);
+  {  // /recorded_layers rewritten as float64 with the same values
+    hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    REQUIRE(f >= 0);
+    REQUIRE(H5Ldelete(f, "recorded_layers", H5P_DEFAULT) >= 0);
+    const double values[2] = {0, 1};
+    const hsize_t dims[1] = {2};
+    hid_t space = H5Screate_simple(1, dims, nullptr);
+    hid_t ds = H5Dcreate2(f, "recorded_layers", H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) >= 0);
+    H5Dclose(ds);
+    H5Sclose(space);
+    H5Fclose(f);
+  }
+  CHECK(hc::test::throws_input_error_containing([&] { Atlas::open(path); }, "/recorded_layers: not stored as integers"));
+  fs::remove_all(dir);
+}
+
 TEST_CASE("h5py reads the atlas with no headcal code", "[atlas][python]") {
   if (std::system("python3 -c 'import h5py, numpy' >/dev/null 2>&1") != 0) {
     WARN("skipped: python3 with h5py and numpy is not available");
