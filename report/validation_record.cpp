@@ -1,12 +1,11 @@
 #include "report/validation_record.h"
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "io/mapped_file.h"
 
 namespace hc::report {
 
@@ -21,11 +20,8 @@ double summary_number(const nlohmann::json& summary, const char* key, const std:
 }  // namespace
 
 ValidationRecord read_validation_record(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw InputError(path, "cannot open the validation record");
-  std::stringstream text;
-  text << in.rdbuf();
-  nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  const std::string text = read_whole_file(path, "cannot open the validation record");
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) throw InputError(path, "not a JSON object (expected `headcal validate --json` output)");
   if (j.value("format", std::string()) != "headcal-validation")
     throw InputError(path, "not a validation record (\"format\" is not \"headcal-validation\")");
@@ -48,6 +44,18 @@ ValidationRecord read_validation_record(const std::string& path) {
     if (prompt.contains("description") && prompt.at("description").is_string())
       r.prompt = prompt.at("description").get<std::string>();
     if (prompt.contains("tokens") && prompt.at("tokens").is_number_integer()) r.tokens = prompt.at("tokens").get<int64_t>();
+  }
+  // A prompt set's record (version 2): the set's description, the first prompt's length.
+  if (j.contains("prompt_set") && j.at("prompt_set").is_object()) {
+    const nlohmann::json& set = j.at("prompt_set");
+    if (set.contains("description") && set.at("description").is_string())
+      r.prompt = set.at("description").get<std::string>();
+    if (j.contains("prompts") && j.at("prompts").is_array() && !j.at("prompts").empty()) {
+      const nlohmann::json& first = j.at("prompts").at(0);
+      if (first.is_object() && first.contains("prompt") && first.at("prompt").is_object() &&
+          first.at("prompt").contains("tokens") && first.at("prompt").at("tokens").is_number_integer())
+        r.tokens = first.at("prompt").at("tokens").get<int64_t>();
+    }
   }
   if (j.contains("passed") && j.at("passed").is_boolean()) r.passed = j.at("passed").get<bool>();
   return r;

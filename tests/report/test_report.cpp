@@ -115,6 +115,18 @@ TEST_CASE("report shows validation records and, with several, the quality fronti
     CHECK(records[1].top1_agreement == Approx(0.9));
     CHECK(records[1].tokens == 4000);
   }
+  SECTION("a prompt set's record (version 2): the set's description and its prompts' length") {
+    std::ofstream(dir + "/set.json")
+        << "{\"format\": \"headcal-validation\", \"version\": 2, \"method\": \"set\", "
+           "\"prompt_set\": {\"description\": \"prompt set held-out\", \"prompts\": 2}, "
+           "\"summary\": {\"density\": 0.3, \"mean_kl\": 0.004, \"worst_kl\": 0.006, \"top1_agreement\": 0.97, "
+           "\"mean_recall\": 0.97}, \"prompts\": [{\"name\": \"a\", \"prompt\": {\"tokens\": 8192}}]}";
+    const auto r = report::read_validation_record(dir + "/set.json");
+    CHECK(r.method == "set");
+    CHECK(r.prompt == "prompt set held-out");
+    CHECK(r.tokens == 8192);
+    CHECK(r.mean_kl == Approx(0.004));
+  }
   SECTION("one record: a table, no frontier") {
     auto records = report::read_validation_records({dir + "/v1.json"});
     std::string html = slurp(report::write_report(atlas, nullptr, dir + "/one", records).html);
