@@ -9,14 +9,15 @@
 #
 # Usage: scripts/quality-frontier.sh MODEL LENGTH OUT_DIR [DENSITIES]
 #   DENSITIES: space-separated global densities (default "0.05 0.1 0.15 0.2 0.3 0.5")
-#   env: HEADCAL (binary, default build/headcal), OBJECTIVES (default "worst-recall output-error
+#   env: HEADCAL (binary, default build/headcal), FRONTIER_OBJECTIVE (the kv and set profiles' search
+#        objective, default mixed:1), OBJECTIVES (default "worst-recall output-error
 #        mixed:1 recall-floor:0.8"; empty: none), OBJECTIVE_DENSITIES (default "0.1 0.2 0.3"),
 #        HELD_OUT (default prompts/held-out.yaml), STAGES (default "record frontier minference objectives")
 # Writes OUT_DIR/*.atlas.h5, profiles, validation records (v-*.json) and table.md
 # (bench/quality_table.py over the records).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 3 ] || { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 model="$1" n="$2" out="$3"
 densities="${4:-0.05 0.1 0.15 0.2 0.3 0.5}"
 hc="${HEADCAL:-build/headcal}"
@@ -24,6 +25,7 @@ objectives="${OBJECTIVES-worst-recall output-error mixed:1 recall-floor:0.8}"
 objective_densities="${OBJECTIVE_DENSITIES:-0.1 0.2 0.3}"
 held_out="${HELD_OUT:-prompts/held-out.yaml}"
 stages="${STAGES:-record frontier minference objectives}"
+frontier_objective="${FRONTIER_OBJECTIVE:-mixed:1}"
 mkdir -p "$out"
 has_stage() { [[ " $stages " == *" $1 "* ]]; }
 
@@ -40,8 +42,9 @@ fi
 if has_stage frontier; then
   for d in $densities; do
     for atlas in kv set; do
-      "$hc" search --atlas "$out/$atlas.atlas.h5" --global-density "$d" --out "$out/$atlas-$d.yaml" --quiet >/dev/null
-      validate "$out/$atlas-$d.yaml" "$atlas-$d" "$atlas"
+      "$hc" search --atlas "$out/$atlas.atlas.h5" --global-density "$d" --objective "$frontier_objective" \
+        --out "$out/$atlas-$d.yaml" --quiet >/dev/null
+      validate "$out/$atlas-$d.yaml" "$atlas-$d" "$atlas-$frontier_objective"
     done
   done
 fi
