@@ -3,6 +3,7 @@
 #include <hdf5.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstddef>
@@ -118,15 +119,19 @@ Hid candidate_row_type() {
 
 // ---- writing helpers ----
 
+// Strings are stored fixed-length: variable-length ones live in HDF5's global heap, whose reader
+// (HDF5 1.10) can loop forever on a damaged file, so version 2 atlases never hold one.
 void write_string_attr(hid_t obj, const char* name, const std::string& value, const std::string& file) {
   Hid type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type.get(), H5T_VARIABLE);
+  H5Tset_size(type.get(), std::max<size_t>(1, value.size()));
+  H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
   H5Tset_cset(type.get(), H5T_CSET_UTF8);
   Hid space(H5Screate(H5S_SCALAR), H5Sclose);
   Hid attr = checked(H5Acreate2(obj, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
                      H5Aclose, file, std::string("cannot create attribute ") + name);
-  const char* ptr = value.c_str();
-  check_status(H5Awrite(attr.get(), type.get(), &ptr), file, std::string("cannot write attribute ") + name);
+  std::string padded = value;
+  padded.resize(std::max<size_t>(1, value.size()), '\0');
+  check_status(H5Awrite(attr.get(), type.get(), padded.data()), file, std::string("cannot write attribute ") + name);
 }
 
 void write_int_attr(hid_t obj, const char* name, int64_t value, const std::string& file) {
@@ -197,7 +202,10 @@ std::string row_problem(const CandidateRow& r, int64_t heads) {
 
 bool has_attr(hid_t obj, const char* name) { return H5Aexists(obj, name) > 0; }
 
-std::string read_string_attr(hid_t obj, const char* name, const std::string& file, const std::string& where) {
+// `variable_ok`: version 1 atlases stored variable-length strings; later versions never do, and
+// one found there is refused before HDF5 reads its heap.
+std::string read_string_attr(hid_t obj, const char* name, const std::string& file, const std::string& where,
+                             bool variable_ok = false) {
   if (!has_attr(obj, name)) throw InputError(file, where + ": missing attribute '" + name + "'");
   Hid attr = checked(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose, file, where + ": cannot open attribute " + name);
   Hid type = checked(H5Aget_type(attr.get()), H5Tclose, file, where + ": bad attribute " + name);
@@ -207,6 +215,9 @@ std::string read_string_attr(hid_t obj, const char* name, const std::string& fil
   if (H5Sget_simple_extent_npoints(space.get()) != 1)
     throw InputError(file, where + ": attribute '" + name + "' is not a scalar");
   if (H5Tis_variable_str(type.get()) > 0) {
+    if (!variable_ok)
+      throw InputError(file, where + ": attribute '" + name + "' is a variable-length string (this atlas version " +
+                                 "stores fixed-length strings)");
     Hid mem(H5Tcopy(H5T_C_S1), H5Tclose);
     H5Tset_size(mem.get(), H5T_VARIABLE);
     H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
@@ -221,6 +232,8 @@ std::string read_string_attr(hid_t obj, const char* name, const std::string& fil
   std::string buf(size, '\0');
   Hid mem(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(mem.get(), size);
+  H5Tset_cset(mem.get(), H5Tget_cset(type.get()));  // HDF5 converts between character sets not at all
+  H5Tset_strpad(mem.get(), H5T_STR_NULLPAD);
   check_status(H5Aread(attr.get(), mem.get(), buf.data()), file, where + ": cannot read attribute " + name);
   size_t end = buf.find('\0');
   return end == std::string::npos ? buf : buf.substr(0, end);
@@ -590,27 +603,28 @@ Atlas Atlas::open(const std::string& path) {
   hid_t f = file.get();
   Atlas a;
   a.path_ = path;
-  std::string format = read_string_attr(f, "format", path, "/");
-  if (format != kAtlasFormat) throw InputError(path, "format is '" + format + "', expected '" + kAtlasFormat + "'");
   a.version_ = read_int_attr(f, "version", path, "/");
   if (a.version_ != 1 && a.version_ != kAtlasVersion)
     throw InputError(path, "atlas version " + std::to_string(a.version_) + " is not supported (this headcal reads versions 1 and " +
                                std::to_string(kAtlasVersion) + ")");
+  const bool v1 = a.version_ == 1;
+  std::string format = read_string_attr(f, "format", path, "/", v1);
+  if (format != kAtlasFormat) throw InputError(path, "format is '" + format + "', expected '" + kAtlasFormat + "'");
 
   Hid g = open_group(f, "meta", path);
   AtlasMeta& m = a.meta_;
-  m.model_fingerprint = read_string_attr(g.get(), "model_fingerprint", path, "/meta");
-  m.model_name = read_string_attr(g.get(), "model_name", path, "/meta");
-  if (has_attr(g.get(), "model_file")) m.model_file = read_string_attr(g.get(), "model_file", path, "/meta");
-  m.arch = read_string_attr(g.get(), "arch", path, "/meta");
+  m.model_fingerprint = read_string_attr(g.get(), "model_fingerprint", path, "/meta", v1);
+  m.model_name = read_string_attr(g.get(), "model_name", path, "/meta", v1);
+  if (has_attr(g.get(), "model_file")) m.model_file = read_string_attr(g.get(), "model_file", path, "/meta", v1);
+  m.arch = read_string_attr(g.get(), "arch", path, "/meta", v1);
   m.layers = read_int_attr(g.get(), "layers", path, "/meta");
   m.heads = read_int_attr(g.get(), "heads", path, "/meta");
   m.kv_heads = read_int_attr(g.get(), "kv_heads", path, "/meta");
   m.head_dim = read_int_attr(g.get(), "head_dim", path, "/meta");
   m.tokens = read_int_attr(g.get(), "tokens", path, "/meta");
-  m.prompt_sha256 = read_string_attr(g.get(), "prompt_sha256", path, "/meta");
-  m.prompt_description = read_string_attr(g.get(), "prompt_description", path, "/meta");
-  m.tool_version = read_string_attr(g.get(), "tool_version", path, "/meta");
+  m.prompt_sha256 = read_string_attr(g.get(), "prompt_sha256", path, "/meta", v1);
+  m.prompt_description = read_string_attr(g.get(), "prompt_description", path, "/meta", v1);
+  m.tool_version = read_string_attr(g.get(), "tool_version", path, "/meta", v1);
   m.block_size = read_int_attr(g.get(), "block_size", path, "/meta");
   m.last_q = read_int_attr(g.get(), "last_q", path, "/meta");
   m.v_sink = read_int_attr(g.get(), "v_sink", path, "/meta");
@@ -630,9 +644,9 @@ Atlas Atlas::open(const std::string& path) {
       pr = {"prompt", m.prompt_description, m.prompt_sha256, 1.0, m.map_size, {}};
       pr.tokens.resize(static_cast<size_t>(m.tokens));
     } else {
-      pr.name = read_string_attr(pg.get(), "name", path, where);
-      pr.description = read_string_attr(pg.get(), "description", path, where);
-      pr.sha256 = read_string_attr(pg.get(), "sha256", path, where);
+      pr.name = read_string_attr(pg.get(), "name", path, where, v1);
+      pr.description = read_string_attr(pg.get(), "description", path, where, v1);
+      pr.sha256 = read_string_attr(pg.get(), "sha256", path, where, v1);
       pr.weight = read_double_attr(pg.get(), "weight", path, where);
       if (!std::isfinite(pr.weight) || !(pr.weight > 0)) throw InputError(path, where + ": weight must be > 0");
       const int64_t n = read_int_attr(pg.get(), "tokens", path, where);

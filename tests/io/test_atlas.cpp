@@ -183,6 +183,12 @@ TEST_CASE("atlas reader rejects wrong format, version, non-HDF5 and truncated fi
   fs::copy_file(path, other);
   set_root_attr_string(other, "format", "something-else");
   CHECK(hc::test::throws_input_error_containing([&] { Atlas::open(other); }, "format"));
+  // Version 2 stores fixed-length strings; a variable-length one (HDF5's global heap, whose reader
+  // can loop on a damaged file) is refused before it is read.
+  std::string vlen = dir + "/vlen.h5";
+  fs::copy_file(path, vlen);
+  set_root_attr_string(vlen, "format", "headcal-atlas");
+  CHECK(hc::test::throws_input_error_containing([&] { Atlas::open(vlen); }, "variable-length string"));
 
   std::string text = dir + "/text.h5";
   std::ofstream(text) << "not hdf5 at all\n";
@@ -218,6 +224,7 @@ TEST_CASE("atlas reader: version 1 files (one prompt at the root) read as one pr
     H5Fclose(f);
   }
   set_root_attr_int(v1, "version", 1);
+  set_root_attr_string(v1, "format", "headcal-atlas");  // version 1 wrote variable-length strings
   const Atlas a = Atlas::open(v1), b = Atlas::open(v2);
   CHECK(a.version() == 1);
   REQUIRE(a.prompt_count() == 1);

@@ -15,7 +15,7 @@ namespace {
 Profile four_pattern_profile() {
   Profile p;
   p.model = {"m", "llama", 2, 4, 2, 64, "fp"};
-  p.calibration = {"prompt", 2000, "sha", "global-density", 0.3, 0.3, 0.95, "0.1.0"};
+  p.calibration = {"prompt", 2000, "sha", "global-density", 0.3, 0.3, 0.95, "0.1.0", "", 1};
   const GridCandidate kinds[] = {{PatternKind::dense, 0, 0},
                                  {PatternKind::a_shape, 64, 512},
                                  {PatternKind::vertical_slash, 30, 800},
