@@ -23,7 +23,7 @@ kernels::PatternConfig to_config(const GridCandidate& c) {
 
 class CudaProber : public CandidateProber {
  public:
-  CudaProber(Grid grid, PatternDefaults defaults) : grid_(std::move(grid)), defaults_(defaults) {
+  CudaProber(Grid grid, PatternDefaults defaults) : grid_(std::move(grid)) {
     settings_.last_q = static_cast<int>(defaults.last_q);
     settings_.v_sink = static_cast<int>(defaults.v_sink);
     settings_.s_local = static_cast<int>(defaults.s_local);
@@ -32,10 +32,13 @@ class CudaProber : public CandidateProber {
   size_t device_bytes(const ModelConfig& config, int64_t n_tokens) const override {
     const size_t o_bytes = size_t(n_tokens) * config.n_heads * config.head_dim * 2;  // bf16 [N, H, d]
     const size_t scores = 2 * size_t(config.n_heads) * n_tokens * 4;                  // fp32 [H, N] x2
-    const size_t estimate_tmp = size_t(config.n_heads) * 64 * n_tokens * 4;           // [H, last_q, N]
+    // One build's temporaries: the estimator's partial sums (16 bytes per head and token), the
+    // top-k lists, block-sparse's kept blocks ([H, N/64, k] ints, at most N/1024 bytes per head
+    // and token). 256 bytes per head and token bound them up to 256K tokens.
+    const size_t build_scratch = size_t(config.n_heads) * 64 * n_tokens * 4;
     // An index holds at most a few ranges and v columns per slot: bound it by a dense-sized list.
     const size_t index_bytes = size_t(config.n_heads) * ((n_tokens + 63) / 64) * 4 * 8;
-    return o_bytes + scores + estimate_tmp + index_bytes + (64u << 20);
+    return o_bytes + scores + build_scratch + index_bytes + (64u << 20);
   }
 
   std::vector<CandidateRow> probe(const ProbeLayer& layer) override {
@@ -137,7 +140,6 @@ class CudaProber : public CandidateProber {
 
  private:
   Grid grid_;
-  PatternDefaults defaults_;
   kernels::EstimatorSettings settings_;
 };
 

@@ -435,11 +435,14 @@ size_t validate_device_bytes(const ModelConfig& config, int64_t n_tokens) {
   const size_t dense_o = size_t(n_tokens) * config.n_heads * config.head_dim * 2;  // bf16 [N, H, d]
   const size_t dense_lse = size_t(config.n_heads) * n_tokens * 4;                   // fp32 [H, N]
   const size_t scores = 2 * size_t(config.n_heads) * n_tokens * 4;                  // fp32 [H, N] x2
-  const size_t estimate_tmp = size_t(config.n_heads) * 64 * n_tokens * 4;           // [H, last_q, N]
+  // One build's temporaries: the estimator's partial sums (16 bytes per head and token), the
+  // top-k lists, block-sparse's kept blocks ([H, N/64, k] ints, at most N/1024 bytes per head
+  // and token). 256 bytes per head and token bound them up to 256K tokens.
+  const size_t build_scratch = size_t(config.n_heads) * 64 * n_tokens * 4;
   // The uploaded index: a few ranges and up to v columns per slot; bounded by a dense-sized list
   // per built config (at most one per head).
   const size_t index_bytes = 2 * size_t(config.n_heads) * ((n_tokens + 63) / 64) * 4 * 64;
-  return dense_o + dense_lse + scores + estimate_tmp + index_bytes + (64u << 20);
+  return dense_o + dense_lse + scores + build_scratch + index_bytes + (64u << 20);
 }
 
 }  // namespace hc

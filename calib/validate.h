@@ -118,7 +118,8 @@ LogitComparison compare_logits(const float* logits_a, const float* logits_b, int
 double relative_error(const float* a, const float* b, size_t count);
 
 // Device memory the CUDA validate run allocates per prefill beyond the engine's (dense reference
-// output and LSE, vertical-slash estimate, the uploaded index): CudaEngineOptions::hook_device_bytes.
+// output and LSE, vertical-slash scores, the index builds' temporaries, the uploaded index):
+// CudaEngineOptions::hook_device_bytes.
 size_t validate_device_bytes(const ModelConfig& config, int64_t n_tokens);
 
 // ---- Validation over a prompt set (calib/validate_set.cpp) ----

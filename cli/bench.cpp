@@ -1,5 +1,6 @@
 // headcal bench dense|sparse: kernel benchmarks (bench/bench_attention.cu). The comparison with
-// PyTorch SDPA comes from bench/sdpa_baseline.py run in the same session (--baseline FILE).
+// PyTorch SDPA comes from bench/sdpa_baseline.py run on the same machine just before (--baseline
+// FILE): times drift between machines, so ratios only compare timings of one run.
 #include <memory>
 #include <string>
 #include <vector>

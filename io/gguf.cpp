@@ -436,7 +436,6 @@ void GgufFile::parse(const std::string& path) {
 
   // Place every tensor inside the data section, then map names.
   const uint64_t data_bytes = infos.empty() ? 0 : file_size - data_offset_;
-  std::vector<std::pair<uint64_t, const RawInfo*>> extents;  // (end offset, tensor) sorted by start below
   for (const RawInfo& r : infos) {
     const std::string what = "tensor '" + r.name + "'";
     int64_t numel = 1;

@@ -849,12 +849,8 @@ __global__ void __launch_bounds__(HopperShape<D, kDense, kConsumerCount>::kThrea
     pend = kNone;
   };
   // Dense units are pipelined. Index-driven ones complete at once: holding a unit's stages until
-  // the next unit's softmax shortened the loader's lead where stages alternate between the
-  // warpgroups (H100, kernel only, 128K, d = 128: vertical_slash(30,800) 25.7 -> 38.5 ms,
-  // block_sparse(100) 33.1 -> 42.7, vertical_slash(1000,6096) 81 -> 102; dense 128K, d = 64:
-  // 51.6 -> 48.9 ms, pipelined). Again with three consumers (ninth session; kernel ms, best of
-  // two, the 36 points of headcal bench sparse): d = 128 1.05-1.56x slower (96 bytes spilled),
-  // d = 64 a_shape 0.98-1.01x, the two-consumer indexes 1.07-1.12x slower.
+  // the next unit's softmax shortens the loader's lead where stages alternate between the
+  // warpgroups, which costs the index-driven kernel more than the overlap gains (H100 A/B).
   auto compute = [&](const Tile& t, const Tile& u, int first, auto unit_shape) {
     if constexpr (kDense) {
       if (pend == kNone) step(t, u, first, unit_shape, std::integral_constant<int, kNone>{});
@@ -917,10 +913,8 @@ __global__ void __launch_bounds__(HopperShape<D, kDense, kConsumerCount>::kThrea
         else compute(t, t, first, std::integral_constant<int, kOne64>{});
       }
     } else if constexpr (!kTwoStageUnits) {
-      // Index-driven, one unit per stage. (The seventh session's 32-key unit for stages whose
-      // keys sit in their first 32 rows, worth 3-7% on vertical_slash(30,800) with two consumers
-      // at d = 128, was 2-6% slower on a_shape here and no better overall: H100 A/B, kernel
-      // only, d = 128, 18 configurations, geomean 0.946 against 0.950 without it.)
+      // Index-driven, one unit per stage: a narrower 32-key unit for stages whose keys fill only
+      // their first 32 rows gains on some vertical-slash indexes but loses as much on a_shape.
       Tile t = fetch();
       while (t.kind != kStageTileEnd) {
         if (t.work) compute(t, t, seq - 1, std::integral_constant<int, kOne64>{});
