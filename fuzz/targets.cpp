@@ -97,7 +97,7 @@ const std::vector<Target>& all_targets() {
       {"profile_yaml", "profile.yaml", "", {"profiles/smollm2-135m-instruct/profile.yaml"}, read_profile_file},
       {"grid_yaml", "grid.yaml", "", {"tests/data/good_grid.yaml"}, read_grid},
       {"minference_json", "config.json", "", {"profiles/smollm2-135m-instruct/minference.json"}, read_minference},
-      {"atlas", "atlas.h5", "", {"tests/data/good_atlas_two_prompts.h5"}, read_atlas},
+      {"atlas", "atlas.h5", "", {"tests/data/good_atlas_two_prompts.h5"}, read_atlas, /*named_only=*/true},
       {"prompt_set", "set.yaml", "tests/data/good_prompt_set", {"tests/data/good_prompt_set/set.yaml"},
        read_prompt_set_file},
   };
