@@ -53,11 +53,21 @@ TEST_CASE("calibrate names patterns in full, in plain words, and prints the next
   CHECK(r.output.find("headcal export " + profile + " --format minference -o " + dir + "/tiny.minference.json") !=
         std::string::npos);
 
-  // -o is --out for export too, and the next step it printed works as printed.
+  // -o is --out for export too, and the next step it printed works as printed: it writes the file,
+  // or, when calibrate said MInference would run some heads differently, refuses naming them and
+  // writes it with --force.
   const auto e = run_headcal("export " + q(profile) + " --format minference -o " + q(dir + "/tiny.minference.json"));
   INFO(e.output);
-  CHECK(e.exit_code == 0);
-  CHECK(fs::exists(dir + "/tiny.minference.json"));
+  const bool warned = r.output.find("MInference would run") != std::string::npos;
+  CHECK(e.exit_code == (warned ? 2 : 0));
+  CHECK(fs::exists(dir + "/tiny.minference.json") == !warned);
+  if (warned) {
+    CHECK(e.output.find("head(s) would change in MInference") != std::string::npos);
+    const auto f = run_headcal("export " + q(profile) + " --format minference --force -o " +
+                               q(dir + "/tiny.minference.json"));
+    CHECK(f.exit_code == 0);
+    CHECK(fs::exists(dir + "/tiny.minference.json"));
+  }
   const auto rep = run_headcal("report --atlas " + q(dir + "/tiny.atlas.h5") + " --profile " + q(profile) + " -o " +
                                q(dir + "/report"));
   INFO(rep.output);
