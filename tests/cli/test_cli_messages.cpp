@@ -68,6 +68,17 @@ TEST_CASE("calibrate names patterns in full, in plain words, and prints the next
     CHECK(f.exit_code == 0);
     CHECK(fs::exists(dir + "/tiny.minference.json"));
   }
+  // import reads it back for the same random: model, as record and validate take it.
+  const auto im = run_headcal("import " + q(dir + "/tiny.minference.json") + " --model random:tiny --tokens 128 -o " +
+                              q(dir + "/back.yaml"));
+  INFO(im.output);
+  CHECK(im.exit_code == 0);
+  CHECK(im.output.find("2 layers x 4 heads, reference length 128") != std::string::npos);
+  CHECK(fs::exists(dir + "/back.yaml"));
+  const auto bad = run_headcal("import " + q(dir + "/tiny.minference.json") + " --model random:no-such-shape -o " +
+                               q(dir + "/bad.yaml"));
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.output.find("no-such-shape") != std::string::npos);
   const auto rep = run_headcal("report --atlas " + q(dir + "/tiny.atlas.h5") + " --profile " + q(profile) + " -o " +
                                q(dir + "/report"));
   INFO(rep.output);

@@ -154,8 +154,8 @@ def write_profile(path, arch, tokens, heads, layers=1, defaults="{block: 64, las
     """heads: one parameter string per head of every layer, e.g. 'pattern: a_shape, sink: 64, local: 512'."""
     lines = [
         "format: headcal-profile", "version: 1",
-        "model: {name: hand-made, arch: %s, layers: %d, heads: %d, kv_heads: 1, head_dim: 64, fingerprint: fp}"
-        % (arch, layers, len(heads)),
+        "model:", "  name: hand-made", "  arch: %s" % arch, "  layers: %d" % layers, "  heads: %d" % len(heads),
+        "  kv_heads: 1", "  head_dim: 64", "  fingerprint: fp",
         "calibration:", "  prompt: hand-made", "  tokens: %d" % tokens, "  sha256: none",
         "  budget: {mode: global-density, value: 0.3}", "  achieved_density: 0.3", "  mean_recall: 0.9",
         "  tool_version: test", "defaults: %s" % defaults, "heads:",
