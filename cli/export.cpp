@@ -112,7 +112,9 @@ Runner setup(CLI::App& sub) {
                    "SGLang 0.5.20; chunk_size, local_size and original_max_position_embeddings are those of "
                    "Qwen2.5-1M: use your model's):\n"
                 << dual_chunk_block(p) << "model types that read it: " << list(dual_chunk_vllm_model_types())
-                << " (vLLM); " << list(dual_chunk_sglang_model_types()) << " (SGLang)\n";
+                << " (vLLM); " << list(dual_chunk_sglang_model_types()) << " (SGLang)\n"
+                << "prompts longer than chunk_size - local_size run dual-chunk attention's own position remapping "
+                   "across chunks, which headcal does not model\n";
     }
     return 0;
   };

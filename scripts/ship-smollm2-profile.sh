@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Calibrates the shipped SmolLM2 profile on a GPU machine over the default prompt set and validates
 # it on the held-out set (no text or seed of any calibration set). Writes profile.yaml,
-# minference.json and the validation record into OUT_DIR.
+# minference.json (and minference-changes.txt, the table of the heads MInference runs differently)
+# and the validation record into OUT_DIR.
 # Usage: scripts/ship-smollm2-profile.sh HEADCAL_BIN MODEL_GGUF OUT_DIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
