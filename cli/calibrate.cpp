@@ -14,6 +14,7 @@
 #include "cli/option_checks.h"
 #include "cli/record_options.h"
 #include "common/error.h"
+#include "io/export_changes.h"
 #include "io/profile.h"
 #include "search/search.h"
 
@@ -46,6 +47,13 @@ void print_next_steps(const RecordCliOptions& rec, const PreparedRecord& prepare
               "  headcal export %s --format minference -o %s.minference.json\n",
               rec.model.c_str(), profile.c_str(), prompt.c_str(), length, device.c_str(), stem.c_str(),
               atlas.c_str(), profile.c_str(), stem.c_str(), stem.c_str(), profile.c_str(), stem.c_str());
+  // MInference runs some patterns differently (io/export_changes.h): say so before export refuses.
+  size_t changed = 0;
+  for (const ExportChange& c : export_changes(read_profile(profile), ExportTarget::minference)) changed += c.layer >= 0;
+  if (changed)
+    std::printf("    (MInference would run %zu head(s) differently: export lists them and writes the file only "
+                "with --force)\n",
+                changed);
 }
 
 Runner setup(CLI::App& sub) {

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "calib/record.h"
 #include "cli/command.h"
 #include "cli/option_checks.h"
 #include "common/error.h"
@@ -31,7 +32,7 @@ Runner setup(CLI::App& sub) {
   auto o = std::make_shared<ImportCliOptions>();
   sub.add_option("json", o->json, "MInference pattern config (JSON)")->required();
   sub.add_option("-o,--out", o->out, "profile to write (YAML)")->required()->check(output_file());
-  auto* m = sub.add_option("--model", o->model, "the model the config is for (GGUF or Hugging Face directory)");
+  auto* m = sub.add_option("--model", o->model, "the model the config is for (GGUF file, Hugging Face directory, or random:<shape>[:SEED])");
   auto* a = sub.add_option("--atlas", o->atlas, "an atlas of the model (gives its shapes and the length N)");
   m->excludes(a);
   sub.add_option("--tokens", o->tokens,
@@ -52,7 +53,7 @@ Runner setup(CLI::App& sub) {
       opts.defaults = meta.defaults();
       opts.tokens = meta.tokens;
     } else {
-      std::unique_ptr<ModelFile> model = open_model(o->model);
+      std::unique_ptr<ModelFile> model = open_model_spec(o->model);
       const ModelConfig& c = model->config();
       opts.model = {c.name, c.arch, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, model->fingerprint()};
       opts.tokens = c.max_context;

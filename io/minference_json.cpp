@@ -14,11 +14,8 @@ namespace hc {
 
 namespace {
 
-// MInference's kernels use 64-token blocks and keep the top 100 key blocks (fixed in its code).
+// MInference's kernels use 64-token blocks.
 constexpr int32_t kMInferenceBlock = 64;
-constexpr int32_t kMInferenceBlockTopK = 100;
-// vLLM's dual-chunk backend replaces a vertical size of exactly 30 by 130.
-constexpr int32_t kVllmBumpedVertical = 30;
 
 std::string head_name(int64_t layer, int64_t head) {
   return "layer " + std::to_string(layer) + " head " + std::to_string(head);
@@ -29,9 +26,13 @@ std::string head_name(int64_t layer, int64_t head) {
 MInferenceExport export_minference(const Profile& profile, const MInferenceExportOptions& options) {
   validate_profile(profile, "profile");
   MInferenceExport out;
+  out.changes = export_changes(profile, options.target);
+  for (const ExportChange& c : out.changes)
+    if (c.impossible)
+      throw InputError("profile", head_name(c.layer, c.head) + " is " + c.headcal + ": " +
+                                      export_target_name(options.target) + " runs " + c.runtime);
   const int64_t n_cal = profile.calibration.tokens;
   const int32_t n_dense = static_cast<int32_t>(std::min<int64_t>(n_cal, std::numeric_limits<int32_t>::max()));
-  int dense_heads = 0, block_heads = 0, vllm_bumped = 0;
 
   std::string json = "[\n";
   for (int64_t layer = 0; layer < profile.model.layers; ++layer) {
@@ -42,24 +43,15 @@ MInferenceExport export_minference(const Profile& profile, const MInferenceExpor
       switch (h.pattern) {
         case PatternKind::dense:
           entry = {"vertical_and_slash", n_dense, n_dense, 1.0};
-          ++dense_heads;
           break;
         case PatternKind::vertical_slash:
           entry = {"vertical_and_slash", h.p1, h.p2, h.recall};
-          if (h.p1 == kVllmBumpedVertical) ++vllm_bumped;
           break;
         case PatternKind::a_shape:
-          if (options.vs_only)
-            throw InputError("profile", head_name(layer, head) + " is " + describe_candidate(h.candidate()) +
-                                            ": vLLM's dual-chunk backend runs only vertical_and_slash heads");
           entry = {"stream_llm", h.p1, h.p2, h.recall};
           break;
         case PatternKind::block_sparse:
-          if (options.vs_only)
-            throw InputError("profile", head_name(layer, head) + " is " + describe_candidate(h.candidate()) +
-                                            ": vLLM's dual-chunk backend runs only vertical_and_slash heads");
           entry = {"block_sparse", h.p1, kMInferenceBlock, h.recall};
-          if (h.p1 != kMInferenceBlockTopK) ++block_heads;
           break;
       }
       obj[std::to_string(head)] = entry;
@@ -69,22 +61,6 @@ MInferenceExport export_minference(const Profile& profile, const MInferenceExpor
   }
   json += "]\n";
   out.json = json;
-
-  if (dense_heads)
-    out.notes.push_back(std::to_string(dense_heads) + " dense head(s) written as vertical_and_slash(" +
-                        std::to_string(n_dense) + ", " + std::to_string(n_dense) +
-                        "): dense up to the calibration length only");
-  if (block_heads)
-    out.notes.push_back(std::to_string(block_heads) +
-                        " block_sparse head(s) with k != 100: MInference's kernel ignores k and keeps 100 blocks");
-  if (vllm_bumped && options.vs_only)
-    out.notes.push_back(std::to_string(vllm_bumped) +
-                        " head(s) with v = 30: vLLM's dual-chunk backend raises v = 30 to 130");
-  if (profile.defaults.v_sink != 30 || profile.defaults.s_local != 100 || profile.defaults.last_q != 64)
-    out.notes.push_back("profile defaults (v_sink " + std::to_string(profile.defaults.v_sink) + ", s_local " +
-                        std::to_string(profile.defaults.s_local) + ", last_q " +
-                        std::to_string(profile.defaults.last_q) +
-                        ") differ from MInference's fixed 30 / 100 / 64: vertical_and_slash heads will differ");
   return out;
 }
 

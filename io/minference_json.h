@@ -15,7 +15,7 @@
 //       diagonals, the nearest 100 forced. That is headcal's v_sink = 30, s_local = 100 when
 //       s >= 100; an imported s < 100 becomes s = s_local (a superset of what MInference
 //       computes: its top-s then picks s of the 100 forced diagonals), v < v_sink becomes v_sink.
-//       vLLM's dual-chunk backend turns v == 30 into 130 (a hard-coded bump): export notes it.
+//       vLLM's dual-chunk backend turns v == 30 into 130 (a hard-coded bump).
 //   ["stream_llm", n_init, n_local, score] <-> a_shape(sink = n_init, local = n_local)
 //       MInference's streaming kernel keeps keys j < n_init and the window 0 <= i - j < n_local:
 //       exactly a_shape's C(i).
@@ -34,24 +34,28 @@
 // the head's recall. Imported heads carry recall = density = out_err = 0 ("not measured";
 // `headcal validate` measures them), except dense heads (recall 1, density 1, out_err 0).
 //
-// vLLM's dual-chunk backend asserts every head is vertical_and_slash: export with
-// vs_only = true refuses profiles holding a_shape or block_sparse heads (InputError naming one),
-// since neither can be expressed as vertical_and_slash without changing what is computed.
+// Which exported heads a runtime would run differently, and how, is io/export_changes.h: export
+// returns that list with the file, and `headcal export` refuses to write a file with changes
+// unless forced. vLLM's dual-chunk backend (the same JSON as sparse_attention_config.json)
+// asserts every head is vertical_and_slash: for that target, export throws InputError naming an
+// a_shape or block_sparse head, since neither can be expressed as vertical_and_slash without
+// changing what is computed.
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "io/export_changes.h"
 #include "io/profile.h"
 
 namespace hc {
 
 struct MInferenceExportOptions {
-  bool vs_only = false;  // vLLM dual-chunk: only vertical_and_slash allowed
+  ExportTarget target = ExportTarget::minference;
 };
 
 struct MInferenceExport {
-  std::string json;                // one layer object per line
-  std::vector<std::string> notes;  // semantic differences worth telling the user
+  std::string json;                   // one layer object per line
+  std::vector<ExportChange> changes;  // what the target runs differently (export_changes)
 };
 
 MInferenceExport export_minference(const Profile& profile, const MInferenceExportOptions& options = {});

@@ -53,11 +53,32 @@ TEST_CASE("calibrate names patterns in full, in plain words, and prints the next
   CHECK(r.output.find("headcal export " + profile + " --format minference -o " + dir + "/tiny.minference.json") !=
         std::string::npos);
 
-  // -o is --out for export too, and the next step it printed works as printed.
+  // -o is --out for export too, and the next step it printed works as printed: it writes the file,
+  // or, when calibrate said MInference would run some heads differently, refuses naming them and
+  // writes it with --force.
   const auto e = run_headcal("export " + q(profile) + " --format minference -o " + q(dir + "/tiny.minference.json"));
   INFO(e.output);
-  CHECK(e.exit_code == 0);
-  CHECK(fs::exists(dir + "/tiny.minference.json"));
+  const bool warned = r.output.find("MInference would run") != std::string::npos;
+  CHECK(e.exit_code == (warned ? 2 : 0));
+  CHECK(fs::exists(dir + "/tiny.minference.json") == !warned);
+  if (warned) {
+    CHECK(e.output.find("head(s) would change in MInference") != std::string::npos);
+    const auto f = run_headcal("export " + q(profile) + " --format minference --force -o " +
+                               q(dir + "/tiny.minference.json"));
+    CHECK(f.exit_code == 0);
+    CHECK(fs::exists(dir + "/tiny.minference.json"));
+  }
+  // import reads it back for the same random: model, as record and validate take it.
+  const auto im = run_headcal("import " + q(dir + "/tiny.minference.json") + " --model random:tiny --tokens 128 -o " +
+                              q(dir + "/back.yaml"));
+  INFO(im.output);
+  CHECK(im.exit_code == 0);
+  CHECK(im.output.find("2 layers x 4 heads, reference length 128") != std::string::npos);
+  CHECK(fs::exists(dir + "/back.yaml"));
+  const auto bad = run_headcal("import " + q(dir + "/tiny.minference.json") + " --model random:no-such-shape -o " +
+                               q(dir + "/bad.yaml"));
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.output.find("no-such-shape") != std::string::npos);
   const auto rep = run_headcal("report --atlas " + q(dir + "/tiny.atlas.h5") + " --profile " + q(profile) + " -o " +
                                q(dir + "/report"));
   INFO(rep.output);

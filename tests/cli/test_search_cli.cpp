@@ -140,17 +140,27 @@ TEST_CASE("headcal export and import round trip through MInference JSON", "[cli]
   Fixture f;
   REQUIRE(test::run_headcal("search --atlas " + q(f.atlas) + " --out " + q(f.profile) + " --global-density 0.3").exit_code == 0);
   std::string json = f.dir + "/p.json";
-  auto ex = test::run_headcal("export " + q(f.profile) + " --format minference --out " + q(json));
+  // The synthetic profile holds a dense head, which MInference cannot run as dense at every length.
+  auto refused = test::run_headcal("export " + q(f.profile) + " --format minference --out " + q(json));
+  CHECK(refused.exit_code == 2);
+  CHECK(refused.output.find("dense written as vertical_and_slash(N, N)") != std::string::npos);
+  CHECK(refused.output.find("--force") != std::string::npos);
+  CHECK_FALSE(fs::exists(json));
+  auto ex = test::run_headcal("export " + q(f.profile) + " --format minference --force --out " + q(json));
   INFO(ex.output);
   REQUIRE(ex.exit_code == 0);
+  CHECK(ex.output.find("dense written as vertical_and_slash(N, N)") != std::string::npos);
   nlohmann::json j = nlohmann::json::parse(slurp(json));
   REQUIRE(j.size() == 4);
   CHECK(j[0]["3"][0] == "vertical_and_slash");  // the dense head, as MInference has no dense type
   CHECK(j[0]["3"][1] == 4000);
   CHECK(test::run_headcal("export " + q(f.profile) + " --format onnx --out " + q(json)).exit_code == 2);
-  auto vllm = test::run_headcal("export " + q(f.profile) + " --format minference --vllm --out " + q(f.dir + "/v.json"));
-  CHECK(vllm.exit_code == 2);  // the profile holds a_shape and block_sparse heads
-  CHECK(vllm.output.find("vertical_and_slash") != std::string::npos);
+  auto dual = test::run_headcal("export " + q(f.profile) + " --format dual-chunk " + q(f.dir) + " --force");
+  CHECK(dual.exit_code == 2);  // the profile holds a_shape and block_sparse heads: not even with --force
+  CHECK(dual.output.find("not vertical_slash") != std::string::npos);
+  CHECK_FALSE(fs::exists(f.dir + "/sparse_attention_config.json"));
+  CHECK(test::run_headcal("export " + q(f.profile) + " --format dual-chunk").exit_code == 2);  // no MODEL_DIR
+  CHECK(test::run_headcal("export " + q(f.profile) + " --format minference " + q(f.dir)).exit_code == 2);
 
   std::string back = f.dir + "/back.yaml";
   auto im = test::run_headcal("import " + q(json) + " --atlas " + q(f.atlas) + " --out " + q(back));

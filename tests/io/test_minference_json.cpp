@@ -61,26 +61,32 @@ TEST_CASE("export writes MInference's list of per-layer head dicts", "[minferenc
   CHECK(j[0]["2"] == nlohmann::json({"vertical_and_slash", 30, 800, 0.9}));
   CHECK(j[0]["3"] == nlohmann::json({"block_sparse", 8, 64, 0.9}));
   CHECK(j[1]["0"][0] == "stream_llm");  // layer 1 is shifted by one
-  // Notes: dense heads and block_sparse k != 100 are semantic differences worth telling.
-  REQUIRE(ex.notes.size() == 2);
-  CHECK(ex.notes[0].find("dense") != std::string::npos);
-  CHECK(ex.notes[1].find("k != 100") != std::string::npos);
+  // The changes MInference would make: the two dense heads and the two block_sparse k = 8 heads;
+  // the a_shape and vertical_slash(30, 800) heads run as they are.
+  REQUIRE(ex.changes.size() == 4);
+  CHECK(ex.changes[0].layer == 0);
+  CHECK(ex.changes[0].head == 0);
+  CHECK(ex.changes[0].kind.find("dense") != std::string::npos);
+  CHECK(ex.changes[1].kind == "block_sparse k != 100");
+  CHECK(ex.changes[1].layer == 0);
+  CHECK(ex.changes[1].head == 3);
 }
 
 TEST_CASE("export for vLLM's dual-chunk backend refuses non vertical-slash heads", "[minference]") {
   Profile p = four_pattern_profile();
-  CHECK(hc::test::throws_input_error_containing([&] { export_minference(p, {true}); }, "only vertical_and_slash"));
+  MInferenceExportOptions dual{ExportTarget::dual_chunk};
+  CHECK(hc::test::throws_input_error_containing([&] { export_minference(p, dual); }, "only vertical_and_slash"));
   for (ProfileHead& h : p.heads)
     if (h.pattern == PatternKind::a_shape || h.pattern == PatternKind::block_sparse) {
       h.pattern = PatternKind::vertical_slash;
       h.p1 = 30;
       h.p2 = 100;
     }
-  MInferenceExport ex = export_minference(p, {true});
+  MInferenceExport ex = export_minference(p, dual);
   CHECK(nlohmann::json::parse(ex.json)[0]["1"][0] == "vertical_and_slash");
-  bool bump_noted = false;
-  for (const auto& n : ex.notes) bump_noted |= n.find("130") != std::string::npos;
-  CHECK(bump_noted);
+  bool bump_listed = false;
+  for (const auto& c : ex.changes) bump_listed |= c.runtime.find("130") != std::string::npos;
+  CHECK(bump_listed);
 }
 
 TEST_CASE("export then import gives the same patterns back", "[minference]") {
