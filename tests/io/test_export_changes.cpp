@@ -13,7 +13,7 @@ namespace {
 Profile uniform(const std::string& arch, int64_t heads, GridCandidate c, int64_t tokens = 65536) {
   Profile p;
   p.model = {"m", arch, 1, heads, 1, 64, "fp"};
-  p.calibration = {"prompt", tokens, "sha", "global-density", 0.3, 0.3, 0.95, "0.1.0"};
+  p.calibration = {"prompt", tokens, "sha", "global-density", 0.3, 0.3, 0.95, "0.1.0", "", 1};
   for (int64_t h = 0; h < heads; ++h) {
     ProfileHead e;
     e.head = h;
