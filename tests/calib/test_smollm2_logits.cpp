@@ -29,17 +29,6 @@ namespace {
 constexpr double kLogitTolerance = 2e-3;
 constexpr double kLogsumexpTolerance = 1e-3;
 
-std::string file_sha256(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  hc::Sha256 h;
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    if (in.gcount() > 0) h.update(buf.data(), static_cast<size_t>(in.gcount()));
-  }
-  return h.hex_digest();
-}
-
 }  // namespace
 
 TEST_CASE("cpu engine reproduces transformers' SmolLM2 logits", "[calib][cpu_engine][model]") {
@@ -59,7 +48,7 @@ TEST_CASE("cpu engine reproduces transformers' SmolLM2 logits", "[calib][cpu_eng
   }
   std::ifstream in(fixture_path);
   const nlohmann::json fx = nlohmann::json::parse(in);
-  REQUIRE(fx.at("model_sha256").get<std::string>() == file_sha256(model_path));
+  REQUIRE(fx.at("model_sha256").get<std::string>() == hc::test::file_sha256(model_path));
 
   const auto model = hc::open_model(model_path);
   const auto engine = hc::make_cpu_engine(*model);

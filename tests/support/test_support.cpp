@@ -1,12 +1,15 @@
 #include "support/test_support.h"
 
 #include "common/error.h"
+#include "io/sha256.h"
 
 #include <array>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <vector>
 #include <stdexcept>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -46,6 +49,17 @@ bool throws_input_error_containing(const std::function<void()>& fn, const std::s
     return std::string(e.what()).find(needle) != std::string::npos;
   }
   return false;
+}
+
+std::string file_sha256(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  Sha256 h;
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    if (in.gcount() > 0) h.update(buf.data(), static_cast<size_t>(in.gcount()));
+  }
+  return h.hex_digest();
 }
 
 bool gpu_available() {

@@ -15,6 +15,8 @@ std::string data_path(const std::string& name);
 std::string make_temp_dir(const std::string& tag);
 // Path of the SmolLM2 GGUF if get-model.sh has fetched it (HEADCAL_MODEL or the cache), else "".
 std::string smollm2_gguf_path();
+// sha256 of a file's bytes, lowercase hex (fixtures record the model file they were made from).
+std::string file_sha256(const std::string& path);
 // True when a CUDA device is present and usable.
 bool gpu_available();
 // Counts a test case that HC_REQUIRE_GPU skipped; the Catch2 v2 main turns "every test case run was
