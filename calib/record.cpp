@@ -78,6 +78,18 @@ AtlasLayer make_layer(int layer, LayerStats stats, const ModelConfig& c, std::ve
   return out;
 }
 
+// The prober's rows for one layer (none without a prober); exactly one of host / device is set.
+std::vector<CandidateRow> probe_layer(const RecordOptions& options, int layer, const kernels::AttentionDims& dims,
+                                      const LayerAttention* host, const DeviceLayerAttention* device) {
+  if (!options.prober) return {};
+  ProbeLayer p;
+  p.layer = layer;
+  p.dims = dims;
+  p.host = host;
+  p.device = device;
+  return options.prober->probe(p);
+}
+
 // One prompt's prefill: per layer the recorder's statistics and the prober's rows, written as the
 // prompt's layer of the atlas.
 void record_one_prompt(Engine& engine, const ModelConfig& c, PrefillRequest request, const RecordOptions& options,
@@ -88,14 +100,7 @@ void record_one_prompt(Engine& engine, const ModelConfig& c, PrefillRequest requ
     CudaRecorder recorder(options.map_size);
     DeviceLayerHook hook = [&](const DeviceLayerAttention& a) {
       recorder.record(a.dims, a.q, a.q_row_stride, a.k, a.k_row_stride, a.lse, a.stream);
-      std::vector<CandidateRow> probed;
-      if (options.prober) {
-        ProbeLayer p;
-        p.layer = a.layer;
-        p.dims = a.dims;
-        p.device = &a;
-        probed = options.prober->probe(p);
-      }
+      std::vector<CandidateRow> probed = probe_layer(options, a.layer, a.dims, nullptr, &a);
       writer.write_layer(make_layer(a.layer, recorder.download(a.stream), c, std::move(probed)), prompt);
       layer_done(a.layer);
     };
@@ -112,14 +117,7 @@ void record_one_prompt(Engine& engine, const ModelConfig& c, PrefillRequest requ
     ro.n_threads = options.n_threads;
     request.on_layer = [&](const LayerAttention& a) {
       LayerStats stats = record_attention_cpu(a.dims, a.q, a.k, a.lse, ro);
-      std::vector<CandidateRow> probed;
-      if (options.prober) {
-        ProbeLayer p;
-        p.layer = a.layer;
-        p.dims = a.dims;
-        p.host = &a;
-        probed = options.prober->probe(p);
-      }
+      std::vector<CandidateRow> probed = probe_layer(options, a.layer, a.dims, &a, nullptr);
       writer.write_layer(make_layer(a.layer, std::move(stats), c, std::move(probed)), prompt);
       layer_done(a.layer);
     };
