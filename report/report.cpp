@@ -106,15 +106,32 @@ LayerCurves layer_curves(const std::vector<CandidateRow>& rows) {
   return c;
 }
 
+// A layer's candidate rows as the plots show them: the atlas's own for one prompt; over a prompt set,
+// each candidate's weighted mean cost, density, recall and output error over the prompts (what
+// search weighs), dense rows included.
+std::map<int64_t, std::vector<CandidateRow>> rows_by_layer(const Atlas& atlas) {
+  std::map<int64_t, std::vector<CandidateRow>> out;
+  if (atlas.prompt_count() == 1) {
+    for (int64_t layer : atlas.recorded_layers()) out[layer] = atlas.candidates(layer);
+    return out;
+  }
+  for (const search::HeadTable& t : search::build_tables(atlas, {}, search::parse_objective("mean-recall")))
+    for (const search::Option& o : t.options)
+      out[t.layer].push_back({static_cast<int32_t>(t.head), o.candidate.pattern, o.candidate.p1, o.candidate.p2, o.cost,
+                              o.density, o.recall, o.out_err});
+  return out;
+}
+
 std::string curves_section(const Atlas& atlas, const Profile& shown) {
   std::map<int64_t, LayerCurves> curves;
+  const std::map<int64_t, std::vector<CandidateRow>> rows = rows_by_layer(atlas);
   double lo = 1, hi = 0;
   auto widen = [&](double loss) {
     if (loss > 0) lo = std::min(lo, loss);
     hi = std::max(hi, loss);
   };
   for (int64_t layer : atlas.recorded_layers()) {
-    curves[layer] = layer_curves(atlas.candidates(layer));
+    curves[layer] = layer_curves(rows.at(layer));
     for (const auto& pts : curves[layer].points)
       for (const auto& pt : pts) widen(pt.second);
     for (int64_t h = 0; h < shown.model.heads; ++h) widen(1.0 - shown.at(layer, h).recall);
@@ -127,7 +144,11 @@ std::string curves_section(const Atlas& atlas, const Profile& shown) {
   s << "<h2>Recall against density</h2>\n<p>Per layer, for each pattern: every candidate configuration "
        "averaged over the layer's heads (dots) and the pattern's best trade-off (line). The y axis is the "
        "attention a pattern misses, 1 - recall, on a log scale: lower is better. Diamonds mark each head's "
-       "chosen candidate, coloured by its pattern (dense heads sit on the bottom edge).</p>\n<div class=\"plots\">\n";
+       "chosen candidate, coloured by its pattern (dense heads sit on the bottom edge)."
+    << (atlas.prompt_count() > 1 ? " Over this atlas's " + std::to_string(atlas.prompt_count()) +
+                                       " prompts, each candidate's recall and density are their weighted means."
+                                 : std::string())
+    << "</p>\n<div class=\"plots\">\n";
   for (const auto& [layer, c] : curves) {
     std::vector<Series> series;
     for (int k = 1; k < kNumPatternKinds; ++k) {
@@ -284,12 +305,13 @@ std::string model_title(const AtlasMeta& m) {
 
 std::string candidates_csv(const Atlas& atlas) {
   std::ostringstream s;
-  s << "layer,head,pattern,p1,p2,cost,density,recall,out_err\n";
-  for (int64_t layer : atlas.recorded_layers())
-    for (const CandidateRow& r : atlas.candidates(layer))
-      s << layer << "," << r.head << "," << pattern_kind_name(r.pattern) << "," << r.p1 << "," << r.p2 << ","
-        << csv_double(r.cost) << "," << csv_double(r.density) << "," << csv_double(r.recall) << ","
-        << csv_double(r.out_err) << "\n";
+  s << "layer,head,pattern,p1,p2,cost,density,recall,out_err,prompt\n";
+  for (size_t p = 0; p < atlas.prompt_count(); ++p)
+    for (int64_t layer : atlas.recorded_layers())
+      for (const CandidateRow& r : atlas.candidates(layer, p))
+        s << layer << "," << r.head << "," << pattern_kind_name(r.pattern) << "," << r.p1 << "," << r.p2 << ","
+          << csv_double(r.cost) << "," << csv_double(r.density) << "," << csv_double(r.recall) << ","
+          << csv_double(r.out_err) << "," << atlas.prompt(p).name << "\n";
   return s.str();
 }
 

@@ -169,7 +169,7 @@ TEST_CASE("report writes CSVs and one self-contained HTML page", "[report]") {
     std::string cand = slurp(f.candidates_csv), heads = slurp(f.heads_csv), html = slurp(f.html);
     size_t rows = atlas.candidates(0).size() + atlas.candidates(2).size();
     CHECK(count_of(cand, "\n") == rows + 1);
-    CHECK(cand.rfind("layer,head,pattern,p1,p2,cost,density,recall,out_err\n", 0) == 0);
+    CHECK(cand.rfind("layer,head,pattern,p1,p2,cost,density,recall,out_err,prompt\n", 0) == 0);
     CHECK(count_of(heads, "\n") == static_cast<size_t>(spec.layers * spec.heads) + 1);
     CHECK(html.find("none given") != std::string::npos);
     CHECK(count_of(html, "data:image/png;base64,") == 2u * 6u + 1u);  // recorded layers x heads + colour scale
@@ -208,4 +208,19 @@ TEST_CASE("report writes CSVs and one self-contained HTML page", "[report]") {
     CHECK_THROWS_AS(report::write_report(atlas, &p, dir + "/out3"), InputError);
   }
   fs::remove_all(dir);
+}
+
+TEST_CASE("report of a prompt-set atlas: weighted-mean curves, every prompt's rows in the CSV", "[report][prompt_set]") {
+  const Atlas atlas = Atlas::open(test::data_path("good_atlas_two_prompts.h5"));
+  REQUIRE(atlas.prompt_count() == 2);
+  const std::string dir = test::make_temp_dir("report_prompt_set");
+  const report::ReportFiles f = report::write_report(atlas, nullptr, dir, {});
+  const std::string cand = slurp(f.candidates_csv), html = slurp(f.html);
+  size_t rows = 0;
+  for (size_t p = 0; p < 2; ++p)
+    for (int64_t layer : atlas.recorded_layers()) rows += atlas.candidates(layer, p).size();
+  CHECK(count_of(cand, "\n") == rows + 1);
+  CHECK(count_of(cand, ",ids\n") == atlas.candidates(0, 0).size() + atlas.candidates(1, 0).size());
+  CHECK(count_of(cand, ",rnd\n") == atlas.candidates(0, 1).size() + atlas.candidates(1, 1).size());
+  CHECK(html.find("Over this atlas's 2 prompts") != std::string::npos);
 }
