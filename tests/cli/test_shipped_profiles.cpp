@@ -1,5 +1,5 @@
 // Every shipped profile (profiles/*/profile.yaml) passes `headcal check` against its model and a CPU
-// `headcal validate` at a small length: what CI guarantees about what we ship.
+// `headcal validate` on the held-out prompt set at a small length: what CI guarantees about what we ship.
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -46,7 +46,8 @@ TEST_CASE("shipped profiles: schema and model shapes", "[cli][profiles]") {
   }
 }
 
-TEST_CASE("shipped profiles: CPU validate at 256 tokens keeps the next-token distribution", "[cli][profiles]") {
+TEST_CASE("shipped profiles: CPU validate on the held-out set at 512 tokens keeps the next-token distribution",
+          "[cli][profiles][prompt_set]") {
   const std::string model = hc::test::smollm2_gguf_path();
   if (model.empty()) {
     if (model_required()) FAIL("HEADCAL_MODEL is set but the model file is missing");
@@ -55,13 +56,15 @@ TEST_CASE("shipped profiles: CPU validate at 256 tokens keeps the next-token dis
   }
   for (const std::string& path : shipped_profiles()) {
     INFO(path);
-    // At 256 tokens the profile's windows cover most keys, so recall stays high; the thresholds
-    // catch a profile that no longer matches the model or a kernel that computes the wrong set.
-    const auto r = run_headcal("validate --model '" + model + "' --profile '" + path +
-                               "' --generate kv_retrieval --length 256 --seed 7 --device cpu --min-recall 0.9"
-                               " --max-kl 0.05");
+    // Every held-out prompt (prompts no calibration set uses), thresholds on each. At 512 tokens the
+    // profile's windows cover most keys, so recall stays high; the thresholds catch a profile that no
+    // longer matches the model or a kernel that computes the wrong set.
+    const auto r = run_headcal("validate --model '" + model + "' --profile '" + path + "' --prompt-set '" +
+                               HEADCAL_SOURCE_DIR + "/prompts/held-out.yaml' --length 512 --device cpu"
+                               " --min-recall 0.9 --max-kl 0.05");
     INFO(r.output);
     CHECK(r.exit_code == 0);
-    CHECK(r.output.find("top-1 agreement") != std::string::npos);
+    CHECK(r.output.find("over 6 prompts") != std::string::npos);
+    CHECK(r.output.find("thresholds (every prompt): min recall 0.9000 max KL 5.000e-02: PASS") != std::string::npos);
   }
 }
