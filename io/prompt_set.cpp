@@ -105,8 +105,9 @@ PromptSet parse_impl(const std::string& text, const std::string& source, const s
     for (auto it = e.begin(); it != e.end(); ++it) {
       const std::string key = it->first.as<std::string>();
       if (key != "name" && key != "text" && key != "tokens" && key != "generate" && key != "length" &&
-          key != "weight" && key != "seed" && key != "depth")
-        throw InputError(where, "unknown key '" + key + "' (name, text, tokens, generate, length, weight, seed, depth)");
+          key != "weight" && key != "seed" && key != "depth" && key != "needles")
+        throw InputError(where, "unknown key '" + key +
+                                    "' (name, text, tokens, generate, length, weight, seed, depth, needles)");
     }
     if (!names.insert(entry.name).second) throw InputError(where, "the name '" + entry.name + "' is used twice");
 
@@ -133,6 +134,7 @@ PromptSet parse_impl(const std::string& text, const std::string& source, const s
       if (!(entry.weight > 0)) throw InputError(where, "'weight' must be > 0");
     }
     if (e["seed"]) spec.seed = static_cast<uint64_t>(parse_int(e["seed"], where, "seed", 0, INT64_MAX));
+    if (e["needles"]) spec.needles = static_cast<int>(parse_int(e["needles"], where, "needles", 1, 48));
     if (e["depth"]) {
       spec.depth = parse_number(e["depth"], where, "depth");
       if (spec.depth < 0 || spec.depth > 1) throw InputError(where, "'depth' must be in [0, 1]");

@@ -19,7 +19,8 @@
 // Each entry has exactly one source: `text` (a UTF-8 file, cut to `length` tokens as --prompt is),
 // `tokens` (a token file, as --tokens), or `generate` (a built-in generator, as --generate; the
 // `text` generator takes its text from `text`). Optional: `name` (unique; default prompt_<i>),
-// `length` (tokens; the set's `length` when absent), `weight` (> 0, default 1), `seed`, `depth`.
+// `length` (tokens; the set's `length` when absent), `weight` (> 0, default 1), `seed`, `depth`,
+// `needles` (multi_needle).
 // A length given on the command line overrides every entry's.
 #include <cstdint>
 #include <string>

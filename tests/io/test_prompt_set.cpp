@@ -40,6 +40,9 @@ TEST_CASE("prompt set: entries, defaults, relative paths and the length override
   CHECK(set.entries[1].spec.length == 5);
   CHECK(set.entries[1].spec.seed == 4);
   CHECK(set.entries[2].spec.prompt_file == dir + "/a.txt");
+  const std::string needles = write(dir, "needles.yaml", std::string(kHeader) +
+                                                         "prompts:\n  - {generate: multi_needle, length: 900, needles: 7}\n");
+  CHECK(hc::read_prompt_set(needles).entries[0].spec.needles == 7);
   CHECK(hc::prompt_set_needs_tokenizer(set));
 
   // Token files and random ids need no tokenizer.
@@ -89,6 +92,7 @@ TEST_CASE("prompt set: bad files name the file and the entry", "[prompt_set]") {
   CHECK(fails(h + "prompts:\n  - {name: x, generate: random, length: 0}\n", "'length' must be an integer"));
   CHECK(fails(h + "prompts:\n  - {name: x, generate: passkey, length: 9, depth: 2}\n", "'depth' must be in [0, 1]"));
   CHECK(fails(h + "prompts: []\n", "non-empty list"));
+  CHECK(fails(h + "prompts:\n  - {name: x, generate: multi_needle, length: 900, needles: 49}\n", "'needles'"));
   CHECK(fails("format: headcal-grid\nversion: 1\nprompts:\n  - {tokens: ids.txt}\n", "format must be"));
   CHECK(fails("format: headcal-prompt-set\nversion: 7\nprompts:\n  - {tokens: ids.txt}\n", "version"));
   CHECK(fails(h + "extra: 1\nprompts:\n  - {tokens: ids.txt}\n", "unknown top-level key 'extra'"));
