@@ -14,8 +14,8 @@ Good files, written with the `gguf` package's GGUFWriter:
   good_tiny_llama3.gguf    small llama model with a rope_freqs tensor (llama3 RoPE scaling) made
                            by the converter's formula from factor 8, low 1, high 128, original 4096.
   good_tiny_llama_tokenizer.gguf
-                           the llama layout of good_tiny_llama3.gguf (4-bit weights, no rope_freqs)
-                           with a real tokenizer: tokenizer.ggml.* (model gpt2, pre gpt2, tokens,
+                           llama arch, 2 layers, hidden 32, ffn 32, every weight Q4_0, tied
+                           embeddings, with a real tokenizer: tokenizer.ggml.* (model gpt2, pre gpt2, tokens,
                            token_type, merges, BOS/EOS ids, add_bos_token false) converted from
                            good_tokenizer_mini_gpt2.json as llama.cpp's converter does (added tokens:
                            special ones CONTROL, the others USER_DEFINED); vocab 1201 from the token
