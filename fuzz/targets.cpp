@@ -21,12 +21,20 @@ void read_model(const std::string& path, const std::string&) {
   auto model = open_model(path);
   for (const auto& [name, info] : model->tensors()) model->load_f32(name);
   (void)model->fingerprint();
-  try {  // the tiny fixtures have no tokenizer: that refusal does not make the model input bad
+  try {  // most tiny fixtures have no tokenizer: that refusal does not make the model input bad
     auto tok = load_tokenizer(path);
     tok->decode(tok->encode("Hello, world! 123 \xc3\xa9t\xc3\xa9", "fuzz text"));
   } catch (const InputError& e) {
     if (std::string(e.what()).find("no tokenizer") == std::string::npos) throw;
   }
+}
+
+// A GGUF file's tokenizer alone (tokenizer.ggml.*), as `headcal tokenize` reads it: the model
+// target's corpus is mostly mutants of GGUF files without one, so this target starts from the one
+// fixture that has a tokenizer and mutates only that.
+void read_gguf_tokenizer(const std::string& path, const std::string&) {
+  auto tok = load_tokenizer(path);
+  tok->decode(tok->encode("Hello, world! 123 \xc3\xa9t\xc3\xa9 <|end|>", "fuzz text"));
 }
 
 void read_hf_folder(const std::string&, const std::string& dir) { read_model(dir, dir); }
@@ -75,8 +83,10 @@ void read_prompt_set_file(const std::string& path, const std::string&) {
 const std::vector<Target>& all_targets() {
   static const std::vector<Target> targets = {
       {"gguf", "model.gguf", "",
-       {"tests/data/good_tiny_llama.gguf", "tests/data/good_tiny_qwen2.gguf", "tests/data/good_tiny_llama3.gguf"},
+       {"tests/data/good_tiny_llama.gguf", "tests/data/good_tiny_qwen2.gguf", "tests/data/good_tiny_llama3.gguf",
+        "tests/data/good_tiny_llama_tokenizer.gguf"},
        read_model},
+      {"gguf_tokenizer", "model.gguf", "", {"tests/data/good_tiny_llama_tokenizer.gguf"}, read_gguf_tokenizer},
       {"hf_config", "config.json", "tests/data/good_hf_tiny_llama",
        {"tests/data/good_hf_tiny_llama/config.json", "tests/data/good_hf_tiny_llama3/config.json",
         "tests/data/good_hf_tiny_qwen2/config.json"},

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the GGUF test fixtures in tests/data (all small; the whole set stays under 200 KB).
+"""Writes the GGUF test fixtures in tests/data (all small; the whole set stays under 300 KB).
 
 Good files, written with the `gguf` package's GGUFWriter:
   good_tiny_llama.gguf     llama arch, 2 layers, hidden 32, 4 heads, 2 KV heads (head_dim 8),
@@ -13,6 +13,13 @@ Good files, written with the `gguf` package's GGUFWriter:
                            linear RoPE scaling, llama-style rope freq base 1e6.
   good_tiny_llama3.gguf    small llama model with a rope_freqs tensor (llama3 RoPE scaling) made
                            by the converter's formula from factor 8, low 1, high 128, original 4096.
+  good_tiny_llama_tokenizer.gguf
+                           llama arch, 2 layers, hidden 32, ffn 32, every weight Q4_0, tied
+                           embeddings, with a real tokenizer: tokenizer.ggml.* (model gpt2, pre gpt2, tokens,
+                           token_type, merges, BOS/EOS ids, add_bos_token false) converted from
+                           good_tokenizer_mini_gpt2.json as llama.cpp's converter does (added tokens:
+                           special ones CONTROL, the others USER_DEFINED); vocab 1201 from the token
+                           list, Q4_0 embeddings. Its weights come from their own random stream.
   good_tiny_llama.sums / good_tiny_qwen2.sums
                            per-tensor checksums of the expected float values in canonical (HF)
                            order: gguf.quants.dequantize, then numpy's inverse of the converter's
@@ -40,6 +47,7 @@ u32 elements, u32 bytes, raw bytes, elements x f32 expected.
 Usage: python3 scripts/make_gguf_fixtures.py [--smollm2 PATH] [--qwen PATH]
 """
 import argparse
+import json
 import os
 import struct
 import sys
@@ -60,6 +68,8 @@ RNG = np.random.default_rng(20261123)
 # Draws for the types added later (5-bit formats) come from their own stream, so the older
 # fixtures stay byte-identical when the script is rerun.
 RNG_5BIT = np.random.default_rng(20261207)
+# The tokenizer fixture's weights: a stream of its own for the same reason.
+RNG_TOKENIZER = np.random.default_rng(20261208)
 
 HF_NAMES = {
     "attn_norm": "input_layernorm", "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj",
@@ -186,15 +196,22 @@ def bf16_bits(values):
 
 
 def tiny_model(arch, path, *, ffn, layer_types, vocab_from_tokens, tied, permuted, biases, extra_kv=(),
-               extra_tensors=(), drop=(), reshape=None):
-    """Builds a tiny Llama-family GGUF; returns the checksum records of its canonical tensors."""
-    hidden, heads, kv_heads, vocab, layers = 32, 4, 2, 64, 2
+               extra_tensors=(), drop=(), reshape=None, tokenizer=None, embd_type=T.Q8_0, rng=RNG):
+    """Builds a tiny Llama-family GGUF; returns the checksum records of its canonical tensors.
+
+    tokenizer: None (64 placeholder tokens "t0".."t63", BOS 1, EOS 2, no tokenizer.ggml.model) or
+    the tokenizer.ggml.* key/values as (method name, value...) whose add_token_list sets the vocabulary.
+    """
+    hidden, heads, kv_heads, layers = 32, 4, 2, 2
     head_dim = hidden // heads
+    if tokenizer is None:
+        tokenizer = [("add_token_list", [f"t{i}" for i in range(64)]), ("add_bos_token_id", 1),
+                     ("add_eos_token_id", 2)]
+    vocab = len(next(item[1] for item in tokenizer if item[0] == "add_token_list"))
     kv = [("add_name", f"tiny-{arch}-test"), ("add_block_count", layers), ("add_context_length", 256),
           ("add_embedding_length", hidden), ("add_feed_forward_length", ffn), ("add_head_count", heads),
           ("add_head_count_kv", kv_heads), ("add_rope_freq_base", 10000.0 if arch == "llama" else 1e6),
-          ("add_layer_norm_rms_eps", 1e-5), ("add_rope_dimension_count", head_dim),
-          ("add_token_list", [f"t{i}" for i in range(vocab)]), ("add_bos_token_id", 1), ("add_eos_token_id", 2)]
+          ("add_layer_norm_rms_eps", 1e-5), ("add_rope_dimension_count", head_dim)] + list(tokenizer)
     if not vocab_from_tokens:
         kv.append(("add_vocab_size", vocab))
     kv += list(extra_kv)
@@ -214,32 +231,32 @@ def tiny_model(arch, path, *, ffn, layer_types, vocab_from_tokens, tied, permute
             tensors.append((name, encode(stored, qtype), None if qtype in (T.F32, T.F16) else qtype, perm_heads))
 
     def add_raw(name, qtype, out_rows, in_cols):
-        tensors.append((name, random_raw_tensor(qtype, out_rows, in_cols), qtype, 0))
+        tensors.append((name, random_raw_tensor(qtype, out_rows, in_cols, rng), qtype, 0))
 
-    add("token_embd.weight", RNG.standard_normal((vocab, hidden)).astype(np.float32) * 0.1, T.Q8_0)
+    add("token_embd.weight", rng.standard_normal((vocab, hidden)).astype(np.float32) * 0.1, embd_type)
     for i in range(layers):
         t = layer_types[i]
         p = f"blk.{i}."
-        add(p + "attn_norm.weight", 1 + 0.1 * RNG.standard_normal(hidden).astype(np.float32), T.F32)
+        add(p + "attn_norm.weight", 1 + 0.1 * rng.standard_normal(hidden).astype(np.float32), T.F32)
         add(p + "attn_q.weight", q_hf, t["q"], heads if permuted else 0)
         add(p + "attn_k.weight", k_hf, t["k"], kv_heads if permuted else 0)
-        add(p + "attn_v.weight", bf16_exact(RNG.standard_normal((kv_heads * head_dim, hidden)) * 0.1), t["v"])
+        add(p + "attn_v.weight", bf16_exact(rng.standard_normal((kv_heads * head_dim, hidden)) * 0.1), t["v"])
         if biases:
             add(p + "attn_q.bias", (np.arange(hidden) + 0.5).astype(np.float32), T.F32, heads if permuted else 0)
             add(p + "attn_k.bias", (np.arange(kv_heads * head_dim) + 0.25).astype(np.float32), T.F32,
                 kv_heads if permuted else 0)
-            add(p + "attn_v.bias", RNG.standard_normal(kv_heads * head_dim).astype(np.float32), T.F32)
-        add(p + "attn_output.weight", RNG.standard_normal((hidden, hidden)).astype(np.float32) * 0.1, t["o"])
-        add(p + "ffn_norm.weight", 1 + 0.1 * RNG.standard_normal(hidden).astype(np.float32), T.F32)
-        add(p + "ffn_gate.weight", RNG.standard_normal((ffn, hidden)).astype(np.float32) * 0.1, t["gate"])
-        add(p + "ffn_up.weight", RNG.standard_normal((ffn, hidden)).astype(np.float32) * 0.1, t["up"])
+            add(p + "attn_v.bias", rng.standard_normal(kv_heads * head_dim).astype(np.float32), T.F32)
+        add(p + "attn_output.weight", rng.standard_normal((hidden, hidden)).astype(np.float32) * 0.1, t["o"])
+        add(p + "ffn_norm.weight", 1 + 0.1 * rng.standard_normal(hidden).astype(np.float32), T.F32)
+        add(p + "ffn_gate.weight", rng.standard_normal((ffn, hidden)).astype(np.float32) * 0.1, t["gate"])
+        add(p + "ffn_up.weight", rng.standard_normal((ffn, hidden)).astype(np.float32) * 0.1, t["up"])
         if t["down"] in (T.Q4_K, T.Q6_K):
             add_raw(p + "ffn_down.weight", t["down"], hidden, ffn)
         else:
-            add(p + "ffn_down.weight", RNG.standard_normal((hidden, ffn)).astype(np.float32) * 0.1, t["down"])
-    add("output_norm.weight", 1 + 0.1 * RNG.standard_normal(hidden).astype(np.float32), T.F32)
+            add(p + "ffn_down.weight", rng.standard_normal((hidden, ffn)).astype(np.float32) * 0.1, t["down"])
+    add("output_norm.weight", 1 + 0.1 * rng.standard_normal(hidden).astype(np.float32), T.F32)
     if not tied:
-        add("output.weight", RNG.standard_normal((vocab, hidden)).astype(np.float32) * 0.1, T.Q8_0)
+        add("output.weight", rng.standard_normal((vocab, hidden)).astype(np.float32) * 0.1, T.Q8_0)
     for name, values in extra_tensors:
         add(name, values, T.F32)
 
@@ -302,6 +319,34 @@ def make_good():
                vocab_from_tokens=False, tied=True, permuted=True, biases=False,
                extra_kv=[("add_rope_scaling_orig_ctx_len", old_ctx)],
                extra_tensors=[("rope_freqs.weight", np.array(factors, dtype=np.float32))])
+
+
+def gguf_tokenizer_from_json(path):
+    """tokenizer.ggml.* key/values of a byte-level BPE tokenizer.json, as llama.cpp's converter writes them."""
+    with open(path, encoding="utf-8") as f:
+        tok = json.load(f)
+    model = tok["model"]
+    by_id = {i: text for text, i in model["vocab"].items()}
+    types = {i: gguf.TokenType.NORMAL for i in by_id}
+    for added in tok["added_tokens"]:
+        by_id[added["id"]] = added["content"]
+        types[added["id"]] = gguf.TokenType.CONTROL if added["special"] else gguf.TokenType.USER_DEFINED
+    n = len(by_id)
+    assert sorted(by_id) == list(range(n)), "ids must be contiguous"
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    ids = {text: i for i, text in by_id.items()}
+    return [("add_tokenizer_model", "gpt2"), ("add_tokenizer_pre", "gpt2"),
+            ("add_token_list", [by_id[i] for i in range(n)]), ("add_token_types", [int(types[i]) for i in range(n)]),
+            ("add_token_merges", merges), ("add_bos_token_id", ids["<|begin|>"]),
+            ("add_eos_token_id", ids["<|end|>"]), ("add_add_bos_token", False)]
+
+
+def make_tokenizer_model():
+    small_types = [dict(q=T.Q4_0, k=T.Q4_0, v=T.Q4_0, o=T.Q4_0, gate=T.Q4_0, up=T.Q4_0, down=T.Q4_0)] * 2
+    tiny_model("llama", fixture("good_tiny_llama_tokenizer.gguf"), ffn=32, layer_types=small_types,
+               vocab_from_tokens=True, tied=True, permuted=True, biases=False,
+               tokenizer=gguf_tokenizer_from_json(fixture("good_tokenizer_mini_gpt2.json")),
+               embd_type=T.Q4_0, rng=RNG_TOKENIZER)
 
 
 def make_dequant_blocks():
@@ -445,6 +490,7 @@ def main():
     make_good()
     make_dequant_blocks()
     make_bad()
+    make_tokenizer_model()
     if os.path.exists(args.smollm2):
         make_smollm2(args.smollm2)
     else:
