@@ -12,6 +12,7 @@
 #include "calib/random_model.h"
 #include "calib/record.h"
 #include "catch.h"
+#include "support/vector_compare.h"
 #include "common/error.h"
 #include "io/model_file.h"
 #include "io/prompt.h"
@@ -22,6 +23,10 @@
 #endif
 
 namespace {
+
+using hc::test::max_abs_diff;
+using hc::test::rel_error;
+using hc::test::top1_agreement;
 
 constexpr double kGiB = double(size_t(1) << 30);
 
@@ -40,34 +45,6 @@ hc::LayerHook capture(Captured& c) {
     c.o.emplace_back(a.o, a.o + n * h * d);
     c.lse.emplace_back(a.lse, a.lse + h * n);
   };
-}
-
-double rel_error(const std::vector<float>& got, const std::vector<float>& want) {
-  REQUIRE(got.size() == want.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    den += double(want[i]) * want[i];
-  }
-  return std::sqrt(num / std::max(den, 1e-30));
-}
-
-double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]));
-  return m;
-}
-
-// Fraction of rows whose argmax agrees.
-double top1_agreement(const std::vector<float>& a, const std::vector<float>& b, int64_t vocab) {
-  const size_t rows = a.size() / static_cast<size_t>(vocab);
-  size_t same = 0;
-  for (size_t r = 0; r < rows; ++r) {
-    const float* x = a.data() + r * vocab;
-    const float* y = b.data() + r * vocab;
-    same += (std::max_element(x, x + vocab) - x) == (std::max_element(y, y + vocab) - y) ? 1 : 0;
-  }
-  return double(same) / double(rows);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include "calib/engine.h"
 #include "catch.h"
+#include "support/logits_fixture.h"
 #include "io/model_file.h"
 #include "io/sha256.h"
 
@@ -48,48 +49,6 @@ TEST_CASE("cpu engine reproduces transformers' SmolLM2 logits", "[calib][cpu_eng
   }
   std::ifstream in(fixture_path);
   const nlohmann::json fx = nlohmann::json::parse(in);
-  REQUIRE(fx.at("model_sha256").get<std::string>() == hc::test::file_sha256(model_path));
-
-  const auto model = hc::open_model(model_path);
-  const auto engine = hc::make_cpu_engine(*model);
-  hc::PrefillRequest req;
-  req.tokens = fx.at("tokens").get<std::vector<int32_t>>();
-  req.logit_positions = fx.at("positions").get<std::vector<int64_t>>();
-  const int64_t vocab = engine->config().vocab;
-  REQUIRE(req.tokens.size() >= 64);
-  const hc::PrefillResult res = engine->prefill(req);
-  REQUIRE(res.logits.size() == req.logit_positions.size() * static_cast<size_t>(vocab));
-
-  double worst_logit = 0, worst_lse = 0;
-  size_t checked = 0;
-  for (const auto& entry : fx.at("entries")) {
-    const int64_t pos = entry.at("position").get<int64_t>();
-    const auto row_it = std::find(req.logit_positions.begin(), req.logit_positions.end(), pos);
-    REQUIRE(row_it != req.logit_positions.end());
-    const float* row = res.logits.data() + (row_it - req.logit_positions.begin()) * vocab;  // [vocab]
-    const auto ids = entry.at("ids").get<std::vector<int64_t>>();
-    const auto ref = entry.at("logits").get<std::vector<double>>();
-    REQUIRE(ids.size() == ref.size());
-    REQUIRE(!ids.empty());
-    CAPTURE(pos);
-
-    const int64_t our_top = std::max_element(row, row + vocab) - row;
-    CHECK(our_top == ids[0]);
-    for (size_t r = 0; r < ids.size(); ++r) {
-      CAPTURE(r, ids[r], row[ids[r]], ref[r]);
-      const double err = std::abs(row[ids[r]] - ref[r]);
-      worst_logit = std::max(worst_logit, err);
-      CHECK(err <= kLogitTolerance);
-    }
-    double mx = *std::max_element(row, row + vocab), sum = 0;
-    for (int64_t v = 0; v < vocab; ++v) sum += std::exp(double(row[v]) - mx);
-    const double lse = mx + std::log(sum);
-    const double lse_err = std::abs(lse - entry.at("logsumexp").get<double>());
-    worst_lse = std::max(worst_lse, lse_err);
-    CHECK(lse_err <= kLogsumexpTolerance);
-    ++checked;
-  }
-  CHECK(checked == req.logit_positions.size());
-  WARN("SmolLM2 logits vs transformers: " << checked << " positions, worst |logit diff| " << worst_logit
-                                          << ", worst |logsumexp diff| " << worst_lse);
+  hc::test::check_engine_against_logits_fixture(model_path, fx, kLogitTolerance, kLogsumexpTolerance,
+                                                "SmolLM2 logits vs transformers");
 }

@@ -17,39 +17,15 @@
 #include "calib/cuda_engine.h"
 #include "calib/engine.h"
 #include "catch.h"
+#include "support/vector_compare.h"
 #include "io/model_file.h"
 #include "io/prompt.h"
 
 namespace {
 
-double rel_error(const std::vector<float>& got, const std::vector<float>& want) {
-  REQUIRE(got.size() == want.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    den += double(want[i]) * want[i];
-  }
-  return std::sqrt(num / std::max(den, 1e-30));
-}
-
-double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  REQUIRE(a.size() == b.size());
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]));
-  return m;
-}
-
-// Fraction of rows whose argmax agrees.
-double top1_agreement(const std::vector<float>& a, const std::vector<float>& b, int64_t vocab) {
-  const size_t rows = a.size() / static_cast<size_t>(vocab);
-  size_t same = 0;
-  for (size_t r = 0; r < rows; ++r) {
-    const float* x = a.data() + r * vocab;
-    const float* y = b.data() + r * vocab;
-    same += (std::max_element(x, x + vocab) - x) == (std::max_element(y, y + vocab) - y) ? 1 : 0;
-  }
-  return double(same) / double(rows);
-}
+using hc::test::max_abs_diff;
+using hc::test::rel_error;
+using hc::test::top1_agreement;
 
 // The GGUF the reference was made from (see the file comment); "" when none is found.
 std::string reference_model(const std::string& ref, nlohmann::json& meta) {
