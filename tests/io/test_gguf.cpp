@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "catch.h"
+#include "support/gguf_sums.h"
 #include "common/error.h"
 #include "io/gguf.h"
 #include "io/model_describe.h"
@@ -71,51 +72,6 @@ int64_t ulp_distance(float a, float b) {
     return i < 0 ? int64_t(INT32_MIN) - i : int64_t(i);  // monotone over all floats, -0 == +0
   };
   return std::llabs(key(a) - key(b));
-}
-
-struct Checksum {
-  uint64_t numel;
-  double sum, abs_sum, index_sum, abs_index_sum;
-};
-
-std::map<std::string, Checksum> read_sums(const std::string& path) {
-  Reader r{read_bytes(path)};
-  REQUIRE(std::memcmp(r.take(8), "HCSUM1\0\0", 8) == 0);
-  const uint32_t count = r.get<uint32_t>();
-  std::map<std::string, Checksum> out;
-  for (uint32_t i = 0; i < count; ++i) {
-    std::string name = r.str();
-    Checksum c;
-    c.numel = r.get<uint64_t>();
-    c.sum = r.get<double>();
-    c.abs_sum = r.get<double>();
-    c.index_sum = r.get<double>();
-    c.abs_index_sum = r.get<double>();
-    out[name] = c;
-  }
-  return out;
-}
-
-// Every tensor of `model`, loaded through load_f32, against the checksums the script computed
-// with gguf.quants.dequantize + numpy's inverse permutation. The index-weighted sum catches rows
-// in the wrong order; the tolerance is far below one changed element.
-void check_against_sums(const ModelFile& model, const std::string& sums_path) {
-  const auto sums = read_sums(sums_path);
-  REQUIRE(sums.size() == model.tensors().size());
-  for (const auto& [name, info] : model.tensors()) {
-    INFO("tensor " << name);
-    auto it = sums.find(name);
-    REQUIRE(it != sums.end());
-    const std::vector<float> v = model.load_f32(name);
-    REQUIRE(v.size() == it->second.numel);
-    double sum = 0, index_sum = 0;
-    for (size_t i = 0; i < v.size(); ++i) {
-      sum += v[i];
-      index_sum += double(i) * v[i];
-    }
-    CHECK(std::fabs(sum - it->second.sum) <= 1e-9 * it->second.abs_sum + 1e-12);
-    CHECK(std::fabs(index_sum - it->second.index_sum) <= 1e-9 * it->second.abs_index_sum + 1e-12);
-  }
 }
 
 DType dtype_of_ggml_id(uint32_t id) {
@@ -320,7 +276,7 @@ TEST_CASE("tiny llama GGUF: Q/K rows come back in Hugging Face order", "[io][ggu
   dequantize(qi.dtype, qi.data + dtype_nbytes(qi.dtype, 32), 32, stored_row.data());
   CHECK(stored_row[0] == 4.0f);
 
-  check_against_sums(f, hc::test::data_path("good_tiny_llama.sums"));
+  hc::test::check_against_sums(f, hc::test::data_path("good_tiny_llama.sums"));
 }
 
 TEST_CASE("tiny llama GGUF: load_f32 checks the expected shape", "[io][gguf]") {
@@ -379,7 +335,7 @@ TEST_CASE("tiny qwen2 GGUF: biases, no permutation, linear RoPE scaling, untied 
   }
   for (int r = 0; r < 16; ++r) bad += kb[r] != r + 0.25f;
   CHECK(bad == 0);
-  check_against_sums(f, hc::test::data_path("good_tiny_qwen2.sums"));
+  hc::test::check_against_sums(f, hc::test::data_path("good_tiny_qwen2.sums"));
 }
 
 TEST_CASE("llama GGUF with rope_freqs: llama3 RoPE scaling recovered", "[io][gguf]") {
@@ -649,7 +605,7 @@ TEST_CASE("SmolLM2 GGUF: config, tensors, dequantisation and un-permutation", "[
 
   // Every tensor against the script's checksums; also the whole-model load time.
   const auto t2 = std::chrono::steady_clock::now();
-  check_against_sums(f, hc::test::data_path("good_smollm2.sums"));
+  hc::test::check_against_sums(f, hc::test::data_path("good_smollm2.sums"));
   const auto t3 = std::chrono::steady_clock::now();
   size_t total = 0;
   for (const auto& [name, t] : f.tensors()) total += f.load_f32(name).size();

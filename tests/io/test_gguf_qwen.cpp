@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "catch.h"
+#include "support/gguf_sums.h"
 #include "support/qwen_model.h"
 #include "io/gguf.h"
 #include "io/tokenizer.h"
@@ -30,38 +31,6 @@ std::string qwen_or_skip() {
     WARN("skipped: Qwen2.5-Coder GGUF not found (run scripts/get-model.sh qwen2.5-coder-0.5b or set HEADCAL_QWEN_MODEL)");
   }
   return path;
-}
-
-struct Checksum {
-  uint64_t numel = 0;
-  double sum = 0, abs_sum = 0, index_sum = 0, abs_index_sum = 0;
-};
-
-// The checksum file of make_gguf_fixtures.py (format in its docstring).
-std::map<std::string, Checksum> read_sums(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  REQUIRE(f.good());
-  auto get = [&](auto& v) { REQUIRE(f.read(reinterpret_cast<char*>(&v), sizeof(v))); };
-  char magic[8];
-  REQUIRE(f.read(magic, 8));
-  REQUIRE(std::memcmp(magic, "HCSUM1\0\0", 8) == 0);
-  uint32_t count = 0;
-  get(count);
-  std::map<std::string, Checksum> out;
-  for (uint32_t i = 0; i < count; ++i) {
-    uint32_t len = 0;
-    get(len);
-    std::string name(len, '\0');
-    REQUIRE(f.read(name.data(), len));
-    Checksum c;
-    get(c.numel);
-    get(c.sum);
-    get(c.abs_sum);
-    get(c.index_sum);
-    get(c.abs_index_sum);
-    out[name] = c;
-  }
-  return out;
 }
 
 }  // namespace
@@ -107,26 +76,7 @@ TEST_CASE("Qwen2.5-Coder GGUF: every tensor matches the gguf package's dequantis
   if (path.empty()) return;
   const std::string sums_path = hc::test::data_path("good_qwen2.5_coder.sums");
   GgufFile f(path);
-  const auto sums = read_sums(sums_path);
-  REQUIRE(sums.size() == f.tensors().size());
-  std::map<std::string, int> by_dtype;
-  for (const auto& [name, info] : f.tensors()) {
-    INFO("tensor " << name << " (" << dtype_name(info.dtype) << ")");
-    auto it = sums.find(name);
-    REQUIRE(it != sums.end());
-    const std::vector<float> v = f.load_f32(name);
-    REQUIRE(v.size() == it->second.numel);
-    double sum = 0, index_sum = 0;
-    for (size_t i = 0; i < v.size(); ++i) {
-      sum += v[i];
-      index_sum += double(i) * v[i];
-    }
-    // The index-weighted sum catches elements in the wrong place; the tolerance is far below
-    // one changed element.
-    CHECK(std::fabs(sum - it->second.sum) <= 1e-9 * it->second.abs_sum + 1e-12);
-    CHECK(std::fabs(index_sum - it->second.index_sum) <= 1e-9 * it->second.abs_index_sum + 1e-12);
-    ++by_dtype[dtype_name(info.dtype)];
-  }
+  const std::map<std::string, int> by_dtype = hc::test::check_against_sums(f, sums_path);
   CHECK(by_dtype == std::map<std::string, int>{{"F32", 121}, {"Q4_K", 12}, {"Q5_0", 133}, {"Q6_K", 12}, {"Q8_0", 13}});
 }
 
