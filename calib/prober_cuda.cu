@@ -1,5 +1,6 @@
 // CUDA candidate prober: every grid candidate runs on all heads of a layer in one probe-mode
-// launch of the index-driven kernel, on the engine's bf16 device tensors.
+// launch of the index-driven kernel, on the engine's bf16 device tensors; the indexes come from one
+// layer planner (kernels/sparse/layer_plan.h) whose "layers" are the grid's candidates.
 #include <cuda_bf16.h>
 
 #include <cmath>
@@ -12,6 +13,7 @@
 #include "kernels/attention/attention.h"
 #include "kernels/sparse/cost.h"
 #include "kernels/sparse/index_gpu.h"
+#include "kernels/sparse/layer_plan.h"
 
 namespace hc {
 
@@ -31,14 +33,9 @@ class CudaProber : public CandidateProber {
 
   size_t device_bytes(const ModelConfig& config, int64_t n_tokens) const override {
     const size_t o_bytes = size_t(n_tokens) * config.n_heads * config.head_dim * 2;  // bf16 [N, H, d]
-    const size_t scores = 2 * size_t(config.n_heads) * n_tokens * 4;                  // fp32 [H, N] x2
-    // One build's temporaries: the estimator's partial sums (16 bytes per head and token), the
-    // top-k lists, block-sparse's kept blocks ([H, N/64, k] ints, at most N/1024 bytes per head
-    // and token). 256 bytes per head and token bound them up to 256K tokens.
-    const size_t build_scratch = size_t(config.n_heads) * 64 * n_tokens * 4;
-    // An index holds at most a few ranges and v columns per slot: bound it by a dense-sized list.
-    const size_t index_bytes = size_t(config.n_heads) * ((n_tokens + 63) / 64) * 4 * 8;
-    return o_bytes + scores + build_scratch + index_bytes + (64u << 20);
+    return o_bytes + static_cast<size_t>(kernels::LayerPlanner::workspace_bytes(
+                         candidate_layers(config.n_heads), shape(config, n_tokens), settings_)) +
+           (64u << 20);
   }
 
   std::vector<CandidateRow> probe(const ProbeLayer& layer) override {
@@ -47,6 +44,19 @@ class CudaProber : public CandidateProber {
     const kernels::AttentionDims& dims = a.dims;
     const int64_t n = dims.n_tokens, h_count = dims.n_heads, d = dims.head_dim;
     cudaStream_t stream = static_cast<cudaStream_t>(a.stream);
+    // One planner for every layer of a run: a "layer" per candidate, all heads on it; the
+    // estimates run once per layer and every candidate's index is built from them.
+    if (!planner_ || planner_tokens_ < n || planner_heads_ != h_count) {
+      planner_.reset();
+      ModelConfig config;
+      config.n_heads = h_count;
+      config.n_kv_heads = dims.n_kv_heads;
+      config.head_dim = d;
+      planner_ = std::make_unique<kernels::LayerPlanner>(candidate_layers(h_count), shape(config, n), settings_,
+                                                         stream);
+      planner_tokens_ = n;
+      planner_heads_ = h_count;
+    }
 
     DeviceBuffer<__nv_bfloat16> o_sparse(size_t(n * h_count * d));  // [N, H, d]
     DeviceBuffer<double> recall(h_count), diff_sq(h_count), ref_sq(h_count);  // [H] each
@@ -62,40 +72,16 @@ class CudaProber : public CandidateProber {
     qk.head_dim = d;
     qk.q_row_stride = a.q_row_stride;
     qk.k_row_stride = a.k_row_stride;
-
-    // The vertical-slash estimate is shared by all vertical-slash candidates of the layer.
-    bool need_vs = false;
-    for (const auto& c : grid_.candidates) need_vs |= c.pattern == PatternKind::vertical_slash;
-    std::unique_ptr<DeviceBuffer<float>> col_score, diag_score;  // [H, N] each
-    if (need_vs) {
-      col_score = std::make_unique<DeviceBuffer<float>>(size_t(h_count * n));
-      diag_score = std::make_unique<DeviceBuffer<float>>(size_t(h_count * n));
-      kernels::vertical_slash_scores_gpu(qk, settings_.last_q, col_score->ptr, diag_score->ptr, stream);
-    }
+    planner_->estimate(qk, stream);
 
     std::vector<CandidateRow> rows;
     rows.reserve(grid_.candidates.size() * h_count);
     std::vector<double> h_recall(h_count), h_diff(h_count), h_ref(h_count);
     std::vector<long long> h_pairs(h_count);
-    for (const GridCandidate& c : grid_.candidates) {
+    for (size_t ci = 0; ci < grid_.candidates.size(); ++ci) {
+      const GridCandidate& c = grid_.candidates[ci];
       const kernels::PatternConfig cfg = to_config(c);
-      kernels::DeviceSparseIndex index;
-      switch (cfg.pattern) {
-        case kernels::Pattern::a_shape:
-          index = kernels::build_a_shape_index_gpu(n, h_count, cfg.p1, cfg.p2, stream);
-          break;
-        case kernels::Pattern::vertical_slash:
-          index = kernels::vertical_slash_index_from_scores_gpu(col_score->ptr, diag_score->ptr, h_count, n,
-                                                                cfg.p1, cfg.p2, settings_.v_sink,
-                                                                settings_.s_local, stream);
-          break;
-        case kernels::Pattern::block_sparse:
-          index = kernels::build_block_sparse_index_gpu(qk, cfg.p1, stream);
-          break;
-        case kernels::Pattern::dense:
-          index = kernels::build_dense_index_gpu(n, h_count, stream);
-          break;
-      }
+      planner_->build(static_cast<int>(ci), stream);
       kernels::AttentionParams p;
       p.q = a.q;
       p.k = a.k;
@@ -112,7 +98,7 @@ class CudaProber : public CandidateProber {
       p.probe_lse = a.lse;
       p.probe_recall = recall.ptr;
       p.probe_pairs = pairs.ptr;
-      kernels::sparse_attention_forward(p, index.view(), stream);
+      planner_->run(p, stream);
 
       head_squared_errors_gpu(a.o, o_sparse.ptr, n, h_count, d, diff_sq.ptr, ref_sq.ptr, stream);
       HC_CHECK_CUDA(cudaMemcpyAsync(h_recall.data(), recall.ptr, h_count * sizeof(double), cudaMemcpyDeviceToHost, stream));
@@ -139,8 +125,22 @@ class CudaProber : public CandidateProber {
   }
 
  private:
+  // Every candidate of the grid as one planner "layer" of h_count heads.
+  std::vector<std::vector<kernels::PatternConfig>> candidate_layers(int64_t h_count) const {
+    std::vector<std::vector<kernels::PatternConfig>> layers;
+    for (const GridCandidate& c : grid_.candidates)
+      layers.emplace_back(static_cast<size_t>(h_count), to_config(c));
+    return layers;
+  }
+  static kernels::LayerShape shape(const ModelConfig& config, int64_t n_tokens) {
+    return kernels::LayerShape{static_cast<int>(n_tokens), static_cast<int>(config.n_heads),
+                               static_cast<int>(config.n_kv_heads), static_cast<int>(config.head_dim)};
+  }
+
   Grid grid_;
   kernels::EstimatorSettings settings_;
+  std::unique_ptr<kernels::LayerPlanner> planner_;
+  int64_t planner_tokens_ = 0, planner_heads_ = 0;
 };
 
 }  // namespace

@@ -14,8 +14,10 @@
 //   - otherwise the layer's index is built from the layer's real q/k (dense heads get the dense
 //     index, as one kernel family serves all heads) and the sparse kernel in probe mode writes
 //     o and lse for every head: timed = index build + sparse kernel.
-// The CUDA backend times with CUDA events and runs the sparse kernel once timed without probe and
-// once untimed with probe (probe mode does extra work deployment would not).
+// The CUDA backend runs each layer through the layer planner (kernels/sparse/layer_plan.h) and
+// times with CUDA events exactly what deployment runs: the dense kernel alone in the dense run, plan
+// + run in the sparse run (an all-dense layer: the dense kernel), nothing else; the sparse kernel
+// runs once more, untimed, in probe mode (which does extra work deployment would not).
 #include <cstdint>
 #include <functional>
 #include <string>

@@ -7,6 +7,8 @@
 //
 // CUDA (device pointers, need a CUDA build of the library):
 //   dense_attention_forward / sparse_attention_forward   kernels/attention/attention.h
+//   LayerPlanner: plan/run of a layer's mixed per-head     kernels/sparse/layer_plan.h
+//     index (the deployment path)
 //   build_*_index_gpu, DeviceSparseIndex                 kernels/sparse/index_gpu.h
 // Host (plain C++, float32 references with the same semantics):
 //   dense_attention_ref                                   kernels/attention/attention_ref.h
@@ -26,4 +28,5 @@
 #if defined(__CUDACC__) || __has_include(<cuda_runtime_api.h>)
 #include "kernels/attention/attention.h"
 #include "kernels/sparse/index_gpu.h"
+#include "kernels/sparse/layer_plan.h"
 #endif

@@ -4,9 +4,9 @@
 #include <cudaTypedefs.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -14,6 +14,7 @@
 #include "common/cuda_check.h"
 #include "common/error.h"
 #include "kernels/attention/attention.h"
+#include "kernels/attention/attention_launch.h"
 #include "kernels/attention/flash_forward.cuh"
 #include "kernels/attention/hopper_forward.cuh"
 #include "kernels/attention/tile_columns.h"
@@ -107,12 +108,6 @@ void dispatch(const AttentionParams& p, const FlashArgs& a, cudaStream_t stream)
   });
 }
 
-// A tuning knob's value, read once per name by the caller (a function-local static).
-std::string env_knob(const char* name, const char* fallback) {
-  const char* env = std::getenv(name);
-  return std::string(env != nullptr ? env : fallback);
-}
-
 // A 2-D bulk-copy map over Q, K or V seen as [n_tokens rows][heads * head_dim columns] (row
 // stride in elements), read in boxes of 64 columns (128 bytes, the swizzle width) x box_rows
 // rows, with the 128-byte swizzle the kernel's shared-memory tiles use. Rows past n_tokens read
@@ -154,17 +149,21 @@ void launch_hopper(const FlashArgs& args, long long work_tiles, cudaStream_t str
   const CUtensorMap k_map = make_row_map(args.k, kBF16, args.n_tokens, kv_width, args.k_stride, Traits::kN);
   const CUtensorMap v_map = make_row_map(args.v, kBF16, args.n_tokens, kv_width, args.v_stride, Traits::kN);
   // Index-driven: one CTA per SM, each taking work tiles until none is left (hopper_forward.cuh).
-  // Dense: one CTA per work tile. HEADCAL_HOPPER_CTAS=n caps the grid at n CTAs (read at every
-  // launch: the tests run many work tiles through few CTAs).
+  // Dense: one CTA per work tile. The tests cap the grid (detail::ScopedCtaCap) to run many work
+  // tiles through few CTAs.
   FlashArgs a = args;
   long long ctas = work_tiles;
   if (!kDense) ctas = std::min<long long>(ctas, detail::sm_count());
-  if (const char* cap = std::getenv("HEADCAL_HOPPER_CTAS")) ctas = std::max(1LL, std::min(ctas, std::atoll(cap)));
+  if (const int cap = detail::persistent_cta_cap(); cap > 0) ctas = std::min<long long>(ctas, cap);
   std::shared_ptr<int> counter;
   if (ctas < work_tiles) {
-    counter = detail::device_alloc<int>(1, stream, true);
-    HC_CHECK_CUDA(cudaMemsetAsync(counter.get(), 0, sizeof(int), stream));
-    a.tile_counter = counter.get();
+    if (a.tile_counter == nullptr) {  // the caller's (a layer plan's workspace) or one of our own
+      counter = detail::device_alloc<int>(1, stream, true);
+      a.tile_counter = counter.get();
+    }
+    HC_CHECK_CUDA(cudaMemsetAsync(a.tile_counter, 0, sizeof(int), stream));
+  } else {
+    a.tile_counter = nullptr;
   }
   kernel<<<static_cast<unsigned>(ctas), Traits::kThreads, smem, stream>>>(a, q_map, k_map, v_map);
   HC_CHECK_LAUNCH();
@@ -181,16 +180,12 @@ void launch_hopper_stages(const FlashArgs& a, long long ctas, cudaStream_t strea
   // that fit) and 8 were within noise of each other (H100, 128K and 32K, 5 configurations). At
   // d = 128 with three consumers, 3 and 5 stages (one Q buffer) were within noise of 4 too
   // (geomean 1.005 and 1.009 over the 18 d = 128 points of headcal bench sparse, kernel ms).
-  // HEADCAL_HOPPER_STAGES=few selects 2 (tuning knob). Dense at d = 64 with 4 or 6 stages (the
-  // pipelined consumers hold one more) was within 1% of 3. Issuing the next tile's QK^T before
+  // Dense at d = 64 with 4 or 6 stages (the pipelined consumers hold one more) was within 1% of 3. Issuing the next tile's QK^T before
   // this tile's softmax was tried and lost 15-35%: two score buffers spill at d = 128 (1.625 vs
   // 1.022 ms at 8K); the overlap the dense kernel has is PV under the next softmax
   // (hopper_forward.cuh).
-  static const bool few = env_knob("HEADCAL_HOPPER_STAGES", "") == "few";
-  constexpr int kMany = std::min(kDense ? 3 : 8, detail::HopperShape<D, kDense, kConsumers>::max_stages());
-  constexpr int kFew = 2;
-  if (few) launch_hopper<T, D, kDense, kFew, kConsumers>(a, ctas, stream);
-  else launch_hopper<T, D, kDense, kMany, kConsumers>(a, ctas, stream);
+  constexpr int kStages = std::min(kDense ? 3 : 8, detail::HopperShape<D, kDense, kConsumers>::max_stages());
+  launch_hopper<T, D, kDense, kStages, kConsumers>(a, ctas, stream);
 }
 
 // `consumers` = detail::hopper_consumers(head_dim, kDense, ...), which also sized a.n_row_tiles.
@@ -212,58 +207,22 @@ void dispatch_hopper(const AttentionParams& p, const FlashArgs& a, long long cta
   });
 }
 
-// HEADCAL_ATTN_KERNEL=mma selects the mma.sync kernel (flash_forward.cuh) instead of the
-// wgmma one (hopper_forward.cuh) for dense and index-driven runs: a baseline for `headcal bench`.
-bool use_mma_sync_kernel() {
-  static const bool mma = env_knob("HEADCAL_ATTN_KERNEL", "") == "mma";
-  return mma;
-}
-
 __global__ void probe_finalize_kernel(double* recall, int n_heads, double inv_n) {
   const int h = blockIdx.x * blockDim.x + threadIdx.x;
   if (h < n_heads) recall[h] *= inv_n;
 }
 
-}  // namespace
-
-// Dense path: the Hopper kernel (hopper_forward.cuh), 192-row (d = 64) or 128-row (d = 128)
-// CTAs, 128-key tiles (speeds on H100: headcal bench dense, docs/PERFORMANCE.md).
-// Under HEADCAL_ATTN_KERNEL=mma, the mma.sync kernel: 128-row CTAs of 4 warps x 32 rows (kM = 2,
-// FlashAttention-2's split), 285-300 TF/s at d=128 and 253-290 at d=64, 4-14% faster than
-// 8 warps x 16 rows (w8m1) or 64-row CTAs (w4m1); HEADCAL_DENSE_TILE=w8m1 | w4m1 | w4m2
-// (default) selects among those (tuning knob).
-void dense_attention_forward(const AttentionParams& p, cudaStream_t stream) {
-  check_params(p, "dense_attention_forward");
-  if (p.probe_lse != nullptr)
-    throw InputError("dense_attention_forward", "probe mode needs sparse_attention_forward");
-  if (!use_mma_sync_kernel()) {
-    const int consumers = detail::hopper_consumers(static_cast<int>(p.head_dim), true, false);
-    const int n_tiles = static_cast<int>(num_work_row_tiles(p.n_tokens, consumers));
-    dispatch_hopper<true>(p, make_args(p, n_tiles), static_cast<long long>(n_tiles) * p.n_heads, consumers, stream);
-    return;
-  }
-  static const std::string variant = env_knob("HEADCAL_DENSE_TILE", "w4m2");
-  if (variant == "w4m1") {
-    dispatch<4, 1, true, false>(p, make_args(p, (p.n_tokens + 63) / 64), stream);
-  } else if (variant == "w8m1") {
-    dispatch<8, 1, true, false>(p, make_args(p, (p.n_tokens + 127) / 128), stream);
-  } else {
-    dispatch<4, 2, true, false>(p, make_args(p, (p.n_tokens + 127) / 128), stream);
-  }
+void check_index(const AttentionParams& p, const SparseIndexView& index, const char* who) {
+  if (index.n_heads != p.n_heads || index.n_tokens != p.n_tokens)
+    throw InputError(who, "index shape (" + std::to_string(index.n_heads) + " heads, " +
+                              std::to_string(index.n_tokens) + " tokens) does not match the attention (" +
+                              std::to_string(p.n_heads) + ", " + std::to_string(p.n_tokens) + ")");
+  if (index.range_offsets == nullptr || index.col_offsets == nullptr)
+    throw InputError(who, "index offsets must be device pointers");
 }
 
-void sparse_attention_forward(const AttentionParams& p, const SparseIndexView& index,
-                              cudaStream_t stream) {
-  check_params(p, "sparse_attention_forward");
-  if (index.n_heads != p.n_heads || index.n_tokens != p.n_tokens)
-    throw InputError("sparse_attention_forward",
-                     "index shape (" + std::to_string(index.n_heads) + " heads, " +
-                         std::to_string(index.n_tokens) + " tokens) does not match the attention (" +
-                         std::to_string(p.n_heads) + ", " + std::to_string(p.n_tokens) + ")");
-  if (index.range_offsets == nullptr || index.col_offsets == nullptr)
-    throw InputError("sparse_attention_forward", "index offsets must be device pointers");
-  const int n_row_tiles = static_cast<int>(num_row_blocks(p.n_tokens));
-  FlashArgs a = make_args(p, n_row_tiles);
+FlashArgs index_args(const AttentionParams& p, const SparseIndexView& index) {
+  FlashArgs a = make_args(p, static_cast<int>(num_row_blocks(p.n_tokens)));
   a.range_offsets = index.range_offsets;
   a.range_begin = index.range_begin;
   a.range_end = index.range_end;
@@ -271,54 +230,90 @@ void sparse_attention_forward(const AttentionParams& p, const SparseIndexView& i
   a.cols = index.cols;
   a.band_sink = index.band_sink;
   a.band_local = index.band_local;
+  return a;
+}
+
+}  // namespace
+
+namespace detail {
+
+namespace {
+std::atomic<int> g_cta_cap{0};
+}
+int persistent_cta_cap() { return g_cta_cap.load(std::memory_order_relaxed); }
+ScopedCtaCap::ScopedCtaCap(int ctas) : previous_(g_cta_cap.exchange(ctas)) {}
+ScopedCtaCap::~ScopedCtaCap() { g_cta_cap.store(previous_); }
+
+int sparse_blocks_per_tile(int head_dim, bool row_blocks_share_tiles) {
+  return hopper_consumers(head_dim, false, row_blocks_share_tiles);
+}
+
+void sparse_attention_prepared(const AttentionParams& p, const SparseIndexView& index, const int32_t* tile_entries,
+                               const int32_t* tile_entry_counts, int* tile_counter, cudaStream_t stream) {
+  check_params(p, "sparse_attention_forward");
+  check_index(p, index, "sparse_attention_forward");
+  if (p.probe_lse != nullptr) throw InputError("sparse_attention_forward", "probe mode runs the probe kernel");
+  // Work tiles of (head, blocks_per_tile consecutive 64-row blocks), taken by persistent CTAs in
+  // KV-group order (FlashArgs::kv_group_order).
+  const int blocks_per_tile = sparse_blocks_per_tile(static_cast<int>(p.head_dim), index.row_blocks_share_tiles);
+  FlashArgs tiled = index_args(p, index);
+  tiled.n_row_tiles = static_cast<int>(num_work_row_tiles(p.n_tokens, blocks_per_tile));
+  tiled.kv_group_order = 1;
+  tiled.tile_entries = tile_entries;
+  tiled.tile_entry_counts = tile_entry_counts;
+  tiled.tile_counter = tile_counter;
+  dispatch_hopper<false>(p, tiled, static_cast<long long>(tiled.n_row_tiles) * p.n_heads, blocks_per_tile, stream);
+}
+
+}  // namespace detail
+
+// Dense path: the Hopper kernel (hopper_forward.cuh), 192-row (d = 64) or 128-row (d = 128)
+// CTAs, 128-key tiles (speeds on H100: headcal bench dense, docs/PERFORMANCE.md).
+void dense_attention_forward(const AttentionParams& p, cudaStream_t stream) {
+  check_params(p, "dense_attention_forward");
+  if (p.probe_lse != nullptr)
+    throw InputError("dense_attention_forward", "probe mode needs sparse_attention_forward");
+  const int consumers = detail::hopper_consumers(static_cast<int>(p.head_dim), true, false);
+  const int n_tiles = static_cast<int>(num_work_row_tiles(p.n_tokens, consumers));
+  dispatch_hopper<true>(p, make_args(p, n_tiles), static_cast<long long>(n_tiles) * p.n_heads, consumers, stream);
+}
+
+void sparse_attention_forward(const AttentionParams& p, const SparseIndexView& index,
+                              cudaStream_t stream) {
+  check_params(p, "sparse_attention_forward");
+  check_index(p, index, "sparse_attention_forward");
   if (p.probe_lse != nullptr) {
     if (p.probe_recall == nullptr || p.probe_pairs == nullptr)
       throw InputError("sparse_attention_forward", "probe mode needs probe_recall and probe_pairs");
     HC_CHECK_CUDA(cudaMemsetAsync(p.probe_recall, 0, sizeof(double) * p.n_heads, stream));
     HC_CHECK_CUDA(cudaMemsetAsync(p.probe_pairs, 0, sizeof(long long) * p.n_heads, stream));
-    dispatch<4, 1, false, true>(p, a, stream);
+    dispatch<4, 1, false, true>(p, index_args(p, index), stream);
     probe_finalize_kernel<<<(p.n_heads + 127) / 128, 128, 0, stream>>>(p.probe_recall, p.n_heads,
                                                                          1.0 / p.n_tokens);
     HC_CHECK_LAUNCH();
-  } else if (!use_mma_sync_kernel()) {
-    // Work tiles of (head, blocks_per_tile consecutive 64-row blocks), taken by persistent CTAs.
-    const int blocks_per_tile =
-        detail::hopper_consumers(static_cast<int>(p.head_dim), false, index.row_blocks_share_tiles);
-    FlashArgs tiled = a;
-    tiled.n_row_tiles = static_cast<int>(num_work_row_tiles(p.n_tokens, blocks_per_tile));
-    // HEADCAL_SPARSE_ORDER=heads: the dense kernel's CTA order (tuning knob; see FlashArgs).
-    static const bool heads_order = env_knob("HEADCAL_SPARSE_ORDER", "") == "heads";
-    tiled.kv_group_order = heads_order ? 0 : 1;
-    // The blocks' gathered columns, merged (tile_columns.h), each key loaded once for all
-    // consumers. vertical_slash(3500,100) at 128K, d = 128, H100, kernel only: 16.1 ms with each
-    // block's columns in stages of their own, 13.2 merged (21.2 before stages whose keys are all
-    // both blocks' skipped the per-key mask); the merge pass itself 0.44 ms (ncu). Loading each
-    // block's stages for one consumer only, alternating, was 17.8.
-    // The merge's room: the column count, or a bound on it (the merge writes below the count).
-    int64_t col_room = index.total_cols >= 0 ? index.total_cols : index.col_capacity;
-    if (col_room < 0) {
-      int32_t last = 0;
-      const int64_t n_slots = static_cast<int64_t>(p.n_heads) * n_row_tiles;
-      HC_CHECK_CUDA(cudaMemcpyAsync(&last, index.col_offsets + n_slots, sizeof(last), cudaMemcpyDeviceToHost, stream));
-      HC_CHECK_CUDA(cudaStreamSynchronize(stream));
-      col_room = last;
-    }
-    TileColumnsDevice tile_columns;
-    if (col_room > 0) {
-      tile_columns = merge_tile_columns_gpu(index, blocks_per_tile, col_room, stream);
-      tiled.tile_entries = tile_columns.entries.get();
-      tiled.tile_entry_counts = tile_columns.counts.get();
-    }
-    dispatch_hopper<false>(p, tiled, static_cast<long long>(tiled.n_row_tiles) * p.n_heads, blocks_per_tile, stream);
-  } else {
-    // 4 warps x 16 rows. HEADCAL_SPARSE_TILE=w2m2 (2 warps x 32 rows) was faster at d=64
-    // (4.93 vs 5.12 ms, dense index, 32K) but spills at d=128 (60.5 vs 35.0 ms): tuning knob only.
-    static const bool two_by_32 = env_knob("HEADCAL_SPARSE_TILE", "") == "w2m2";
-    if (two_by_32)
-      dispatch<2, 2, false, false>(p, a, stream);
-    else
-      dispatch<4, 1, false, false>(p, a, stream);
+    return;
   }
+  // The blocks' gathered columns, merged (tile_columns.h), each key loaded once for all
+  // consumers. vertical_slash(3500,100) at 128K, d = 128, H100, kernel only: 16.1 ms with each
+  // block's columns in stages of their own, 13.2 merged (21.2 before stages whose keys are all
+  // both blocks' skipped the per-key mask); the merge pass itself 0.44 ms (ncu). Loading each
+  // block's stages for one consumer only, alternating, was 17.8.
+  // The merge's room: the column count, or a bound on it (the merge writes below the count).
+  int64_t col_room = index.total_cols >= 0 ? index.total_cols : index.col_capacity;
+  if (col_room < 0) {
+    int32_t last = 0;
+    const int64_t n_slots = static_cast<int64_t>(p.n_heads) * num_row_blocks(p.n_tokens);
+    HC_CHECK_CUDA(cudaMemcpyAsync(&last, index.col_offsets + n_slots, sizeof(last), cudaMemcpyDeviceToHost, stream));
+    HC_CHECK_CUDA(cudaStreamSynchronize(stream));
+    col_room = last;
+  }
+  TileColumnsDevice tile_columns;
+  if (col_room > 0) {
+    const int blocks_per_tile =
+        detail::sparse_blocks_per_tile(static_cast<int>(p.head_dim), index.row_blocks_share_tiles);
+    tile_columns = merge_tile_columns_gpu(index, blocks_per_tile, col_room, stream);
+  }
+  detail::sparse_attention_prepared(p, index, tile_columns.entries.get(), tile_columns.counts.get(), nullptr, stream);
 }
 
 }  // namespace hc::kernels

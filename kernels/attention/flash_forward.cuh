@@ -20,6 +20,8 @@
 
 #include <cstdint>
 
+#include "kernels/device_primitives.cuh"
+
 namespace hc::kernels::detail {
 
 struct FlashArgs {
@@ -62,18 +64,6 @@ constexpr int kKeyTile = 64;
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// Number of entries <= x in the ascending a[0 .. n) (binary search; a read-only while the
-// kernel runs).
-__device__ __forceinline__ int count_at_most(const int32_t* a, int n, int x) {
-  int lo = 0, hi = n;
-  while (lo < hi) {
-    const int mid = (lo + hi) >> 1;
-    if (__ldg(a + mid) <= x) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 // 16-byte global->shared copy; when !valid nothing is read and the destination is zero-filled.

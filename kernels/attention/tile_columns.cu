@@ -7,13 +7,14 @@
 // lowest list holding it, with the bits of all of them; its union position counts, in every
 // window, the keys below it that are written by their own list. Windows equal in every list are
 // taken whole.
+#include <algorithm>
 #include <climits>
 #include <string>
 
 #include "common/cuda_check.h"
 #include "common/error.h"
 #include "kernels/attention/tile_columns.h"
-#include "kernels/sparse/block_scan.cuh"
+#include "kernels/device_primitives.cuh"
 #include "kernels/sparse/device_pool.h"
 
 namespace hc::kernels {
@@ -219,7 +220,7 @@ __global__ void __launch_bounds__(kBitmapThreads) merge_tile_columns_bitmap_kern
 }
 
 template <int kLists>
-void launch_merge(const SparseIndexView& index, int64_t n_tiles, int64_t total_cols, const TileColumnsDevice& out,
+void launch_merge(const SparseIndexView& index, int64_t n_tiles, int64_t total_cols, int32_t* entries, int32_t* counts,
                   bool bitmap, cudaStream_t stream) {
   constexpr int kThreads = 256;
   if (bitmap) {
@@ -229,8 +230,7 @@ void launch_merge(const SparseIndexView& index, int64_t n_tiles, int64_t total_c
     HC_CHECK_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     kernel<<<static_cast<unsigned>(index.n_heads * n_tiles), kBitmapThreads, smem, stream>>>(
         index.col_offsets, index.cols, static_cast<int>(index.n_tokens),
-        static_cast<int>(num_row_blocks(index.n_tokens)), static_cast<int>(n_tiles), total_cols, out.entries.get(),
-        out.counts.get());
+        static_cast<int>(num_row_blocks(index.n_tokens)), static_cast<int>(n_tiles), total_cols, entries, counts);
     HC_CHECK_LAUNCH();
     return;
   }
@@ -238,15 +238,14 @@ void launch_merge(const SparseIndexView& index, int64_t n_tiles, int64_t total_c
   const int64_t blocks = (warps * 32 + kThreads - 1) / kThreads;
   merge_tile_columns_kernel<kLists><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
       index.col_offsets, index.cols, static_cast<int>(index.n_heads), static_cast<int>(index.n_tokens),
-      static_cast<int>(num_row_blocks(index.n_tokens)), static_cast<int>(n_tiles), total_cols, out.entries.get(),
-      out.counts.get());
+      static_cast<int>(num_row_blocks(index.n_tokens)), static_cast<int>(n_tiles), total_cols, entries, counts);
   HC_CHECK_LAUNCH();
 }
 
 }  // namespace
 
-TileColumnsDevice merge_tile_columns_gpu(const SparseIndexView& index, int blocks_per_tile, int64_t total_cols,
-                                         cudaStream_t stream, TileColumnsMethod method) {
+void merge_tile_columns_into(const SparseIndexView& index, int blocks_per_tile, int64_t total_cols, int32_t* entries,
+                             int32_t* counts, cudaStream_t stream, TileColumnsMethod method) {
   if (index.n_tokens > kMaxTileColumnTokens)
     throw InputError("sparse_attention_forward",
                      "more than " + std::to_string(kMaxTileColumnTokens) + " tokens are not supported");
@@ -260,12 +259,18 @@ TileColumnsDevice merge_tile_columns_gpu(const SparseIndexView& index, int block
   const bool bitmap = method == TileColumnsMethod::bitmap ||
                       (method == TileColumnsMethod::automatic && index.n_tokens <= kBitmapAutoTokens);
   const int64_t n_tiles = num_work_row_tiles(index.n_tokens, blocks_per_tile);
+  if (blocks_per_tile == 1) launch_merge<1>(index, n_tiles, total_cols, entries, counts, bitmap, stream);
+  else if (blocks_per_tile == 2) launch_merge<2>(index, n_tiles, total_cols, entries, counts, bitmap, stream);
+  else launch_merge<3>(index, n_tiles, total_cols, entries, counts, bitmap, stream);
+}
+
+TileColumnsDevice merge_tile_columns_gpu(const SparseIndexView& index, int blocks_per_tile, int64_t total_cols,
+                                         cudaStream_t stream, TileColumnsMethod method) {
   TileColumnsDevice out;
-  out.entries = detail::device_alloc<int32_t>(static_cast<size_t>(total_cols), stream, true);
+  const int64_t n_tiles = num_work_row_tiles(index.n_tokens, std::max(1, blocks_per_tile));
+  out.entries = detail::device_alloc<int32_t>(static_cast<size_t>(std::max<int64_t>(total_cols, 1)), stream, true);
   out.counts = detail::device_alloc<int32_t>(static_cast<size_t>(index.n_heads * n_tiles), stream, true);
-  if (blocks_per_tile == 1) launch_merge<1>(index, n_tiles, total_cols, out, bitmap, stream);
-  else if (blocks_per_tile == 2) launch_merge<2>(index, n_tiles, total_cols, out, bitmap, stream);
-  else launch_merge<3>(index, n_tiles, total_cols, out, bitmap, stream);
+  merge_tile_columns_into(index, blocks_per_tile, total_cols, out.entries.get(), out.counts.get(), stream, method);
   return out;
 }
 

@@ -33,4 +33,10 @@ TileColumnsDevice merge_tile_columns_gpu(const SparseIndexView& index, int block
                                          cudaStream_t stream,
                                          TileColumnsMethod method = TileColumnsMethod::automatic);
 
+// The same merge into the caller's buffers: entries [total_cols], counts [n_heads * work tiles
+// per head] (num_work_row_tiles(n_tokens, blocks_per_tile)); no allocation.
+void merge_tile_columns_into(const SparseIndexView& index, int blocks_per_tile, int64_t total_cols, int32_t* entries,
+                             int32_t* counts, cudaStream_t stream,
+                             TileColumnsMethod method = TileColumnsMethod::automatic);
+
 }  // namespace hc::kernels

@@ -1,6 +1,6 @@
 #pragma once
-// Shared by test_attention_gpu.cpp and test_sparse_gpu.cpp: device buffers, bf16/fp16 inputs
-// (with their exact float values for the CPU references) and index upload.
+// Shared by the GPU kernel tests: device buffers, bf16/fp16 inputs, structured Q/K
+// (with their exact float values for the CPU references), index upload and comparison.
 #if defined(HEADCAL_HAVE_CUDA)
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -15,24 +15,13 @@
 #include <vector>
 
 #include "common/cuda_check.h"
+#include "catch.h"
 #include "kernels/attention/attention.h"
+#include "kernels/attention/attention_launch.h"
 #include "kernels/attention/attention_ref.h"
 #include "kernels/sparse/sparse_index.h"
 
 namespace hc::test {
-
-// Sets an environment variable for a scope (the launchers' per-launch knobs, e.g.
-// HEADCAL_HOPPER_CTAS), and removes it afterwards.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-  ~ScopedEnv() { unsetenv(name_); }
-
- private:
-  const char* name_;
-};
 
 template <typename T>
 class DeviceArray {
@@ -231,6 +220,46 @@ inline ErrorStats compare(const std::vector<float>& got, const std::vector<float
 
 inline const char* dtype_name(kernels::AttnDType dt) {
   return dt == kernels::AttnDType::kBF16 ? "bf16" : "fp16";
+}
+
+// Q/K with structure (a few sink keys, position-periodic components, noise), so that the
+// estimators find sinks and diagonals rather than noise, and score gaps make top-k ties unlikely.
+inline std::vector<float> structured(int64_t n, int64_t heads, int64_t d, bool is_key, uint32_t seed) {
+  std::vector<float> x = random_normal(n * heads * d, seed, 0.6f);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t h = 0; h < heads; ++h) {
+      float* row = x.data() + (i * heads + h) * d;
+      // Rotary-like pairs: q_i . k_j gains sum_f cos(w_f (i - j)), a function of i - j only.
+      for (int64_t f = 0; f < 4; ++f) {
+        const double w = 0.9 / std::pow(7.0, double(f)) * (1 + 0.1 * h);
+        row[2 * f] += 1.4f * float(std::cos(w * i));
+        row[2 * f + 1] += 1.4f * float(std::sin(w * i));
+      }
+      // Sinks: the first few keys share a direction every query has.
+      if (!is_key) row[d - 1] += 1.5f;
+      else if (i < 3) row[d - 1] += 3.0f - i;
+    }
+  return x;
+}
+
+inline AttentionProblem structured_problem(int64_t n, int64_t h, int64_t hkv, int64_t d, kernels::AttnDType dt,
+                                           uint32_t seed) {
+  return AttentionProblem({n, h, hkv, d}, dt, structured(n, h, d, false, seed),
+                          structured(n, hkv, d, true, seed + 1), random_normal(n * hkv * d, seed + 2, 1.f));
+}
+
+// Two indexes hold the same arrays and hint.
+inline void check_same_index(const kernels::SparseIndex& got, const kernels::SparseIndex& want) {
+  REQUIRE(got.n_heads == want.n_heads);
+  REQUIRE(got.n_tokens == want.n_tokens);
+  CHECK(got.range_offsets == want.range_offsets);
+  CHECK(got.range_begin == want.range_begin);
+  CHECK(got.range_end == want.range_end);
+  CHECK(got.col_offsets == want.col_offsets);
+  CHECK(got.cols == want.cols);
+  CHECK(got.band_sink == want.band_sink);
+  CHECK(got.band_local == want.band_local);
+  CHECK(got.row_blocks_share_tiles == want.row_blocks_share_tiles);
 }
 
 }  // namespace hc::test

@@ -110,9 +110,9 @@ TEST_CASE("dense attention kernel: many work tiles through few persistent CTAs",
   for (int d : {64, 128}) {
     AttentionProblem pb(940, 6, 2, d, AttnDType::kBF16, 60u + d);
     const DenseRun cpu = run_dense_cpu(pb);
-    for (const char* ctas : {"1", "5"}) {
+    for (int ctas : {1, 5}) {
       DYNAMIC_SECTION("d=" << d << ", " << ctas << " CTA(s)") {
-        test::ScopedEnv cap("HEADCAL_HOPPER_CTAS", ctas);
+        hc::kernels::detail::ScopedCtaCap cap(ctas);
         check_against_cpu(run_dense_gpu(pb), cpu, AttnDType::kBF16);
       }
     }

@@ -21,29 +21,11 @@
 using namespace hc;
 using namespace hc::kernels;
 using hc::test::AttentionProblem;
+using hc::test::check_same_index;
+using hc::test::structured_problem;
 using hc::test::DeviceArray;
 
 namespace {
-
-// Q/K with structure (a few sink keys, position-periodic components, noise), so that the
-// estimators find sinks and diagonals rather than noise, and score gaps make top-k ties unlikely.
-std::vector<float> structured(int64_t n, int64_t heads, int64_t d, bool is_key, uint32_t seed) {
-  std::vector<float> x = test::random_normal(n * heads * d, seed, 0.6f);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t h = 0; h < heads; ++h) {
-      float* row = x.data() + (i * heads + h) * d;
-      // Rotary-like pairs: q_i . k_j gains sum_f cos(w_f (i - j)), a function of i - j only.
-      for (int64_t f = 0; f < 4; ++f) {
-        const double w = 0.9 / std::pow(7.0, double(f)) * (1 + 0.1 * h);
-        row[2 * f] += 1.4f * float(std::cos(w * i));
-        row[2 * f + 1] += 1.4f * float(std::sin(w * i));
-      }
-      // Sinks: the first few keys share a direction every query has.
-      if (!is_key) row[d - 1] += 1.5f;
-      else if (i < 3) row[d - 1] += 3.0f - i;
-    }
-  return x;
-}
 
 struct CpuResult {
   std::vector<float> o, lse;
@@ -139,10 +121,6 @@ void check_sparse(const AttentionProblem& pb, const SparseIndex& index) {
   }
 }
 
-AttentionProblem structured_problem(int64_t n, int64_t h, int64_t hkv, int64_t d, AttnDType dt, uint32_t seed) {
-  return AttentionProblem({n, h, hkv, d}, dt, structured(n, h, d, false, seed),
-                          structured(n, hkv, d, true, seed + 1), test::random_normal(n * hkv * d, seed + 2, 1.f));
-}
 
 }  // namespace
 
@@ -227,9 +205,9 @@ TEST_CASE("persistent CTAs: many work tiles through one CTA, mixed patterns, GQA
   for (int d : {64, 128}) {
     AttentionProblem pb = structured_problem(1050, 8, 2, d, AttnDType::kBF16, 40u + d);
     const SparseIndex index = build_index(pb.q.values.data(), pb.k.values.data(), pb.dims, configs);
-    for (const char* ctas : {"1", "3"}) {
+    for (int ctas : {1, 3}) {
       DYNAMIC_SECTION("d=" << d << ", " << ctas << " CTA(s)") {
-        test::ScopedEnv cap("HEADCAL_HOPPER_CTAS", ctas);
+        hc::kernels::detail::ScopedCtaCap cap(ctas);
         check_sparse(pb, index);
       }
     }
@@ -254,18 +232,6 @@ SparseIndex download(const DeviceSparseIndex& gpu) {
   return h;
 }
 
-void check_same_index(const SparseIndex& got, const SparseIndex& want) {
-  REQUIRE(got.n_heads == want.n_heads);
-  REQUIRE(got.n_tokens == want.n_tokens);
-  CHECK(got.range_offsets == want.range_offsets);
-  CHECK(got.range_begin == want.range_begin);
-  CHECK(got.range_end == want.range_end);
-  CHECK(got.col_offsets == want.col_offsets);
-  CHECK(got.cols == want.cols);
-  CHECK(got.band_sink == want.band_sink);
-  CHECK(got.band_local == want.band_local);
-  CHECK(got.row_blocks_share_tiles == want.row_blocks_share_tiles);
-}
 
 }  // namespace
 

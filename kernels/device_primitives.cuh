@@ -1,5 +1,8 @@
 #pragma once
-// Warp and block prefix sums shared by the index builders and the tile-column merge.
+// Device primitives shared by the attention kernels, the index builders and the tile-column
+// merge: warp and block prefix sums, binary search.
+#include <cstdint>
+
 namespace hc::kernels::detail {
 
 // Inclusive sum of v over this lane and the ones below it (called by whole warps).
@@ -32,6 +35,18 @@ __device__ I block_exclusive_scan(I v, I* s_warp, I* total) {
   *total = s_warp[32];
   __syncthreads();
   return result;
+}
+
+// Number of entries <= x in the ascending a[0 .. n) (binary search; a read-only while the
+// kernel runs).
+__device__ __forceinline__ int count_at_most(const int32_t* a, int n, int x) {
+  int lo = 0, hi = n;
+  while (lo < hi) {
+    const int mid = (lo + hi) >> 1;
+    if (__ldg(a + mid) <= x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 }  // namespace hc::kernels::detail

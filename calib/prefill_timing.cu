@@ -1,0 +1,172 @@
+// Whole-prefill time to first token, dense against planned sparse attention (prefill_timing.h).
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "calib/prefill_timing.h"
+#include "calib/validate.h"
+#include "common/cuda_check.h"
+#include "common/error.h"
+#include "kernels/attention/attention.h"
+#include "kernels/sparse/layer_plan.h"
+
+namespace hc {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Three events per layer: begin, after the plan (sparse), end.
+struct LayerEvents {
+  cudaEvent_t begin = nullptr, mark = nullptr, end = nullptr;
+  LayerEvents() {
+    HC_CHECK_CUDA(cudaEventCreate(&begin));
+    HC_CHECK_CUDA(cudaEventCreate(&mark));
+    HC_CHECK_CUDA(cudaEventCreate(&end));
+  }
+  ~LayerEvents() {
+    cudaEventDestroy(begin);
+    cudaEventDestroy(mark);
+    cudaEventDestroy(end);
+  }
+  LayerEvents(const LayerEvents&) = delete;
+  LayerEvents& operator=(const LayerEvents&) = delete;
+  static double between_s(cudaEvent_t a, cudaEvent_t b) {
+    float ms = 0.f;
+    HC_CHECK_CUDA(cudaEventElapsedTime(&ms, a, b));
+    return ms * 1e-3;
+  }
+};
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+kernels::AttentionParams attention_params(const DeviceAttentionInput& in, void* o, float* lse) {
+  kernels::AttentionParams p;
+  p.q = in.q;
+  p.k = in.k;
+  p.v = in.v;
+  p.o = o;
+  p.lse = lse;
+  p.n_tokens = static_cast<int>(in.dims.n_tokens);
+  p.n_heads = static_cast<int>(in.dims.n_heads);
+  p.n_kv_heads = static_cast<int>(in.dims.n_kv_heads);
+  p.head_dim = static_cast<int>(in.dims.head_dim);
+  p.dtype = kernels::AttnDType::kBF16;
+  p.q_row_stride = in.q_row_stride;
+  p.k_row_stride = in.k_row_stride;
+  p.v_row_stride = in.v_row_stride;
+  return p;
+}
+
+// One prefill (last position's logits only): its wall time, and per layer the attention time
+// (events) and, for the sparse run, the plan's part.
+struct OnePrefill {
+  double ttft_s = 0;
+  std::vector<double> layer_s, plan_s;
+};
+
+OnePrefill run_once(CudaEngine& engine, const std::vector<int32_t>& tokens, kernels::LayerPlanner* planner,
+                    std::vector<std::unique_ptr<LayerEvents>>& events) {
+  PrefillRequest request;
+  request.tokens = tokens;
+  request.want_logits = true;
+  request.logit_positions = {static_cast<int64_t>(tokens.size()) - 1};
+  request.device_attention_override = [&](const DeviceAttentionInput& in, void* o, float* lse) {
+    cudaStream_t stream = static_cast<cudaStream_t>(in.stream);
+    const LayerEvents& e = *events[static_cast<size_t>(in.layer)];
+    const kernels::AttentionParams p = attention_params(in, o, lse);
+    HC_CHECK_CUDA(cudaEventRecord(e.begin, stream));
+    if (planner == nullptr) {
+      kernels::dense_attention_forward(p, stream);
+      HC_CHECK_CUDA(cudaEventRecord(e.mark, stream));
+    } else {
+      kernels::GpuQK qk{in.q, in.k, kernels::AttnDType::kBF16, p.n_tokens, p.n_heads, p.n_kv_heads,
+                        in.dims.head_dim, in.q_row_stride, in.k_row_stride};
+      planner->plan(in.layer, qk, stream);
+      HC_CHECK_CUDA(cudaEventRecord(e.mark, stream));
+      planner->run(p, stream);
+    }
+    HC_CHECK_CUDA(cudaEventRecord(e.end, stream));
+  };
+  const Clock::time_point t0 = Clock::now();
+  engine.prefill(request);  // returns once the logits are on the host
+  OnePrefill out;
+  out.ttft_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  HC_CHECK_CUDA(cudaDeviceSynchronize());
+  for (const auto& e : events) {
+    out.layer_s.push_back(LayerEvents::between_s(e->begin, e->end));
+    out.plan_s.push_back(planner == nullptr ? 0.0 : LayerEvents::between_s(e->begin, e->mark));
+  }
+  return out;
+}
+
+}  // namespace
+
+PrefillTimes time_prefill_cuda(CudaEngine& engine, const Profile& profile, const std::vector<int32_t>& tokens,
+                               int repeats) {
+  const ModelConfig& c = engine.config();
+  const std::string mismatch = profile_shape_mismatch(profile.model, c);
+  if (!mismatch.empty()) throw InputError("bench prefill", "the profile does not fit the model: " + mismatch);
+  if (tokens.empty()) throw InputError("bench prefill", "the prompt has no tokens");
+  if (repeats < 1) throw InputError("bench prefill", "repeats must be >= 1");
+  std::vector<std::vector<kernels::PatternConfig>> layers;  // [layers][heads]
+  for (int64_t layer = 0; layer < c.n_layers; ++layer) layers.push_back(layer_configs(profile, layer));
+  kernels::LayerPlanner planner(layers,
+                                kernels::LayerShape{static_cast<int>(tokens.size()), static_cast<int>(c.n_heads),
+                                                    static_cast<int>(c.n_kv_heads), static_cast<int>(c.head_dim)},
+                                estimator_settings(profile));
+  std::vector<std::unique_ptr<LayerEvents>> events;
+  for (int64_t layer = 0; layer < c.n_layers; ++layer) events.push_back(std::make_unique<LayerEvents>());
+
+  run_once(engine, tokens, nullptr, events);  // warm-up: kernels loaded, cuBLAS set up
+  run_once(engine, tokens, &planner, events);
+  std::vector<OnePrefill> dense, sparse;
+  for (int r = 0; r < repeats; ++r) {
+    dense.push_back(run_once(engine, tokens, nullptr, events));
+    sparse.push_back(run_once(engine, tokens, &planner, events));
+  }
+
+  PrefillTimes t;
+  t.n_tokens = static_cast<int64_t>(tokens.size());
+  t.repeats = repeats;
+  auto summarise = [&](const std::vector<OnePrefill>& runs, double& ttft, double& attention, double* plan,
+                       std::vector<double>& per_layer) {
+    std::vector<double> ttfts, sums, plans;
+    for (const OnePrefill& r : runs) {
+      ttfts.push_back(r.ttft_s);
+      double s = 0, ps = 0;
+      for (size_t l = 0; l < r.layer_s.size(); ++l) {
+        s += r.layer_s[l];
+        ps += r.plan_s[l];
+      }
+      sums.push_back(s);
+      plans.push_back(ps);
+    }
+    ttft = median(ttfts);
+    attention = median(sums);
+    if (plan != nullptr) *plan = median(plans);
+    per_layer.assign(static_cast<size_t>(c.n_layers), 0.0);
+    for (size_t l = 0; l < per_layer.size(); ++l) {
+      std::vector<double> v;
+      for (const OnePrefill& r : runs) v.push_back(r.layer_s[l]);
+      per_layer[l] = median(v);
+    }
+  };
+  summarise(dense, t.dense_ttft_s, t.dense_attention_s, nullptr, t.layer_dense_s);
+  summarise(sparse, t.sparse_ttft_s, t.sparse_attention_s, &t.plan_s, t.layer_sparse_s);
+  double density = 0;
+  for (const ProfileHead& h : profile.heads) density += h.density;
+  t.profile_density = profile.heads.empty() ? 1.0 : density / static_cast<double>(profile.heads.size());
+  return t;
+}
+
+}  // namespace hc

@@ -1,0 +1,260 @@
+// The slot stage of the GPU index builders (index_device.cuh): per (head, row block) slot, one warp
+// counts its ranges and columns (pass 1) or writes them (pass 2) at the offsets an exclusive scan
+// of the counts gives (the CSR layout of sparse_index.h). Each warp follows its head's pattern.
+#include <algorithm>
+
+#include "common/cuda_check.h"
+#include "kernels/device_primitives.cuh"
+#include "kernels/sparse/index_device.cuh"
+
+namespace hc::kernels::detail {
+namespace {
+
+// ---- dense and a_shape: closed form ----
+
+// The sink range [0, min(sink, r1 + 1)) and the local range [max(0, r0 - local + 1), r1 + 1),
+// merged when they touch: apart (two ranges) exactly when sink > 0 and r0 - local + 1 > sink.
+// Dense is sink 0 with local >= N: one range [0, r1 + 1).
+__device__ void static_slot(int sink, int local, int rb, int r1, int lane, bool fill, int at, int32_t* range_begin,
+                            int32_t* range_end, int& n_ranges) {
+  const int r0 = rb * kBlock;
+  const int local_begin = local >= r0 + 1 ? 0 : r0 - local + 1;
+  const bool apart = sink > 0 && local_begin > sink;
+  n_ranges = apart ? 2 : 1;
+  if (!fill || lane != 0) return;
+  if (apart) {
+    range_begin[at] = 0;
+    range_end[at] = sink;
+    range_begin[at + 1] = local_begin;
+    range_end[at + 1] = r1 + 1;
+  } else {
+    range_begin[at] = sink > 0 ? 0 : local_begin;
+    range_end[at] = r1 + 1;
+  }
+}
+
+// ---- vertical_slash: the head's runs of offsets, and the columns in the gaps between them ----
+
+// Offset o <= r1 covers [max(0, r1 - o - 63), r1 - o + 1); columns c <= r1 outside the merged
+// ranges are gathered. Larger offsets give smaller begins.
+// Two offsets' ranges merge exactly when the offsets differ by <= 64, so the merged ranges of any
+// slot are the head's runs of offsets (consecutive gaps <= 64), the last one cut at r1: a slot
+// walks runs, not offsets (1000/6096 at 8K tokens took 6.9 ms walking offsets one by one). Runs
+// never touch one another (a gap of more than 64 offsets leaves at least one key between their
+// ranges), so a slot has exactly one range per usable run.
+//
+// Keys [x, y) of run k of a slot whose first n_run runs start below `usable` (runs ascend by
+// offset, so run 0 has the highest keys): offsets off[runs[k]] .. off[last] covering
+// [max(0, r1 - off[last] - 63), r1 - off[runs[k]] + 1).
+__device__ __forceinline__ int2 run_keys(const int32_t* off, const int32_t* runs, int n_run, int usable, int r1,
+                                         int k) {
+  const int last = k + 1 < n_run ? runs[k + 1] - 1 : usable - 1;
+  return make_int2(max(0, r1 - off[last] - (kBlock - 1)), r1 - off[runs[k]] + 1);
+}
+
+// One warp per slot. Range p of the slot (ascending keys) is run n_run - 1 - p, written by lane
+// p % 32 (lane 0 walking the runs one after another: 51 + 65 us for the two passes at 32K tokens,
+// H = 32, vertical_slash(30,800), 25 + 34 us like this; ncu on H100). The kept columns are those
+// in the gaps between the runs' ranges, so the lanes find each gap's columns by two binary
+// searches and copy them contiguously (a thread per slot walking up to thousands of columns took
+// 3.1 ms of a 7 ms build at 128K tokens, H = 32, v = 3500; testing every column against the
+// offsets, one warp per slot, 0.27 ms per pass, and 0.15 ms per pass at 32K tokens, H = 9; ncu on
+// H100).
+__device__ void vs_slot(const SlotRule& rule, int h, int r1, int lane, bool fill, int range_at, int col_at,
+                        int32_t* range_begin, int32_t* range_end, int32_t* cols, int& n_ranges, int& n_cols) {
+  const int32_t* off = rule.offsets + static_cast<int64_t>(h) * rule.off_stride;
+  const int32_t* col = rule.columns + static_cast<int64_t>(h) * rule.col_stride;
+  const int32_t* runs = rule.run_start + static_cast<int64_t>(h) * rule.off_stride;
+  const int usable = count_at_most(off, rule.n_offsets.at(h), r1);  // offsets <= r1
+  const int n_run = usable > 0 ? count_at_most(runs, rule.n_runs[h], usable - 1) : 0;
+  if (fill) {
+    for (int p = lane; p < n_run; p += 32) {
+      const int2 keys = run_keys(off, runs, n_run, usable, r1, n_run - 1 - p);
+      range_begin[range_at + p] = keys.x;
+      range_end[range_at + p] = keys.y;
+    }
+  }
+  n_ranges = n_run;
+  const int n_usable = count_at_most(col, rule.n_columns.at(h), r1);  // columns <= r1
+  // Gaps in ascending key order: gap 0 below the lowest range, gap g between the ranges of runs
+  // n_run - g and n_run - g - 1, gap n_run above the highest. Gap g's columns are
+  // col[first .. first + count).
+  auto gap_columns = [&](int g, int& first, int& count) {
+    const int a = g == 0 ? 0 : run_keys(off, runs, n_run, usable, r1, n_run - g).y;
+    const int b = g == n_run ? r1 + 1 : run_keys(off, runs, n_run, usable, r1, n_run - 1 - g).x;
+    first = count_at_most(col, n_usable, a - 1);
+    count = a < b ? count_at_most(col, n_usable, b - 1) - first : 0;
+  };
+  int written = 0;
+  for (int base = 0; base <= n_run; base += 32) {
+    const int g = base + lane;
+    int first = 0, count = 0;
+    if (g <= n_run) gap_columns(g, first, count);
+    const int before = warp_inclusive_sum(count) - count;
+    if (fill) {
+      int32_t* out = cols + col_at + written;
+      for (int j = 0; j < 32 && base + j <= n_run; ++j) {  // the chunk's gaps in key order
+        const int gf = __shfl_sync(0xffffffffu, first, j);
+        const int gc = __shfl_sync(0xffffffffu, count, j);
+        const int gb = __shfl_sync(0xffffffffu, before, j);
+#pragma unroll 4
+        for (int x = lane; x < gc; x += 32) out[gb + x] = col[gf + x];
+      }
+    }
+    written += __shfl_sync(0xffffffffu, before + count, 31);
+  }
+  n_cols = written;
+}
+
+// ---- block_sparse: the slot's kept key blocks ----
+
+// Kept key block c covers [64c, min(64c + 64, r1 + 1)); adjacent kept blocks merge. One warp per
+// slot: a kept block starts a range unless its predecessor is kept, ends one unless its successor
+// is; the i-th start and the i-th end make range i, placed by ballots (a thread per slot walking
+// its kept blocks took 22-26 us per pass at 8K tokens, H = 9, and 28 us at 32K, H = 32; ncu on
+// H100). No gathered columns.
+__device__ void block_sparse_slot(const SlotRule& rule, int slot, int r1, int lane, bool fill, int at,
+                                  int32_t* range_begin, int32_t* range_end, int& n_ranges) {
+  const int32_t* k = rule.kept + static_cast<int64_t>(slot) * rule.cap;
+  const int m = rule.kept_count[slot];
+  const unsigned below = (1u << lane) - 1u;
+  int starts = 0, ends = 0;
+  for (int base = 0; base < m; base += 32) {
+    const int x = base + lane;
+    const bool valid = x < m;
+    const int c = valid ? k[x] : 0;
+    const bool start = valid && (x == 0 || k[x - 1] != c - 1);
+    const bool end = valid && (x == m - 1 || k[x + 1] != c + 1);
+    const unsigned start_mask = __ballot_sync(0xffffffffu, start);
+    const unsigned end_mask = __ballot_sync(0xffffffffu, end);
+    if (fill && start) range_begin[at + starts + __popc(start_mask & below)] = c * kBlock;
+    if (fill && end) range_end[at + ends + __popc(end_mask & below)] = min(c * kBlock + kBlock, r1 + 1);
+    starts += __popc(start_mask);
+    ends += __popc(end_mask);
+  }
+  n_ranges = starts;
+}
+
+// One warp per slot, following its head's pattern (warp-uniform branches).
+__global__ void slot_pass_kernel(SlotRule rule, int n_slots, SlotOutput out, bool fill) {
+  const int slot = static_cast<int>((static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5);
+  const int lane = threadIdx.x & 31;
+  if (slot >= n_slots) return;  // whole warps leave together
+  const int h = slot / rule.nb, rb = slot % rule.nb, r1 = last_row(rb, rule.n);
+  const int pattern = rule.pattern.at(h);
+  const int range_at = fill ? out.range_offsets[slot] : 0;
+  int n_ranges = 0, n_cols = 0;
+  if (pattern == static_cast<int>(Pattern::vertical_slash)) {
+    vs_slot(rule, h, r1, lane, fill, range_at, fill ? out.col_offsets[slot] : 0, out.range_begin, out.range_end,
+            out.cols, n_ranges, n_cols);
+  } else if (pattern == static_cast<int>(Pattern::block_sparse)) {
+    block_sparse_slot(rule, slot, r1, lane, fill, range_at, out.range_begin, out.range_end, n_ranges);
+  } else {
+    static_slot(rule.sink.at(h), rule.local.at(h), rb, r1, lane, fill, range_at, out.range_begin, out.range_end,
+                n_ranges);
+  }
+  if (lane != 0) return;
+  if (!fill) {
+    out.range_counts[slot] = n_ranges;
+    out.col_counts[slot] = n_cols;
+  } else if (rb == 0 && out.band_sink != nullptr) {
+    const bool a_shape = pattern == static_cast<int>(Pattern::a_shape);
+    out.band_sink[h] = a_shape ? rule.sink.at(h) : 0;
+    out.band_local[h] = a_shape ? rule.local.at(h) : 0;
+  }
+}
+
+// ---- the offsets: exclusive scans of the counts ----
+
+// offsets[0..n] = exclusive scan of counts[0..n-1], for the range counts (CTA 0) and the column
+// counts (CTA 1, when given) in one launch; n up to a few million. Rounds of kScanRound counts
+// staged through shared memory with coalesced loads and stores, each thread summing kScanItems
+// consecutive ones (a round of 1024 counts with three barriers took 19 us per scan at 16K slots,
+// two scans per build; ncu on H100). The sum is taken in 64 bits: a total past 2^31 - 1 (an
+// index too large for int32 offsets) is reported as offsets[n] = -1.
+constexpr int kScanThreads = 1024, kScanItems = 8, kScanRound = kScanThreads * kScanItems;
+__global__ void __launch_bounds__(kScanThreads) scan_counts_kernel(const int32_t* __restrict__ counts0,
+                                                                   int32_t* __restrict__ offsets0,
+                                                                   const int32_t* __restrict__ counts1,
+                                                                   int32_t* __restrict__ offsets1, int n) {
+  __shared__ int32_t s_round[kScanRound];
+  __shared__ long long s_warp[33];
+  const int32_t* counts = blockIdx.x == 0 ? counts0 : counts1;
+  int32_t* offsets = blockIdx.x == 0 ? offsets0 : offsets1;
+  if (counts == nullptr) return;
+  const int tid = threadIdx.x;
+  long long carry = 0;  // sum of the rounds before
+  for (int base = 0; base < n; base += kScanRound) {
+#pragma unroll
+    for (int i = 0; i < kScanItems; ++i) {
+      const int x = base + i * kScanThreads + tid;
+      s_round[i * kScanThreads + tid] = x < n ? counts[x] : 0;
+    }
+    __syncthreads();
+    int v[kScanItems];
+    long long sum = 0;
+#pragma unroll
+    for (int i = 0; i < kScanItems; ++i) {
+      v[i] = s_round[tid * kScanItems + i];
+      sum += v[i];
+    }
+    long long round_total = 0;
+    long long at = carry + block_exclusive_scan<kScanThreads, long long>(sum, s_warp, &round_total);
+#pragma unroll
+    for (int i = 0; i < kScanItems; ++i) {
+      s_round[tid * kScanItems + i] = at <= 0x7fffffffLL ? static_cast<int32_t>(at) : -1;
+      at += v[i];
+    }
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < kScanItems; ++i) {
+      const int x = base + i * kScanThreads + tid;
+      if (x < n) offsets[x] = s_round[i * kScanThreads + tid];
+    }
+    carry += round_total;
+    __syncthreads();  // the round's values are read before the next round overwrites them
+  }
+  if (tid == 0) offsets[n] = carry <= 0x7fffffffLL ? static_cast<int32_t>(carry) : -1;
+}
+
+}  // namespace
+
+void launch_slot_pass(const SlotRule& rule, int n_slots, const SlotOutput& out, bool fill, cudaStream_t stream) {
+  const int threads = 256;  // 8 slots per block
+  const int blocks = static_cast<int>((static_cast<int64_t>(n_slots) * 32 + threads - 1) / threads);
+  slot_pass_kernel<<<blocks, threads, 0, stream>>>(rule, n_slots, out, fill);
+  HC_CHECK_LAUNCH();
+}
+
+void launch_scan_counts(const int32_t* counts0, int32_t* offsets0, const int32_t* counts1, int32_t* offsets1, int n,
+                        cudaStream_t stream) {
+  scan_counts_kernel<<<2, kScanThreads, 0, stream>>>(counts0, offsets0, counts1, offsets1, n);
+  HC_CHECK_LAUNCH();
+}
+
+// Per slot of row block rb (rows up to r1): dense and a_shape at most two ranges; a
+// vertical-slash slot's ranges never touch and are kBlock keys or wider but for one cut at key 0,
+// all below r1 + 1 <= kBlock (rb + 1), so at most rb + 2 of them and at most one per offset, and
+// its columns are distinct keys up to r1, at most one per kept column; a block-sparse slot at most
+// one range per kept block, of which there are at most rb + 1.
+HeadBounds head_bounds(const PatternConfig& config, int64_t n_tokens, const EstimatorSettings& settings) {
+  HeadBounds b;
+  const int n = static_cast<int>(n_tokens);
+  const int64_t nb = num_row_blocks(n_tokens);
+  const int n_columns = vs_kept(config.p1, settings.v_sink, n), n_offsets = vs_kept(config.p2, settings.s_local, n);
+  const int64_t cap = std::min<int64_t>(nb, std::max(config.p1, 2));
+  for (int64_t rb = 0; rb < nb; ++rb) {
+    switch (config.pattern) {
+      case Pattern::dense: b.ranges += 1; break;
+      case Pattern::a_shape: b.ranges += 2; break;
+      case Pattern::vertical_slash:
+        b.ranges += std::min<int64_t>(n_offsets, rb + 2);
+        b.cols += std::min<int64_t>(n_columns, std::min<int64_t>((rb + 1) * kBlock, n));
+        break;
+      case Pattern::block_sparse: b.ranges += std::min<int64_t>(cap, rb + 1); break;
+    }
+  }
+  return b;
+}
+
+}  // namespace hc::kernels::detail
