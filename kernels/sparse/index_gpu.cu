@@ -131,8 +131,7 @@ DeviceSparseIndex build_static_index(const StaticRule& rule, bool band, cudaStre
 
 // ---- estimated patterns: count per slot, scan, fill ----
 
-// The two halves every slot-by-slot build shares (the estimated patterns' builds and
-// stack_heads_gpu): out's offsets, scanned from per-slot counts, then its entry arrays.
+// The two halves every slot-by-slot build shares: out's offsets, scanned from per-slot counts, then its entry arrays.
 // counts [2][n_slots] (ranges, then columns) and out's range and column offsets ([n_slots + 1]
 // each, one allocation); the counts are the caller's to fill before scan_offsets.
 std::shared_ptr<int32_t> allocate_offsets(DeviceSparseIndex& out, int64_t n_slots, cudaStream_t stream) {
@@ -167,20 +166,15 @@ void read_totals(DeviceSparseIndex& out, int64_t n_slots, cudaStream_t stream) {
   DeviceIndexAccess::total_ranges(out) = totals[0];
   DeviceIndexAccess::total_cols(out) = totals[1];
 }
-// out's range_begin, range_end [range_room] and cols [col_room], one allocation with `extra` ints
-// after them, which the returned pointer shares (null for none).
-std::shared_ptr<int32_t> allocate_entries(DeviceSparseIndex& out, int64_t range_room, int64_t col_room, int64_t extra,
-                                          cudaStream_t stream) {
+// out's range_begin, range_end [range_room] and cols [col_room], one allocation.
+void allocate_entries(DeviceSparseIndex& out, int64_t range_room, int64_t col_room, cudaStream_t stream) {
   using A = DeviceIndexAccess;
-  auto entries = device_alloc<int32_t>(2 * range_room + col_room + extra, stream);
+  auto entries = device_alloc<int32_t>(2 * range_room + col_room, stream);
   A::range_begin(out) = std::shared_ptr<int32_t>(entries, entries.get());
   A::range_end(out) = std::shared_ptr<int32_t>(entries, entries.get() + range_room);
   A::cols(out) = std::shared_ptr<int32_t>(entries, entries.get() + 2 * range_room);
   A::col_capacity(out) = col_room;
-  return extra > 0 ? std::shared_ptr<int32_t>(entries, entries.get() + 2 * range_room + col_room) : nullptr;
 }
-
-// Bounds on one head's ranges and columns over all its slots, from the rule's parameters alone.
 
 // Up to this many bytes of ranges and columns by the bounds, a build allocates from them and
 // fills the index at once; beyond, it reads the exact totals back first (a copy to the host and a
@@ -220,7 +214,7 @@ DeviceSparseIndex build_from_slots(const SlotRule& rule, int64_t n_tokens, int64
     range_room = A::total_ranges(out);
     col_room = A::total_cols(out);
   }
-  allocate_entries(out, range_room, col_room, 0, stream);
+  allocate_entries(out, range_room, col_room, stream);
   SlotOutput fill_out;
   fill_out.range_offsets = A::range_offsets(out).get();
   fill_out.col_offsets = A::col_offsets(out).get();
@@ -260,119 +254,6 @@ int64_t DeviceSparseIndex::total_cols(cudaStream_t stream) const {
   const int32_t* offsets = col_offsets_.get();
   if (total_cols_ < 0) read_totals(&offsets, 1, n_heads_ * num_row_blocks(n_tokens_), &total_cols_, stream);
   return total_cols_;
-}
-
-// ---- heads of several indexes stacked ----
-
-namespace {
-
-// Where head h of a stacked index comes from (device copy of the host table).
-struct StackSource {
-  const int32_t* range_offsets;
-  const int32_t* range_begin;
-  const int32_t* range_end;
-  const int32_t* col_offsets;
-  const int32_t* cols;
-  const int32_t* band_sink;   // null: no band on the source
-  const int32_t* band_local;
-  int head;  // the head within the source
-};
-
-// Counts per output slot (fill = false: counts; true: copies at the scanned offsets), a warp per
-// slot; the first slot of each head also writes the head's band.
-__global__ void stack_slots_kernel(const StackSource* __restrict__ sources, int nb, int n_slots, bool fill,
-                                   int32_t* range_counts, int32_t* col_counts, const int32_t* range_offsets,
-                                   const int32_t* col_offsets, int32_t* range_begin, int32_t* range_end,
-                                   int32_t* cols, int32_t* band_sink, int32_t* band_local) {
-  const int slot = static_cast<int>((static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5);
-  const int lane = threadIdx.x & 31;
-  if (slot >= n_slots) return;  // whole warps leave together
-  const int head = slot / nb, rb = slot % nb;
-  const StackSource src = sources[head];
-  const int from = src.head * nb + rb;
-  const int r0 = src.range_offsets[from], r_count = src.range_offsets[from + 1] - r0;
-  const int c0 = src.col_offsets[from], c_count = src.col_offsets[from + 1] - c0;
-  if (!fill) {
-    if (lane == 0) {
-      range_counts[slot] = r_count;
-      col_counts[slot] = c_count;
-    }
-    return;
-  }
-  const int r_at = range_offsets[slot], c_at = col_offsets[slot];
-  for (int i = lane; i < r_count; i += 32) {
-    range_begin[r_at + i] = src.range_begin[r0 + i];
-    range_end[r_at + i] = src.range_end[r0 + i];
-  }
-  for (int i = lane; i < c_count; i += 32) cols[c_at + i] = src.cols[c0 + i];
-  if (rb == 0 && lane == 0 && band_local != nullptr) {
-    band_sink[head] = src.band_local != nullptr ? src.band_sink[src.head] : 0;
-    band_local[head] = src.band_local != nullptr ? src.band_local[src.head] : 0;
-  }
-}
-
-}  // namespace
-
-DeviceSparseIndex stack_heads_gpu(const std::vector<const DeviceSparseIndex*>& sources,
-                                  const std::vector<int64_t>& source_heads, cudaStream_t stream) {
-  if (sources.empty() || sources.size() != source_heads.size())
-    throw InputError(kIndexWhat, "stack_heads_gpu needs one (source, head) pair per head, at least one");
-  if (sources[0] == nullptr) throw InputError(kIndexWhat, "stack_heads_gpu: head 0's index is missing");
-  const int64_t n_tokens = sources[0]->n_tokens();
-  const int64_t n_heads = static_cast<int64_t>(sources.size());
-  const int64_t nb = num_row_blocks(n_tokens);
-  const int64_t n_slots = n_heads * nb;
-  if (n_slots > std::numeric_limits<int32_t>::max() / 2) throw InputError(kIndexWhat, "too many (head, row block) slots");
-  std::vector<StackSource> table(static_cast<size_t>(n_heads));
-  bool any_band = false, share_tiles = true;
-  for (int64_t h = 0; h < n_heads; ++h) {
-    const DeviceSparseIndex* s = sources[static_cast<size_t>(h)];
-    const int64_t head = source_heads[static_cast<size_t>(h)];
-    if (s == nullptr || s->n_tokens() != n_tokens)
-      throw InputError(kIndexWhat, "stack_heads_gpu: head " + std::to_string(h) + "'s index is missing or has " +
-                                  "another token count");
-    if (head < 0 || head >= s->n_heads())
-      throw InputError(kIndexWhat, "stack_heads_gpu: head " + std::to_string(h) + " takes head " + std::to_string(head) +
-                                  " of an index with " + std::to_string(s->n_heads()));
-    const SparseIndexView v = s->view();
-    table[static_cast<size_t>(h)] = {v.range_offsets, v.range_begin, v.range_end, v.col_offsets, v.cols,
-                                     v.band_sink,     v.band_local,  static_cast<int>(head)};
-    any_band = any_band || v.band_local != nullptr;
-    share_tiles = share_tiles && v.row_blocks_share_tiles;
-  }
-  auto device_table = device_alloc<StackSource>(table.size(), stream, true);
-  HC_CHECK_CUDA(cudaMemcpyAsync(device_table.get(), table.data(), table.size() * sizeof(StackSource),
-                                cudaMemcpyHostToDevice, stream));
-
-  DeviceSparseIndex out;
-  using A = DeviceIndexAccess;
-  A::n_heads(out) = n_heads;
-  A::n_tokens(out) = n_tokens;
-  A::row_blocks_share_tiles(out) = share_tiles;
-  const auto counts = allocate_offsets(out, n_slots, stream);
-  const int threads = 256;  // 8 slots per block
-  const unsigned blocks = static_cast<unsigned>((n_slots * 32 + threads - 1) / threads);
-  stack_slots_kernel<<<blocks, threads, 0, stream>>>(device_table.get(), static_cast<int>(nb),
-                                                     static_cast<int>(n_slots), false, counts.get(),
-                                                     counts.get() + n_slots, nullptr, nullptr, nullptr, nullptr,
-                                                     nullptr, nullptr, nullptr);
-  HC_CHECK_LAUNCH();
-  scan_offsets(counts.get(), out, n_slots, stream);
-  read_totals(out, n_slots, stream);
-  const auto band = allocate_entries(out, A::total_ranges(out), A::total_cols(out), any_band ? 2 * n_heads : 0, stream);
-  if (any_band) {
-    A::band_sink(out) = band;
-    A::band_local(out) = std::shared_ptr<int32_t>(band, band.get() + n_heads);
-  }
-  stack_slots_kernel<<<blocks, threads, 0, stream>>>(
-      device_table.get(), static_cast<int>(nb), static_cast<int>(n_slots), true, nullptr, nullptr,
-      A::range_offsets(out).get(), A::col_offsets(out).get(), A::range_begin(out).get(), A::range_end(out).get(),
-      A::cols(out).get(), any_band ? A::band_sink(out).get() : nullptr, any_band ? A::band_local(out).get() : nullptr);
-  HC_CHECK_LAUNCH();
-  // The sources may be dropped on return (their memory is freed in the legacy stream's order, which
-  // a non-blocking `stream` does not follow): the copy has run by then.
-  HC_CHECK_CUDA(cudaStreamSynchronize(stream));
-  return out;
 }
 
 SparseIndex DeviceSparseIndex::to_host(cudaStream_t stream) const {

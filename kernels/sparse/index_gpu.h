@@ -73,14 +73,6 @@ DeviceSparseIndex build_vertical_slash_index_gpu(const GpuQK& qk, int v, int s,
 DeviceSparseIndex build_block_sparse_index_gpu(const GpuQK& qk, int k_blocks,
                                                cudaStream_t stream = nullptr);
 
-// One index whose head h is head source_heads[h] of *sources[h] (all of the same n_tokens): a
-// layer whose heads follow different patterns, assembled on the device (the GPU counterpart of
-// head_slice + stack_heads in index_ref.h). A band is kept per head; the result shares its row
-// blocks' tiles only if every source does. Synchronises the stream twice (the totals; the copy,
-// so that the sources may be dropped on return).
-DeviceSparseIndex stack_heads_gpu(const std::vector<const DeviceSparseIndex*>& sources,
-                                  const std::vector<int64_t>& source_heads, cudaStream_t stream = nullptr);
-
 // ---- building blocks: one estimate, many candidate indexes ----
 
 // col_score and diag_score of every query head (index_ref.h, vertical_slash_scores), fp32,

@@ -285,47 +285,6 @@ TEST_CASE("GPU index builders produce the CPU builders' index", "[gpu][sparse][i
   }
 }
 
-TEST_CASE("GPU head stacking equals the host's head_slice + stack_heads", "[gpu][sparse][index]") {
-  HC_REQUIRE_GPU();
-  // Heads of a layer on different patterns, as headcal validate assembles them: one-head static
-  // indexes (dense, a_shape with its band) and all-head estimated ones (a head each).
-  for (int64_t n : {1, 17, 65, 200, 1000}) {
-    DYNAMIC_SECTION("N=" << n) {
-      const int64_t heads = 6;
-      AttentionProblem pb = structured_problem(n, heads, 2, 64, AttnDType::kBF16, 77u + static_cast<uint32_t>(n));
-      GpuQK qk{pb.dq.get(), pb.dk.get(), pb.dtype, static_cast<int>(n), static_cast<int>(heads), 2, 64};
-      const DeviceSparseIndex dense = build_dense_index_gpu(n, 1);
-      const DeviceSparseIndex a_shape = build_a_shape_index_gpu(n, 1, 16, 64);
-      const DeviceSparseIndex vs = build_vertical_slash_index_gpu(qk, 40, 110);
-      const DeviceSparseIndex bs = build_block_sparse_index_gpu(qk, 3);
-      const std::vector<const DeviceSparseIndex*> sources{&vs, &a_shape, &bs, &dense, &vs, &a_shape};
-      const std::vector<int64_t> source_heads{0, 0, 2, 0, 4, 0};
-      std::vector<SparseIndex> parts;
-      for (size_t h = 0; h < sources.size(); ++h) {
-        const SparseIndex whole = sources[h]->to_host();
-        parts.push_back(whole.n_heads == 1 ? whole : head_slice(whole, source_heads[h]));
-      }
-      const SparseIndex want = stack_heads(parts);
-      const DeviceSparseIndex got = stack_heads_gpu(sources, source_heads);
-      CHECK(got.view().total_cols == static_cast<int64_t>(want.cols.size()));
-      check_same_index(download(got), want);
-      // Every source without a band: none in the result either; all sharing tiles: kept.
-      const DeviceSparseIndex plain = stack_heads_gpu({&dense, &dense}, {0, 0});
-      CHECK(plain.view().band_local == nullptr);
-      CHECK(plain.row_blocks_share_tiles());
-      check_same_index(download(plain), stack_heads({dense.to_host(), dense.to_host()}));
-    }
-  }
-  SECTION("bad sources are rejected") {
-    const DeviceSparseIndex a = build_dense_index_gpu(100, 2), b = build_dense_index_gpu(101, 1);
-    CHECK_THROWS_AS(stack_heads_gpu({}, {}), hc::InputError);
-    CHECK_THROWS_AS(stack_heads_gpu({&a}, {0, 1}), hc::InputError);       // counts differ
-    CHECK_THROWS_AS(stack_heads_gpu({&a, &b}, {0, 0}), hc::InputError);   // token counts differ
-    CHECK_THROWS_AS(stack_heads_gpu({&a}, {2}), hc::InputError);          // no head 2
-    CHECK_THROWS_AS(stack_heads_gpu({nullptr}, {0}), hc::InputError);
-  }
-}
-
 TEST_CASE("GPU index builders reject bad parameters", "[sparse][index]") {
   GpuQK qk{nullptr, nullptr, AttnDType::kBF16, 100, 4, 2, 64};
   CHECK_THROWS_AS(build_vertical_slash_index_gpu(qk, 10, 10), hc::InputError);  // null q/k
