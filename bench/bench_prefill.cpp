@@ -50,16 +50,16 @@ int bench_prefill(const PrefillBenchOptions& options) {
   std::printf("time to first token: whole prefill, last position's logits only; attention: the layers' dense\n"
               "kernel vs plan + run (CUDA events); medians of %d runs each\n\n",
               options.repeats);
-  std::printf("%8s %12s %12s %8s %12s %12s %10s %8s\n", "N", "dense TTFT", "sparse TTFT", "speedup", "dense attn",
-              "sparse attn", "of it plan", "speedup");
+  std::printf("%8s %12s %12s %8s %12s %12s %10s %8s %8s\n", "N", "dense TTFT", "sparse TTFT", "speedup",
+              "dense attn", "sparse attn", "of it plan", "speedup", "density");
   nlohmann::json points = nlohmann::json::array();
   long long crossover = -1;
   for (const Prompt& prompt : prompts) {
     const PrefillTimes t = time_prefill_cuda(*cuda, profile, prompt.tokens, options.repeats);
     const double ttft_x = t.dense_ttft_s / t.sparse_ttft_s, attn_x = t.dense_attention_s / t.sparse_attention_s;
-    std::printf("%8lld %9.2f ms %9.2f ms %7.2fx %9.2f ms %9.2f ms %7.2f ms %7.2fx\n",
+    std::printf("%8lld %9.2f ms %9.2f ms %7.2fx %9.2f ms %9.2f ms %7.2f ms %7.2fx %8.3f\n",
                 static_cast<long long>(t.n_tokens), t.dense_ttft_s * 1e3, t.sparse_ttft_s * 1e3, ttft_x,
-                t.dense_attention_s * 1e3, t.sparse_attention_s * 1e3, t.plan_s * 1e3, attn_x);
+                t.dense_attention_s * 1e3, t.sparse_attention_s * 1e3, t.plan_s * 1e3, attn_x, t.density);
     std::fflush(stdout);
     if (crossover < 0 && t.sparse_ttft_s < t.dense_ttft_s) crossover = t.n_tokens;
     points.push_back({{"n", t.n_tokens},
@@ -71,6 +71,7 @@ int bench_prefill(const PrefillBenchOptions& options) {
                       {"sparse_attention_ms", t.sparse_attention_s * 1e3},
                       {"plan_ms", t.plan_s * 1e3},
                       {"attention_speedup", attn_x},
+                      {"density", t.density},
                       {"layer_dense_ms", t.layer_dense_s},
                       {"layer_sparse_ms", t.layer_sparse_s},
                       {"prompt", prompt.description}});

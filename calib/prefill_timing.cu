@@ -8,10 +8,12 @@
 #include <vector>
 
 #include "calib/prefill_timing.h"
+#include "calib/cuda_buffers.h"
 #include "calib/validate.h"
 #include "common/cuda_check.h"
 #include "common/error.h"
 #include "kernels/attention/attention.h"
+#include "kernels/sparse/cost.h"
 #include "kernels/sparse/layer_plan.h"
 
 namespace hc {
@@ -109,6 +111,50 @@ OnePrefill run_once(CudaEngine& engine, const std::vector<int32_t>& tokens, kern
   return out;
 }
 
+// One more sparse prefill, untimed, whose every layer also runs the dense kernel (for the probe's
+// reference LSE) and the plan's index in probe mode: the kernel pairs each head computes, and so
+// the density of the profile at this N on this prompt (estimator FLOPs included), as validate
+// measures it.
+double measure_density(CudaEngine& engine, const std::vector<int32_t>& tokens, kernels::LayerPlanner& planner,
+                       const std::vector<std::vector<kernels::PatternConfig>>& layers,
+                       const kernels::EstimatorSettings& settings) {
+  const ModelConfig& c = engine.config();
+  const int64_t n = static_cast<int64_t>(tokens.size()), h_count = c.n_heads, d = c.head_dim;
+  double cost = 0, dense = 0;
+  DeviceBuffer<float> dense_lse(static_cast<size_t>(h_count * n));  // [H, N]
+  DeviceBuffer<double> recall(static_cast<size_t>(h_count));        // [H]
+  DeviceBuffer<long long> pairs(static_cast<size_t>(h_count));      // [H]
+  PrefillRequest request;
+  request.tokens = tokens;
+  request.want_logits = false;
+  request.device_attention_override = [&](const DeviceAttentionInput& in, void* o, float* lse) {
+    cudaStream_t stream = static_cast<cudaStream_t>(in.stream);
+    kernels::AttentionParams p = attention_params(in, o, dense_lse.ptr);
+    kernels::dense_attention_forward(p, stream);
+    kernels::GpuQK qk{in.q, in.k, kernels::AttnDType::kBF16, p.n_tokens, p.n_heads, p.n_kv_heads,
+                      in.dims.head_dim, in.q_row_stride, in.k_row_stride};
+    planner.plan(in.layer, qk, stream);
+    planner.run(attention_params(in, o, lse), stream);  // what flows on to the next layer
+    kernels::AttentionParams probe = attention_params(in, nullptr, nullptr);
+    probe.probe_lse = dense_lse.ptr;
+    probe.probe_recall = recall.ptr;
+    probe.probe_pairs = pairs.ptr;
+    planner.run(probe, stream);
+    std::vector<long long> h_pairs(static_cast<size_t>(h_count));
+    HC_CHECK_CUDA(cudaMemcpyAsync(h_pairs.data(), pairs.ptr, h_pairs.size() * sizeof(long long),
+                                  cudaMemcpyDeviceToHost, stream));
+    HC_CHECK_CUDA(cudaStreamSynchronize(stream));
+    const std::vector<kernels::PatternConfig>& configs = layers[static_cast<size_t>(in.layer)];
+    for (int64_t h = 0; h < h_count; ++h) {
+      cost += double(h_pairs[static_cast<size_t>(h)]) * 4.0 * double(d) +
+              kernels::estimator_flops(configs[static_cast<size_t>(h)], n, d, settings);
+      dense += kernels::dense_cost_flops(n, d);
+    }
+  };
+  engine.prefill(request);
+  return dense > 0 ? cost / dense : 1.0;
+}
+
 }  // namespace
 
 PrefillTimes time_prefill_cuda(CudaEngine& engine, const Profile& profile, const std::vector<int32_t>& tokens,
@@ -163,9 +209,7 @@ PrefillTimes time_prefill_cuda(CudaEngine& engine, const Profile& profile, const
   };
   summarise(dense, t.dense_ttft_s, t.dense_attention_s, nullptr, t.layer_dense_s);
   summarise(sparse, t.sparse_ttft_s, t.sparse_attention_s, &t.plan_s, t.layer_sparse_s);
-  double density = 0;
-  for (const ProfileHead& h : profile.heads) density += h.density;
-  t.profile_density = profile.heads.empty() ? 1.0 : density / static_cast<double>(profile.heads.size());
+  t.density = measure_density(engine, tokens, planner, layers, estimator_settings(profile));
   return t;
 }
 

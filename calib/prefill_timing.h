@@ -22,10 +22,13 @@ struct PrefillTimes {
   double sparse_attention_s = 0;  // plan + run, summed over layers
   double plan_s = 0;              // the plans' part of sparse_attention_s
   std::vector<double> layer_dense_s, layer_sparse_s;  // [layers], medians
-  double profile_density = 0;     // the profile's mean head density (as calibrated)
+  // The profile's density on this prompt at this N (kernel pairs x 4d + estimator FLOPs over the
+  // dense cost, as validate reports it), from one more, untimed, sparse prefill in probe mode.
+  double density = 0;
 };
 
-// Runs one untimed warm-up of each, then `repeats` timed dense and sparse prefills alternately.
+// Runs one untimed warm-up of each, then `repeats` timed dense and sparse prefills alternately,
+// then the untimed density measurement.
 // The profile must have the engine's model's layers and heads (InputError otherwise).
 PrefillTimes time_prefill_cuda(CudaEngine& engine, const Profile& profile, const std::vector<int32_t>& tokens,
                                int repeats);
