@@ -9,6 +9,7 @@
 
 #include "calib/prefill_timing.h"
 #include "calib/cuda_buffers.h"
+#include "calib/device_attention.h"
 #include "calib/validate.h"
 #include "common/cuda_check.h"
 #include "common/error.h"
@@ -51,24 +52,6 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
 }
 
-kernels::AttentionParams attention_params(const DeviceAttentionInput& in, void* o, float* lse) {
-  kernels::AttentionParams p;
-  p.q = in.q;
-  p.k = in.k;
-  p.v = in.v;
-  p.o = o;
-  p.lse = lse;
-  p.n_tokens = static_cast<int>(in.dims.n_tokens);
-  p.n_heads = static_cast<int>(in.dims.n_heads);
-  p.n_kv_heads = static_cast<int>(in.dims.n_kv_heads);
-  p.head_dim = static_cast<int>(in.dims.head_dim);
-  p.dtype = kernels::AttnDType::kBF16;
-  p.q_row_stride = in.q_row_stride;
-  p.k_row_stride = in.k_row_stride;
-  p.v_row_stride = in.v_row_stride;
-  return p;
-}
-
 // One prefill (last position's logits only): its wall time, and per layer the attention time
 // (events) and, for the sparse run, the plan's part.
 struct OnePrefill {
@@ -91,9 +74,7 @@ OnePrefill run_once(CudaEngine& engine, const std::vector<int32_t>& tokens, kern
       kernels::dense_attention_forward(p, stream);
       HC_CHECK_CUDA(cudaEventRecord(e.mark, stream));
     } else {
-      kernels::GpuQK qk{in.q, in.k, kernels::AttnDType::kBF16, p.n_tokens, p.n_heads, p.n_kv_heads,
-                        in.dims.head_dim, in.q_row_stride, in.k_row_stride};
-      planner->plan(in.layer, qk, stream);
+      planner->plan(in.layer, gpu_qk(in), stream);
       HC_CHECK_CUDA(cudaEventRecord(e.mark, stream));
       planner->run(p, stream);
     }
@@ -131,9 +112,7 @@ double measure_density(CudaEngine& engine, const std::vector<int32_t>& tokens, k
     cudaStream_t stream = static_cast<cudaStream_t>(in.stream);
     kernels::AttentionParams p = attention_params(in, o, dense_lse.ptr);
     kernels::dense_attention_forward(p, stream);
-    kernels::GpuQK qk{in.q, in.k, kernels::AttnDType::kBF16, p.n_tokens, p.n_heads, p.n_kv_heads,
-                      in.dims.head_dim, in.q_row_stride, in.k_row_stride};
-    planner.plan(in.layer, qk, stream);
+    planner.plan(in.layer, gpu_qk(in), stream);
     planner.run(attention_params(in, o, lse), stream);  // what flows on to the next layer
     kernels::AttentionParams probe = attention_params(in, nullptr, nullptr);
     probe.probe_lse = dense_lse.ptr;

@@ -130,8 +130,7 @@ double head_relative_error(const float* a, const float* b, int64_t n_tokens, int
       ref += double(pb[x]) * double(pb[x]);
     }
   }
-  if (ref == 0) return diff == 0 ? 0.0 : INFINITY;
-  return std::sqrt(diff / ref);
+  return kernels::output_error(diff, ref);
 }
 
 std::unique_ptr<CandidateProber> make_cpu_prober(const Grid& grid, const PatternDefaults& defaults,

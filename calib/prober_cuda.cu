@@ -9,6 +9,7 @@
 
 #include "calib/prober.h"
 #include "calib/cuda_buffers.h"
+#include "calib/device_attention.h"
 #include "common/cuda_check.h"
 #include "kernels/attention/attention.h"
 #include "kernels/sparse/cost.h"
@@ -62,17 +63,7 @@ class CudaProber : public CandidateProber {
     DeviceBuffer<double> recall(h_count), diff_sq(h_count), ref_sq(h_count);  // [H] each
     DeviceBuffer<long long> pairs(h_count);                                   // [H]
 
-    kernels::GpuQK qk;
-    qk.q = a.q;
-    qk.k = a.k;
-    qk.dtype = kernels::AttnDType::kBF16;
-    qk.n_tokens = static_cast<int>(n);
-    qk.n_heads = static_cast<int>(h_count);
-    qk.n_kv_heads = static_cast<int>(dims.n_kv_heads);
-    qk.head_dim = d;
-    qk.q_row_stride = a.q_row_stride;
-    qk.k_row_stride = a.k_row_stride;
-    planner_->estimate(qk, stream);
+    planner_->estimate(gpu_qk(a), stream);
 
     std::vector<CandidateRow> rows;
     rows.reserve(grid_.candidates.size() * h_count);
@@ -82,19 +73,7 @@ class CudaProber : public CandidateProber {
       const GridCandidate& c = grid_.candidates[ci];
       const kernels::PatternConfig cfg = to_config(c);
       planner_->build(static_cast<int>(ci), stream);
-      kernels::AttentionParams p;
-      p.q = a.q;
-      p.k = a.k;
-      p.v = a.v;
-      p.o = o_sparse.ptr;
-      p.n_tokens = static_cast<int>(n);
-      p.n_heads = static_cast<int>(h_count);
-      p.n_kv_heads = static_cast<int>(dims.n_kv_heads);
-      p.head_dim = static_cast<int>(d);
-      p.dtype = kernels::AttnDType::kBF16;
-      p.q_row_stride = a.q_row_stride;
-      p.k_row_stride = a.k_row_stride;
-      p.v_row_stride = a.v_row_stride;
+      kernels::AttentionParams p = attention_params(a, o_sparse.ptr, nullptr);
       p.probe_lse = a.lse;
       p.probe_recall = recall.ptr;
       p.probe_pairs = pairs.ptr;
@@ -117,7 +96,7 @@ class CudaProber : public CandidateProber {
         row.cost = double(h_pairs[h]) * 4.0 * double(d) + estimator;
         row.density = kernels::density(row.cost, n, d);
         row.recall = h_recall[h];
-        row.out_err = h_ref[h] > 0 ? std::sqrt(h_diff[h] / h_ref[h]) : (h_diff[h] > 0 ? INFINITY : 0.0);
+        row.out_err = kernels::output_error(h_diff[h], h_ref[h]);
         rows.push_back(row);
       }
     }

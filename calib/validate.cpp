@@ -1,4 +1,5 @@
 #include "calib/validate.h"
+#include "calib/prober.h"
 #include "calib/validate_format.h"
 
 #include <nlohmann/json.hpp>
@@ -88,18 +89,8 @@ struct CpuSparseRun {
 
     const double dense_cost = kernels::dense_cost_flops(N, d);
     for (int64_t h = 0; h < H; ++h) {
-      double diff = 0, ref = 0;
-      for (int64_t i = 0; i < N; ++i) {
-        const float* a = dense_o.data() + (i * H + h) * d;  // [d]
-        const float* b = o + (i * H + h) * d;               // [d]
-        for (int64_t c = 0; c < d; ++c) {
-          const double e = static_cast<double>(b[c]) - a[c];
-          diff += e * e;
-          ref += static_cast<double>(a[c]) * a[c];
-        }
-      }
       heads[h].recall = probe.recall[static_cast<size_t>(h)];
-      heads[h].out_err = ref > 0 ? std::sqrt(diff / ref) : (diff > 0 ? 1.0 : 0.0);
+      heads[h].out_err = head_relative_error(o, dense_o.data(), N, H, d, h);
       heads[h].density =
           kernels::head_cost_flops(index, h, layer_configs[static_cast<size_t>(h)], d, settings) / dense_cost;
     }

@@ -12,6 +12,7 @@
 
 #include "calib/validate.h"
 #include "calib/cuda_buffers.h"
+#include "calib/device_attention.h"
 #include "common/cuda_check.h"
 #include "common/error.h"
 #include "kernels/attention/attention.h"
@@ -48,36 +49,6 @@ struct EventPair {
   double until_mark_s() const { return between_s(begin, mark); }  // recorded mark only
 };
 
-kernels::AttentionParams base_params(const DeviceAttentionInput& in) {
-  kernels::AttentionParams p;
-  p.q = in.q;
-  p.k = in.k;
-  p.v = in.v;
-  p.n_tokens = static_cast<int>(in.dims.n_tokens);
-  p.n_heads = static_cast<int>(in.dims.n_heads);
-  p.n_kv_heads = static_cast<int>(in.dims.n_kv_heads);
-  p.head_dim = static_cast<int>(in.dims.head_dim);
-  p.dtype = kernels::AttnDType::kBF16;
-  p.q_row_stride = in.q_row_stride;
-  p.k_row_stride = in.k_row_stride;
-  p.v_row_stride = in.v_row_stride;
-  return p;
-}
-
-kernels::GpuQK gpu_qk(const DeviceAttentionInput& in) {
-  kernels::GpuQK qk;
-  qk.q = in.q;
-  qk.k = in.k;
-  qk.dtype = kernels::AttnDType::kBF16;
-  qk.n_tokens = static_cast<int>(in.dims.n_tokens);
-  qk.n_heads = static_cast<int>(in.dims.n_heads);
-  qk.n_kv_heads = static_cast<int>(in.dims.n_kv_heads);
-  qk.head_dim = in.dims.head_dim;
-  qk.q_row_stride = in.q_row_stride;
-  qk.k_row_stride = in.k_row_stride;
-  return qk;
-}
-
 }  // namespace
 
 PrefillResult validate_dense_prefill_cuda(CudaEngine& engine, const PrefillRequest& base, ValidationReport& report) {
@@ -85,7 +56,7 @@ PrefillResult validate_dense_prefill_cuda(CudaEngine& engine, const PrefillReque
   PrefillRequest request = base;
   request.device_attention_override = [&](const DeviceAttentionInput& in, void* o, float* lse) {
     cudaStream_t stream = static_cast<cudaStream_t>(in.stream);
-    kernels::AttentionParams p = base_params(in);
+    kernels::AttentionParams p = attention_params(in, nullptr, nullptr);
     p.o = o;
     p.lse = lse;
     timings.push_back(std::make_unique<EventPair>());
@@ -116,7 +87,7 @@ PrefillResult validate_sparse_prefill_cuda(CudaEngine& engine, const Profile& pr
     const int64_t n = in.dims.n_tokens, h_count = in.dims.n_heads, d = in.dims.head_dim;
     const std::vector<kernels::PatternConfig>& configs = layers[static_cast<size_t>(in.layer)];
     HeadValidation* heads = report.heads.data() + static_cast<int64_t>(in.layer) * h_count;
-    kernels::AttentionParams p = base_params(in);
+    kernels::AttentionParams p = attention_params(in, nullptr, nullptr);
 
     // Untimed reference: the dense kernel on the same input (recall LSE, output error); a layer
     // whose heads are all dense keeps it, as deployment would (run takes the dense kernel).
@@ -167,7 +138,7 @@ PrefillResult validate_sparse_prefill_cuda(CudaEngine& engine, const Profile& pr
     for (int64_t h = 0; h < h_count; ++h) {
       const kernels::PatternConfig& cfg = configs[static_cast<size_t>(h)];
       heads[h].recall = h_recall[h];
-      heads[h].out_err = h_ref[h] > 0 ? std::sqrt(h_diff[h] / h_ref[h]) : (h_diff[h] > 0 ? INFINITY : 0.0);
+      heads[h].out_err = kernels::output_error(h_diff[h], h_ref[h]);
       heads[h].density =
           (double(h_pairs[h]) * 4.0 * double(d) + kernels::estimator_flops(cfg, n, d, settings)) / dense_cost;
     }

@@ -16,6 +16,8 @@
 // Masked-out pairs inside a computed tile (above the diagonal, outside the band) are counted:
 // the kernel computes them.
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <cstdint>
 
 #include "kernels/sparse/pattern.h"
@@ -89,5 +91,12 @@ double dense_cost_flops(int64_t n_tokens, int64_t head_dim);
 
 // cost / dense_cost_flops(N, d).
 double density(double cost_flops, int64_t n_tokens, int64_t head_dim);
+
+// A head's output error ||O_sparse - O_dense||_F / ||O_dense||_F from its two squared sums: 0 when
+// both are zero, infinity when only the reference is (DESIGN.md, "out_err").
+inline double output_error(double diff_sq, double ref_sq) {
+  if (ref_sq > 0) return std::sqrt(diff_sq / ref_sq);
+  return diff_sq > 0 ? std::numeric_limits<double>::infinity() : 0.0;
+}
 
 }  // namespace hc::kernels
