@@ -13,18 +13,6 @@ namespace hc {
 
 namespace {
 
-kernels::PatternConfig to_config(const GridCandidate& c) {
-  return {static_cast<kernels::Pattern>(static_cast<int>(c.pattern)), c.p1, c.p2};
-}
-
-kernels::EstimatorSettings to_settings(const PatternDefaults& d) {
-  kernels::EstimatorSettings s;
-  s.last_q = static_cast<int>(d.last_q);
-  s.v_sink = static_cast<int>(d.v_sink);
-  s.s_local = static_cast<int>(d.s_local);
-  return s;
-}
-
 class CpuProber : public CandidateProber {
  public:
   CpuProber(Grid grid, PatternDefaults defaults, int n_threads)
@@ -35,7 +23,7 @@ class CpuProber : public CandidateProber {
     const LayerAttention& a = *layer.host;
     const kernels::AttentionDims& dims = a.dims;
     const int64_t n = dims.n_tokens, d = dims.head_dim;
-    const kernels::EstimatorSettings settings = to_settings(defaults_);
+    const kernels::EstimatorSettings settings = estimator_settings(defaults_);
     std::vector<float> o_sparse(static_cast<size_t>(n * dims.n_heads * d));  // [N, H, d]
     std::vector<CandidateRow> rows;
     rows.reserve(grid_.candidates.size() * dims.n_heads);
@@ -48,7 +36,7 @@ class CpuProber : public CandidateProber {
       kernels::VerticalSlashScores vs;
       kernels::BlockScores bs;
       for (const GridCandidate& c : grid_.candidates) {
-        const kernels::PatternConfig cfg = to_config(c);
+        const kernels::PatternConfig cfg = pattern_config(c);
         kernels::SparseIndex index;
         switch (cfg.pattern) {
           case kernels::Pattern::vertical_slash:
@@ -117,6 +105,18 @@ class CpuProber : public CandidateProber {
 };
 
 }  // namespace
+
+kernels::EstimatorSettings estimator_settings(const PatternDefaults& d) {
+  kernels::EstimatorSettings s;
+  s.last_q = static_cast<int>(d.last_q);
+  s.v_sink = static_cast<int>(d.v_sink);
+  s.s_local = static_cast<int>(d.s_local);
+  return s;
+}
+
+kernels::PatternConfig pattern_config(const GridCandidate& c) {
+  return {static_cast<kernels::Pattern>(static_cast<int>(c.pattern)), c.p1, c.p2};
+}
 
 double head_relative_error(const float* a, const float* b, int64_t n_tokens, int64_t n_heads,
                            int64_t head_dim, int64_t head) {

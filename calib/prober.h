@@ -6,12 +6,13 @@
 //
 // CPU prober: the CPU references (kernels/sparse/*_ref.h), one head at a time; the vertical-slash
 // and block-sparse estimates are computed once per head and shared by all of its candidates.
-// CUDA prober: the GPU index builders and the index-driven kernel, all heads of a candidate in one
-// launch, on the engine's bf16 device tensors.
+// CUDA prober: the layer planner (kernels/sparse/layer_plan.h, one "layer" per candidate) and the
+// index-driven kernel, all heads of a candidate in one launch, on the engine's bf16 device tensors.
 #include <memory>
 
 #include "calib/record.h"
 #include "io/grid.h"
+#include "kernels/sparse/pattern.h"
 
 namespace hc {
 
@@ -21,7 +22,14 @@ std::unique_ptr<CandidateProber> make_cpu_prober(const Grid& grid, const Pattern
 // Throws hc::DeviceError when headcal was built without CUDA.
 std::unique_ptr<CandidateProber> make_cuda_prober(const Grid& grid, const PatternDefaults& defaults);
 
-// ||a - b||_F / ||b||_F over one head of [N, H, d] tensors (0 when both are zero).
+// A grid candidate (or a profile entry's, via candidate()) as the kernels' config: PatternKind and
+// kernels::Pattern carry the same integer values (io/grid.h).
+kernels::PatternConfig pattern_config(const GridCandidate& c);
+
+// The vertical-slash estimator's settings of a profile's or atlas's pattern defaults.
+kernels::EstimatorSettings estimator_settings(const PatternDefaults& defaults);
+
+// ||a - b||_F / ||b||_F over one head of [N, H, d] tensors (kernels::output_error).
 double head_relative_error(const float* a, const float* b, int64_t n_tokens, int64_t n_heads,
                            int64_t head_dim, int64_t head);
 

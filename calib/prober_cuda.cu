@@ -20,17 +20,9 @@ namespace hc {
 
 namespace {
 
-kernels::PatternConfig to_config(const GridCandidate& c) {
-  return {static_cast<kernels::Pattern>(static_cast<int>(c.pattern)), c.p1, c.p2};
-}
-
 class CudaProber : public CandidateProber {
  public:
-  CudaProber(Grid grid, PatternDefaults defaults) : grid_(std::move(grid)) {
-    settings_.last_q = static_cast<int>(defaults.last_q);
-    settings_.v_sink = static_cast<int>(defaults.v_sink);
-    settings_.s_local = static_cast<int>(defaults.s_local);
-  }
+  CudaProber(Grid grid, PatternDefaults defaults) : grid_(std::move(grid)), settings_(estimator_settings(defaults)) {}
 
   size_t device_bytes(const ModelConfig& config, int64_t n_tokens) const override {
     const size_t o_bytes = size_t(n_tokens) * config.n_heads * config.head_dim * 2;  // bf16 [N, H, d]
@@ -71,7 +63,7 @@ class CudaProber : public CandidateProber {
     std::vector<long long> h_pairs(h_count);
     for (size_t ci = 0; ci < grid_.candidates.size(); ++ci) {
       const GridCandidate& c = grid_.candidates[ci];
-      const kernels::PatternConfig cfg = to_config(c);
+      const kernels::PatternConfig cfg = pattern_config(c);
       planner_->build(static_cast<int>(ci), stream);
       kernels::AttentionParams p = attention_params(a, o_sparse.ptr, nullptr);
       p.probe_lse = a.lse;
@@ -108,7 +100,7 @@ class CudaProber : public CandidateProber {
   std::vector<std::vector<kernels::PatternConfig>> candidate_layers(int64_t h_count) const {
     std::vector<std::vector<kernels::PatternConfig>> layers;
     for (const GridCandidate& c : grid_.candidates)
-      layers.emplace_back(static_cast<size_t>(h_count), to_config(c));
+      layers.emplace_back(static_cast<size_t>(h_count), pattern_config(c));
     return layers;
   }
   static kernels::LayerShape shape(const ModelConfig& config, int64_t n_tokens) {

@@ -135,20 +135,12 @@ void check_profile_for_model(const Profile& profile, const ModelConfig& config, 
 std::vector<kernels::PatternConfig> layer_configs(const Profile& profile, int64_t layer) {
   std::vector<kernels::PatternConfig> configs(static_cast<size_t>(profile.model.heads));  // [heads]
   for (int64_t h = 0; h < profile.model.heads; ++h) {
-    const ProfileHead& e = profile.at(layer, h);
-    // PatternKind and kernels::Pattern carry the same integer values (io/grid.h).
-    configs[static_cast<size_t>(h)] = {static_cast<kernels::Pattern>(static_cast<int>(e.pattern)), e.p1, e.p2};
+    configs[static_cast<size_t>(h)] = pattern_config(profile.at(layer, h).candidate());
   }
   return configs;
 }
 
-kernels::EstimatorSettings estimator_settings(const Profile& profile) {
-  kernels::EstimatorSettings s;
-  s.last_q = static_cast<int>(profile.defaults.last_q);
-  s.v_sink = static_cast<int>(profile.defaults.v_sink);
-  s.s_local = static_cast<int>(profile.defaults.s_local);
-  return s;
-}
+kernels::EstimatorSettings estimator_settings(const Profile& profile) { return estimator_settings(profile.defaults); }
 
 LogitComparison compare_logits(const float* logits_a, const float* logits_b, int64_t positions, int64_t vocab,
                                int n_threads) {
