@@ -1,12 +1,14 @@
-// headcal bench dense|sparse: kernel benchmarks (bench/bench_attention.cu). The comparison with
-// PyTorch SDPA comes from bench/sdpa_baseline.py run on the same machine just before (--baseline
-// FILE): times drift between machines, so ratios only compare timings of one run.
+// headcal bench dense|sparse|calibrate. dense and sparse: kernel benchmarks (bench/bench_attention.cu);
+// the comparison with PyTorch SDPA comes from bench/sdpa_baseline.py run on the same machine just
+// before (--baseline FILE): times drift between machines, so ratios only compare timings of one run.
+// calibrate: a calibration's stages (cli/bench_calibrate.cpp).
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "bench/bench_attention.h"
 #include "calib/device_select.h"
+#include "cli/bench_calibrate.h"
 #include "cli/command.h"
 #include "cli/option_checks.h"
 #include "common/error.h"
@@ -14,39 +16,33 @@
 namespace hc::cli {
 namespace {
 
-struct BenchCliOptions {
-  std::string mode;
-  bench::KernelBenchOptions kernel;
-};
-
-Runner setup_bench(CLI::App& sub) {
-  auto o = std::make_shared<BenchCliOptions>();
-  sub.add_option("mode", o->mode, "what to time: dense | sparse")
-      ->required()
-      ->check(CLI::IsMember({"dense", "sparse"}));
-  sub.add_option("--n", o->kernel.n_list, "token counts, comma-separated")->delimiter(',');
-  sub.add_option("--d", o->kernel.d_list, "head dims (64, 128), comma-separated")->delimiter(',');
-  sub.add_option("--heads", o->kernel.heads, "query heads (default: 32 for d=128, 9 for d=64)")
+// bench dense / bench sparse: the kernel benchmarks' options (--config for sparse only).
+Runner setup_kernel_bench(CLI::App& sub, bool sparse) {
+  auto o = std::make_shared<bench::KernelBenchOptions>();
+  sub.add_option("--n", o->n_list, "token counts, comma-separated")->delimiter(',');
+  sub.add_option("--d", o->d_list, "head dims (64, 128), comma-separated")->delimiter(',');
+  sub.add_option("--heads", o->heads, "query heads (default: 32 for d=128, 9 for d=64)")
       ->check(CLI::PositiveNumber);
-  sub.add_option("--kv-heads", o->kernel.kv_heads, "KV heads (default: 8 for d=128, 3 for d=64)")
+  sub.add_option("--kv-heads", o->kv_heads, "KV heads (default: 8 for d=128, 3 for d=64)")
       ->check(CLI::PositiveNumber);
-  sub.add_flag("--fp16", o->kernel.fp16, "fp16 inputs instead of bf16");
-  sub.add_option("--json", o->kernel.json_out, "also write the results as JSON to this file")
+  sub.add_flag("--fp16", o->fp16, "fp16 inputs instead of bf16");
+  sub.add_option("--json", o->json_out, "also write the results as JSON to this file")
       ->check(output_file());
-  sub.add_option("--baseline", o->kernel.baseline_json,
+  sub.add_option("--baseline", o->baseline_json,
                  "JSON from bench/sdpa_baseline.py (same machine, same run) for the SDPA columns");
-  sub.add_option("--config", o->kernel.configs,
-                 "sparse: these configurations instead of MInference's usual six, separated by ; "
-                 "(e.g. 'a_shape(64,512);vertical_slash(3500,100);block_sparse(16)')")
-      ->delimiter(';');
-  sub.add_option("--seconds", o->kernel.seconds_per_point, "timed seconds per measurement (3..30 runs)")
+  if (sparse)
+    sub.add_option("--config", o->configs,
+                   "these configurations instead of MInference's usual six, separated by ; "
+                   "(e.g. 'a_shape(64,512);vertical_slash(3500,100);block_sparse(16)')")
+        ->delimiter(';');
+  sub.add_option("--seconds", o->seconds_per_point, "timed seconds per measurement (3..30 runs)")
       ->check(CLI::PositiveNumber);
-  return [o]() -> int {
+  return [o, sparse]() -> int {
 #if defined(HEADCAL_HAVE_CUDA)
     // Bad options are reported as such (the benchmarks check them before touching the GPU); a
     // CUDA failure on a machine without a device becomes the one "no CUDA device" message.
     try {
-      return o->mode == "dense" ? bench::bench_dense(o->kernel) : bench::bench_sparse(o->kernel);
+      return sparse ? bench::bench_sparse(*o) : bench::bench_dense(*o);
     } catch (const hc::InputError&) {
       throw;
     } catch (const hc::Error&) {
@@ -54,14 +50,34 @@ Runner setup_bench(CLI::App& sub) {
       throw;
     }
 #else
+    (void)sparse;
     require_cuda_device();  // throws: this build has no CUDA
     return 3;
 #endif
   };
 }
 
+Runner setup_bench(CLI::App& sub) {
+  sub.require_subcommand(1);
+  CLI::App* dense =
+      sub.add_subcommand("dense", "dense flash attention (O + LSE), against PyTorch SDPA with --baseline");
+  CLI::App* sparse =
+      sub.add_subcommand("sparse", "the sparse kernel with GPU-built indices on MInference's usual configurations");
+  CLI::App* calibrate =
+      sub.add_subcommand("calibrate", "a whole calibration per prompt length, timed stage by stage (CPU or GPU)");
+  const Runner run_dense = setup_kernel_bench(*dense, false);
+  const Runner run_sparse = setup_kernel_bench(*sparse, true);
+  const Runner run_calibrate = setup_bench_calibrate(*calibrate);
+  return [=]() -> int {
+    if (dense->parsed()) return run_dense();
+    if (sparse->parsed()) return run_sparse();
+    return run_calibrate();
+  };
+}
+
 }  // namespace
 
-HC_REGISTER_COMMAND("bench", "time the attention kernels: dense | sparse", setup_bench);
+HC_REGISTER_COMMAND("bench", "time the attention kernels (dense | sparse) or a calibration's stages (calibrate)",
+                    setup_bench);
 
 }  // namespace hc::cli
