@@ -6,6 +6,9 @@
 
 #include "calib/random_model.h"
 #include "common/error.h"
+#if defined(HEADCAL_HAVE_CUDA)
+#include "common/cuda_check.h"
+#endif
 #include "headcal/version.h"
 #include "io/prompt.h"
 #include "kernels/sparse/cost.h"
@@ -90,25 +93,57 @@ std::vector<CandidateRow> probe_layer(const RecordOptions& options, int layer, c
   return options.prober->probe(p);
 }
 
+#if defined(HEADCAL_HAVE_CUDA)
+// With timings on, waits for the work enqueued on `stream`, so that the time up to here belongs
+// to the stage that enqueued it. Untimed runs never wait here.
+void sync_for_timing(const RecordOptions& options, void* stream) {
+  if (options.timings && stream) HC_CHECK_CUDA(cudaStreamSynchronize(static_cast<cudaStream_t>(stream)));
+}
+#endif
+
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// One layer's hook times: statistics, probes, atlas writing, and the whole hook (from after the
+// wait for the forward), which the prefill's wall clock excludes.
+struct HookTimes {
+  double statistics_s = 0, probes_s = 0, atlas_s = 0, hook_s = 0;
+};
+
 // One prompt's prefill: per layer the recorder's statistics and the prober's rows, written as the
-// prompt's layer of the atlas.
+// prompt's layer of the atlas. `hook_times` accumulates the time spent in the hooks.
 void record_one_prompt(Engine& engine, const ModelConfig& c, PrefillRequest request, const RecordOptions& options,
                        AtlasWriter& writer, size_t prompt, const std::function<void(int)>& layer_done,
-                       RecordSummary& summary) {
+                       RecordSummary& summary, HookTimes& hook_times) {
   if (auto* cuda_engine = dynamic_cast<CudaEngine*>(&engine)) {
 #if defined(HEADCAL_HAVE_CUDA)
     CudaRecorder recorder(options.map_size);
     DeviceLayerHook hook = [&](const DeviceLayerAttention& a) {
+      sync_for_timing(options, a.stream);  // the layer's forward so far is prefill time
+      const auto t0 = Clock::now();
       recorder.record(a.dims, a.q, a.q_row_stride, a.k, a.k_row_stride, a.lse, a.stream);
+      sync_for_timing(options, a.stream);
+      const auto t1 = Clock::now();
       std::vector<CandidateRow> probed = probe_layer(options, a.layer, a.dims, nullptr, &a);
-      writer.write_layer(make_layer(a.layer, recorder.download(a.stream), c, std::move(probed)), prompt);
+      sync_for_timing(options, a.stream);
+      const auto t2 = Clock::now();
+      LayerStats stats = recorder.download(a.stream);
+      const auto t3 = Clock::now();
+      writer.write_layer(make_layer(a.layer, std::move(stats), c, std::move(probed)), prompt);
+      const auto t4 = Clock::now();
       layer_done(a.layer);
+      hook_times.statistics_s += seconds_between(t0, t1) + seconds_between(t2, t3);
+      hook_times.probes_s += seconds_between(t1, t2);
+      hook_times.atlas_s += seconds_between(t3, t4);
+      hook_times.hook_s += seconds_since(t0);
     };
     cuda_engine->prefill_device(request, hook);
     summary.device = cuda_engine->device_description();
     summary.peak_device_bytes = std::max(summary.peak_device_bytes, cuda_engine->peak_device_bytes());
 #else
     (void)cuda_engine;  // make_cuda_engine throws in builds without CUDA, so none exists here
+    (void)hook_times;
     throw DeviceError("CUDA engine in a build without CUDA");
 #endif
   } else {
@@ -116,10 +151,18 @@ void record_one_prompt(Engine& engine, const ModelConfig& c, PrefillRequest requ
     ro.map_size = options.map_size;
     ro.n_threads = options.n_threads;
     request.on_layer = [&](const LayerAttention& a) {
+      const auto t0 = Clock::now();
       LayerStats stats = record_attention_cpu(a.dims, a.q, a.k, a.lse, ro);
+      const auto t1 = Clock::now();
       std::vector<CandidateRow> probed = probe_layer(options, a.layer, a.dims, &a, nullptr);
+      const auto t2 = Clock::now();
       writer.write_layer(make_layer(a.layer, std::move(stats), c, std::move(probed)), prompt);
+      const auto t3 = Clock::now();
       layer_done(a.layer);
+      hook_times.statistics_s += seconds_between(t0, t1);
+      hook_times.probes_s += seconds_between(t1, t2);
+      hook_times.atlas_s += seconds_between(t2, t3);
+      hook_times.hook_s += seconds_since(t0);
     };
     engine.prefill(request);
     summary.device = "cpu";
@@ -177,6 +220,10 @@ RecordSummary record_atlas_set(const ModelFile& model, const std::vector<RecordP
   const double load_s = seconds_since(t0);
   RecordSummary s = record_atlas_set_with(*engine, model, prompts, out_path, opts);
   s.load_s = load_s;
+  if (opts.timings) {
+    opts.timings->load_s = load_s;
+    opts.timings->total_s = seconds_since(t0);
+  }
   return s;
 }
 
@@ -195,8 +242,10 @@ RecordSummary record_atlas_set_with(Engine& engine, const ModelFile& model, cons
     resolved = resolve_request(c, request);
   }
 
+  const auto t_start = Clock::now();
   const AtlasMeta meta = make_meta(model, c, prompts, options);
   AtlasWriter writer(out_path, meta, atlas_prompts(prompts, meta, options));
+  double atlas_s = seconds_since(t_start);
   RecordProgress progress;
   progress.layers_total = (resolved.last_layer - resolved.first_layer + 1) * static_cast<int>(prompts.size());
   progress.n_tokens = meta.tokens;
@@ -212,13 +261,30 @@ RecordSummary record_atlas_set_with(Engine& engine, const ModelFile& model, cons
   summary.backend = engine.backend();
   summary.n_tokens = meta.tokens;
   summary.prompts = static_cast<int>(prompts.size());
+  HookTimes hooks;
+  double prefill_s = 0;
   for (size_t p = 0; p < prompts.size(); ++p) {
     request.tokens = prompts[p].tokens;
-    record_one_prompt(engine, c, request, options, writer, p, layer_done, summary);
+    const double hook_before = hooks.hook_s;
+    const auto t_prompt = Clock::now();
+    record_one_prompt(engine, c, request, options, writer, p, layer_done, summary, hooks);
+    prefill_s += seconds_since(t_prompt) - (hooks.hook_s - hook_before);
   }
+  const auto t_finalize = Clock::now();
   writer.finalize();
+  atlas_s += seconds_since(t_finalize);
   summary.layers_recorded = progress.layers_done / static_cast<int>(prompts.size());
   summary.prefill_s = seconds_since(t0);
+  if (options.timings) {
+    CalibrationTimings& t = *options.timings;
+    t = CalibrationTimings{};
+    t.prefill_s = std::max(prefill_s, 0.0);
+    t.statistics_s = hooks.statistics_s;
+    t.probes_s = hooks.probes_s;
+    t.atlas_s = atlas_s + hooks.atlas_s;
+    t.peak_device_bytes = summary.peak_device_bytes;
+    t.total_s = seconds_since(t_start);
+  }
   return summary;
 }
 

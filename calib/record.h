@@ -54,6 +54,24 @@ struct RecordProgress {
   double eta_s() const;
 };
 
+// Where a calibration's time goes, stage by stage (`headcal bench calibrate`). record_atlas_set
+// fills the record stages, peak_device_bytes and total_s (its own wall clock) when
+// RecordOptions::timings points here; a caller that runs search on the atlas (search/ is no
+// dependency of calib/) fills search_s and sets total_s to its own wall clock around both.
+// Stages never overlap, so their sum is at most total_s.
+struct CalibrationTimings {
+  double load_s = 0;        // engine creation: weights dequantised (CPU) or uploaded (CUDA)
+  double prefill_s = 0;     // the model's forward over every prompt, the recorder's and prober's work excluded
+  double statistics_s = 0;  // the recorder: column mass, diagonal mass, pooled map (with their download)
+  double probes_s = 0;      // the candidate probes of every layer: index builds and probe kernels
+  double atlas_s = 0;       // creating, writing and closing the atlas file
+  double search_s = 0;      // the caller's: reading the atlas, choosing per head under the budget, writing the profile
+  double total_s = 0;
+  size_t peak_device_bytes = 0;  // CUDA: the most device memory in use; 0 on the CPU
+
+  double stages_s() const { return load_s + prefill_s + statistics_s + probes_s + atlas_s + search_s; }
+};
+
 struct RecordOptions {
   DeviceKind device = DeviceKind::Cpu;
   int first_layer = 0;
@@ -65,6 +83,9 @@ struct RecordOptions {
   CandidateProber* prober = nullptr;  // optional
   std::function<void(const RecordProgress&)> on_progress;  // optional
   CudaEngineOptions cuda;
+  // Optional: filled with the time of each stage (CalibrationTimings). On CUDA the device is then
+  // synchronised at every stage boundary, which untimed runs skip.
+  CalibrationTimings* timings = nullptr;
 };
 
 // One prompt of a recorded set (AtlasPrompt without its map size).

@@ -47,13 +47,13 @@ Prompt make_prompt(const PromptSpec& spec, const Tokenizer& tokenizer, int64_t m
   return p;
 }
 
-void check_prefill_fits_memory(int64_t n_tokens, const ModelConfig& config) {
+void check_prefill_fits_memory(int64_t n_tokens, const ModelConfig& config, const std::string& option) {
   // A floor on the prefill's host buffers: a few activations of hidden, K/V and MLP width per token.
   const double per_token = 4.0 * double(4 * config.hidden + 2 * config.n_kv_heads * config.head_dim + 2 * config.intermediate);
   const double need = per_token * double(n_tokens);
   const double have = double(::sysconf(_SC_PHYS_PAGES)) * double(::sysconf(_SC_PAGE_SIZE));
   if (have > 0 && need > have)
-    throw InputError("--length", std::to_string(n_tokens) + " tokens need at least " +
+    throw InputError(option, std::to_string(n_tokens) + " tokens need at least " +
                                      std::to_string(int64_t(need / double(1 << 30))) + " GiB for the prefill of this model, "
                                      "more than this machine's " + std::to_string(int64_t(have / double(1 << 30))) +
                                      " GiB of memory");

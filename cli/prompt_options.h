@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include <memory>
+#include <string>
 
 #include "io/prompt.h"
 #include "io/prompt_set.h"
@@ -25,9 +26,9 @@ bool prompt_given(const PromptSpec& spec);
 // build_prompt, with its warnings printed to stderr ("headcal: warning: ...").
 Prompt make_prompt(const PromptSpec& spec, const Tokenizer& tokenizer, int64_t max_context);
 
-// Throws InputError("--length", ...) when a prefill of n_tokens cannot fit in host memory, so that a
+// Throws InputError(option, ...) when a prefill of n_tokens cannot fit in host memory, so that a
 // huge --length with --allow-longer fails at once instead of after minutes of work.
-void check_prefill_fits_memory(int64_t n_tokens, const ModelConfig& config);
+void check_prefill_fits_memory(int64_t n_tokens, const ModelConfig& config, const std::string& option = "--length");
 
 // The prompt for `model` (opened from `model_spec`), warnings printed. The tokenizer is loaded only
 // when the prompt is text; a random-weight model has none, and with no prompt option but

@@ -72,43 +72,65 @@ std::shared_ptr<RecordCliOptions> add_record_options(CLI::App& sub) {
 }
 
 PreparedRecord prepare_record(const RecordCliOptions& cli) {
-  PreparedRecord r;
-  std::string notice;
-  r.options.device = resolve_device(cli.device, &notice);
-  if (!cli.layers.empty()) parse_layers(cli.layers, &r.options.first_layer, &r.options.last_layer);
-  r.options.map_size = cli.map_size;
-  r.options.n_threads = cli.threads;
+  return std::move(prepare_records(cli, {cli.prompt->length}, "--length").front());
+}
 
-  r.model = open_model_spec(cli.model);
-  const int64_t layers = r.model->config().n_layers;
-  if (!cli.layers.empty() && r.options.last_layer >= layers)
+std::vector<PreparedRecord> prepare_records(const RecordCliOptions& cli, const std::vector<int64_t>& lengths,
+                                            const std::string& length_option) {
+  RecordOptions base;
+  std::string notice;
+  base.device = resolve_device(cli.device, &notice);
+  if (!cli.layers.empty()) parse_layers(cli.layers, &base.first_layer, &base.last_layer);
+  base.map_size = cli.map_size;
+  base.n_threads = cli.threads;
+  if (cli.no_probes && !cli.grid.empty()) throw InputError("--grid", "--grid and --no-probes exclude each other");
+
+  const std::shared_ptr<const ModelFile> model = open_model_spec(cli.model);
+  const ModelConfig& config = model->config();
+  const int64_t layers = config.n_layers;
+  if (!cli.layers.empty() && base.last_layer >= layers)
     throw InputError("--layers", "'" + cli.layers + "' is beyond the model's " + std::to_string(layers) +
                                      " layers (0-" + std::to_string(layers - 1) + ")");
-  r.prompts = run_prompts_for_model(*cli.prompt, cli.prompt_set, cli.model, *r.model);
-  r.options.prompt_description = r.prompts.description;
-  r.options.prompt_sha256 = r.prompts.sha256;
-  int64_t n = 0;
-  for (const SetPrompt& p : r.prompts.prompts) {
-    r.records.push_back({p.name, p.prompt.description, p.weight, p.prompt.tokens});
-    n = std::max<int64_t>(n, static_cast<int64_t>(p.prompt.tokens.size()));
+  for (int64_t length : lengths) {
+    if (config.max_context <= 0 || length <= config.max_context) continue;
+    if (!cli.prompt->allow_longer)
+      throw InputError(length_option, std::to_string(length) + " tokens are more than the model's context of " +
+                                          std::to_string(config.max_context) + " (pass --allow-longer to run anyway)");
+    check_prefill_fits_memory(length, config, length_option);  // before any prompt is built
   }
 
-  if (!cli.no_probes) {
-    // One grid for every prompt (scaled to the longest), so search can compare them candidate by candidate.
-    const PatternDefaults defaults;
-    const Grid grid = cli.grid.empty() ? default_grid(n, defaults) : read_grid_file(cli.grid, n, defaults);
-    r.grid_candidates = grid.candidates.size();
-    r.prober = r.options.device == DeviceKind::Cuda ? make_cuda_prober(grid, defaults)
-                                                    : make_cpu_prober(grid, defaults, cli.threads);
-    r.options.prober = r.prober.get();
-  } else if (!cli.grid.empty()) {
-    throw InputError("--grid", "--grid and --no-probes exclude each other");
+  std::vector<PreparedRecord> runs;
+  for (int64_t length : lengths) {
+    PreparedRecord r;
+    r.model = model;
+    r.options = base;
+    PromptSpec spec = *cli.prompt;
+    spec.length = length;
+    spec.length_option = length_option;
+    r.prompts = run_prompts_for_model(spec, cli.prompt_set, cli.model, *model);
+    r.options.prompt_description = r.prompts.description;
+    r.options.prompt_sha256 = r.prompts.sha256;
+    int64_t n = 0;
+    for (const SetPrompt& p : r.prompts.prompts) {
+      r.records.push_back({p.name, p.prompt.description, p.weight, p.prompt.tokens});
+      n = std::max<int64_t>(n, static_cast<int64_t>(p.prompt.tokens.size()));
+    }
+    if (!cli.no_probes) {
+      // One grid for every prompt (scaled to the longest), so search can compare them candidate by candidate.
+      const PatternDefaults defaults;
+      const Grid grid = cli.grid.empty() ? default_grid(n, defaults) : read_grid_file(cli.grid, n, defaults);
+      r.grid_candidates = grid.candidates.size();
+      r.prober = r.options.device == DeviceKind::Cuda ? make_cuda_prober(grid, defaults)
+                                                      : make_cpu_prober(grid, defaults, cli.threads);
+      r.options.prober = r.prober.get();
+    }
+    runs.push_back(std::move(r));
   }
-  // Printed once the model, prompt and grid are known good, so an input error comes first.
+  // Printed once the model, prompts and grids are known good, so an input error comes first.
   if (!notice.empty()) std::fprintf(stderr, "headcal: notice: %s\n", notice.c_str());
   const bool tty = stderr_is_tty();
-  r.options.on_progress = [tty](const RecordProgress& p) { print_progress(p, tty); };
-  return r;
+  for (PreparedRecord& r : runs) r.options.on_progress = [tty](const RecordProgress& p) { print_progress(p, tty); };
+  return runs;
 }
 
 void print_record_summary(const RecordSummary& s) {

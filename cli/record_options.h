@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "calib/record.h"
 #include "cli/prompt_options.h"
@@ -28,7 +29,7 @@ struct RecordCliOptions {
 std::shared_ptr<RecordCliOptions> add_record_options(CLI::App& sub);
 
 struct PreparedRecord {
-  std::unique_ptr<ModelFile> model;
+  std::shared_ptr<const ModelFile> model;  // shared by the runs of prepare_records
   RunPrompts prompts;                  // one prompt, or a prompt set
   std::vector<RecordPrompt> records;   // the same, as the recorder takes them
   size_t grid_candidates = 0;  // per head, without the implied dense row
@@ -38,6 +39,13 @@ struct PreparedRecord {
 
 // Bad options, model or prompt: InputError.
 PreparedRecord prepare_record(const RecordCliOptions& cli);
+
+// One run per prompt length of `lengths` (`bench calibrate --n`) over one opened model and one
+// device choice: each with the prompt options' --length replaced by its length, the grid scaled
+// to it and its own prober. Every run's options, model and prompts are checked before it returns
+// (a length beyond the model's context without --allow-longer: InputError naming `length_option`).
+std::vector<PreparedRecord> prepare_records(const RecordCliOptions& cli, const std::vector<int64_t>& lengths,
+                                            const std::string& length_option);
 
 // "recorded ... on cuda (...): prefill+record X s, load Y s[, peak GPU memory Z GiB]".
 void print_record_summary(const RecordSummary& summary);

@@ -41,9 +41,9 @@ std::string uuid4(std::mt19937_64& rng) {
 
 void append(std::vector<int32_t>& dst, const std::vector<int32_t>& src) { dst.insert(dst.end(), src.begin(), src.end()); }
 
-std::string too_short(const std::string& what, size_t need, int64_t n) {
-  return "--length " + std::to_string(n) + " is too short for " + what + ": its fixed text alone takes " +
-         std::to_string(need) + " tokens";
+std::string too_short(const PromptSpec& spec, const std::string& what, size_t need) {
+  return spec.length_option + " " + std::to_string(spec.length) + " is too short for " + what +
+         ": its fixed text alone takes " + std::to_string(need) + " tokens";
 }
 
 // MInference calibrates on this task (InfiniteBench kv_retrieval): a JSON object of random UUID
@@ -85,7 +85,7 @@ Prompt kv_retrieval(const PromptSpec& spec, const Tokenizer& tok) {
   for (const Pair& p : pairs) q_max = std::max(q_max, question(p).size());
   const size_t keep_back = static_cast<size_t>(n / 2);
   if (head.size() + 1 > keep_front || q_max > keep_back)
-    throw InputError(src, too_short("kv_retrieval", head.size() + q_max, n));
+    throw InputError(src, too_short(spec, "kv_retrieval", head.size() + q_max));
   for (size_t i = 0; i < pairs.size(); ++i) {
     // The full sequence ends at body_end + (question length <= q_max); the back part kept is its
     // last keep_back tokens, so this test holds whatever the question's length.
@@ -93,7 +93,7 @@ Prompt kv_retrieval(const PromptSpec& spec, const Tokenizer& tok) {
     const bool in_back = pairs[i].begin + keep_back >= body_end + q_max;
     if (in_front || in_back) whole.push_back(i);
   }
-  if (whole.empty()) throw InputError(src, too_short("kv_retrieval (no key/value pair survives the cut)", head.size() + q_max, n));
+  if (whole.empty()) throw InputError(src, too_short(spec, "kv_retrieval (no key/value pair survives the cut)", head.size() + q_max));
   const size_t pick = whole[std::min(whole.size() - 1, static_cast<size_t>(std::floor(depth * whole.size())))];
   std::vector<int32_t> tail = question(pairs[pick]);
   full.resize(body_end);
@@ -126,7 +126,7 @@ Prompt passkey(const PromptSpec& spec, const Tokenizer& tok) {
   const std::vector<int32_t> unit_tokens = tok.encode_continuation(
       " The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again.", src);
   const size_t fixed = head.size() + needle.size() + tail.size();
-  if (static_cast<size_t>(n) < fixed) throw InputError(src, too_short("passkey", fixed, n));
+  if (static_cast<size_t>(n) < fixed) throw InputError(src, too_short(spec, "passkey", fixed));
   const size_t budget = static_cast<size_t>(n) - fixed;  // filler tokens
   std::vector<int32_t> filler;  // [budget]
   while (filler.size() < budget) append(filler, unit_tokens);
@@ -238,7 +238,7 @@ Prompt multi_needle(const PromptSpec& spec, const Tokenizer& tok) {
   const std::vector<int32_t> tail = tok.encode_continuation(
       "\nWhat are the special magic numbers for " + listed + ", in that order? The special magic numbers are:", src);
   fixed += tail.size();
-  if (static_cast<size_t>(n) < fixed) throw InputError(src, too_short("multi_needle", fixed, n));
+  if (static_cast<size_t>(n) < fixed) throw InputError(src, too_short(spec, "multi_needle", fixed));
   const size_t budget = static_cast<size_t>(n) - fixed;  // haystack tokens
 
   // The haystack: random sentences (never the same one twice in a row), cut to the budget; the
@@ -335,11 +335,12 @@ void check_ids(const std::vector<int64_t>& ids, const std::string& file, int32_t
 }
 
 // --length on a file's own tokens: cut from the middle when longer; shorter is an error.
-void fit_length(Prompt& p, int64_t n, const std::string& file, const char* hint) {
+void fit_length(Prompt& p, const PromptSpec& spec, const std::string& file, const char* hint) {
+  const int64_t n = spec.length;
   if (n <= 0 || static_cast<int64_t>(p.tokens.size()) == n) return;
   if (static_cast<int64_t>(p.tokens.size()) < n)
-    throw InputError(file, "has " + std::to_string(p.tokens.size()) + " tokens, fewer than --length " +
-                               std::to_string(n) + hint);
+    throw InputError(file, "has " + std::to_string(p.tokens.size()) + " tokens, fewer than " + spec.length_option +
+                               " " + std::to_string(n) + hint);
   const size_t had = p.tokens.size();
   p.tokens = cut_middle(p.tokens, static_cast<size_t>(n));
   p.description += ", cut in the middle from " + std::to_string(had);
@@ -398,7 +399,7 @@ Prompt build_prompt(const PromptSpec& spec, const Tokenizer* tokenizer, int32_t 
   if (sources == 0) throw InputError("no prompt given: use --prompt FILE, --tokens FILE or --generate NAME");
   if (sources > 1) throw InputError("give one prompt source: --prompt, --tokens and --generate exclude each other "
                                     "(--prompt goes with --generate text only)");
-  if (spec.length < 0) throw InputError("--length must be positive, not " + std::to_string(spec.length));
+  if (spec.length < 0) throw InputError(spec.length_option + " must be positive, not " + std::to_string(spec.length));
   if (spec.depth > 1) throw InputError("--depth must be in [0, 1], not " + std::to_string(spec.depth));
   if (generate && spec.length == 0) throw InputError("--generate " + spec.generator + " needs --length N");
   if (spec.needles != 0 && spec.generator != "multi_needle")
@@ -414,7 +415,7 @@ Prompt build_prompt(const PromptSpec& spec, const Tokenizer* tokenizer, int32_t 
     if (!spec.allow_longer) throw InputError(source, msg + " (pass --allow-longer to run anyway)");
     out.warnings.push_back(msg + "; positions beyond it were never trained");
   };
-  over_context(spec.length, "--length");  // fail before generating a long prompt for nothing
+  over_context(spec.length, spec.length_option);  // fail before generating a long prompt for nothing
 
   Prompt built;
   if (generate) {
@@ -431,12 +432,12 @@ Prompt build_prompt(const PromptSpec& spec, const Tokenizer* tokenizer, int32_t 
     check_ids(ids, spec.tokens_file, vocab);
     built.tokens.assign(ids.begin(), ids.end());
     built.description = "token file " + spec.tokens_file + ", " + std::to_string(ids.size()) + " tokens";
-    fit_length(built, spec.length, spec.tokens_file, "");
+    fit_length(built, spec, spec.tokens_file, "");
   } else {
     const std::string text = read_text_file(spec.prompt_file);
     built.tokens = tok().encode(text, spec.prompt_file);
     built.description = "text file " + spec.prompt_file + ", " + std::to_string(built.tokens.size()) + " tokens";
-    fit_length(built, spec.length, spec.prompt_file, " (--generate text --prompt FILE repeats a text to length)");
+    fit_length(built, spec, spec.prompt_file, " (--generate text --prompt FILE repeats a text to length)");
   }
   if (built.tokens.empty()) throw InputError(spec.prompt_file, "the prompt has no tokens");
   if (spec.length == 0)

@@ -20,6 +20,7 @@ struct PromptSpec {
                             // (passkey, kv_retrieval; multi_needle places its needles itself and rejects it)
   int needles = 0;          // --needles: multi_needle's number of needles, in [1, 48]; 0 = 4
   bool allow_longer = false;  // --allow-longer: N beyond the model's context is a warning, not an error
+  std::string length_option = "--length";  // the option that set `length`, as errors name it
 };
 
 struct Prompt {

@@ -18,6 +18,7 @@ using namespace hc::kernels;
 
 namespace {
 
+#if defined(HEADCAL_HAVE_CUDA)
 // An index with only gathered columns: per slot, ascending keys up to a little past the block's
 // last row (those must be dropped).
 //   drop < 0: each block's keys drawn on their own, each kept with probability `density`;
@@ -53,6 +54,7 @@ SparseIndex column_index(int64_t n_tokens, int64_t n_heads, double density, doub
   }
   return index;
 }
+#endif
 
 }  // namespace
 
