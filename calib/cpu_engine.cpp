@@ -126,10 +126,36 @@ PrefillResult CpuEngine::prefill(const PrefillRequest& request) {
       rms_norm(x.data() + pos * D, 1, D, weights_.final_norm, c.rms_eps, picked.data() + r * D);
     }
     result.logits.resize(static_cast<size_t>(P * c.vocab));  // [P, vocab]
-    linear(n_threads_, picked.data(), P, D, weights_.output_matrix().data(), c.vocab, {}, result.logits.data());
+    output_logits(picked.data(), P, result.logits.data());
     result.logit_positions = resolved.logit_positions;
   }
   return result;
+}
+
+void CpuEngine::output_logits(const float* normed, int64_t rows, float* logits) const {
+  const ModelConfig& c = weights_.config;
+  linear(n_threads_, normed, rows, c.hidden, weights_.output_matrix().data(), c.vocab, {}, logits);
+}
+
+NextTokenComparison CpuEngine::compare_next_token(const float* hidden_a, const float* hidden_b, int64_t positions,
+                                                  int64_t chunk_rows) {
+  HC_ASSERT(positions >= 0, "a position count is not negative");
+  const int64_t D = weights_.config.hidden, vocab = weights_.config.vocab;
+  NextTokenComparison out;
+  out.kl.resize(static_cast<size_t>(positions));
+  out.agree.resize(static_cast<size_t>(positions));
+  const int64_t rows_max = std::min(positions, next_token_chunk_rows(chunk_rows));
+  std::vector<float> logits_a(static_cast<size_t>(rows_max * vocab));  // [chunk, vocab]
+  std::vector<float> logits_b(static_cast<size_t>(rows_max * vocab));  // [chunk, vocab]
+  for (int64_t p0 = 0; p0 < positions; p0 += rows_max) {
+    const int64_t rows = std::min(rows_max, positions - p0);
+    output_logits(hidden_a + p0 * D, rows, logits_a.data());
+    output_logits(hidden_b + p0 * D, rows, logits_b.data());
+    compare_logit_rows(logits_a.data(), logits_b.data(), rows, vocab, out.kl.data() + p0, out.agree.data() + p0,
+                       n_threads_);
+  }
+  summarise_next_token(out);
+  return out;
 }
 
 std::unique_ptr<Engine> make_cpu_engine(const ModelFile& model, int n_threads) {

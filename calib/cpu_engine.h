@@ -12,10 +12,16 @@ class CpuEngine : public Engine {
  public:
   CpuEngine(LlamaWeights weights, int n_threads);
   PrefillResult prefill(const PrefillRequest& request) override;
+  NextTokenComparison compare_next_token(const float* hidden_a, const float* hidden_b, int64_t positions,
+                                         int64_t chunk_rows) override;
   const ModelConfig& config() const override { return weights_.config; }
   std::string backend() const override { return "cpu"; }
 
  private:
+  // logits [rows, vocab] = normed [rows, hidden] x output matrix^T: the prefill's logits and
+  // compare_next_token's chunks.
+  void output_logits(const float* normed, int64_t rows, float* logits) const;
+
   LlamaWeights weights_;
   int n_threads_;
 };

@@ -207,6 +207,59 @@ class CudaEngineImpl final : public CudaEngine {
     return run(request, hook ? &hook : nullptr);
   }
   const ModelConfig& config() const override { return config_; }
+
+  // Per chunk: both sides' hidden rows uploaded and rounded to bf16 (what the prefill's logits
+  // GEMM reads), two GEMMs into fp32 logits, one kernel for per-row KL and argmax agreement; only
+  // [rows] KL and flags come back. Device memory is bounded by the chunk.
+  NextTokenComparison compare_next_token(const float* hidden_a, const float* hidden_b, int64_t positions,
+                                         int64_t chunk_rows) override {
+    HC_ASSERT(positions >= 0, "a position count is not negative");
+    const ModelConfig& c = config_;
+    const int64_t hidden = c.hidden, vocab = c.vocab;
+    const size_t hidden_z = static_cast<size_t>(hidden), vocab_z = static_cast<size_t>(vocab);
+    NextTokenComparison out;
+    out.kl.resize(static_cast<size_t>(positions));
+    out.agree.resize(static_cast<size_t>(positions));
+    if (positions == 0) {
+      summarise_next_token(out);
+      return out;
+    }
+    HC_CHECK_CUDA(cudaSetDevice(options_.device));
+    const int64_t rows_max = std::min(positions, next_token_chunk_rows(chunk_rows));
+    const size_t rows = static_cast<size_t>(rows_max);
+    const size_t need = rows * (2 * hidden_z * (4 + 2) + 2 * vocab_z * 4 + sizeof(double) + 1) + kHeadroomBytes;
+    size_t free_bytes = 0, total_bytes = 0;
+    HC_CHECK_CUDA(cudaMemGetInfo(&free_bytes, &total_bytes));
+    if (need > free_bytes)
+      throw DeviceError("the next-token comparison in chunks of " + std::to_string(rows_max) + " positions needs " +
+                        gib(need) + " of device memory; " + gib(free_bytes) + " free on " + description_);
+    DeviceBuffer<float> staged_a(rows * hidden_z), staged_b(rows * hidden_z);  // [chunk, hidden] fp32 as given
+    DeviceBuffer<bf16> normed_a(rows * hidden_z), normed_b(rows * hidden_z);   // [chunk, hidden]
+    DeviceBuffer<float> logits_a(rows * vocab_z), logits_b(rows * vocab_z);    // [chunk, vocab]
+    DeviceBuffer<double> kl(rows);                                          // [chunk]
+    DeviceBuffer<uint8_t> agree(rows);                                      // [chunk]
+    const bf16* head = c.tie_embeddings ? embed_.get() : lm_head_.get();
+    for (int64_t p0 = 0; p0 < positions; p0 += rows_max) {
+      const int64_t n_rows = std::min(rows_max, positions - p0);
+      const size_t count = static_cast<size_t>(n_rows * hidden);
+      HC_CHECK_CUDA(cudaMemcpyAsync(staged_a.get(), hidden_a + p0 * hidden, count * 4, cudaMemcpyHostToDevice, stream_));
+      HC_CHECK_CUDA(cudaMemcpyAsync(staged_b.get(), hidden_b + p0 * hidden, count * 4, cudaMemcpyHostToDevice, stream_));
+      cuda::to_bf16(staged_a.get(), normed_a.get(), static_cast<int64_t>(count), stream_);
+      cuda::to_bf16(staged_b.get(), normed_b.get(), static_cast<int64_t>(count), stream_);
+      gemm(normed_a.get(), head, logits_a.get(), CUDA_R_32F, n_rows, vocab, hidden, 0.f);
+      gemm(normed_b.get(), head, logits_b.get(), CUDA_R_32F, n_rows, vocab, hidden, 0.f);
+      cuda::next_token_rows(logits_a.get(), logits_b.get(), n_rows, vocab, kl.get(), agree.get(), stream_);
+      HC_CHECK_CUDA(cudaMemcpyAsync(out.kl.data() + p0, kl.get(), static_cast<size_t>(n_rows) * sizeof(double),
+                                    cudaMemcpyDeviceToHost, stream_));
+      HC_CHECK_CUDA(cudaMemcpyAsync(out.agree.data() + p0, agree.get(), static_cast<size_t>(n_rows),
+                                    cudaMemcpyDeviceToHost, stream_));
+    }
+    HC_CHECK_CUDA(cudaStreamSynchronize(stream_));
+    sample_memory();
+    summarise_next_token(out);
+    return out;
+  }
+
   size_t peak_device_bytes() const override { return peak_bytes_; }
   std::string device_description() const override { return description_; }
 

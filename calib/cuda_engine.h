@@ -4,7 +4,8 @@
 //
 // Memory: weights stay resident; per prefill the engine holds one layer's activations
 // (x fp32 [N, hidden], normed x, q, k, v, attention out, lse), the MLP runs over token chunks
-// (mlp_chunk_tokens) and logits are computed only for the requested positions, in chunks.
+// (mlp_chunk_tokens) and logits are computed only for the requested positions, in chunks;
+// compare_next_token holds two [chunk, vocab] fp32 logit chunks (kNextTokenChunkRows rows).
 // Llama-3-8B-shaped at 128K tokens: about 15 GiB of weights + 7 GiB of activations.
 // Before allocating, prefill checks the estimate against the device's free memory and throws
 // DeviceError "needs X GiB, Y GiB free" when it cannot fit.

@@ -1,6 +1,8 @@
-// Embedding, RMSNorm, bias + RoPE, SwiGLU of the CUDA prefill engine. These are memory-bound
-// passes over [N, width] buffers; the GEMMs (cuBLAS) and attention dominate the layer time.
+// Embedding, RMSNorm, bias + RoPE, SwiGLU of the CUDA prefill engine, and the per-row next-token
+// comparison of compare_next_token. These are memory-bound passes over [N, width] buffers; the
+// GEMMs (cuBLAS) and attention dominate the layer time.
 #include <cuda_bf16.h>
+#include <math_constants.h>
 
 #include <cstdint>
 
@@ -12,12 +14,13 @@ namespace {
 
 constexpr int kRowThreads = 256;
 
-__device__ inline float block_sum(float v, float* scratch) {
+template <typename T>
+__device__ inline T block_sum(T v, T* scratch) {
   for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   if (lane == 0) scratch[warp] = v;
   __syncthreads();
-  float total = 0.f;
+  T total = 0;
   for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) total += scratch[w];
   __syncthreads();
   return total;
@@ -77,6 +80,75 @@ __global__ void silu_mul_kernel(bf16* gate, const bf16* up, int64_t n) {
   gate[i] = __float2bfloat16(g / (1.f + __expf(-g)) * __bfloat162float(up[i]));
 }
 
+__global__ void to_bf16_kernel(const float* src, bf16* dst, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) dst[i] = __float2bfloat16(src[i]);
+}
+
+// A running argmax: the largest value, ties to the lowest index (compare_logit_rows' rule).
+struct ArgMax {
+  float value;
+  int64_t index;
+};
+
+__device__ inline bool beats(float value, int64_t index, const ArgMax& m) {
+  return value > m.value || (value == m.value && index < m.index);
+}
+
+__device__ inline ArgMax block_argmax(ArgMax m, ArgMax* scratch) {
+  for (int off = 16; off > 0; off >>= 1) {
+    const float v = __shfl_xor_sync(0xffffffffu, m.value, off);
+    const int64_t i = __shfl_xor_sync(0xffffffffu, m.index, off);
+    if (beats(v, i, m)) m = {v, i};
+  }
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) scratch[warp] = m;
+  __syncthreads();
+  ArgMax best = scratch[0];
+  for (int w = 1; w < static_cast<int>(blockDim.x / 32); ++w)
+    if (beats(scratch[w].value, scratch[w].index, best)) best = scratch[w];
+  __syncthreads();
+  return best;
+}
+
+// One block per row: the argmax of each side, then the softmax sums and the KL in double.
+__global__ void next_token_rows_kernel(const float* logits_a, const float* logits_b, int64_t vocab, double* kl,
+                                       uint8_t* agree) {
+  __shared__ ArgMax arg_scratch[kRowThreads / 32];
+  __shared__ double sum_scratch[kRowThreads / 32];
+  const int64_t r = blockIdx.x;
+  const float* a = logits_a + r * vocab;  // [vocab]
+  const float* b = logits_b + r * vocab;  // [vocab]
+  // Index `vocab` marks "nothing seen yet": any value, -inf included, beats it on the index.
+  ArgMax best_a{-CUDART_INF_F, vocab}, best_b{-CUDART_INF_F, vocab};
+  for (int64_t t = threadIdx.x; t < vocab; t += blockDim.x) {
+    if (beats(a[t], t, best_a)) best_a = {a[t], t};
+    if (beats(b[t], t, best_b)) best_b = {b[t], t};
+  }
+  best_a = block_argmax(best_a, arg_scratch);
+  best_b = block_argmax(best_b, arg_scratch);
+  if (best_a.index >= vocab) best_a = {a[0], 0};  // every value NaN: the CPU keeps index 0 too
+  if (best_b.index >= vocab) best_b = {b[0], 0};
+  const double max_a = best_a.value, max_b = best_b.value;
+  double sum_a = 0, sum_b = 0, weighted = 0;
+  for (int64_t t = threadIdx.x; t < vocab; t += blockDim.x) {
+    const double va = a[t], vb = b[t];
+    const double ea = exp(va - max_a);
+    sum_a += ea;
+    sum_b += exp(vb - max_b);
+    weighted += ea * (va - vb);
+  }
+  sum_a = block_sum(sum_a, sum_scratch);
+  sum_b = block_sum(sum_b, sum_scratch);
+  weighted = block_sum(weighted, sum_scratch);
+  if (threadIdx.x == 0) {
+    // KL = sum_t p_a(t) * ((a_t - lse_a) - (b_t - lse_b)), clamped at 0 against rounding.
+    const double lse_a = max_a + log(sum_a), lse_b = max_b + log(sum_b);
+    kl[r] = fmax(0.0, weighted / sum_a - (lse_a - lse_b));
+    agree[r] = best_a.index == best_b.index;
+  }
+}
+
 unsigned blocks_for(int64_t total, int threads) {
   return static_cast<unsigned>((total + threads - 1) / threads);
 }
@@ -122,6 +194,20 @@ void add_bias(bf16* x, const float* bias, int64_t n, int64_t width, cudaStream_t
 void silu_mul(bf16* gate, const bf16* up, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
   silu_mul_kernel<<<blocks_for(n, 256), 256, 0, stream>>>(gate, up, n);
+  HC_CHECK_LAUNCH();
+}
+
+void to_bf16(const float* src, bf16* dst, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  to_bf16_kernel<<<blocks_for(n, 256), 256, 0, stream>>>(src, dst, n);
+  HC_CHECK_LAUNCH();
+}
+
+void next_token_rows(const float* logits_a, const float* logits_b, int64_t rows, int64_t vocab, double* kl,
+                     uint8_t* agree, cudaStream_t stream) {
+  if (rows == 0) return;
+  next_token_rows_kernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(logits_a, logits_b, vocab, kl,
+                                                                                  agree);
   HC_CHECK_LAUNCH();
 }
 

@@ -33,6 +33,15 @@ void add_bias(bf16* x, const float* bias, int64_t n, int64_t width, cudaStream_t
 // gate[i] = silu(gate[i]) * up[i], [n] bf16, computed in fp32.
 void silu_mul(bf16* gate, const bf16* up, int64_t n, cudaStream_t stream);
 
+// dst[i] = src[i] rounded to bf16 (nearest even, as every bf16 store of the engine), [n].
+void to_bf16(const float* src, bf16* dst, int64_t n, cudaStream_t stream);
+
+// Per row r of logits_a, logits_b [rows, vocab] fp32: kl[r] = KL(softmax(a_r) || softmax(b_r)) and
+// agree[r] = (argmax a_r == argmax b_r), ties to the lowest id; compare_logit_rows' formula
+// (calib/next_token.h) with the exponentials and sums in double. kl [rows], agree [rows].
+void next_token_rows(const float* logits_a, const float* logits_b, int64_t rows, int64_t vocab, double* kl,
+                     uint8_t* agree, cudaStream_t stream);
+
 // Deterministic random weights (calib/random_model.h's generator), element i of the stream at dst[i].
 void fill_random(bf16* dst, int64_t n, uint64_t stream_id, float half_range, cudaStream_t stream);
 void fill_random(float* dst, int64_t n, uint64_t stream_id, float half_range, cudaStream_t stream);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "calib/next_token.h"
 #include "io/model_config.h"
 #include "io/model_file.h"
 #include "kernels/attention/attention_ref.h"
@@ -92,6 +93,12 @@ class Engine {
   // Throws hc::InputError for bad requests (empty tokens, id >= vocab, position out of range,
   // layer range outside the model).
   virtual PrefillResult prefill(const PrefillRequest& request) = 0;
+  // Next-token comparison of two final-hidden arrays of this model, hidden_a and hidden_b
+  // [positions, hidden] (PrefillResult::final_hidden, after the final norm): the output head runs
+  // over chunk_rows positions at a time (<= 0: kNextTokenChunkRows), so memory beyond the inputs
+  // is O(chunk_rows x vocab) plus O(positions) for the result, never [positions, vocab].
+  virtual NextTokenComparison compare_next_token(const float* hidden_a, const float* hidden_b, int64_t positions,
+                                                 int64_t chunk_rows) = 0;
   virtual const ModelConfig& config() const = 0;
   virtual std::string backend() const = 0;  // "cpu", "cuda"
 };

@@ -144,48 +144,12 @@ kernels::EstimatorSettings estimator_settings(const Profile& profile) { return e
 
 LogitComparison compare_logits(const float* logits_a, const float* logits_b, int64_t positions, int64_t vocab,
                                int n_threads) {
-  LogitComparison out;
-  if (positions <= 0) return out;
-  std::vector<double> kl(static_cast<size_t>(positions));     // [positions]
-  std::vector<uint8_t> agree(static_cast<size_t>(positions));  // [positions]
-  parallel_chunks(resolve_threads(n_threads), positions, 1, [&](int64_t r0, int64_t r1) {
-    std::vector<double> pa(static_cast<size_t>(vocab));  // [vocab] exp(a - max_a)
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* a = logits_a + r * vocab;
-      const float* b = logits_b + r * vocab;
-      int64_t arg_a = 0, arg_b = 0;
-      for (int64_t t = 1; t < vocab; ++t) {
-        if (a[t] > a[arg_a]) arg_a = t;
-        if (b[t] > b[arg_b]) arg_b = t;
-      }
-      const double max_a = a[arg_a], max_b = b[arg_b];
-      double sum_a = 0, sum_b = 0;
-      for (int64_t t = 0; t < vocab; ++t) {
-        const double e = std::exp(a[t] - max_a);
-        pa[static_cast<size_t>(t)] = e;
-        sum_a += e;
-        sum_b += std::exp(b[t] - max_b);
-      }
-      const double lse_a = max_a + std::log(sum_a), lse_b = max_b + std::log(sum_b);
-      // KL = sum_t p_a(t) * ((a_t - lse_a) - (b_t - lse_b)); the shift is summed once.
-      double weighted = 0;
-      for (int64_t t = 0; t < vocab; ++t)
-        weighted += pa[static_cast<size_t>(t)] * (static_cast<double>(a[t]) - static_cast<double>(b[t]));
-      const double value = weighted / sum_a - (lse_a - lse_b);
-      kl[static_cast<size_t>(r)] = std::max(0.0, value);  // rounding can dip a hair below 0
-      agree[static_cast<size_t>(r)] = arg_a == arg_b;
-    }
-  });
-  double sum = 0;
-  int64_t agreeing = 0;
-  for (int64_t r = 0; r < positions; ++r) {
-    sum += kl[static_cast<size_t>(r)];
-    out.max_kl = std::max(out.max_kl, kl[static_cast<size_t>(r)]);
-    agreeing += agree[static_cast<size_t>(r)];
-  }
-  out.mean_kl = sum / static_cast<double>(positions);
-  out.top1_agreement = static_cast<double>(agreeing) / static_cast<double>(positions);
-  return out;
+  NextTokenComparison rows;
+  rows.kl.resize(static_cast<size_t>(std::max<int64_t>(positions, 0)));     // [positions]
+  rows.agree.resize(static_cast<size_t>(std::max<int64_t>(positions, 0)));  // [positions]
+  compare_logit_rows(logits_a, logits_b, positions, vocab, rows.kl.data(), rows.agree.data(), resolve_threads(n_threads));
+  summarise_next_token(rows);
+  return {rows.mean_kl, rows.max_kl, rows.top1_agreement};
 }
 
 double relative_error(const float* a, const float* b, size_t count) {
@@ -227,7 +191,9 @@ ValidationReport validate_profile_run(Engine& engine, const std::string& model_f
 
   PrefillRequest base;
   base.tokens = tokens;
-  base.want_logits = true;  // every position
+  // The next-token comparison works from the final hidden states, a chunk of positions at a time,
+  // so host memory is O(N x hidden), never [N, vocab].
+  base.want_logits = false;
   base.want_final_hidden = true;
   const int threads = resolve_threads(options.n_threads);
 
@@ -264,14 +230,15 @@ ValidationReport validate_profile_run(Engine& engine, const std::string& model_f
     report.sparse_prefill_s = seconds_since(t0);
   }
 
-  const int64_t positions = static_cast<int64_t>(dense.logit_positions.size());
-  HC_ASSERT(sparse.logits.size() == dense.logits.size() && dense.logits.size() == static_cast<size_t>(positions * c.vocab),
-            "both prefills return the logits of every position");
-  const LogitComparison cmp = compare_logits(dense.logits.data(), sparse.logits.data(), positions, c.vocab, threads);
+  const int64_t positions = report.n_tokens;
+  HC_ASSERT(dense.final_hidden.size() == sparse.final_hidden.size() &&
+                dense.final_hidden.size() == static_cast<size_t>(positions * c.hidden),
+            "both prefills return the final hidden state of every position");
+  const NextTokenComparison cmp =
+      engine.compare_next_token(dense.final_hidden.data(), sparse.final_hidden.data(), positions, 0);
   report.mean_kl = cmp.mean_kl;
   report.max_kl = cmp.max_kl;
   report.top1_agreement = cmp.top1_agreement;
-  HC_ASSERT(dense.final_hidden.size() == sparse.final_hidden.size(), "both prefills return the final hidden state");
   report.hidden_rel_error = relative_error(dense.final_hidden.data(), sparse.final_hidden.data(), dense.final_hidden.size());
   summarise_heads(report);
   return report;

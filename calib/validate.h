@@ -4,7 +4,9 @@
 // to later layers as in deployment. Compared: per-head recall (what each sparse kernel keeps of
 // the attention it replaces, measured in the sparse run against the dense LSE of the same layer
 // input), per-head output error, the next-token distributions of every position (mean KL and
-// top-1 agreement), the final hidden state, and the attention time of both runs.
+// top-1 agreement), the final hidden state, and the attention time of both runs. The prefills
+// return only the final hidden states ([N, hidden]); Engine::compare_next_token turns them into
+// logits a chunk of positions at a time, so host memory is O(N x hidden), never [N, vocab].
 //
 // Per layer of the sparse run (both backends):
 //   - the dense kernel runs over all heads: its LSE is the recall reference and its output error
@@ -108,6 +110,8 @@ std::string validation_json(const ValidationReport& report, const std::string& m
 
 // Next-token comparison of two logit matrices [positions, vocab]: mean and max KL(P_a || P_b)
 // (double, stable log-softmax) and the fraction of rows whose argmax agrees (ties: lowest id).
+// The row formula is compare_logit_rows (calib/next_token.h), which the engines' chunked
+// compare_next_token also follows.
 struct LogitComparison {
   double mean_kl = 0;
   double max_kl = 0;
