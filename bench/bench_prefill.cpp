@@ -19,6 +19,8 @@
 
 namespace hc::bench {
 
+// CUDA builds only: the CLI calls it only there (cli/bench.cpp), and its timing is in a .cu file.
+#if defined(HEADCAL_HAVE_CUDA)
 int bench_prefill(const PrefillBenchOptions& options) {
   if (options.n_list.empty()) throw InputError("--n", "give at least one token count");
   for (int n : options.n_list)
@@ -97,5 +99,7 @@ int bench_prefill(const PrefillBenchOptions& options) {
   }
   return 0;
 }
+
+#endif  // HEADCAL_HAVE_CUDA
 
 }  // namespace hc::bench

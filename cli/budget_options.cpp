@@ -20,9 +20,22 @@ BudgetOptions::BudgetOptions(CLI::App& sub) {
                  "budgeted (default), or minference: MInference's own search rule (its six candidates, most "
                  "attention kept, no budget), for comparison")
       ->check(CLI::IsMember({"budgeted", "minference"}));
+  sub.add_option("--target", target_,
+                 "the runtime the profile is for: headcal (default; every pattern exactly), minference "
+                 "(MInference's HF patch) or dual-chunk (vLLM/SGLang dual-chunk attention, prompts above 32768 "
+                 "tokens): search chooses only candidates it runs exactly, and the profile records it");
 }
 
 search::SearchOptions BudgetOptions::resolve(std::optional<search::SearchOptions> fallback) const {
+  Target target = Target::headcal;
+  if (!parse_target(target_, &target))
+    throw InputError("--target", "unknown target '" + target_ + "' (headcal, minference, dual-chunk)");
+  search::SearchOptions opts = resolve_budget(fallback);
+  opts.target = target;
+  return opts;
+}
+
+search::SearchOptions BudgetOptions::resolve_budget(std::optional<search::SearchOptions> fallback) const {
   search::SearchOptions opts;
   if (rule_ == "minference") {
     if (density_opt_->count() || global_opt_->count() || recall_opt_->count())

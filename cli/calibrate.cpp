@@ -1,5 +1,6 @@
 // headcal calibrate: record (prefill + statistics + candidate probes -> atlas) then search
-// (atlas -> profile) in one command, the main job. Prints the per-layer summary.
+// (atlas -> profile) in one command, the main job. Prints the per-layer summary. --target (with the
+// budget options) makes search choose only what that runtime runs exactly.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -29,7 +30,7 @@ struct CalibrateCliOptions {
 
 // The commands that naturally follow, with this run's files filled in, ready to paste.
 void print_next_steps(const RecordCliOptions& rec, const PreparedRecord& prepared, const std::string& profile,
-                      const std::string& atlas) {
+                      const std::string& atlas, Target target) {
   const std::filesystem::path p(profile);
   const std::string stem = (p.parent_path() / p.stem()).string();
   const std::string device = prepared.options.device == DeviceKind::Cpu ? " --device cpu" : "";
@@ -41,19 +42,45 @@ void print_next_steps(const RecordCliOptions& rec, const PreparedRecord& prepare
                                                        : " --generate passkey";
   size_t length = 0;
   for (const RecordPrompt& r : prepared.records) length = std::max(length, r.tokens.size());
+  // The export for the profile's runtime (MInference for a headcal profile).
+  const Target runtime = target == Target::headcal ? Target::minference : target;
+  const std::string model_dir = std::filesystem::is_directory(rec.model) ? rec.model : "MODEL_DIR";
+  const std::string export_cmd = runtime == Target::dual_chunk
+                                     ? "headcal export " + profile + " --format dual-chunk " + model_dir
+                                     : "headcal export " + profile + " --format minference -o " + stem +
+                                           ".minference.json";
   std::printf("next:\n"
               "  headcal validate --model %s --profile %s%s --length %zu%s --json %s.validation.json\n"
               "  headcal report --atlas %s --profile %s --validation %s.validation.json -o %s-report\n"
-              "  headcal export %s --format minference -o %s.minference.json\n",
+              "  %s\n",
               rec.model.c_str(), profile.c_str(), prompt.c_str(), length, device.c_str(), stem.c_str(),
-              atlas.c_str(), profile.c_str(), stem.c_str(), stem.c_str(), profile.c_str(), stem.c_str());
-  // MInference runs some patterns differently (io/export_changes.h): say so before export refuses.
+              atlas.c_str(), profile.c_str(), stem.c_str(), stem.c_str(), export_cmd.c_str());
+  // The runtime may run some patterns differently (io/export_changes.h): say so before export refuses.
   size_t changed = 0;
-  for (const ExportChange& c : export_changes(read_profile(profile), ExportTarget::minference)) changed += c.layer >= 0;
+  for (const ExportChange& c : export_changes(read_profile(profile), runtime)) changed += c.layer >= 0;
   if (changed)
-    std::printf("    (MInference would run %zu head(s) differently: export lists them and writes the file only "
-                "with --force)\n",
-                changed);
+    std::printf("    (%s would run %zu head(s) differently: export lists them and writes the file only "
+                "with --force; search --target %s chooses only what it runs exactly)\n",
+                target_runtime_name(runtime), changed, target_name(runtime));
+}
+
+// A target that would run every head dense, or could not run unrecorded (dense) layers: refused
+// before the recording.
+void check_target_before_record(Target target, const RecordCliOptions& rec, const PreparedRecord& prepared) {
+  if (target == Target::headcal) return;
+  const ModelConfig& config = prepared.model->config();
+  for (const RecordPrompt& r : prepared.records) {
+    const std::string dense = target_runs_dense(target, config.arch, static_cast<int64_t>(r.tokens.size()));
+    if (!dense.empty())
+      throw InputError("--target", std::string(target_name(target)) + ": " + dense + "; calibrate prompts longer than " +
+                                       std::to_string(kDualChunkSparseThreshold) +
+                                       " tokens of a model type with the backend, or use another --target");
+  }
+  const int last = prepared.options.last_layer < 0 ? static_cast<int>(config.n_layers) - 1 : prepared.options.last_layer;
+  if (prepared.options.first_layer != 0 || last != config.n_layers - 1)
+    throw InputError("--layers", "'" + rec.layers + "' leaves layers dense, which " + target_runtime_name(target) +
+                                     " does not run as it is (--target " + target_name(target) +
+                                     "): record every layer");
 }
 
 Runner setup(CLI::App& sub) {
@@ -78,6 +105,7 @@ Runner setup(CLI::App& sub) {
       atlas_path = (p.parent_path() / (p.stem().string() + ".atlas.h5")).string();
     }
     PreparedRecord prepared = prepare_record(*rec);
+    check_target_before_record(search_opts.target, *rec, prepared);
     std::fprintf(stderr, "calibrating %s on the %s: %s, %zu candidate patterns per head (and dense)\n",
                  rec->model.c_str(), prepared.options.device == DeviceKind::Cuda ? "GPU" : "CPU",
                  prepared.prompts.description.c_str(), prepared.grid_candidates);
@@ -96,7 +124,7 @@ Runner setup(CLI::App& sub) {
     std::printf("search %.2f s, total %.2f s\nwrote %s and %s\n",
                 std::chrono::duration<double>(t_end - t_search).count(),
                 std::chrono::duration<double>(t_end - t0).count(), o->out.c_str(), atlas_path.c_str());
-    print_next_steps(*rec, prepared, o->out, atlas_path);
+    print_next_steps(*rec, prepared, o->out, atlas_path, search_opts.target);
     return 0;
   };
 }

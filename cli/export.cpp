@@ -2,7 +2,8 @@
 // -o FILE`) or for vLLM/SGLang's dual-chunk attention backend (`--format dual-chunk MODEL_DIR`,
 // writing MODEL_DIR/sparse_attention_config.json). A profile some of whose heads the runtime would
 // run differently is refused (exit 2) with the table of those heads; --force writes it anyway,
-// with the same table. The mapping is io/minference_json.h, the checks io/export_changes.h.
+// with the same table. A profile searched with --target for that runtime passes the check by
+// construction. The mapping is io/minference_json.h, the checks io/export_changes.h.
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -66,7 +67,7 @@ Runner setup(CLI::App& sub) {
                "heads is printed)");
   return [o]() {
     const bool dual = o->format == "dual-chunk";
-    const ExportTarget target = dual ? ExportTarget::dual_chunk : ExportTarget::minference;
+    const Target target = dual ? Target::dual_chunk : Target::minference;
     std::string out = o->out;
     if (dual) {
       if (o->model_dir.empty()) throw InputError("export", "--format dual-chunk needs the model's folder: MODEL_DIR");
@@ -88,20 +89,24 @@ Runner setup(CLI::App& sub) {
       heads += c.layer >= 0;
     }
     if (!changes.empty()) {
-      std::fprintf(stderr, "headcal: %s would not run this profile as calibrated:\n%s", export_target_name(target),
+      std::fprintf(stderr, "headcal: %s would not run this profile as calibrated:\n%s", target_runtime_name(target),
                    format_export_changes(changes, target).c_str());
+      // A profile searched for this runtime has no changes; others are told how to get one.
+      const std::string search_for = p.calibration.target == target
+                                         ? std::string()
+                                         : std::string("; search --target ") + target_name(target) +
+                                               " chooses only what it runs exactly";
       if (impossible)
         throw InputError(o->profile, std::to_string(impossible) + " head(s) are not vertical_slash, which " +
-                                         export_target_name(target) +
-                                         " cannot run (--force cannot write them): search with --patterns "
-                                         "vertical_slash for this target");
+                                         target_runtime_name(target) + " cannot run (--force cannot write them)" +
+                                         search_for);
       if (!o->force)
         throw InputError(o->profile, std::to_string(heads) + " head(s)" +
                                          (heads < changes.size() ? " and the whole profile" : "") + " would change in " +
-                                         export_target_name(target) +
-                                         " (table above): not written; --force writes it anyway");
+                                         target_runtime_name(target) +
+                                         " (table above): not written; --force writes it anyway" + search_for);
       std::fprintf(stderr, "headcal: warning: --force: writing %s although %s runs the heads above differently\n",
-                   out.c_str(), export_target_name(target));
+                   out.c_str(), target_runtime_name(target));
     }
     MInferenceExport ex = export_minference(p, {target});
     write_file_atomic(out, ex.json);

@@ -1,7 +1,8 @@
 // headcal validate: prefill with every head on its profiled sparse kernel next to the dense
 // prefill; report recall, next-token KL and top-1 agreement, hidden-state error and attention
 // time, on one prompt or on every prompt of a set; exit 1 when --min-recall / --max-kl / --min-top1
-// are not met on some prompt (CI).
+// are not met on some prompt (CI). --target (default: the profile's) runs every head as that runtime
+// would (io/export_changes.h, profile_as_run) before validation.
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -17,6 +18,7 @@
 #include "cli/option_checks.h"
 #include "cli/prompt_options.h"
 #include "common/error.h"
+#include "io/export_changes.h"
 #include "io/profile.h"
 #include "io/prompt.h"
 #include "io/tokenizer.h"
@@ -37,6 +39,7 @@ struct ValidateCliOptions {
   std::string prompt_set;
   std::string method;
   std::string json_out;
+  std::string target;  // empty: the profile's
   bool strict = false;
   bool per_head = false;
 };
@@ -70,18 +73,44 @@ Runner setup(CLI::App& sub) {
   sub.add_option("--method", o->method,
                  "label of how the profile was made, stored in the JSON record for frontier plots "
                  "(default: the profile's file name)");
+  sub.add_option("--target", o->target,
+                 "run each head as this runtime runs it: headcal, minference or dual-chunk (default: the "
+                 "profile's calibration.target, else headcal)");
   sub.add_flag("--strict", o->strict, "a model fingerprint mismatch is an error, not a warning");
   sub.add_flag("--per-head", o->per_head, "print every head's recall, output error and density");
   return [o, spec]() {
     std::string notice;
     const DeviceKind device = resolve_device(o->device, &notice);
 
+    Target target = Target::headcal;
+    if (!o->target.empty() && !parse_target(o->target, &target))
+      throw InputError("--target", "unknown target '" + o->target + "' (headcal, minference, dual-chunk)");
+
     // Cheap checks first: the profile must fit the model before any weight is loaded.
     std::unique_ptr<ModelFile> model = open_model_spec(o->model);
-    const Profile profile = read_profile(o->profile);
-    check_profile_for_model(profile, model->config(), model->fingerprint(), o->strict, o->profile, nullptr);
+    const Profile written = read_profile(o->profile);
+    if (o->target.empty()) target = written.calibration.target;
+    check_profile_for_model(written, model->config(), model->fingerprint(), o->strict, o->profile, nullptr);
     const RunPrompts run = run_prompts_for_model(*spec, o->prompt_set, o->model, *model);
+
+    // The heads as the target runs them, at the prompts' length (dual-chunk: sparse only above its threshold).
+    int64_t shortest = 0;
+    for (const SetPrompt& p : run.prompts) {
+      const int64_t n = static_cast<int64_t>(p.prompt.tokens.size());
+      shortest = shortest == 0 ? n : std::min(shortest, n);
+      const std::string dense = target_runs_dense(target, model->config().arch, n);
+      if (!dense.empty())
+        throw InputError("--target", std::string(target_name(target)) + (run.is_set ? ": prompt " + p.name : "") +
+                                         ": " + dense + "; nothing sparse to validate");
+    }
+    std::vector<ExportChange> changes;
+    const Profile profile = profile_as_run(written, target, shortest, o->profile, &changes);
     if (!notice.empty()) std::fprintf(stderr, "headcal: notice: %s\n", notice.c_str());  // after input errors
+    if (!changes.empty())
+      std::fprintf(stderr, "headcal: note: --target %s: %zu head(s) run differently from the profile; validated as %s "
+                           "runs them:\n%s",
+                   target_name(target), changes.size(), target_runtime_name(target),
+                   format_export_changes(changes, target).c_str());
 
     ValidateOptions vopts;
     vopts.n_threads = o->threads;
@@ -101,7 +130,8 @@ Runner setup(CLI::App& sub) {
     engine_opts.cuda.hook_device_bytes = validate_device_bytes(model->config(), longest);
     std::unique_ptr<Engine> engine = make_engine(*model, device, engine_opts);
 
-    std::printf("model %s, profile %s, %s\n", o->model.c_str(), o->profile.c_str(), run.description.c_str());
+    std::printf("model %s, profile %s, %s%s\n", o->model.c_str(), o->profile.c_str(), run.description.c_str(),
+                target == Target::headcal ? "" : (std::string(", target ") + target_name(target)).c_str());
     bool warned = false;
     auto print_prompt = [&](const PromptValidation& pv) {
       if (!warned)
@@ -116,7 +146,9 @@ Runner setup(CLI::App& sub) {
                                                      run.sha256, vopts, print_prompt);
     if (run.is_set) std::fputs(set_validation_summary(result).c_str(), stdout);
     if (!o->json_out.empty()) {
-      const std::string method = o->method.empty() ? std::filesystem::path(o->profile).stem().string() : o->method;
+      // A profile validated for another runtime than it was made for is labelled with that target.
+      std::string method = o->method.empty() ? std::filesystem::path(o->profile).stem().string() : o->method;
+      if (o->method.empty() && target != written.calibration.target) method += std::string("@") + target_name(target);
       const ValidationReport& first = result.prompts.front().report;
       write_file_atomic(o->json_out, run.is_set ? set_validation_json(result, o->model, o->profile, method)
                                                 : validation_json(first, o->model, o->profile, run.description,

@@ -30,7 +30,7 @@ MInferenceExport export_minference(const Profile& profile, const MInferenceExpor
   for (const ExportChange& c : out.changes)
     if (c.impossible)
       throw InputError("profile", head_name(c.layer, c.head) + " is " + c.headcal + ": " +
-                                      export_target_name(options.target) + " runs " + c.runtime);
+                                      target_runtime_name(options.target) + " runs " + c.runtime);
   const int64_t n_cal = profile.calibration.tokens;
   const int32_t n_dense = static_cast<int32_t>(std::min<int64_t>(n_cal, std::numeric_limits<int32_t>::max()));
 

@@ -50,7 +50,7 @@
 namespace hc {
 
 struct MInferenceExportOptions {
-  ExportTarget target = ExportTarget::minference;
+  Target target = Target::minference;
 };
 
 struct MInferenceExport {

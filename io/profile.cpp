@@ -40,6 +40,24 @@ const ProfileHead& Profile::at(int64_t layer, int64_t head) const {
   return heads[index];
 }
 
+const char* target_name(Target target) {
+  switch (target) {
+    case Target::headcal: return "headcal";
+    case Target::minference: return "minference";
+    case Target::dual_chunk: return "dual-chunk";
+  }
+  return "unknown";
+}
+
+bool parse_target(const std::string& name, Target* target) {
+  for (Target t : {Target::headcal, Target::minference, Target::dual_chunk})
+    if (name == target_name(t)) {
+      *target = t;
+      return true;
+    }
+  return false;
+}
+
 bool is_known_budget_mode(const std::string& mode) {
   return mode == "density" || mode == "global-density" || mode == "min-recall" || mode == "imported" ||
          mode == "minference-rule";
@@ -127,6 +145,9 @@ std::string profile_to_yaml(const Profile& p) {
   out << YAML::Key << "tool_version" << YAML::Value << YAML::DoubleQuoted << p.calibration.tool_version;
   if (!p.calibration.objective.empty()) out << YAML::Key << "objective" << YAML::Value << p.calibration.objective;
   if (p.calibration.prompts > 1) out << YAML::Key << "prompts" << YAML::Value << p.calibration.prompts;
+  // Absent means headcal, so headcal profiles read the same in every version of the reader.
+  if (p.calibration.target != Target::headcal)
+    out << YAML::Key << "target" << YAML::Value << target_name(p.calibration.target);
   out << YAML::EndMap;
   out << YAML::Key << "defaults" << YAML::Value << YAML::Flow << YAML::BeginMap;
   out << YAML::Key << "block" << YAML::Value << p.defaults.block;
@@ -206,7 +227,7 @@ Profile parse_profile_impl(const std::string& text, const std::string& source) {
   YAML::Node c = need(root, "calibration", "top level", source);
   if (!c.IsMap()) throw InputError(source, "calibration: expected a mapping");
   only_keys(c, {"prompt", "tokens", "sha256", "budget", "achieved_density", "mean_recall", "tool_version",
-                "objective", "prompts"},
+                "objective", "prompts", "target"},
             "calibration", source);
   p.calibration.prompt = scalar<std::string>(c, "prompt", "calibration", source);
   p.calibration.tokens = scalar<int64_t>(c, "tokens", "calibration", source);
@@ -224,6 +245,11 @@ Profile parse_profile_impl(const std::string& text, const std::string& source) {
     p.calibration.prompts = scalar<int64_t>(c, "prompts", "calibration", source);
     if (p.calibration.prompts < 1 || p.calibration.prompts > 1024)
       throw InputError(source, "calibration.prompts must be in [1, 1024]");
+  }
+  if (c["target"]) {
+    const std::string target = scalar<std::string>(c, "target", "calibration", source);
+    if (!parse_target(target, &p.calibration.target))
+      throw InputError(source, "calibration.target '" + target + "' is not one of headcal, minference, dual-chunk");
   }
 
   YAML::Node d = need(root, "defaults", "top level", source);

@@ -13,6 +13,7 @@
 //                                                  # | minference-rule (value 0)
 //     objective: mean-recall # optional: how candidates were scored over the prompts (search/tables.h)
 //     prompts: 5             # optional: the number of prompts of the calibration set (1 when absent)
+//     target: minference     # optional: the runtime search chose for (headcal when absent)
 //     achieved_density: 0.29 # sum of chosen costs / sum of dense costs, over all heads
 //     mean_recall: 0.97
 //     tool_version: 0.1.0
@@ -37,6 +38,16 @@ namespace hc {
 constexpr const char* kProfileFormat = "headcal-profile";
 constexpr int64_t kProfileVersion = 1;
 
+// The runtime a profile is calibrated for (DESIGN.md "Targets"): headcal's own kernels, which run
+// every pattern and parameter exactly, or what MInference / vLLM-SGLang dual-chunk attention run
+// (io/export_changes.h maps a head to what the runtime computes).
+enum class Target { headcal, minference, dual_chunk };
+
+// "headcal", "minference", "dual-chunk": the --target values and the profile's calibration.target.
+const char* target_name(Target target);
+// Inverse of target_name; false for an unknown name.
+bool parse_target(const std::string& name, Target* target);
+
 struct ProfileModel {
   std::string name;
   std::string arch;
@@ -58,6 +69,7 @@ struct ProfileCalibration {
   std::string tool_version;
   std::string objective;  // empty: not recorded (single-prompt profiles, imports)
   int64_t prompts = 1;    // prompts of the calibration set
+  Target target = Target::headcal;  // the runtime search chose for (only non-headcal is written)
 };
 
 struct ProfileHead {

@@ -91,17 +91,34 @@ void allocate_per_head_density(const std::vector<HeadTable>& tables, double D, A
 }
 
 void allocate_min_recall(const std::vector<HeadTable>& tables, double R, Allocation& a) {
+  std::vector<size_t> short_of;
   for (size_t h = 0; h < tables.size(); ++h) {
     const HeadTable& t = tables[h];
-    size_t best = 0;  // dense, which always qualifies
+    long best = -1;
     for (size_t i = 0; i < t.options.size(); ++i) {
       const Option& o = t.options[i];
       if (o.recall < R) continue;  // the threshold is on recall, the tie-break on score
-      const Option& b = t.options[best];
-      if (o.cost < b.cost || (o.cost == b.cost && o.score > b.score)) best = i;
+      if (best < 0) {
+        best = static_cast<long>(i);
+        continue;
+      }
+      const Option& b = t.options[static_cast<size_t>(best)];
+      if (o.cost < b.cost || (o.cost == b.cost && o.score > b.score)) best = static_cast<long>(i);
     }
-    a.choice[h] = best;
+    if (best < 0) {  // no option reaches R (a table without dense): the most recall, then the cheaper
+      best = 0;
+      for (size_t i = 1; i < t.options.size(); ++i) {
+        const Option& o = t.options[i];
+        const Option& b = t.options[static_cast<size_t>(best)];
+        if (o.recall > b.recall || (o.recall == b.recall && o.cost < b.cost)) best = static_cast<long>(i);
+      }
+      short_of.push_back(h);
+    }
+    a.choice[h] = static_cast<size_t>(best);
   }
+  if (!short_of.empty())
+    a.notes.push_back("no candidate reaches recall " + std::to_string(R) + " for " + head_list(tables, short_of) +
+                      ": took the one with the most recall");
 }
 
 struct Segment {

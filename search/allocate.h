@@ -14,7 +14,8 @@
 //                     converges to, without the bisection). Then the budget left over is filled
 //                     greedily with the best score-per-cost upgrades among all options, so a
 //                     head may end up anywhere, dense included.
-//   min-recall R      each head: the cheapest option with recall >= R (dense always qualifies).
+//   min-recall R      each head: the cheapest option with recall >= R (dense qualifies where the
+//                     table has it); a head with none gets its option of most recall (and a note).
 // Budget values outside (0, 1] are an InputError (exit 2).
 #include <string>
 #include <vector>
@@ -38,6 +39,7 @@ struct SearchOptions {
   PatternFilter patterns;
   Objective objective;
   SearchRule rule = SearchRule::budgeted;
+  Target target = Target::headcal;  // the runtime: only candidates it runs exactly (tables.h)
 };
 
 // InputError("search options", ...) unless value is in (0, 1].

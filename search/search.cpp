@@ -1,22 +1,98 @@
 #include "search/search.h"
 
 #include <cstdio>
+#include <map>
 #include <sstream>
 
 #include "common/error.h"
+#include "io/export_changes.h"
 #include "search/minference_rule.h"
 
 namespace hc::search {
+
+namespace {
+
+std::string heads_named(const std::vector<std::pair<int64_t, int64_t>>& heads) {
+  std::string out;
+  for (size_t i = 0; i < heads.size() && i < 6; ++i)
+    out += (i ? ", L" : "L") + std::to_string(heads[i].first) + "H" + std::to_string(heads[i].second);
+  if (heads.size() > 6) out += ", ... (" + std::to_string(heads.size()) + " heads)";
+  return out;
+}
+
+// Refuses an atlas the target cannot run sparse at all, or whose unrecorded layers (dense) it
+// cannot run; returns a note on the grid candidates the target does not run exactly.
+std::string check_target(const Atlas& atlas, Target target) {
+  const AtlasMeta& meta = atlas.meta();
+  const std::string runtime = target_runtime_name(target);
+  for (size_t p = 0; p < atlas.prompt_count(); ++p) {
+    const std::string dense = target_runs_dense(target, meta.arch, static_cast<int64_t>(atlas.prompt(p).tokens.size()));
+    if (!dense.empty())
+      throw InputError("--target", std::string(target_name(target)) + ": " + atlas.path() +
+                                       (atlas.prompt_count() > 1 ? " prompt " + atlas.prompt(p).name : "") + ": " +
+                                       dense + "; record prompts longer than " +
+                                       std::to_string(kDualChunkSparseThreshold) + " tokens of a model type with " +
+                                       "the backend, or search with another --target");
+  }
+  if (!runs_exactly(target, GridCandidate{}, atlas) &&
+      static_cast<int64_t>(atlas.recorded_layers().size()) < meta.layers)
+    throw InputError("--target", std::string(target_name(target)) + ": " + atlas.path() + " records " +
+                                     std::to_string(atlas.recorded_layers().size()) + " of " +
+                                     std::to_string(meta.layers) + " layers; the others would be dense, which " +
+                                     runtime + " does not run as it is: record every layer");
+  if (target == Target::headcal || atlas.recorded_layers().empty()) return "";
+  // Every head shares the grid: count on the first recorded head.
+  std::map<std::string, int> dropped;
+  int total = 1, kept = 0;  // dense counts, though the atlas may not store its row
+  const RuntimeHead dense = runtime_head(target, GridCandidate{}, meta.defaults(), meta.tokens);
+  if (dense.exact()) ++kept;
+  else ++dropped[dense.kind];
+  for (const CandidateRow& r : atlas.candidates(atlas.recorded_layers().front())) {
+    if (r.head != 0 || r.pattern == PatternKind::dense) continue;
+    ++total;
+    const RuntimeHead h = runtime_head(target, r.candidate(), meta.defaults(), meta.tokens);
+    if (h.exact()) ++kept;
+    else ++dropped[h.kind];
+  }
+  std::string note = std::string("--target ") + target_name(target) + ": " + std::to_string(kept) + " of " +
+                     std::to_string(total) + " candidates (dense included) run exactly in " + runtime;
+  std::string left;
+  for (const auto& [kind, count] : dropped) left += (left.empty() ? "" : ", ") + std::to_string(count) + " " + kind;
+  if (!left.empty()) note += "; left out: " + left;
+  return note;
+}
+
+}  // namespace
 
 Profile run(const Atlas& atlas, const SearchOptions& options, std::vector<std::string>* notes) {
   const bool minference = options.rule == SearchRule::minference;
   if (!minference) validate_options(options);
   const AtlasMeta& meta = atlas.meta();
-  std::vector<HeadTable> tables = build_tables(atlas, options.patterns, options.objective);
+  const std::string target_note = check_target(atlas, options.target);
   Allocation alloc;
+  std::vector<HeadTable> tables;
   if (minference) {
+    // MInference's rule needs its eight candidates; what it chooses must then run exactly.
+    tables = build_tables(atlas, options.patterns, options.objective);
     alloc.choice = minference_choice(tables, atlas.path());
+    std::vector<std::pair<int64_t, int64_t>> inexact;
+    for (size_t t = 0; t < tables.size(); ++t)
+      if (!runs_exactly(options.target, tables[t].options[alloc.choice[t]].candidate, atlas))
+        inexact.push_back({tables[t].layer, tables[t].head});
+    if (!inexact.empty())
+      throw InputError("--target", std::string(target_name(options.target)) + ": MInference's rule chose, for " +
+                                       heads_named(inexact) + ", candidates " + target_runtime_name(options.target) +
+                                       " does not run as recorded (export lists them)");
   } else {
+    tables = build_tables(atlas, options.patterns, options.objective, options.target);
+    std::vector<std::pair<int64_t, int64_t>> empty;
+    for (const HeadTable& t : tables)
+      if (t.options.empty()) empty.push_back({t.layer, t.head});
+    if (!empty.empty())
+      throw InputError("--target", std::string(target_name(options.target)) + ": no candidate of " + atlas.path() +
+                                       " that " + target_runtime_name(options.target) + " runs exactly" +
+                                       " (among the patterns allowed) for " + heads_named(empty) +
+                                       ": record with a grid that has some, or allow more --patterns");
     alloc = allocate(tables, options);
   }
 
@@ -30,6 +106,7 @@ Profile run(const Atlas& atlas, const SearchOptions& options, std::vector<std::s
   p.calibration.tool_version = meta.tool_version;
   p.calibration.prompts = static_cast<int64_t>(atlas.prompt_count());
   p.calibration.objective = objective_name(options.objective);
+  p.calibration.target = options.target;
   p.defaults = meta.defaults();
 
   // Dense everywhere first; recorded heads then take their chosen option.
@@ -62,6 +139,7 @@ Profile run(const Atlas& atlas, const SearchOptions& options, std::vector<std::s
 
   if (notes) {
     *notes = alloc.notes;
+    if (!target_note.empty()) notes->insert(notes->begin(), target_note);
     int64_t missing = meta.layers - static_cast<int64_t>(atlas.recorded_layers().size());
     if (missing > 0)
       notes->push_back(std::to_string(missing) + " layer(s) not recorded in the atlas: their heads are dense");
@@ -104,7 +182,9 @@ void print_summary(const Profile& p, std::ostream& out) {
                 all_recall / n, all_density / n);
   out << line;
   out << "budget: " << p.calibration.budget_mode << " " << p.calibration.budget_value << "  (" << p.model.layers
-      << " layers x " << p.model.heads << " heads, N = " << p.calibration.tokens << ")\n";
+      << " layers x " << p.model.heads << " heads, N = " << p.calibration.tokens << ")";
+  if (p.calibration.target != Target::headcal) out << ", target " << target_name(p.calibration.target);
+  out << "\n";
 }
 
 PatternFilter parse_pattern_filter(const std::string& list) {

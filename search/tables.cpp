@@ -8,6 +8,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "io/export_changes.h"
 
 namespace hc::search {
 
@@ -97,9 +98,21 @@ PromptHeadRows collect_rows(const std::vector<const CandidateRow*>& head_rows, c
 
 }  // namespace
 
-std::vector<HeadTable> build_tables(const Atlas& atlas, const PatternFilter& filter, const Objective& objective) {
+bool runs_exactly(Target target, const GridCandidate& candidate, const Atlas& atlas) {
+  const AtlasMeta& m = atlas.meta();
+  return runtime_head(target, candidate, m.defaults(), m.tokens).exact();
+}
+
+std::vector<HeadTable> build_tables(const Atlas& atlas, const PatternFilter& filter, const Objective& objective,
+                                    Target target) {
   const int64_t H = atlas.meta().heads;
   const size_t P = atlas.prompt_count();
+  std::map<GridCandidate, bool> exact;  // per candidate: heads share the grid
+  auto runs = [&](const GridCandidate& c) {
+    auto it = exact.find(c);
+    if (it == exact.end()) it = exact.emplace(c, runs_exactly(target, c, atlas)).first;
+    return it->second;
+  };
   double weight_sum = 0;
   for (size_t p = 0; p < P; ++p) weight_sum += atlas.prompt(p).weight;
   std::vector<HeadTable> tables;
@@ -123,9 +136,11 @@ std::vector<HeadTable> build_tables(const Atlas& atlas, const PatternFilter& fil
       for (size_t p = 0; p < P; ++p) t.dense_cost += atlas.prompt(p).weight * by_prompt[p][head].dense_cost;
       t.dense_cost /= weight_sum;
       // Dense first; its recall is 1 by definition even if the probe summed to 0.99999.
-      t.options.push_back({GridCandidate{}, t.dense_cost, 1.0, 1.0, 0.0, 1.0});
+      if (runs(GridCandidate{}))
+        t.options.push_back({GridCandidate{}, t.dense_cost, 1.0, 1.0, 0.0, 1.0});
       for (const auto& [candidate, first] : by_prompt[0][head].rows) {
         if (candidate.pattern == PatternKind::dense || !filter.allows(candidate.pattern)) continue;
+        if (!runs(candidate)) continue;
         double cost = 0, recall = 0, worst = 1, err = 0, clipped_err = 0;
         bool everywhere = true;
         for (size_t p = 0; p < P && everywhere; ++p) {

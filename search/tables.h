@@ -1,12 +1,15 @@
 #pragma once
 // Per-head candidate tables: what search chooses from, built from an atlas's candidate rows.
-// Every table holds a `dense` option (cost = the head's dense cost, density 1, recall 1), so
-// every head always has a choice.
+// For the headcal target every table holds a `dense` option (cost = the head's dense cost,
+// density 1, recall 1), so every head always has a choice. For another target (io/profile.h) a
+// table holds only the candidates that target runs exactly (io/export_changes.h), dense included
+// only where it runs dense as it is, so a table may be empty.
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "io/atlas.h"
+#include "io/profile.h"
 
 namespace hc::search {
 
@@ -59,7 +62,11 @@ std::string objective_name(const Objective& objective);
 // dense row's cost; without one, the median of cost / density over its rows. InputError(atlas
 // path, ...) for a head with no rows, a repeated candidate, or no way to know the dense cost.
 // Over several prompts, a candidate is kept when every prompt has it, scored by `objective`.
+// Only candidates `target` runs exactly at the atlas's N with its defaults are kept.
 std::vector<HeadTable> build_tables(const Atlas& atlas, const PatternFilter& filter = {},
-                                    const Objective& objective = {});
+                                    const Objective& objective = {}, Target target = Target::headcal);
+
+// Whether `target` runs `candidate` exactly as recorded in `atlas` (its N and defaults).
+bool runs_exactly(Target target, const GridCandidate& candidate, const Atlas& atlas);
 
 }  // namespace hc::search

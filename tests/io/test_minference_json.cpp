@@ -74,7 +74,7 @@ TEST_CASE("export writes MInference's list of per-layer head dicts", "[minferenc
 
 TEST_CASE("export for vLLM's dual-chunk backend refuses non vertical-slash heads", "[minference]") {
   Profile p = four_pattern_profile();
-  MInferenceExportOptions dual{ExportTarget::dual_chunk};
+  MInferenceExportOptions dual{Target::dual_chunk};
   CHECK(hc::test::throws_input_error_containing([&] { export_minference(p, dual); }, "only vertical_and_slash"));
   for (ProfileHead& h : p.heads)
     if (h.pattern == PatternKind::a_shape || h.pattern == PatternKind::block_sparse) {

@@ -160,3 +160,24 @@ TEST_CASE("profile shapes are compared with a model and with another profile", "
   other.fingerprint = "zzz";
   CHECK(profile_model_mismatch(p.model, other, "profile", "atlas") == "model fingerprint: profile abc123, atlas zzz");
 }
+
+TEST_CASE("the profile's target: written when not headcal, read back, absent means headcal", "[profile][target]") {
+  Profile p = sample_profile();
+  // A headcal profile carries no target key: older readers read it as before.
+  CHECK(profile_to_yaml(p).find("target") == std::string::npos);
+  CHECK(parse_profile_yaml(profile_to_yaml(p), "p.yaml").calibration.target == Target::headcal);
+  for (Target t : {Target::minference, Target::dual_chunk}) {
+    p.calibration.target = t;
+    const std::string text = profile_to_yaml(p);
+    CHECK(text.find(std::string("target: ") + target_name(t)) != std::string::npos);
+    CHECK(parse_profile_yaml(text, "p.yaml").calibration.target == t);
+  }
+  CHECK(test::throws_input_error_containing(parse_edited(p, "target: dual-chunk", "target: vllm"),
+                                            "calibration.target 'vllm' is not one of headcal, minference, dual-chunk"));
+
+  Target t = Target::headcal;
+  CHECK(parse_target("dual-chunk", &t));
+  CHECK(t == Target::dual_chunk);
+  CHECK_FALSE(parse_target("dual_chunk", &t));  // the option spelling only
+  CHECK(std::string(target_name(Target::minference)) == "minference");
+}

@@ -23,13 +23,15 @@ struct SyntheticSpec {
   std::vector<int64_t> recorded;  // empty: all layers
   std::string fingerprint = "fp-synthetic";
   std::string name = "synthetic-model";
+  std::string arch = "llama";
+  std::vector<GridCandidate> extra;  // probed besides the default grid at `tokens`
 };
 
 inline AtlasMeta synthetic_meta(const SyntheticSpec& s) {
   AtlasMeta m;
   m.model_fingerprint = s.fingerprint;
   m.model_name = s.name;
-  m.arch = "llama";
+  m.arch = s.arch;
   m.layers = s.layers;
   m.heads = s.heads;
   m.kv_heads = s.kv_heads;
@@ -109,6 +111,9 @@ inline void write_synthetic_atlas(const std::string& path, const SyntheticSpec& 
   std::vector<int32_t> tokens(static_cast<size_t>(spec.tokens));
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>((i * 7919) % 49152);
   Grid grid = default_grid(spec.tokens, meta.defaults());
+  for (const GridCandidate& c : spec.extra)
+    if (std::find(grid.candidates.begin(), grid.candidates.end(), c) == grid.candidates.end())
+      grid.candidates.push_back(c);
   AtlasWriter w(path, meta, tokens);
   std::vector<int64_t> layers = spec.recorded;
   if (layers.empty())
