@@ -56,15 +56,14 @@ TEST_CASE("search --target minference chooses only what MInference runs exactly"
   test::write_synthetic_atlas(dir + "/a.h5", spec);
   const Atlas atlas = Atlas::open(dir + "/a.h5");
 
-  // The headcal search of the same atlas uses block_sparse k != 100 and dense: the filter matters.
+  // The headcal search of the same atlas uses block_sparse k != 100 or dense: the filter matters.
   const Profile free = search::run(atlas, opts(search::BudgetMode::global_density, 0.3, Target::headcal));
   bool other_blocks = false, dense = false;
   for (const ProfileHead& e : free.heads) {
     other_blocks |= e.pattern == PatternKind::block_sparse && e.p1 != 100;
     dense |= e.pattern == PatternKind::dense;
   }
-  CHECK(other_blocks);
-  CHECK(dense);
+  CHECK((other_blocks || dense));  // what MInference would run differently (which of the two: the budget's call)
   CHECK_FALSE(export_changes(free, Target::minference).empty());
 
   for (search::BudgetMode mode :
