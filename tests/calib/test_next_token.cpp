@@ -179,25 +179,33 @@ TEST_CASE("CUDA engine: chunked compare_next_token equals compare_logits on its 
       const hc::NextTokenComparison ref = reference_rows(a.logits, b.logits, n, cfg.vocab);
       CHECK(full.mean_kl > 1e-3);
 
-      for (int64_t chunk : {int64_t{7}, int64_t{64}, int64_t{0}}) {
+      // Chunk rows 0 (the default, 256) cut the positions as the prefill's logits chunks do: the
+      // same bf16 inputs through GEMMs of the same shape give the same logits, so the kernel's KL
+      // (double, parallel sums) matches compare_logits' (double, sequential) to rounding and the
+      // argmax flags exactly. Chunks of 7 and 64 rows run GEMMs of other shapes, whose fp32
+      // accumulation may round differently: logits of magnitude ~100 (the tied model) may move by
+      // ~1e-4, so the KL agrees to 1e-3 relative + 1e-3.
+      for (int64_t chunk : {int64_t{0}, int64_t{7}, int64_t{64}}) {
         INFO("chunk rows " << chunk);
+        const bool same_shapes = chunk == 0;
+        const double rel = same_shapes ? 1e-9 : 1e-3, abs = same_shapes ? 1e-9 : 1e-3;
         const hc::NextTokenComparison got =
             gpu->compare_next_token(a.final_hidden.data(), b.final_hidden.data(), n, chunk);
         REQUIRE(got.kl.size() == static_cast<size_t>(n));
+        REQUIRE(got.agree.size() == static_cast<size_t>(n));
         for (int64_t r = 0; r < n; ++r) {
-          INFO("position " << r);
+          INFO("position " << r << ", reference KL " << ref.kl[static_cast<size_t>(r)]);
           const size_t i = static_cast<size_t>(r);
-          // The same bf16 GEMM inputs as the prefill's logits; only the GEMM's row count differs,
-          // so the logits agree to fp32 rounding and the KL to about 1e-6 nats.
-          CHECK(std::abs(got.kl[i] - ref.kl[i]) <= 1e-3 * ref.kl[i] + 1e-5);
+          CHECK(std::abs(got.kl[i] - ref.kl[i]) <= rel * ref.kl[i] + abs);
           if (r < 10) CHECK(got.kl[i] <= 1e-9);  // identical prefix: identical logits
           const double gap = std::min(top2_gap(a.logits.data() + r * cfg.vocab, cfg.vocab),
                                       top2_gap(b.logits.data() + r * cfg.vocab, cfg.vocab));
-          if (gap > 1e-3) CHECK(got.agree[i] == ref.agree[i]);
+          if (same_shapes || gap > 1e-2) CHECK(got.agree[i] == ref.agree[i]);
         }
-        CHECK(got.mean_kl == Approx(full.mean_kl).epsilon(1e-3).margin(1e-5));
-        CHECK(got.max_kl == Approx(full.max_kl).epsilon(1e-3).margin(1e-5));
-        CHECK(std::abs(got.top1_agreement - full.top1_agreement) <= 1.0 / static_cast<double>(n));
+        CHECK(got.mean_kl == Approx(full.mean_kl).epsilon(rel).margin(abs));
+        CHECK(got.max_kl == Approx(full.max_kl).epsilon(rel).margin(abs));
+        if (same_shapes) CHECK(got.top1_agreement == full.top1_agreement);
+        else CHECK(std::abs(got.top1_agreement - full.top1_agreement) <= 2.0 / static_cast<double>(n));
       }
 
       // Against the CPU engine's fp32 run of the same prompts: bf16 weights and activations move
