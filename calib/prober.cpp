@@ -115,7 +115,7 @@ kernels::EstimatorSettings estimator_settings(const PatternDefaults& d) {
 }
 
 kernels::PatternConfig pattern_config(const GridCandidate& c) {
-  return {static_cast<kernels::Pattern>(static_cast<int>(c.pattern)), c.p1, c.p2};
+  return {c.pattern, c.p1, c.p2};
 }
 
 double head_relative_error(const float* a, const float* b, int64_t n_tokens, int64_t n_heads,

@@ -22,7 +22,7 @@ std::unique_ptr<CandidateProber> make_cpu_prober(const Grid& grid, const Pattern
 // Throws hc::DeviceError when headcal was built without CUDA.
 std::unique_ptr<CandidateProber> make_cuda_prober(const Grid& grid, const PatternDefaults& defaults);
 
-// A grid candidate (or a profile entry's, via candidate()) as the kernels' config: PatternKind and
+// A grid candidate (or a profile entry's, via candidate()) as the kernels' config: Pattern and
 // kernels::Pattern carry the same integer values (io/grid.h).
 kernels::PatternConfig pattern_config(const GridCandidate& c);
 

@@ -71,9 +71,9 @@ AtlasLayer make_layer(int layer, LayerStats stats, const ModelConfig& c, std::ve
   out.map = std::move(stats.map);
   const double dense_cost = kernels::dense_cost_flops(stats.n_tokens, c.head_dim);
   for (int32_t h = 0; h < static_cast<int32_t>(c.n_heads); ++h)
-    out.candidates.push_back({h, PatternKind::dense, 0, 0, dense_cost, 1.0, 1.0, 0.0});
+    out.candidates.push_back({h, Pattern::dense, 0, 0, dense_cost, 1.0, 1.0, 0.0});
   for (CandidateRow& r : probed) {
-    if (r.pattern == PatternKind::dense)
+    if (r.pattern == Pattern::dense)
       throw Error("candidate prober returned a dense row for layer " + std::to_string(layer) +
                   " (the pipeline writes those itself)");
     out.candidates.push_back(r);

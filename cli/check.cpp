@@ -43,7 +43,7 @@ Runner setup(CLI::App& sub) {
       std::string diff = profile_model_mismatch(p.model, from_atlas, "profile", "atlas");
       if (!diff.empty()) throw InputError(o->profile, "is not from atlas " + o->atlas + ": " + diff);
     }
-    int counts[kNumPatternKinds] = {0, 0, 0, 0};
+    int counts[kNumPatterns] = {0, 0, 0, 0};
     for (const ProfileHead& h : p.heads) ++counts[static_cast<int>(h.pattern)];
     std::cout << o->profile << ": ok (" << kProfileFormat << " v" << kProfileVersion << ", " << p.model.layers
               << " layers x " << p.model.heads << " heads; dense " << counts[0] << ", a_shape " << counts[1]

@@ -26,11 +26,11 @@ std::string number(double v) {
 }
 
 // "dense 3, a_shape 10, ..." in the pattern enum's order, patterns absent left out.
-std::string pattern_counts(const std::map<PatternKind, int64_t>& counts) {
+std::string pattern_counts(const std::map<Pattern, int64_t>& counts) {
   std::string out;
   for (const auto& [kind, n] : counts) {
     if (!out.empty()) out += ", ";
-    out += std::string(pattern_kind_name(kind)) + " " + std::to_string(n);
+    out += std::string(pattern_name(kind)) + " " + std::to_string(n);
   }
   return out.empty() ? "none" : out;
 }
@@ -65,7 +65,7 @@ bool looks_like_yaml(const std::string& path) {
 std::string describe_atlas(const std::string& path) {
   const Atlas atlas = Atlas::open(path);
   const AtlasMeta& m = atlas.meta();
-  std::map<PatternKind, int64_t> rows_by_pattern;
+  std::map<Pattern, int64_t> rows_by_pattern;
   int64_t rows = 0;
   for (int64_t layer : atlas.recorded_layers())
     for (const CandidateRow& r : atlas.candidates(layer)) ++rows_by_pattern[r.pattern], ++rows;
@@ -87,7 +87,7 @@ std::string describe_atlas(const std::string& path) {
 
 std::string describe_profile(const std::string& path) {
   const Profile p = read_profile(path);
-  std::map<PatternKind, int64_t> heads_by_pattern;
+  std::map<Pattern, int64_t> heads_by_pattern;
   for (const ProfileHead& h : p.heads) ++heads_by_pattern[h.pattern];
   const ProfileCalibration& c = p.calibration;
   std::string out;

@@ -98,8 +98,8 @@ struct DiskRow {
 
 Hid pattern_enum_type() {
   Hid t(H5Tenum_create(H5T_NATIVE_INT32), H5Tclose);
-  for (int32_t v = 0; v < kNumPatternKinds; ++v)
-    H5Tenum_insert(t.get(), pattern_kind_name(static_cast<PatternKind>(v)), &v);
+  for (int32_t v = 0; v < kNumPatterns; ++v)
+    H5Tenum_insert(t.get(), pattern_name(static_cast<Pattern>(v)), &v);
   return t;
 }
 
@@ -188,7 +188,7 @@ void validate_meta(const AtlasMeta& m, const std::string& file) {
 std::string row_problem(const CandidateRow& r, int64_t heads) {
   if (r.head < 0 || r.head >= heads)
     return "head " + std::to_string(r.head) + " outside [0, " + std::to_string(heads) + ")";
-  if (!is_valid_pattern_kind(static_cast<int32_t>(r.pattern)))
+  if (!is_valid_pattern(static_cast<int32_t>(r.pattern)))
     return "unknown pattern value " + std::to_string(static_cast<int>(r.pattern));
   if (!std::isfinite(r.cost) || r.cost < 0) return "cost is negative or not finite";
   if (!std::isfinite(r.density) || r.density < 0) return "density is negative or not finite";
@@ -556,7 +556,7 @@ std::vector<CandidateRow> read_candidates(hid_t group, const AtlasMeta& meta, co
   rows.reserve(disk.size());
   for (size_t i = 0; i < disk.size(); ++i) {
     const DiskRow& d = disk[i];
-    CandidateRow r{d.head, static_cast<PatternKind>(d.pattern), d.p1, d.p2, d.cost, d.density, d.recall, d.out_err};
+    CandidateRow r{d.head, static_cast<Pattern>(d.pattern), d.p1, d.p2, d.cost, d.density, d.recall, d.out_err};
     std::string problem = row_problem(r, meta.heads);
     if (problem.empty()) problem = candidate_problem(r.candidate(), meta.defaults());
     if (!problem.empty()) throw InputError(path, where + "/candidates row " + std::to_string(i) + ": " + problem);

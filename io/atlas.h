@@ -68,7 +68,7 @@ struct AtlasMeta {
 
 struct CandidateRow {
   int32_t head = 0;
-  PatternKind pattern = PatternKind::dense;
+  Pattern pattern = Pattern::dense;
   int32_t p1 = 0;
   int32_t p2 = 0;
   double cost = 0;

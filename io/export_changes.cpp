@@ -82,34 +82,34 @@ RuntimeHead runtime_head(Target target, const GridCandidate& head, const Pattern
   };
   const int64_t v = head.p1, s = head.p2;
   switch (head.pattern) {
-    case PatternKind::dense:
+    case Pattern::dense:
       if (dense_run) return r;  // below the threshold the backend runs dense attention itself
-      change({PatternKind::vertical_slash, clamp32(n), clamp32(n)}, "dense written as vertical_and_slash(N, N)",
+      change({Pattern::vertical_slash, clamp32(n), clamp32(n)}, "dense written as vertical_and_slash(N, N)",
              vs(n, n) + ": dense up to " + std::to_string(n) + " tokens only");
       return r;
-    case PatternKind::a_shape:
+    case Pattern::a_shape:
       if (!dual) return r;  // MInference: stream_llm(sink, local) is the same set
       r.runs = false;
       change(head, "not vertical_slash (impossible)", "nothing: the backend accepts only vertical_and_slash heads");
       return r;
-    case PatternKind::block_sparse:
+    case Pattern::block_sparse:
       if (dual) {
         r.runs = false;
         change(head, "not vertical_slash (impossible)", "nothing: the backend accepts only vertical_and_slash heads");
       } else if (v != kMInferenceBlockTopK) {
-        change({PatternKind::block_sparse, kMInferenceBlockTopK, 0}, "block_sparse k != 100",
+        change({Pattern::block_sparse, kMInferenceBlockTopK, 0}, "block_sparse k != 100",
                "block_sparse(k=100): MInference ignores k and keeps 100 blocks per row block");
       }
       return r;
-    case PatternKind::vertical_slash:
+    case Pattern::vertical_slash:
       break;
   }
   if (!dual && (v < kMInferenceMinVertical || s < kMInferenceMinSlash)) {
     const int64_t v2 = std::max<int64_t>(v, kMInferenceMinVertical), s2 = std::max<int64_t>(s, kMInferenceMinSlash);
-    change({PatternKind::vertical_slash, clamp32(v2), clamp32(s2)}, "v < 30 or s < 50 raised",
+    change({Pattern::vertical_slash, clamp32(v2), clamp32(s2)}, "v < 30 or s < 50 raised",
            vs(v2, s2) + " (v raised to >= 30, s to >= 50)");
   } else if (dual && v == kDualChunkBumpedVertical) {
-    change({PatternKind::vertical_slash, kDualChunkBumpedTo, head.p2}, "v = 30 runs as 130",
+    change({Pattern::vertical_slash, kDualChunkBumpedTo, head.p2}, "v = 30 runs as 130",
            vs(kDualChunkBumpedTo, s) + ": the backend adds 100 to a v of 30");
   } else if (defaults.v_sink != r.defaults.v_sink || defaults.s_local != r.defaults.s_local ||
              defaults.last_q != r.defaults.last_q) {

@@ -19,28 +19,18 @@ namespace hc {
 
 namespace {
 
-const char* const kPatternNames[kNumPatternKinds] = {"dense", "a_shape", "vertical_slash",
-                                                     "block_sparse"};
-
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 }  // namespace
 
-const char* pattern_kind_name(PatternKind kind) {
-  int v = static_cast<int>(kind);
-  return (v >= 0 && v < kNumPatternKinds) ? kPatternNames[v] : "unknown";
-}
-
-bool parse_pattern_kind(const std::string& name, PatternKind* kind) {
-  for (int v = 0; v < kNumPatternKinds; ++v)
-    if (name == kPatternNames[v]) {
-      *kind = static_cast<PatternKind>(v);
+bool find_pattern(const std::string& name, Pattern* pattern) {
+  for (int v = 0; v < kNumPatterns; ++v)
+    if (name == pattern_name(static_cast<Pattern>(v))) {
+      *pattern = static_cast<Pattern>(v);
       return true;
     }
   return false;
 }
-
-bool is_valid_pattern_kind(int32_t value) { return value >= 0 && value < kNumPatternKinds; }
 
 bool operator<(const GridCandidate& a, const GridCandidate& b) {
   return std::make_tuple(static_cast<int>(a.pattern), a.p1, a.p2) <
@@ -49,7 +39,7 @@ bool operator<(const GridCandidate& a, const GridCandidate& b) {
 
 std::string describe_candidate(const GridCandidate& c) {
   std::ostringstream s;
-  s << pattern_kind_name(c.pattern);
+  s << pattern_name(c.pattern);
   PatternParamKeys keys = pattern_param_keys(c.pattern);
   if (*keys.p1) {
     s << "(" << keys.p1 << "=" << c.p1;
@@ -62,19 +52,19 @@ std::string describe_candidate(const GridCandidate& c) {
 std::string candidate_problem(const GridCandidate& c, const PatternDefaults& d) {
   std::ostringstream s;
   switch (c.pattern) {
-    case PatternKind::dense:
+    case Pattern::dense:
       if (c.p1 != 0 || c.p2 != 0) s << "dense takes no parameters (got " << c.p1 << ", " << c.p2 << ")";
       break;
-    case PatternKind::a_shape:
+    case Pattern::a_shape:
       if (c.p1 < 0) s << "a_shape: sink = " << c.p1 << " must be >= 0";
       else if (c.p2 < 1) s << "a_shape: local = " << c.p2 << " must be >= 1";
       break;
-    case PatternKind::vertical_slash:
+    case Pattern::vertical_slash:
       if (c.p1 < d.v_sink) s << "vertical_slash: v = " << c.p1 << " is below v_sink = " << d.v_sink;
       else if (c.p2 < d.s_local)
         s << "vertical_slash: s = " << c.p2 << " is below s_local = " << d.s_local;
       break;
-    case PatternKind::block_sparse:
+    case Pattern::block_sparse:
       if (c.p1 < 2) s << "block_sparse: k = " << c.p1 << " must be >= 2 (block 0 and the diagonal count)";
       else if (c.p2 != 0) s << "block_sparse takes one parameter (p2 = " << c.p2 << " must be 0)";
       break;
@@ -101,7 +91,7 @@ Grid default_grid(int64_t n_tokens, const PatternDefaults& d) {
   // whole block costs the kernel the same), windows rounded up to whole blocks.
   for (int64_t sink : {B, 2 * B})
     for (int div : divisors)
-      out.insert({PatternKind::a_shape, clamp32(sink), clamp32(round_up_block(frac(div)))});
+      out.insert({Pattern::a_shape, clamp32(sink), clamp32(round_up_block(frac(div)))});
   // vertical_slash: v from the forced sink columns up to N/8 (more columns than that cost as
   // much as a block-sparse head), s from the forced local offsets up to N/2.
   std::vector<int64_t> vs{d.v_sink}, ss{d.s_local};
@@ -110,21 +100,21 @@ Grid default_grid(int64_t n_tokens, const PatternDefaults& d) {
     ss.push_back(std::max<int64_t>(d.s_local, frac(div)));
   }
   for (int64_t v : vs)
-    for (int64_t s : ss) out.insert({PatternKind::vertical_slash, clamp32(v), clamp32(s)});
+    for (int64_t s : ss) out.insert({Pattern::vertical_slash, clamp32(v), clamp32(s)});
   // block_sparse: k key blocks out of nb, at least 2 (block 0 and the diagonal).
-  out.insert({PatternKind::block_sparse, 2, 0});
+  out.insert({Pattern::block_sparse, 2, 0});
   for (int div : divisors)
-    out.insert({PatternKind::block_sparse, clamp32(std::max<int64_t>(2, ceil_div(nb, div))), 0});
+    out.insert({Pattern::block_sparse, clamp32(std::max<int64_t>(2, ceil_div(nb, div))), 0});
 
   // MInference's searched candidates and the two its config conversion runs instead, so its own
   // search rule can be applied to the same atlas (search/minference_rule.h). Below 4K tokens they
   // are all near dense.
   if (n_tokens >= kMinferenceGridMinTokens) {
-    out.insert({PatternKind::a_shape, 100, 800});
+    out.insert({Pattern::a_shape, 100, 800});
     for (auto [v, s] : {std::pair<int32_t, int32_t>{30, 800}, {100, 750}, {500, 700}, {3500, 100}, {100, 800},
                         {1000, 6096}})
-      out.insert({PatternKind::vertical_slash, v, s});
-    out.insert({PatternKind::block_sparse, 8, 0});
+      out.insert({Pattern::vertical_slash, v, s});
+    out.insert({Pattern::block_sparse, 8, 0});
   }
 
   Grid g;
@@ -200,11 +190,11 @@ Grid parse_grid_yaml_impl(const std::string& text, const std::string& source, in
     if (!entry.IsMap() || !entry["pattern"] || !entry["pattern"].IsScalar())
       throw InputError(where, "expected a mapping with a 'pattern' key");
     std::string name = entry["pattern"].Scalar();
-    PatternKind kind;
-    if (!parse_pattern_kind(name, &kind))
+    Pattern kind;
+    if (!find_pattern(name, &kind))
       throw InputError(where, "unknown pattern '" + name +
                                   "' (known: a_shape, vertical_slash, block_sparse)");
-    if (kind == PatternKind::dense)
+    if (kind == Pattern::dense)
       throw InputError(where, "dense is always a candidate; list only sparse patterns");
     PatternParamKeys keys = pattern_param_keys(kind);
     for (auto it = entry.begin(); it != entry.end(); ++it) {

@@ -12,8 +12,7 @@
 // The forced vertical-slash sink columns and local offsets count toward v and s
 // (DESIGN.md), so v < v_sink or s < s_local would describe a set the kernel never computes.
 // block_sparse always keeps key block 0 and the diagonal block; both count toward k, so k >= 2.
-// The integer values of PatternKind are those stored in the atlas and kernels::Pattern
-// (io/ may not depend on kernels/, so the enum is repeated here with identical values).
+// The patterns themselves (names, integer values): common/pattern.h.
 //
 // Grid file (YAML):
 //   format: headcal-grid
@@ -28,17 +27,12 @@
 #include <string>
 #include <vector>
 
+#include "common/pattern.h"
+
 namespace hc {
 
-enum class PatternKind : int32_t { dense = 0, a_shape = 1, vertical_slash = 2, block_sparse = 3 };
-constexpr int kNumPatternKinds = 4;
-
-// "dense", "a_shape", "vertical_slash", "block_sparse".
-const char* pattern_kind_name(PatternKind kind);
-// Inverse of pattern_kind_name; false for an unknown name.
-bool parse_pattern_kind(const std::string& name, PatternKind* kind);
-// True for 0..3.
-bool is_valid_pattern_kind(int32_t value);
+// Inverse of pattern_name; false for an unknown name.
+bool find_pattern(const std::string& name, Pattern* pattern);
 
 // Estimator settings shared by every head (profile "defaults", atlas meta).
 struct PatternDefaults {
@@ -49,7 +43,7 @@ struct PatternDefaults {
 };
 
 struct GridCandidate {
-  PatternKind pattern = PatternKind::dense;
+  Pattern pattern = Pattern::dense;
   int32_t p1 = 0;
   int32_t p2 = 0;
 };

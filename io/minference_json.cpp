@@ -41,16 +41,16 @@ MInferenceExport export_minference(const Profile& profile, const MInferenceExpor
       const ProfileHead& h = profile.at(layer, head);
       nlohmann::ordered_json entry;
       switch (h.pattern) {
-        case PatternKind::dense:
+        case Pattern::dense:
           entry = {"vertical_and_slash", n_dense, n_dense, 1.0};
           break;
-        case PatternKind::vertical_slash:
+        case Pattern::vertical_slash:
           entry = {"vertical_and_slash", h.p1, h.p2, h.recall};
           break;
-        case PatternKind::a_shape:
+        case Pattern::a_shape:
           entry = {"stream_llm", h.p1, h.p2, h.recall};
           break;
-        case PatternKind::block_sparse:
+        case Pattern::block_sparse:
           entry = {"block_sparse", h.p1, kMInferenceBlock, h.recall};
           break;
       }
@@ -138,11 +138,11 @@ MInferenceImport import_minference(const std::string& json_text, const std::stri
       h.recall = h.density = h.out_err = 0;  // not measured
       if (type == "vertical_and_slash") {
         if (p1 >= options.tokens && p2 >= options.tokens) {
-          h.pattern = PatternKind::dense;
+          h.pattern = Pattern::dense;
           h.recall = h.density = 1;
           ++dense;
         } else {
-          h.pattern = PatternKind::vertical_slash;
+          h.pattern = Pattern::vertical_slash;
           h.p1 = std::max<int32_t>(p1, static_cast<int32_t>(options.defaults.v_sink));
           h.p2 = std::max<int32_t>(p2, static_cast<int32_t>(options.defaults.s_local));
           raised_v += h.p1 != p1;
@@ -150,11 +150,11 @@ MInferenceImport import_minference(const std::string& json_text, const std::stri
         }
       } else if (type == "stream_llm") {
         if (p2 < 1) throw InputError(source, where + ": stream_llm needs n_local >= 1");
-        h.pattern = PatternKind::a_shape;
+        h.pattern = Pattern::a_shape;
         h.p1 = p1;
         h.p2 = p2;
       } else if (type == "block_sparse") {
-        h.pattern = PatternKind::block_sparse;
+        h.pattern = Pattern::block_sparse;
         if (p2 == kMInferenceBlock && p1 >= 2) {
           h.p1 = p1;
         } else {

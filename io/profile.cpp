@@ -160,7 +160,7 @@ std::string profile_to_yaml(const Profile& p) {
     out << YAML::Flow << YAML::BeginMap;
     out << YAML::Key << "layer" << YAML::Value << h.layer;
     out << YAML::Key << "head" << YAML::Value << h.head;
-    out << YAML::Key << "pattern" << YAML::Value << pattern_kind_name(h.pattern);
+    out << YAML::Key << "pattern" << YAML::Value << pattern_name(h.pattern);
     PatternParamKeys keys = pattern_param_keys(h.pattern);
     if (*keys.p1) out << YAML::Key << keys.p1 << YAML::Value << h.p1;
     if (*keys.p2) out << YAML::Key << keys.p2 << YAML::Value << h.p2;
@@ -276,7 +276,7 @@ Profile parse_profile_impl(const std::string& text, const std::string& source) {
     h.layer = scalar<int64_t>(e, "layer", where, source);
     h.head = scalar<int64_t>(e, "head", where, source);
     std::string name = scalar<std::string>(e, "pattern", where, source);
-    if (!parse_pattern_kind(name, &h.pattern))
+    if (!find_pattern(name, &h.pattern))
       throw InputError(source, where + ": unknown pattern '" + name +
                                    "' (known: dense, a_shape, vertical_slash, block_sparse)");
     PatternParamKeys keys = pattern_param_keys(h.pattern);

@@ -75,7 +75,7 @@ struct ProfileCalibration {
 struct ProfileHead {
   int64_t layer = 0;
   int64_t head = 0;
-  PatternKind pattern = PatternKind::dense;
+  Pattern pattern = Pattern::dense;
   int32_t p1 = 0;
   int32_t p2 = 0;
   double recall = 1;

@@ -10,12 +10,12 @@
 
 namespace hc {
 
-PatternParamKeys pattern_param_keys(PatternKind kind) {
+PatternParamKeys pattern_param_keys(Pattern kind) {
   switch (kind) {
-    case PatternKind::a_shape: return {"sink", "local"};
-    case PatternKind::vertical_slash: return {"v", "s"};
-    case PatternKind::block_sparse: return {"k", ""};
-    case PatternKind::dense: break;
+    case Pattern::a_shape: return {"sink", "local"};
+    case Pattern::vertical_slash: return {"v", "s"};
+    case Pattern::block_sparse: return {"k", ""};
+    case Pattern::dense: break;
   }
   return {"", ""};
 }

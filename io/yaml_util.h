@@ -15,7 +15,7 @@ struct PatternParamKeys {
   const char* p1;
   const char* p2;
 };
-PatternParamKeys pattern_param_keys(PatternKind kind);
+PatternParamKeys pattern_param_keys(Pattern kind);
 
 // Parses `text` as YAML; a syntax error becomes an InputError naming `source`.
 YAML::Node load_yaml_text(const std::string& text, const std::string& source);

@@ -19,10 +19,10 @@ namespace hc::report {
 
 namespace {
 
-// One colour per pattern, in PatternKind order (dense grey, then three distinguishable hues).
-const char* const kPatternColor[kNumPatternKinds] = {"#9e9e9e", "#1f77b4", "#ff7f0e", "#2ca02c"};
+// One colour per pattern, in Pattern order (dense grey, then three distinguishable hues).
+const char* const kPatternColor[kNumPatterns] = {"#9e9e9e", "#1f77b4", "#ff7f0e", "#2ca02c"};
 // Letter drawn in each pattern-map cell, so the map reads without telling colours apart.
-const char* const kPatternLetter[kNumPatternKinds] = {"D", "A", "V", "B"};
+const char* const kPatternLetter[kNumPatterns] = {"D", "A", "V", "B"};
 // Lines of the validation frontier, one colour per method.
 const char* const kMethodColor[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"};
 
@@ -80,14 +80,14 @@ std::string pattern_map_svg(const Profile& p) {
 // Per layer and pattern: each candidate configuration's (mean density, mean 1 - recall) over the
 // layer's heads, and the pattern's frontier (lowest loss at increasing density).
 struct LayerCurves {
-  std::vector<std::pair<double, double>> points[kNumPatternKinds];
-  std::vector<std::pair<double, double>> frontier[kNumPatternKinds];
+  std::vector<std::pair<double, double>> points[kNumPatterns];
+  std::vector<std::pair<double, double>> frontier[kNumPatterns];
 };
 
 LayerCurves layer_curves(const std::vector<CandidateRow>& rows) {
   std::map<std::tuple<int, int32_t, int32_t>, std::tuple<double, double, int>> sums;  // density, recall, count
   for (const CandidateRow& r : rows) {
-    if (r.pattern == PatternKind::dense) continue;
+    if (r.pattern == Pattern::dense) continue;
     auto& [d, rec, n] = sums[std::make_tuple(static_cast<int>(r.pattern), r.p1, r.p2)];
     d += r.density;
     rec += r.recall;
@@ -98,7 +98,7 @@ LayerCurves layer_curves(const std::vector<CandidateRow>& rows) {
     const auto& [d, rec, n] = sum;
     c.points[std::get<0>(key)].push_back({d / n, 1.0 - rec / n});
   }
-  for (int k = 0; k < kNumPatternKinds; ++k) {
+  for (int k = 0; k < kNumPatterns; ++k) {
     std::sort(c.points[k].begin(), c.points[k].end());
     for (const auto& pt : c.points[k])
       if (c.frontier[k].empty() || pt.second < c.frontier[k].back().second) c.frontier[k].push_back(pt);
@@ -151,10 +151,10 @@ std::string curves_section(const Atlas& atlas, const Profile& shown) {
     << "</p>\n<div class=\"plots\">\n";
   for (const auto& [layer, c] : curves) {
     std::vector<Series> series;
-    for (int k = 1; k < kNumPatternKinds; ++k) {
+    for (int k = 1; k < kNumPatterns; ++k) {
       if (c.points[k].empty()) continue;
       series.push_back({"", kPatternColor[k], c.points[k], false, Marker::dot, 0.45});
-      series.push_back({pattern_kind_name(static_cast<PatternKind>(k)), kPatternColor[k], c.frontier[k], true,
+      series.push_back({pattern_name(static_cast<Pattern>(k)), kPatternColor[k], c.frontier[k], true,
                         Marker::none, 1.0});
     }
     bool first = true;
@@ -309,7 +309,7 @@ std::string candidates_csv(const Atlas& atlas) {
   for (size_t p = 0; p < atlas.prompt_count(); ++p)
     for (int64_t layer : atlas.recorded_layers())
       for (const CandidateRow& r : atlas.candidates(layer, p))
-        s << layer << "," << r.head << "," << pattern_kind_name(r.pattern) << "," << r.p1 << "," << r.p2 << ","
+        s << layer << "," << r.head << "," << pattern_name(r.pattern) << "," << r.p1 << "," << r.p2 << ","
           << csv_double(r.cost) << "," << csv_double(r.density) << "," << csv_double(r.recall) << ","
           << csv_double(r.out_err) << "," << atlas.prompt(p).name << "\n";
   return s.str();
@@ -319,7 +319,7 @@ std::string heads_csv(const Profile& p) {
   std::ostringstream s;
   s << "layer,head,pattern,p1,p2,recall,density,out_err\n";
   for (const ProfileHead& e : p.heads)
-    s << e.layer << "," << e.head << "," << pattern_kind_name(e.pattern) << "," << e.p1 << "," << e.p2 << ","
+    s << e.layer << "," << e.head << "," << pattern_name(e.pattern) << "," << e.p1 << "," << e.p2 << ","
       << csv_double(e.recall) << "," << csv_double(e.density) << "," << csv_double(e.out_err) << "\n";
   return s.str();
 }
@@ -362,9 +362,9 @@ std::string report_html(const Atlas& atlas, const Profile& shown, bool from_prof
     << fmt(shown.calibration.achieved_density) << "</td></tr></table>\n";
 
   s << "<h2>Pattern per layer and head</h2>\n<p class=\"legend\">";
-  for (int k = 0; k < kNumPatternKinds; ++k)
+  for (int k = 0; k < kNumPatterns; ++k)
     s << "<span style=\"background:" << kPatternColor[k] << "\"></span>" << kPatternLetter[k] << " "
-      << pattern_kind_name(static_cast<PatternKind>(k));
+      << pattern_name(static_cast<Pattern>(k));
   s << " &nbsp; (opacity: recall; hover a cell for its parameters)</p>\n" << pattern_map_svg(shown);
   s << curves_section(atlas, shown) << validation_section(validations) << maps_section(atlas, shown);
   s << "</body></html>\n";

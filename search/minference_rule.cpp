@@ -6,8 +6,8 @@ namespace hc::search {
 
 namespace {
 
-const GridCandidate kStreamRelabel{PatternKind::vertical_slash, 100, 800};
-const GridCandidate kBlockRelabel{PatternKind::vertical_slash, 1000, 6096};
+const GridCandidate kStreamRelabel{Pattern::vertical_slash, 100, 800};
+const GridCandidate kBlockRelabel{Pattern::vertical_slash, 1000, 6096};
 
 long find_option(const HeadTable& t, const GridCandidate& c) {
   for (size_t i = 0; i < t.options.size(); ++i)
@@ -19,9 +19,9 @@ long find_option(const HeadTable& t, const GridCandidate& c) {
 
 const std::vector<GridCandidate>& minference_search_candidates() {
   static const std::vector<GridCandidate> six = {
-      {PatternKind::vertical_slash, 30, 800},  {PatternKind::vertical_slash, 100, 750},
-      {PatternKind::vertical_slash, 500, 700}, {PatternKind::vertical_slash, 3500, 100},
-      {PatternKind::a_shape, 100, 800},        {PatternKind::block_sparse, 8, 0},
+      {Pattern::vertical_slash, 30, 800},  {Pattern::vertical_slash, 100, 750},
+      {Pattern::vertical_slash, 500, 700}, {Pattern::vertical_slash, 3500, 100},
+      {Pattern::a_shape, 100, 800},        {Pattern::block_sparse, 8, 0},
   };
   return six;
 }
@@ -44,9 +44,9 @@ std::vector<size_t> minference_choice(const std::vector<HeadTable>& tables, cons
       const size_t i = need(c);
       if (t.options[i].recall > t.options[best].recall) best = i;
     }
-    const PatternKind won = t.options[best].candidate.pattern;
-    if (won == PatternKind::a_shape) best = need(kStreamRelabel);
-    if (won == PatternKind::block_sparse) best = need(kBlockRelabel);
+    const Pattern won = t.options[best].candidate.pattern;
+    if (won == Pattern::a_shape) best = need(kStreamRelabel);
+    if (won == Pattern::block_sparse) best = need(kBlockRelabel);
     choice.push_back(best);
   }
   return choice;

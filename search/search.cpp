@@ -48,7 +48,7 @@ std::string check_target(const Atlas& atlas, Target target) {
   if (dense.exact()) ++kept;
   else ++dropped[dense.kind];
   for (const CandidateRow& r : atlas.candidates(atlas.recorded_layers().front())) {
-    if (r.head != 0 || r.pattern == PatternKind::dense) continue;
+    if (r.head != 0 || r.pattern == Pattern::dense) continue;
     ++total;
     const RuntimeHead h = runtime_head(target, r.candidate(), meta.defaults(), meta.tokens);
     if (h.exact()) ++kept;
@@ -158,10 +158,10 @@ void print_summary(const Profile& p, std::ostream& out) {
   char line[160];
   out << "heads per pattern, mean recall and density (share of dense attention's cost) per layer:\n"
          "layer  dense  a_shape  vertical_slash  block_sparse  mean recall  mean density\n";
-  int total[kNumPatternKinds] = {0, 0, 0, 0};
+  int total[kNumPatterns] = {0, 0, 0, 0};
   double all_recall = 0, all_density = 0;
   for (int64_t l = 0; l < p.model.layers; ++l) {
-    int count[kNumPatternKinds] = {0, 0, 0, 0};
+    int count[kNumPatterns] = {0, 0, 0, 0};
     double recall = 0, density = 0;
     for (int64_t h = 0; h < p.model.heads; ++h) {
       const ProfileHead& e = p.at(l, h);
@@ -169,7 +169,7 @@ void print_summary(const Profile& p, std::ostream& out) {
       recall += e.recall;
       density += e.density;
     }
-    for (int k = 0; k < kNumPatternKinds; ++k) total[k] += count[k];
+    for (int k = 0; k < kNumPatterns; ++k) total[k] += count[k];
     all_recall += recall;
     all_density += density;
     const double H = static_cast<double>(p.model.heads);
@@ -193,12 +193,12 @@ PatternFilter parse_pattern_filter(const std::string& list) {
   std::stringstream in(list);
   std::string name;
   while (std::getline(in, name, ',')) {
-    PatternKind kind;
-    if (!parse_pattern_kind(name, &kind))
+    Pattern kind;
+    if (!find_pattern(name, &kind))
       throw InputError("--patterns", "unknown pattern '" + name + "' (known: a_shape, vertical_slash, block_sparse, dense)");
-    if (kind == PatternKind::a_shape) f.a_shape = true;
-    if (kind == PatternKind::vertical_slash) f.vertical_slash = true;
-    if (kind == PatternKind::block_sparse) f.block_sparse = true;
+    if (kind == Pattern::a_shape) f.a_shape = true;
+    if (kind == Pattern::vertical_slash) f.vertical_slash = true;
+    if (kind == Pattern::block_sparse) f.block_sparse = true;
   }
   return f;
 }

@@ -12,12 +12,12 @@
 
 namespace hc::search {
 
-bool PatternFilter::allows(PatternKind kind) const {
+bool PatternFilter::allows(Pattern kind) const {
   switch (kind) {
-    case PatternKind::dense: return true;
-    case PatternKind::a_shape: return a_shape;
-    case PatternKind::vertical_slash: return vertical_slash;
-    case PatternKind::block_sparse: return block_sparse;
+    case Pattern::dense: return true;
+    case Pattern::a_shape: return a_shape;
+    case Pattern::vertical_slash: return vertical_slash;
+    case Pattern::block_sparse: return block_sparse;
   }
   return false;
 }
@@ -79,7 +79,7 @@ PromptHeadRows collect_rows(const std::vector<const CandidateRow*>& head_rows, c
   for (const CandidateRow* r : head_rows) {
     if (!out.rows.emplace(r->candidate(), r).second)
       throw InputError(atlas.path(), where + ": candidate " + describe_candidate(r->candidate()) + " appears twice");
-    if (r->pattern == PatternKind::dense) {
+    if (r->pattern == Pattern::dense) {
       dense_row = r;
     } else if (r->density > 0) {
       implied_dense.push_back(r->cost / r->density);
@@ -139,7 +139,7 @@ std::vector<HeadTable> build_tables(const Atlas& atlas, const PatternFilter& fil
       if (runs(GridCandidate{}))
         t.options.push_back({GridCandidate{}, t.dense_cost, 1.0, 1.0, 0.0, 1.0});
       for (const auto& [candidate, first] : by_prompt[0][head].rows) {
-        if (candidate.pattern == PatternKind::dense || !filter.allows(candidate.pattern)) continue;
+        if (candidate.pattern == Pattern::dense || !filter.allows(candidate.pattern)) continue;
         if (!runs(candidate)) continue;
         double cost = 0, recall = 0, worst = 1, err = 0, clipped_err = 0;
         bool everywhere = true;

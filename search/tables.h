@@ -34,7 +34,7 @@ struct PatternFilter {
   bool a_shape = true;
   bool vertical_slash = true;
   bool block_sparse = true;
-  bool allows(PatternKind kind) const;
+  bool allows(Pattern kind) const;
 };
 
 // How a candidate is scored over an atlas's prompts p (weights w_p, recall r_p, output error e_p);

@@ -10,16 +10,6 @@
 
 namespace hc::kernels {
 
-const char* pattern_name(Pattern pattern) {
-  switch (pattern) {
-    case Pattern::dense: return "dense";
-    case Pattern::a_shape: return "a_shape";
-    case Pattern::vertical_slash: return "vertical_slash";
-    case Pattern::block_sparse: return "block_sparse";
-  }
-  return "unknown";
-}
-
 Pattern parse_pattern(const std::string& name, const std::string& what) {
   for (Pattern p : {Pattern::dense, Pattern::a_shape, Pattern::vertical_slash, Pattern::block_sparse})
     if (name == pattern_name(p)) return p;

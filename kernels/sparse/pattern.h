@@ -1,18 +1,15 @@
 #pragma once
-// The sparse attention patterns and their parameters (semantics: docs/DESIGN.md,
-// "Pattern semantics"; the index builders in index_ref.h are the executable definition).
-//
-//   pattern          p1          p2
-//   dense            (unused 0)  (unused 0)
-//   a_shape          sink        local        C(i) = {j <= i : j < sink or i - j < local}
-//   vertical_slash   v           s            top-v columns, top-s diagonals (block-shaped coverage)
-//   block_sparse     k_blocks    (unused 0)   top-k key blocks per 64-row block
+// A pattern with its parameters, as the kernels take it (the vocabulary: common/pattern.h; the
+// index builders in index_ref.h are the executable definition of the semantics).
 #include <cstdint>
 #include <string>
 
+#include "common/pattern.h"
+
 namespace hc::kernels {
 
-enum class Pattern : int { dense = 0, a_shape = 1, vertical_slash = 2, block_sparse = 3 };
+using hc::Pattern;
+using hc::pattern_name;
 
 struct PatternConfig {
   Pattern pattern = Pattern::dense;
@@ -33,8 +30,6 @@ struct EstimatorSettings {
   int s_local = 100;  // offsets 0 .. s_local-1 always kept
 };
 
-// "dense", "a_shape", "vertical_slash", "block_sparse".
-const char* pattern_name(Pattern pattern);
 // Inverse of pattern_name; throws hc::InputError naming `what` (e.g. a file) on an unknown name.
 Pattern parse_pattern(const std::string& name, const std::string& what = "pattern");
 // "a_shape(64,512)", "vertical_slash(1000,2000)", "block_sparse(16)", "dense".

@@ -92,7 +92,7 @@ TEST_CASE("record over a prompt set: each prompt's table equals its own single-p
   CHECK(profile.calibration.tokens == 130);
   int sparse_heads = 0;
   for (const hc::ProfileHead& e : profile.heads) {
-    if (e.pattern == hc::PatternKind::dense) continue;
+    if (e.pattern == hc::Pattern::dense) continue;
     ++sparse_heads;
     double r[2] = {-1, -1};
     for (size_t p = 0; p < 2; ++p)

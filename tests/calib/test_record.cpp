@@ -39,7 +39,7 @@ void require_layer_invariants(const hc::Atlas& atlas, int64_t layer) {
   }
   int dense_rows = 0;
   for (const hc::CandidateRow& r : L.candidates)
-    if (r.pattern == hc::PatternKind::dense) {
+    if (r.pattern == hc::Pattern::dense) {
       ++dense_rows;
       CHECK(r.density == 1.0);
       CHECK(r.recall == 1.0);
@@ -58,7 +58,7 @@ class CountingProber : public hc::CandidateProber {
     saw_host = layer.host != nullptr;
     std::vector<hc::CandidateRow> rows;
     for (int32_t h = 0; h < static_cast<int32_t>(layer.dims.n_heads); ++h)
-      rows.push_back({h, hc::PatternKind::a_shape, 4, 16, 1.0, 0.5, 0.75, 0.1});
+      rows.push_back({h, hc::Pattern::a_shape, 4, 16, 1.0, 0.5, 0.75, 0.1});
     return rows;
   }
   int calls = 0;
@@ -69,7 +69,7 @@ class CountingProber : public hc::CandidateProber {
 class DenseReturningProber : public hc::CandidateProber {
  public:
   std::vector<hc::CandidateRow> probe(const hc::ProbeLayer&) override {
-    return {{0, hc::PatternKind::dense, 0, 0, 1.0, 1.0, 1.0, 0.0}};
+    return {{0, hc::Pattern::dense, 0, 0, 1.0, 1.0, 1.0, 0.0}};
   }
 };
 
@@ -200,7 +200,7 @@ TEST_CASE("record pipeline: layer range and the candidate prober extension point
   const auto& rows = atlas.candidates(1);
   CHECK(rows.size() == 8);  // 4 dense + 4 probed
   int probed = 0;
-  for (const auto& r : rows) probed += r.pattern == hc::PatternKind::a_shape ? 1 : 0;
+  for (const auto& r : rows) probed += r.pattern == hc::Pattern::a_shape ? 1 : 0;
   CHECK(probed == 4);
 
   DenseReturningProber bad;

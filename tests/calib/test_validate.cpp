@@ -25,10 +25,10 @@
 
 namespace {
 
-using hc::PatternKind;
+using hc::Pattern;
 
 struct HeadChoice {
-  PatternKind pattern = PatternKind::dense;
+  Pattern pattern = Pattern::dense;
   int32_t p1 = 0;
   int32_t p2 = 0;
 };
@@ -73,9 +73,9 @@ hc::Profile very_sparse(const hc::ModelConfig& c, const std::string& fp) {
   return make_profile(c, fp, [](int64_t l, int64_t h) {
     if (l == 1 && h == 1) return HeadChoice{};
     switch (h % 3) {
-      case 0: return HeadChoice{PatternKind::a_shape, 1, 4};
-      case 1: return HeadChoice{PatternKind::vertical_slash, 30, 100};
-      default: return HeadChoice{PatternKind::block_sparse, 2, 0};
+      case 0: return HeadChoice{Pattern::a_shape, 1, 4};
+      case 1: return HeadChoice{Pattern::vertical_slash, 30, 100};
+      default: return HeadChoice{Pattern::block_sparse, 2, 0};
     }
   });
 }
@@ -203,8 +203,8 @@ TEST_CASE("validate: per-head recall equals sparse_attention_ref's probe on the 
   const std::vector<int32_t> tokens = test_tokens(n, cfg.vocab, 3);
   // Head 0: a_shape(4, 32); head 1: vertical_slash(40, 110); heads 2, 3 dense; layer 1 all dense.
   const hc::Profile profile = hc::Profile(make_profile(cfg, model.fingerprint(), [](int64_t l, int64_t h) {
-    if (l == 0 && h == 0) return HeadChoice{PatternKind::a_shape, 4, 32};
-    if (l == 0 && h == 1) return HeadChoice{PatternKind::vertical_slash, 40, 110};
+    if (l == 0 && h == 0) return HeadChoice{Pattern::a_shape, 4, 32};
+    if (l == 0 && h == 1) return HeadChoice{Pattern::vertical_slash, 40, 110};
     return HeadChoice{};
   }));
   const hc::ValidationReport r = hc::validate_profile_run(*engine, model.fingerprint(), profile, tokens, {});
@@ -350,7 +350,7 @@ TEST_CASE("validate: SmolLM2 at 256 tokens, dense and mixed profiles", "[validat
   const hc::ValidationReport mixed = hc::validate_profile_run(
       *engine, model->fingerprint(), make_profile(cfg, model->fingerprint(), [](int64_t l, int64_t h) {
         if (l == 0) return HeadChoice{};
-        return h % 2 ? HeadChoice{PatternKind::a_shape, 4, 64} : HeadChoice{PatternKind::block_sparse, 2, 0};
+        return h % 2 ? HeadChoice{Pattern::a_shape, 4, 64} : HeadChoice{Pattern::block_sparse, 2, 0};
       }),
       tokens, {});
   CHECK(mixed.mean_kl > 1e-4);
@@ -380,7 +380,7 @@ TEST_CASE("validate: CUDA agrees with the CPU on a tiny model", "[validate][gpu]
     // Static patterns (no top-k that bf16 rounding could flip): the kept sets are identical, so
     // recall differs only by bf16 q/k (scores ~1e-2 relative off, softmax mass ~1e-3).
     const hc::Profile a_shape = make_profile(cfg, model.fingerprint(), [](int64_t, int64_t h) {
-      return h % 2 == 0 ? HeadChoice{PatternKind::a_shape, 4, 64} : HeadChoice{};
+      return h % 2 == 0 ? HeadChoice{Pattern::a_shape, 4, 64} : HeadChoice{};
     });
     const hc::ValidationReport c = hc::validate_profile_run(*cpu, model.fingerprint(), a_shape, tokens, {});
     const hc::ValidationReport g = hc::validate_profile_run(*gpu, model.fingerprint(), a_shape, tokens, {});

@@ -52,7 +52,7 @@ TEST_CASE("headcal search: each budget mode writes a profile; bad budgets exit 2
   CHECK(r.output.find("  all ") != std::string::npos);
   Profile p = read_profile(f.profile);
   CHECK(p.calibration.budget_mode == "global-density");
-  CHECK(p.at(0, 3).pattern == PatternKind::dense);  // the synthetic head no pattern fits
+  CHECK(p.at(0, 3).pattern == Pattern::dense);  // the synthetic head no pattern fits
 
   CHECK(test::run_headcal("search --atlas " + q(f.atlas) + " --out " + q(f.dir + "/d.yaml") + " --density 0.2").exit_code == 0);
   CHECK(test::run_headcal("search --atlas " + q(f.atlas) + " --out " + q(f.dir + "/r.yaml") + " --min-recall 0.9").exit_code == 0);

@@ -60,7 +60,7 @@ TEST_CASE("search --target minference: a profile that records it and exports wit
   const std::string dir = test::make_temp_dir("target_search_cli");
   test::SyntheticSpec spec;
   spec.tokens = 8001;
-  spec.extra = {{PatternKind::block_sparse, 100, 0}};
+  spec.extra = {{Pattern::block_sparse, 100, 0}};
   test::write_synthetic_atlas(dir + "/a.h5", spec);
 
   const auto s = run_headcal("search --atlas " + q(dir + "/a.h5") + " -o " + q(dir + "/m.yaml") +
@@ -72,8 +72,8 @@ TEST_CASE("search --target minference: a profile that records it and exports wit
   const Profile p = read_profile(dir + "/m.yaml");
   CHECK(p.calibration.target == Target::minference);
   for (const ProfileHead& e : p.heads) {
-    CHECK(e.pattern != PatternKind::dense);
-    if (e.pattern == PatternKind::block_sparse) CHECK(e.p1 == 100);
+    CHECK(e.pattern != Pattern::dense);
+    if (e.pattern == Pattern::block_sparse) CHECK(e.p1 == 100);
   }
   const auto e = run_headcal("export " + q(dir + "/m.yaml") + " --format minference -o " + q(dir + "/m.json"));
   INFO(e.output);
@@ -97,7 +97,7 @@ TEST_CASE("--target: an unknown target, or one that runs every head dense, exits
   const std::string dir = test::make_temp_dir("target_errors_cli");
   test::SyntheticSpec spec;
   test::write_synthetic_atlas(dir + "/a.h5", spec);
-  write_profile(tiny_profile({PatternKind::block_sparse, 2, 0}, Target::headcal), dir + "/p.yaml");
+  write_profile(tiny_profile({Pattern::block_sparse, 2, 0}, Target::headcal), dir + "/p.yaml");
   for (const std::string& args :
        {"search --atlas " + q(dir + "/a.h5") + " -o " + q(dir + "/x.yaml") + " --density 0.3 --target vllm",
         "calibrate --model random:tiny --length 128 --device cpu -o " + q(dir + "/x.yaml") + " --target vllm",
@@ -128,8 +128,8 @@ TEST_CASE("--target: an unknown target, or one that runs every head dense, exits
 
 TEST_CASE("validate --target minference runs block_sparse(2) heads as block_sparse(100) (CPU)", "[cli][target]") {
   const std::string dir = test::make_temp_dir("target_validate_cli");
-  write_profile(tiny_profile({PatternKind::block_sparse, 2, 0}, Target::headcal), dir + "/two.yaml");
-  write_profile(tiny_profile({PatternKind::block_sparse, 100, 0}, Target::headcal), dir + "/hundred.yaml");
+  write_profile(tiny_profile({Pattern::block_sparse, 2, 0}, Target::headcal), dir + "/two.yaml");
+  write_profile(tiny_profile({Pattern::block_sparse, 100, 0}, Target::headcal), dir + "/hundred.yaml");
   const std::string common = " --model random:tiny --length 333 --seed 2 --device cpu --per-head --json ";
 
   const auto as_minference =
@@ -159,7 +159,7 @@ TEST_CASE("validate --target minference runs block_sparse(2) heads as block_spar
   CHECK(m["summary"]["density"].get<double>() == c["summary"]["density"].get<double>());
 
   // A profile searched for MInference validates as MInference by default: its heads unchanged.
-  write_profile(tiny_profile({PatternKind::block_sparse, 2, 0}, Target::minference), dir + "/recorded.yaml");
+  write_profile(tiny_profile({Pattern::block_sparse, 2, 0}, Target::minference), dir + "/recorded.yaml");
   const auto by_default = run_headcal("validate --profile " + q(dir + "/recorded.yaml") + common + q(dir + "/d.json"));
   INFO(by_default.output);
   REQUIRE(by_default.exit_code == 0);

@@ -37,20 +37,20 @@ size_t count(const std::string& haystack, const std::string& needle) {
 }  // namespace
 
 TEST_CASE("patterns MInference runs exactly give no change", "[export]") {
-  for (GridCandidate c : {GridCandidate{PatternKind::vertical_slash, 1000, 800},
-                          GridCandidate{PatternKind::a_shape, 64, 1024},
-                          GridCandidate{PatternKind::block_sparse, 100, 0}}) {
+  for (GridCandidate c : {GridCandidate{Pattern::vertical_slash, 1000, 800},
+                          GridCandidate{Pattern::a_shape, 64, 1024},
+                          GridCandidate{Pattern::block_sparse, 100, 0}}) {
     INFO(describe_candidate(c));
     CHECK(export_changes(uniform("llama", 3, c), Target::minference).empty());
   }
 }
 
 TEST_CASE("MInference: block_sparse k != 100 and dense heads are changes, per head", "[export]") {
-  Profile p = uniform("llama", 3, {PatternKind::block_sparse, 8, 0}, 8192);
+  Profile p = uniform("llama", 3, {Pattern::block_sparse, 8, 0}, 8192);
   p.heads[1].p1 = 100;  // runs as it is
   p.heads[2] = p.heads[0];
   p.heads[2].head = 2;
-  p.heads[2].pattern = PatternKind::dense;
+  p.heads[2].pattern = Pattern::dense;
   p.heads[2].p1 = 0;
   auto ch = export_changes(p, Target::minference);
   REQUIRE(ch.size() == 2);
@@ -64,7 +64,7 @@ TEST_CASE("MInference: block_sparse k != 100 and dense heads are changes, per he
 }
 
 TEST_CASE("MInference: clamps and forced sets against the profile's defaults", "[export]") {
-  Profile p = uniform("llama", 2, {PatternKind::vertical_slash, 20, 40});
+  Profile p = uniform("llama", 2, {Pattern::vertical_slash, 20, 40});
   p.defaults.v_sink = 10;
   p.defaults.s_local = 10;
   p.heads[1].p1 = 500;
@@ -76,7 +76,7 @@ TEST_CASE("MInference: clamps and forced sets against the profile's defaults", "
   CHECK(ch[1].kind == "forced columns / diagonals / estimate differ");
   CHECK(ch[1].runtime.find("v_sink 10, s_local 10") != std::string::npos);
 
-  Profile q = uniform("llama", 1, {PatternKind::vertical_slash, 1000, 800});
+  Profile q = uniform("llama", 1, {Pattern::vertical_slash, 1000, 800});
   q.defaults.last_q = 128;  // MInference always estimates from 64 queries
   CHECK(export_changes(q, Target::minference).size() == 1);
   // The config block that export prints for dual-chunk sets sparse_attention_last_q: it matches.
@@ -85,32 +85,32 @@ TEST_CASE("MInference: clamps and forced sets against the profile's defaults", "
 }
 
 TEST_CASE("dual-chunk: non vertical-slash heads impossible, v = 30 bumped, threshold and model type", "[export]") {
-  auto ch = export_changes(uniform("qwen2", 2, {PatternKind::a_shape, 64, 512}), Target::dual_chunk);
+  auto ch = export_changes(uniform("qwen2", 2, {Pattern::a_shape, 64, 512}), Target::dual_chunk);
   REQUIRE(ch.size() == 2);
   CHECK(ch[0].impossible);
   CHECK(ch[1].impossible);
 
-  ch = export_changes(uniform("qwen3", 1, {PatternKind::vertical_slash, 30, 800}), Target::dual_chunk);
+  ch = export_changes(uniform("qwen3", 1, {Pattern::vertical_slash, 30, 800}), Target::dual_chunk);
   REQUIRE(ch.size() == 1);
   CHECK(ch[0].runtime.find("vertical_and_slash(130, 800)") == 0);
 
   // A Llama model and a calibration length at the threshold: two whole-profile changes first.
-  ch = export_changes(uniform("llama", 1, {PatternKind::vertical_slash, 1000, 800}, 32768), Target::dual_chunk);
+  ch = export_changes(uniform("llama", 1, {Pattern::vertical_slash, 1000, 800}, 32768), Target::dual_chunk);
   REQUIRE(ch.size() == 2);
   CHECK(ch[0].layer == -1);
   CHECK(ch[0].runtime.find("qwen2, qwen2_moe, qwen3, qwen3_moe (vLLM)") != std::string::npos);
   CHECK(ch[0].runtime.find("glm4, qwen2, qwen2_moe, qwen3_moe (SGLang)") != std::string::npos);
   CHECK(ch[1].runtime.find("above sparse_attention_threshold = 32768") != std::string::npos);
   // One token more and a Qwen2 model: nothing changes.
-  CHECK(export_changes(uniform("qwen2", 1, {PatternKind::vertical_slash, 1000, 800}, 32769), Target::dual_chunk)
+  CHECK(export_changes(uniform("qwen2", 1, {Pattern::vertical_slash, 1000, 800}, 32769), Target::dual_chunk)
             .empty());
   // glm4 is SGLang's only: still a model type with the backend.
-  CHECK(export_changes(uniform("glm4", 1, {PatternKind::vertical_slash, 1000, 800}), Target::dual_chunk).empty());
+  CHECK(export_changes(uniform("glm4", 1, {Pattern::vertical_slash, 1000, 800}), Target::dual_chunk).empty());
 }
 
 TEST_CASE("the change table lists every head when short and summarises per kind when long", "[export]") {
-  Profile p = uniform("llama", 3, {PatternKind::block_sparse, 8, 0}, 4096);
-  p.heads[2].pattern = PatternKind::dense;
+  Profile p = uniform("llama", 3, {Pattern::block_sparse, 8, 0}, 4096);
+  p.heads[2].pattern = Pattern::dense;
   p.heads[2].p1 = 0;
   std::string t = format_export_changes(export_changes(p, Target::minference), Target::minference);
   CHECK(t.find("block_sparse k != 100: 2 head(s)") != std::string::npos);
@@ -120,13 +120,13 @@ TEST_CASE("the change table lists every head when short and summarises per kind 
   CHECK(t.find("\n    0      1     block_sparse(k=8)") != std::string::npos);
   CHECK(t.find("more") == std::string::npos);
 
-  Profile big = uniform("llama", 50, {PatternKind::block_sparse, 8, 0});
+  Profile big = uniform("llama", 50, {Pattern::block_sparse, 8, 0});
   t = format_export_changes(export_changes(big, Target::minference), Target::minference, 40, 5);
   CHECK(t.find("block_sparse k != 100: 50 head(s)") != std::string::npos);
   CHECK(count(t, "block_sparse(k=8)") == 5);
   CHECK(t.find("... and 45 more") != std::string::npos);
 
-  Profile whole = uniform("llama", 1, {PatternKind::vertical_slash, 1000, 800}, 8192);
+  Profile whole = uniform("llama", 1, {Pattern::vertical_slash, 1000, 800}, 8192);
   t = format_export_changes(export_changes(whole, Target::dual_chunk), Target::dual_chunk);
   CHECK(t.find("the whole profile") != std::string::npos);
   CHECK(t.find("    all    all   ") != std::string::npos);
@@ -138,14 +138,14 @@ namespace {
 
 const PatternDefaults kStandard{};  // block 64, last_q 64, v_sink 30, s_local 100
 
-GridCandidate vs(int32_t v, int32_t s) { return {PatternKind::vertical_slash, v, s}; }
+GridCandidate vs(int32_t v, int32_t s) { return {Pattern::vertical_slash, v, s}; }
 
 }  // namespace
 
 TEST_CASE("runtime_head: headcal runs every head exactly", "[export][target]") {
   PatternDefaults odd{64, 17, 3, 5};
-  for (GridCandidate c : {GridCandidate{}, GridCandidate{PatternKind::a_shape, 1, 4}, vs(3, 5),
-                          GridCandidate{PatternKind::block_sparse, 2, 0}}) {
+  for (GridCandidate c : {GridCandidate{}, GridCandidate{Pattern::a_shape, 1, 4}, vs(3, 5),
+                          GridCandidate{Pattern::block_sparse, 2, 0}}) {
     INFO(describe_candidate(c));
     const RuntimeHead r = runtime_head(Target::headcal, c, odd, 1000, 100);
     CHECK(r.exact());
@@ -153,20 +153,20 @@ TEST_CASE("runtime_head: headcal runs every head exactly", "[export][target]") {
     CHECK(r.defaults.last_q == 17);
     CHECK(r.defaults.v_sink == 3);
   }
-  CHECK(export_changes(uniform("llama", 2, {PatternKind::block_sparse, 8, 0}), Target::headcal).empty());
+  CHECK(export_changes(uniform("llama", 2, {Pattern::block_sparse, 8, 0}), Target::headcal).empty());
 }
 
 TEST_CASE("runtime_head: MInference's rules", "[export][target]") {
   const int64_t n = 8191;  // odd on purpose
   SECTION("block_sparse keeps 100 blocks whatever k") {
     for (int32_t k : {2, 8, 99, 101, 400}) {
-      const RuntimeHead r = runtime_head(Target::minference, {PatternKind::block_sparse, k, 0}, kStandard, n);
+      const RuntimeHead r = runtime_head(Target::minference, {Pattern::block_sparse, k, 0}, kStandard, n);
       CHECK(r.runs);
       CHECK_FALSE(r.exact());
-      CHECK(r.config == GridCandidate{PatternKind::block_sparse, 100, 0});
+      CHECK(r.config == GridCandidate{Pattern::block_sparse, 100, 0});
       CHECK(r.kind == "block_sparse k != 100");
     }
-    CHECK(runtime_head(Target::minference, {PatternKind::block_sparse, 100, 0}, kStandard, n).exact());
+    CHECK(runtime_head(Target::minference, {Pattern::block_sparse, 100, 0}, kStandard, n).exact());
   }
   SECTION("no dense: vertical_and_slash(N, N) at the calibration length") {
     const RuntimeHead r = runtime_head(Target::minference, GridCandidate{}, kStandard, n);
@@ -177,7 +177,7 @@ TEST_CASE("runtime_head: MInference's rules", "[export][target]") {
     CHECK(runtime_head(Target::minference, GridCandidate{}, kStandard, n, 20000).config == vs(8191, 8191));
   }
   SECTION("a_shape is stream_llm: exact") {
-    CHECK(runtime_head(Target::minference, {PatternKind::a_shape, 1, 4}, kStandard, n).exact());
+    CHECK(runtime_head(Target::minference, {Pattern::a_shape, 1, 4}, kStandard, n).exact());
   }
   SECTION("vertical_slash: v raised to >= 30, s to >= 50, forced 30 columns / 100 diagonals / last_q 64") {
     CHECK(runtime_head(Target::minference, vs(30, 100), kStandard, n).exact());
@@ -210,7 +210,7 @@ TEST_CASE("runtime_head: MInference's rules", "[export][target]") {
 TEST_CASE("runtime_head: dual-chunk attention's rules", "[export][target]") {
   const int64_t n = 40001;
   SECTION("only vertical_slash runs: a_shape and block_sparse are impossible, also below the threshold") {
-    for (GridCandidate c : {GridCandidate{PatternKind::a_shape, 64, 512}, GridCandidate{PatternKind::block_sparse, 100, 0}})
+    for (GridCandidate c : {GridCandidate{Pattern::a_shape, 64, 512}, GridCandidate{Pattern::block_sparse, 100, 0}})
       for (int64_t run : {n, int64_t{1000}}) {
         const RuntimeHead r = runtime_head(Target::dual_chunk, c, kStandard, n, run);
         CHECK_FALSE(r.runs);
@@ -257,20 +257,20 @@ TEST_CASE("runtime_head: dual-chunk attention's rules", "[export][target]") {
 }
 
 TEST_CASE("profile_as_run: a profile's heads as the runtime runs them, or the heads it cannot", "[export][target]") {
-  Profile p = uniform("qwen2", 4, {PatternKind::block_sparse, 2, 0}, 8000);
-  p.heads[1].pattern = PatternKind::dense;
+  Profile p = uniform("qwen2", 4, {Pattern::block_sparse, 2, 0}, 8000);
+  p.heads[1].pattern = Pattern::dense;
   p.heads[1].p1 = 0;
-  p.heads[2].pattern = PatternKind::a_shape;
+  p.heads[2].pattern = Pattern::a_shape;
   p.heads[2].p1 = 64;
   p.heads[2].p2 = 512;
-  p.heads[3].pattern = PatternKind::vertical_slash;
+  p.heads[3].pattern = Pattern::vertical_slash;
   p.heads[3].p1 = 30;
   p.heads[3].p2 = 800;
   p.defaults.last_q = 128;
 
   std::vector<ExportChange> changes;
   const Profile m = profile_as_run(p, Target::minference, 8000, "p.yaml", &changes);
-  CHECK(m.at(0, 0).candidate() == GridCandidate{PatternKind::block_sparse, 100, 0});
+  CHECK(m.at(0, 0).candidate() == GridCandidate{Pattern::block_sparse, 100, 0});
   CHECK(m.at(0, 1).candidate() == vs(8000, 8000));
   CHECK(m.at(0, 2).candidate() == p.at(0, 2).candidate());
   CHECK(m.at(0, 3).candidate() == vs(30, 800));
@@ -300,7 +300,7 @@ TEST_CASE("profile_as_run: a profile's heads as the runtime runs them, or the he
 
 TEST_CASE("export_changes and runtime_head agree head by head", "[export][target]") {
   Profile p = uniform("qwen3", 4, vs(30, 800), 50000);
-  p.heads[1].pattern = PatternKind::dense;
+  p.heads[1].pattern = Pattern::dense;
   p.heads[1].p1 = 0;
   p.heads[1].p2 = 0;
   p.heads[2].p1 = 500;

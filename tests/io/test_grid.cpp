@@ -12,7 +12,7 @@ using namespace hc;
 
 namespace {
 
-int count_of(const Grid& g, PatternKind k) {
+int count_of(const Grid& g, Pattern k) {
   return static_cast<int>(std::count_if(g.candidates.begin(), g.candidates.end(),
                                         [&](const GridCandidate& c) { return c.pattern == k; }));
 }
@@ -21,29 +21,29 @@ int count_of(const Grid& g, PatternKind k) {
 }  // namespace
 
 TEST_CASE("pattern names round trip and unknown names are refused", "[grid]") {
-  for (int v = 0; v < kNumPatternKinds; ++v) {
-    PatternKind k;
-    REQUIRE(parse_pattern_kind(pattern_kind_name(static_cast<PatternKind>(v)), &k));
+  for (int v = 0; v < kNumPatterns; ++v) {
+    Pattern k;
+    REQUIRE(find_pattern(pattern_name(static_cast<Pattern>(v)), &k));
     CHECK(static_cast<int>(k) == v);
   }
-  PatternKind k;
-  CHECK_FALSE(parse_pattern_kind("streaming", &k));
-  CHECK(describe_candidate({PatternKind::vertical_slash, 30, 800}) == "vertical_slash(v=30, s=800)");
-  CHECK(describe_candidate({PatternKind::block_sparse, 8, 0}) == "block_sparse(k=8)");
+  Pattern k;
+  CHECK_FALSE(find_pattern("streaming", &k));
+  CHECK(describe_candidate({Pattern::vertical_slash, 30, 800}) == "vertical_slash(v=30, s=800)");
+  CHECK(describe_candidate({Pattern::block_sparse, 8, 0}) == "block_sparse(k=8)");
   CHECK(describe_candidate({}) == "dense");
 }
 
 TEST_CASE("parameter ranges follow DESIGN.md", "[grid]") {
   PatternDefaults d;
-  CHECK(candidate_problem({PatternKind::a_shape, 0, 1}, d).empty());
-  CHECK_FALSE(candidate_problem({PatternKind::a_shape, -1, 64}, d).empty());
-  CHECK_FALSE(candidate_problem({PatternKind::a_shape, 64, 0}, d).empty());
-  CHECK(candidate_problem({PatternKind::vertical_slash, 30, 100}, d).empty());
-  CHECK_FALSE(candidate_problem({PatternKind::vertical_slash, 29, 100}, d).empty());
-  CHECK_FALSE(candidate_problem({PatternKind::vertical_slash, 30, 99}, d).empty());
-  CHECK(candidate_problem({PatternKind::block_sparse, 2, 0}, d).empty());
-  CHECK_FALSE(candidate_problem({PatternKind::block_sparse, 1, 0}, d).empty());
-  CHECK_FALSE(candidate_problem({PatternKind::dense, 1, 0}, d).empty());
+  CHECK(candidate_problem({Pattern::a_shape, 0, 1}, d).empty());
+  CHECK_FALSE(candidate_problem({Pattern::a_shape, -1, 64}, d).empty());
+  CHECK_FALSE(candidate_problem({Pattern::a_shape, 64, 0}, d).empty());
+  CHECK(candidate_problem({Pattern::vertical_slash, 30, 100}, d).empty());
+  CHECK_FALSE(candidate_problem({Pattern::vertical_slash, 29, 100}, d).empty());
+  CHECK_FALSE(candidate_problem({Pattern::vertical_slash, 30, 99}, d).empty());
+  CHECK(candidate_problem({Pattern::block_sparse, 2, 0}, d).empty());
+  CHECK_FALSE(candidate_problem({Pattern::block_sparse, 1, 0}, d).empty());
+  CHECK_FALSE(candidate_problem({Pattern::dense, 1, 0}, d).empty());
 }
 
 TEST_CASE("default grid scales with N, is sorted, unique and valid", "[grid]") {
@@ -54,21 +54,21 @@ TEST_CASE("default grid scales with N, is sorted, unique and valid", "[grid]") {
     REQUIRE_FALSE(g.candidates.empty());
     CHECK(std::is_sorted(g.candidates.begin(), g.candidates.end()));
     CHECK(std::adjacent_find(g.candidates.begin(), g.candidates.end()) == g.candidates.end());
-    CHECK(count_of(g, PatternKind::dense) == 0);
-    CHECK(count_of(g, PatternKind::a_shape) >= 1);
-    CHECK(count_of(g, PatternKind::vertical_slash) >= 1);
-    CHECK(count_of(g, PatternKind::block_sparse) >= 1);
+    CHECK(count_of(g, Pattern::dense) == 0);
+    CHECK(count_of(g, Pattern::a_shape) >= 1);
+    CHECK(count_of(g, Pattern::vertical_slash) >= 1);
+    CHECK(count_of(g, Pattern::block_sparse) >= 1);
     for (const GridCandidate& c : g.candidates) CHECK(candidate_problem(c, d).empty());
   }
   // At 8K: a_shape windows reach N/2, vertical-slash offsets N/2, block-sparse k up to nb/2.
   Grid g = default_grid(8192, d);
   auto has = [&](GridCandidate c) { return std::find(g.candidates.begin(), g.candidates.end(), c) != g.candidates.end(); };
-  CHECK(has({PatternKind::a_shape, 64, 4096}));
-  CHECK(has({PatternKind::a_shape, 128, 128}));
-  CHECK(has({PatternKind::vertical_slash, 30, 100}));
-  CHECK(has({PatternKind::vertical_slash, 1024, 4096}));
-  CHECK(has({PatternKind::block_sparse, 2, 0}));
-  CHECK(has({PatternKind::block_sparse, 64, 0}));
+  CHECK(has({Pattern::a_shape, 64, 4096}));
+  CHECK(has({Pattern::a_shape, 128, 128}));
+  CHECK(has({Pattern::vertical_slash, 30, 100}));
+  CHECK(has({Pattern::vertical_slash, 1024, 4096}));
+  CHECK(has({Pattern::block_sparse, 2, 0}));
+  CHECK(has({Pattern::block_sparse, 64, 0}));
   // Longer prompts get larger parameters.
   Grid big = default_grid(131072, d);
   CHECK(big.candidates.back().p1 > g.candidates.back().p1);
@@ -85,9 +85,9 @@ TEST_CASE("grid YAML: lists expand, fractions of N resolve", "[grid]") {
       "  - {pattern: block_sparse, k: 4}\n";
   Grid g = parse_grid_yaml(text, "g.yaml", 4000);
   CHECK(g.candidates.size() == 2 + 4 + 1);  // duplicate block_sparse merged
-  CHECK(g.candidates[0] == GridCandidate{PatternKind::a_shape, 64, 512});
-  CHECK(g.candidates[1] == GridCandidate{PatternKind::a_shape, 64, 1000});
-  CHECK(g.candidates.back() == GridCandidate{PatternKind::block_sparse, 4, 0});
+  CHECK(g.candidates[0] == GridCandidate{Pattern::a_shape, 64, 512});
+  CHECK(g.candidates[1] == GridCandidate{Pattern::a_shape, 64, 1000});
+  CHECK(g.candidates.back() == GridCandidate{Pattern::block_sparse, 4, 0});
 }
 
 TEST_CASE("grid YAML bad input: unknown pattern, keys, ranges, version", "[grid]") {

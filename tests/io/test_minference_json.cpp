@@ -16,10 +16,10 @@ Profile four_pattern_profile() {
   Profile p;
   p.model = {"m", "llama", 2, 4, 2, 64, "fp"};
   p.calibration = {"prompt", 2000, "sha", "global-density", 0.3, 0.3, 0.95, "0.1.0", "", 1};
-  const GridCandidate kinds[] = {{PatternKind::dense, 0, 0},
-                                 {PatternKind::a_shape, 64, 512},
-                                 {PatternKind::vertical_slash, 30, 800},
-                                 {PatternKind::block_sparse, 8, 0}};
+  const GridCandidate kinds[] = {{Pattern::dense, 0, 0},
+                                 {Pattern::a_shape, 64, 512},
+                                 {Pattern::vertical_slash, 30, 800},
+                                 {Pattern::block_sparse, 8, 0}};
   for (int64_t l = 0; l < 2; ++l)
     for (int64_t h = 0; h < 4; ++h) {
       ProfileHead e;
@@ -29,8 +29,8 @@ Profile four_pattern_profile() {
       e.pattern = c.pattern;
       e.p1 = c.p1;
       e.p2 = c.p2;
-      e.recall = c.pattern == PatternKind::dense ? 1 : 0.9;
-      e.density = c.pattern == PatternKind::dense ? 1 : 0.2;
+      e.recall = c.pattern == Pattern::dense ? 1 : 0.9;
+      e.density = c.pattern == Pattern::dense ? 1 : 0.2;
       p.heads.push_back(e);
     }
   return p;
@@ -77,8 +77,8 @@ TEST_CASE("export for vLLM's dual-chunk backend refuses non vertical-slash heads
   MInferenceExportOptions dual{Target::dual_chunk};
   CHECK(hc::test::throws_input_error_containing([&] { export_minference(p, dual); }, "only vertical_and_slash"));
   for (ProfileHead& h : p.heads)
-    if (h.pattern == PatternKind::a_shape || h.pattern == PatternKind::block_sparse) {
-      h.pattern = PatternKind::vertical_slash;
+    if (h.pattern == Pattern::a_shape || h.pattern == Pattern::block_sparse) {
+      h.pattern = Pattern::vertical_slash;
       h.p1 = 30;
       h.p2 = 100;
     }
@@ -104,7 +104,7 @@ TEST_CASE("export then import gives the same patterns back", "[minference]") {
   CHECK(im.profile.at(0, 1).recall == 0.0);  // the rest: not measured
   // With a longer reference length the exported "dense" is only vertical_slash(2000, 2000).
   MInferenceImport longer = import_minference(export_minference(p).json, "rt.json", import_options(2, 4, 4096));
-  CHECK(longer.profile.at(0, 0).pattern == PatternKind::vertical_slash);
+  CHECK(longer.profile.at(0, 0).pattern == Pattern::vertical_slash);
 }
 
 TEST_CASE("import reads a config written the way MInference ships them", "[minference]") {
@@ -116,11 +116,11 @@ TEST_CASE("import reads a config written the way MInference ships them", "[minfe
            "1": ["vertical_and_slash", 500, 700, 95889], "0": ["vertical_and_slash", 100, 750, 1.5]}])";
   MInferenceImport im = import_minference(text, "llama.json", import_options(2, 4, 8192));
   const Profile& p = im.profile;
-  CHECK(p.at(0, 0).candidate() == GridCandidate{PatternKind::vertical_slash, 1000, 6096});
-  CHECK(p.at(0, 2).candidate() == GridCandidate{PatternKind::vertical_slash, 3500, 100});
-  CHECK(p.at(0, 3).candidate() == GridCandidate{PatternKind::a_shape, 100, 800});
-  CHECK(p.at(1, 3).candidate() == GridCandidate{PatternKind::block_sparse, 100, 0});  // MInference's fixed top-k
-  CHECK(p.at(1, 2).candidate() == GridCandidate{PatternKind::vertical_slash, 30, 100});  // raised to the forced sets
+  CHECK(p.at(0, 0).candidate() == GridCandidate{Pattern::vertical_slash, 1000, 6096});
+  CHECK(p.at(0, 2).candidate() == GridCandidate{Pattern::vertical_slash, 3500, 100});
+  CHECK(p.at(0, 3).candidate() == GridCandidate{Pattern::a_shape, 100, 800});
+  CHECK(p.at(1, 3).candidate() == GridCandidate{Pattern::block_sparse, 100, 0});  // MInference's fixed top-k
+  CHECK(p.at(1, 2).candidate() == GridCandidate{Pattern::vertical_slash, 30, 100});  // raised to the forced sets
   CHECK(im.notes.size() == 3);  // v raised, s raised, block top-k
 }
 

@@ -23,10 +23,10 @@ Profile sample_profile(int64_t layers = 3, int64_t heads = 4, int64_t kv_heads =
   p.calibration.achieved_density = 0.29876;
   p.calibration.mean_recall = 0.9712345678;
   p.calibration.tool_version = "0.1.0";
-  const GridCandidate kinds[] = {{PatternKind::dense, 0, 0},
-                                 {PatternKind::a_shape, 64, 512},
-                                 {PatternKind::vertical_slash, 30, 800},
-                                 {PatternKind::block_sparse, 8, 0}};
+  const GridCandidate kinds[] = {{Pattern::dense, 0, 0},
+                                 {Pattern::a_shape, 64, 512},
+                                 {Pattern::vertical_slash, 30, 800},
+                                 {Pattern::block_sparse, 8, 0}};
   for (int64_t l = 0; l < layers; ++l)
     for (int64_t h = 0; h < heads; ++h) {
       GridCandidate c = kinds[(l + h) % 4];
@@ -36,9 +36,9 @@ Profile sample_profile(int64_t layers = 3, int64_t heads = 4, int64_t kv_heads =
       e.pattern = c.pattern;
       e.p1 = c.p1;
       e.p2 = c.p2;
-      e.recall = c.pattern == PatternKind::dense ? 1.0 : 0.9 + 0.01 * h + 1e-7 * l;
-      e.density = c.pattern == PatternKind::dense ? 1.0 : 0.1 * (1 + h);
-      e.out_err = c.pattern == PatternKind::dense ? 0.0 : 0.0123456789;
+      e.recall = c.pattern == Pattern::dense ? 1.0 : 0.9 + 0.01 * h + 1e-7 * l;
+      e.density = c.pattern == Pattern::dense ? 1.0 : 0.1 * (1 + h);
+      e.out_err = c.pattern == Pattern::dense ? 0.0 : 0.0123456789;
       p.heads.push_back(e);
     }
   return p;

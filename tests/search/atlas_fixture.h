@@ -46,12 +46,12 @@ inline AtlasMeta synthetic_meta(const SyntheticSpec& s) {
 
 // The pattern head h of layer l "really" follows: cycles a_shape, vertical_slash, block_sparse,
 // and one head per layer that no pattern fits (needs dense).
-inline PatternKind synthetic_kind(int64_t layer, int64_t head) {
+inline Pattern synthetic_kind(int64_t layer, int64_t head) {
   switch ((layer + head) % 4) {
-    case 0: return PatternKind::a_shape;
-    case 1: return PatternKind::vertical_slash;
-    case 2: return PatternKind::block_sparse;
-    default: return PatternKind::dense;
+    case 0: return Pattern::a_shape;
+    case 1: return Pattern::vertical_slash;
+    case 2: return Pattern::block_sparse;
+    default: return Pattern::dense;
   }
 }
 
@@ -60,10 +60,10 @@ inline double synthetic_density(const GridCandidate& c, int64_t n) {
   double N = static_cast<double>(n), nb = std::ceil(N / 64.0);
   double d = 1;
   switch (c.pattern) {
-    case PatternKind::a_shape: d = (c.p1 + c.p2) / N; break;
-    case PatternKind::vertical_slash: d = (c.p1 + c.p2) / N; break;
-    case PatternKind::block_sparse: d = c.p1 / nb; break;
-    case PatternKind::dense: d = 1; break;
+    case Pattern::a_shape: d = (c.p1 + c.p2) / N; break;
+    case Pattern::vertical_slash: d = (c.p1 + c.p2) / N; break;
+    case Pattern::block_sparse: d = c.p1 / nb; break;
+    case Pattern::dense: d = 1; break;
   }
   return std::min(1.0, std::max(1e-3, d));
 }
@@ -71,8 +71,8 @@ inline double synthetic_density(const GridCandidate& c, int64_t n) {
 // Recall law: the matching pattern reaches high recall at low density (density^0.02: 0.93 at
 // 3%), the others only linearly (density^1); a "dense" head is linear in every pattern, so its
 // recall gain per FLOP (1) beats any sparse head's (< 0.6 above 3% density).
-inline double synthetic_recall(PatternKind kind, const GridCandidate& c, double density) {
-  if (c.pattern == PatternKind::dense) return 1.0;
+inline double synthetic_recall(Pattern kind, const GridCandidate& c, double density) {
+  if (c.pattern == Pattern::dense) return 1.0;
   double alpha = (c.pattern == kind) ? 0.02 : 1.0;
   return std::pow(density, alpha);
 }
@@ -95,8 +95,8 @@ inline AtlasLayer synthetic_layer(const AtlasMeta& m, int64_t layer, const Grid&
   }
   const double dense_cost = 4.0 * m.head_dim * N * (N + 1) / 2.0;
   for (int64_t h = 0; h < H; ++h) {
-    PatternKind kind = synthetic_kind(layer, h);
-    L.candidates.push_back({static_cast<int32_t>(h), PatternKind::dense, 0, 0, dense_cost, 1.0, 1.0, 0.0});
+    Pattern kind = synthetic_kind(layer, h);
+    L.candidates.push_back({static_cast<int32_t>(h), Pattern::dense, 0, 0, dense_cost, 1.0, 1.0, 0.0});
     for (const GridCandidate& c : grid.candidates) {
       double d = synthetic_density(c, N);
       double r = synthetic_recall(kind, c, d);

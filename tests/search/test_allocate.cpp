@@ -12,9 +12,9 @@ using namespace hc::search;
 
 namespace {
 
-const GridCandidate kA{PatternKind::a_shape, 64, 256};
-const GridCandidate kV{PatternKind::vertical_slash, 30, 800};
-const GridCandidate kB{PatternKind::block_sparse, 4, 0};
+const GridCandidate kA{Pattern::a_shape, 64, 256};
+const GridCandidate kV{Pattern::vertical_slash, 30, 800};
+const GridCandidate kB{Pattern::block_sparse, 4, 0};
 
 // A head table with dense (cost 1, recall 1) plus the given (candidate, density, recall) options.
 HeadTable table(int64_t head, std::vector<std::tuple<GridCandidate, double, double>> opts) {
@@ -54,7 +54,7 @@ TEST_CASE("--density: best recall within D per head, cheapest when nothing fits"
   CHECK(a.notes[0].find("L0H2") != std::string::npos);
   // D = 1: dense fits everywhere and has the best recall.
   Allocation all = allocate(t, opts(BudgetMode::density, 1.0));
-  for (size_t h = 0; h < t.size(); ++h) CHECK(chosen(t, all, h).pattern == PatternKind::dense);
+  for (size_t h = 0; h < t.size(); ++h) CHECK(chosen(t, all, h).pattern == Pattern::dense);
   CHECK(all.achieved_density() == Approx(1.0));
 }
 
@@ -65,7 +65,7 @@ TEST_CASE("--min-recall: cheapest reaching R, else dense", "[search]") {
   };
   Allocation a = allocate(t, opts(BudgetMode::min_recall, 0.9));
   CHECK(chosen(t, a, 0) == kV);
-  CHECK(chosen(t, a, 1).pattern == PatternKind::dense);
+  CHECK(chosen(t, a, 1).pattern == Pattern::dense);
   CHECK(a.total_cost == Approx(0.2 + 1.0));
   Allocation b = allocate(t, opts(BudgetMode::min_recall, 0.5));
   CHECK(chosen(t, b, 1) == kA);  // recall exactly R qualifies
@@ -82,7 +82,7 @@ TEST_CASE("--global-density gives dense to the head that needs it, cheap pattern
       table(3, {{kA, 0.1, 0.98}, {kV, 0.3, 0.985}}),
   };
   Allocation a = allocate(t, opts(BudgetMode::global_density, 0.35));
-  CHECK(chosen(t, a, 0).pattern == PatternKind::dense);
+  CHECK(chosen(t, a, 0).pattern == Pattern::dense);
   CHECK(chosen(t, a, 1) == kV);
   CHECK(chosen(t, a, 2) == kV);
   CHECK(chosen(t, a, 3) == kA);
@@ -91,10 +91,10 @@ TEST_CASE("--global-density gives dense to the head that needs it, cheap pattern
   CHECK(a.lambda == Approx(0.7 / 0.5));  // head 0's upgrade binds the relaxation
   // Per-head density at the same D cannot do this: head 0 gets its cheap pattern.
   Allocation per_head = allocate(t, opts(BudgetMode::density, 0.35));
-  CHECK(chosen(t, per_head, 0).pattern == PatternKind::a_shape);  // over budget: the cheapest
+  CHECK(chosen(t, per_head, 0).pattern == Pattern::a_shape);  // over budget: the cheapest
   // A larger budget lets head 3 move up its hull too (0.1 -> 0.3 for +0.005 recall).
   Allocation more = allocate(t, opts(BudgetMode::global_density, 0.4));
-  CHECK(chosen(t, more, 0).pattern == PatternKind::dense);
+  CHECK(chosen(t, more, 0).pattern == Pattern::dense);
   CHECK(chosen(t, more, 3) == kV);
   CHECK(more.total_cost == Approx(1.5));
 }
@@ -133,7 +133,7 @@ TEST_CASE("--global-density is feasible and near the brute-force optimum", "[sea
       for (int k = 0; k < per_head; ++k) {
         double d = 0.02 + 0.9 * u(rng);
         double r = std::pow(d, 0.1 + 2 * u(rng));
-        o.emplace_back(GridCandidate{PatternKind::block_sparse, 2 + k, 0}, d, r);
+        o.emplace_back(GridCandidate{Pattern::block_sparse, 2 + k, 0}, d, r);
       }
       t.push_back(table(h, o));
       for (auto& opt : t.back().options) max_gain = std::max(max_gain, 1.0 - opt.recall);

@@ -15,7 +15,7 @@ namespace {
 
 using hc::CandidateRow;
 using hc::GridCandidate;
-using hc::PatternKind;
+using hc::Pattern;
 
 constexpr int64_t kHeads = 2;
 constexpr int64_t kHeadDim = 64;
@@ -52,14 +52,14 @@ hc::AtlasLayer layer_of(int64_t n, int64_t map, const std::vector<Row>& rows) {
   L.colmass.assign(static_cast<size_t>(kHeads * n), 1.0f);
   L.diagmass.assign(static_cast<size_t>(kHeads * n), 2.0f);
   L.map.assign(static_cast<size_t>(kHeads * map * map), 0.5f);
-  for (int32_t h = 0; h < kHeads; ++h) L.candidates.push_back({h, PatternKind::dense, 0, 0, dense_cost(n), 1, 1, 0});
+  for (int32_t h = 0; h < kHeads; ++h) L.candidates.push_back({h, Pattern::dense, 0, 0, dense_cost(n), 1, 1, 0});
   for (const Row& r : rows)
     L.candidates.push_back({r.head, r.c.pattern, r.c.p1, r.c.p2, r.density * dense_cost(n), r.density, r.recall, r.out_err});
   return L;
 }
 
-const GridCandidate kA{PatternKind::a_shape, 64, 512};
-const GridCandidate kV{PatternKind::vertical_slash, 30, 800};
+const GridCandidate kA{Pattern::a_shape, 64, 512};
+const GridCandidate kV{Pattern::vertical_slash, 30, 800};
 
 // Prompt "prose" (N = 1000, weight 3) and prompt "kv" (N = 700, weight 1). Head 0: a_shape is
 // good on prose, poor on kv; vertical_slash is middling on both. Head 1: both fine.
@@ -206,7 +206,7 @@ TEST_CASE("MInference's rule: most attention kept among its six, then its relabe
   const std::string dir = hc::test::make_temp_dir("minference_rule");
   const std::string path = dir + "/m.h5";
   const int64_t n = 8192;
-  const GridCandidate vs_stream{PatternKind::vertical_slash, 100, 800}, vs_block{PatternKind::vertical_slash, 1000, 6096};
+  const GridCandidate vs_stream{Pattern::vertical_slash, 100, 800}, vs_block{Pattern::vertical_slash, 1000, 6096};
   std::vector<Row> rows;
   for (int32_t h = 0; h < kHeads; ++h) {
     for (const GridCandidate& c : hc::search::minference_search_candidates()) rows.push_back({h, c, 0.1, 0.5, 0.5});
@@ -253,8 +253,8 @@ TEST_CASE("default grid: MInference's eight candidates from 4K tokens on", "[gri
     return false;
   };
   for (const GridCandidate& c : hc::search::minference_search_candidates()) CHECK(has(big, c));
-  CHECK_FALSE(has(small, {PatternKind::vertical_slash, 3500, 100}));
-  CHECK_FALSE(has(small, {PatternKind::a_shape, 100, 800}));
-  CHECK(has(big, {PatternKind::vertical_slash, 1000, 6096}));
-  CHECK(has(big, {PatternKind::vertical_slash, 100, 800}));
+  CHECK_FALSE(has(small, {Pattern::vertical_slash, 3500, 100}));
+  CHECK_FALSE(has(small, {Pattern::a_shape, 100, 800}));
+  CHECK(has(big, {Pattern::vertical_slash, 1000, 6096}));
+  CHECK(has(big, {Pattern::vertical_slash, 100, 800}));
 }

@@ -35,7 +35,7 @@ TEST_CASE("search picks each head's own pattern and dense where nothing fits", "
     Profile p = search::run(atlas, opts(search::BudgetMode::global_density, 0.3), &notes);
     for (const ProfileHead& e : p.heads) {
       INFO("layer " << e.layer << " head " << e.head);
-      PatternKind kind = test::synthetic_kind(e.layer, e.head);
+      Pattern kind = test::synthetic_kind(e.layer, e.head);
       CHECK(e.pattern == kind);  // dense-kind heads get dense, the others their own pattern
     }
     CHECK(p.calibration.budget_mode == "global-density");
@@ -52,17 +52,17 @@ TEST_CASE("search picks each head's own pattern and dense where nothing fits", "
     for (const ProfileHead& e : p.heads) {
       INFO("layer " << e.layer << " head " << e.head);
       CHECK(e.density <= 0.2 + 1e-12);
-      PatternKind kind = test::synthetic_kind(e.layer, e.head);
-      if (kind != PatternKind::dense) CHECK(e.pattern == kind);
-      else CHECK(e.pattern != PatternKind::dense);
+      Pattern kind = test::synthetic_kind(e.layer, e.head);
+      if (kind != Pattern::dense) CHECK(e.pattern == kind);
+      else CHECK(e.pattern != Pattern::dense);
     }
   }
   SECTION("min recall") {
     Profile p = search::run(atlas, opts(search::BudgetMode::min_recall, 0.8));
     for (const ProfileHead& e : p.heads) {
       CHECK(e.recall >= 0.8);
-      PatternKind kind = test::synthetic_kind(e.layer, e.head);
-      if (kind != PatternKind::dense) CHECK(e.pattern == kind);
+      Pattern kind = test::synthetic_kind(e.layer, e.head);
+      if (kind != Pattern::dense) CHECK(e.pattern == kind);
     }
   }
   SECTION("the profile it builds writes and reads back") {
@@ -81,7 +81,7 @@ TEST_CASE("search picks each head's own pattern and dense where nothing fits", "
     o.patterns = search::parse_pattern_filter("vertical_slash");
     Profile p = search::run(atlas, o);
     for (const ProfileHead& e : p.heads)
-      CHECK((e.pattern == PatternKind::vertical_slash || e.pattern == PatternKind::dense));
+      CHECK((e.pattern == Pattern::vertical_slash || e.pattern == Pattern::dense));
     CHECK_THROWS_AS(search::parse_pattern_filter("vertical_slash,streaming"), InputError);
   }
   fs::remove_all(dir);
@@ -98,10 +98,10 @@ TEST_CASE("layers the atlas did not record are dense in the profile", "[search]"
   Profile p = search::run(atlas, opts(search::BudgetMode::density, 0.3), &notes);
   REQUIRE(p.heads.size() == 5u * 6u);
   for (int64_t h = 0; h < 6; ++h) {
-    CHECK(p.at(0, h).pattern == PatternKind::dense);
-    CHECK(p.at(4, h).pattern == PatternKind::dense);
+    CHECK(p.at(0, h).pattern == Pattern::dense);
+    CHECK(p.at(4, h).pattern == Pattern::dense);
   }
-  CHECK(p.at(1, 0).pattern == PatternKind::vertical_slash);  // synthetic_kind(1, 0)
+  CHECK(p.at(1, 0).pattern == Pattern::vertical_slash);  // synthetic_kind(1, 0)
   bool noted = false;
   for (const auto& n : notes) noted |= n.find("3 layer(s) not recorded") != std::string::npos;
   CHECK(noted);
@@ -137,10 +137,10 @@ TEST_CASE("search takes well under seconds on 32 layers x 32 heads x 200 candida
   AtlasMeta meta = test::synthetic_meta(spec);
   Grid grid;
   for (int sink : {64, 128})
-    for (int local = 64; local <= 2048; local += 64) grid.candidates.push_back({PatternKind::a_shape, sink, local});
+    for (int local = 64; local <= 2048; local += 64) grid.candidates.push_back({Pattern::a_shape, sink, local});
   for (int v : {30, 64, 128, 256, 512, 1024})
-    for (int s = 128; s <= 2048; s += 128) grid.candidates.push_back({PatternKind::vertical_slash, v, s});
-  for (int k = 2; k <= 40; ++k) grid.candidates.push_back({PatternKind::block_sparse, k, 0});
+    for (int s = 128; s <= 2048; s += 128) grid.candidates.push_back({Pattern::vertical_slash, v, s});
+  for (int k = 2; k <= 40; ++k) grid.candidates.push_back({Pattern::block_sparse, k, 0});
   REQUIRE(grid.candidates.size() + 1 >= 200);  // + dense
   {
     std::vector<int32_t> tokens(static_cast<size_t>(spec.tokens), 7);

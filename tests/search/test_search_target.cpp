@@ -35,9 +35,9 @@ bool any_contains(const std::vector<std::string>& notes, const std::string& need
 void check_minference_exact(const Profile& p) {
   for (const ProfileHead& e : p.heads) {
     INFO("layer " << e.layer << " head " << e.head << ": " << describe_candidate(e.candidate()));
-    CHECK(e.pattern != PatternKind::dense);
-    if (e.pattern == PatternKind::block_sparse) CHECK(e.p1 == 100);
-    if (e.pattern == PatternKind::vertical_slash) {
+    CHECK(e.pattern != Pattern::dense);
+    if (e.pattern == Pattern::block_sparse) CHECK(e.p1 == 100);
+    if (e.pattern == Pattern::vertical_slash) {
       CHECK(e.p1 >= 30);
       CHECK(e.p2 >= 50);
     }
@@ -52,7 +52,7 @@ TEST_CASE("search --target minference chooses only what MInference runs exactly"
   const std::string dir = test::make_temp_dir("search_target_minference");
   test::SyntheticSpec spec;
   spec.tokens = 8001;  // 126 key blocks: block_sparse(100) is sparse; the MInference candidates are in the grid
-  spec.extra = {{PatternKind::block_sparse, 100, 0}};
+  spec.extra = {{Pattern::block_sparse, 100, 0}};
   test::write_synthetic_atlas(dir + "/a.h5", spec);
   const Atlas atlas = Atlas::open(dir + "/a.h5");
 
@@ -60,8 +60,8 @@ TEST_CASE("search --target minference chooses only what MInference runs exactly"
   const Profile free = search::run(atlas, opts(search::BudgetMode::global_density, 0.3, Target::headcal));
   bool other_blocks = false, dense = false;
   for (const ProfileHead& e : free.heads) {
-    other_blocks |= e.pattern == PatternKind::block_sparse && e.p1 != 100;
-    dense |= e.pattern == PatternKind::dense;
+    other_blocks |= e.pattern == Pattern::block_sparse && e.p1 != 100;
+    dense |= e.pattern == Pattern::dense;
   }
   CHECK((other_blocks || dense));  // what MInference would run differently (which of the two: the budget's call)
   CHECK_FALSE(export_changes(free, Target::minference).empty());
@@ -80,7 +80,7 @@ TEST_CASE("search --target minference chooses only what MInference runs exactly"
     // A block-sparse head of the synthetic atlas reaches the recall only with the one block_sparse
     // MInference runs (the other patterns' recall is their density, at most about 0.6 here).
     if (mode == search::BudgetMode::min_recall) {
-      CHECK(p.at(0, 2).pattern == PatternKind::block_sparse);
+      CHECK(p.at(0, 2).pattern == Pattern::block_sparse);
       CHECK(p.at(0, 2).p1 == 100);
     }
   }
@@ -134,7 +134,7 @@ TEST_CASE("search --target minference: no exact candidate at all, or unrecorded 
   // headcal still fills them with dense.
   CHECK(search::run(Atlas::open(dir + "/partial.h5"), opts(search::BudgetMode::density, 0.3, Target::headcal))
             .at(3, 0)
-            .pattern == PatternKind::dense);
+            .pattern == Pattern::dense);
   fs::remove_all(dir);
 }
 
@@ -154,7 +154,7 @@ TEST_CASE("search --target dual-chunk: vertical_slash only, no v = 30, and only 
                                                                    Target::dual_chunk));
     for (const ProfileHead& e : p.heads) {
       INFO("layer " << e.layer << " head " << e.head << ": " << describe_candidate(e.candidate()));
-      CHECK(e.pattern == PatternKind::vertical_slash);
+      CHECK(e.pattern == Pattern::vertical_slash);
       CHECK(e.p1 != 30);
     }
     CHECK(p.calibration.target == Target::dual_chunk);
