@@ -233,6 +233,32 @@ TEST_CASE("layer plan rejects bad profiles and shapes before touching the device
   CHECK_THROWS_AS(LayerPlanner({ok}, shape, EstimatorSettings{65, 30, 100}), hc::InputError);
 }
 
+TEST_CASE("layer plan workspace: sized from the patterns' bounds, before touching the device", "[plan]") {
+  const LayerShape shape8k{8192, 9, 3, 64};
+  const Layer dense(9, {Pattern::dense, 0, 0});
+  const Layer a_shape(9, {Pattern::a_shape, 64, 512});
+  const Layer vs(9, {Pattern::vertical_slash, 1000, 2000});
+  const Layer bs(9, {Pattern::block_sparse, 16, 0});
+  const int64_t only_dense = LayerPlanner::workspace_bytes({dense}, shape8k);
+  const int64_t with_a_shape = LayerPlanner::workspace_bytes({dense, a_shape}, shape8k);
+  const int64_t with_vs = LayerPlanner::workspace_bytes({dense, vs}, shape8k);
+  const int64_t with_bs = LayerPlanner::workspace_bytes({dense, bs}, shape8k);
+  // Static patterns need no estimate: at most two ranges per slot more.
+  CHECK(with_a_shape >= only_dense);
+  CHECK(with_a_shape - only_dense <= int64_t(9) * 128 * 2 * 2 * 4 + 4096);
+  // The vertical-slash estimate holds two [H, N] score arrays, its columns up to v per slot, and
+  // their merged copy: far more than a static layer.
+  CHECK(with_vs > with_a_shape + int64_t(2) * 9 * 8192 * 4);
+  CHECK(with_bs > with_a_shape);
+  // One workspace for every layer: the largest layer's, not the sum.
+  CHECK(LayerPlanner::workspace_bytes({vs, vs, vs}, shape8k) - with_vs <= int64_t(2) * 6 * 9 * 4 + 1024);
+  // Longer N, more room; more heads, more room.
+  CHECK(LayerPlanner::workspace_bytes({vs}, LayerShape{32768, 9, 3, 64}) > LayerPlanner::workspace_bytes({vs}, shape8k));
+  CHECK(LayerPlanner::workspace_bytes(std::vector<Layer>{Layer(18, {Pattern::vertical_slash, 1000, 2000})},
+                                      LayerShape{8192, 18, 3, 64}) > LayerPlanner::workspace_bytes({vs}, shape8k));
+  CHECK_THROWS_AS(LayerPlanner::workspace_bytes({vs}, LayerShape{8192, 6, 3, 64}), hc::InputError);  // 9 configs, 6 heads
+}
+
 #else
 TEST_CASE("layer plan tests need CUDA", "[gpu][plan]") { HC_REQUIRE_GPU(); }
 #endif
