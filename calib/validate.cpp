@@ -19,6 +19,9 @@
 #include "headcal/version.h"
 #include "kernels/attention/attention_ref.h"
 #include "kernels/sparse/cost.h"
+#if defined(HEADCAL_HAVE_CUDA)
+#include "kernels/sparse/layer_plan.h"
+#endif
 #include "kernels/sparse/index_ref.h"
 #include "kernels/sparse/sparse_attention_ref.h"
 
@@ -381,18 +384,24 @@ nlohmann::ordered_json validation_json_body(const ValidationReport& r, const std
   return j;
 }
 
-size_t validate_device_bytes(const ModelConfig& config, int64_t n_tokens) {
+size_t validate_device_bytes(const ModelConfig& config, const Profile& profile, int64_t n_tokens) {
   const size_t dense_o = size_t(n_tokens) * config.n_heads * config.head_dim * 2;  // bf16 [N, H, d]
   const size_t dense_lse = size_t(config.n_heads) * n_tokens * 4;                   // fp32 [H, N]
-  const size_t scores = 2 * size_t(config.n_heads) * n_tokens * 4;                  // fp32 [H, N] x2
-  // One build's temporaries: the estimator's partial sums (16 bytes per head and token), the
-  // top-k lists, block-sparse's kept blocks ([H, N/64, k] ints, at most N/1024 bytes per head
-  // and token). 256 bytes per head and token bound them up to 256K tokens.
-  const size_t build_scratch = size_t(config.n_heads) * 64 * n_tokens * 4;
-  // The uploaded index: a few ranges and up to v columns per slot; bounded by a dense-sized list
-  // per built config (at most one per head).
-  const size_t index_bytes = 2 * size_t(config.n_heads) * ((n_tokens + 63) / 64) * 4 * 64;
-  return dense_o + dense_lse + scores + build_scratch + index_bytes + (64u << 20);
+  const size_t probe = size_t(config.n_heads) * 4 * 8;                              // [H] x4 sums
+  size_t planner = 0;
+#if defined(HEADCAL_HAVE_CUDA)
+  // The layer planner's one workspace (kernels/sparse/layer_plan.h), exactly.
+  std::vector<std::vector<kernels::PatternConfig>> layers;
+  for (int64_t layer = 0; layer < config.n_layers; ++layer) layers.push_back(layer_configs(profile, layer));
+  planner = static_cast<size_t>(kernels::LayerPlanner::workspace_bytes(
+      layers,
+      kernels::LayerShape{static_cast<int>(n_tokens), static_cast<int>(config.n_heads),
+                          static_cast<int>(config.n_kv_heads), static_cast<int>(config.head_dim)},
+      estimator_settings(profile)));
+#else
+  (void)profile;
+#endif
+  return dense_o + dense_lse + probe + planner + (64u << 20);
 }
 
 }  // namespace hc

@@ -123,10 +123,10 @@ LogitComparison compare_logits(const float* logits_a, const float* logits_b, int
 // ||b - a||_F / ||a||_F in double (0 when both are zero).
 double relative_error(const float* a, const float* b, size_t count);
 
-// Device memory the CUDA validate run allocates per prefill beyond the engine's (dense reference
-// output and LSE, vertical-slash scores, the index builds' temporaries, the uploaded index):
+// Device memory the CUDA validate run allocates per prefill beyond the engine's (the dense
+// reference's output and LSE, the probe's sums, the layer planner's workspace for this profile):
 // CudaEngineOptions::hook_device_bytes.
-size_t validate_device_bytes(const ModelConfig& config, int64_t n_tokens);
+size_t validate_device_bytes(const ModelConfig& config, const Profile& profile, int64_t n_tokens);
 
 // ---- Validation over a prompt set (calib/validate_set.cpp) ----
 

@@ -127,7 +127,7 @@ Runner setup(CLI::App& sub) {
     }
     RecordOptions engine_opts;
     engine_opts.n_threads = o->threads;
-    engine_opts.cuda.hook_device_bytes = validate_device_bytes(model->config(), longest);
+    engine_opts.cuda.hook_device_bytes = validate_device_bytes(model->config(), profile, longest);
     std::unique_ptr<Engine> engine = make_engine(*model, device, engine_opts);
 
     std::printf("model %s, profile %s, %s%s\n", o->model.c_str(), o->profile.c_str(), run.description.c_str(),
