@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -22,10 +24,36 @@
 #include "fuzz/mutate.h"
 #include "fuzz/targets.h"
 
+// The sanitizer allocator's hooks (libasan exports them; GCC ships no header for them).
+extern "C" {
+size_t __sanitizer_get_allocated_size(const volatile void* p);
+int __sanitizer_install_malloc_and_free_hooks(void (*malloc_hook)(const volatile void*, size_t),
+                                              void (*free_hook)(const volatile void*));
+}
+
 namespace fs = std::filesystem;
 using hc::fuzz::Target;
 
 namespace {
+
+// Live heap bytes and their peak since the last reset: what a reader allocates for an input.
+std::atomic<long long> g_live_bytes{0}, g_peak_bytes{0};
+void on_malloc(const volatile void*, size_t size) {
+  const long long now = g_live_bytes.fetch_add(static_cast<long long>(size)) + static_cast<long long>(size);
+  long long peak = g_peak_bytes.load();
+  while (now > peak && !g_peak_bytes.compare_exchange_weak(peak, now)) {
+  }
+}
+void on_free(const volatile void* p) {
+  g_live_bytes.fetch_sub(static_cast<long long>(__sanitizer_get_allocated_size(p)));
+}
+
+// An input may make its reader allocate at most kAllocPerInputByte times the bytes of the folder it
+// reads (the mutated file and the files beside it) plus kAllocFloor, before accepting or rejecting
+// it: the readers' fixed costs (libhdf5's caches, YAML and JSON trees of a small file) sit under the
+// floor, and an allocation sized by a number the file states, not by its bytes, shows above it.
+constexpr long long kAllocPerInputByte = 16;
+constexpr long long kAllocFloor = 64LL << 20;
 
 struct Options {
   std::string target = "all";
@@ -39,7 +67,16 @@ struct Options {
 
 struct Stats {
   long runs = 0, accepted = 0, rejected = 0, findings = 0;
+  long long most_allocated = 0;     // the largest peak allocation of one input, bytes
+  long long most_allocated_for = 0;  // the bytes that input's folder held
 };
+
+long long folder_bytes(const std::string& dir) {
+  long long bytes = 0;
+  for (const auto& entry : fs::directory_iterator(dir))
+    if (entry.is_regular_file()) bytes += static_cast<long long>(entry.file_size());
+  return bytes;
+}
 
 char g_hang_message[4096];
 
@@ -64,9 +101,12 @@ void write_file(const std::string& path, const std::string& bytes) {
 // Runs the target on the bytes; returns "" when it accepted or rejected them properly, else
 // what is wrong. `accepted` tells which.
 std::string run_one(const Target& t, const std::string& dir, const std::string& input, bool* accepted,
-                    unsigned timeout_s) {
+                    unsigned timeout_s, Stats* stats) {
   const std::string path = (fs::path(dir) / t.file_name).string();
   write_file(path, input);
+  const long long input_bytes = folder_bytes(dir);
+  const long long baseline = g_live_bytes.load();
+  g_peak_bytes.store(baseline);
   std::snprintf(g_hang_message, sizeof g_hang_message,
                 "headcal_fuzz: %s: an input ran longer than %u s (hang); it is kept at %s\n", t.name.c_str(),
                 timeout_s, path.c_str());
@@ -88,6 +128,15 @@ std::string run_one(const Target& t, const std::string& dir, const std::string& 
     problem = std::string("unexpected exception: ") + e.what();
   }
   ::alarm(0);
+  const long long allocated = g_peak_bytes.load() - baseline;
+  if (allocated > stats->most_allocated) {
+    stats->most_allocated = allocated;
+    stats->most_allocated_for = input_bytes;
+  }
+  if (problem.empty() && allocated > kAllocPerInputByte * input_bytes + kAllocFloor)
+    problem = "allocated " + std::to_string(allocated >> 20) + " MiB for " + std::to_string(input_bytes >> 10) +
+              " KiB of input (more than " + std::to_string(kAllocPerInputByte) + " x the input + " +
+              std::to_string(kAllocFloor >> 20) + " MiB)";
   return problem;
 }
 
@@ -122,7 +171,7 @@ Stats campaign(const Options& o, const Target& t) {
     for (const std::string& file : o.replay) {
       bool accepted = false;
       const std::string input = read_file(file);
-      const std::string problem = run_one(t, dir, input, &accepted, o.timeout_s);
+      const std::string problem = run_one(t, dir, input, &accepted, o.timeout_s, &s);
       ++s.runs;
       (accepted ? s.accepted : s.rejected)++;
       if (!problem.empty()) record(input, problem, fs::path(file).stem().string());
@@ -133,7 +182,7 @@ Stats campaign(const Options& o, const Target& t) {
     const std::string& base = corpus[static_cast<size_t>(rng() % corpus.size())];
     const std::string input = i < static_cast<long>(n_seeds) ? corpus[static_cast<size_t>(i)] : hc::fuzz::mutate(base, corpus, rng);
     bool accepted = false;
-    const std::string problem = run_one(t, dir, input, &accepted, o.timeout_s);
+    const std::string problem = run_one(t, dir, input, &accepted, o.timeout_s, &s);
     ++s.runs;
     (accepted ? s.accepted : s.rejected)++;
     if (!problem.empty()) record(input, problem, "run" + std::to_string(i));
@@ -181,18 +230,23 @@ int main(int argc, char** argv) {
   }
   if (o.runs < 0) return usage("--runs must be >= 0");
   ::signal(SIGALRM, on_alarm);
+  __sanitizer_install_malloc_and_free_hooks(on_malloc, on_free);
   H5dont_atexit();  // as headcal: no HDF5 shutdown noise at exit
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   long total_findings = 0;
   bool matched = false;
-  std::printf("%-16s %8s %9s %9s %9s %8s\n", "target", "runs", "accepted", "rejected", "findings", "seconds");
+  std::printf("%-16s %8s %9s %9s %9s %8s %14s\n", "target", "runs", "accepted", "rejected", "findings", "seconds",
+              "most alloc/in");
   for (const Target& t : hc::fuzz::all_targets()) {
     if (o.target == "all" ? t.named_only : o.target != t.name) continue;
     matched = true;
     const auto t0 = std::chrono::steady_clock::now();
     const Stats s = campaign(o, t);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("%-16s %8ld %9ld %9ld %9ld %8.1f\n", t.name.c_str(), s.runs, s.accepted, s.rejected, s.findings, seconds);
+    char most[32];
+    std::snprintf(most, sizeof most, "%.1f/%.2f MiB", s.most_allocated / 1048576.0, s.most_allocated_for / 1048576.0);
+    std::printf("%-16s %8ld %9ld %9ld %9ld %8.1f %14s\n", t.name.c_str(), s.runs, s.accepted, s.rejected, s.findings,
+                seconds, most);
     std::fflush(stdout);
     total_findings += s.findings;
   }
