@@ -1,6 +1,7 @@
 // The layer planner (layer_plan.h): one workspace, carved once; plan enqueues the index-building
 // stages of index_device.cuh with per-head parameters read from a device table of the profile.
 #include <algorithm>
+#include <cstdio>
 #include <limits>
 #include <string>
 
@@ -234,7 +235,16 @@ LayerPlanner::LayerPlanner(const std::vector<std::vector<PatternConfig>>& layers
   std::vector<int32_t> table;
   bool any_vs = false, any_bs = false;
   prepare(m, layers, shape, settings, table, any_vs, any_bs);
-  HC_CHECK_CUDA(cudaMalloc(&m.memory, static_cast<size_t>(m.bytes)));
+  if (cudaMalloc(&m.memory, static_cast<size_t>(m.bytes)) != cudaSuccess) {
+    cudaGetLastError();  // clear the allocation failure
+    m.memory = nullptr;
+    size_t free_bytes = 0, total_bytes = 0;
+    cudaMemGetInfo(&free_bytes, &total_bytes);
+    char what[160];
+    std::snprintf(what, sizeof what, "the workspace for %d tokens needs %.2f GiB, %.2f GiB of the device are free",
+                  shape.max_tokens, double(m.bytes) / double(1 << 30), double(free_bytes) / double(1 << 30));
+    throw DeviceError(std::string(kWhat) + ": " + what);
+  }
   HC_CHECK_CUDA(cudaStreamCreateWithFlags(&m.side, cudaStreamNonBlocking));
   HC_CHECK_CUDA(cudaEventCreateWithFlags(&m.fork, cudaEventDisableTiming));
   HC_CHECK_CUDA(cudaEventCreateWithFlags(&m.join, cudaEventDisableTiming));
