@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <string>
+#include <utility>
 
 #include "common/error.h"
 #include "io/model_check.h"
@@ -534,15 +536,32 @@ void GgufFile::fill_config() {
     if (type == "linear") {
       c.rope_scaling.type = RopeScalingType::Linear;
       c.rope_scaling.factor = get_float(p + "rope.scaling.factor");
+    } else if (type == "yarn") {
+      RopeScaling& s = c.rope_scaling;
+      s.type = RopeScalingType::Yarn;
+      s.factor = get_float(p + "rope.scaling.factor");
+      s.original_max_position = get_int(p + "rope.scaling.original_context_length");
+      if (find(p + "rope.scaling.yarn_beta_fast")) s.beta_fast = get_float(p + "rope.scaling.yarn_beta_fast");
+      if (find(p + "rope.scaling.yarn_beta_slow")) s.beta_slow = get_float(p + "rope.scaling.yarn_beta_slow");
+      // llama.cpp multiplies these on top of YaRN's derived magnitude; only their neutral values
+      // describe the transformers model headcal computes.
+      for (const auto& [key, neutral] : {std::make_pair(std::string("rope.scaling.attn_factor"), 1.0),
+                                         std::make_pair(std::string("rope.scaling.yarn_attn_factor"), 1.0),
+                                         std::make_pair(std::string("rope.scaling.yarn_log_multiplier"), 0.0)})
+        if (find(p + key) && get_float(p + key) != neutral)
+          throw InputError(file, "metadata '" + p + key + "' = " + std::to_string(get_float(p + key)) +
+                                     " is not supported with yarn scaling (only " + std::to_string(neutral) + ")");
     } else if (type != "none") {
       throw InputError(file, "metadata '" + p + "rope.scaling.type' = '" + type +
-                                 "' is not supported (none, linear, or llama3 via rope_freqs.weight)");
+                                 "' is not supported (none, linear, yarn, or llama3 via rope_freqs.weight)");
     }
   } else if (find(p + "rope.scale_linear")) {  // older converters
     c.rope_scaling.type = RopeScalingType::Linear;
     c.rope_scaling.factor = get_float(p + "rope.scale_linear");
   }
   if (has("rope_freqs.weight")) {
+    if (c.rope_scaling.type == RopeScalingType::Yarn)
+      throw InputError(file, "tensor 'rope_freqs.weight' together with yarn rope scaling is not supported");
     const TensorInfo& t = tensors_.at("rope_freqs.weight");
     if (t.dtype != DType::F32 || t.shape != std::vector<int64_t>{c.head_dim / 2})
       throw InputError(file, "tensor 'rope_freqs.weight': expected F32 of shape " + shape_string({c.head_dim / 2}) +

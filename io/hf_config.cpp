@@ -118,8 +118,25 @@ RopeScaling parse_rope_scaling(const json& rs, const std::string& source, const 
         f.as_integer(rs["original_max_position_embeddings"], field + ".original_max_position_embeddings");
     return out;
   }
+  if (type == "yarn") {
+    out.type = RopeScalingType::Yarn;
+    out.factor = need("factor");
+    if (!f.present("original_max_position_embeddings"))
+      throw InputError(source, "field \"" + field + "\" of type yarn is missing \"original_max_position_embeddings\"");
+    out.original_max_position =
+        f.as_integer(rs["original_max_position_embeddings"], field + ".original_max_position_embeddings");
+    // transformers reads an absent, null or zero beta as its default (32 / 1).
+    const double beta_fast = f.number_or("beta_fast", 0.0), beta_slow = f.number_or("beta_slow", 0.0);
+    if (beta_fast != 0.0) out.beta_fast = beta_fast;
+    if (beta_slow != 0.0) out.beta_slow = beta_slow;
+    out.yarn_truncate = f.boolean_or("truncate", true);
+    out.attention_factor = f.number_or("attention_factor", 0.0);
+    out.mscale = f.number_or("mscale", 0.0);
+    out.mscale_all_dim = f.number_or("mscale_all_dim", 0.0);
+    return out;
+  }
   throw InputError(source, "field \"" + field + "\": RoPE scaling type '" + one_line(type) +
-                               "' is not supported (headcal supports none, linear and llama3)");
+                               "' is not supported (headcal supports none, linear, llama3 and yarn)");
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "io/model_config.h"
 
 #include <cmath>
+#include <utility>
 
 #include "common/error.h"
 
@@ -61,6 +62,17 @@ void ModelConfig::validate(const std::string& source) const {
                                    std::to_string(rope_scaling.low_freq_factor) + ")");
     require_size(source, "rope_scaling.original_max_position_embeddings", rope_scaling.original_max_position,
                  kMaxContext);
+  }
+  if (rope_scaling.type == RopeScalingType::Yarn) {
+    require_size(source, "rope_scaling.original_max_position_embeddings", rope_scaling.original_max_position,
+                 kMaxContext);
+    require_positive_finite(source, "rope_scaling.beta_fast", rope_scaling.beta_fast);
+    require_positive_finite(source, "rope_scaling.beta_slow", rope_scaling.beta_slow);
+    for (const auto& [field, value] : {std::make_pair("rope_scaling.attention_factor", rope_scaling.attention_factor),
+                                       std::make_pair("rope_scaling.mscale", rope_scaling.mscale),
+                                       std::make_pair("rope_scaling.mscale_all_dim", rope_scaling.mscale_all_dim)})
+      if (!(std::isfinite(value) && value >= 0))
+        throw InputError(source, std::string(field) + " must be a finite number >= 0, got " + std::to_string(value));
   }
 
   if (bos_id < -1 || bos_id >= vocab)

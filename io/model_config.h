@@ -5,14 +5,24 @@
 
 namespace hc {
 
-enum class RopeScalingType { None, Linear, Llama3 };
+enum class RopeScalingType { None, Linear, Llama3, Yarn };
 
 struct RopeScaling {
   RopeScalingType type = RopeScalingType::None;
   double factor = 1.0;
   double low_freq_factor = 1.0;     // llama3
   double high_freq_factor = 4.0;    // llama3
-  int64_t original_max_position = 8192;  // llama3
+  int64_t original_max_position = 8192;  // llama3, yarn: the pretraining context
+  // yarn: the ramp between interpolated and extrapolated frequencies spans the dimensions that
+  // turn between beta_slow and beta_fast times over original_max_position.
+  double beta_fast = 32.0;
+  double beta_slow = 1.0;
+  bool yarn_truncate = true;  // round the ramp's ends to whole dimensions
+  // yarn: cos/sin are multiplied by attention_factor; 0 derives it from factor (and from
+  // mscale / mscale_all_dim when both are > 0).
+  double attention_factor = 0.0;
+  double mscale = 0.0;
+  double mscale_all_dim = 0.0;
 };
 
 struct ModelConfig {

@@ -42,6 +42,9 @@ std::string describe_rope_scaling(const RopeScaling& s) {
       return "llama3 (factor " + number(s.factor) + ", low_freq_factor " + number(s.low_freq_factor) +
              ", high_freq_factor " + number(s.high_freq_factor) + ", original " +
              std::to_string(s.original_max_position) + ")";
+    case RopeScalingType::Yarn:
+      return "yarn (factor " + number(s.factor) + ", original " + std::to_string(s.original_max_position) +
+             ", beta_fast " + number(s.beta_fast) + ", beta_slow " + number(s.beta_slow) + ")";
   }
   return "?";
 }

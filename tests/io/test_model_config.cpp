@@ -103,19 +103,66 @@ TEST_CASE("llama3 rope scaling (Llama 3.1 values)", "[io][config]") {
   CHECK(contains(msg, "high_freq_factor"));
 }
 
-TEST_CASE("linear rope scaling; yarn, dynamic, longrope are refused by name", "[io][config]") {
+TEST_CASE("linear rope scaling; dynamic, longrope and unknown types are refused by name", "[io][config]") {
   hc::ModelConfig c = parse(llama(R"("rope_scaling":{"type":"linear","factor":4.0})"));
   CHECK(c.rope_scaling.type == hc::RopeScalingType::Linear);
   CHECK(c.rope_scaling.factor == 4.0);
   CHECK(parse(llama(R"("rope_scaling":{"rope_type":"default"})")).rope_scaling.type == hc::RopeScalingType::None);
 
-  for (const char* type : {"yarn", "dynamic", "longrope"}) {
+  for (const char* type : {"dynamic", "longrope", "yarn2"}) {
     std::string msg = parse_error(llama(std::string(R"("rope_scaling":{"rope_type":")") + type + R"(","factor":4.0})"));
     CHECK(contains(msg, kSource));
     CHECK(contains(msg, std::string("'") + type + "' is not supported"));
   }
   CHECK(contains(parse_error(llama(R"("rope_scaling":{"type":"linear"})")), "missing \"factor\""));
   CHECK(contains(parse_error(llama(R"("rope_scaling":"linear")")), "rope_scaling"));
+}
+
+TEST_CASE("yarn rope scaling (Qwen2.5 long-context values)", "[io][config]") {
+  hc::ModelConfig c = parse(llama(R"("rope_scaling":{"type":"yarn","factor":4.0,)"
+                                  R"("original_max_position_embeddings":32768})"));
+  CHECK(c.rope_scaling.type == hc::RopeScalingType::Yarn);
+  CHECK(c.rope_scaling.factor == 4.0);
+  CHECK(c.rope_scaling.original_max_position == 32768);
+  CHECK(c.rope_scaling.beta_fast == 32.0);  // transformers' defaults
+  CHECK(c.rope_scaling.beta_slow == 1.0);
+  CHECK(c.rope_scaling.yarn_truncate);
+  CHECK(c.rope_scaling.attention_factor == 0.0);  // derived from factor
+
+  hc::ModelConfig all = parse(llama(R"("rope_parameters":{"rope_type":"yarn","factor":8,"rope_theta":20000,)"
+                                    R"("original_max_position_embeddings":4096,"beta_fast":16,"beta_slow":2,)"
+                                    R"("truncate":false,"attention_factor":1.25,"mscale":0.5,"mscale_all_dim":0.25})"));
+  CHECK(all.rope_scaling.type == hc::RopeScalingType::Yarn);
+  CHECK(all.rope_scaling.factor == 8.0);
+  CHECK(all.rope_scaling.original_max_position == 4096);
+  CHECK(all.rope_scaling.beta_fast == 16.0);
+  CHECK(all.rope_scaling.beta_slow == 2.0);
+  CHECK_FALSE(all.rope_scaling.yarn_truncate);
+  CHECK(all.rope_scaling.attention_factor == 1.25);
+  CHECK(all.rope_scaling.mscale == 0.5);
+  CHECK(all.rope_scaling.mscale_all_dim == 0.25);
+  CHECK(all.rope_theta == 20000.0);
+
+  // A null or zero beta is transformers' default, as there.
+  hc::ModelConfig nulls = parse(llama(R"("rope_scaling":{"rope_type":"yarn","factor":2,"beta_fast":null,)"
+                                      R"("beta_slow":0,"original_max_position_embeddings":64})"));
+  CHECK(nulls.rope_scaling.beta_fast == 32.0);
+  CHECK(nulls.rope_scaling.beta_slow == 1.0);
+
+  std::string msg = parse_error(llama(R"("rope_scaling":{"rope_type":"yarn","factor":4.0})"));
+  CHECK(contains(msg, kSource));
+  CHECK(contains(msg, "rope_scaling"));
+  CHECK(contains(msg, "original_max_position_embeddings"));
+  msg = parse_error(llama(R"("rope_scaling":{"rope_type":"yarn","original_max_position_embeddings":64})"));
+  CHECK(contains(msg, kSource));
+  CHECK(contains(msg, "missing \"factor\""));
+  msg = parse_error(llama(R"("rope_scaling":{"rope_type":"yarn","factor":4,"original_max_position_embeddings":64,)"
+                          R"("attention_factor":-1})"));
+  CHECK(contains(msg, kSource));
+  CHECK(contains(msg, "attention_factor"));
+  msg = parse_error(llama(R"("rope_scaling":{"rope_type":"yarn","factor":4,"original_max_position_embeddings":64,)"
+                          R"("truncate":"yes"})"));
+  CHECK(contains(msg, "truncate"));
 }
 
 TEST_CASE("transformers 5 rope_parameters", "[io][config]") {
