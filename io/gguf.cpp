@@ -199,7 +199,8 @@ const LayerTensor kLayerTensors[] = {
     {"attn_k", tensor_names::k_proj, tensor_names::k_bias}, {"attn_v", tensor_names::v_proj, tensor_names::v_bias},
     {"attn_output", tensor_names::o_proj, nullptr},   {"ffn_norm", tensor_names::mlp_norm, nullptr},
     {"ffn_gate", tensor_names::gate_proj, nullptr},   {"ffn_up", tensor_names::up_proj, nullptr},
-    {"ffn_down", tensor_names::down_proj, nullptr},
+    {"ffn_down", tensor_names::down_proj, nullptr},   {"attn_q_norm", tensor_names::q_norm, nullptr},
+    {"attn_k_norm", tensor_names::k_norm, nullptr},
 };
 
 // Canonical name -> the name llama.cpp's converter gives it (for error messages).
@@ -479,8 +480,9 @@ void GgufFile::fill_config() {
   const std::string& file = path();
   ModelConfig& c = config_;
   c.arch = get_string("general.architecture");
-  if (c.arch != "llama" && c.arch != "mistral" && c.arch != "qwen2")
-    throw InputError(file, "architecture '" + c.arch + "' (general.architecture) is not supported (llama, mistral, qwen2)");
+  if (c.arch != "llama" && c.arch != "mistral" && c.arch != "qwen2" && c.arch != "qwen3")
+    throw InputError(file, "architecture '" + c.arch +
+                               "' (general.architecture) is not supported (llama, mistral, qwen2, qwen3)");
   const std::string p = c.arch + ".";
 
   if (const GgufValue* n = find("general.name"); n && n->type == GgufValue::Type::STRING) c.name = get_string("general.name");
@@ -529,6 +531,7 @@ void GgufFile::fill_config() {
 
   c.tie_embeddings = !has(tensor_names::lm_head());
   c.qkv_bias = c.arch == "qwen2" || has(tensor_names::q_bias(0));
+  c.qk_norm = c.arch == "qwen3";
 
   // RoPE scaling: explicit metadata (linear), or a rope_freqs tensor (how the converter stores llama3's).
   if (find(p + "rope.scaling.type")) {

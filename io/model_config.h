@@ -26,7 +26,7 @@ struct RopeScaling {
 };
 
 struct ModelConfig {
-  std::string arch;   // "llama", "mistral", "qwen2"
+  std::string arch;   // "llama", "mistral", "qwen2", "qwen3"
   std::string name;   // human-readable, from metadata when present
   int64_t n_layers = 0;
   int64_t n_heads = 0;
@@ -40,6 +40,7 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
   bool qkv_bias = false;        // Qwen2
+  bool qk_norm = false;         // Qwen3: RMSNorm over each q and k head (weights [head_dim]) before RoPE
   bool tie_embeddings = false;  // lm_head shares model.embed_tokens.weight
   int64_t bos_id = -1;
   int64_t eos_id = -1;

@@ -72,6 +72,7 @@ std::string describe_model(const ModelFile& model, const DescribeOptions& option
   line(out, "rope scaling", describe_rope_scaling(c.rope_scaling));
   line(out, "rms eps", number(c.rms_eps));
   line(out, "qkv bias", c.qkv_bias ? "yes" : "no");
+  line(out, "qk norm", c.qk_norm ? "yes" : "no");
   line(out, "tied embeddings", c.tie_embeddings ? "yes" : "no");
   line(out, "bos / eos", std::to_string(c.bos_id) + " / " + std::to_string(c.eos_id));
 

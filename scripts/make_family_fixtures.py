@@ -4,7 +4,7 @@
 Writes, for tests/calib/test_family_logits.cpp:
   tests/data/good_hf_tiny_qwen2_yarn/  Qwen2ForCausalLM with YaRN rope scaling (factor 4 over an
                                        original context of 64, so positions past 64 use it)
-  tests/data/good_hf_tiny_qwen3/       Qwen3ForCausalLM (per-head q/k RMSNorm, head_dim 32 while
+  tests/data/good_hf_tiny_qwen3/       Qwen3ForCausalLM (per-head q/k RMSNorm, head_dim 64 while
                                        hidden / heads is 16)
 each as config.json + model.safetensors (float32) + reference.json: the token ids and
 transformers' float32 logits at every position ([N, vocab], vocab 128); and the same weights as
@@ -30,15 +30,18 @@ N_TOKENS = 100
 VOCAB = 128
 
 
-def common_config():
-    return dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                rms_norm_eps=1e-6, rope_theta=10000.0, tie_word_embeddings=False,
-                bos_token_id=1, eos_token_id=2)
+def common_config(**overrides):
+    c = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=64, num_hidden_layers=2,
+             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+             rms_norm_eps=1e-6, rope_theta=10000.0, tie_word_embeddings=False,
+             bos_token_id=1, eos_token_id=2)
+    c.update(overrides)
+    return c
 
 
 def randomise(model, seed):
-    """Linear weights ~ N(0, 0.15^2), biases ~ N(0, 0.1^2), norm weights 1 + N(0, 0.3^2)."""
+    """Embeddings ~ N(0, 0.25^2), linear weights ~ N(0, 0.15^2), biases ~ N(0, 0.1^2), norm weights
+    1 + N(0, 0.3^2): logits of a few units, attention far from uniform."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -48,7 +51,7 @@ def randomise(model, seed):
             elif name.endswith("bias"):
                 p.copy_(0.1 * noise)
             elif "embed_tokens" in name:
-                p.copy_(noise)
+                p.copy_(0.25 * noise)
             else:
                 p.copy_(0.15 * noise)
 
@@ -120,6 +123,8 @@ def write_gguf(model, path, arch, rope_kv=()):
     for method, value in rope_kv:
         getattr(w, method)(value)
     for name, tensor in model.state_dict().items():
+        if name == "lm_head.weight" and c.tie_word_embeddings:
+            continue  # tied: no output.weight, as the converter writes it
         w.add_tensor(gguf_name(name), tensor.detach().float().numpy().astype(np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
@@ -133,8 +138,9 @@ def main():
     args = ap.parse_args()
     torch.manual_seed(0)
 
+    # head_dim 64 (hidden / heads), a size the CUDA engine's attention kernel runs.
     qwen2 = transformers.Qwen2Config(
-        **common_config(),
+        **common_config(hidden_size=128, num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True),
         rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64})
     model = transformers.Qwen2ForCausalLM(qwen2).float().eval()
     randomise(model, 20)
@@ -143,7 +149,7 @@ def main():
                [("add_rope_scaling_type", gguf.RopeScalingType.YARN), ("add_rope_scaling_factor", 4.0),
                 ("add_rope_scaling_orig_ctx_len", 64)])
 
-    qwen3 = transformers.Qwen3Config(**common_config(), head_dim=32, attention_bias=False)
+    qwen3 = transformers.Qwen3Config(**common_config(), head_dim=64, attention_bias=False)
     model = transformers.Qwen3ForCausalLM(qwen3).float().eval()
     randomise(model, 30)
     write(model, os.path.join(args.out, "good_hf_tiny_qwen3"), 30)

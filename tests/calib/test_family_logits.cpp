@@ -1,12 +1,13 @@
 // The CPU engine against transformers on tiny random-weight models of the newer families
 // (scripts/make_family_fixtures.py), from Hugging Face directories and GGUF files: Qwen2 with
-// YaRN rope scaling. The fixture holds transformers'
+// YaRN rope scaling, and Qwen3 (per-head q/k RMSNorm, head_dim * heads != hidden). The fixture holds transformers'
 // float32 logits at every position; each test also runs a control with the feature switched off,
 // which must miss the same bounds, so a wrong or absent implementation fails.
 //
-// Bound: both sides run float32 with different summation orders; over 2 layers the logits (of
-// size ~10) agree to a few 1e-6 (rounding of ~1e-7 relative per operation, grown by the layers).
-// 1e-3 leaves a wide margin, while the controls miss by more than 0.1.
+// Bound: both sides run float32 with different summation orders. The logits reach ~12; float32
+// rounding (6e-8 relative per operation) grown over 2 layers and sharp attention leaves them
+// within ~1e-5 of the logit scale (measured 6e-5 for the yarn model, 5e-6 for qwen3). 1e-3 keeps
+// a 15x margin, while every control misses by more than 1.
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "calib/cpu_engine.h"
+#include "calib/cuda_engine.h"
 #include "calib/engine.h"
 #include "calib/llama_weights.h"
 #include "catch.h"
@@ -111,4 +113,57 @@ TEST_CASE("qwen2 GGUF with yarn metadata loads the same scaling and logits", "[c
   const double err = hc::test::max_abs_diff(cpu_logits(hc::load_llama_weights(*model), ref.tokens), ref.logits);
   INFO("max abs logit error " << err);
   CHECK(err < kLogitBound);
+}
+
+namespace {
+
+void check_qwen3(const hc::ModelFile& model, const std::string& ref_dir) {
+  const hc::ModelConfig& c = model.config();
+  CHECK(c.arch == "qwen3");
+  CHECK(c.qk_norm);
+  CHECK_FALSE(c.qkv_bias);
+  CHECK(c.head_dim == 64);
+  CHECK(c.head_dim * c.n_heads != c.hidden);  // o_proj maps 256 attention features back to 64
+  const Reference ref = read_reference(ref_dir, c.vocab);
+  const std::vector<float> got = cpu_logits(hc::load_llama_weights(model), ref.tokens);
+  const double err = hc::test::max_abs_diff(got, ref.logits);
+  INFO("max abs logit error " << err);
+  CHECK(err < kLogitBound);
+  CHECK(check_top1(got, ref.logits, c.vocab) >= ref.tokens.size() * 9 / 10);
+
+  // Control: the same weights without the q/k norms miss by far.
+  hc::LlamaWeights no_norm = hc::load_llama_weights(model);
+  no_norm.config.qk_norm = false;
+  CHECK(hc::test::max_abs_diff(cpu_logits(std::move(no_norm), ref.tokens), ref.logits) > 100 * kLogitBound);
+}
+
+}  // namespace
+
+TEST_CASE("qwen3 from safetensors matches transformers", "[calib][family][qwen3]") {
+  const std::string dir = std::string(HEADCAL_TEST_DATA) + "/good_hf_tiny_qwen3";
+  const auto model = hc::open_model(dir);
+  check_qwen3(*model, dir);
+}
+
+TEST_CASE("qwen3 from GGUF (attn_q_norm / attn_k_norm) matches transformers", "[calib][family][qwen3][gguf]") {
+  const std::string data = HEADCAL_TEST_DATA;
+  const auto model = hc::open_model(data + "/good_tiny_qwen3.gguf");
+  check_qwen3(*model, data + "/good_hf_tiny_qwen3");
+}
+
+TEST_CASE("CUDA engine on the family fixtures agrees with transformers", "[calib][family][gpu]") {
+  HC_REQUIRE_GPU();
+  const std::string data = HEADCAL_TEST_DATA;
+  for (const char* name : {"good_hf_tiny_qwen2_yarn", "good_hf_tiny_qwen3"}) {
+    INFO(name);
+    const auto model = hc::open_model(data + "/" + name);
+    const Reference ref = read_reference(data + "/" + name, model->config().vocab);
+    hc::PrefillRequest req;
+    req.tokens = ref.tokens;
+    const std::vector<float> got = hc::make_cuda_engine(*model)->prefill(req).logits;
+    // bf16 weights and activations: ~0.4% per rounding over two layers; the controls above miss
+    // by 30% and more of the logits' norm.
+    CHECK(hc::test::rel_error(got, ref.logits) < 0.05);
+    CHECK(hc::test::top1_agreement(got, ref.logits, model->config().vocab) >= 0.9);
+  }
 }

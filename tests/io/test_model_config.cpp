@@ -192,6 +192,29 @@ TEST_CASE("mistral", "[io][config]") {
   CHECK(parse(base + R"("sliding_window":32768})").max_context == 32768);  // window >= context: no effect
 }
 
+TEST_CASE("qwen3: q/k norm, explicit head_dim, no bias", "[io][config]") {
+  // Qwen3-0.6B's shape: 16 heads of 128 = 2048 attention features from hidden 1024.
+  const std::string base =
+      R"({"model_type":"qwen3","num_hidden_layers":28,"num_attention_heads":16,"num_key_value_heads":8,)"
+      R"("head_dim":128,"hidden_size":1024,"intermediate_size":3072,"vocab_size":151936,)"
+      R"("max_position_embeddings":40960,"rms_norm_eps":1e-06,"rope_theta":1000000,"tie_word_embeddings":true,)"
+      R"("sliding_window":null,"bos_token_id":151643,"eos_token_id":151645,)";
+  hc::ModelConfig c = parse(base + R"("attention_bias":false,"use_sliding_window":false})");
+  CHECK(c.arch == "qwen3");
+  CHECK(c.qk_norm);
+  CHECK_FALSE(c.qkv_bias);
+  CHECK(c.head_dim == 128);
+  CHECK(c.head_dim * c.n_heads == 2 * c.hidden);
+  CHECK(c.n_kv_heads == 8);
+  CHECK(c.tie_embeddings);
+  // qwen2 and llama carry no q/k norm.
+  CHECK_FALSE(parse(llama()).qk_norm);
+  CHECK_FALSE(parse(llama("", "qwen2")).qk_norm);
+  // Qwen3's attention_bias also biases o_proj, which the graph lacks; sliding windows are refused.
+  CHECK(contains(parse_error(base + R"("attention_bias":true})"), "attention_bias"));
+  CHECK(contains(parse_error(base + R"("use_sliding_window":true})"), "use_sliding_window"));
+}
+
 TEST_CASE("qwen2: q/k/v bias, tied embeddings, eos list", "[io][config]") {
   const std::string text =
       R"({"model_type":"qwen2","num_hidden_layers":24,"num_attention_heads":14,"num_key_value_heads":2,)"
