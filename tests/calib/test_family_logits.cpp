@@ -161,9 +161,10 @@ TEST_CASE("CUDA engine on the family fixtures agrees with transformers", "[calib
     hc::PrefillRequest req;
     req.tokens = ref.tokens;
     const std::vector<float> got = hc::make_cuda_engine(*model)->prefill(req).logits;
-    // bf16 weights and activations: ~0.4% per rounding over two layers; the controls above miss
-    // by 30% and more of the logits' norm.
-    CHECK(hc::test::rel_error(got, ref.logits) < 0.05);
-    CHECK(hc::test::top1_agreement(got, ref.logits, model->config().vocab) >= 0.9);
+    // bf16 weights and activations: transformers itself in bf16 lands at relative error 0.042
+    // (yarn) and 0.014 (qwen3), top-1 0.96 and 1.0; yarn without its attention factor lands at
+    // 0.28 and 0.71, plain RoPE at 1.07 and 0.21.
+    CHECK(hc::test::rel_error(got, ref.logits) < 0.1);
+    CHECK(hc::test::top1_agreement(got, ref.logits, model->config().vocab) >= 0.85);
   }
 }
