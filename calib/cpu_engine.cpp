@@ -89,6 +89,10 @@ PrefillResult CpuEngine::prefill(const PrefillRequest& request) {
     linear(n_threads_, h.data(), N, D, L.wq.data(), q_dim, L.bq, q.data());
     linear(n_threads_, h.data(), N, D, L.wk.data(), kv_dim, L.bk, k.data());
     linear(n_threads_, h.data(), N, D, L.wv.data(), kv_dim, L.bv, v.data());
+    if (c.qk_norm) {  // each head of q [N * H, d] and k [N * Hkv, d] normed in place
+      rms_norm(q.data(), N * H, d, L.q_norm, c.rms_eps, q.data());
+      rms_norm(k.data(), N * Hkv, d, L.k_norm, c.rms_eps, k.data());
+    }
     apply_rope_rotate_half(rope, q.data(), N, H, d);
     apply_rope_rotate_half(rope, k.data(), N, Hkv, d);
     if (request.attention_override)

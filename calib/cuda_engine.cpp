@@ -46,7 +46,8 @@ CudaMemoryEstimate estimate_cuda_memory(const ModelConfig& c, int64_t n_tokens, 
   const size_t vocab = static_cast<size_t>(c.vocab);
   CudaMemoryEstimate e;
   const size_t per_layer = bf * (q_out * hidden + 2 * kv_out * hidden + hidden * q_out + 3 * inter * hidden) +
-                           fp * 2 * hidden + (c.qkv_bias ? fp * (q_out + 2 * kv_out) : 0);
+                           fp * 2 * hidden + (c.qkv_bias ? fp * (q_out + 2 * kv_out) : 0) +
+                           (c.qk_norm ? fp * 2 * static_cast<size_t>(c.head_dim) : 0);
   e.weights = bf * vocab * hidden * (c.tie_embeddings ? 1 : 2) + fp * hidden +
               per_layer * static_cast<size_t>(c.n_layers);
   const size_t chunk = std::min<size_t>(n, static_cast<size_t>(std::max<int64_t>(options.mlp_chunk_tokens, 1)));
@@ -139,6 +140,7 @@ struct DeviceLayer {
   DeviceBuffer<bf16> wq;                     // [n_heads*head_dim, hidden]
   DeviceBuffer<bf16> wk, wv;                 // [n_kv_heads*head_dim, hidden]
   DeviceBuffer<float> bq, bk, bv;            // [out] (Qwen2 only)
+  DeviceBuffer<float> q_norm, k_norm;        // [head_dim] (Qwen3 only)
   DeviceBuffer<bf16> wo;                     // [hidden, n_heads*head_dim]
   DeviceBuffer<bf16> w_gate, w_up;           // [intermediate, hidden]
   DeviceBuffer<bf16> w_down;                 // [hidden, intermediate]
@@ -321,6 +323,10 @@ class CudaEngineImpl final : public CudaEngine {
         upload_vector(model, tensor_names::k_bias(i), kv_out, L.bk);
         upload_vector(model, tensor_names::v_bias(i), kv_out, L.bv);
       }
+      if (c.qk_norm) {
+        upload_vector(model, tensor_names::q_norm(i), c.head_dim, L.q_norm);
+        upload_vector(model, tensor_names::k_norm(i), c.head_dim, L.k_norm);
+      }
       upload_matrix(model, tensor_names::o_proj(i), {c.hidden, q_out}, L.wo);
       upload_vector(model, tensor_names::mlp_norm(i), c.hidden, L.mlp_norm);
       upload_matrix(model, tensor_names::gate_proj(i), {c.intermediate, c.hidden}, L.w_gate);
@@ -407,9 +413,19 @@ class CudaEngineImpl final : public CudaEngine {
       gemm(xn.get(), L.wq.get(), q.get(), CUDA_R_16BF, n, q_out, hidden, 0.f);
       gemm(xn.get(), L.wk.get(), k.get(), CUDA_R_16BF, n, kv_out, hidden, 0.f);
       gemm(xn.get(), L.wv.get(), v.get(), CUDA_R_16BF, n, kv_out, hidden, 0.f);
-      cuda::bias_rope(q.get(), c.qkv_bias ? L.bq.get() : nullptr, rope_cos.get(), rope_sin.get(), n, c.n_heads, d,
+      // A bias comes before the per-head norm, the norm before RoPE (bias_rope then adds no bias).
+      const bool bias_in_rope = c.qkv_bias && !c.qk_norm;
+      if (c.qk_norm) {
+        if (c.qkv_bias) {
+          cuda::add_bias(q.get(), L.bq.get(), n, q_out, stream_);
+          cuda::add_bias(k.get(), L.bk.get(), n, kv_out, stream_);
+        }
+        cuda::head_rmsnorm(q.get(), L.q_norm.get(), n * c.n_heads, d, eps, stream_);   // [N * n_heads, d]
+        cuda::head_rmsnorm(k.get(), L.k_norm.get(), n * c.n_kv_heads, d, eps, stream_);  // [N * n_kv_heads, d]
+      }
+      cuda::bias_rope(q.get(), bias_in_rope ? L.bq.get() : nullptr, rope_cos.get(), rope_sin.get(), n, c.n_heads, d,
                       q_out, stream_);
-      cuda::bias_rope(k.get(), c.qkv_bias ? L.bk.get() : nullptr, rope_cos.get(), rope_sin.get(), n, c.n_kv_heads,
+      cuda::bias_rope(k.get(), bias_in_rope ? L.bk.get() : nullptr, rope_cos.get(), rope_sin.get(), n, c.n_kv_heads,
                       d, kv_out, stream_);
       if (c.qkv_bias) cuda::add_bias(v.get(), L.bv.get(), n, kv_out, stream_);
       DeviceLayerAttention a;

@@ -68,6 +68,22 @@ __global__ void bias_rope_kernel(bf16* x, const float* bias, const float* cos_t,
   v[t + half] = __float2bfloat16(b * c + a * s);
 }
 
+// One warp per row: head_dim is at most a few hundred, so a warp's shuffle sum suffices.
+__global__ void head_rmsnorm_kernel(bf16* x, const float* weight, int64_t n_rows, int64_t head_dim, float eps) {
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+  if (r >= n_rows) return;  // whole warps leave together
+  const int lane = threadIdx.x % 32;
+  bf16* row = x + r * head_dim;  // [head_dim]
+  float ss = 0.f;
+  for (int64_t c = lane; c < head_dim; c += 32) {
+    const float v = __bfloat162float(row[c]);
+    ss += v * v;
+  }
+  for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+  const float inv = rsqrtf(ss / static_cast<float>(head_dim) + eps);
+  for (int64_t c = lane; c < head_dim; c += 32) row[c] = __float2bfloat16(__bfloat162float(row[c]) * inv * weight[c]);
+}
+
 __global__ void add_bias_kernel(bf16* x, const float* bias, int64_t total, int64_t width) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < total) x[i] = __float2bfloat16(__bfloat162float(x[i]) + bias[i % width]);
@@ -172,6 +188,14 @@ void rmsnorm(const float* x, const int64_t* rows, const float* weight, float* ou
              float eps, cudaStream_t stream) {
   if (n_rows == 0) return;
   rmsnorm_kernel<float><<<static_cast<unsigned>(n_rows), kRowThreads, 0, stream>>>(x, rows, weight, out, hidden, eps);
+  HC_CHECK_LAUNCH();
+}
+
+void head_rmsnorm(bf16* x, const float* weight, int64_t n_rows, int64_t head_dim, float eps, cudaStream_t stream) {
+  if (n_rows == 0) return;
+  constexpr int kWarps = 8;
+  head_rmsnorm_kernel<<<static_cast<unsigned>((n_rows + kWarps - 1) / kWarps), kWarps * 32, 0, stream>>>(
+      x, weight, n_rows, head_dim, eps);
   HC_CHECK_LAUNCH();
 }
 

@@ -27,6 +27,10 @@ void rmsnorm(const float* x, const int64_t* rows, const float* weight, float* ou
 void bias_rope(bf16* x, const float* bias, const float* cos, const float* sin, int64_t n, int64_t heads,
                int64_t head_dim, int64_t row_stride, cudaStream_t stream);
 
+// In place on x [n_rows, head_dim] bf16 (each row one head of one token, packed): x = x *
+// rsqrt(mean(x^2) + eps) * weight, weight [head_dim] fp32, computed in fp32. Qwen3's q/k norm.
+void head_rmsnorm(bf16* x, const float* weight, int64_t n_rows, int64_t head_dim, float eps, cudaStream_t stream);
+
 // x [n, width] bf16 += bias [width].
 void add_bias(bf16* x, const float* bias, int64_t n, int64_t width, cudaStream_t stream);
 

@@ -28,6 +28,10 @@ LlamaWeights load_llama_weights(const ModelFile& model) {
       L.bk = model.load_f32(tn::k_bias(i), {kv_rows});
       L.bv = model.load_f32(tn::v_bias(i), {kv_rows});
     }
+    if (c.qk_norm) {
+      L.q_norm = model.load_f32(tn::q_norm(i), {c.head_dim});
+      L.k_norm = model.load_f32(tn::k_norm(i), {c.head_dim});
+    }
     L.wo = model.load_f32(tn::o_proj(i), {c.hidden, q_rows});
     L.mlp_norm = model.load_f32(tn::mlp_norm(i), {c.hidden});
     L.w_gate = model.load_f32(tn::gate_proj(i), {c.intermediate, c.hidden});

@@ -17,6 +17,8 @@ struct LlamaLayerWeights {
   std::vector<float> bq;         // [n_heads * head_dim]     (empty unless config.qkv_bias)
   std::vector<float> bk;         // [n_kv_heads * head_dim]  (empty unless config.qkv_bias)
   std::vector<float> bv;         // [n_kv_heads * head_dim]  (empty unless config.qkv_bias)
+  std::vector<float> q_norm;     // [head_dim]  (empty unless config.qk_norm)
+  std::vector<float> k_norm;     // [head_dim]  (empty unless config.qk_norm)
   std::vector<float> wo;         // [hidden, n_heads * head_dim]
   std::vector<float> mlp_norm;   // [hidden]
   std::vector<float> w_gate;     // [intermediate, hidden]

@@ -54,6 +54,10 @@ RandomModel::RandomModel(ModelConfig config, uint64_t seed, const std::string& n
     add_tensor(tensors_, tensor_names::q_proj(i), {q_out, c.hidden});
     add_tensor(tensors_, tensor_names::k_proj(i), {kv_out, c.hidden});
     add_tensor(tensors_, tensor_names::v_proj(i), {kv_out, c.hidden});
+    if (c.qk_norm) {
+      add_tensor(tensors_, tensor_names::q_norm(i), {c.head_dim});
+      add_tensor(tensors_, tensor_names::k_norm(i), {c.head_dim});
+    }
     if (c.qkv_bias) {
       add_tensor(tensors_, tensor_names::q_bias(i), {q_out});
       add_tensor(tensors_, tensor_names::k_bias(i), {kv_out});

@@ -1,5 +1,6 @@
 #include "calib/rope.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -45,8 +46,48 @@ std::vector<double> rope_inv_freq_f64(const ModelConfig& config) {
       }
       break;
     }
+    case RopeScalingType::Yarn: {
+      if (!(s.factor > 0.0) || s.original_max_position <= 0 || !(s.beta_fast > 0.0) || !(s.beta_slow > 0.0))
+        throw InputError("rope: yarn scaling needs factor, original_max_position, beta_fast and beta_slow > 0");
+      // The dimension index whose pair turns `rotations` times over the pretraining context:
+      // solving original_max * theta^(-idx/dim) = rotations * 2 pi for idx.
+      const double orig = static_cast<double>(s.original_max_position);
+      auto dim_for_rotations = [&](double rotations) {
+        return dim * std::log(orig / (rotations * 2.0 * M_PI)) / (2.0 * std::log(config.rope_theta));
+      };
+      double low = dim_for_rotations(s.beta_fast);   // fast-turning pairs below low keep inv_freq
+      double high = dim_for_rotations(s.beta_slow);  // slow pairs above high are divided by factor
+      if (s.yarn_truncate) {
+        low = std::floor(low);
+        high = std::ceil(high);
+      }
+      low = std::max(low, 0.0);
+      high = std::min(high, dim - 1.0);
+      if (low == high) high += 0.001;  // a zero-width ramp becomes a step
+      for (int64_t t = 0; t < half; ++t) {
+        // ramp: 0 at or below low, 1 at or above high; the weight of the interpolated frequency.
+        const double ramp = std::clamp((static_cast<double>(t) - low) / (high - low), 0.0, 1.0);
+        double& f = inv_freq[static_cast<size_t>(t)];
+        f = ramp * (f / s.factor) + (1.0 - ramp) * f;
+      }
+      break;
+    }
   }
   return inv_freq;
+}
+
+namespace {
+// YaRN's magnitude correction 0.1 * m * ln(scale) + 1, and 1 when the context is not stretched.
+double yarn_mscale(double scale, double m) { return scale <= 1.0 ? 1.0 : 0.1 * m * std::log(scale) + 1.0; }
+}  // namespace
+
+double rope_attention_factor(const ModelConfig& config) {
+  const RopeScaling& s = config.rope_scaling;
+  if (s.type != RopeScalingType::Yarn) return 1.0;
+  if (s.attention_factor > 0.0) return s.attention_factor;
+  if (s.mscale > 0.0 && s.mscale_all_dim > 0.0)
+    return yarn_mscale(s.factor, s.mscale) / yarn_mscale(s.factor, s.mscale_all_dim);
+  return yarn_mscale(s.factor, 1.0);
 }
 
 std::vector<float> rope_inv_freq(const ModelConfig& config) {
@@ -57,6 +98,7 @@ std::vector<float> rope_inv_freq(const ModelConfig& config) {
 RopeTable rope_table(const ModelConfig& config, int64_t n_positions) {
   if (n_positions < 0) throw InputError("rope: negative number of positions");
   const std::vector<double> inv_freq = rope_inv_freq_f64(config);
+  const double magnitude = rope_attention_factor(config);
   RopeTable table;
   table.n_positions = n_positions;
   table.half_dim = static_cast<int64_t>(inv_freq.size());
@@ -68,8 +110,8 @@ RopeTable rope_table(const ModelConfig& config, int64_t n_positions) {
       // The angle is formed in double: at position 1e5 a float product would be off by ~4e-3 rad.
       const double angle = static_cast<double>(p) * inv_freq[static_cast<size_t>(t)];
       const size_t at = static_cast<size_t>(p * table.half_dim + t);
-      table.cos[at] = static_cast<float>(std::cos(angle));
-      table.sin[at] = static_cast<float>(std::sin(angle));
+      table.cos[at] = static_cast<float>(magnitude * std::cos(angle));
+      table.sin[at] = static_cast<float>(magnitude * std::sin(angle));
     }
   }
   return table;

@@ -17,12 +17,21 @@ namespace hc {
 //    keeps inv_freq; wavelen > original_max/low_freq_factor divides it by factor; in between,
 //    smooth = (original_max/wavelen - low) / (high - low) and
 //    inv_freq = (1 - smooth) * inv_freq / factor + smooth * inv_freq.
+//  - Yarn (YaRN, as transformers computes it): with low/high the dimension indices whose pairs
+//    turn beta_fast / beta_slow times over original_max (floored / ceiled when yarn_truncate,
+//    clamped to [0, head_dim - 1]) and ramp = clamp((t - low) / (high - low), 0, 1),
+//    inv_freq = ramp * inv_freq / factor + (1 - ramp) * inv_freq.
 // Computed in double, returned as float. [head_dim / 2]
 std::vector<float> rope_inv_freq(const ModelConfig& config);
 std::vector<double> rope_inv_freq_f64(const ModelConfig& config);
 
-// cos/sin tables for positions [0, n_positions): both [n_positions, head_dim/2].
-// Angles are formed in double (pos * inv_freq) so large positions keep their precision.
+// The factor cos and sin are multiplied by: 1, except for yarn: attention_factor when set, else
+// mscale(factor, mscale) / mscale(factor, mscale_all_dim) when both are set, else mscale(factor, 1),
+// with mscale(s, m) = 0.1 * m * ln(s) + 1 (1 for s <= 1). Scaling q and k both scales the logits by its square.
+double rope_attention_factor(const ModelConfig& config);
+
+// cos/sin tables for positions [0, n_positions): both [n_positions, head_dim/2], multiplied by
+// rope_attention_factor. Angles are formed in double (pos * inv_freq) so large positions keep their precision.
 struct RopeTable {
   int64_t n_positions = 0;
   int64_t half_dim = 0;

@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <string>
+#include <utility>
 
 #include "common/error.h"
 #include "io/model_check.h"
@@ -197,7 +199,8 @@ const LayerTensor kLayerTensors[] = {
     {"attn_k", tensor_names::k_proj, tensor_names::k_bias}, {"attn_v", tensor_names::v_proj, tensor_names::v_bias},
     {"attn_output", tensor_names::o_proj, nullptr},   {"ffn_norm", tensor_names::mlp_norm, nullptr},
     {"ffn_gate", tensor_names::gate_proj, nullptr},   {"ffn_up", tensor_names::up_proj, nullptr},
-    {"ffn_down", tensor_names::down_proj, nullptr},
+    {"ffn_down", tensor_names::down_proj, nullptr},   {"attn_q_norm", tensor_names::q_norm, nullptr},
+    {"attn_k_norm", tensor_names::k_norm, nullptr},
 };
 
 // Canonical name -> the name llama.cpp's converter gives it (for error messages).
@@ -477,8 +480,9 @@ void GgufFile::fill_config() {
   const std::string& file = path();
   ModelConfig& c = config_;
   c.arch = get_string("general.architecture");
-  if (c.arch != "llama" && c.arch != "mistral" && c.arch != "qwen2")
-    throw InputError(file, "architecture '" + c.arch + "' (general.architecture) is not supported (llama, mistral, qwen2)");
+  if (c.arch != "llama" && c.arch != "mistral" && c.arch != "qwen2" && c.arch != "qwen3")
+    throw InputError(file, "architecture '" + c.arch +
+                               "' (general.architecture) is not supported (llama, mistral, qwen2, qwen3)");
   const std::string p = c.arch + ".";
 
   if (const GgufValue* n = find("general.name"); n && n->type == GgufValue::Type::STRING) c.name = get_string("general.name");
@@ -527,6 +531,7 @@ void GgufFile::fill_config() {
 
   c.tie_embeddings = !has(tensor_names::lm_head());
   c.qkv_bias = c.arch == "qwen2" || has(tensor_names::q_bias(0));
+  c.qk_norm = c.arch == "qwen3";
 
   // RoPE scaling: explicit metadata (linear), or a rope_freqs tensor (how the converter stores llama3's).
   if (find(p + "rope.scaling.type")) {
@@ -534,15 +539,32 @@ void GgufFile::fill_config() {
     if (type == "linear") {
       c.rope_scaling.type = RopeScalingType::Linear;
       c.rope_scaling.factor = get_float(p + "rope.scaling.factor");
+    } else if (type == "yarn") {
+      RopeScaling& s = c.rope_scaling;
+      s.type = RopeScalingType::Yarn;
+      s.factor = get_float(p + "rope.scaling.factor");
+      s.original_max_position = get_int(p + "rope.scaling.original_context_length");
+      if (find(p + "rope.scaling.yarn_beta_fast")) s.beta_fast = get_float(p + "rope.scaling.yarn_beta_fast");
+      if (find(p + "rope.scaling.yarn_beta_slow")) s.beta_slow = get_float(p + "rope.scaling.yarn_beta_slow");
+      // llama.cpp multiplies these on top of YaRN's derived magnitude; only their neutral values
+      // describe the transformers model headcal computes.
+      for (const auto& [key, neutral] : {std::make_pair(std::string("rope.scaling.attn_factor"), 1.0),
+                                         std::make_pair(std::string("rope.scaling.yarn_attn_factor"), 1.0),
+                                         std::make_pair(std::string("rope.scaling.yarn_log_multiplier"), 0.0)})
+        if (find(p + key) && get_float(p + key) != neutral)
+          throw InputError(file, "metadata '" + p + key + "' = " + std::to_string(get_float(p + key)) +
+                                     " is not supported with yarn scaling (only " + std::to_string(neutral) + ")");
     } else if (type != "none") {
       throw InputError(file, "metadata '" + p + "rope.scaling.type' = '" + type +
-                                 "' is not supported (none, linear, or llama3 via rope_freqs.weight)");
+                                 "' is not supported (none, linear, yarn, or llama3 via rope_freqs.weight)");
     }
   } else if (find(p + "rope.scale_linear")) {  // older converters
     c.rope_scaling.type = RopeScalingType::Linear;
     c.rope_scaling.factor = get_float(p + "rope.scale_linear");
   }
   if (has("rope_freqs.weight")) {
+    if (c.rope_scaling.type == RopeScalingType::Yarn)
+      throw InputError(file, "tensor 'rope_freqs.weight' together with yarn rope scaling is not supported");
     const TensorInfo& t = tensors_.at("rope_freqs.weight");
     if (t.dtype != DType::F32 || t.shape != std::vector<int64_t>{c.head_dim / 2})
       throw InputError(file, "tensor 'rope_freqs.weight': expected F32 of shape " + shape_string({c.head_dim / 2}) +

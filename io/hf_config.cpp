@@ -118,8 +118,25 @@ RopeScaling parse_rope_scaling(const json& rs, const std::string& source, const 
         f.as_integer(rs["original_max_position_embeddings"], field + ".original_max_position_embeddings");
     return out;
   }
+  if (type == "yarn") {
+    out.type = RopeScalingType::Yarn;
+    out.factor = need("factor");
+    if (!f.present("original_max_position_embeddings"))
+      throw InputError(source, "field \"" + field + "\" of type yarn is missing \"original_max_position_embeddings\"");
+    out.original_max_position =
+        f.as_integer(rs["original_max_position_embeddings"], field + ".original_max_position_embeddings");
+    // transformers reads an absent, null or zero beta as its default (32 / 1).
+    const double beta_fast = f.number_or("beta_fast", 0.0), beta_slow = f.number_or("beta_slow", 0.0);
+    if (beta_fast != 0.0) out.beta_fast = beta_fast;
+    if (beta_slow != 0.0) out.beta_slow = beta_slow;
+    out.yarn_truncate = f.boolean_or("truncate", true);
+    out.attention_factor = f.number_or("attention_factor", 0.0);
+    out.mscale = f.number_or("mscale", 0.0);
+    out.mscale_all_dim = f.number_or("mscale_all_dim", 0.0);
+    return out;
+  }
   throw InputError(source, "field \"" + field + "\": RoPE scaling type '" + one_line(type) +
-                               "' is not supported (headcal supports none, linear and llama3)");
+                               "' is not supported (headcal supports none, linear, llama3 and yarn)");
 }
 
 }  // namespace
@@ -133,9 +150,9 @@ ModelConfig parse_hf_config(const std::string& json_text, const std::string& sou
   ModelConfig c;
   c.arch = f.string_or("model_type", "");
   if (c.arch.empty()) throw InputError(source, "missing field \"model_type\"");
-  if (c.arch != "llama" && c.arch != "mistral" && c.arch != "qwen2")
+  if (c.arch != "llama" && c.arch != "mistral" && c.arch != "qwen2" && c.arch != "qwen3")
     throw InputError(source, "model_type '" + one_line(c.arch) +
-                                 "' is not supported (headcal runs llama, mistral and qwen2 models)");
+                                 "' is not supported (headcal runs llama, mistral, qwen2 and qwen3 models)");
 
   c.name = f.string_or("_name_or_path", "");
   if (c.name.empty()) c.name = fallback_name;
@@ -177,9 +194,11 @@ ModelConfig parse_hf_config(const std::string& json_text, const std::string& sou
   c.bos_id = f.token_id("bos_token_id");
   c.eos_id = f.token_id("eos_token_id");
 
-  // Qwen2 always has q/k/v biases. Llama's attention_bias also puts a bias on o_proj (transformers'
-  // LlamaAttention), and mlp_bias on the MLP: the graph has neither, so those are refused.
+  // Qwen2 always has q/k/v biases. Llama's and Qwen3's attention_bias also puts a bias on o_proj
+  // (transformers' LlamaAttention, Qwen3Attention), and mlp_bias on the MLP: the graph has neither,
+  // so those are refused.
   c.qkv_bias = c.arch == "qwen2";
+  c.qk_norm = c.arch == "qwen3";
   if (f.boolean_or("attention_bias", false) && c.arch != "qwen2")
     throw InputError(source, "field \"attention_bias\": true adds q/k/v/o_proj biases; headcal supports "
                              "q/k/v biases (qwen2) but not an o_proj bias");
@@ -191,7 +210,7 @@ ModelConfig parse_hf_config(const std::string& json_text, const std::string& sou
 
   // Sliding-window attention changes which keys a query sees; calibrating it as full causal
   // attention would describe a different model, so it is refused rather than ignored.
-  if (c.arch == "qwen2" && f.boolean_or("use_sliding_window", false))
+  if ((c.arch == "qwen2" || c.arch == "qwen3") && f.boolean_or("use_sliding_window", false))
     throw InputError(source, "field \"use_sliding_window\": true is not supported (headcal models full causal attention)");
   if (c.arch == "mistral" && f.present("sliding_window")) {
     int64_t window = f.integer("sliding_window");

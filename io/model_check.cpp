@@ -22,6 +22,10 @@ std::vector<ExpectedTensor> expected_model_tensors(const ModelConfig& c) {
       out.push_back({tn::k_bias(i), {kv_rows}, true});
       out.push_back({tn::v_bias(i), {kv_rows}, true});
     }
+    if (c.qk_norm) {
+      out.push_back({tn::q_norm(i), {c.head_dim}, true});
+      out.push_back({tn::k_norm(i), {c.head_dim}, true});
+    }
     out.push_back({tn::o_proj(i), {c.hidden, q_rows}, true});
     out.push_back({tn::mlp_norm(i), {c.hidden}, true});
     out.push_back({tn::gate_proj(i), {c.intermediate, c.hidden}, true});

@@ -1,6 +1,7 @@
 #include "io/model_config.h"
 
 #include <cmath>
+#include <utility>
 
 #include "common/error.h"
 
@@ -29,8 +30,8 @@ void require_positive_finite(const std::string& source, const char* field, doubl
 }  // namespace
 
 void ModelConfig::validate(const std::string& source) const {
-  if (arch != "llama" && arch != "mistral" && arch != "qwen2")
-    throw InputError(source, "architecture '" + arch + "' is not supported (llama, mistral, qwen2)");
+  if (arch != "llama" && arch != "mistral" && arch != "qwen2" && arch != "qwen3")
+    throw InputError(source, "architecture '" + arch + "' is not supported (llama, mistral, qwen2, qwen3)");
   require_size(source, "n_layers (num_hidden_layers)", n_layers);
   require_size(source, "n_heads (num_attention_heads)", n_heads);
   require_size(source, "n_kv_heads (num_key_value_heads)", n_kv_heads);
@@ -61,6 +62,17 @@ void ModelConfig::validate(const std::string& source) const {
                                    std::to_string(rope_scaling.low_freq_factor) + ")");
     require_size(source, "rope_scaling.original_max_position_embeddings", rope_scaling.original_max_position,
                  kMaxContext);
+  }
+  if (rope_scaling.type == RopeScalingType::Yarn) {
+    require_size(source, "rope_scaling.original_max_position_embeddings", rope_scaling.original_max_position,
+                 kMaxContext);
+    require_positive_finite(source, "rope_scaling.beta_fast", rope_scaling.beta_fast);
+    require_positive_finite(source, "rope_scaling.beta_slow", rope_scaling.beta_slow);
+    for (const auto& [field, value] : {std::make_pair("rope_scaling.attention_factor", rope_scaling.attention_factor),
+                                       std::make_pair("rope_scaling.mscale", rope_scaling.mscale),
+                                       std::make_pair("rope_scaling.mscale_all_dim", rope_scaling.mscale_all_dim)})
+      if (!(std::isfinite(value) && value >= 0))
+        throw InputError(source, std::string(field) + " must be a finite number >= 0, got " + std::to_string(value));
   }
 
   if (bos_id < -1 || bos_id >= vocab)

@@ -5,18 +5,28 @@
 
 namespace hc {
 
-enum class RopeScalingType { None, Linear, Llama3 };
+enum class RopeScalingType { None, Linear, Llama3, Yarn };
 
 struct RopeScaling {
   RopeScalingType type = RopeScalingType::None;
   double factor = 1.0;
   double low_freq_factor = 1.0;     // llama3
   double high_freq_factor = 4.0;    // llama3
-  int64_t original_max_position = 8192;  // llama3
+  int64_t original_max_position = 8192;  // llama3, yarn: the pretraining context
+  // yarn: the ramp between interpolated and extrapolated frequencies spans the dimensions that
+  // turn between beta_slow and beta_fast times over original_max_position.
+  double beta_fast = 32.0;
+  double beta_slow = 1.0;
+  bool yarn_truncate = true;  // round the ramp's ends to whole dimensions
+  // yarn: cos/sin are multiplied by attention_factor; 0 derives it from factor (and from
+  // mscale / mscale_all_dim when both are > 0).
+  double attention_factor = 0.0;
+  double mscale = 0.0;
+  double mscale_all_dim = 0.0;
 };
 
 struct ModelConfig {
-  std::string arch;   // "llama", "mistral", "qwen2"
+  std::string arch;   // "llama", "mistral", "qwen2", "qwen3"
   std::string name;   // human-readable, from metadata when present
   int64_t n_layers = 0;
   int64_t n_heads = 0;
@@ -30,6 +40,7 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
   bool qkv_bias = false;        // Qwen2
+  bool qk_norm = false;         // Qwen3: RMSNorm over each q and k head (weights [head_dim]) before RoPE
   bool tie_embeddings = false;  // lm_head shares model.embed_tokens.weight
   int64_t bos_id = -1;
   int64_t eos_id = -1;

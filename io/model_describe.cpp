@@ -42,6 +42,9 @@ std::string describe_rope_scaling(const RopeScaling& s) {
       return "llama3 (factor " + number(s.factor) + ", low_freq_factor " + number(s.low_freq_factor) +
              ", high_freq_factor " + number(s.high_freq_factor) + ", original " +
              std::to_string(s.original_max_position) + ")";
+    case RopeScalingType::Yarn:
+      return "yarn (factor " + number(s.factor) + ", original " + std::to_string(s.original_max_position) +
+             ", beta_fast " + number(s.beta_fast) + ", beta_slow " + number(s.beta_slow) + ")";
   }
   return "?";
 }
@@ -69,6 +72,7 @@ std::string describe_model(const ModelFile& model, const DescribeOptions& option
   line(out, "rope scaling", describe_rope_scaling(c.rope_scaling));
   line(out, "rms eps", number(c.rms_eps));
   line(out, "qkv bias", c.qkv_bias ? "yes" : "no");
+  line(out, "qk norm", c.qk_norm ? "yes" : "no");
   line(out, "tied embeddings", c.tie_embeddings ? "yes" : "no");
   line(out, "bos / eos", std::to_string(c.bos_id) + " / " + std::to_string(c.eos_id));
 

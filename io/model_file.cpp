@@ -27,6 +27,8 @@ std::string o_proj(int i) { return layer(i, "self_attn.o_proj.weight"); }
 std::string q_bias(int i) { return layer(i, "self_attn.q_proj.bias"); }
 std::string k_bias(int i) { return layer(i, "self_attn.k_proj.bias"); }
 std::string v_bias(int i) { return layer(i, "self_attn.v_proj.bias"); }
+std::string q_norm(int i) { return layer(i, "self_attn.q_norm.weight"); }
+std::string k_norm(int i) { return layer(i, "self_attn.k_norm.weight"); }
 std::string mlp_norm(int i) { return layer(i, "post_attention_layernorm.weight"); }
 std::string gate_proj(int i) { return layer(i, "mlp.gate_proj.weight"); }
 std::string up_proj(int i) { return layer(i, "mlp.up_proj.weight"); }

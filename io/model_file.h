@@ -54,6 +54,8 @@ std::string o_proj(int i);
 std::string q_bias(int i);
 std::string k_bias(int i);
 std::string v_bias(int i);
+std::string q_norm(int i);    // model.layers.i.self_attn.q_norm.weight [head_dim] (qk_norm)
+std::string k_norm(int i);    // model.layers.i.self_attn.k_norm.weight [head_dim] (qk_norm)
 std::string mlp_norm(int i);  // model.layers.i.post_attention_layernorm.weight
 std::string gate_proj(int i);
 std::string up_proj(int i);

@@ -364,6 +364,55 @@ TEST_CASE("rope_inv_freq follows the llama3 rule", "[calib][rope]") {
   CHECK(table.sin[2999 * 8] == Approx(std::sin(2999.0)).margin(1e-6));
 }
 
+TEST_CASE("rope_inv_freq and the cos/sin magnitude follow the yarn rule", "[calib][rope]") {
+  hc::ModelConfig c = tiny_config({false, true, hc::RopeScalingType::None, 16});
+  c.rope_theta = 10000.0;
+  c.rope_scaling.type = hc::RopeScalingType::Yarn;
+  c.rope_scaling.factor = 4.0;
+  c.rope_scaling.original_max_position = 64;
+  // Pair index turning r times over 64 positions: 16 ln(64 / (2 pi r)) / (2 ln 1e4):
+  // r = 32 -> -0.99 (floor -1, clamped to 0); r = 1 -> 2.02 (ceil 3). Ramp over t in [0, 3].
+  const auto f = hc::rope_inv_freq(c);
+  REQUIRE(f.size() == 8);
+  auto raw = [](int t) { return std::pow(1e4, -2.0 * t / 16.0); };
+  CHECK(f[0] == Approx(raw(0)).epsilon(1e-6));
+  CHECK(f[1] == Approx(raw(1) * (1.0 / 3.0 / 4.0 + 2.0 / 3.0)).epsilon(1e-6));
+  CHECK(f[2] == Approx(raw(2) * (2.0 / 3.0 / 4.0 + 1.0 / 3.0)).epsilon(1e-6));
+  for (int t = 3; t < 8; ++t) CHECK(f[static_cast<size_t>(t)] == Approx(raw(t) / 4.0).epsilon(1e-6));
+  CHECK(hc::rope_attention_factor(c) == Approx(0.1 * std::log(4.0) + 1.0).epsilon(1e-12));
+
+  // Without truncation the ramp runs over the exact [0, 2.016] range.
+  c.rope_scaling.yarn_truncate = false;
+  const double high = 16.0 * std::log(64.0 / (2.0 * M_PI)) / (2.0 * std::log(1e4));
+  const double ramp1 = 1.0 / high;
+  CHECK(hc::rope_inv_freq(c)[1] == Approx(raw(1) * (ramp1 / 4.0 + (1.0 - ramp1))).epsilon(1e-6));
+  const double ramp2 = 2.0 / high;  // just below 1: pair 2 keeps a little of its own frequency
+  CHECK(hc::rope_inv_freq(c)[2] == Approx(raw(2) * (ramp2 / 4.0 + (1.0 - ramp2))).epsilon(1e-6));
+  CHECK(hc::rope_inv_freq(c)[2] != Approx(raw(2) / 4.0).epsilon(1e-6));
+  c.rope_scaling.yarn_truncate = true;
+
+  // The table carries the magnitude: cos^2 + sin^2 = attention_factor^2.
+  const hc::RopeTable table = hc::rope_table(c, 100);
+  const double m = hc::rope_attention_factor(c);
+  for (size_t i : {size_t(0), size_t(99 * 8 + 5)})
+    CHECK(double(table.cos[i]) * table.cos[i] + double(table.sin[i]) * table.sin[i] == Approx(m * m).epsilon(1e-6));
+  CHECK(table.cos[99 * 8 + 5] == Approx(m * std::cos(99.0 * raw(5) / 4.0)).margin(1e-6));
+
+  // Explicit attention_factor wins; mscale / mscale_all_dim are used when both are set; a factor
+  // <= 1 gives magnitude 1.
+  c.rope_scaling.mscale = 2.0;
+  c.rope_scaling.mscale_all_dim = 1.0;
+  CHECK(hc::rope_attention_factor(c) == Approx((0.2 * std::log(4.0) + 1.0) / (0.1 * std::log(4.0) + 1.0)));
+  c.rope_scaling.attention_factor = 0.75;
+  CHECK(hc::rope_attention_factor(c) == 0.75);
+  c.rope_scaling.attention_factor = 0.0;
+  c.rope_scaling.factor = 1.0;
+  CHECK(hc::rope_attention_factor(c) == 1.0);
+  c.rope_scaling.type = hc::RopeScalingType::Linear;
+  c.rope_scaling.factor = 4.0;
+  CHECK(hc::rope_attention_factor(c) == 1.0);
+}
+
 TEST_CASE("cpu engine attention override replaces dense attention", "[calib][cpu_engine]") {
   auto model = tiny_model({true, true, hc::RopeScalingType::None, 16}, 11u);
   auto engine = hc::make_cpu_engine(*model, 2);

@@ -99,6 +99,24 @@ TEST_CASE("CUDA engine matches the CPU engine per layer and in the logits", "[cu
     c.rope_scaling.original_max_position = 64;
     cases.push_back({"qwen2 bias llama3-rope", c, 200});
   }
+  {
+    hc::ModelConfig c = hc::tiny_llama_config();  // Qwen3: per-head q/k norm, heads * d != hidden, yarn
+    c.arch = "qwen3";
+    c.qk_norm = true;
+    c.n_heads = 6;
+    c.n_kv_heads = 3;  // 6 * 64 = 384 attention features from hidden 256
+    c.rope_scaling.type = hc::RopeScalingType::Yarn;
+    c.rope_scaling.factor = 4;
+    c.rope_scaling.original_max_position = 64;
+    cases.push_back({"qwen3 qk-norm yarn", c, 151});
+  }
+  {
+    hc::ModelConfig c = hc::tiny_llama_config();  // q/k norm after a bias: the unfused bias path
+    c.arch = "qwen3";
+    c.qk_norm = true;
+    c.qkv_bias = true;
+    cases.push_back({"qk-norm after bias", c, 45});
+  }
   for (const Case& tc : cases) {
     INFO(tc.name << " N " << tc.n);
     hc::RandomModel model(tc.config, 11, "test");

@@ -127,6 +127,8 @@ struct GgufBytes {
     return put(version).put(tensors).put(kvs);
   }
   GgufBytes& kv_u32(const std::string& key, uint32_t v) { return str(key).put<uint32_t>(4).put(v); }
+  GgufBytes& kv_f32(const std::string& key, float v) { return str(key).put<uint32_t>(6).put(v); }
+  GgufBytes& kv_str(const std::string& key, const std::string& v) { return str(key).put<uint32_t>(8).str(v); }
 };
 
 }  // namespace
@@ -631,5 +633,41 @@ TEST_CASE("describe_model lists the config and tensors", "[io][gguf]") {
         std::string("general.architecture = \"llama\""), std::string("tokenizer.ggml.tokens = [\"t0\"")}) {
     INFO(text);
     CHECK(text.find(needle) != std::string::npos);
+  }
+}
+
+TEST_CASE("GGUF yarn metadata: required keys and unsupported llama.cpp factors are named", "[io][gguf]") {
+  const std::string dir = hc::test::make_temp_dir("gguf_yarn");
+  // Metadata only (no layers): the RoPE keys are read before the tensors are checked.
+  auto file = [&](const std::string& name, const std::vector<std::pair<std::string, float>>& rope_f32,
+                  bool with_original) {
+    GgufBytes g;
+    const uint64_t kvs = 9 + rope_f32.size() + (with_original ? 1 : 0);
+    g.header(3, 0, kvs).kv_str("general.architecture", "qwen2").kv_u32("qwen2.block_count", 0);
+    g.kv_u32("qwen2.context_length", 256).kv_u32("qwen2.embedding_length", 64);
+    g.kv_u32("qwen2.feed_forward_length", 96).kv_u32("qwen2.attention.head_count", 4);
+    g.kv_f32("qwen2.attention.layer_norm_rms_epsilon", 1e-6f).kv_str("qwen2.rope.scaling.type", "yarn");
+    g.kv_f32("qwen2.rope.scaling.factor", 4.0f);
+    for (const auto& [key, value] : rope_f32) g.kv_f32("qwen2.rope.scaling." + key, value);
+    if (with_original) g.kv_u32("qwen2.rope.scaling.original_context_length", 64);
+    const std::string path = dir + "/" + name;
+    write_bytes(path, g.b);
+    return path;
+  };
+  expect_input_error(file("no_original.gguf", {}, false),
+                     "metadata 'qwen2.rope.scaling.original_context_length' is missing");
+  expect_input_error(file("attn_factor.gguf", {{"attn_factor", 0.5f}}, true),
+                     "metadata 'qwen2.rope.scaling.attn_factor' = 0.5");
+  expect_input_error(file("log_mul.gguf", {{"yarn_log_multiplier", 0.1f}}, true),
+                     "metadata 'qwen2.rope.scaling.yarn_log_multiplier'");
+  // With every key in place and neutral factors, parsing reaches the model checks (no layers).
+  const std::string ok = file("neutral.gguf", {{"attn_factor", 1.0f}, {"yarn_beta_fast", 16.0f}}, true);
+  try {
+    GgufFile f(ok);
+    FAIL("a file without layers opened");
+  } catch (const InputError& e) {
+    const std::string msg = e.what();
+    INFO(msg);
+    CHECK(msg.find("rope") == std::string::npos);
   }
 }

@@ -103,19 +103,66 @@ TEST_CASE("llama3 rope scaling (Llama 3.1 values)", "[io][config]") {
   CHECK(contains(msg, "high_freq_factor"));
 }
 
-TEST_CASE("linear rope scaling; yarn, dynamic, longrope are refused by name", "[io][config]") {
+TEST_CASE("linear rope scaling; dynamic, longrope and unknown types are refused by name", "[io][config]") {
   hc::ModelConfig c = parse(llama(R"("rope_scaling":{"type":"linear","factor":4.0})"));
   CHECK(c.rope_scaling.type == hc::RopeScalingType::Linear);
   CHECK(c.rope_scaling.factor == 4.0);
   CHECK(parse(llama(R"("rope_scaling":{"rope_type":"default"})")).rope_scaling.type == hc::RopeScalingType::None);
 
-  for (const char* type : {"yarn", "dynamic", "longrope"}) {
+  for (const char* type : {"dynamic", "longrope", "yarn2"}) {
     std::string msg = parse_error(llama(std::string(R"("rope_scaling":{"rope_type":")") + type + R"(","factor":4.0})"));
     CHECK(contains(msg, kSource));
     CHECK(contains(msg, std::string("'") + type + "' is not supported"));
   }
   CHECK(contains(parse_error(llama(R"("rope_scaling":{"type":"linear"})")), "missing \"factor\""));
   CHECK(contains(parse_error(llama(R"("rope_scaling":"linear")")), "rope_scaling"));
+}
+
+TEST_CASE("yarn rope scaling (Qwen2.5 long-context values)", "[io][config]") {
+  hc::ModelConfig c = parse(llama(R"("rope_scaling":{"type":"yarn","factor":4.0,)"
+                                  R"("original_max_position_embeddings":32768})"));
+  CHECK(c.rope_scaling.type == hc::RopeScalingType::Yarn);
+  CHECK(c.rope_scaling.factor == 4.0);
+  CHECK(c.rope_scaling.original_max_position == 32768);
+  CHECK(c.rope_scaling.beta_fast == 32.0);  // transformers' defaults
+  CHECK(c.rope_scaling.beta_slow == 1.0);
+  CHECK(c.rope_scaling.yarn_truncate);
+  CHECK(c.rope_scaling.attention_factor == 0.0);  // derived from factor
+
+  hc::ModelConfig all = parse(llama(R"("rope_parameters":{"rope_type":"yarn","factor":8,"rope_theta":20000,)"
+                                    R"("original_max_position_embeddings":4096,"beta_fast":16,"beta_slow":2,)"
+                                    R"("truncate":false,"attention_factor":1.25,"mscale":0.5,"mscale_all_dim":0.25})"));
+  CHECK(all.rope_scaling.type == hc::RopeScalingType::Yarn);
+  CHECK(all.rope_scaling.factor == 8.0);
+  CHECK(all.rope_scaling.original_max_position == 4096);
+  CHECK(all.rope_scaling.beta_fast == 16.0);
+  CHECK(all.rope_scaling.beta_slow == 2.0);
+  CHECK_FALSE(all.rope_scaling.yarn_truncate);
+  CHECK(all.rope_scaling.attention_factor == 1.25);
+  CHECK(all.rope_scaling.mscale == 0.5);
+  CHECK(all.rope_scaling.mscale_all_dim == 0.25);
+  CHECK(all.rope_theta == 20000.0);
+
+  // A null or zero beta is transformers' default, as there.
+  hc::ModelConfig nulls = parse(llama(R"("rope_scaling":{"rope_type":"yarn","factor":2,"beta_fast":null,)"
+                                      R"("beta_slow":0,"original_max_position_embeddings":64})"));
+  CHECK(nulls.rope_scaling.beta_fast == 32.0);
+  CHECK(nulls.rope_scaling.beta_slow == 1.0);
+
+  std::string msg = parse_error(llama(R"("rope_scaling":{"rope_type":"yarn","factor":4.0})"));
+  CHECK(contains(msg, kSource));
+  CHECK(contains(msg, "rope_scaling"));
+  CHECK(contains(msg, "original_max_position_embeddings"));
+  msg = parse_error(llama(R"("rope_scaling":{"rope_type":"yarn","original_max_position_embeddings":64})"));
+  CHECK(contains(msg, kSource));
+  CHECK(contains(msg, "missing \"factor\""));
+  msg = parse_error(llama(R"("rope_scaling":{"rope_type":"yarn","factor":4,"original_max_position_embeddings":64,)"
+                          R"("attention_factor":-1})"));
+  CHECK(contains(msg, kSource));
+  CHECK(contains(msg, "attention_factor"));
+  msg = parse_error(llama(R"("rope_scaling":{"rope_type":"yarn","factor":4,"original_max_position_embeddings":64,)"
+                          R"("truncate":"yes"})"));
+  CHECK(contains(msg, "truncate"));
 }
 
 TEST_CASE("transformers 5 rope_parameters", "[io][config]") {
@@ -143,6 +190,29 @@ TEST_CASE("mistral", "[io][config]") {
   CHECK(contains(msg, "sliding_window"));
   CHECK(contains(msg, "4096"));
   CHECK(parse(base + R"("sliding_window":32768})").max_context == 32768);  // window >= context: no effect
+}
+
+TEST_CASE("qwen3: q/k norm, explicit head_dim, no bias", "[io][config]") {
+  // Qwen3-0.6B's shape: 16 heads of 128 = 2048 attention features from hidden 1024.
+  const std::string base =
+      R"({"model_type":"qwen3","num_hidden_layers":28,"num_attention_heads":16,"num_key_value_heads":8,)"
+      R"("head_dim":128,"hidden_size":1024,"intermediate_size":3072,"vocab_size":151936,)"
+      R"("max_position_embeddings":40960,"rms_norm_eps":1e-06,"rope_theta":1000000,"tie_word_embeddings":true,)"
+      R"("sliding_window":null,"bos_token_id":151643,"eos_token_id":151645,)";
+  hc::ModelConfig c = parse(base + R"("attention_bias":false,"use_sliding_window":false})");
+  CHECK(c.arch == "qwen3");
+  CHECK(c.qk_norm);
+  CHECK_FALSE(c.qkv_bias);
+  CHECK(c.head_dim == 128);
+  CHECK(c.head_dim * c.n_heads == 2 * c.hidden);
+  CHECK(c.n_kv_heads == 8);
+  CHECK(c.tie_embeddings);
+  // qwen2 and llama carry no q/k norm.
+  CHECK_FALSE(parse(llama()).qk_norm);
+  CHECK_FALSE(parse(llama("", "qwen2")).qk_norm);
+  // Qwen3's attention_bias also biases o_proj, which the graph lacks; sliding windows are refused.
+  CHECK(contains(parse_error(base + R"("attention_bias":true})"), "attention_bias"));
+  CHECK(contains(parse_error(base + R"("use_sliding_window":true})"), "use_sliding_window"));
 }
 
 TEST_CASE("qwen2: q/k/v bias, tied embeddings, eos list", "[io][config]") {

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Tiny random-weight Hugging Face models of the newer families, with transformers' own logits.
+
+Writes, for tests/calib/test_family_logits.cpp:
+  tests/data/good_hf_tiny_qwen2_yarn/  Qwen2ForCausalLM with YaRN rope scaling (factor 4 over an
+                                       original context of 64, so positions past 64 use it)
+  tests/data/good_hf_tiny_qwen3/       Qwen3ForCausalLM (per-head q/k RMSNorm, head_dim 64 while
+                                       hidden / heads is 16)
+each as config.json + model.safetensors (float32) + reference.json: the token ids and
+transformers' float32 logits at every position ([N, vocab], vocab 128); and the same weights as
+GGUF files (F32, llama.cpp's tensor and metadata names, no tokenizer) beside them:
+  tests/data/good_tiny_qwen2_yarn.gguf, tests/data/good_tiny_qwen3.gguf
+
+Weights are drawn with a fixed seed at magnitudes that make attention far from uniform and the
+q/k norm weights far from 1, so a missing feature moves the logits well past the tests' bounds.
+
+Usage: make_family_fixtures.py [--out tests/data]
+Needs torch (CPU is enough), transformers (>= 4.51, for Qwen3), safetensors and gguf.
+"""
+import argparse
+import json
+import os
+
+import gguf
+import numpy as np
+import torch
+import transformers
+
+N_TOKENS = 100
+VOCAB = 128
+
+
+def common_config(**overrides):
+    c = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=64, num_hidden_layers=2,
+             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+             rms_norm_eps=1e-6, rope_theta=10000.0, tie_word_embeddings=False,
+             bos_token_id=1, eos_token_id=2)
+    c.update(overrides)
+    return c
+
+
+def randomise(model, seed):
+    """Embeddings ~ N(0, 0.25^2), linear weights ~ N(0, 0.15^2), biases ~ N(0, 0.1^2), norm weights
+    1 + N(0, 0.3^2): logits of a few units, attention far from uniform."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=g)
+            if "norm" in name:
+                p.copy_(1.0 + 0.3 * noise)
+            elif name.endswith("bias"):
+                p.copy_(0.1 * noise)
+            elif "embed_tokens" in name:
+                p.copy_(0.25 * noise)
+            else:
+                p.copy_(0.15 * noise)
+
+
+def write(model, out_dir, seed):
+    os.makedirs(out_dir, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    for extra in ("generation_config.json",):
+        path = os.path.join(out_dir, extra)
+        if os.path.exists(path):
+            os.remove(path)
+    g = torch.Generator().manual_seed(seed + 1)
+    tokens = torch.randint(0, VOCAB, (N_TOKENS,), generator=g)
+    with torch.no_grad():
+        logits = model(tokens[None, :]).logits[0].float()  # [N, vocab]
+    ref = {
+        "transformers": transformers.__version__,
+        "tokens": tokens.tolist(),
+        "logits": [[float(f"{v:.7g}") for v in row] for row in logits.tolist()],
+    }
+    with open(os.path.join(out_dir, "reference.json"), "w") as f:
+        json.dump(ref, f, separators=(",", ":"))
+        f.write("\n")
+
+
+# Hugging Face per-layer names -> llama.cpp's (blk.N.<name>).
+LAYER_NAMES = {
+    "input_layernorm.weight": "attn_norm.weight",
+    "self_attn.q_proj.weight": "attn_q.weight", "self_attn.q_proj.bias": "attn_q.bias",
+    "self_attn.k_proj.weight": "attn_k.weight", "self_attn.k_proj.bias": "attn_k.bias",
+    "self_attn.v_proj.weight": "attn_v.weight", "self_attn.v_proj.bias": "attn_v.bias",
+    "self_attn.o_proj.weight": "attn_output.weight",
+    "self_attn.q_norm.weight": "attn_q_norm.weight", "self_attn.k_norm.weight": "attn_k_norm.weight",
+    "post_attention_layernorm.weight": "ffn_norm.weight",
+    "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
+    "mlp.down_proj.weight": "ffn_down.weight",
+}
+
+
+def gguf_name(hf):
+    if hf == "model.embed_tokens.weight":
+        return "token_embd.weight"
+    if hf == "model.norm.weight":
+        return "output_norm.weight"
+    if hf == "lm_head.weight":
+        return "output.weight"
+    _, _, layer, rest = hf.split(".", 3)  # model.layers.N.rest
+    return f"blk.{layer}.{LAYER_NAMES[rest]}"
+
+
+def write_gguf(model, path, arch, rope_kv=()):
+    """Qwen2/Qwen3 rows keep Hugging Face order (the converter permutes only llama-arch Q/K)."""
+    c = model.config
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    w = gguf.GGUFWriter(path, arch)
+    w.add_name(f"tiny-{arch}")
+    w.add_block_count(c.num_hidden_layers)
+    w.add_context_length(c.max_position_embeddings)
+    w.add_embedding_length(c.hidden_size)
+    w.add_feed_forward_length(c.intermediate_size)
+    w.add_head_count(c.num_attention_heads)
+    w.add_head_count_kv(c.num_key_value_heads)
+    w.add_key_length(head_dim)
+    w.add_value_length(head_dim)
+    w.add_rope_dimension_count(head_dim)
+    w.add_rope_freq_base(10000.0)
+    w.add_layer_norm_rms_eps(c.rms_norm_eps)
+    w.add_vocab_size(c.vocab_size)
+    for method, value in rope_kv:
+        getattr(w, method)(value)
+    for name, tensor in model.state_dict().items():
+        if name == "lm_head.weight" and c.tie_word_embeddings:
+            continue  # tied: no output.weight, as the converter writes it
+        w.add_tensor(gguf_name(name), tensor.detach().float().numpy().astype(np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "data"))
+    args = ap.parse_args()
+    torch.manual_seed(0)
+
+    # head_dim 64 (hidden / heads), a size the CUDA engine's attention kernel runs.
+    qwen2 = transformers.Qwen2Config(
+        **common_config(hidden_size=128, num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True),
+        rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64})
+    model = transformers.Qwen2ForCausalLM(qwen2).float().eval()
+    randomise(model, 20)
+    write(model, os.path.join(args.out, "good_hf_tiny_qwen2_yarn"), 20)
+    write_gguf(model, os.path.join(args.out, "good_tiny_qwen2_yarn.gguf"), "qwen2",
+               [("add_rope_scaling_type", gguf.RopeScalingType.YARN), ("add_rope_scaling_factor", 4.0),
+                ("add_rope_scaling_orig_ctx_len", 64)])
+
+    qwen3 = transformers.Qwen3Config(**common_config(), head_dim=64, attention_bias=False)
+    model = transformers.Qwen3ForCausalLM(qwen3).float().eval()
+    randomise(model, 30)
+    write(model, os.path.join(args.out, "good_hf_tiny_qwen3"), 30)
+    write_gguf(model, os.path.join(args.out, "good_tiny_qwen3.gguf"), "qwen3")
+
+
+if __name__ == "__main__":
+    main()
