@@ -14,6 +14,7 @@
 #include <cuda_runtime.h>
 
 #include "calib/cuda_kernels.h"
+#include "calib/device_attention.h"
 #include "calib/random_model.h"
 #include "calib/rope.h"
 #include "common/cuda_check.h"
@@ -145,23 +146,6 @@ struct DeviceLayer {
   DeviceBuffer<bf16> w_gate, w_up;           // [intermediate, hidden]
   DeviceBuffer<bf16> w_down;                 // [hidden, intermediate]
 };
-
-// The one place the engine calls dense attention: headcal's flash kernel, O and LSE.
-void dense_attention(const bf16* q, const bf16* k, const bf16* v, bf16* o, float* lse,
-                     const kernels::AttentionDims& dims, cudaStream_t stream) {
-  kernels::AttentionParams p;
-  p.q = q;
-  p.k = k;
-  p.v = v;
-  p.o = o;
-  p.lse = lse;
-  p.n_tokens = static_cast<int>(dims.n_tokens);
-  p.n_heads = static_cast<int>(dims.n_heads);
-  p.n_kv_heads = static_cast<int>(dims.n_kv_heads);
-  p.head_dim = static_cast<int>(dims.head_dim);
-  p.dtype = kernels::AttnDType::kBF16;
-  kernels::dense_attention_forward(p, stream);
-}
 
 class CudaEngineImpl final : public CudaEngine {
  public:
@@ -443,7 +427,7 @@ class CudaEngineImpl final : public CudaEngine {
       } else if (request.attention_override) {
         throw InputError("prefill: the CUDA engine cannot run a host attention_override; use device_attention_override");
       } else {
-        dense_attention(q.get(), k.get(), v.get(), attn.get(), lse.get(), dims, stream_);
+        kernels::dense_attention_forward(attention_params(a, attn.get(), lse.get()), stream_);  // O and LSE
       }
 
       if (layer >= resolved.first_layer && layer <= resolved.last_layer) {
