@@ -5,8 +5,8 @@
 #include <system_error>
 #include <nlohmann/json.hpp>
 
-#include "io/atlas.h"
-#include "io/profile.h"
+#include "io/calibration/atlas.h"
+#include "io/calibration/profile.h"
 #include "search/search.h"
 
 namespace hc::bench {

@@ -14,8 +14,8 @@
 #include "calib/record.h"
 #include "cli/prompt_options.h"
 #include "common/error.h"
-#include "io/model_file.h"
-#include "io/profile.h"
+#include "io/model/model_file.h"
+#include "io/calibration/profile.h"
 
 namespace hc::bench {
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "io/prompt.h"
+#include "io/prompt/prompt.h"
 
 namespace hc::bench {
 

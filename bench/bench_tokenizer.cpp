@@ -4,7 +4,7 @@
 #include <chrono>
 
 #include "common/error.h"
-#include "io/tokenizer.h"
+#include "io/tokenizer/tokenizer.h"
 
 namespace hc {
 

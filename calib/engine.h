@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "calib/next_token.h"
-#include "io/model_config.h"
-#include "io/model_file.h"
+#include "io/model/model_config.h"
+#include "io/model/model_file.h"
 #include "kernels/attention/attention_ref.h"
 
 namespace hc {

@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "io/model_config.h"
-#include "io/model_file.h"
+#include "io/model/model_config.h"
+#include "io/model/model_file.h"
 
 namespace hc {
 

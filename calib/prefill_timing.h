@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "calib/cuda_engine.h"
-#include "io/profile.h"
+#include "io/calibration/profile.h"
 
 namespace hc {
 

@@ -11,7 +11,7 @@
 #include <memory>
 
 #include "calib/record.h"
-#include "io/grid.h"
+#include "io/calibration/grid.h"
 #include "kernels/sparse/pattern.h"
 
 namespace hc {
@@ -23,7 +23,7 @@ std::unique_ptr<CandidateProber> make_cpu_prober(const Grid& grid, const Pattern
 std::unique_ptr<CandidateProber> make_cuda_prober(const Grid& grid, const PatternDefaults& defaults);
 
 // A grid candidate (or a profile entry's, via candidate()) as the kernels' config: Pattern and
-// kernels::Pattern carry the same integer values (io/grid.h).
+// kernels::Pattern carry the same integer values (io/calibration/grid.h).
 kernels::PatternConfig pattern_config(const GridCandidate& c);
 
 // The vertical-slash estimator's settings of a profile's or atlas's pattern defaults.

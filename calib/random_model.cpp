@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "common/error.h"
-#include "io/sha256.h"
+#include "io/util/sha256.h"
 
 namespace hc {
 

@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "io/model_config.h"
-#include "io/model_file.h"
+#include "io/model/model_config.h"
+#include "io/model/model_file.h"
 
 #if defined(__CUDACC__)
 #define HC_HOST_DEVICE __host__ __device__

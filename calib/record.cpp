@@ -10,7 +10,7 @@
 #include "common/cuda_check.h"
 #endif
 #include "headcal/version.h"
-#include "io/prompt.h"
+#include "io/prompt/prompt.h"
 #include "kernels/sparse/cost.h"
 
 namespace hc {

@@ -17,8 +17,8 @@
 #include "calib/device_select.h"
 #include "calib/engine.h"
 #include "calib/recorder.h"
-#include "io/atlas.h"
-#include "io/model_file.h"
+#include "io/calibration/atlas.h"
+#include "io/model/model_file.h"
 
 namespace hc {
 
@@ -108,7 +108,7 @@ struct RecordSummary {
 };
 
 // Opens `spec` as a model: "random:<shape>[:seed]" (calib/random_model.h) or a GGUF file / HF
-// directory (io/open_model).
+// directory (io/model/open_model).
 std::unique_ptr<ModelFile> open_model_spec(const std::string& spec);
 
 // Creates the engine for `device`.

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "io/model_config.h"
+#include "io/model/model_config.h"
 
 namespace hc {
 

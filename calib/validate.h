@@ -28,8 +28,8 @@
 #include "calib/cuda_engine.h"
 #include "calib/device_select.h"
 #include "calib/engine.h"
-#include "io/model_file.h"
-#include "io/profile.h"
+#include "io/model/model_file.h"
+#include "io/calibration/profile.h"
 #include "kernels/sparse/pattern.h"
 
 namespace hc {

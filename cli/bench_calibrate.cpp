@@ -19,7 +19,7 @@
 #include "cli/prompt_options.h"
 #include "cli/record_options.h"
 #include "common/error.h"
-#include "io/profile.h"
+#include "io/calibration/profile.h"
 #include "search/allocate.h"
 
 namespace hc::cli {

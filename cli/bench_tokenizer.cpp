@@ -4,9 +4,9 @@
 #include "bench/bench_tokenizer.h"
 #include "cli/command.h"
 #include "common/error.h"
-#include "io/mapped_file.h"
-#include "io/prompt.h"
-#include "io/tokenizer.h"
+#include "io/util/mapped_file.h"
+#include "io/prompt/prompt.h"
+#include "io/tokenizer/tokenizer.h"
 
 namespace {
 

@@ -15,8 +15,8 @@
 #include "cli/option_checks.h"
 #include "cli/record_options.h"
 #include "common/error.h"
-#include "io/export_changes.h"
-#include "io/profile.h"
+#include "io/calibration/export_changes.h"
+#include "io/calibration/profile.h"
 #include "search/search.h"
 
 namespace hc::cli {
@@ -55,7 +55,7 @@ void print_next_steps(const RecordCliOptions& rec, const PreparedRecord& prepare
               "  %s\n",
               rec.model.c_str(), profile.c_str(), prompt.c_str(), length, device.c_str(), stem.c_str(),
               atlas.c_str(), profile.c_str(), stem.c_str(), stem.c_str(), export_cmd.c_str());
-  // The runtime may run some patterns differently (io/export_changes.h): say so before export refuses.
+  // The runtime may run some patterns differently (io/calibration/export_changes.h): say so before export refuses.
   size_t changed = 0;
   for (const ExportChange& c : export_changes(read_profile(profile), runtime)) changed += c.layer >= 0;
   if (changed)

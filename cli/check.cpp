@@ -6,9 +6,9 @@
 
 #include "cli/command.h"
 #include "common/error.h"
-#include "io/atlas.h"
-#include "io/model_file.h"
-#include "io/profile.h"
+#include "io/calibration/atlas.h"
+#include "io/model/model_file.h"
+#include "io/calibration/profile.h"
 
 namespace hc::cli {
 

@@ -3,7 +3,7 @@
 // writing MODEL_DIR/sparse_attention_config.json). A profile some of whose heads the runtime would
 // run differently is refused (exit 2) with the table of those heads; --force writes it anyway,
 // with the same table. A profile searched with --target for that runtime passes the check by
-// construction. The mapping is io/minference_json.h, the checks io/export_changes.h.
+// construction. The mapping is io/calibration/minference_json.h, the checks io/calibration/export_changes.h.
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -13,9 +13,9 @@
 #include "cli/command.h"
 #include "cli/option_checks.h"
 #include "common/error.h"
-#include "io/export_changes.h"
-#include "io/minference_json.h"
-#include "io/profile.h"
+#include "io/calibration/export_changes.h"
+#include "io/calibration/minference_json.h"
+#include "io/calibration/profile.h"
 
 namespace hc::cli {
 

@@ -10,11 +10,11 @@
 #include "cli/option_checks.h"
 #include "common/error.h"
 #include "headcal/version.h"
-#include "io/atlas.h"
-#include "io/mapped_file.h"
-#include "io/minference_json.h"
-#include "io/model_file.h"
-#include "io/profile.h"
+#include "io/calibration/atlas.h"
+#include "io/util/mapped_file.h"
+#include "io/calibration/minference_json.h"
+#include "io/model/model_file.h"
+#include "io/calibration/profile.h"
 
 namespace hc::cli {
 

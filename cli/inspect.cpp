@@ -7,8 +7,8 @@
 
 #include "cli/command.h"
 #include "cli/inspect_summaries.h"
-#include "io/model_describe.h"
-#include "io/model_file.h"
+#include "io/model/model_describe.h"
+#include "io/model/model_file.h"
 
 namespace hc::cli {
 

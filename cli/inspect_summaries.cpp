@@ -6,8 +6,8 @@
 #include <map>
 #include <vector>
 
-#include "io/atlas.h"
-#include "io/profile.h"
+#include "io/calibration/atlas.h"
+#include "io/calibration/profile.h"
 
 namespace hc::cli {
 

@@ -1,6 +1,6 @@
 #pragma once
 // The short summaries `headcal inspect` prints for an atlas and a profile (a model's is
-// io/model_describe.h).
+// io/model/model_describe.h).
 #include <string>
 
 namespace hc::cli {

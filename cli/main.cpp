@@ -12,7 +12,7 @@
 #include "cli/command.h"
 #include "common/error.h"
 #include "headcal/version.h"
-#include "io/temp_files.h"
+#include "io/util/temp_files.h"
 
 namespace hc::cli {
 

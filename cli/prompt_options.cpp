@@ -2,8 +2,8 @@
 
 #include "cli/option_checks.h"
 #include "common/error.h"
-#include "io/model_file.h"
-#include "io/tokenizer.h"
+#include "io/model/model_file.h"
+#include "io/tokenizer/tokenizer.h"
 #include "common/error.h"
 
 #include <unistd.h>

@@ -6,8 +6,8 @@
 #include <memory>
 #include <string>
 
-#include "io/prompt.h"
-#include "io/prompt_set.h"
+#include "io/prompt/prompt.h"
+#include "io/prompt/prompt_set.h"
 
 namespace hc {
 class ModelFile;

@@ -10,7 +10,7 @@
 #include "cli/option_checks.h"
 #include "cli/prompt_options.h"
 #include "common/error.h"
-#include "io/grid.h"
+#include "io/calibration/grid.h"
 
 namespace hc::cli {
 

@@ -10,7 +10,7 @@
 
 #include "calib/record.h"
 #include "cli/prompt_options.h"
-#include "io/prompt.h"
+#include "io/prompt/prompt.h"
 
 namespace hc::cli {
 

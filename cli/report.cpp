@@ -6,8 +6,8 @@
 
 #include "cli/command.h"
 #include "cli/option_checks.h"
-#include "io/atlas.h"
-#include "io/profile.h"
+#include "io/calibration/atlas.h"
+#include "io/calibration/profile.h"
 #include "report/report.h"
 
 namespace hc::cli {

@@ -7,8 +7,8 @@
 #include "cli/budget_options.h"
 #include "cli/command.h"
 #include "cli/option_checks.h"
-#include "io/atlas.h"
-#include "io/profile.h"
+#include "io/calibration/atlas.h"
+#include "io/calibration/profile.h"
 #include "search/search.h"
 
 namespace hc::cli {

@@ -8,9 +8,9 @@
 #include "cli/command.h"
 #include "cli/prompt_options.h"
 #include "common/error.h"
-#include "io/mapped_file.h"
-#include "io/model_file.h"
-#include "io/tokenizer.h"
+#include "io/util/mapped_file.h"
+#include "io/model/model_file.h"
+#include "io/tokenizer/tokenizer.h"
 
 namespace {
 

@@ -2,7 +2,7 @@
 // prefill; report recall, next-token KL and top-1 agreement, hidden-state error and attention
 // time, on one prompt or on every prompt of a set; exit 1 when --min-recall / --max-kl / --min-top1
 // are not met on some prompt (CI). --target (default: the profile's) runs every head as that runtime
-// would (io/export_changes.h, profile_as_run) before validation.
+// would (io/calibration/export_changes.h, profile_as_run) before validation.
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -18,10 +18,10 @@
 #include "cli/option_checks.h"
 #include "cli/prompt_options.h"
 #include "common/error.h"
-#include "io/export_changes.h"
-#include "io/profile.h"
-#include "io/prompt.h"
-#include "io/tokenizer.h"
+#include "io/calibration/export_changes.h"
+#include "io/calibration/profile.h"
+#include "io/prompt/prompt.h"
+#include "io/tokenizer/tokenizer.h"
 #include "kernels/sparse/pattern.h"
 
 namespace hc::cli {

@@ -2,15 +2,15 @@
 
 #include "common/error.h"
 
-#include "io/atlas.h"
-#include "io/grid.h"
-#include "io/minference_json.h"
-#include "io/mapped_file.h"
-#include "io/model_file.h"
-#include "io/profile.h"
-#include "io/prompt.h"
-#include "io/prompt_set.h"
-#include "io/tokenizer.h"
+#include "io/calibration/atlas.h"
+#include "io/calibration/grid.h"
+#include "io/calibration/minference_json.h"
+#include "io/util/mapped_file.h"
+#include "io/model/model_file.h"
+#include "io/calibration/profile.h"
+#include "io/prompt/prompt.h"
+#include "io/prompt/prompt_set.h"
+#include "io/tokenizer/tokenizer.h"
 
 namespace hc::fuzz {
 

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "io/atlas.h"
-#include "io/profile.h"
+#include "io/calibration/atlas.h"
+#include "io/calibration/profile.h"
 #include "report/validation_record.h"
 
 namespace hc::report {

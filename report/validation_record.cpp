@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
-#include "io/mapped_file.h"
+#include "io/util/mapped_file.h"
 
 namespace hc::report {
 

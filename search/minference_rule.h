@@ -5,7 +5,7 @@
 // block_sparse with 8 blocks), the one that keeps the most attention (recall), with no cost term;
 // then, as MInference's config conversion does, a stream_llm winner runs as
 // vertical_and_slash(100, 800) and a block_sparse winner as vertical_and_slash(1000, 6096).
-// The default grid holds all eight candidates from N = kMinferenceGridMinTokens on (io/grid.h).
+// The default grid holds all eight candidates from N = kMinferenceGridMinTokens on (io/calibration/grid.h).
 #include <string>
 #include <vector>
 

@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "common/error.h"
-#include "io/export_changes.h"
+#include "io/calibration/export_changes.h"
 #include "search/minference_rule.h"
 
 namespace hc::search {

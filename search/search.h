@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "io/atlas.h"
-#include "io/profile.h"
+#include "io/calibration/atlas.h"
+#include "io/calibration/profile.h"
 #include "search/allocate.h"
 
 namespace hc::search {

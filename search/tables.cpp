@@ -8,7 +8,7 @@
 #include <set>
 
 #include "common/error.h"
-#include "io/export_changes.h"
+#include "io/calibration/export_changes.h"
 
 namespace hc::search {
 

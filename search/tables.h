@@ -1,15 +1,15 @@
 #pragma once
 // Per-head candidate tables: what search chooses from, built from an atlas's candidate rows.
 // For the headcal target every table holds a `dense` option (cost = the head's dense cost,
-// density 1, recall 1), so every head always has a choice. For another target (io/profile.h) a
-// table holds only the candidates that target runs exactly (io/export_changes.h), dense included
+// density 1, recall 1), so every head always has a choice. For another target (io/calibration/profile.h) a
+// table holds only the candidates that target runs exactly (io/calibration/export_changes.h), dense included
 // only where it runs dense as it is, so a table may be empty.
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "io/atlas.h"
-#include "io/profile.h"
+#include "io/calibration/atlas.h"
+#include "io/calibration/profile.h"
 
 namespace hc::search {
 

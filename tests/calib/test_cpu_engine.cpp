@@ -11,7 +11,7 @@
 #include "calib/rope.h"
 #include "catch.h"
 #include "common/error.h"
-#include "io/model_file.h"
+#include "io/model/model_file.h"
 
 namespace {
 

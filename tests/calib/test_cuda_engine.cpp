@@ -14,8 +14,8 @@
 #include "catch.h"
 #include "support/vector_compare.h"
 #include "common/error.h"
-#include "io/model_file.h"
-#include "io/prompt.h"
+#include "io/model/model_file.h"
+#include "io/prompt/prompt.h"
 
 #if defined(HEADCAL_HAVE_CUDA)
 #include <cuda_bf16.h>

@@ -21,7 +21,7 @@
 #include "calib/engine.h"
 #include "calib/llama_weights.h"
 #include "catch.h"
-#include "io/model_file.h"
+#include "io/model/model_file.h"
 #include "support/vector_compare.h"
 
 namespace {

@@ -13,8 +13,8 @@
 #include "calib/random_model.h"
 #include "calib/validate.h"
 #include "catch.h"
-#include "io/model_file.h"
-#include "io/prompt.h"
+#include "io/model/model_file.h"
+#include "io/prompt/prompt.h"
 #include "kernels/attention/attention_ref.h"
 
 namespace {

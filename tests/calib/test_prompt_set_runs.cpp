@@ -13,10 +13,10 @@
 #include "calib/validate.h"
 #include "catch.h"
 #include "common/error.h"
-#include "io/atlas.h"
-#include "io/grid.h"
-#include "io/profile.h"
-#include "io/prompt.h"
+#include "io/calibration/atlas.h"
+#include "io/calibration/grid.h"
+#include "io/calibration/profile.h"
+#include "io/prompt/prompt.h"
 #include "search/search.h"
 
 namespace {

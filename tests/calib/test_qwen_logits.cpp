@@ -15,8 +15,8 @@
 #include "catch.h"
 #include "support/logits_fixture.h"
 #include "support/qwen_model.h"
-#include "io/model_file.h"
-#include "io/sha256.h"
+#include "io/model/model_file.h"
+#include "io/util/sha256.h"
 
 namespace {
 

@@ -12,8 +12,8 @@
 #include "calib/recorder.h"
 #include "catch.h"
 #include "common/error.h"
-#include "io/atlas.h"
-#include "io/prompt.h"
+#include "io/calibration/atlas.h"
+#include "io/prompt/prompt.h"
 
 namespace {
 

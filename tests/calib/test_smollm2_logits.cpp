@@ -13,8 +13,8 @@
 #include "calib/engine.h"
 #include "catch.h"
 #include "support/logits_fixture.h"
-#include "io/model_file.h"
-#include "io/sha256.h"
+#include "io/model/model_file.h"
+#include "io/util/sha256.h"
 
 namespace {
 

@@ -18,8 +18,8 @@
 #include "calib/engine.h"
 #include "catch.h"
 #include "support/vector_compare.h"
-#include "io/model_file.h"
-#include "io/prompt.h"
+#include "io/model/model_file.h"
+#include "io/prompt/prompt.h"
 
 namespace {
 

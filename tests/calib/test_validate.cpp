@@ -17,11 +17,11 @@
 #include "calib/validate.h"
 #include "catch.h"
 #include "common/error.h"
-#include "io/model_file.h"
-#include "io/profile.h"
+#include "io/model/model_file.h"
+#include "io/calibration/profile.h"
 #include "kernels/sparse/index_ref.h"
 #include "kernels/sparse/sparse_attention_ref.h"
-#include "io/prompt.h"
+#include "io/prompt/prompt.h"
 
 namespace {
 

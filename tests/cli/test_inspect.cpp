@@ -2,7 +2,7 @@
 #include <string>
 
 #include "catch.h"
-#include "io/gguf.h"
+#include "io/model/gguf.h"
 
 using hc::test::data_path;
 using hc::test::run_headcal;

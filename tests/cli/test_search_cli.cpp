@@ -7,8 +7,8 @@
 #include <sstream>
 
 #include "catch.h"
-#include "io/model_file.h"
-#include "io/profile.h"
+#include "io/model/model_file.h"
+#include "io/calibration/profile.h"
 #include "search/atlas_fixture.h"
 
 namespace fs = std::filesystem;

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "catch.h"
-#include "io/profile.h"
+#include "io/calibration/profile.h"
 
 namespace fs = std::filesystem;
 using hc::test::run_headcal;

@@ -10,7 +10,7 @@
 
 #include "calib/record.h"
 #include "catch.h"
-#include "io/profile.h"
+#include "io/calibration/profile.h"
 #include "search/atlas_fixture.h"
 
 namespace fs = std::filesystem;

@@ -10,7 +10,7 @@
 
 #include "catch.h"
 #include "common/error.h"
-#include "io/atlas.h"
+#include "io/calibration/atlas.h"
 #include "search/atlas_fixture.h"
 
 namespace fs = std::filesystem;

@@ -1,10 +1,10 @@
 // What MInference and the vLLM/SGLang dual-chunk backend would run instead of a profile's heads
-// (io/export_changes.h), and the table `headcal export` prints from it.
+// (io/calibration/export_changes.h), and the table `headcal export` prints from it.
 #include <string>
 
 #include "catch.h"
 #include "common/error.h"
-#include "io/export_changes.h"
+#include "io/calibration/export_changes.h"
 
 using namespace hc;
 

@@ -16,9 +16,9 @@
 #include "catch.h"
 #include "support/gguf_sums.h"
 #include "common/error.h"
-#include "io/gguf.h"
-#include "io/model_describe.h"
-#include "io/sha256.h"
+#include "io/model/gguf.h"
+#include "io/model/model_describe.h"
+#include "io/util/sha256.h"
 
 using namespace hc;
 namespace tn = hc::tensor_names;

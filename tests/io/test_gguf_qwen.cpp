@@ -14,8 +14,8 @@
 #include "catch.h"
 #include "support/gguf_sums.h"
 #include "support/qwen_model.h"
-#include "io/gguf.h"
-#include "io/tokenizer.h"
+#include "io/model/gguf.h"
+#include "io/tokenizer/tokenizer.h"
 
 using namespace hc;
 namespace tn = hc::tensor_names;

@@ -6,7 +6,7 @@
 
 #include "catch.h"
 #include "common/error.h"
-#include "io/grid.h"
+#include "io/calibration/grid.h"
 
 using namespace hc;
 

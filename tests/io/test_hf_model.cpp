@@ -12,9 +12,9 @@
 #include "catch.h"
 #include "common/error.h"
 #include "hf_test_helpers.h"
-#include "io/hf_model.h"
-#include "io/model_check.h"
-#include "io/model_file.h"
+#include "io/model/hf_model.h"
+#include "io/model/model_check.h"
+#include "io/model/model_file.h"
 
 namespace fs = std::filesystem;
 

@@ -1,4 +1,4 @@
-// MInference JSON export/import: the mapping documented in io/minference_json.h, round trips,
+// MInference JSON export/import: the mapping documented in io/calibration/minference_json.h, round trips,
 // a config in MInference's own shipped style, and bad input.
 #include <nlohmann/json.hpp>
 
@@ -6,7 +6,7 @@
 
 #include "catch.h"
 #include "common/error.h"
-#include "io/minference_json.h"
+#include "io/calibration/minference_json.h"
 
 using namespace hc;
 

@@ -5,8 +5,8 @@
 #include "catch.h"
 #include "common/error.h"
 #include "hf_test_helpers.h"
-#include "io/hf_config.h"
-#include "io/model_config.h"
+#include "io/model/hf_config.h"
+#include "io/model/model_config.h"
 
 namespace {
 

@@ -5,7 +5,7 @@
 
 #include "catch.h"
 #include "common/error.h"
-#include "io/profile.h"
+#include "io/calibration/profile.h"
 
 namespace fs = std::filesystem;
 using namespace hc;

@@ -5,8 +5,8 @@
 
 #include "catch.h"
 #include "common/error.h"
-#include "io/prompt.h"
-#include "io/tokenizer.h"
+#include "io/prompt/prompt.h"
+#include "io/tokenizer/tokenizer.h"
 
 namespace {
 

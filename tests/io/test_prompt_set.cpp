@@ -5,7 +5,7 @@
 
 #include "catch.h"
 #include "common/error.h"
-#include "io/prompt_set.h"
+#include "io/prompt/prompt_set.h"
 
 namespace {
 

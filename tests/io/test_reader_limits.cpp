@@ -11,15 +11,15 @@
 
 #include "catch.h"
 #include "common/error.h"
-#include "io/grid.h"
-#include "io/hf_config.h"
-#include "io/mapped_file.h"
-#include "io/minference_json.h"
-#include "io/model_file.h"
-#include "io/profile.h"
-#include "io/prompt.h"
-#include "io/temp_files.h"
-#include "io/tokenizer.h"
+#include "io/calibration/grid.h"
+#include "io/model/hf_config.h"
+#include "io/util/mapped_file.h"
+#include "io/calibration/minference_json.h"
+#include "io/model/model_file.h"
+#include "io/calibration/profile.h"
+#include "io/prompt/prompt.h"
+#include "io/util/temp_files.h"
+#include "io/tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
 using hc::test::data_path;

@@ -11,7 +11,7 @@
 #include "catch.h"
 #include "common/error.h"
 #include "hf_test_helpers.h"
-#include "io/safetensors.h"
+#include "io/model/safetensors.h"
 
 namespace {
 

@@ -3,7 +3,7 @@
 #include <vector>
 
 #include "catch.h"
-#include "io/sha256.h"
+#include "io/util/sha256.h"
 
 using hc::Sha256;
 using hc::sha256_hex;

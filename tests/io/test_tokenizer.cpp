@@ -10,9 +10,9 @@
 
 #include "catch.h"
 #include "common/error.h"
-#include "io/bpe.h"
-#include "io/tokenizer.h"
-#include "io/unicode.h"
+#include "io/tokenizer/bpe.h"
+#include "io/tokenizer/tokenizer.h"
+#include "io/tokenizer/unicode.h"
 
 namespace {
 

@@ -8,8 +8,8 @@
 
 #include "catch.h"
 #include "common/error.h"
-#include "io/model_file.h"
-#include "io/tokenizer.h"
+#include "io/model/model_file.h"
+#include "io/tokenizer/tokenizer.h"
 
 namespace {
 

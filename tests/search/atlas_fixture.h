@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "io/atlas.h"
-#include "io/grid.h"
+#include "io/calibration/atlas.h"
+#include "io/calibration/grid.h"
 
 namespace hc::test {
 

@@ -6,7 +6,7 @@
 
 #include "catch.h"
 #include "common/error.h"
-#include "io/atlas.h"
+#include "io/calibration/atlas.h"
 #include "search/minference_rule.h"
 #include "search/search.h"
 #include "search/tables.h"

@@ -1,4 +1,4 @@
-// search --target: only candidates the runtime runs exactly (io/export_changes.h), the fallbacks
+// search --target: only candidates the runtime runs exactly (io/calibration/export_changes.h), the fallbacks
 // where none fits a budget, the refusals (dual-chunk at or below 32768 tokens, unrecorded layers),
 // and profiles that export to their runtime without --force.
 #include <filesystem>
@@ -7,7 +7,7 @@
 
 #include "catch.h"
 #include "common/error.h"
-#include "io/export_changes.h"
+#include "io/calibration/export_changes.h"
 #include "search/atlas_fixture.h"
 #include "search/search.h"
 

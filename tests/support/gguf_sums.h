@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "catch.h"
-#include "io/model_file.h"
-#include "io/tensor.h"
+#include "io/model/model_file.h"
+#include "io/model/tensor.h"
 
 namespace hc::test {
 

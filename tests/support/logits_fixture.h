@@ -11,7 +11,7 @@
 
 #include "calib/engine.h"
 #include "catch.h"
-#include "io/model_file.h"
+#include "io/model/model_file.h"
 
 namespace hc::test {
 

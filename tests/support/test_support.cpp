@@ -1,7 +1,7 @@
 #include "support/test_support.h"
 
 #include "common/error.h"
-#include "io/sha256.h"
+#include "io/util/sha256.h"
 
 #include <array>
 #include <atomic>

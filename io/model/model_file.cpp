@@ -1,0 +1,39 @@
+#include "io/model/model_file.h"
+
+#include "common/error.h"
+
+namespace hc {
+
+const TensorInfo& ModelFile::tensor(const std::string& name) const {
+  auto it = tensors().find(name);
+  if (it == tensors().end()) throw InputError(path(), "missing tensor " + name);
+  return it->second;
+}
+
+namespace tensor_names {
+
+namespace {
+std::string layer(int i, const char* rest) { return "model.layers." + std::to_string(i) + "." + rest; }
+}  // namespace
+
+std::string embed() { return "model.embed_tokens.weight"; }
+std::string final_norm() { return "model.norm.weight"; }
+std::string lm_head() { return "lm_head.weight"; }
+std::string attn_norm(int i) { return layer(i, "input_layernorm.weight"); }
+std::string q_proj(int i) { return layer(i, "self_attn.q_proj.weight"); }
+std::string k_proj(int i) { return layer(i, "self_attn.k_proj.weight"); }
+std::string v_proj(int i) { return layer(i, "self_attn.v_proj.weight"); }
+std::string o_proj(int i) { return layer(i, "self_attn.o_proj.weight"); }
+std::string q_bias(int i) { return layer(i, "self_attn.q_proj.bias"); }
+std::string k_bias(int i) { return layer(i, "self_attn.k_proj.bias"); }
+std::string v_bias(int i) { return layer(i, "self_attn.v_proj.bias"); }
+std::string q_norm(int i) { return layer(i, "self_attn.q_norm.weight"); }
+std::string k_norm(int i) { return layer(i, "self_attn.k_norm.weight"); }
+std::string mlp_norm(int i) { return layer(i, "post_attention_layernorm.weight"); }
+std::string gate_proj(int i) { return layer(i, "mlp.gate_proj.weight"); }
+std::string up_proj(int i) { return layer(i, "mlp.up_proj.weight"); }
+std::string down_proj(int i) { return layer(i, "mlp.down_proj.weight"); }
+
+}  // namespace tensor_names
+
+}  // namespace hc
