@@ -129,25 +129,16 @@ struct SlotRule {
   const int32_t* kept_count = nullptr;  // [H * nb]
   int cap = 0;
 };
-// Where one pass writes. Counting (fill = false): range_counts, col_counts [n_slots]. Filling:
-// the entries at the scanned offsets, and each head's band (a_shape: sink, local; others 0)
-// when band_sink is given.
-struct SlotOutput {
-  int32_t* range_counts = nullptr;
-  int32_t* col_counts = nullptr;
-  const int32_t* range_offsets = nullptr;
-  const int32_t* col_offsets = nullptr;
-  int32_t* range_begin = nullptr;
-  int32_t* range_end = nullptr;
-  int32_t* cols = nullptr;
-  int32_t* band_sink = nullptr;
-  int32_t* band_local = nullptr;
-};
-void launch_slot_pass(const SlotRule& rule, int n_slots, const SlotOutput& out, bool fill, cudaStream_t stream);
-// offsets [n + 1] = exclusive scan of counts [n], for two count arrays in one launch (the second
-// may be null); a total past 2^31 - 1 is written as offsets[n] = -1.
-void launch_scan_counts(const int32_t* counts0, int32_t* offsets0, const int32_t* counts1, int32_t* offsets1, int n,
-                        cudaStream_t stream);
+// Pass 1 and the scans: counts [2][n_slots] (ranges, then columns) per slot, then range_offsets
+// and col_offsets [n_slots + 1] their exclusive scans (two launches). A total past 2^31 - 1 is
+// written as offsets[n_slots] = -1.
+void launch_slot_offsets(const SlotRule& rule, int n_slots, int32_t* counts, int32_t* range_offsets,
+                         int32_t* col_offsets, cudaStream_t stream);
+// Pass 2: every slot's ranges and columns at those offsets, and each head's band (a_shape: sink,
+// local; others 0) when band_sink and band_local are given.
+void launch_slot_fill(const SlotRule& rule, int n_slots, const int32_t* range_offsets, const int32_t* col_offsets,
+                      int32_t* range_begin, int32_t* range_end, int32_t* cols, int32_t* band_sink,
+                      int32_t* band_local, cudaStream_t stream);
 
 // Bounds on one head's ranges and columns over all its slots at n tokens, from its pattern's
 // parameters alone (what an index's arrays are sized by when its totals stay on the device).

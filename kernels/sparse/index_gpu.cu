@@ -131,20 +131,14 @@ DeviceSparseIndex build_static_index(const StaticRule& rule, bool band, cudaStre
 
 // ---- estimated patterns: count per slot, scan, fill ----
 
-// The two halves every slot-by-slot build shares: out's offsets, scanned from per-slot counts, then its entry arrays.
-// counts [2][n_slots] (ranges, then columns) and out's range and column offsets ([n_slots + 1]
-// each, one allocation); the counts are the caller's to fill before scan_offsets.
+// out's range and column offsets ([n_slots + 1] each, one allocation), and the per-slot counts
+// [2][n_slots] they are scanned from (returned: scratch for launch_slot_offsets).
 std::shared_ptr<int32_t> allocate_offsets(DeviceSparseIndex& out, int64_t n_slots, cudaStream_t stream) {
   auto counts = device_alloc<int32_t>(2 * n_slots, stream, true);
   auto offsets = device_alloc<int32_t>(2 * (n_slots + 1), stream);
   DeviceIndexAccess::range_offsets(out) = std::shared_ptr<int32_t>(offsets, offsets.get());
   DeviceIndexAccess::col_offsets(out) = std::shared_ptr<int32_t>(offsets, offsets.get() + n_slots + 1);
   return counts;
-}
-// Both exclusive scans of the counts into out's offsets, in one launch.
-void scan_offsets(const int32_t* counts, DeviceSparseIndex& out, int64_t n_slots, cudaStream_t stream) {
-  launch_scan_counts(counts, DeviceIndexAccess::range_offsets(out).get(), counts + n_slots,
-                     DeviceIndexAccess::col_offsets(out).get(), static_cast<int>(n_slots), stream);
 }
 // offsets[n_slots] of each of the `count` offset arrays, on the host: a copy each and one stream
 // synchronisation. A scan's -1 (a total past 2^31 - 1) is an error.
@@ -199,11 +193,8 @@ DeviceSparseIndex build_from_slots(const SlotRule& rule, int64_t n_tokens, int64
   A::n_heads(out) = n_heads;
   A::n_tokens(out) = n_tokens;
   const auto counts = allocate_offsets(out, n_slots, stream);
-  SlotOutput count_out;
-  count_out.range_counts = counts.get();
-  count_out.col_counts = counts.get() + n_slots;
-  launch_slot_pass(rule, static_cast<int>(n_slots), count_out, false, stream);
-  scan_offsets(counts.get(), out, n_slots, stream);
+  launch_slot_offsets(rule, static_cast<int>(n_slots), counts.get(), A::range_offsets(out).get(),
+                      A::col_offsets(out).get(), stream);
   int64_t range_room = n_heads * bounds.ranges, col_room = n_heads * bounds.cols;
   if ((2 * range_room + col_room) * int64_t(sizeof(int32_t)) <= kBoundedBuildBytes) {
     // Below 2^31 entries, so the scans' offsets cannot overflow; the totals stay on the device.
@@ -215,13 +206,8 @@ DeviceSparseIndex build_from_slots(const SlotRule& rule, int64_t n_tokens, int64
     col_room = A::total_cols(out);
   }
   allocate_entries(out, range_room, col_room, stream);
-  SlotOutput fill_out;
-  fill_out.range_offsets = A::range_offsets(out).get();
-  fill_out.col_offsets = A::col_offsets(out).get();
-  fill_out.range_begin = A::range_begin(out).get();
-  fill_out.range_end = A::range_end(out).get();
-  fill_out.cols = A::cols(out).get();
-  launch_slot_pass(rule, static_cast<int>(n_slots), fill_out, true, stream);
+  launch_slot_fill(rule, static_cast<int>(n_slots), A::range_offsets(out).get(), A::col_offsets(out).get(),
+                   A::range_begin(out).get(), A::range_end(out).get(), A::cols(out).get(), nullptr, nullptr, stream);
   return out;
 }
 

@@ -135,6 +135,20 @@ __device__ void block_sparse_slot(const SlotRule& rule, int slot, int r1, int la
   n_ranges = starts;
 }
 
+// Where one pass writes. Counting (fill = false): range_counts, col_counts [n_slots]. Filling:
+// the entries at the scanned offsets, and each head's band when band_sink is given.
+struct SlotOutput {
+  int32_t* range_counts = nullptr;
+  int32_t* col_counts = nullptr;
+  const int32_t* range_offsets = nullptr;
+  const int32_t* col_offsets = nullptr;
+  int32_t* range_begin = nullptr;
+  int32_t* range_end = nullptr;
+  int32_t* cols = nullptr;
+  int32_t* band_sink = nullptr;
+  int32_t* band_local = nullptr;
+};
+
 // One warp per slot, following its head's pattern (warp-uniform branches).
 __global__ void slot_pass_kernel(SlotRule rule, int n_slots, SlotOutput out, bool fill) {
   const int slot = static_cast<int>((static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5);
@@ -217,8 +231,6 @@ __global__ void __launch_bounds__(kScanThreads) scan_counts_kernel(const int32_t
   if (tid == 0) offsets[n] = carry <= 0x7fffffffLL ? static_cast<int32_t>(carry) : -1;
 }
 
-}  // namespace
-
 void launch_slot_pass(const SlotRule& rule, int n_slots, const SlotOutput& out, bool fill, cudaStream_t stream) {
   const int threads = 256;  // 8 slots per block
   const int blocks = static_cast<int>((static_cast<int64_t>(n_slots) * 32 + threads - 1) / threads);
@@ -226,10 +238,30 @@ void launch_slot_pass(const SlotRule& rule, int n_slots, const SlotOutput& out, 
   HC_CHECK_LAUNCH();
 }
 
-void launch_scan_counts(const int32_t* counts0, int32_t* offsets0, const int32_t* counts1, int32_t* offsets1, int n,
-                        cudaStream_t stream) {
-  scan_counts_kernel<<<2, kScanThreads, 0, stream>>>(counts0, offsets0, counts1, offsets1, n);
+}  // namespace
+
+void launch_slot_offsets(const SlotRule& rule, int n_slots, int32_t* counts, int32_t* range_offsets,
+                         int32_t* col_offsets, cudaStream_t stream) {
+  SlotOutput out;
+  out.range_counts = counts;
+  out.col_counts = counts + n_slots;
+  launch_slot_pass(rule, n_slots, out, false, stream);
+  scan_counts_kernel<<<2, kScanThreads, 0, stream>>>(counts, range_offsets, counts + n_slots, col_offsets, n_slots);
   HC_CHECK_LAUNCH();
+}
+
+void launch_slot_fill(const SlotRule& rule, int n_slots, const int32_t* range_offsets, const int32_t* col_offsets,
+                      int32_t* range_begin, int32_t* range_end, int32_t* cols, int32_t* band_sink,
+                      int32_t* band_local, cudaStream_t stream) {
+  SlotOutput out;
+  out.range_offsets = range_offsets;
+  out.col_offsets = col_offsets;
+  out.range_begin = range_begin;
+  out.range_end = range_end;
+  out.cols = cols;
+  out.band_sink = band_sink;
+  out.band_local = band_local;
+  launch_slot_pass(rule, n_slots, out, true, stream);
 }
 
 // Per slot of row block rb (rows up to r1): dense and a_shape at most two ranges; a

@@ -94,6 +94,7 @@ struct LayerPlanner::Impl {
   VsCount vs_columns(int l) const { return VsCount{HeadValue{field(l, kVsV), 0}, settings.v_sink, n_tokens()}; }
   VsCount vs_offsets(int l) const { return VsCount{HeadValue{field(l, kVsS), 0}, settings.s_local, n_tokens()}; }
 
+  void take_qk(const GpuQK& next);
   void vs_estimate(cudaStream_t stream);
   void bs_estimate(cudaStream_t stream);
   void vs_select(int l, cudaStream_t stream);
@@ -328,29 +329,24 @@ void LayerPlanner::Impl::slots(int l, cudaStream_t stream) {
     rule.kept_count = kept_count;
     rule.cap = cap;
   }
-  SlotOutput count_out;
-  count_out.range_counts = counts;
-  count_out.col_counts = counts + n_slots;
-  launch_slot_pass(rule, n_slots, count_out, false, stream);
-  launch_scan_counts(counts, range_offsets, counts + n_slots, col_offsets, n_slots, stream);
-  SlotOutput fill_out;
-  fill_out.range_offsets = range_offsets;
-  fill_out.col_offsets = col_offsets;
-  fill_out.range_begin = range_begin;
-  fill_out.range_end = range_end;
-  fill_out.cols = cols;
-  fill_out.band_sink = band_sink;
-  fill_out.band_local = band_local;
-  launch_slot_pass(rule, n_slots, fill_out, true, stream);
+  launch_slot_offsets(rule, n_slots, counts, range_offsets, col_offsets, stream);
+  launch_slot_fill(rule, n_slots, range_offsets, col_offsets, range_begin, range_end, cols, band_sink, band_local,
+                   stream);
   layer = l;
   built = true;
 }
 
+// The Q and K the next estimate or plan reads (checked against the plan's shape); the last
+// index is stale from here on.
+void LayerPlanner::Impl::take_qk(const GpuQK& next) {
+  check_plan_qk(next, shape);
+  qk = next;
+  built = false;
+}
+
 void LayerPlanner::estimate(const GpuQK& qk, cudaStream_t stream) {
   Impl& m = *impl_;
-  check_plan_qk(qk, m.shape);
-  m.qk = qk;
-  m.built = false;
+  m.take_qk(qk);
   if (m.col_score != nullptr) m.vs_estimate(stream);
   if (m.pooled_q != nullptr) m.bs_estimate(stream);
 }
@@ -369,9 +365,7 @@ void LayerPlanner::build(int layer, cudaStream_t stream) {
 void LayerPlanner::plan(int layer, const GpuQK& qk, cudaStream_t stream) {
   Impl& m = *impl_;
   check_layer(layer, layers());
-  check_plan_qk(qk, m.shape);
-  m.qk = qk;
-  m.built = false;
+  m.take_qk(qk);
   m.layer = layer;
   const LayerInfo& info = m.info[static_cast<size_t>(layer)];
   if (info.all_dense) return;  // nothing to build: run takes the dense kernel
@@ -403,21 +397,20 @@ void LayerPlanner::plan(int layer, const GpuQK& qk, cudaStream_t stream) {
 SparseIndexView LayerPlanner::index() const { return impl_->view(); }
 
 SparseIndexView LayerPlanner::Impl::view() const {
-  const Impl& m = *this;
   SparseIndexView v;
-  if (!m.built) return v;
-  v.n_heads = m.shape.n_heads;
-  v.n_tokens = m.n_tokens();
-  v.range_offsets = m.range_offsets;
-  v.range_begin = m.range_begin;
-  v.range_end = m.range_end;
-  v.col_offsets = m.col_offsets;
-  v.cols = m.cols;
-  v.band_sink = m.band_sink;
-  v.band_local = m.band_local;
+  if (!built) return v;
+  v.n_heads = shape.n_heads;
+  v.n_tokens = n_tokens();
+  v.range_offsets = range_offsets;
+  v.range_begin = range_begin;
+  v.range_end = range_end;
+  v.col_offsets = col_offsets;
+  v.cols = cols;
+  v.band_sink = band_sink;
+  v.band_local = band_local;
   v.total_cols = -1;
-  v.col_capacity = m.col_room;
-  v.row_blocks_share_tiles = m.info[static_cast<size_t>(m.layer)].all_static;
+  v.col_capacity = col_room;
+  v.row_blocks_share_tiles = info[static_cast<size_t>(layer)].all_static;
   return v;
 }
 
