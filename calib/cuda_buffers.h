@@ -1,6 +1,6 @@
 #pragma once
-// Small CUDA helpers shared by calib's .cu files (prober, validator): an owning device buffer and
-// the per-head output-error reduction. Include only from .cu files (needs the CUDA runtime).
+// Small CUDA helpers shared by calib's .cu files (prober, validator, prefill timing): an owning
+// device buffer, the timing events of one layer's attention and the per-head output-error reduction. Include only from .cu files (needs the CUDA runtime).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -19,6 +19,32 @@ struct DeviceBuffer {
   ~DeviceBuffer() { cudaFree(ptr); }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+};
+
+// The events that time one layer's attention on a stream: begin, a mark between two parts (a
+// plan and its run), end. Times are read once the events have completed (seconds() waits).
+struct AttentionEvents {
+  cudaEvent_t begin = nullptr, mark = nullptr, end = nullptr;
+  AttentionEvents() {
+    HC_CHECK_CUDA(cudaEventCreate(&begin));
+    HC_CHECK_CUDA(cudaEventCreate(&mark));
+    HC_CHECK_CUDA(cudaEventCreate(&end));
+  }
+  ~AttentionEvents() {
+    cudaEventDestroy(begin);
+    cudaEventDestroy(mark);
+    cudaEventDestroy(end);
+  }
+  AttentionEvents(const AttentionEvents&) = delete;
+  AttentionEvents& operator=(const AttentionEvents&) = delete;
+  static double seconds(cudaEvent_t from, cudaEvent_t to) {
+    HC_CHECK_CUDA(cudaEventSynchronize(to));
+    float ms = 0.f;
+    HC_CHECK_CUDA(cudaEventElapsedTime(&ms, from, to));
+    return ms * 1e-3;
+  }
+  double total_s() const { return seconds(begin, end); }
+  double until_mark_s() const { return seconds(begin, mark); }  // a recorded mark only
 };
 
 // Per head h over packed bf16 [N, H, d] tensors: diff_sq[h] = sum (out - ref)^2 and

@@ -23,28 +23,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Three events per layer: begin, after the plan (sparse), end.
-struct LayerEvents {
-  cudaEvent_t begin = nullptr, mark = nullptr, end = nullptr;
-  LayerEvents() {
-    HC_CHECK_CUDA(cudaEventCreate(&begin));
-    HC_CHECK_CUDA(cudaEventCreate(&mark));
-    HC_CHECK_CUDA(cudaEventCreate(&end));
-  }
-  ~LayerEvents() {
-    cudaEventDestroy(begin);
-    cudaEventDestroy(mark);
-    cudaEventDestroy(end);
-  }
-  LayerEvents(const LayerEvents&) = delete;
-  LayerEvents& operator=(const LayerEvents&) = delete;
-  static double between_s(cudaEvent_t a, cudaEvent_t b) {
-    float ms = 0.f;
-    HC_CHECK_CUDA(cudaEventElapsedTime(&ms, a, b));
-    return ms * 1e-3;
-  }
-};
-
 double median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -60,14 +38,14 @@ struct OnePrefill {
 };
 
 OnePrefill run_once(CudaEngine& engine, const std::vector<int32_t>& tokens, kernels::LayerPlanner* planner,
-                    std::vector<std::unique_ptr<LayerEvents>>& events) {
+                    std::vector<std::unique_ptr<AttentionEvents>>& events) {
   PrefillRequest request;
   request.tokens = tokens;
   request.want_logits = true;
   request.logit_positions = {static_cast<int64_t>(tokens.size()) - 1};
   request.device_attention_override = [&](const DeviceAttentionInput& in, void* o, float* lse) {
     cudaStream_t stream = static_cast<cudaStream_t>(in.stream);
-    const LayerEvents& e = *events[static_cast<size_t>(in.layer)];
+    const AttentionEvents& e = *events[static_cast<size_t>(in.layer)];
     const kernels::AttentionParams p = attention_params(in, o, lse);
     HC_CHECK_CUDA(cudaEventRecord(e.begin, stream));
     if (planner == nullptr) {
@@ -84,10 +62,9 @@ OnePrefill run_once(CudaEngine& engine, const std::vector<int32_t>& tokens, kern
   engine.prefill(request);  // returns once the logits are on the host
   OnePrefill out;
   out.ttft_s = std::chrono::duration<double>(Clock::now() - t0).count();
-  HC_CHECK_CUDA(cudaDeviceSynchronize());
   for (const auto& e : events) {
-    out.layer_s.push_back(LayerEvents::between_s(e->begin, e->end));
-    out.plan_s.push_back(planner == nullptr ? 0.0 : LayerEvents::between_s(e->begin, e->mark));
+    out.layer_s.push_back(e->total_s());
+    out.plan_s.push_back(planner == nullptr ? 0.0 : e->until_mark_s());
   }
   return out;
 }
@@ -149,8 +126,8 @@ PrefillTimes time_prefill_cuda(CudaEngine& engine, const Profile& profile, const
                                 kernels::LayerShape{static_cast<int>(tokens.size()), static_cast<int>(c.n_heads),
                                                     static_cast<int>(c.n_kv_heads), static_cast<int>(c.head_dim)},
                                 estimator_settings(profile));
-  std::vector<std::unique_ptr<LayerEvents>> events;
-  for (int64_t layer = 0; layer < c.n_layers; ++layer) events.push_back(std::make_unique<LayerEvents>());
+  std::vector<std::unique_ptr<AttentionEvents>> events;
+  for (int64_t layer = 0; layer < c.n_layers; ++layer) events.push_back(std::make_unique<AttentionEvents>());
 
   run_once(engine, tokens, nullptr, events);  // warm-up: kernels loaded, cuBLAS set up
   run_once(engine, tokens, &planner, events);

@@ -27,7 +27,8 @@ class CudaProber : public CandidateProber {
   size_t device_bytes(const ModelConfig& config, int64_t n_tokens) const override {
     const size_t o_bytes = size_t(n_tokens) * config.n_heads * config.head_dim * 2;  // bf16 [N, H, d]
     return o_bytes + static_cast<size_t>(kernels::LayerPlanner::workspace_bytes(
-                         candidate_layers(config.n_heads), shape(config, n_tokens), settings_)) +
+                         candidate_layers(config.n_heads),
+                         shape({n_tokens, config.n_heads, config.n_kv_heads, config.head_dim}), settings_)) +
            (64u << 20);
   }
 
@@ -39,16 +40,12 @@ class CudaProber : public CandidateProber {
     cudaStream_t stream = static_cast<cudaStream_t>(a.stream);
     // One planner for every layer of a run: a "layer" per candidate, all heads on it; the
     // estimates run once per layer and every candidate's index is built from them.
-    if (!planner_ || planner_tokens_ < n || planner_heads_ != h_count) {
-      planner_.reset();
-      ModelConfig config;
-      config.n_heads = h_count;
-      config.n_kv_heads = dims.n_kv_heads;
-      config.head_dim = d;
-      planner_ = std::make_unique<kernels::LayerPlanner>(candidate_layers(h_count), shape(config, n), settings_,
-                                                         stream);
-      planner_tokens_ = n;
-      planner_heads_ = h_count;
+    const kernels::LayerShape want = shape(dims);
+    if (!planner_ || planner_shape_.max_tokens < want.max_tokens || planner_shape_.n_heads != want.n_heads ||
+        planner_shape_.n_kv_heads != want.n_kv_heads || planner_shape_.head_dim != want.head_dim) {
+      planner_.reset();  // its workspace goes before the larger one is allocated
+      planner_ = std::make_unique<kernels::LayerPlanner>(candidate_layers(h_count), want, settings_, stream);
+      planner_shape_ = want;
     }
 
     DeviceBuffer<__nv_bfloat16> o_sparse(size_t(n * h_count * d));  // [N, H, d]
@@ -103,15 +100,15 @@ class CudaProber : public CandidateProber {
       layers.emplace_back(static_cast<size_t>(h_count), pattern_config(c));
     return layers;
   }
-  static kernels::LayerShape shape(const ModelConfig& config, int64_t n_tokens) {
-    return kernels::LayerShape{static_cast<int>(n_tokens), static_cast<int>(config.n_heads),
-                               static_cast<int>(config.n_kv_heads), static_cast<int>(config.head_dim)};
+  static kernels::LayerShape shape(const kernels::AttentionDims& dims) {
+    return kernels::LayerShape{static_cast<int>(dims.n_tokens), static_cast<int>(dims.n_heads),
+                               static_cast<int>(dims.n_kv_heads), static_cast<int>(dims.head_dim)};
   }
 
   Grid grid_;
   kernels::EstimatorSettings settings_;
   std::unique_ptr<kernels::LayerPlanner> planner_;
-  int64_t planner_tokens_ = 0, planner_heads_ = 0;
+  kernels::LayerShape planner_shape_;  // what planner_'s workspace was made for
 };
 
 }  // namespace

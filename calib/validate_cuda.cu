@@ -22,50 +22,19 @@
 
 namespace hc {
 
-namespace {
-
-// Owns a pair of events (and a mark between them); elapsed_s() waits for the last.
-struct EventPair {
-  cudaEvent_t begin = nullptr, mark = nullptr, end = nullptr;
-  EventPair() {
-    HC_CHECK_CUDA(cudaEventCreate(&begin));
-    HC_CHECK_CUDA(cudaEventCreate(&mark));
-    HC_CHECK_CUDA(cudaEventCreate(&end));
-  }
-  ~EventPair() {
-    cudaEventDestroy(begin);
-    cudaEventDestroy(mark);
-    cudaEventDestroy(end);
-  }
-  EventPair(const EventPair&) = delete;
-  EventPair& operator=(const EventPair&) = delete;
-  static double between_s(cudaEvent_t a, cudaEvent_t b) {
-    HC_CHECK_CUDA(cudaEventSynchronize(b));
-    float ms = 0.f;
-    HC_CHECK_CUDA(cudaEventElapsedTime(&ms, a, b));
-    return ms * 1e-3;
-  }
-  double elapsed_s() const { return between_s(begin, end); }
-  double until_mark_s() const { return between_s(begin, mark); }  // recorded mark only
-};
-
-}  // namespace
-
 PrefillResult validate_dense_prefill_cuda(CudaEngine& engine, const PrefillRequest& base, ValidationReport& report) {
-  std::vector<std::unique_ptr<EventPair>> timings;  // one per layer, read after the prefill
+  std::vector<std::unique_ptr<AttentionEvents>> timings;  // one per layer, read after the prefill
   PrefillRequest request = base;
   request.device_attention_override = [&](const DeviceAttentionInput& in, void* o, float* lse) {
     cudaStream_t stream = static_cast<cudaStream_t>(in.stream);
-    kernels::AttentionParams p = attention_params(in, nullptr, nullptr);
-    p.o = o;
-    p.lse = lse;
-    timings.push_back(std::make_unique<EventPair>());
+    const kernels::AttentionParams p = attention_params(in, o, lse);
+    timings.push_back(std::make_unique<AttentionEvents>());
     HC_CHECK_CUDA(cudaEventRecord(timings.back()->begin, stream));
     kernels::dense_attention_forward(p, stream);
     HC_CHECK_CUDA(cudaEventRecord(timings.back()->end, stream));
   };
   PrefillResult result = engine.prefill(request);
-  for (const auto& t : timings) report.dense_attention_s += t->elapsed_s();
+  for (const auto& t : timings) report.dense_attention_s += t->total_s();
   return result;
 }
 
@@ -80,34 +49,25 @@ PrefillResult validate_sparse_prefill_cuda(CudaEngine& engine, const Profile& pr
                                 kernels::LayerShape{static_cast<int>(base.tokens.size()), static_cast<int>(c.n_heads),
                                                     static_cast<int>(c.n_kv_heads), static_cast<int>(c.head_dim)},
                                 settings);
-  std::vector<std::unique_ptr<EventPair>> timings;  // plan + run per layer, read after the prefill
+  std::vector<std::unique_ptr<AttentionEvents>> timings;  // plan + run per layer, read after the prefill
   PrefillRequest request = base;
   request.device_attention_override = [&](const DeviceAttentionInput& in, void* o, float* lse) {
     cudaStream_t stream = static_cast<cudaStream_t>(in.stream);
     const int64_t n = in.dims.n_tokens, h_count = in.dims.n_heads, d = in.dims.head_dim;
     const std::vector<kernels::PatternConfig>& configs = layers[static_cast<size_t>(in.layer)];
     HeadValidation* heads = report.heads.data() + static_cast<int64_t>(in.layer) * h_count;
-    kernels::AttentionParams p = attention_params(in, nullptr, nullptr);
-
-    // Untimed reference: the dense kernel on the same input (recall LSE, output error); a layer
-    // whose heads are all dense keeps it, as deployment would (run takes the dense kernel).
-    DeviceBuffer<__nv_bfloat16> dense_o(size_t(n * h_count * d));  // [N, H, d]
-    DeviceBuffer<float> dense_lse(size_t(h_count * n));             // [H, N]
-    p.o = dense_o.ptr;
-    p.lse = dense_lse.ptr;
-    if (!planner.all_dense(in.layer)) kernels::dense_attention_forward(p, stream);
-
     // Timed, as deployment runs it: the layer's plan (its whole index) and run (one attention
     // launch), between two events on the engine's stream.
-    timings.push_back(std::make_unique<EventPair>());
-    p.o = o;
-    p.lse = lse;
-    HC_CHECK_CUDA(cudaEventRecord(timings.back()->begin, stream));
-    planner.plan(in.layer, gpu_qk(in), stream);
-    HC_CHECK_CUDA(cudaEventRecord(timings.back()->mark, stream));
-    planner.run(p, stream);
-    HC_CHECK_CUDA(cudaEventRecord(timings.back()->end, stream));
-    if (planner.all_dense(in.layer)) {
+    auto plan_and_run = [&]() {
+      timings.push_back(std::make_unique<AttentionEvents>());
+      HC_CHECK_CUDA(cudaEventRecord(timings.back()->begin, stream));
+      planner.plan(in.layer, gpu_qk(in), stream);
+      HC_CHECK_CUDA(cudaEventRecord(timings.back()->mark, stream));
+      planner.run(attention_params(in, o, lse), stream);
+      HC_CHECK_CUDA(cudaEventRecord(timings.back()->end, stream));
+    };
+    if (planner.all_dense(in.layer)) {  // run is the dense kernel itself: nothing to compare
+      plan_and_run();
       for (int64_t h = 0; h < h_count; ++h) {
         heads[h].recall = 1;
         heads[h].out_err = 0;
@@ -116,15 +76,20 @@ PrefillResult validate_sparse_prefill_cuda(CudaEngine& engine, const Profile& pr
       return;
     }
 
+    // Untimed reference: the dense kernel on the same input (recall LSE, output error).
+    DeviceBuffer<__nv_bfloat16> dense_o(size_t(n * h_count * d));  // [N, H, d]
+    DeviceBuffer<float> dense_lse(size_t(h_count * n));             // [H, N]
+    kernels::dense_attention_forward(attention_params(in, dense_o.ptr, dense_lse.ptr), stream);
+    plan_and_run();
+
     // Untimed probe launch: the recall against the dense LSE of this same input.
     DeviceBuffer<double> recall{size_t(h_count)}, diff_sq{size_t(h_count)}, ref_sq{size_t(h_count)};  // [H]
     DeviceBuffer<long long> pairs{size_t(h_count)};                                                   // [H]
-    p.o = nullptr;
-    p.lse = nullptr;
-    p.probe_lse = dense_lse.ptr;
-    p.probe_recall = recall.ptr;
-    p.probe_pairs = pairs.ptr;
-    planner.run(p, stream);
+    kernels::AttentionParams probe = attention_params(in, nullptr, nullptr);
+    probe.probe_lse = dense_lse.ptr;
+    probe.probe_recall = recall.ptr;
+    probe.probe_pairs = pairs.ptr;
+    planner.run(probe, stream);
     head_squared_errors_gpu(dense_o.ptr, o, n, h_count, d, diff_sq.ptr, ref_sq.ptr, stream);
     std::vector<double> h_recall(h_count), h_diff(h_count), h_ref(h_count);
     std::vector<long long> h_pairs(h_count);
@@ -145,7 +110,7 @@ PrefillResult validate_sparse_prefill_cuda(CudaEngine& engine, const Profile& pr
   };
   PrefillResult result = engine.prefill(request);
   for (const auto& t : timings) {
-    report.sparse_attention_s += t->elapsed_s();
+    report.sparse_attention_s += t->total_s();
     report.index_build_s += t->until_mark_s();
   }
   return result;
