@@ -18,6 +18,27 @@
 namespace hc::cli {
 namespace {
 
+// Runs a GPU benchmark. Bad options are reported as such (the benchmarks check them before touching
+// the GPU); a CUDA failure on a machine without a device becomes the one "no CUDA device" message;
+// a build without CUDA says so without calling `bench` (the benchmarks exist in CUDA builds only).
+template <class Bench>
+int run_gpu_bench(Bench&& bench) {
+#if defined(HEADCAL_HAVE_CUDA)
+  try {
+    return bench();
+  } catch (const hc::InputError&) {
+    throw;
+  } catch (const hc::Error&) {
+    require_cuda_device();
+    throw;
+  }
+#else
+  (void)bench;
+  require_cuda_device();  // throws: this build has no CUDA
+  return 3;
+#endif
+}
+
 // bench dense / bench sparse: the kernel benchmarks' options (--config for sparse only).
 Runner setup_kernel_bench(CLI::App& sub, bool sparse) {
   auto o = std::make_shared<bench::KernelBenchOptions>();
@@ -40,22 +61,7 @@ Runner setup_kernel_bench(CLI::App& sub, bool sparse) {
   sub.add_option("--seconds", o->seconds_per_point, "timed seconds per measurement (3..30 runs)")
       ->check(CLI::PositiveNumber);
   return [o, sparse]() -> int {
-#if defined(HEADCAL_HAVE_CUDA)
-    // Bad options are reported as such (the benchmarks check them before touching the GPU); a
-    // CUDA failure on a machine without a device becomes the one "no CUDA device" message.
-    try {
-      return sparse ? bench::bench_sparse(*o) : bench::bench_dense(*o);
-    } catch (const hc::InputError&) {
-      throw;
-    } catch (const hc::Error&) {
-      require_cuda_device();
-      throw;
-    }
-#else
-    (void)sparse;
-    require_cuda_device();  // throws: this build has no CUDA
-    return 3;
-#endif
+    return run_gpu_bench([&] { return sparse ? bench::bench_sparse(*o) : bench::bench_dense(*o); });
   };
 }
 
@@ -75,21 +81,7 @@ Runner setup_prefill_bench(CLI::App& sub) {
   sub.add_flag("--allow-longer", o->prompt.allow_longer,
                "lengths beyond the model's context are a warning, not an error");
   sub.add_option("--json", o->json_out, "also write the results as JSON to this file")->check(output_file());
-  return [o]() -> int {
-#if defined(HEADCAL_HAVE_CUDA)
-    try {
-      return bench::bench_prefill(*o);
-    } catch (const hc::InputError&) {
-      throw;
-    } catch (const hc::Error&) {
-      require_cuda_device();
-      throw;
-    }
-#else
-    require_cuda_device();  // throws: this build has no CUDA
-    return 3;
-#endif
-  };
+  return [o]() -> int { return run_gpu_bench([&] { return bench::bench_prefill(*o); }); };
 }
 
 Runner setup_bench(CLI::App& sub) {
