@@ -6,8 +6,8 @@
 
 #include "common/error.h"
 #include "kernels/sparse/cost.h"
+#include "kernels/sparse/grid_probe_ref.h"
 #include "kernels/sparse/index_ref.h"
-#include "kernels/sparse/sparse_attention_ref.h"
 
 namespace hc {
 
@@ -16,7 +16,13 @@ namespace {
 class CpuProber : public CandidateProber {
  public:
   CpuProber(Grid grid, PatternDefaults defaults, int n_threads)
-      : grid_(std::move(grid)), defaults_(defaults), n_threads_(n_threads) {}
+      : grid_(std::move(grid)), defaults_(defaults), n_threads_(n_threads) {
+    for (const GridCandidate& c : grid_.candidates) {
+      configs_.push_back(pattern_config(c));
+      needs_vs_ |= c.pattern == Pattern::vertical_slash;
+      needs_bs_ |= c.pattern == Pattern::block_sparse;
+    }
+  }
 
   std::vector<CandidateRow> probe(const ProbeLayer& layer) override {
     if (!layer.host) throw Error("CPU prober needs the CPU backend's host tensors");
@@ -24,41 +30,42 @@ class CpuProber : public CandidateProber {
     const kernels::AttentionDims& dims = a.dims;
     const int64_t n = dims.n_tokens, d = dims.head_dim;
     const kernels::EstimatorSettings settings = estimator_settings(defaults_);
-    std::vector<float> o_sparse(static_cast<size_t>(n * dims.n_heads * d));  // [N, H, d]
     std::vector<CandidateRow> rows;
-    rows.reserve(grid_.candidates.size() * dims.n_heads);
-    const std::vector<float> lse = own_dense_lse(a);  // [H, N]
+    rows.reserve(configs_.size() * dims.n_heads);
 
     for (int64_t h = 0; h < dims.n_heads; ++h) {
-      const double recall_rounding = lse_rounding_bound(lse.data() + h * n, n);
-      // Estimates shared by every candidate of this head: computed lazily, once.
-      bool have_vs = false, have_bs = false;
+      // The head's estimates, shared by its candidates' indexes and by the grid probe.
       kernels::VerticalSlashScores vs;
       kernels::BlockScores bs;
-      for (const GridCandidate& c : grid_.candidates) {
-        const kernels::PatternConfig cfg = pattern_config(c);
-        kernels::SparseIndex index;
+      if (needs_vs_) vs = kernels::vertical_slash_scores(a.q, a.k, dims, h, settings.last_q);
+      if (needs_bs_) bs = kernels::block_scores(a.q, a.k, dims, h);
+      kernels::GridProbeInputs in;
+      in.dims = dims;
+      in.q = a.q;
+      in.k = a.k;
+      in.v = a.v;
+      in.o_ref = a.o;
+      in.vs_scores = needs_vs_ ? &vs : nullptr;
+      in.block_scores = needs_bs_ ? &bs : nullptr;
+      const std::vector<kernels::CandidateMeasure> measures =
+          kernels::probe_grid_ref(in, h, configs_, settings, n_threads_);
+
+      for (size_t ci = 0; ci < configs_.size(); ++ci) {
+        const kernels::PatternConfig& cfg = configs_[ci];
+        kernels::SparseIndex index;  // for the cost: the pairs the kernel computes
         switch (cfg.pattern) {
           case kernels::Pattern::vertical_slash:
-            if (!have_vs) vs = kernels::vertical_slash_scores(a.q, a.k, dims, h, settings.last_q), have_vs = true;
             index = kernels::vertical_slash_head_index(
                 n, kernels::select_vertical_slash(vs, cfg.p1, cfg.p2, settings.v_sink, settings.s_local));
             break;
           case kernels::Pattern::block_sparse:
-            if (!have_bs) bs = kernels::block_scores(a.q, a.k, dims, h), have_bs = true;
             index = kernels::block_sparse_head_index(n, kernels::select_block_sparse(bs, cfg.p1));
             break;
           default:
             index = kernels::build_head_index(a.q, a.k, dims, h, cfg, settings);
             break;
         }
-        kernels::SparseRefOptions opts;
-        opts.first_head = h;
-        opts.dense_lse = lse.data();
-        opts.n_threads = n_threads_;
-        kernels::SparseProbe probe;
-        kernels::sparse_attention_ref(dims, a.q, a.k, a.v, index.view(), o_sparse.data(), nullptr, opts, &probe);
-
+        const GridCandidate& c = grid_.candidates[ci];
         CandidateRow row;
         row.head = static_cast<int32_t>(h);
         row.pattern = c.pattern;
@@ -66,9 +73,10 @@ class CpuProber : public CandidateProber {
         row.p2 = c.p2;
         row.cost = kernels::head_cost_flops(index, 0, cfg, d, settings);
         row.density = kernels::density(row.cost, n, d);
-        // Above 1 by no more than the LSE's float rounding: the full set, read as 1.
-        row.recall = probe.recall[0] > 1 && probe.recall[0] <= recall_rounding ? 1.0 : probe.recall[0];
-        row.out_err = head_relative_error(o_sparse.data(), a.o, n, dims.n_heads, d, h);
+        // The probe's LSE and sums are double from the same scores: a recall above 1 is rounding.
+        const double recall = measures[ci].recall;
+        row.recall = recall > 1 && recall <= 1 + kRecallRounding ? 1.0 : recall;
+        row.out_err = measures[ci].out_err;
         rows.push_back(row);
       }
     }
@@ -76,32 +84,13 @@ class CpuProber : public CandidateProber {
   }
 
  private:
-  // The dense LSE from the same double-precision scores as the probe's sums. The engine's LSE
-  // comes from float scores, which differ by more than rounding (recall 1.0145 on random weights).
-  std::vector<float> own_dense_lse(const LayerAttention& a) const {
-    const int64_t n = a.dims.n_tokens;
-    std::vector<float> lse(static_cast<size_t>(a.dims.n_heads * n));  // [H, N]
-    const kernels::SparseIndex dense = kernels::build_dense_index(n, 1);
-    for (int64_t h = 0; h < a.dims.n_heads; ++h) {
-      kernels::SparseRefOptions opts;
-      opts.first_head = h;
-      opts.n_threads = n_threads_;
-      kernels::sparse_attention_ref(a.dims, a.q, a.k, a.v, dense.view(), nullptr, lse.data(), opts, nullptr);
-    }
-    return lse;
-  }
-
-  // Stored as float, each LSE is within half an ulp (<= |lse| 2^-24) of the exact one, so a
-  // recall may exceed 1 by at most exp(max |lse| 2^-24), times double rounding of the sums.
-  static double lse_rounding_bound(const float* lse, int64_t n) {
-    double largest = 0;
-    for (int64_t i = 0; i < n; ++i) largest = std::max(largest, std::fabs(double(lse[i])));
-    return std::exp(std::ldexp(largest, -24)) * (1 + 1e-9);
-  }
+  static constexpr double kRecallRounding = 1e-9;  // far above N * 2^-52 for any N headcal runs
 
   Grid grid_;
   PatternDefaults defaults_;
   int n_threads_;
+  std::vector<kernels::PatternConfig> configs_;  // the grid's candidates as the kernels' configs
+  bool needs_vs_ = false, needs_bs_ = false;
 };
 
 }  // namespace

@@ -4,8 +4,9 @@
 // exp(s - LSE_dense) over what it computes (the recall) and returns its output, whose distance to
 // the dense output is the candidate's out_err. Cost and density follow kernels/sparse/cost.h.
 //
-// CPU prober: the CPU references (kernels/sparse/*_ref.h), one head at a time; the vertical-slash
-// and block-sparse estimates are computed once per head and shared by all of its candidates.
+// CPU prober: one head at a time, every candidate measured in one pass over the head's attention
+// (kernels/sparse/grid_probe_ref.h); the vertical-slash and block-sparse estimates are computed
+// once per head and shared by the probe and the candidates' indexes (which give the cost).
 // CUDA prober: the layer planner (kernels/sparse/layer_plan.h, one "layer" per candidate) and the
 // index-driven kernel, all heads of a candidate in one launch, on the engine's bf16 device tensors.
 #include <memory>

@@ -75,8 +75,17 @@ class HeadIndexBuilder {
 
 double key_of(double score) { return std::isnan(score) ? -std::numeric_limits<double>::infinity() : score; }
 
-// Indices 0..n-1: the forced ones plus the best (score desc, index asc) of the others, up to k
-// in all; ascending.
+// The selection order of the others: score descending, ties toward the lower index, NaN last.
+struct SelectOrder {
+  const double* score;
+  bool operator()(int32_t a, int32_t b) const {
+    const double sa = key_of(score[a]), sb = key_of(score[b]);
+    return sa > sb || (sa == sb && a < b);
+  }
+};
+
+// Indices 0..n-1: the forced ones plus the best (SelectOrder) of the others, up to k in all;
+// ascending.
 template <class IsForced>
 std::vector<int32_t> select_top(const double* score, int64_t n, int64_t k, IsForced is_forced) {
   std::vector<int32_t> chosen;
@@ -89,14 +98,25 @@ std::vector<int32_t> select_top(const double* score, int64_t n, int64_t k, IsFor
   }
   const int64_t extra = std::min<int64_t>(std::max<int64_t>(0, k - static_cast<int64_t>(chosen.size())),
                                           static_cast<int64_t>(others.size()));
-  auto better = [score](int32_t a, int32_t b) {
-    const double sa = key_of(score[a]), sb = key_of(score[b]);
-    return sa > sb || (sa == sb && a < b);
-  };
-  std::partial_sort(others.begin(), others.begin() + extra, others.end(), better);
+  std::partial_sort(others.begin(), others.begin() + extra, others.end(), SelectOrder{score});
   chosen.insert(chosen.end(), others.begin(), others.begin() + extra);
   std::sort(chosen.begin(), chosen.end());
   return chosen;
+}
+
+// Ranks in select_top's order: 0 for a forced entry, |forced| + place among the others else.
+template <class IsForced>
+void selection_ranks(const double* score, int64_t n, IsForced is_forced, int32_t* rank) {
+  std::vector<int32_t> others;
+  int32_t forced = 0;
+  for (int64_t x = 0; x < n; ++x) {
+    if (is_forced(x))
+      rank[x] = 0, ++forced;
+    else
+      others.push_back(static_cast<int32_t>(x));
+  }
+  std::sort(others.begin(), others.end(), SelectOrder{score});
+  for (size_t place = 0; place < others.size(); ++place) rank[others[place]] = forced + static_cast<int32_t>(place);
 }
 
 double dot(const float* a, const float* b, int64_t d) {
@@ -183,6 +203,28 @@ VerticalSlashSelection select_vertical_slash(const VerticalSlashScores& scores, 
   sel.columns = select_top(scores.col_score.data(), n, v, [&](int64_t j) { return j < v_sink; });
   sel.offsets = select_top(scores.diag_score.data(), n, s, [&](int64_t o) { return o < s_local; });
   return sel;
+}
+
+SelectionRanks vertical_slash_ranks(const VerticalSlashScores& scores, int v_sink, int s_local) {
+  if (v_sink < 0 || s_local < 0) throw InputError(kWhat, "vertical_slash needs v_sink, s_local >= 0");
+  const int64_t n = scores.n_tokens;
+  SelectionRanks r;
+  r.column.resize(static_cast<size_t>(n));
+  r.offset.resize(static_cast<size_t>(n));
+  selection_ranks(scores.col_score.data(), n, [&](int64_t j) { return j < v_sink; }, r.column.data());
+  selection_ranks(scores.diag_score.data(), n, [&](int64_t o) { return o < s_local; }, r.offset.data());
+  r.forced_columns = static_cast<int32_t>(std::min<int64_t>(v_sink, n));
+  r.forced_offsets = static_cast<int32_t>(std::min<int64_t>(s_local, n));
+  return r;
+}
+
+std::vector<int32_t> block_sparse_ranks(const BlockScores& scores) {
+  std::vector<int32_t> rank(scores.score.size());
+  for (int64_t r = 0; r < scores.n_blocks; ++r) {
+    const int64_t row = r * (r + 1) / 2;
+    selection_ranks(scores.score.data() + row, r + 1, [r](int64_t c) { return c == 0 || c == r; }, rank.data() + row);
+  }
+  return rank;
 }
 
 SparseIndex vertical_slash_head_index(int64_t n_tokens, const VerticalSlashSelection& selection) {

@@ -90,6 +90,20 @@ BlockScores block_scores(const float* q, const float* k, const AttentionDims& di
 // to k_blocks in all.
 std::vector<std::vector<int32_t>> select_block_sparse(const BlockScores& scores, int k_blocks);
 
+// Selection order, for measuring every k of a grid at once: rank 0 for a forced entry, else the
+// number of forced entries plus the entry's place among the others in the selection order. A
+// selection of k keeps the forced entries and the others with rank < k (select_* keep prefixes).
+struct SelectionRanks {
+  std::vector<int32_t> column;  // [N] vertical-slash columns
+  std::vector<int32_t> offset;  // [N] vertical-slash offsets
+  int32_t forced_columns = 0;   // min(v_sink, N)
+  int32_t forced_offsets = 0;   // min(s_local, N)
+};
+SelectionRanks vertical_slash_ranks(const VerticalSlashScores& scores, int v_sink = 30, int s_local = 100);
+// Per row block R, the ranks of key blocks 0..R (blocks 0 and R forced), lower-triangular as
+// BlockScores.
+std::vector<int32_t> block_sparse_ranks(const BlockScores& scores);
+
 // One-head index from kept blocks: block c covers [64c, min(64c + 64, N)); ranges merged.
 SparseIndex block_sparse_head_index(int64_t n_tokens,
                                     const std::vector<std::vector<int32_t>>& kept_blocks);

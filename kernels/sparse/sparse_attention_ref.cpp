@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "kernels/sparse/cost.h"
+#include "kernels/sparse/ref_score.h"
 #include "kernels/sparse/sparse_parallel.h"
 
 namespace hc::kernels {
@@ -22,23 +23,6 @@ struct Scratch {
   int32_t tile_keys[kKeyTile];    // one row's keys within the current tile
   double tile_scores[kKeyTile];   // their scaled scores
 };
-
-// Scores in float lanes (16 independent sums so the compiler vectorises them; a 64..128-term
-// float dot product errs by ~1e-7 relative, well below what the tests resolve). Everything
-// after the score (exp, sums, P.V accumulation) is double.
-double dot(const float* a, const float* b, int64_t d) {
-  constexpr int kLanes = 16;
-  float acc[kLanes] = {};
-  int64_t x = 0;
-  for (; x + kLanes <= d; x += kLanes)
-    for (int l = 0; l < kLanes; ++l) acc[l] += a[x + l] * b[x + l];
-  double total = 0;
-  for (; x < d; ++x) total += static_cast<double>(a[x]) * b[x];
-  // Pairwise lane reduction (vectorised), one conversion at the end.
-  for (int width = kLanes / 2; width >= 1; width /= 2)
-    for (int l = 0; l < width; ++l) acc[l] += acc[l + width];
-  return total + static_cast<double>(acc[0]);
-}
 
 // The slot's ranges and columns merged into one ascending key list (they are disjoint).
 void slot_keys(const SparseIndexView& index, int64_t slot, std::vector<int32_t>& keys) {
@@ -116,7 +100,7 @@ void sparse_attention_ref(const AttentionDims& dims, const float* q, const float
           const int64_t j = s.keys[t];
           if (j > i) break;
           if (band_local > 0 && !(j < band_sink || i - j < band_local)) continue;
-          const double score = dot(qi, k + (j * dims.n_kv_heads + kv_head) * d, d) * scale;
+          const double score = detail::score_dot(qi, k + (j * dims.n_kv_heads + kv_head) * d, d) * scale;
           s.tile_keys[count] = static_cast<int32_t>(j);
           s.tile_scores[count++] = score;
           tile_max = std::max(tile_max, score);
