@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "kernels/sparse/ref_score.h"
 
 namespace hc {
 namespace {
@@ -41,7 +42,7 @@ LayerStats record_attention_cpu(const kernels::AttentionDims& dims, const float*
   const int64_t n = dims.n_tokens, n_heads = dims.n_heads, d = dims.head_dim;
   const int64_t group = n_heads / dims.n_kv_heads;
   const int64_t cells = map_cells(n, options.map_size);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
 
   LayerStats out;
   out.n_heads = n_heads;
@@ -86,9 +87,8 @@ LayerStats record_attention_cpu(const kernels::AttentionDims& dims, const float*
         const float row_lse = lse[h * n + i];
         for (int64_t j = 0; j <= i; ++j) {
           const float* kj = k + (j * dims.n_kv_heads + kvh) * d;  // [d]
-          float dot = 0.f;
-          for (int64_t t = 0; t < d; ++t) dot += qi[t] * kj[t];
-          prob[static_cast<size_t>(j)] = std::exp(dot * scale - row_lse);
+          const double score = kernels::detail::score_dot(qi, kj, d) * scale;
+          prob[static_cast<size_t>(j)] = static_cast<float>(std::exp(score - row_lse));
         }
         double* map_row = map.data() + static_cast<size_t>(cell_of[static_cast<size_t>(i)]) * cells;
         for (int64_t j = 0; j <= i; ++j) {

@@ -1,5 +1,5 @@
 #pragma once
-// The CPU references' attention score q . k (internal to kernels/sparse): float lanes, 16
+// The attention score q . k of the CPU references and the CPU recorder: float lanes, 16
 // independent sums so the compiler vectorises them; a 64..128-term float dot product errs by
 // ~1e-7 relative, well below what the tests resolve. Everything after the score (exp, sums,
 // P.V accumulation) is double in the references.
