@@ -117,20 +117,32 @@ void fill_key_levels(Family& f, const GridProbeInputs& in, const EstimatorSettin
   }
 }
 
-// Key j's bucket in row i (row block rb, last row r1); -1 when no candidate keeps it.
-inline int bucket_of(const Family& f, int64_t i, int64_t j, int64_t rb, int64_t r1) {
-  int x = 0, y = 0;
+// Key j's levels in row i (row block rb, last row r1).
+inline void levels_of(const Family& f, int64_t i, int64_t j, int64_t rb, int64_t r1, int* x, int* y) {
+  *x = 0, *y = 0;
   switch (f.pattern) {
-    case Pattern::dense: return 0;
-    case Pattern::a_shape: x = f.x_of[j], y = f.y_of[i - j]; break;
-    case Pattern::vertical_slash: x = f.x_of[j], y = f.y_of[r1 - j]; break;
-    case Pattern::block_sparse: x = f.block_x[rb * (rb + 1) / 2 + j / kBlock]; break;
+    case Pattern::dense: break;
+    case Pattern::a_shape: *x = f.x_of[j], *y = f.y_of[i - j]; break;
+    case Pattern::vertical_slash: *x = f.x_of[j], *y = f.y_of[r1 - j]; break;
+    case Pattern::block_sparse: *x = f.block_x[rb * (rb + 1) / 2 + j / kBlock]; break;
   }
+}
+
+// Key j's bucket in row i; -1 when no candidate keeps it.
+inline int bucket_of(const Family& f, int64_t i, int64_t j, int64_t rb, int64_t r1) {
+  int x, y;
+  levels_of(f, i, j, rb, r1, &x, &y);
   if (x == f.nx() && y == f.ny()) return -1;
   return x * (f.ny() + 1) + y;
 }
 
+// Below this share of the row's softmax a candidate's sums lose digits to underflow (weights
+// under ~1e-308 are denormal or zero), so its output row is computed again from its own keys with
+// its own maximum; far below any mass search would keep, so it costs nothing in practice.
+constexpr double kUnderflowMass = 1e-250;
+
 struct Scratch {
+  std::vector<double> score;                 // [N] one row's scaled scores
   std::vector<double> weight;                // [N] one row's dense softmax weights
   std::vector<std::vector<double>> buckets;  // per family [(nx+1)(ny+1), 1 + d]: sum p, sum p v
   std::vector<double> out;                   // [d] one candidate's output row
@@ -165,10 +177,34 @@ std::vector<CandidateMeasure> probe_grid_ref(const GridProbeInputs& in, int64_t 
   const int workers = detail::resolve_threads(n_threads, nb);
   std::vector<Scratch> scratch(static_cast<size_t>(workers));
   for (Scratch& s : scratch) {
+    s.score.resize(static_cast<size_t>(n));
     s.weight.resize(static_cast<size_t>(n));
     s.out.resize(static_cast<size_t>(d));
     for (const Family& f : families) s.buckets.emplace_back(f.buckets() * stride);
   }
+
+  // Member m's output row i from its own keys, softmax over their own maximum (0 when it keeps none).
+  auto own_softmax_row = [&](const Family& f, size_t m, int64_t i, int64_t rb, int64_t r1, Scratch& s) {
+    double own_max = -std::numeric_limits<double>::infinity();
+    auto kept = [&](int64_t j) {
+      int x, y;
+      levels_of(f, i, j, rb, r1, &x, &y);
+      return x <= f.a[m] || (f.b[m] >= 0 && y <= f.b[m]);
+    };
+    for (int64_t j = 0; j <= i; ++j)
+      if (kept(j)) own_max = std::max(own_max, s.score[j]);
+    std::fill(s.out.begin(), s.out.end(), 0.0);
+    if (own_max == -std::numeric_limits<double>::infinity()) return;
+    double own_sum = 0;
+    for (int64_t j = 0; j <= i; ++j) {
+      if (!kept(j)) continue;
+      const double p = std::exp(s.score[j] - own_max);
+      own_sum += p;
+      const float* vj = in.v + (j * dims.n_kv_heads + kv_head) * d;
+      for (int64_t x = 0; x < d; ++x) s.out[x] += p * static_cast<double>(vj[x]);
+    }
+    for (int64_t x = 0; x < d; ++x) s.out[x] /= own_sum;
+  };
 
   detail::parallel_for(nb, workers, [&](int64_t item, int worker) {
     Scratch& s = scratch[worker];
@@ -180,11 +216,11 @@ std::vector<CandidateMeasure> probe_grid_ref(const GridProbeInputs& in, int64_t 
       const float* qi = in.q + (i * dims.n_heads + head) * d;
       double row_max = -std::numeric_limits<double>::infinity();
       for (int64_t j = 0; j <= i; ++j) {
-        s.weight[j] = detail::score_dot(qi, in.k + (j * dims.n_kv_heads + kv_head) * d, d) * scale;
-        row_max = std::max(row_max, s.weight[j]);
+        s.score[j] = detail::score_dot(qi, in.k + (j * dims.n_kv_heads + kv_head) * d, d) * scale;
+        row_max = std::max(row_max, s.score[j]);
       }
       double sum = 0;
-      for (int64_t j = 0; j <= i; ++j) sum += (s.weight[j] = std::exp(s.weight[j] - row_max));
+      for (int64_t j = 0; j <= i; ++j) sum += (s.weight[j] = std::exp(s.score[j] - row_max));
       const double inv_sum = 1.0 / sum;
       const float* oi = in.o_ref + (i * dims.n_heads + head) * d;
       for (int64_t x = 0; x < d; ++x) block_ref[rb] += double(oi[x]) * oi[x];
@@ -224,11 +260,19 @@ std::vector<CandidateMeasure> probe_grid_ref(const GridProbeInputs& in, int64_t 
           const double* both = f.b[m] >= 0 ? cell(f.a[m], f.b[m]) : nullptr;
           auto total = [&](int64_t e) { return kept_x[e] + (all_b ? all_b[e] - both[e] : 0.0); };
           const double l = total(0);
-          const double inv_l = l > 0 ? 1.0 / l : 0.0;
           double err = 0;
-          for (int64_t x = 0; x < d; ++x) {
-            const double e = total(1 + x) * inv_l - double(oi[x]);
-            err += e * e;
+          if (l >= kUnderflowMass) {
+            const double inv_l = 1.0 / l;
+            for (int64_t x = 0; x < d; ++x) {
+              const double e = total(1 + x) * inv_l - double(oi[x]);
+              err += e * e;
+            }
+          } else {
+            own_softmax_row(f, m, i, rb, r1, s);
+            for (int64_t x = 0; x < d; ++x) {
+              const double e = s.out[x] - double(oi[x]);
+              err += e * e;
+            }
           }
           const size_t c = f.members[m];
           recall[c] += l;

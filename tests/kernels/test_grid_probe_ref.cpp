@@ -137,3 +137,31 @@ TEST_CASE("grid probe refuses missing estimates and bad configs") {
   CHECK_THROWS_AS(probe_grid_ref(gi, 2, {{Pattern::a_shape, 64, 64}}), hc::InputError);
   CHECK_NOTHROW(probe_grid_ref(gi, 1, {{Pattern::a_shape, 64, 64}}));
 }
+
+TEST_CASE("grid probe: candidates keeping only underflowing weights of a row are still exact") {
+  // One key (j = 100, key block 1) scores ~1000 above the rest for every row: a candidate that
+  // drops it keeps a share of the dense softmax near exp(-1000), far below double's range, yet
+  // its output over its own keys is well defined (and what one probe per candidate gives).
+  const Dims m{200, 1, 1, 64};
+  sparse_test::Inputs in = sparse_test::random_inputs(m, 8, 0.5f);
+  for (int64_t i = 0; i < m.n; ++i) in.q[i * 64] = 40.f;
+  in.k[100 * 64] = 200.f;
+  const AttentionDims dims = to_dims(m);
+  std::vector<float> o_ref(in.q.size());
+  dense_attention_ref(dims, in.q.data(), in.k.data(), in.v.data(), o_ref.data(), nullptr);
+  const EstimatorSettings settings{64, 3, 5};
+  const VerticalSlashScores vs = vertical_slash_scores(in.q.data(), in.k.data(), dims, 0, settings.last_q);
+  const BlockScores bs = block_scores(in.q.data(), in.k.data(), dims, 0);
+  GridProbeInputs gi{dims, in.q.data(), in.k.data(), in.v.data(), o_ref.data(), &vs, &bs};
+  const std::vector<PatternConfig> grid = {{Pattern::block_sparse, 2, 0}, {Pattern::a_shape, 64, 64},
+                                           {Pattern::vertical_slash, 3, 5}, {Pattern::dense, 0, 0}};
+  const auto got = probe_grid_ref(gi, 0, grid, settings, 2);
+  const auto want = one_by_one(in, o_ref, 0, grid, settings);
+  for (size_t c = 0; c < grid.size(); ++c) {
+    INFO(describe(grid[c]));
+    CHECK(std::isfinite(got[c].out_err));
+    CHECK(got[c].recall == Approx(want[c].recall).margin(2e-6));
+    CHECK(got[c].out_err == Approx(want[c].out_err).epsilon(1e-4).margin(1e-6));
+  }
+  CHECK(got[0].out_err > 0.5);  // rows 128..199 lose the key that holds all their attention
+}
