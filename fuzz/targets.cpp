@@ -78,6 +78,16 @@ void read_prompt_set_file(const std::string& path, const std::string&) {
   (void)build_prompt_set(set, nullptr, 1000, 4096, false);
 }
 
+// A text prompt (--prompt) as record and validate read it: the file's UTF-8 checked, the text
+// tokenized by a small BPE tokenizer and cut to 64 tokens.
+void read_prompt_text(const std::string& path, const std::string&) {
+  static const std::unique_ptr<Tokenizer> tokenizer = load_tokenizer("tests/data/good_tokenizer_mini_gpt2.json");
+  PromptSpec spec;
+  spec.prompt_file = path;
+  spec.length = 64;
+  (void)build_prompt(spec, *tokenizer, 4096);
+}
+
 }  // namespace
 
 const std::vector<Target>& all_targets() {
@@ -110,6 +120,7 @@ const std::vector<Target>& all_targets() {
       {"atlas", "atlas.h5", "", {"tests/data/good_atlas_two_prompts.h5"}, read_atlas, /*named_only=*/true},
       {"prompt_set", "set.yaml", "tests/data/good_prompt_set", {"tests/data/good_prompt_set/set.yaml"},
        read_prompt_set_file},
+      {"prompt_text", "prompt.txt", "", {"tests/data/good_prompt_text.txt"}, read_prompt_text},
   };
   return targets;
 }
