@@ -59,7 +59,7 @@ CudaMemoryEstimate estimate_cuda_memory(const ModelConfig& c, int64_t n_tokens, 
                   + n * kv_out * bf * 2                            // k, v
                   + static_cast<size_t>(c.n_heads) * n * fp        // lse
                   + chunk * inter * bf * 2                         // gate, up of one MLP chunk
-                  + n * static_cast<size_t>(c.head_dim / 2) * fp * 2  // RoPE cos, sin
+                  + n * static_cast<size_t>(c.rotary_dims() / 2) * fp * 2  // RoPE cos, sin
                   + n * sizeof(int32_t)                            // tokens
                   + out_rows * (hidden * bf + hidden * fp + vocab * fp + sizeof(int64_t));  // output chunk
   e.hooks = options.hook_device_bytes;
@@ -67,9 +67,18 @@ CudaMemoryEstimate estimate_cuda_memory(const ModelConfig& c, int64_t n_tokens, 
   return e;
 }
 
+void check_cuda_engine_shape(const ModelFile& model) {
+  const ModelConfig& c = model.config();
+  c.validate(model.path());
+  if (c.head_dim != 64 && c.head_dim != 128)
+    throw InputError(model.path(), "head_dim " + std::to_string(c.head_dim) +
+                                       " is unsupported by the CUDA backend (64 or 128); use --device cpu");
+}
+
 #if !defined(HEADCAL_HAVE_CUDA)
 
-std::unique_ptr<CudaEngine> make_cuda_engine(const ModelFile&, const CudaEngineOptions&) {
+std::unique_ptr<CudaEngine> make_cuda_engine(const ModelFile& model, const CudaEngineOptions&) {
+  check_cuda_engine_shape(model);
   throw DeviceError("the CUDA backend is not available: this headcal was built without CUDA");
 }
 
@@ -151,10 +160,7 @@ class CudaEngineImpl final : public CudaEngine {
  public:
   CudaEngineImpl(const ModelFile& model, const CudaEngineOptions& options)
       : config_(model.config()), options_(options) {
-    config_.validate(model.path());
-    if (config_.head_dim != 64 && config_.head_dim != 128)
-      throw InputError(model.path(), "head_dim " + std::to_string(config_.head_dim) +
-                                         " is unsupported by the CUDA backend (64 or 128); use --device cpu");
+    check_cuda_engine_shape(model);
     if (options_.mlp_chunk_tokens < 1) throw InputError("cuda engine", "mlp_chunk_tokens must be positive");
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
@@ -375,8 +381,9 @@ class CudaEngineImpl final : public CudaEngine {
     DeviceBuffer<float> lse(static_cast<size_t>(c.n_heads * n));  // [n_heads, N]
     DeviceBuffer<bf16> gate(static_cast<size_t>(chunk * inter));  // [chunk, intermediate]
     DeviceBuffer<bf16> up(static_cast<size_t>(chunk * inter));    // [chunk, intermediate]
-    DeviceBuffer<float> rope_cos(static_cast<size_t>(n * d / 2));  // [N, d/2]
-    DeviceBuffer<float> rope_sin(static_cast<size_t>(n * d / 2));  // [N, d/2]
+    const int64_t rotary = c.rotary_dims();
+    DeviceBuffer<float> rope_cos(static_cast<size_t>(n * rotary / 2));  // [N, rotary/2]
+    DeviceBuffer<float> rope_sin(static_cast<size_t>(n * rotary / 2));  // [N, rotary/2]
 
     {
       const RopeTable table = rope_table(c, n);  // angles in double on the host
@@ -397,20 +404,21 @@ class CudaEngineImpl final : public CudaEngine {
       gemm(xn.get(), L.wq.get(), q.get(), CUDA_R_16BF, n, q_out, hidden, 0.f);
       gemm(xn.get(), L.wk.get(), k.get(), CUDA_R_16BF, n, kv_out, hidden, 0.f);
       gemm(xn.get(), L.wv.get(), v.get(), CUDA_R_16BF, n, kv_out, hidden, 0.f);
-      // A bias comes before the per-head norm, the norm before RoPE (bias_rope then adds no bias).
-      const bool bias_in_rope = c.qkv_bias && !c.qk_norm;
+      // A bias comes before the per-head norm, the norm before RoPE. bias_rope adds the bias itself
+      // only when nothing comes between and it rotates whole heads (it touches rotated pairs only).
+      const bool bias_in_rope = c.qkv_bias && !c.qk_norm && rotary == d;
+      if (c.qkv_bias && !bias_in_rope) {
+        cuda::add_bias(q.get(), L.bq.get(), n, q_out, stream_);
+        cuda::add_bias(k.get(), L.bk.get(), n, kv_out, stream_);
+      }
       if (c.qk_norm) {
-        if (c.qkv_bias) {
-          cuda::add_bias(q.get(), L.bq.get(), n, q_out, stream_);
-          cuda::add_bias(k.get(), L.bk.get(), n, kv_out, stream_);
-        }
         cuda::head_rmsnorm(q.get(), L.q_norm.get(), n * c.n_heads, d, eps, stream_);   // [N * n_heads, d]
         cuda::head_rmsnorm(k.get(), L.k_norm.get(), n * c.n_kv_heads, d, eps, stream_);  // [N * n_kv_heads, d]
       }
       cuda::bias_rope(q.get(), bias_in_rope ? L.bq.get() : nullptr, rope_cos.get(), rope_sin.get(), n, c.n_heads, d,
-                      q_out, stream_);
+                      rotary, q_out, stream_);
       cuda::bias_rope(k.get(), bias_in_rope ? L.bk.get() : nullptr, rope_cos.get(), rope_sin.get(), n, c.n_kv_heads,
-                      d, kv_out, stream_);
+                      d, rotary, kv_out, stream_);
       if (c.qkv_bias) cuda::add_bias(v.get(), L.bv.get(), n, kv_out, stream_);
       DeviceLayerAttention a;
       a.layer = layer;

@@ -64,6 +64,10 @@ class CudaEngine : public Engine {
   virtual std::string device_description() const = 0;  // "NVIDIA H100 80GB HBM3, 79.1 GiB"
 };
 
+// Throws InputError naming the model file for shapes the CUDA backend does not run (head_dim not
+// 64 or 128, e.g. Phi-3-mini's 96): what make_cuda_engine checks first, with or without CUDA.
+void check_cuda_engine_shape(const ModelFile& model);
+
 // Uploads the model's weights as bf16 (dequantised through load_f32, raw bf16 from safetensors,
 // generated in place for RandomModel). Throws DeviceError without CUDA or a device, or when the
 // weights do not fit; InputError for shapes the kernels do not support (head_dim not 64 or 128).

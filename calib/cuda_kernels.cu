@@ -49,19 +49,20 @@ __global__ void rmsnorm_kernel(const float* x, const int64_t* rows, const float*
   for (int64_t c = threadIdx.x; c < hidden; c += blockDim.x) store(dst + c, src[c] * inv * weight[c]);
 }
 
+// One thread per rotated pair (t, t + half) of a head; dimensions from 2 * half on are left as they are.
 __global__ void bias_rope_kernel(bf16* x, const float* bias, const float* cos_t, const float* sin_t, int64_t n,
-                                 int heads, int half, int64_t row_stride) {
+                                 int heads, int head_dim, int half, int64_t row_stride) {
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;  // (token, head, pair)
   const int64_t total = n * heads * half;
   if (idx >= total) return;
   const int t = static_cast<int>(idx % half);
   const int h = static_cast<int>((idx / half) % heads);
   const int64_t tok = idx / (static_cast<int64_t>(half) * heads);
-  bf16* v = x + tok * row_stride + static_cast<int64_t>(h) * 2 * half;
+  bf16* v = x + tok * row_stride + static_cast<int64_t>(h) * head_dim;
   float a = __bfloat162float(v[t]), b = __bfloat162float(v[t + half]);
   if (bias) {
-    a += bias[h * 2 * half + t];
-    b += bias[h * 2 * half + t + half];
+    a += bias[h * head_dim + t];
+    b += bias[h * head_dim + t + half];
   }
   const float c = cos_t[tok * half + t], s = sin_t[tok * half + t];
   v[t] = __float2bfloat16(a * c - b * s);
@@ -200,11 +201,14 @@ void head_rmsnorm(bf16* x, const float* weight, int64_t n_rows, int64_t head_dim
 }
 
 void bias_rope(bf16* x, const float* bias, const float* cos, const float* sin, int64_t n, int64_t heads,
-               int64_t head_dim, int64_t row_stride, cudaStream_t stream) {
-  const int64_t total = n * heads * (head_dim / 2);
+               int64_t head_dim, int64_t rotary_dim, int64_t row_stride, cudaStream_t stream) {
+  HC_ASSERT(rotary_dim > 0 && rotary_dim % 2 == 0 && rotary_dim <= head_dim, "rotary_dim is even and within a head");
+  HC_ASSERT(bias == nullptr || rotary_dim == head_dim, "a bias with partial rotary is added by add_bias");
+  const int64_t total = n * heads * (rotary_dim / 2);
   if (total == 0) return;
   bias_rope_kernel<<<blocks_for(total, 256), 256, 0, stream>>>(x, bias, cos, sin, n, static_cast<int>(heads),
-                                                               static_cast<int>(head_dim / 2), row_stride);
+                                                               static_cast<int>(head_dim),
+                                                               static_cast<int>(rotary_dim / 2), row_stride);
   HC_CHECK_LAUNCH();
 }
 

@@ -180,6 +180,33 @@ ModelConfig smollm2_135m_config() {
   return c;
 }
 
+ModelConfig phi3_mini_config() {
+  ModelConfig c;
+  c.arch = "phi3";
+  c.name = "Phi-3-mini-128K-shaped (random weights)";
+  c.n_layers = 32;
+  c.n_heads = 32;
+  c.n_kv_heads = 32;
+  c.head_dim = 96;
+  c.hidden = 3072;
+  c.intermediate = 8192;
+  c.vocab = 32064;
+  c.max_context = 131072;
+  c.rms_eps = 1e-5;
+  c.rope_theta = 10000.0;
+  RopeScaling& s = c.rope_scaling;
+  s.type = RopeScalingType::LongRope;
+  s.original_max_position = 4096;
+  s.factor = 32.0;  // 131072 / 4096
+  const size_t pairs = static_cast<size_t>(c.head_dim / 2);
+  s.short_factor.assign(pairs, 1.0);
+  for (size_t t = 0; t < pairs; ++t)
+    s.long_factor.push_back(std::pow(32.0, static_cast<double>(t) / static_cast<double>(pairs - 1)));
+  c.bos_id = 1;
+  c.eos_id = 32000;
+  return c;
+}
+
 std::unique_ptr<RandomModel> open_random_model(const std::string& spec) {
   const std::string prefix = "random:";
   if (spec.compare(0, prefix.size(), prefix) != 0) return nullptr;
@@ -196,7 +223,8 @@ std::unique_ptr<RandomModel> open_random_model(const std::string& spec) {
   if (rest == "llama3-8b") return std::make_unique<RandomModel>(llama3_8b_config(), seed, rest);
   if (rest == "smollm2") return std::make_unique<RandomModel>(smollm2_135m_config(), seed, rest);
   if (rest == "tiny") return std::make_unique<RandomModel>(tiny_llama_config(), seed, rest);
-  throw InputError(spec, "unknown random model shape '" + rest + "' (llama3-8b, smollm2 or tiny)");
+  if (rest == "phi3-mini") return std::make_unique<RandomModel>(phi3_mini_config(), seed, rest);
+  throw InputError(spec, "unknown random model shape '" + rest + "' (llama3-8b, smollm2, tiny or phi3-mini)");
 }
 
 }  // namespace hc

@@ -89,8 +89,14 @@ ModelConfig llama3_8b_config();
 ModelConfig smollm2_135m_config();
 // A tiny Llama for tests: 2 layers, 4 heads, 2 KV heads, head_dim 64, hidden 256, MLP 512, vocab 512.
 ModelConfig tiny_llama_config();
+// Phi-3-mini-128K's shape (32 layers, 32 heads, 32 KV heads, head_dim 96, hidden 3072, MLP 8192,
+// vocab 32064, LongRoPE from 4096 to 131072). The longrope factors are a smooth stand-in (short 1,
+// long rising from 1 to 32), not Microsoft's. head_dim 96 runs on the CPU engine only: the CUDA
+// kernels take 64 or 128, so the CUDA engine refuses it (check_cuda_engine_shape).
+ModelConfig phi3_mini_config();
 
-// "random:llama3-8b", "random:smollm2", "random:tiny", optionally with ":SEED" (default 1). Returns nullptr when
+// "random:llama3-8b", "random:smollm2", "random:tiny", "random:phi3-mini", optionally with ":SEED"
+// (default 1). Returns nullptr when
 // `spec` does not start with "random:"; throws InputError for an unknown shape or a bad seed.
 std::unique_ptr<RandomModel> open_random_model(const std::string& spec);
 

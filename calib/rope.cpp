@@ -8,13 +8,15 @@
 
 namespace hc {
 
-std::vector<double> rope_inv_freq_f64(const ModelConfig& config) {
-  if (config.head_dim <= 0 || config.head_dim % 2 != 0)
-    throw InputError("rope: head_dim must be positive and even, got " + std::to_string(config.head_dim));
+std::vector<double> rope_inv_freq_f64(const ModelConfig& config, int64_t seq_len) {
+  const int64_t rotary = config.rotary_dims();
+  if (rotary <= 0 || rotary % 2 != 0 || rotary > config.head_dim)
+    throw InputError("rope: the rotated dimensions must be positive, even and at most head_dim " +
+                     std::to_string(config.head_dim) + ", got " + std::to_string(rotary));
   if (!(config.rope_theta > 0.0)) throw InputError("rope: rope_theta must be positive");
-  const int64_t half = config.head_dim / 2;
-  const double dim = static_cast<double>(config.head_dim);
-  std::vector<double> inv_freq(static_cast<size_t>(half));  // [head_dim / 2]
+  const int64_t half = rotary / 2;
+  const double dim = static_cast<double>(rotary);
+  std::vector<double> inv_freq(static_cast<size_t>(half));  // [rotary / 2]
   for (int64_t t = 0; t < half; ++t)
     inv_freq[static_cast<size_t>(t)] = 1.0 / std::pow(config.rope_theta, static_cast<double>(2 * t) / dim);
 
@@ -72,6 +74,14 @@ std::vector<double> rope_inv_freq_f64(const ModelConfig& config) {
       }
       break;
     }
+    case RopeScalingType::LongRope: {
+      const std::vector<double>& ext = seq_len > s.original_max_position ? s.long_factor : s.short_factor;
+      if (static_cast<int64_t>(ext.size()) != half)
+        throw InputError("rope: longrope needs one factor per rotary pair (" + std::to_string(half) + "), got " +
+                         std::to_string(ext.size()));
+      for (int64_t t = 0; t < half; ++t) inv_freq[static_cast<size_t>(t)] /= ext[static_cast<size_t>(t)];
+      break;
+    }
   }
   return inv_freq;
 }
@@ -83,6 +93,11 @@ double yarn_mscale(double scale, double m) { return scale <= 1.0 ? 1.0 : 0.1 * m
 
 double rope_attention_factor(const ModelConfig& config) {
   const RopeScaling& s = config.rope_scaling;
+  if (s.type == RopeScalingType::LongRope) {
+    if (s.attention_factor > 0.0) return s.attention_factor;
+    if (s.factor <= 1.0) return 1.0;
+    return std::sqrt(1.0 + std::log(s.factor) / std::log(static_cast<double>(s.original_max_position)));
+  }
   if (s.type != RopeScalingType::Yarn) return 1.0;
   if (s.attention_factor > 0.0) return s.attention_factor;
   if (s.mscale > 0.0 && s.mscale_all_dim > 0.0)
@@ -90,14 +105,14 @@ double rope_attention_factor(const ModelConfig& config) {
   return yarn_mscale(s.factor, 1.0);
 }
 
-std::vector<float> rope_inv_freq(const ModelConfig& config) {
-  std::vector<double> f64 = rope_inv_freq_f64(config);
+std::vector<float> rope_inv_freq(const ModelConfig& config, int64_t seq_len) {
+  std::vector<double> f64 = rope_inv_freq_f64(config, seq_len);
   return std::vector<float>(f64.begin(), f64.end());
 }
 
 RopeTable rope_table(const ModelConfig& config, int64_t n_positions) {
   if (n_positions < 0) throw InputError("rope: negative number of positions");
-  const std::vector<double> inv_freq = rope_inv_freq_f64(config);
+  const std::vector<double> inv_freq = rope_inv_freq_f64(config, n_positions);
   const double magnitude = rope_attention_factor(config);
   RopeTable table;
   table.n_positions = n_positions;
@@ -119,7 +134,7 @@ RopeTable rope_table(const ModelConfig& config, int64_t n_positions) {
 
 void apply_rope_rotate_half(const RopeTable& table, float* x, int64_t n_tokens, int64_t n_heads,
                             int64_t head_dim) {
-  HC_ASSERT(table.half_dim * 2 == head_dim, "rope table built for another head_dim");
+  HC_ASSERT(table.half_dim > 0 && table.half_dim * 2 <= head_dim, "rope table wider than a head");
   HC_ASSERT(table.n_positions >= n_tokens, "rope table shorter than the sequence");
   const int64_t half = table.half_dim;
   for (int64_t tok = 0; tok < n_tokens; ++tok) {

@@ -6,10 +6,17 @@ Writes, for tests/calib/test_family_logits.cpp:
                                        original context of 64, so positions past 64 use it)
   tests/data/good_hf_tiny_qwen3/       Qwen3ForCausalLM (per-head q/k RMSNorm, head_dim 64 while
                                        hidden / heads is 16)
+  tests/data/good_hf_tiny_phi3/        Phi3ForCausalLM (fused qkv_proj and gate_up_proj, LongRoPE
+                                       from an original context of 64 to 256, partial rotary 0.75:
+                                       RoPE on 48 of head_dim 64)
 each as config.json + model.safetensors (float32) + reference.json: the token ids and
 transformers' float32 logits at every position ([N, vocab], vocab 128); and the same weights as
 GGUF files (F32, llama.cpp's tensor and metadata names, no tokenizer) beside them:
-  tests/data/good_tiny_qwen2_yarn.gguf, tests/data/good_tiny_qwen3.gguf
+  tests/data/good_tiny_qwen2_yarn.gguf, tests/data/good_tiny_qwen3.gguf, tests/data/good_tiny_phi3.gguf
+
+LongRoPE picks its factor set by the prefill's length, so the phi3 reference.json also holds
+"short": the logits of a prefill of the first SHORT_TOKENS ids alone, at most the original
+context (short factors), beside the full prefill of N_TOKENS beyond it (long factors).
 
 Weights are drawn with a fixed seed at magnitudes that make attention far from uniform and the
 q/k norm weights far from 1, so a missing feature moves the logits well past the tests' bounds.
@@ -19,6 +26,7 @@ Needs torch (CPU is enough), transformers (>= 4.51, for Qwen3), safetensors and 
 """
 import argparse
 import json
+import math
 import os
 
 import gguf
@@ -27,6 +35,7 @@ import torch
 import transformers
 
 N_TOKENS = 100
+SHORT_TOKENS = 48
 VOCAB = 128
 
 
@@ -56,7 +65,11 @@ def randomise(model, seed):
                 p.copy_(0.15 * noise)
 
 
-def write(model, out_dir, seed):
+def float_rows(logits):
+    return [[float(f"{v:.7g}") for v in row] for row in logits.tolist()]
+
+
+def write(model, out_dir, seed, short_tokens=None):
     os.makedirs(out_dir, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     for extra in ("generation_config.json",):
@@ -70,8 +83,12 @@ def write(model, out_dir, seed):
     ref = {
         "transformers": transformers.__version__,
         "tokens": tokens.tolist(),
-        "logits": [[float(f"{v:.7g}") for v in row] for row in logits.tolist()],
+        "logits": float_rows(logits),
     }
+    if short_tokens:
+        with torch.no_grad():
+            short = model(tokens[None, :short_tokens]).logits[0].float()  # [short_tokens, vocab]
+        ref["short"] = {"tokens": short_tokens, "logits": float_rows(short)}
     with open(os.path.join(out_dir, "reference.json"), "w") as f:
         json.dump(ref, f, separators=(",", ":"))
         f.write("\n")
@@ -88,6 +105,8 @@ LAYER_NAMES = {
     "post_attention_layernorm.weight": "ffn_norm.weight",
     "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
     "mlp.down_proj.weight": "ffn_down.weight",
+    # phi3: fused q/k/v, and gate and up stacked in ffn_up (llama.cpp's phi3 has no ffn_gate)
+    "self_attn.qkv_proj.weight": "attn_qkv.weight", "mlp.gate_up_proj.weight": "ffn_up.weight",
 }
 
 
@@ -102,8 +121,8 @@ def gguf_name(hf):
     return f"blk.{layer}.{LAYER_NAMES[rest]}"
 
 
-def write_gguf(model, path, arch, rope_kv=()):
-    """Qwen2/Qwen3 rows keep Hugging Face order (the converter permutes only llama-arch Q/K)."""
+def write_gguf(model, path, arch, rope_kv=(), rope_dims=None, extra_tensors=()):
+    """Qwen2/Qwen3/Phi3 rows keep Hugging Face order (the converter permutes only llama-arch Q/K)."""
     c = model.config
     head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
     w = gguf.GGUFWriter(path, arch)
@@ -116,12 +135,14 @@ def write_gguf(model, path, arch, rope_kv=()):
     w.add_head_count_kv(c.num_key_value_heads)
     w.add_key_length(head_dim)
     w.add_value_length(head_dim)
-    w.add_rope_dimension_count(head_dim)
+    w.add_rope_dimension_count(rope_dims or head_dim)
     w.add_rope_freq_base(10000.0)
     w.add_layer_norm_rms_eps(c.rms_norm_eps)
     w.add_vocab_size(c.vocab_size)
     for method, value in rope_kv:
         getattr(w, method)(value)
+    for name, values in extra_tensors:
+        w.add_tensor(name, np.asarray(values, dtype=np.float32))
     for name, tensor in model.state_dict().items():
         if name == "lm_head.weight" and c.tie_word_embeddings:
             continue  # tied: no output.weight, as the converter writes it
@@ -154,6 +175,27 @@ def main():
     randomise(model, 30)
     write(model, os.path.join(args.out, "good_hf_tiny_qwen3"), 30)
     write_gguf(model, os.path.join(args.out, "good_tiny_qwen3.gguf"), "qwen3")
+
+    # Phi-3: head_dim 64 (hidden / heads) so the CUDA engine runs it; partial rotary 0.75 rotates
+    # 48 dimensions (24 pairs, one longrope factor each). Short factors near 1, long factors up to
+    # 8: the two sets, and the magnitude sqrt(1 + ln 4 / ln 64), each move the logits far.
+    pairs = 24
+    short_factor = [round(1.0 + 0.5 * t / (pairs - 1), 4) for t in range(pairs)]
+    long_factor = [round(8.0 ** (t / (pairs - 1)), 4) for t in range(pairs)]
+    phi3 = transformers.Phi3Config(
+        **common_config(hidden_size=128, num_attention_heads=2, num_key_value_heads=1, pad_token_id=None),
+        original_max_position_embeddings=64, partial_rotary_factor=0.75, sliding_window=None,
+        rope_scaling={"type": "longrope", "short_factor": short_factor, "long_factor": long_factor})
+    model = transformers.Phi3ForCausalLM(phi3).float().eval()
+    randomise(model, 40)
+    write(model, os.path.join(args.out, "good_hf_tiny_phi3"), 40, short_tokens=SHORT_TOKENS)
+    # The converter's magnitude: sqrt(1 + ln(scale) / ln(original)), scale = context / original.
+    scale = phi3.max_position_embeddings / 64
+    write_gguf(model, os.path.join(args.out, "good_tiny_phi3.gguf"), "phi3",
+               [("add_rope_scaling_orig_ctx_len", 64), ("add_sliding_window", 0),
+                ("add_rope_scaling_attn_factors", math.sqrt(1 + math.log(scale) / math.log(64)))],
+               rope_dims=48,
+               extra_tensors=[("rope_factors_long.weight", long_factor), ("rope_factors_short.weight", short_factor)])
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "common/error.h"
+#include "io/model/fused_tensors.h"
 #include "io/model/model_check.h"
 #include "io/util/sha256.h"
 
@@ -219,7 +220,9 @@ std::string gguf_name_of(const std::string& canonical, int64_t n_layers) {
 
 // GGUF tensor name -> canonical Hugging Face name. Returns "" for names the graph does not use
 // (kept under their GGUF name). Throws for tensors the engine would have to ignore silently.
-std::string canonical_name(const std::string& path, const std::string& gguf) {
+// phi3 files hold fused projections: attn_qkv, and ffn_up with gate and up stacked (no ffn_gate);
+// they get the fused Hugging Face names and are split like safetensors' (fused_tensors.h).
+std::string canonical_name(const std::string& path, const std::string& arch, const std::string& gguf) {
   namespace tn = tensor_names;
   if (gguf == "token_embd.weight") return tn::embed();
   if (gguf == "output_norm.weight") return tn::final_norm();
@@ -231,6 +234,8 @@ std::string canonical_name(const std::string& path, const std::string& gguf) {
   if (index.size() > 6 || index.find_first_not_of("0123456789") != std::string::npos) return "";
   const int layer = std::stoi(index);
   const std::string rest = gguf.substr(dot + 1);
+  if (arch == "phi3" && rest == "attn_qkv.weight") return tn::qkv_proj(layer);
+  if (arch == "phi3" && rest == "ffn_up.weight") return tn::gate_up_proj(layer);
   for (const LayerTensor& e : kLayerTensors) {
     const std::string base = e.gguf;
     if (rest == base + ".weight") return e.weight(layer);
@@ -291,6 +296,7 @@ GgufFile::GgufFile(const std::string& path) : map_(std::make_unique<MappedFile>(
   parse(path);
   fill_config();
   config_.validate(path);
+  split_fused_tensors(tensors_, config_, path);
   // Same check as check_model_tensors, reported with the name and dimension order of the file.
   for (const ExpectedTensor& e : expected_model_tensors(config_)) {
     auto it = tensors_.find(e.name);
@@ -439,6 +445,10 @@ void GgufFile::parse(const std::string& path) {
 
   // Place every tensor inside the data section, then map names.
   const uint64_t data_bytes = infos.empty() ? 0 : file_size - data_offset_;
+  const GgufValue* arch_value = find("general.architecture");
+  const std::string arch = arch_value && arch_value->type == GgufValue::Type::STRING
+                               ? std::get<std::string>(arch_value->scalar)
+                               : std::string();
   for (const RawInfo& r : infos) {
     const std::string what = "tensor '" + r.name + "'";
     int64_t numel = 1;
@@ -453,7 +463,7 @@ void GgufFile::parse(const std::string& path) {
                                  std::to_string(file_size) + ")");
     TensorInfo t;
     t.file_name = r.name;
-    t.name = canonical_name(path, r.name);
+    t.name = canonical_name(path, arch, r.name);
     if (t.name.empty()) t.name = r.name;
     t.dtype = r.type->dtype;
     t.shape.assign(r.ne.rbegin(), r.ne.rend());  // canonical row-major: [out_features, in_features]
@@ -480,9 +490,9 @@ void GgufFile::fill_config() {
   const std::string& file = path();
   ModelConfig& c = config_;
   c.arch = get_string("general.architecture");
-  if (c.arch != "llama" && c.arch != "mistral" && c.arch != "qwen2" && c.arch != "qwen3")
+  if (c.arch != "llama" && c.arch != "mistral" && c.arch != "qwen2" && c.arch != "qwen3" && c.arch != "phi3")
     throw InputError(file, "architecture '" + c.arch +
-                               "' (general.architecture) is not supported (llama, mistral, qwen2, qwen3)");
+                               "' (general.architecture) is not supported (llama, mistral, qwen2, qwen3, phi3)");
   const std::string p = c.arch + ".";
 
   if (const GgufValue* n = find("general.name"); n && n->type == GgufValue::Type::STRING) c.name = get_string("general.name");
@@ -518,10 +528,26 @@ void GgufFile::fill_config() {
     throw InputError(file, "metadata '" + p + "attention.value_length' = " +
                                std::to_string(get_int(p + "attention.value_length")) + " differs from key_length " +
                                std::to_string(c.head_dim) + " (not supported)");
-  if (find(p + "rope.dimension_count") && get_int(p + "rope.dimension_count") != c.head_dim)
-    throw InputError(file, "metadata '" + p + "rope.dimension_count' = " +
-                               std::to_string(get_int(p + "rope.dimension_count")) + " is not head_dim " +
-                               std::to_string(c.head_dim) + " (partial rotary embeddings are not supported)");
+  if (find(p + "rope.dimension_count") && get_int(p + "rope.dimension_count") != c.head_dim) {
+    // Partial rotary is part of the phi3 graph (partial_rotary_factor); the other graphs rotate whole heads.
+    if (c.arch != "phi3")
+      throw InputError(file, "metadata '" + p + "rope.dimension_count' = " +
+                                 std::to_string(get_int(p + "rope.dimension_count")) + " is not head_dim " +
+                                 std::to_string(c.head_dim) + " (partial rotary embeddings are supported for phi3 only)");
+    c.rotary_dim = get_int(p + "rope.dimension_count");
+    if (c.rotary_dim <= 0 || c.rotary_dim % 2 != 0 || c.rotary_dim > c.head_dim)
+      throw InputError(file, "metadata '" + p + "rope.dimension_count' = " + std::to_string(c.rotary_dim) +
+                                 " must be even and in [2, head_dim " + std::to_string(c.head_dim) + "]");
+  }
+  // The converter writes phi3's sliding_window (0: none). A window shorter than the context
+  // changes which keys a query sees; headcal models full causal attention.
+  if (c.arch == "phi3" && find(p + "attention.sliding_window")) {
+    const int64_t window = get_int(p + "attention.sliding_window");
+    if (window > 0 && window < c.max_context)
+      throw InputError(file, "metadata '" + p + "attention.sliding_window' = " + std::to_string(window) +
+                                 " is shorter than the context length " + std::to_string(c.max_context) +
+                                 "; sliding-window attention is not supported (headcal models full causal attention)");
+  }
 
   if (find(p + "vocab_size")) c.vocab = get_int(p + "vocab_size");
   else if (find("tokenizer.ggml.tokens")) c.vocab = int64_t(get_string_array("tokenizer.ggml.tokens").size());
@@ -562,9 +588,38 @@ void GgufFile::fill_config() {
     c.rope_scaling.type = RopeScalingType::Linear;
     c.rope_scaling.factor = get_float(p + "rope.scale_linear");
   }
+  // LongRoPE (phi3): the converter stores the per-pair factors as two F32 tensors of rotary/2,
+  // the pretraining context as original_context_length and the magnitude as attn_factor.
+  if (has("rope_factors_long.weight") || has("rope_factors_short.weight")) {
+    if (c.rope_scaling.type != RopeScalingType::None)
+      throw InputError(file, "tensors 'rope_factors_long.weight' / 'rope_factors_short.weight' together with "
+                             "another rope scaling type are not supported");
+    RopeScaling& s = c.rope_scaling;
+    const int64_t pairs = c.rotary_dims() / 2;
+    for (const auto& [name, list] : {std::make_pair("rope_factors_long.weight", &s.long_factor),
+                                     std::make_pair("rope_factors_short.weight", &s.short_factor)}) {
+      if (!has(name))
+        throw InputError(file, std::string("tensor '") + name + "' is missing (longrope needs the long and the short factors)");
+      const TensorInfo& t = tensors_.at(name);
+      if (t.dtype != DType::F32 || t.shape != std::vector<int64_t>{pairs})
+        throw InputError(file, std::string("tensor '") + name + "': expected F32 of shape " + shape_string({pairs}) +
+                                   " (one factor per rotary pair), found " + dtype_name(t.dtype) + " " +
+                                   shape_string(t.shape));
+      std::vector<float> values(static_cast<size_t>(pairs));  // [rotary/2]
+      dequantize(DType::F32, t.data, pairs, values.data());
+      list->assign(values.begin(), values.end());
+    }
+    s.type = RopeScalingType::LongRope;
+    s.original_max_position = get_int(p + "rope.scaling.original_context_length");
+    if (s.original_max_position <= 0)
+      throw InputError(file, "metadata '" + p + "rope.scaling.original_context_length' must be > 0, got " +
+                                 std::to_string(s.original_max_position));
+    s.factor = double(c.max_context) / double(s.original_max_position);
+    if (find(p + "rope.scaling.attn_factor")) s.attention_factor = get_float(p + "rope.scaling.attn_factor");
+  }
   if (has("rope_freqs.weight")) {
-    if (c.rope_scaling.type == RopeScalingType::Yarn)
-      throw InputError(file, "tensor 'rope_freqs.weight' together with yarn rope scaling is not supported");
+    if (c.rope_scaling.type == RopeScalingType::Yarn || c.rope_scaling.type == RopeScalingType::LongRope)
+      throw InputError(file, "tensor 'rope_freqs.weight' together with yarn or longrope scaling is not supported");
     const TensorInfo& t = tensors_.at("rope_freqs.weight");
     if (t.dtype != DType::F32 || t.shape != std::vector<int64_t>{c.head_dim / 2})
       throw InputError(file, "tensor 'rope_freqs.weight': expected F32 of shape " + shape_string({c.head_dim / 2}) +

@@ -1,6 +1,7 @@
 #include "io/model/hf_config.h"
 
 #include <cmath>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -88,14 +89,43 @@ class Fields {
   const std::string& source_;
 };
 
+// What parse_rope_scaling needs from outside the rope object.
+struct RopeContext {
+  std::string arch;
+  int64_t max_context = 0;           // max_position_embeddings
+  int64_t original_max_top = -1;     // top-level original_max_position_embeddings (-1: absent)
+};
+
+// A list of numbers (longrope's short_factor / long_factor).
+std::vector<double> number_list(const json& rs, const std::string& key, const std::string& field,
+                                const std::string& type, const std::string& source) {
+  if (!rs.contains(key) || rs[key].is_null())
+    throw InputError(source, "field \"" + field + "\" of type " + type + " is missing \"" + key + "\"");
+  const json& v = rs[key];
+  if (!v.is_array())
+    throw InputError(source, "field \"" + field + "." + key + "\" must be a list of numbers, got " +
+                                 shorten(one_line(v.dump())));
+  std::vector<double> out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (!v[i].is_number())
+      throw InputError(source, "field \"" + field + "." + key + "[" + std::to_string(i) + "]\" must be a number, got " +
+                                   shorten(one_line(v[i].dump())));
+    out.push_back(v[i].get<double>());
+  }
+  return out;
+}
+
 // rope_scaling (transformers <= 4.x) or rope_parameters (5.x); "type" is the older key for "rope_type".
-RopeScaling parse_rope_scaling(const json& rs, const std::string& source, const std::string& field) {
+RopeScaling parse_rope_scaling(const json& rs, const std::string& source, const std::string& field,
+                               const RopeContext& ctx) {
   RopeScaling out;
   if (rs.is_null()) return out;
   if (!rs.is_object())
     throw InputError(source, "field \"" + field + "\" must be an object or null, got " + shorten(one_line(rs.dump())));
   Fields f(rs, source);
   std::string type = f.string_or("rope_type", f.string_or("type", "default"));
+  // Phi3Config reads the older names "su" and "yarn" as longrope.
+  if (ctx.arch == "phi3" && (type == "su" || type == "yarn")) type = "longrope";
   auto need = [&](const std::string& key) {
     if (!f.present(key))
       throw InputError(source, "field \"" + field + "\" of type " + type + " is missing \"" + key + "\"");
@@ -135,8 +165,32 @@ RopeScaling parse_rope_scaling(const json& rs, const std::string& source, const 
     out.mscale_all_dim = f.number_or("mscale_all_dim", 0.0);
     return out;
   }
+  if (type == "longrope") {
+    // transformers' _compute_longrope_parameters after standardize_rope_params: a top-level
+    // original_max_position_embeddings wins (Phi3Config always has one, default 4096), else the
+    // rope object's, else max_position_embeddings; factor defaults to max / original.
+    out.type = RopeScalingType::LongRope;
+    out.short_factor = number_list(rs, "short_factor", field, type, source);
+    out.long_factor = number_list(rs, "long_factor", field, type, source);
+    if (ctx.original_max_top >= 0)
+      out.original_max_position = ctx.original_max_top;
+    else if (ctx.arch == "phi3")
+      out.original_max_position = 4096;
+    else if (f.present("original_max_position_embeddings"))
+      out.original_max_position =
+          f.as_integer(rs["original_max_position_embeddings"], field + ".original_max_position_embeddings");
+    else
+      out.original_max_position = ctx.max_context;
+    if (out.original_max_position <= 0)
+      throw InputError(source, "original_max_position_embeddings must be > 0 for longrope, got " +
+                                   std::to_string(out.original_max_position));
+    out.factor = f.present("factor") ? f.as_number(rs["factor"], field + ".factor")
+                                     : double(ctx.max_context) / double(out.original_max_position);
+    out.attention_factor = f.number_or("attention_factor", 0.0);
+    return out;
+  }
   throw InputError(source, "field \"" + field + "\": RoPE scaling type '" + one_line(type) +
-                               "' is not supported (headcal supports none, linear, llama3 and yarn)");
+                               "' is not supported (headcal supports none, linear, llama3, yarn and longrope)");
 }
 
 }  // namespace
@@ -150,9 +204,9 @@ ModelConfig parse_hf_config(const std::string& json_text, const std::string& sou
   ModelConfig c;
   c.arch = f.string_or("model_type", "");
   if (c.arch.empty()) throw InputError(source, "missing field \"model_type\"");
-  if (c.arch != "llama" && c.arch != "mistral" && c.arch != "qwen2" && c.arch != "qwen3")
+  if (c.arch != "llama" && c.arch != "mistral" && c.arch != "qwen2" && c.arch != "qwen3" && c.arch != "phi3")
     throw InputError(source, "model_type '" + one_line(c.arch) +
-                                 "' is not supported (headcal runs llama, mistral, qwen2 and qwen3 models)");
+                                 "' is not supported (headcal runs llama, mistral, qwen2, qwen3 and phi3 models)");
 
   c.name = f.string_or("_name_or_path", "");
   if (c.name.empty()) c.name = fallback_name;
@@ -185,10 +239,37 @@ ModelConfig parse_hf_config(const std::string& json_text, const std::string& sou
   } else {
     c.rope_theta = 10000.0;
   }
+  RopeContext rope_ctx;
+  rope_ctx.arch = c.arch;
+  rope_ctx.max_context = c.max_context;
+  rope_ctx.original_max_top = f.integer_or("original_max_position_embeddings", -1);
   if (f.present("rope_scaling"))
-    c.rope_scaling = parse_rope_scaling(j["rope_scaling"], source, "rope_scaling");
+    c.rope_scaling = parse_rope_scaling(j["rope_scaling"], source, "rope_scaling", rope_ctx);
   else if (rope_params)
-    c.rope_scaling = parse_rope_scaling(*rope_params, source, "rope_parameters");
+    c.rope_scaling = parse_rope_scaling(*rope_params, source, "rope_parameters", rope_ctx);
+
+  // Phi-3's partial_rotary_factor: RoPE rotates the first int(head_dim * factor) dimensions of each
+  // head. Phi3Config takes it from the rope object (rope_scaling, else rope_parameters) before the
+  // top level.
+  if (c.arch == "phi3") {
+    const bool scaling_object = f.present("rope_scaling") && j["rope_scaling"].is_object();
+    const json* rope_obj = scaling_object ? &j["rope_scaling"] : rope_params;
+    const std::string rope_field = scaling_object ? "rope_scaling" : "rope_parameters";
+    double partial = 1.0;
+    if (rope_obj && rope_obj->contains("partial_rotary_factor") && !(*rope_obj)["partial_rotary_factor"].is_null())
+      partial = Fields(*rope_obj, source)
+                    .as_number((*rope_obj)["partial_rotary_factor"], rope_field + ".partial_rotary_factor");
+    else
+      partial = f.number_or("partial_rotary_factor", 1.0);
+    if (!(partial > 0.0 && partial <= 1.0))
+      throw InputError(source, "field \"partial_rotary_factor\" must be in (0, 1], got " + std::to_string(partial));
+    const int64_t rotary = static_cast<int64_t>(static_cast<double>(c.head_dim) * partial);  // Python's int()
+    if (rotary < 2 || rotary % 2 != 0)
+      throw InputError(source, "field \"partial_rotary_factor\": " + std::to_string(partial) + " of head_dim " +
+                                   std::to_string(c.head_dim) + " rotates " + std::to_string(rotary) +
+                                   " dimensions; RoPE needs an even number >= 2");
+    if (rotary != c.head_dim) c.rotary_dim = rotary;
+  }
 
   c.tie_embeddings = f.boolean_or("tie_word_embeddings", false);
   c.bos_id = f.token_id("bos_token_id");
@@ -212,7 +293,7 @@ ModelConfig parse_hf_config(const std::string& json_text, const std::string& sou
   // attention would describe a different model, so it is refused rather than ignored.
   if ((c.arch == "qwen2" || c.arch == "qwen3") && f.boolean_or("use_sliding_window", false))
     throw InputError(source, "field \"use_sliding_window\": true is not supported (headcal models full causal attention)");
-  if (c.arch == "mistral" && f.present("sliding_window")) {
+  if ((c.arch == "mistral" || c.arch == "phi3") && f.present("sliding_window")) {
     int64_t window = f.integer("sliding_window");
     if (window < c.max_context)
       throw InputError(source, "field \"sliding_window\": " + std::to_string(window) +

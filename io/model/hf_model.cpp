@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "io/model/fused_tensors.h"
 #include "io/model/hf_config.h"
 #include "io/util/mapped_file.h"
 #include "io/model/model_check.h"
@@ -130,6 +131,7 @@ HfModel::HfModel(const std::string& dir) : dir_(dir) {
     }
   }
 
+  for (const FusedPart& p : split_fused_tensors(tensors_, config_, dir_)) shard_index_[p.part] = shard_index_.at(p.fused);
   check_model_tensors(*this);
 }
 

@@ -1,7 +1,8 @@
 #pragma once
 // A Hugging Face model directory: config.json plus model.safetensors, or
 // model.safetensors.index.json whose weight_map spreads the tensors over several shards.
-// Tensor names in the files are already the canonical names.
+// Tensor names in the files are already the canonical names; fused projections (Phi-3's qkv_proj,
+// gate_up_proj) are split into them at open (fused_tensors.h).
 #include <map>
 #include <memory>
 #include <string>

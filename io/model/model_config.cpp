@@ -30,8 +30,8 @@ void require_positive_finite(const std::string& source, const char* field, doubl
 }  // namespace
 
 void ModelConfig::validate(const std::string& source) const {
-  if (arch != "llama" && arch != "mistral" && arch != "qwen2" && arch != "qwen3")
-    throw InputError(source, "architecture '" + arch + "' is not supported (llama, mistral, qwen2, qwen3)");
+  if (arch != "llama" && arch != "mistral" && arch != "qwen2" && arch != "qwen3" && arch != "phi3")
+    throw InputError(source, "architecture '" + arch + "' is not supported (llama, mistral, qwen2, qwen3, phi3)");
   require_size(source, "n_layers (num_hidden_layers)", n_layers);
   require_size(source, "n_heads (num_attention_heads)", n_heads);
   require_size(source, "n_kv_heads (num_key_value_heads)", n_kv_heads);
@@ -43,8 +43,11 @@ void ModelConfig::validate(const std::string& source) const {
   if (n_heads % n_kv_heads != 0)
     throw InputError(source, "n_heads (num_attention_heads) " + std::to_string(n_heads) +
                                  " is not a multiple of n_kv_heads (num_key_value_heads) " + std::to_string(n_kv_heads));
-  // Rotate-half RoPE pairs dimension i with i + head_dim/2.
+  // Rotate-half RoPE pairs dimension i with i + rotary_dim/2.
   if (head_dim % 2 != 0) throw InputError(source, "head_dim must be even for RoPE, got " + std::to_string(head_dim));
+  if (rotary_dim < 0 || rotary_dim > head_dim || rotary_dim % 2 != 0)
+    throw InputError(source, "rotary_dim (the rotated dimensions of a head) must be even and in [2, head_dim " +
+                                 std::to_string(head_dim) + "], got " + std::to_string(rotary_dim));
   require_positive_finite(source, "rms_eps (rms_norm_eps)", rms_eps);
   require_positive_finite(source, "rope_theta", rope_theta);
   if (rope_theta <= 1.0) throw InputError(source, "rope_theta must be > 1, got " + std::to_string(rope_theta));
@@ -73,6 +76,28 @@ void ModelConfig::validate(const std::string& source) const {
                                        std::make_pair("rope_scaling.mscale_all_dim", rope_scaling.mscale_all_dim)})
       if (!(std::isfinite(value) && value >= 0))
         throw InputError(source, std::string(field) + " must be a finite number >= 0, got " + std::to_string(value));
+  }
+
+  if (rope_scaling.type == RopeScalingType::LongRope) {
+    require_size(source, "rope_scaling.original_max_position_embeddings", rope_scaling.original_max_position,
+                 kMaxContext);
+    // The default magnitude divides by ln(original_max_position_embeddings).
+    if (rope_scaling.original_max_position < 2)
+      throw InputError(source, "rope_scaling.original_max_position_embeddings must be at least 2 for longrope, got " +
+                                   std::to_string(rope_scaling.original_max_position));
+    if (!(std::isfinite(rope_scaling.attention_factor) && rope_scaling.attention_factor >= 0))
+      throw InputError(source, "rope_scaling.attention_factor must be a finite number >= 0, got " +
+                                   std::to_string(rope_scaling.attention_factor));
+    for (const auto& [field, list] : {std::make_pair("rope_scaling.short_factor", &rope_scaling.short_factor),
+                                      std::make_pair("rope_scaling.long_factor", &rope_scaling.long_factor)}) {
+      if (static_cast<int64_t>(list->size()) != rotary_dims() / 2)
+        throw InputError(source, std::string(field) + " has " + std::to_string(list->size()) +
+                                     " entries; longrope needs one per rotary pair, " + std::to_string(rotary_dims() / 2));
+      for (size_t i = 0; i < list->size(); ++i)
+        if (!(std::isfinite((*list)[i]) && (*list)[i] > 0))
+          throw InputError(source, std::string(field) + "[" + std::to_string(i) + "] must be a finite number > 0, got " +
+                                       std::to_string((*list)[i]));
+    }
   }
 
   if (bos_id < -1 || bos_id >= vocab)

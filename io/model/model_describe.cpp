@@ -45,6 +45,11 @@ std::string describe_rope_scaling(const RopeScaling& s) {
     case RopeScalingType::Yarn:
       return "yarn (factor " + number(s.factor) + ", original " + std::to_string(s.original_max_position) +
              ", beta_fast " + number(s.beta_fast) + ", beta_slow " + number(s.beta_slow) + ")";
+    case RopeScalingType::LongRope:
+      return "longrope (factor " + number(s.factor) + ", original " + std::to_string(s.original_max_position) +
+             (s.attention_factor > 0 ? ", attention_factor " + number(s.attention_factor) : std::string()) + ", " +
+             std::to_string(s.short_factor.size()) + " short / " + std::to_string(s.long_factor.size()) +
+             " long factors)";
   }
   return "?";
 }
@@ -63,7 +68,9 @@ std::string describe_model(const ModelFile& model, const DescribeOptions& option
   line(out, "heads", std::to_string(c.n_heads));
   line(out, "kv heads", std::to_string(c.n_kv_heads) + " (GQA group " +
                             std::to_string(c.n_kv_heads > 0 ? c.n_heads / c.n_kv_heads : 0) + ")");
-  line(out, "head_dim", std::to_string(c.head_dim));
+  line(out, "head_dim", std::to_string(c.head_dim) + (c.rotary_dims() != c.head_dim
+                                                           ? " (RoPE on the first " + std::to_string(c.rotary_dims()) + ")"
+                                                           : std::string()));
   line(out, "hidden", std::to_string(c.hidden));
   line(out, "intermediate", std::to_string(c.intermediate));
   line(out, "vocab", std::to_string(c.vocab));

@@ -33,6 +33,8 @@ std::string mlp_norm(int i) { return layer(i, "post_attention_layernorm.weight")
 std::string gate_proj(int i) { return layer(i, "mlp.gate_proj.weight"); }
 std::string up_proj(int i) { return layer(i, "mlp.up_proj.weight"); }
 std::string down_proj(int i) { return layer(i, "mlp.down_proj.weight"); }
+std::string qkv_proj(int i) { return layer(i, "self_attn.qkv_proj.weight"); }
+std::string gate_up_proj(int i) { return layer(i, "mlp.gate_up_proj.weight"); }
 
 }  // namespace tensor_names
 

@@ -60,6 +60,9 @@ std::string mlp_norm(int i);  // model.layers.i.post_attention_layernorm.weight
 std::string gate_proj(int i);
 std::string up_proj(int i);
 std::string down_proj(int i);
+// Fused projections as Phi-3 stores them; readers split them into the names above (fused_tensors.h).
+std::string qkv_proj(int i);      // model.layers.i.self_attn.qkv_proj.weight [q_rows + 2 kv_rows, hidden]
+std::string gate_up_proj(int i);  // model.layers.i.mlp.gate_up_proj.weight [2 intermediate, hidden]
 }  // namespace tensor_names
 
 }  // namespace hc

@@ -413,6 +413,65 @@ TEST_CASE("rope_inv_freq and the cos/sin magnitude follow the yarn rule", "[cali
   CHECK(hc::rope_attention_factor(c) == 1.0);
 }
 
+TEST_CASE("longrope: factor set chosen by the prefill length, magnitude from factor and original", "[calib][rope]") {
+  hc::ModelConfig c = tiny_config({false, true, hc::RopeScalingType::None, 16});
+  c.rope_theta = 10000.0;
+  c.rotary_dim = 10;  // partial rotary: 5 pairs, the theta exponent over 10 dimensions
+  hc::RopeScaling& s = c.rope_scaling;
+  s.type = hc::RopeScalingType::LongRope;
+  s.original_max_position = 64;
+  s.factor = 4.0;
+  s.short_factor = {1.0, 1.5, 2.0, 2.5, 3.0};
+  s.long_factor = {1.0, 3.0, 5.0, 7.0, 9.0};
+  auto raw = [](int t) { return std::pow(1e4, -2.0 * t / 10.0); };
+  for (const int64_t n : {int64_t(0), int64_t(1), int64_t(64), int64_t(65), int64_t(4096)}) {
+    INFO("prefill of " << n);
+    const auto f = hc::rope_inv_freq(c, n);
+    REQUIRE(f.size() == 5);
+    const std::vector<double>& ext = n > 64 ? s.long_factor : s.short_factor;  // 64 itself is short
+    for (int t = 0; t < 5; ++t) CHECK(f[static_cast<size_t>(t)] == Approx(raw(t) / ext[static_cast<size_t>(t)]).epsilon(1e-6));
+  }
+  // sqrt(1 + ln(factor) / ln(original)) at every length; an explicit attention_factor wins; no
+  // stretch (factor <= 1) gives 1.
+  CHECK(hc::rope_attention_factor(c) == Approx(std::sqrt(1.0 + std::log(4.0) / std::log(64.0))).epsilon(1e-12));
+  const hc::RopeTable table = hc::rope_table(c, 65);
+  REQUIRE(table.half_dim == 5);
+  const double m = hc::rope_attention_factor(c);
+  CHECK(table.cos[64 * 5 + 3] == Approx(m * std::cos(64.0 * raw(3) / 7.0)).margin(1e-6));
+  CHECK(hc::rope_table(c, 64).cos[63 * 5 + 3] == Approx(m * std::cos(63.0 * raw(3) / 2.5)).margin(1e-6));
+  s.attention_factor = 1.2;
+  CHECK(hc::rope_attention_factor(c) == 1.2);
+  s.attention_factor = 0.0;
+  s.factor = 1.0;
+  CHECK(hc::rope_attention_factor(c) == 1.0);
+  // A list of the wrong length is refused.
+  s.long_factor.pop_back();
+  CHECK_THROWS_AS(hc::rope_inv_freq(c, 100), hc::InputError);
+}
+
+TEST_CASE("partial rotary: the first rotary_dim dimensions of each head turn, the rest pass", "[calib][rope]") {
+  hc::ModelConfig c = tiny_config({false, true, hc::RopeScalingType::None, 16});
+  c.rotary_dim = 6;
+  const hc::RopeTable table = hc::rope_table(c, 3);
+  REQUIRE(table.half_dim == 3);
+  const int64_t heads = 3, d = 16;  // odd head count
+  std::vector<float> x(static_cast<size_t>(3 * heads * d));  // [tokens, heads, head_dim]
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(std::sin(0.7 * static_cast<double>(i)));
+  const std::vector<float> before = x;
+  hc::apply_rope_rotate_half(table, x.data(), 3, heads, d);
+  for (int64_t tok = 0; tok < 3; ++tok)
+    for (int64_t h = 0; h < heads; ++h) {
+      const float* a = before.data() + (tok * heads + h) * d;
+      const float* b = x.data() + (tok * heads + h) * d;
+      for (int64_t t = 0; t < 3; ++t) {  // pair (t, t + 3), angle tok * theta^(-2t/6)
+        const double angle = static_cast<double>(tok) * std::pow(c.rope_theta, -2.0 * t / 6.0);
+        CHECK(b[t] == Approx(a[t] * std::cos(angle) - a[t + 3] * std::sin(angle)).margin(1e-6));
+        CHECK(b[t + 3] == Approx(a[t + 3] * std::cos(angle) + a[t] * std::sin(angle)).margin(1e-6));
+      }
+      for (int64_t i = 6; i < d; ++i) CHECK(b[i] == a[i]);
+    }
+}
+
 TEST_CASE("cpu engine attention override replaces dense attention", "[calib][cpu_engine]") {
   auto model = tiny_model({true, true, hc::RopeScalingType::None, 16}, 11u);
   auto engine = hc::make_cpu_engine(*model, 2);

@@ -671,3 +671,64 @@ TEST_CASE("GGUF yarn metadata: required keys and unsupported llama.cpp factors a
     CHECK(msg.find("rope") == std::string::npos);
   }
 }
+
+TEST_CASE("phi3 GGUF: attn_qkv and ffn_up split, longrope read, defects named", "[io][gguf][phi3]") {
+  const std::string good = hc::test::data_path("good_tiny_phi3.gguf");
+  const GgufFile f(good);
+  const ModelConfig& c = f.config();
+  CHECK(c.arch == "phi3");
+  CHECK(c.rotary_dim == 48);  // phi3.rope.dimension_count of head_dim 64
+  CHECK(c.rope_scaling.type == RopeScalingType::LongRope);
+  CHECK(c.rope_scaling.original_max_position == 64);
+  CHECK(c.rope_scaling.factor == 4.0);  // context_length 256 / 64
+  // The fused tensors are gone; their parts view the file's rows, named after the stored tensor.
+  CHECK_FALSE(f.has(tn::qkv_proj(0)));
+  CHECK(f.tensor(tn::k_proj(1)).file_name == "blk.1.attn_qkv.weight rows 128-191");
+  CHECK(f.tensor(tn::up_proj(0)).file_name == "blk.0.ffn_up.weight rows 64-127");
+  CHECK(f.tensor(tn::gate_proj(0)).shape == std::vector<int64_t>{64, 128});
+  const std::vector<float> v = f.load_f32(tn::v_proj(0), {64, 128});
+  std::vector<float> direct(64 * 128);
+  const TensorInfo& v_info = f.tensor(tn::v_proj(0));
+  dequantize(v_info.dtype, v_info.data, 64 * 128, direct.data());
+  CHECK(v == direct);  // no RoPE permutation for phi3
+
+  // Copies of the file with one metadata value or tensor name changed in place.
+  const std::string dir = hc::test::make_temp_dir("gguf_phi3");
+  const std::vector<uint8_t> bytes = read_bytes(good);
+  auto at = [&](const std::string& text) {
+    const auto it = std::search(bytes.begin(), bytes.end(), text.begin(), text.end());
+    REQUIRE(it != bytes.end());
+    return static_cast<size_t>(it - bytes.begin());
+  };
+  auto patched = [&](const std::string& name, size_t offset, const std::vector<uint8_t>& with) {
+    std::vector<uint8_t> b = bytes;
+    std::copy(with.begin(), with.end(), b.begin() + static_cast<std::ptrdiff_t>(offset));
+    const std::string path = dir + "/" + name;
+    write_bytes(path, b);
+    return path;
+  };
+  auto u32 = [](uint32_t v) {
+    std::vector<uint8_t> out(4);
+    std::memcpy(out.data(), &v, 4);
+    return out;
+  };
+  auto text = [](const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); };
+  // A u32 value sits after its key and the 4-byte type.
+  auto value_of = [&](const std::string& key) { return at(key) + key.size() + 4; };
+
+  expect_input_error(patched("window.gguf", value_of("phi3.attention.sliding_window"), u32(100)),
+                     "metadata 'phi3.attention.sliding_window' = 100 is shorter than the context length 256");
+  expect_input_error(patched("odd_rotary.gguf", value_of("phi3.rope.dimension_count"), u32(47)),
+                     "metadata 'phi3.rope.dimension_count' = 47 must be even");
+  expect_input_error(patched("rotary_56.gguf", value_of("phi3.rope.dimension_count"), u32(56)),
+                     "tensor 'rope_factors_long.weight': expected F32 of shape [28]");
+  expect_input_error(patched("no_short.gguf", at("rope_factors_short"), text("rope_factors_shorx")),
+                     "tensor 'rope_factors_short.weight' is missing");
+  expect_input_error(patched("no_original.gguf", at("phi3.rope.scaling.original_context_length"),
+                             text("phi3.rope.scaling.original_context_lengtx")),
+                     "metadata 'phi3.rope.scaling.original_context_length' is missing");
+  // feed_forward_length 48 where ffn_up holds 2 x 64 rows.
+  expect_input_error(patched("ffn.gguf", value_of("phi3.feed_forward_length"), u32(48)),
+                     "tensor model.layers.0.mlp.gate_up_proj.weight ('blk.0.ffn_up.weight') has shape [128, 128], "
+                     "expected [96, 128]");
+}

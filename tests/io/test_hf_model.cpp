@@ -12,6 +12,7 @@
 #include "catch.h"
 #include "common/error.h"
 #include "hf_test_helpers.h"
+#include "io/model/fused_tensors.h"
 #include "io/model/hf_model.h"
 #include "io/model/model_check.h"
 #include "io/model/model_file.h"
@@ -298,4 +299,76 @@ TEST_CASE("open_model dispatch: directory, lone .safetensors, GGUF magic, anythi
   msg = input_error_of([&] { hc::open_model(gguf); });
   CHECK(contains(msg, gguf));
   CHECK_FALSE(contains(msg, "not a recognised model"));
+}
+
+TEST_CASE("split_fused_tensors: row views of qkv_proj and gate_up_proj, shapes and duplicates checked",
+          "[io][hf][phi3]") {
+  namespace tn = hc::tensor_names;
+  hc::ModelConfig c;
+  c.n_heads = 3;  // odd sizes: q 3 x 2 rows, k and v 1 x 2 rows
+  c.n_kv_heads = 1;
+  c.head_dim = 2;
+  c.hidden = 32;
+  c.intermediate = 5;
+  // Q8_0 rows of 32 values are one 34-byte block each: views must move by whole rows of bytes.
+  std::vector<uint8_t> qkv(10 * 34), gate_up(10 * 34);
+  auto fused = [](const std::string& name, std::vector<uint8_t>& bytes) {
+    hc::TensorInfo t;
+    t.name = name;
+    t.file_name = "blk.0.fused";
+    t.dtype = hc::DType::Q8_0;
+    t.shape = {10, 32};
+    t.data = bytes.data();
+    t.nbytes = bytes.size();
+    return t;
+  };
+  std::map<std::string, hc::TensorInfo> tensors;
+  tensors[tn::qkv_proj(0)] = fused(tn::qkv_proj(0), qkv);
+  tensors[tn::gate_up_proj(0)] = fused(tn::gate_up_proj(0), gate_up);
+  tensors["model.layers.00.self_attn.qkv_proj.weight"] = fused("padded", qkv);  // not canonical: left alone
+
+  const std::vector<hc::FusedPart> parts = hc::split_fused_tensors(tensors, c, "m.gguf");
+  CHECK(parts.size() == 5);
+  CHECK_FALSE(tensors.count(tn::qkv_proj(0)));
+  CHECK_FALSE(tensors.count(tn::gate_up_proj(0)));
+  CHECK(tensors.count("model.layers.00.self_attn.qkv_proj.weight"));
+  const hc::TensorInfo& q = tensors.at(tn::q_proj(0));
+  const hc::TensorInfo& k = tensors.at(tn::k_proj(0));
+  const hc::TensorInfo& v = tensors.at(tn::v_proj(0));
+  CHECK(q.shape == std::vector<int64_t>{6, 32});
+  CHECK(k.shape == std::vector<int64_t>{2, 32});
+  CHECK(q.data == qkv.data());
+  CHECK(k.data == qkv.data() + 6 * 34);
+  CHECK(v.data == qkv.data() + 8 * 34);
+  CHECK(v.nbytes == 2 * 34);
+  CHECK(v.dtype == hc::DType::Q8_0);
+  CHECK(v.file_name == "blk.0.fused rows 8-9");
+  CHECK(tensors.at(tn::up_proj(0)).data == gate_up.data() + 5 * 34);
+  CHECK(tensors.at(tn::up_proj(0)).shape == std::vector<int64_t>{5, 32});
+
+  // A fused tensor that does not fit the config, and a part stored twice.
+  std::map<std::string, hc::TensorInfo> misfit{{tn::gate_up_proj(3), fused(tn::gate_up_proj(3), gate_up)}};
+  c.intermediate = 4;
+  std::string msg = input_error_of([&] { hc::split_fused_tensors(misfit, c, "m.gguf"); });
+  CHECK(contains(msg, "m.gguf: tensor model.layers.3.mlp.gate_up_proj.weight"));
+  CHECK(contains(msg, "has shape [10, 32], expected [8, 32]"));
+  c.intermediate = 5;
+  std::map<std::string, hc::TensorInfo> twice{{tn::qkv_proj(0), fused(tn::qkv_proj(0), qkv)},
+                                              {tn::k_proj(0), fused(tn::k_proj(0), qkv)}};
+  msg = input_error_of([&] { hc::split_fused_tensors(twice, c, "m.gguf"); });
+  CHECK(contains(msg, "tensor model.layers.0.self_attn.k_proj.weight is stored both on its own and inside"));
+}
+
+TEST_CASE("phi3 directory: a fused tensor that does not fit config.json is named", "[io][hf][phi3]") {
+  const std::string dir = copy_fixture("good_hf_tiny_phi3", "hf_phi3");
+  std::ifstream in(dir + "/config.json");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string kv = "\"num_key_value_heads\": 1";
+  REQUIRE(text.find(kv) != std::string::npos);
+  text.replace(text.find(kv), kv.size(), "\"num_key_value_heads\": 2");
+  std::ofstream(dir + "/config.json") << text;
+  const std::string msg = input_error_of([&] { hc::open_model(dir); });
+  CHECK(contains(msg, dir));
+  CHECK(contains(msg, "tensor model.layers.0.self_attn.qkv_proj.weight"));
+  CHECK(contains(msg, "has shape [256, 128], expected [384, 128]"));
 }

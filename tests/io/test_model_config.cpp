@@ -103,13 +103,13 @@ TEST_CASE("llama3 rope scaling (Llama 3.1 values)", "[io][config]") {
   CHECK(contains(msg, "high_freq_factor"));
 }
 
-TEST_CASE("linear rope scaling; dynamic, longrope and unknown types are refused by name", "[io][config]") {
+TEST_CASE("linear rope scaling; dynamic and unknown types are refused by name", "[io][config]") {
   hc::ModelConfig c = parse(llama(R"("rope_scaling":{"type":"linear","factor":4.0})"));
   CHECK(c.rope_scaling.type == hc::RopeScalingType::Linear);
   CHECK(c.rope_scaling.factor == 4.0);
   CHECK(parse(llama(R"("rope_scaling":{"rope_type":"default"})")).rope_scaling.type == hc::RopeScalingType::None);
 
-  for (const char* type : {"dynamic", "longrope", "yarn2"}) {
+  for (const char* type : {"dynamic", "yarn2"}) {
     std::string msg = parse_error(llama(std::string(R"("rope_scaling":{"rope_type":")") + type + R"(","factor":4.0})"));
     CHECK(contains(msg, kSource));
     CHECK(contains(msg, std::string("'") + type + "' is not supported"));
@@ -172,6 +172,139 @@ TEST_CASE("transformers 5 rope_parameters", "[io][config]") {
   hc::ModelConfig s = parse(llama(R"("rope_parameters":{"rope_type":"linear","factor":2.0,"rope_theta":20000})"));
   CHECK(s.rope_scaling.type == hc::RopeScalingType::Linear);
   CHECK(s.rope_theta == 20000.0);
+}
+
+namespace {
+
+// "[f0,f1,...]" with n entries first, first + step, ...
+std::string factor_list(int n, double first, double step) {
+  std::string out = "[";
+  for (int i = 0; i < n; ++i) out += (i ? "," : "") + std::to_string(first + step * i);
+  return out + "]";
+}
+
+// A Phi-3-mini-128K-shaped config.json in transformers 4.x form; `extra` goes at the end.
+std::string phi3(const std::string& rope_scaling, const std::string& extra = "") {
+  return R"({"_name_or_path":"Phi-3-mini-128k-instruct","architectures":["Phi3ForCausalLM"],)"
+         R"("attention_bias":false,"attention_dropout":0.0,"bos_token_id":1,"embd_pdrop":0.0,"eos_token_id":32000,)"
+         R"("hidden_act":"silu","hidden_size":3072,"initializer_range":0.02,"intermediate_size":8192,)"
+         R"("max_position_embeddings":131072,"model_type":"phi3","num_attention_heads":32,"num_hidden_layers":32,)"
+         R"("num_key_value_heads":32,"original_max_position_embeddings":4096,"pad_token_id":32000,)"
+         R"("resid_pdrop":0.0,"rms_norm_eps":1e-05,"rope_scaling":)" +
+         rope_scaling + R"(,"rope_theta":10000.0,"sliding_window":262144,"tie_word_embeddings":false,)"
+                        R"("torch_dtype":"bfloat16","use_cache":true,"vocab_size":32064)" +
+         (extra.empty() ? "" : "," + extra) + "}";
+}
+
+std::string longrope(const std::string& type, int pairs = 48, const std::string& extra = "") {
+  return R"({"type":")" + type + R"(","short_factor":)" + factor_list(pairs, 1.0, 0.01) +
+         R"(,"long_factor":)" + factor_list(pairs, 1.0, 0.5) + (extra.empty() ? "" : "," + extra) + "}";
+}
+
+}  // namespace
+
+TEST_CASE("phi3: longrope from the top-level original context, head_dim 96, 4.x and 5.x forms", "[io][config]") {
+  const hc::ModelConfig c = parse(phi3(longrope("longrope")));
+  CHECK(c.arch == "phi3");
+  CHECK(c.head_dim == 96);
+  CHECK(c.rotary_dims() == 96);
+  CHECK(c.rotary_dim == 0);
+  CHECK(c.max_context == 131072);
+  CHECK_FALSE(c.qkv_bias);
+  CHECK_FALSE(c.qk_norm);
+  const hc::RopeScaling& s = c.rope_scaling;
+  CHECK(s.type == hc::RopeScalingType::LongRope);
+  CHECK(s.original_max_position == 4096);
+  CHECK(s.factor == 32.0);  // 131072 / 4096
+  CHECK(s.attention_factor == 0.0);
+  REQUIRE(s.short_factor.size() == 48);
+  REQUIRE(s.long_factor.size() == 48);
+  CHECK(s.short_factor[47] == Approx(1.47));
+  CHECK(s.long_factor[47] == Approx(24.5));
+
+  // "su" (the first 128K release) and, for phi3, "yarn" are transformers' older names for longrope.
+  CHECK(parse(phi3(longrope("su"))).rope_scaling.long_factor == s.long_factor);
+  CHECK(parse(phi3(longrope("yarn"))).rope_scaling.type == hc::RopeScalingType::LongRope);
+  // The top-level original context wins over one inside rope_scaling; explicit factor and
+  // attention_factor are taken as given.
+  const hc::ModelConfig given = parse(phi3(
+      longrope("longrope", 48, R"("original_max_position_embeddings":1024,"factor":8.0,"attention_factor":1.25)")));
+  CHECK(given.rope_scaling.original_max_position == 4096);
+  CHECK(given.rope_scaling.factor == 8.0);
+  CHECK(given.rope_scaling.attention_factor == 1.25);
+  // Without one, Phi3Config's default 4096.
+  std::string no_original = phi3(longrope("longrope"));
+  no_original.erase(no_original.find(R"("original_max_position_embeddings":4096,)"), 40);
+  CHECK(parse(no_original).rope_scaling.original_max_position == 4096);
+  // The 4K model: no rope scaling.
+  CHECK(parse(phi3("null", R"("partial_rotary_factor":1.0)")).rope_scaling.type == hc::RopeScalingType::None);
+
+  // transformers 5.x writes rope_parameters (theta and partial_rotary_factor inside).
+  const std::string v5 = R"({"model_type":"phi3","num_hidden_layers":2,"num_attention_heads":2,)"
+                         R"("num_key_value_heads":1,"hidden_size":128,"intermediate_size":64,"vocab_size":128,)"
+                         R"("max_position_embeddings":256,"original_max_position_embeddings":64,)"
+                         R"("rope_parameters":{"rope_type":"longrope","rope_theta":500.0,"partial_rotary_factor":0.75,)"
+                         R"("original_max_position_embeddings":64,"short_factor":)" +
+                         factor_list(24, 1.0, 0.0) + R"(,"long_factor":)" + factor_list(24, 2.0, 0.0) + "}}";
+  const hc::ModelConfig p = parse(v5);
+  CHECK(p.head_dim == 64);
+  CHECK(p.rotary_dim == 48);
+  CHECK(p.rotary_dims() == 48);
+  CHECK(p.rope_theta == 500.0);
+  CHECK(p.rope_scaling.original_max_position == 64);
+  CHECK(p.rope_scaling.factor == 4.0);
+  CHECK(p.rope_scaling.long_factor[0] == 2.0);
+}
+
+TEST_CASE("phi3: partial rotary, factor lists and sliding windows are checked", "[io][config]") {
+  // Phi-4-mini's partial_rotary_factor 0.75: of head_dim 96, int(72) dimensions rotate, 36 factors each.
+  const hc::ModelConfig c = parse(phi3(longrope("longrope", 36), R"("partial_rotary_factor":0.75)"));
+  CHECK(c.rotary_dim == 72);  // int(96 * 0.75)
+  CHECK(c.rope_scaling.short_factor.size() == 36);
+  // One inside the rope object wins over the top level, as Phi3Config reads them.
+  CHECK(parse(phi3(longrope("longrope", 36, R"("partial_rotary_factor":0.75)"), R"("partial_rotary_factor":0.5)"))
+            .rotary_dim == 72);
+
+  std::string msg = parse_error(phi3(longrope("longrope", 47)));
+  CHECK(contains(msg, kSource));
+  CHECK(contains(msg, "rope_scaling.short_factor has 47 entries"));
+  CHECK(contains(msg, "48"));
+  CHECK(contains(parse_error(phi3(longrope("longrope", 48), R"("partial_rotary_factor":0.75)")), "has 48 entries"));
+  CHECK(contains(parse_error(phi3(R"({"type":"longrope","short_factor":[1.0]})")), "missing \"long_factor\""));
+  CHECK(contains(parse_error(phi3(R"({"type":"longrope","short_factor":"x","long_factor":[1]})")),
+                 "rope_scaling.short_factor\" must be a list of numbers"));
+  CHECK(contains(parse_error(phi3(R"({"type":"longrope","short_factor":[1,"a"],"long_factor":[1]})")),
+                 "rope_scaling.short_factor[1]\" must be a number"));
+  std::string negative = longrope("longrope");
+  negative.replace(negative.find("1.000000"), 8, "-1.00000");
+  CHECK(contains(parse_error(phi3(negative)), "rope_scaling.short_factor[0] must be a finite number > 0"));
+  CHECK(contains(parse_error(phi3(longrope("longrope"), R"("partial_rotary_factor":0.0)")), "partial_rotary_factor"));
+  CHECK(contains(parse_error(phi3(longrope("longrope"), R"("partial_rotary_factor":0.01)")),
+                 "RoPE needs an even number"));
+
+  // Phi-3-mini-4K's window of 2047 is shorter than its context: refused, as mistral's.
+  std::string window = phi3("null");
+  window.replace(window.find("262144"), 6, "2047");
+  window.replace(window.find("131072"), 6, "4096");
+  msg = parse_error(window);
+  CHECK(contains(msg, "sliding_window"));
+  CHECK(contains(msg, "2047"));
+  CHECK(contains(parse_error(phi3("null", R"("attention_bias":true)")), "attention_bias"));
+}
+
+TEST_CASE("longrope outside phi3 takes the rope object's original context", "[io][config]") {
+  const hc::ModelConfig c =
+      parse(llama(R"("rope_scaling":{"rope_type":"longrope","original_max_position_embeddings":2048,)"
+                  R"("short_factor":)" +
+                  factor_list(32, 1.0, 0.0) + R"(,"long_factor":)" + factor_list(32, 3.0, 0.0) + "}"));
+  CHECK(c.rope_scaling.type == hc::RopeScalingType::LongRope);
+  CHECK(c.rope_scaling.original_max_position == 2048);
+  CHECK(c.rope_scaling.factor == 4.0);  // 8192 / 2048
+  CHECK(contains(parse_error(llama(R"("rope_scaling":{"rope_type":"longrope","factor":4.0})")),
+                 "missing \"short_factor\""));
+  // "su" is an older name for longrope in Phi3Config only.
+  CHECK(contains(parse_error(llama(R"("rope_scaling":{"type":"su","short_factor":[1],"long_factor":[1]})")),
+                 "'su' is not supported"));
 }
 
 TEST_CASE("mistral", "[io][config]") {
@@ -330,6 +463,40 @@ TEST_CASE("validate: every size > 0, GQA divisibility, even head_dim, sane eps/t
         c.rope_scaling.original_max_position = 0;
       },
       "original_max_position");
+
+  fails_with([](auto& c) { c.rotary_dim = 31; }, "rotary_dim");   // odd
+  fails_with([](auto& c) { c.rotary_dim = 66; }, "rotary_dim");   // beyond head_dim 64
+  auto longrope = [](hc::ModelConfig& c) {
+    c.rotary_dim = 32;
+    c.rope_scaling.type = hc::RopeScalingType::LongRope;
+    c.rope_scaling.original_max_position = 2048;
+    c.rope_scaling.factor = 4.0;
+    c.rope_scaling.short_factor.assign(16, 1.0);
+    c.rope_scaling.long_factor.assign(16, 2.0);
+  };
+  {
+    hc::ModelConfig c = good;
+    longrope(c);
+    CHECK_NOTHROW(c.validate("src"));
+  }
+  fails_with(
+      [&](auto& c) {
+        longrope(c);
+        c.rope_scaling.long_factor.assign(32, 2.0);  // one per pair of head_dim, not of the 32 rotated
+      },
+      "rope_scaling.long_factor has 32 entries");
+  fails_with(
+      [&](auto& c) {
+        longrope(c);
+        c.rope_scaling.original_max_position = 1;
+      },
+      "at least 2");
+  fails_with(
+      [&](auto& c) {
+        longrope(c);
+        c.rope_scaling.attention_factor = -1;
+      },
+      "rope_scaling.attention_factor");
 
   // GQA with one KV head and odd head counts are fine.
   hc::ModelConfig mqa = good;
