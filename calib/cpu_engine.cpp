@@ -93,8 +93,9 @@ PrefillResult CpuEngine::prefill(const PrefillRequest& request) {
       rms_norm(q.data(), N * H, d, L.q_norm, c.rms_eps, q.data());
       rms_norm(k.data(), N * Hkv, d, L.k_norm, c.rms_eps, k.data());
     }
-    apply_rope_rotate_half(rope, q.data(), N, H, d);
-    apply_rope_rotate_half(rope, k.data(), N, Hkv, d);
+    const auto apply_rope = c.rope_interleaved ? apply_rope_interleaved : apply_rope_rotate_half;
+    apply_rope(rope, q.data(), N, H, d);
+    apply_rope(rope, k.data(), N, Hkv, d);
     if (request.attention_override)
       request.attention_override(LayerAttentionInput{layer, q.data(), k.data(), v.data(), dims}, attn.data(),
                                  lse.data());
@@ -103,6 +104,7 @@ PrefillResult CpuEngine::prefill(const PrefillRequest& request) {
     if (request.on_layer && layer >= resolved.first_layer && layer <= resolved.last_layer)
       request.on_layer(LayerAttention{layer, q.data(), k.data(), v.data(), attn.data(), lse.data(), dims});
     linear(n_threads_, attn.data(), N, q_dim, L.wo.data(), D, {}, block_out.data());
+    if (c.post_norms) rms_norm(block_out.data(), N, D, L.post_attn_norm, c.rms_eps, block_out.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += block_out[i];
 
     rms_norm(x.data(), N, D, L.mlp_norm, c.rms_eps, h.data());
@@ -113,6 +115,7 @@ PrefillResult CpuEngine::prefill(const PrefillRequest& request) {
       gate[i] = g / (1.0f + std::exp(-g)) * up[i];  // silu(gate) * up
     }
     linear(n_threads_, gate.data(), N, F, L.w_down.data(), D, {}, block_out.data());
+    if (c.post_norms) rms_norm(block_out.data(), N, D, L.post_mlp_norm, c.rms_eps, block_out.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += block_out[i];
   }
 

@@ -48,7 +48,8 @@ CudaMemoryEstimate estimate_cuda_memory(const ModelConfig& c, int64_t n_tokens, 
   CudaMemoryEstimate e;
   const size_t per_layer = bf * (q_out * hidden + 2 * kv_out * hidden + hidden * q_out + 3 * inter * hidden) +
                            fp * 2 * hidden + (c.qkv_bias ? fp * (q_out + 2 * kv_out) : 0) +
-                           (c.qk_norm ? fp * 2 * static_cast<size_t>(c.head_dim) : 0);
+                           (c.qk_norm ? fp * 2 * static_cast<size_t>(c.head_dim) : 0) +
+                           (c.post_norms ? fp * 2 * hidden : 0);
   e.weights = bf * vocab * hidden * (c.tie_embeddings ? 1 : 2) + fp * hidden +
               per_layer * static_cast<size_t>(c.n_layers);
   const size_t chunk = std::min<size_t>(n, static_cast<size_t>(std::max<int64_t>(options.mlp_chunk_tokens, 1)));
@@ -149,8 +150,9 @@ struct DeviceLayer {
   DeviceBuffer<float> attn_norm, mlp_norm;   // [hidden]
   DeviceBuffer<bf16> wq;                     // [n_heads*head_dim, hidden]
   DeviceBuffer<bf16> wk, wv;                 // [n_kv_heads*head_dim, hidden]
-  DeviceBuffer<float> bq, bk, bv;            // [out] (Qwen2 only)
+  DeviceBuffer<float> bq, bk, bv;            // [out] (Qwen2, GLM)
   DeviceBuffer<float> q_norm, k_norm;        // [head_dim] (Qwen3 only)
+  DeviceBuffer<float> post_attn_norm, post_mlp_norm;  // [hidden] (GLM-4 only)
   DeviceBuffer<bf16> wo;                     // [hidden, n_heads*head_dim]
   DeviceBuffer<bf16> w_gate, w_up;           // [intermediate, hidden]
   DeviceBuffer<bf16> w_down;                 // [hidden, intermediate]
@@ -322,6 +324,10 @@ class CudaEngineImpl final : public CudaEngine {
       upload_matrix(model, tensor_names::gate_proj(i), {c.intermediate, c.hidden}, L.w_gate);
       upload_matrix(model, tensor_names::up_proj(i), {c.intermediate, c.hidden}, L.w_up);
       upload_matrix(model, tensor_names::down_proj(i), {c.hidden, c.intermediate}, L.w_down);
+      if (c.post_norms) {
+        upload_vector(model, tensor_names::post_attn_out_norm(i), c.hidden, L.post_attn_norm);
+        upload_vector(model, tensor_names::post_mlp_norm(i), c.hidden, L.post_mlp_norm);
+      }
     }
   }
 
@@ -416,9 +422,9 @@ class CudaEngineImpl final : public CudaEngine {
         cuda::head_rmsnorm(k.get(), L.k_norm.get(), n * c.n_kv_heads, d, eps, stream_);  // [N * n_kv_heads, d]
       }
       cuda::bias_rope(q.get(), bias_in_rope ? L.bq.get() : nullptr, rope_cos.get(), rope_sin.get(), n, c.n_heads, d,
-                      rotary, q_out, stream_);
+                      rotary, c.rope_interleaved, q_out, stream_);
       cuda::bias_rope(k.get(), bias_in_rope ? L.bk.get() : nullptr, rope_cos.get(), rope_sin.get(), n, c.n_kv_heads,
-                      d, rotary, kv_out, stream_);
+                      d, rotary, c.rope_interleaved, kv_out, stream_);
       if (c.qkv_bias) cuda::add_bias(v.get(), L.bv.get(), n, kv_out, stream_);
       DeviceLayerAttention a;
       a.layer = layer;
@@ -463,17 +469,28 @@ class CudaEngineImpl final : public CudaEngine {
           request.on_layer(a);
         }
       }
-      gemm(attn.get(), L.wo.get(), x.get(), CUDA_R_32F, n, hidden, q_out, 1.f);  // x += o_proj(attn)
+      if (c.post_norms) {  // x += norm(o_proj(attn)); xn, read by q/k/v alone, holds o_proj's output
+        gemm(attn.get(), L.wo.get(), xn.get(), CUDA_R_16BF, n, hidden, q_out, 0.f);
+        cuda::rmsnorm_add(xn.get(), L.post_attn_norm.get(), x.get(), n, hidden, eps, stream_);
+      } else {
+        gemm(attn.get(), L.wo.get(), x.get(), CUDA_R_32F, n, hidden, q_out, 1.f);  // x += o_proj(attn)
+      }
 
-      // MLP block over token chunks: x += down(silu(gate(xn)) * up(xn)).
+      // MLP block over token chunks: x += down(silu(gate(xn)) * up(xn)), with GLM-4's norm of
+      // down's output in the chunk's rows of xn, which gate and up have read by then.
       cuda::rmsnorm(x.get(), nullptr, L.mlp_norm.get(), xn.get(), n, hidden, eps, stream_);
       for (int64_t t0 = 0; t0 < n; t0 += chunk) {
         const int64_t rows = std::min(chunk, n - t0);
-        const bf16* xin = xn.get() + t0 * hidden;
+        bf16* xin = xn.get() + t0 * hidden;  // [rows, hidden]
         gemm(xin, L.w_gate.get(), gate.get(), CUDA_R_16BF, rows, inter, hidden, 0.f);
         gemm(xin, L.w_up.get(), up.get(), CUDA_R_16BF, rows, inter, hidden, 0.f);
         cuda::silu_mul(gate.get(), up.get(), rows * inter, stream_);
-        gemm(gate.get(), L.w_down.get(), x.get() + t0 * hidden, CUDA_R_32F, rows, hidden, inter, 1.f);
+        if (c.post_norms) {
+          gemm(gate.get(), L.w_down.get(), xin, CUDA_R_16BF, rows, hidden, inter, 0.f);
+          cuda::rmsnorm_add(xin, L.post_mlp_norm.get(), x.get() + t0 * hidden, rows, hidden, eps, stream_);
+        } else {
+          gemm(gate.get(), L.w_down.get(), x.get() + t0 * hidden, CUDA_R_32F, rows, hidden, inter, 1.f);
+        }
       }
       sample_memory();
     }

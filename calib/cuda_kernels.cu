@@ -50,23 +50,40 @@ __global__ void rmsnorm_kernel(const float* x, const int64_t* rows, const float*
 }
 
 // One thread per rotated pair (t, t + half) of a head; dimensions from 2 * half on are left as they are.
+// Pair t of a head is (i, j) = (t, t + half), or (2t, 2t + 1) when interleaved.
 __global__ void bias_rope_kernel(bf16* x, const float* bias, const float* cos_t, const float* sin_t, int64_t n,
-                                 int heads, int head_dim, int half, int64_t row_stride) {
+                                 int heads, int head_dim, int half, bool interleaved, int64_t row_stride) {
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;  // (token, head, pair)
   const int64_t total = n * heads * half;
   if (idx >= total) return;
   const int t = static_cast<int>(idx % half);
   const int h = static_cast<int>((idx / half) % heads);
   const int64_t tok = idx / (static_cast<int64_t>(half) * heads);
-  bf16* v = x + tok * row_stride + static_cast<int64_t>(h) * head_dim;
-  float a = __bfloat162float(v[t]), b = __bfloat162float(v[t + half]);
+  const int i = interleaved ? 2 * t : t, j = interleaved ? 2 * t + 1 : t + half;
+  bf16* v = x + tok * row_stride + static_cast<int64_t>(h) * head_dim;  // [head_dim]
+  float a = __bfloat162float(v[i]), b = __bfloat162float(v[j]);
   if (bias) {
-    a += bias[h * head_dim + t];
-    b += bias[h * head_dim + t + half];
+    a += bias[h * head_dim + i];
+    b += bias[h * head_dim + j];
   }
   const float c = cos_t[tok * half + t], s = sin_t[tok * half + t];
-  v[t] = __float2bfloat16(a * c - b * s);
-  v[t + half] = __float2bfloat16(b * c + a * s);
+  v[i] = __float2bfloat16(a * c - b * s);
+  v[j] = __float2bfloat16(b * c + a * s);
+}
+
+// x[r, :] += y[r, :] * rsqrt(mean(y[r]^2) + eps) * weight: one block per row, the sum in fp32.
+__global__ void rmsnorm_add_kernel(const bf16* y, const float* weight, float* x, int64_t hidden, float eps) {
+  __shared__ float scratch[kRowThreads / 32];
+  const int64_t r = blockIdx.x;
+  const bf16* src = y + r * hidden;  // [hidden]
+  float ss = 0.f;
+  for (int64_t c = threadIdx.x; c < hidden; c += blockDim.x) {
+    const float v = __bfloat162float(src[c]);
+    ss += v * v;
+  }
+  const float inv = rsqrtf(block_sum(ss, scratch) / static_cast<float>(hidden) + eps);
+  float* dst = x + r * hidden;  // [hidden]
+  for (int64_t c = threadIdx.x; c < hidden; c += blockDim.x) dst[c] += __bfloat162float(src[c]) * inv * weight[c];
 }
 
 // One warp per row: head_dim is at most a few hundred, so a warp's shuffle sum suffices.
@@ -201,14 +218,22 @@ void head_rmsnorm(bf16* x, const float* weight, int64_t n_rows, int64_t head_dim
 }
 
 void bias_rope(bf16* x, const float* bias, const float* cos, const float* sin, int64_t n, int64_t heads,
-               int64_t head_dim, int64_t rotary_dim, int64_t row_stride, cudaStream_t stream) {
+               int64_t head_dim, int64_t rotary_dim, bool interleaved, int64_t row_stride, cudaStream_t stream) {
   HC_ASSERT(rotary_dim > 0 && rotary_dim % 2 == 0 && rotary_dim <= head_dim, "rotary_dim is even and within a head");
   HC_ASSERT(bias == nullptr || rotary_dim == head_dim, "a bias with partial rotary is added by add_bias");
   const int64_t total = n * heads * (rotary_dim / 2);
   if (total == 0) return;
   bias_rope_kernel<<<blocks_for(total, 256), 256, 0, stream>>>(x, bias, cos, sin, n, static_cast<int>(heads),
                                                                static_cast<int>(head_dim),
-                                                               static_cast<int>(rotary_dim / 2), row_stride);
+                                                               static_cast<int>(rotary_dim / 2), interleaved,
+                                                               row_stride);
+  HC_CHECK_LAUNCH();
+}
+
+void rmsnorm_add(const bf16* y, const float* weight, float* x, int64_t n_rows, int64_t hidden, float eps,
+                 cudaStream_t stream) {
+  if (n_rows == 0) return;
+  rmsnorm_add_kernel<<<static_cast<unsigned>(n_rows), kRowThreads, 0, stream>>>(y, weight, x, hidden, eps);
   HC_CHECK_LAUNCH();
 }
 

@@ -23,10 +23,16 @@ void rmsnorm(const float* x, const int64_t* rows, const float* weight, float* ou
              float eps, cudaStream_t stream);
 
 // In place on x [n, heads, head_dim] bf16 (row stride `row_stride` elements): adds `bias`
-// [heads * head_dim] when non-null (only with rotary_dim == head_dim), then rotate-half RoPE over
-// the first rotary_dim dimensions of each head with cos/sin [n, rotary_dim/2] fp32; the rest pass.
+// [heads * head_dim] when non-null (only with rotary_dim == head_dim), then RoPE over the first
+// rotary_dim dimensions of each head, rotate-half or (interleaved) pairs (2t, 2t + 1), with cos/sin
+// [n, rotary_dim/2] fp32; the rest pass.
 void bias_rope(bf16* x, const float* bias, const float* cos, const float* sin, int64_t n, int64_t heads,
-               int64_t head_dim, int64_t rotary_dim, int64_t row_stride, cudaStream_t stream);
+               int64_t head_dim, int64_t rotary_dim, bool interleaved, int64_t row_stride, cudaStream_t stream);
+
+// x[r, :] += RMSNorm(y[r, :]) * weight for r < n_rows: y [n_rows, hidden] bf16, weight [hidden]
+// fp32, x [n_rows, hidden] fp32 (the residual stream). GLM-4's norms of a block's output.
+void rmsnorm_add(const bf16* y, const float* weight, float* x, int64_t n_rows, int64_t hidden, float eps,
+                 cudaStream_t stream);
 
 // In place on x [n_rows, head_dim] bf16 (each row one head of one token, packed): x = x *
 // rsqrt(mean(x^2) + eps) * weight, weight [head_dim] fp32, computed in fp32. Qwen3's q/k norm.

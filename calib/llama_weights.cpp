@@ -37,6 +37,10 @@ LlamaWeights load_llama_weights(const ModelFile& model) {
     L.w_gate = model.load_f32(tn::gate_proj(i), {c.intermediate, c.hidden});
     L.w_up = model.load_f32(tn::up_proj(i), {c.intermediate, c.hidden});
     L.w_down = model.load_f32(tn::down_proj(i), {c.hidden, c.intermediate});
+    if (c.post_norms) {
+      L.post_attn_norm = model.load_f32(tn::post_attn_out_norm(i), {c.hidden});
+      L.post_mlp_norm = model.load_f32(tn::post_mlp_norm(i), {c.hidden});
+    }
   }
   return w;
 }

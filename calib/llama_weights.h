@@ -24,6 +24,8 @@ struct LlamaLayerWeights {
   std::vector<float> w_gate;     // [intermediate, hidden]
   std::vector<float> w_up;       // [intermediate, hidden]
   std::vector<float> w_down;     // [hidden, intermediate]
+  std::vector<float> post_attn_norm;  // [hidden]  (empty unless config.post_norms)
+  std::vector<float> post_mlp_norm;   // [hidden]  (empty unless config.post_norms)
 };
 
 struct LlamaWeights {

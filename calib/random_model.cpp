@@ -68,13 +68,17 @@ RandomModel::RandomModel(ModelConfig config, uint64_t seed, const std::string& n
     add_tensor(tensors_, tensor_names::gate_proj(i), {c.intermediate, c.hidden});
     add_tensor(tensors_, tensor_names::up_proj(i), {c.intermediate, c.hidden});
     add_tensor(tensors_, tensor_names::down_proj(i), {c.hidden, c.intermediate});
+    if (c.post_norms) {
+      add_tensor(tensors_, tensor_names::post_attn_out_norm(i), {c.hidden});
+      add_tensor(tensors_, tensor_names::post_mlp_norm(i), {c.hidden});
+    }
   }
 }
 
 RandomTensorSpec RandomModel::spec(const std::string& name) const {
   const TensorInfo& info = tensor(name);
   RandomTensorSpec s;
-  if (ends_with(name, "norm.weight")) {  // input_layernorm, post_attention_layernorm, model.norm
+  if (ends_with(name, "norm.weight")) {  // every RMSNorm: input_layernorm, post_*_layernorm, model.norm
     s.kind = RandomTensorSpec::Kind::Ones;
     return s;
   }
@@ -114,6 +118,8 @@ std::string RandomModel::fingerprint() const {
     << " heads=" << c.n_heads << " kv=" << c.n_kv_heads << " d=" << c.head_dim << " hidden=" << c.hidden
     << " ffn=" << c.intermediate << " vocab=" << c.vocab << " theta=" << c.rope_theta
     << " bias=" << c.qkv_bias << " tie=" << c.tie_embeddings;
+  if (c.rope_interleaved || c.post_norms)  // GLM's features; a Llama-family print names neither
+    s << " rotary=" << c.rotary_dims() << " interleaved=" << c.rope_interleaved << " post_norms=" << c.post_norms;
   return sha256_hex(s.str());
 }
 
@@ -180,6 +186,29 @@ ModelConfig smollm2_135m_config() {
   return c;
 }
 
+ModelConfig glm4_9b_config() {
+  ModelConfig c;
+  c.arch = "glm4";
+  c.name = "GLM-4-9B-shaped (random weights)";
+  c.n_layers = 40;
+  c.n_heads = 32;
+  c.n_kv_heads = 2;
+  c.head_dim = 128;
+  c.hidden = 4096;
+  c.intermediate = 13696;
+  c.vocab = 151552;
+  c.max_context = 131072;
+  c.rms_eps = 1.5625e-07;
+  c.rope_theta = 5000000.0;
+  c.rotary_dim = 64;  // partial_rotary_factor 0.5
+  c.rope_interleaved = true;
+  c.qkv_bias = true;
+  c.post_norms = true;
+  c.bos_id = -1;
+  c.eos_id = 151329;
+  return c;
+}
+
 ModelConfig phi3_mini_config() {
   ModelConfig c;
   c.arch = "phi3";
@@ -224,7 +253,8 @@ std::unique_ptr<RandomModel> open_random_model(const std::string& spec) {
   if (rest == "smollm2") return std::make_unique<RandomModel>(smollm2_135m_config(), seed, rest);
   if (rest == "tiny") return std::make_unique<RandomModel>(tiny_llama_config(), seed, rest);
   if (rest == "phi3-mini") return std::make_unique<RandomModel>(phi3_mini_config(), seed, rest);
-  throw InputError(spec, "unknown random model shape '" + rest + "' (llama3-8b, smollm2, tiny or phi3-mini)");
+  if (rest == "glm4-9b") return std::make_unique<RandomModel>(glm4_9b_config(), seed, rest);
+  throw InputError(spec, "unknown random model shape '" + rest + "' (llama3-8b, smollm2, tiny, phi3-mini or glm4-9b)");
 }
 
 }  // namespace hc

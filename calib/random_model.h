@@ -94,8 +94,13 @@ ModelConfig tiny_llama_config();
 // long rising from 1 to 32), not Microsoft's. head_dim 96 runs on the CPU engine only: the CUDA
 // kernels take 64 or 128, so the CUDA engine refuses it (check_cuda_engine_shape).
 ModelConfig phi3_mini_config();
+// GLM-4-9B's shape (transformers' Glm4ForCausalLM): 40 layers, 32 heads, 2 KV heads, head_dim 128
+// of which the first 64 rotate in interleaved pairs, hidden 4096, MLP 13696, vocab 151552, q/k/v
+// biases, RMSNorm on the attention and MLP outputs, rope theta 5e6, 131072 context.
+ModelConfig glm4_9b_config();
 
-// "random:llama3-8b", "random:smollm2", "random:tiny", "random:phi3-mini", optionally with ":SEED"
+// "random:llama3-8b", "random:smollm2", "random:tiny", "random:phi3-mini", "random:glm4-9b",
+// optionally with ":SEED"
 // (default 1). Returns nullptr when
 // `spec` does not start with "random:"; throws InputError for an unknown shape or a bad seed.
 std::unique_ptr<RandomModel> open_random_model(const std::string& spec);

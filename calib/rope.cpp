@@ -152,4 +152,24 @@ void apply_rope_rotate_half(const RopeTable& table, float* x, int64_t n_tokens, 
   }
 }
 
+void apply_rope_interleaved(const RopeTable& table, float* x, int64_t n_tokens, int64_t n_heads,
+                            int64_t head_dim) {
+  HC_ASSERT(table.half_dim > 0 && table.half_dim * 2 <= head_dim, "rope table wider than a head");
+  HC_ASSERT(table.n_positions >= n_tokens, "rope table shorter than the sequence");
+  const int64_t half = table.half_dim;
+  for (int64_t tok = 0; tok < n_tokens; ++tok) {
+    const float* c = table.cos.data() + tok * half;  // [half]
+    const float* s = table.sin.data() + tok * half;  // [half]
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* v = x + (tok * n_heads + h) * head_dim;  // [head_dim]
+      for (int64_t t = 0; t < half; ++t) {
+        const float a = v[2 * t];
+        const float b = v[2 * t + 1];
+        v[2 * t] = a * c[t] - b * s[t];
+        v[2 * t + 1] = b * c[t] + a * s[t];
+      }
+    }
+  }
+}
+
 }  // namespace hc

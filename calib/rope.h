@@ -4,7 +4,8 @@
 // pair index t < r/2, with angle a = pos * inv_freq[t]:
 //   x'[t]       = x[t] * cos(a) - x[t + r/2] * sin(a)
 //   x'[t + r/2] = x[t + r/2] * cos(a) + x[t] * sin(a)
-// and x'[i] = x[i] for i >= r. The frequency table is host-side and shared by the CPU and CUDA backends.
+// and x'[i] = x[i] for i >= r. Interleaved (GLM; config.rope_interleaved) pairs 2t with 2t + 1 by
+// the same rule. The frequency table is host-side and shared by the CPU and CUDA backends.
 #include <cstdint>
 #include <vector>
 
@@ -51,6 +52,9 @@ RopeTable rope_table(const ModelConfig& config, int64_t n_positions);
 // head_dim]; token t uses position t of `table`. Requires table.n_positions >= n_tokens and
 // table.half_dim * 2 <= head_dim.
 void apply_rope_rotate_half(const RopeTable& table, float* x, int64_t n_tokens, int64_t n_heads,
+                            int64_t head_dim);
+// The same with interleaved pairs (2t, 2t + 1), t < table.half_dim.
+void apply_rope_interleaved(const RopeTable& table, float* x, int64_t n_tokens, int64_t n_heads,
                             int64_t head_dim);
 
 }  // namespace hc

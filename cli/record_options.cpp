@@ -54,7 +54,7 @@ std::shared_ptr<RecordCliOptions> add_record_options(CLI::App& sub) {
   auto o = std::make_shared<RecordCliOptions>();
   sub.add_option("--model", o->model,
                  "GGUF file, Hugging Face directory, or random:llama3-8b / random:smollm2 / random:tiny / "
-                 "random:phi3-mini[:SEED] (random weights; prompt: --tokens FILE or --length N random ids)")
+                 "random:phi3-mini / random:glm4-9b[:SEED] (random weights; prompt: --tokens FILE or --length N random ids)")
       ->required();
   o->prompt = add_prompt_options(sub);
   sub.add_option("--prompt-set", o->prompt_set,

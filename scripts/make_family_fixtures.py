@@ -9,9 +9,13 @@ Writes, for tests/calib/test_family_logits.cpp:
   tests/data/good_hf_tiny_phi3/        Phi3ForCausalLM (fused qkv_proj and gate_up_proj, LongRoPE
                                        from an original context of 64 to 256, partial rotary 0.75:
                                        RoPE on 48 of head_dim 64)
+  tests/data/good_hf_tiny_glm/         GlmForCausalLM (RoPE on the first half of each head in
+                                       interleaved pairs, q/k/v biases, fused gate_up_proj)
+  tests/data/good_hf_tiny_glm4/        Glm4ForCausalLM (as glm, plus RMSNorm of the attention and
+                                       MLP outputs)
 each as config.json + model.safetensors (float32) + reference.json: the token ids and
 transformers' float32 logits at every position ([N, vocab], vocab 128); and the same weights as
-GGUF files (F32, llama.cpp's tensor and metadata names, no tokenizer) beside them:
+GGUF files (F32, llama.cpp's tensor and metadata names, no tokenizer) beside them, GLM aside:
   tests/data/good_tiny_qwen2_yarn.gguf, tests/data/good_tiny_qwen3.gguf, tests/data/good_tiny_phi3.gguf
 
 LongRoPE picks its factor set by the prefill's length, so the phi3 reference.json also holds
@@ -20,9 +24,10 @@ context (short factors), beside the full prefill of N_TOKENS beyond it (long fac
 
 Weights are drawn with a fixed seed at magnitudes that make attention far from uniform and the
 q/k norm weights far from 1, so a missing feature moves the logits well past the tests' bounds.
+GLM's gate and up halves get different scales, so reading them swapped shows.
 
 Usage: make_family_fixtures.py [--out tests/data]
-Needs torch (CPU is enough), transformers (>= 4.51, for Qwen3), safetensors and gguf.
+Needs torch (CPU is enough), transformers (>= 4.51, for Qwen3 and Glm4), safetensors and gguf.
 """
 import argparse
 import json
@@ -196,6 +201,21 @@ def main():
                 ("add_rope_scaling_attn_factors", math.sqrt(1 + math.log(scale) / math.log(64)))],
                rope_dims=48,
                extra_tensors=[("rope_factors_long.weight", long_factor), ("rope_factors_short.weight", short_factor)])
+
+    # GLM: head_dim 64 of which partial_rotary_factor 0.5 rotates; hidden / heads would be 16.
+    # intermediate 96, so the fused gate_up_proj is [192, 64].
+    glm_fields = dict(head_dim=64, intermediate_size=96, attention_bias=True, partial_rotary_factor=0.5,
+                      pad_token_id=None)
+    for name, config_class, model_class, seed in (
+            ("glm", transformers.GlmConfig, transformers.GlmForCausalLM, 40),
+            ("glm4", transformers.Glm4Config, transformers.Glm4ForCausalLM, 50)):
+        config = config_class(**common_config(**glm_fields))
+        model = model_class(config).float().eval()
+        randomise(model, seed)
+        with torch.no_grad():  # the up half of each gate_up_proj at 3x the gate half's scale
+            for layer in model.model.layers:
+                layer.mlp.gate_up_proj.weight[config.intermediate_size:] *= 3.0
+        write(model, os.path.join(args.out, f"good_hf_tiny_{name}"), seed)
 
 
 if __name__ == "__main__":

@@ -204,9 +204,14 @@ ModelConfig parse_hf_config(const std::string& json_text, const std::string& sou
   ModelConfig c;
   c.arch = f.string_or("model_type", "");
   if (c.arch.empty()) throw InputError(source, "missing field \"model_type\"");
-  if (c.arch != "llama" && c.arch != "mistral" && c.arch != "qwen2" && c.arch != "qwen3" && c.arch != "phi3")
+  if (c.arch == "chatglm")
+    throw InputError(source, "model_type 'chatglm' is THUDM's remote-code format; headcal reads GLM-4 in "
+                             "transformers' format (model_type glm or glm4, e.g. the -hf repositories)");
+  const bool glm = c.arch == "glm" || c.arch == "glm4";
+  if (c.arch != "llama" && c.arch != "mistral" && c.arch != "qwen2" && c.arch != "qwen3" && c.arch != "phi3" && !glm)
     throw InputError(source, "model_type '" + one_line(c.arch) +
-                                 "' is not supported (headcal runs llama, mistral, qwen2, qwen3 and phi3 models)");
+                                 "' is not supported (headcal runs llama, mistral, qwen2, qwen3, phi3, glm and glm4 "
+                                 "models)");
 
   c.name = f.string_or("_name_or_path", "");
   if (c.name.empty()) c.name = fallback_name;
@@ -218,11 +223,13 @@ ModelConfig parse_hf_config(const std::string& json_text, const std::string& sou
   c.intermediate = f.integer("intermediate_size");
   c.vocab = f.integer("vocab_size");
   c.max_context = f.integer("max_position_embeddings");
-  // transformers' LlamaConfig / MistralConfig / Qwen2Config defaults when a field is absent.
-  c.rms_eps = f.number_or("rms_norm_eps", 1e-6);
+  // transformers' LlamaConfig / MistralConfig / Qwen2Config / GlmConfig defaults when a field is absent.
+  c.rms_eps = f.number_or("rms_norm_eps", glm ? 1.5625e-07 : 1e-6);
 
   if (f.present("head_dim")) {
     c.head_dim = f.integer("head_dim");
+  } else if (glm) {
+    c.head_dim = 128;  // GlmConfig's default, not hidden / heads
   } else {
     if (c.n_heads > 0 && c.hidden % c.n_heads != 0)
       throw InputError(source, "hidden_size " + std::to_string(c.hidden) + " is not divisible by num_attention_heads " +
@@ -248,19 +255,21 @@ ModelConfig parse_hf_config(const std::string& json_text, const std::string& sou
   else if (rope_params)
     c.rope_scaling = parse_rope_scaling(*rope_params, source, "rope_parameters", rope_ctx);
 
-  // Phi-3's partial_rotary_factor: RoPE rotates the first int(head_dim * factor) dimensions of each
-  // head. Phi3Config takes it from the rope object (rope_scaling, else rope_parameters) before the
-  // top level.
-  if (c.arch == "phi3") {
+  // Phi-3's and GLM's partial_rotary_factor: RoPE rotates the first int(head_dim * factor)
+  // dimensions of each head. Phi3Config takes it from the rope object (rope_scaling, else
+  // rope_parameters) before the top level; GlmConfig likewise, 0.5 when absent. GLM pairs the
+  // rotated dimensions interleaved.
+  if (c.arch == "phi3" || glm) {
     const bool scaling_object = f.present("rope_scaling") && j["rope_scaling"].is_object();
     const json* rope_obj = scaling_object ? &j["rope_scaling"] : rope_params;
     const std::string rope_field = scaling_object ? "rope_scaling" : "rope_parameters";
-    double partial = 1.0;
+    const double absent = glm ? 0.5 : 1.0;
+    double partial = absent;
     if (rope_obj && rope_obj->contains("partial_rotary_factor") && !(*rope_obj)["partial_rotary_factor"].is_null())
       partial = Fields(*rope_obj, source)
                     .as_number((*rope_obj)["partial_rotary_factor"], rope_field + ".partial_rotary_factor");
     else
-      partial = f.number_or("partial_rotary_factor", 1.0);
+      partial = f.number_or("partial_rotary_factor", absent);
     if (!(partial > 0.0 && partial <= 1.0))
       throw InputError(source, "field \"partial_rotary_factor\" must be in (0, 1], got " + std::to_string(partial));
     const int64_t rotary = static_cast<int64_t>(static_cast<double>(c.head_dim) * partial);  // Python's int()
@@ -269,18 +278,21 @@ ModelConfig parse_hf_config(const std::string& json_text, const std::string& sou
                                    std::to_string(c.head_dim) + " rotates " + std::to_string(rotary) +
                                    " dimensions; RoPE needs an even number >= 2");
     if (rotary != c.head_dim) c.rotary_dim = rotary;
+    c.rope_interleaved = glm;
   }
 
   c.tie_embeddings = f.boolean_or("tie_word_embeddings", false);
   c.bos_id = f.token_id("bos_token_id");
   c.eos_id = f.token_id("eos_token_id");
 
-  // Qwen2 always has q/k/v biases. Llama's and Qwen3's attention_bias also puts a bias on o_proj
-  // (transformers' LlamaAttention, Qwen3Attention), and mlp_bias on the MLP: the graph has neither,
-  // so those are refused.
-  c.qkv_bias = c.arch == "qwen2";
+  // Qwen2 always has q/k/v biases; GLM has them unless attention_bias is false (its o_proj has
+  // none). Llama's and Qwen3's attention_bias also puts a bias on o_proj (transformers'
+  // LlamaAttention, Qwen3Attention), and mlp_bias on the MLP: the graph has neither, so those are
+  // refused. GLM-4 (glm4) norms each block's output.
+  c.qkv_bias = c.arch == "qwen2" || (glm && f.boolean_or("attention_bias", true));
   c.qk_norm = c.arch == "qwen3";
-  if (f.boolean_or("attention_bias", false) && c.arch != "qwen2")
+  c.post_norms = c.arch == "glm4";
+  if (f.boolean_or("attention_bias", false) && c.arch != "qwen2" && !glm)
     throw InputError(source, "field \"attention_bias\": true adds q/k/v/o_proj biases; headcal supports "
                              "q/k/v biases (qwen2) but not an o_proj bias");
   if (f.boolean_or("mlp_bias", false))

@@ -1,5 +1,6 @@
 #pragma once
-// Hugging Face config.json -> ModelConfig for the Llama family (llama, mistral, qwen2).
+// Hugging Face config.json -> ModelConfig for the Llama family (llama, mistral, qwen2, qwen3) and
+// GLM-4 (glm, glm4).
 // Absent optional fields take the transformers defaults; anything the engine cannot run
 // faithfully (another model_type, yarn/dynamic RoPE, o_proj or MLP biases, non-SiLU MLP) is an
 // InputError naming config.json and the field, never a silent approximation.

@@ -31,6 +31,10 @@ std::vector<ExpectedTensor> expected_model_tensors(const ModelConfig& c) {
     out.push_back({tn::gate_proj(i), {c.intermediate, c.hidden}, true});
     out.push_back({tn::up_proj(i), {c.intermediate, c.hidden}, true});
     out.push_back({tn::down_proj(i), {c.hidden, c.intermediate}, true});
+    if (c.post_norms) {
+      out.push_back({tn::post_attn_out_norm(i), {c.hidden}, true});
+      out.push_back({tn::post_mlp_norm(i), {c.hidden}, true});
+    }
   }
   out.push_back({tn::final_norm(), {c.hidden}, true});
   out.push_back({tn::lm_head(), {c.vocab, c.hidden}, !c.tie_embeddings});

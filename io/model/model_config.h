@@ -32,15 +32,17 @@ struct RopeScaling {
 };
 
 struct ModelConfig {
-  std::string arch;   // "llama", "mistral", "qwen2", "qwen3", "phi3"
+  std::string arch;   // "llama", "mistral", "qwen2", "qwen3", "phi3", "glm", "glm4"
   std::string name;   // human-readable, from metadata when present
   int64_t n_layers = 0;
   int64_t n_heads = 0;
   int64_t n_kv_heads = 0;
   int64_t head_dim = 0;
-  // Leading dimensions of each q/k head that RoPE rotates (partial rotary, Phi-3's
+  // Leading dimensions of each q/k head that RoPE rotates (partial rotary, Phi-3's and GLM's
   // partial_rotary_factor); the rest pass through. 0 means head_dim.
   int64_t rotary_dim = 0;
+  // RoPE pairs: (2t, 2t + 1) when interleaved (GLM), else (t, t + rotary_dims()/2) (rotate-half).
+  bool rope_interleaved = false;
   int64_t hidden = 0;        // d_model
   int64_t intermediate = 0;  // MLP width
   int64_t vocab = 0;
@@ -48,8 +50,9 @@ struct ModelConfig {
   double rms_eps = 1e-5;
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
-  bool qkv_bias = false;        // Qwen2
+  bool qkv_bias = false;        // Qwen2, GLM
   bool qk_norm = false;         // Qwen3: RMSNorm over each q and k head (weights [head_dim]) before RoPE
+  bool post_norms = false;      // GLM-4-0414: RMSNorm of the attention and MLP outputs before each residual add
   bool tie_embeddings = false;  // lm_head shares model.embed_tokens.weight
   int64_t bos_id = -1;
   int64_t eos_id = -1;

@@ -80,6 +80,8 @@ std::string describe_model(const ModelFile& model, const DescribeOptions& option
   line(out, "rms eps", number(c.rms_eps));
   line(out, "qkv bias", c.qkv_bias ? "yes" : "no");
   line(out, "qk norm", c.qk_norm ? "yes" : "no");
+  line(out, "rope pairs", c.rope_interleaved ? "interleaved (2t, 2t+1)" : "rotate-half (t, t+r/2)");
+  line(out, "post norms", c.post_norms ? "yes (attention and MLP outputs)" : "no");
   line(out, "tied embeddings", c.tie_embeddings ? "yes" : "no");
   line(out, "bos / eos", std::to_string(c.bos_id) + " / " + std::to_string(c.eos_id));
 

@@ -60,6 +60,9 @@ struct Variant {
   bool tied = true;
   hc::RopeScalingType scaling = hc::RopeScalingType::None;
   int64_t head_dim = 8;
+  // GLM-4: q/k/v biases, RoPE on the first glm4_rotary dimensions in interleaved pairs, RMSNorm of
+  // each block's output before the residual add.
+  int64_t glm4_rotary = 0;
 };
 
 hc::ModelConfig tiny_config(const Variant& var) {
@@ -79,6 +82,13 @@ hc::ModelConfig tiny_config(const Variant& var) {
   c.qkv_bias = var.qkv_bias;
   c.tie_embeddings = var.tied;
   c.rope_scaling.type = var.scaling;
+  if (var.glm4_rotary > 0) {
+    c.arch = "glm4";
+    c.qkv_bias = true;
+    c.rotary_dim = var.glm4_rotary;
+    c.rope_interleaved = true;
+    c.post_norms = true;
+  }
   if (var.scaling == hc::RopeScalingType::Llama3) {
     // With theta 1e4 and head_dim 16 the wavelengths are 6.3, 20, 63, 199, ...: against
     // original_max 64 (thresholds 16 and 64) the pairs fall in all three regions (kept, smoothed, scaled).
@@ -125,6 +135,10 @@ std::unique_ptr<MemoryModel> tiny_model(const Variant& var, unsigned seed) {
     model->add(tn::gate_proj(i), {F, D}, rand({F, D}, wd));
     model->add(tn::up_proj(i), {F, D}, rand({F, D}, wd));
     model->add(tn::down_proj(i), {D, F}, rand({D, F}, 1.0 / std::sqrt(double(F))));
+    if (c.post_norms) {
+      model->add(tn::post_attn_out_norm(i), {D}, rand({D}, 0.3, 1.0));
+      model->add(tn::post_mlp_norm(i), {D}, rand({D}, 0.3, 1.0));
+    }
   }
   return model;
 }
@@ -157,8 +171,9 @@ Mat rms(const Mat& x, const std::vector<float>& w, double eps) {
 
 // Written from the Llama 3.1 reference formula, independently of calib/rope.cpp.
 std::vector<double> naive_inv_freq(const hc::ModelConfig& c) {
+  const int64_t r = c.rotary_dim > 0 ? c.rotary_dim : c.head_dim;  // the rotated dimensions
   std::vector<double> f;
-  for (int64_t i = 0; i < c.head_dim; i += 2) f.push_back(std::pow(c.rope_theta, -double(i) / double(c.head_dim)));
+  for (int64_t i = 0; i < r; i += 2) f.push_back(std::pow(c.rope_theta, -double(i) / double(r)));
   const auto& s = c.rope_scaling;
   for (double& x : f) {
     if (s.type == hc::RopeScalingType::Linear) x = x / s.factor;
@@ -178,13 +193,16 @@ std::vector<double> naive_inv_freq(const hc::ModelConfig& c) {
   return f;
 }
 
-void rope(Mat& x, int64_t heads, int64_t d, const std::vector<double>& inv_freq) {
+// Pair t of a head: (t, t + r/2), or (2t, 2t + 1) when interleaved, r = 2 * inv_freq.size();
+// dimensions from r on are left alone.
+void rope(Mat& x, int64_t heads, int64_t d, const std::vector<double>& inv_freq, bool interleaved) {
+  const int64_t half = static_cast<int64_t>(inv_freq.size());
   for (size_t pos = 0; pos < x.size(); ++pos)
     for (int64_t h = 0; h < heads; ++h)
-      for (int64_t t = 0; t < d / 2; ++t) {
+      for (int64_t t = 0; t < half; ++t) {
         const double a = double(pos) * inv_freq[t];
-        double& x1 = x[pos][h * d + t];
-        double& x2 = x[pos][h * d + t + d / 2];
+        double& x1 = x[pos][h * d + (interleaved ? 2 * t : t)];
+        double& x2 = x[pos][h * d + (interleaved ? 2 * t + 1 : t + half)];
         const double r1 = x1 * std::cos(a) - x2 * std::sin(a), r2 = x2 * std::cos(a) + x1 * std::sin(a);
         x1 = r1;
         x2 = r2;
@@ -215,8 +233,8 @@ NaiveOutput naive_forward(const MemoryModel& m, const std::vector<int32_t>& toke
     Mat q = linear(h, m.values(tn::q_proj(l)), H * d, D, bq);
     Mat k = linear(h, m.values(tn::k_proj(l)), Hkv * d, D, bk);
     Mat v = linear(h, m.values(tn::v_proj(l)), Hkv * d, D, bv);
-    rope(q, H, d, inv_freq);
-    rope(k, Hkv, d, inv_freq);
+    rope(q, H, d, inv_freq, c.rope_interleaved);
+    rope(k, Hkv, d, inv_freq, c.rope_interleaved);
     Mat att(N, std::vector<double>(H * d, 0.0));
     std::vector<double> lse(H * N);
     for (int64_t hh = 0; hh < H; ++hh) {
@@ -238,6 +256,7 @@ NaiveOutput naive_forward(const MemoryModel& m, const std::vector<int32_t>& toke
     out.attention_out.push_back(att);
     out.lse.push_back(lse);
     Mat o = linear(att, m.values(tn::o_proj(l)), D, H * d, nullptr);
+    if (c.post_norms) o = rms(o, m.values(tn::post_attn_out_norm(l)), c.rms_eps);
     for (int64_t t = 0; t < N; ++t)
       for (int64_t i = 0; i < D; ++i) x[t][i] += o[t][i];
     h = rms(x, m.values(tn::mlp_norm(l)), c.rms_eps);
@@ -246,6 +265,7 @@ NaiveOutput naive_forward(const MemoryModel& m, const std::vector<int32_t>& toke
     for (int64_t t = 0; t < N; ++t)
       for (int64_t i = 0; i < F; ++i) gate[t][i] = gate[t][i] / (1 + std::exp(-gate[t][i])) * up[t][i];
     Mat down = linear(gate, m.values(tn::down_proj(l)), D, F, nullptr);
+    if (c.post_norms) down = rms(down, m.values(tn::post_mlp_norm(l)), c.rms_eps);
     for (int64_t t = 0; t < N; ++t)
       for (int64_t i = 0; i < D; ++i) x[t][i] += down[t][i];
   }
@@ -264,7 +284,7 @@ std::vector<int32_t> tokens_for(int64_t n, unsigned seed) {
 }
 
 void check_variant(const Variant& var, int64_t N) {
-  CAPTURE(var.qkv_bias, var.tied, static_cast<int>(var.scaling), var.head_dim, N);
+  CAPTURE(var.qkv_bias, var.tied, static_cast<int>(var.scaling), var.head_dim, var.glm4_rotary, N);
   auto model = tiny_model(var, 1234u + static_cast<unsigned>(var.head_dim));
   auto engine = hc::make_cpu_engine(*model, 2);
   REQUIRE(engine->backend() == "cpu");
@@ -343,6 +363,12 @@ TEST_CASE("cpu engine matches a naive double forward", "[calib][cpu_engine]") {
     check_variant({false, true, hc::RopeScalingType::Linear, 16}, 5);
   }
   SECTION("single token") { check_variant({false, false, hc::RopeScalingType::None, 8}, 1); }
+  SECTION("glm4: 6 of 16 dimensions rotate in interleaved pairs, biases, post norms") {
+    check_variant({false, false, hc::RopeScalingType::None, 16, 6}, 70);
+  }
+  SECTION("glm4 with linear scaling, 8 of 8 dimensions interleaved") {
+    check_variant({false, true, hc::RopeScalingType::Linear, 8, 8}, 33);
+  }
 }
 
 TEST_CASE("rope_inv_freq follows the llama3 rule", "[calib][rope]") {
@@ -469,6 +495,30 @@ TEST_CASE("partial rotary: the first rotary_dim dimensions of each head turn, th
         CHECK(b[t + 3] == Approx(a[t + 3] * std::cos(angle) + a[t] * std::sin(angle)).margin(1e-6));
       }
       for (int64_t i = 6; i < d; ++i) CHECK(b[i] == a[i]);
+    }
+}
+
+TEST_CASE("interleaved rope: pairs (2t, 2t + 1) of the rotated dimensions, the rest pass", "[calib][rope]") {
+  hc::ModelConfig c = tiny_config({false, true, hc::RopeScalingType::None, 10});
+  c.rotary_dim = 6;  // 3 pairs, an odd count; dimensions 6..9 pass through
+  c.rope_theta = 100.0;
+  const int64_t n_tokens = 3, n_heads = 2;
+  const hc::RopeTable table = hc::rope_table(c, n_tokens);
+  REQUIRE(table.half_dim == 3);
+  std::vector<float> before(static_cast<size_t>(n_tokens * n_heads * 10));  // [3, 2, 10]
+  for (size_t i = 0; i < before.size(); ++i) before[i] = 0.1f * static_cast<float>(i % 17) - 0.7f;
+  std::vector<float> x = before;
+  hc::apply_rope_interleaved(table, x.data(), n_tokens, n_heads, 10);
+  for (int64_t tok = 0; tok < n_tokens; ++tok)
+    for (int64_t h = 0; h < n_heads; ++h) {
+      const float* in = before.data() + (tok * n_heads + h) * 10;
+      const float* out = x.data() + (tok * n_heads + h) * 10;
+      for (int t = 0; t < 3; ++t) {
+        const double a = double(tok) * std::pow(100.0, -2.0 * t / 6.0);
+        CHECK(out[2 * t] == Approx(in[2 * t] * std::cos(a) - in[2 * t + 1] * std::sin(a)).margin(1e-6));
+        CHECK(out[2 * t + 1] == Approx(in[2 * t + 1] * std::cos(a) + in[2 * t] * std::sin(a)).margin(1e-6));
+      }
+      for (int e = 6; e < 10; ++e) CHECK(out[e] == in[e]);
     }
 }
 

@@ -67,6 +67,17 @@ TEST_CASE("CUDA memory estimate: Llama-3-8B-shaped at 128K fits in 60 GiB", "[cu
   CHECK(half.weights == e.weights);
 }
 
+TEST_CASE("CUDA memory estimate: GLM-4-9B-shaped weights are its tensors, biases and post norms included",
+          "[cuda_engine]") {
+  const hc::RandomModel model(hc::glm4_9b_config(), 1, "glm4-9b");
+  size_t bytes = 0;  // matrices in bf16, vectors (norms, biases) in fp32, as the engine uploads them
+  for (const auto& [name, t] : model.tensors()) bytes += static_cast<size_t>(t.numel()) * (t.shape.size() == 2 ? 2 : 4);
+  const hc::CudaMemoryEstimate e = hc::estimate_cuda_memory(model.config(), 131072);
+  CHECK(e.weights == bytes);
+  CHECK(e.weights / kGiB == Approx(17.5).epsilon(0.01));  // 9.4e9 parameters
+  CHECK(e.total() / kGiB < 40.0);  // 128K tokens on one 80 GB device
+}
+
 TEST_CASE("CUDA engine: unavailable without a GPU", "[cuda_engine]") {
   if (hc::test::gpu_available()) return;  // covered by the [gpu] cases
   hc::RandomModel model(hc::tiny_llama_config(), 1, "tiny");
@@ -116,6 +127,33 @@ TEST_CASE("CUDA engine matches the CPU engine per layer and in the logits", "[cu
     c.qk_norm = true;
     c.qkv_bias = true;
     cases.push_back({"qk-norm after bias", c, 45});
+  }
+  {
+    hc::ModelConfig c = hc::tiny_llama_config();  // GLM-4: half of each head rotates, interleaved
+    c.arch = "glm4";
+    c.qkv_bias = true;
+    c.rotary_dim = 32;
+    c.rope_interleaved = true;
+    c.post_norms = true;
+    cases.push_back({"glm4 partial interleaved rope, bias, post norms", c, 101});
+  }
+  {
+    hc::ModelConfig c = hc::tiny_llama_config();  // GLM: d128 of which 64 rotate, no post norms
+    c.arch = "glm";
+    c.head_dim = 128;
+    c.n_heads = 2;
+    c.n_kv_heads = 1;
+    c.qkv_bias = true;
+    c.rotary_dim = 64;
+    c.rope_interleaved = true;
+    cases.push_back({"glm d128 partial interleaved rope", c, 70});
+  }
+  {
+    hc::ModelConfig c = hc::tiny_llama_config();  // every dimension interleaved: the bias in bias_rope
+    c.arch = "glm";
+    c.qkv_bias = true;
+    c.rope_interleaved = true;
+    cases.push_back({"interleaved full rope with fused bias", c, 33});
   }
   for (const Case& tc : cases) {
     INFO(tc.name << " N " << tc.n);

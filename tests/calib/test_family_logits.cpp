@@ -1,14 +1,15 @@
 // The CPU engine against transformers on tiny random-weight models of the newer families
 // (scripts/make_family_fixtures.py), from Hugging Face directories and GGUF files: Qwen2 with
-// YaRN rope scaling, Qwen3 (per-head q/k RMSNorm, head_dim * heads != hidden), and Phi-3 (fused
-// qkv_proj / gate_up_proj, LongRoPE, partial rotary). The fixture holds transformers'
+// YaRN rope scaling, Qwen3 (per-head q/k RMSNorm, head_dim * heads != hidden), Phi-3 (fused
+// qkv_proj / gate_up_proj, LongRoPE, partial rotary), and GLM / GLM-4 (partial interleaved RoPE,
+// q/k/v biases, fused gate_up_proj; GLM-4's post norms). The fixture holds transformers'
 // float32 logits at every position; each test also runs a control with the feature switched off,
 // which must miss the same bounds, so a wrong or absent implementation fails.
 //
 // Bound: both sides run float32 with different summation orders. The logits reach ~12; float32
 // rounding (6e-8 relative per operation) grown over 2 layers and sharp attention leaves them
-// within ~1e-5 of the logit scale (measured 6e-5 for the yarn model, 5e-6 for qwen3). 1e-3 keeps
-// a 15x margin, while every control misses by more than 1.
+// within ~1e-5 of the logit scale (measured 6e-5 for the yarn model, 5e-6 for qwen3, 9e-6 for
+// glm, 7e-6 for glm4). 1e-3 keeps a 15x margin, while every control misses by more than 1.
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -318,10 +319,75 @@ TEST_CASE("random:phi3-mini has Phi-3-mini-128K's shape; the CUDA engine refuses
   CHECK_NOTHROW(hc::check_cuda_engine_shape(*hc::open_model(std::string(HEADCAL_TEST_DATA) + "/good_hf_tiny_phi3")));
 }
 
+namespace {
+
+double cpu_error(hc::LlamaWeights weights, const Reference& ref) {
+  return hc::test::max_abs_diff(cpu_logits(std::move(weights), ref.tokens), ref.logits);
+}
+
+// GLM (glm, glm4): the fixture's config, the logits, and controls that each undo one feature.
+void check_glm(const std::string& name, bool post_norms) {
+  const std::string dir = std::string(HEADCAL_TEST_DATA) + "/" + name;
+  const auto model = hc::open_model(dir);
+  const hc::ModelConfig& c = model->config();
+  CHECK(c.arch == (post_norms ? "glm4" : "glm"));
+  CHECK(c.head_dim == 64);
+  CHECK(c.rotary_dims() == 32);  // partial_rotary_factor 0.5
+  CHECK(c.rope_interleaved);
+  CHECK(c.qkv_bias);
+  CHECK(c.post_norms == post_norms);
+  CHECK(c.intermediate == 96);
+  // gate_up_proj [192, 64] is read as gate_proj and up_proj, rows 0-95 and 96-191.
+  REQUIRE(model->tensors().count("model.layers.1.mlp.gate_up_proj.weight") == 0);
+  const hc::TensorInfo& gate = model->tensor("model.layers.1.mlp.gate_proj.weight");
+  const hc::TensorInfo& up = model->tensor("model.layers.1.mlp.up_proj.weight");
+  CHECK(gate.shape == std::vector<int64_t>{96, 64});
+  CHECK(up.shape == std::vector<int64_t>{96, 64});
+  CHECK(up.data == gate.data + 96 * 64 * 4);
+
+  const Reference ref = read_reference(dir, c.vocab);
+  const std::vector<float> got = cpu_logits(hc::load_llama_weights(*model), ref.tokens);
+  const double err = hc::test::max_abs_diff(got, ref.logits);
+  INFO("max abs logit error " << err);
+  CHECK(err < kLogitBound);
+  CHECK(check_top1(got, ref.logits, c.vocab) >= ref.tokens.size() * 9 / 10);
+
+  // Controls: each feature undone misses by far.
+  hc::LlamaWeights rotate_half = hc::load_llama_weights(*model);
+  rotate_half.config.rope_interleaved = false;
+  CHECK(cpu_error(std::move(rotate_half), ref) > 100 * kLogitBound);
+  hc::LlamaWeights full_rotary = hc::load_llama_weights(*model);
+  full_rotary.config.rotary_dim = 0;
+  CHECK(cpu_error(std::move(full_rotary), ref) > 100 * kLogitBound);
+  hc::LlamaWeights swapped = hc::load_llama_weights(*model);
+  for (auto& L : swapped.layers) std::swap(L.w_gate, L.w_up);
+  CHECK(cpu_error(std::move(swapped), ref) > 100 * kLogitBound);
+  hc::LlamaWeights no_bias = hc::load_llama_weights(*model);
+  no_bias.config.qkv_bias = false;
+  for (auto& L : no_bias.layers) L.bq.clear(), L.bk.clear(), L.bv.clear();
+  CHECK(cpu_error(std::move(no_bias), ref) > 100 * kLogitBound);
+  if (post_norms) {
+    hc::LlamaWeights no_post = hc::load_llama_weights(*model);
+    no_post.config.post_norms = false;
+    CHECK(cpu_error(std::move(no_post), ref) > 100 * kLogitBound);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("glm from safetensors matches transformers", "[calib][family][glm]") {
+  check_glm("good_hf_tiny_glm", false);
+}
+
+TEST_CASE("glm4 from safetensors matches transformers", "[calib][family][glm]") {
+  check_glm("good_hf_tiny_glm4", true);
+}
+
 TEST_CASE("CUDA engine on the family fixtures agrees with transformers", "[calib][family][gpu]") {
   HC_REQUIRE_GPU();
   const std::string data = HEADCAL_TEST_DATA;
-  for (const char* name : {"good_hf_tiny_qwen2_yarn", "good_hf_tiny_qwen3", "good_hf_tiny_phi3"}) {
+  for (const char* name : {"good_hf_tiny_qwen2_yarn", "good_hf_tiny_qwen3", "good_hf_tiny_phi3", "good_hf_tiny_glm",
+                           "good_hf_tiny_glm4"}) {
     INFO(name);
     const auto model = hc::open_model(data + "/" + name);
     const Reference ref = read_reference(data + "/" + name, model->config().vocab);
@@ -333,7 +399,8 @@ TEST_CASE("CUDA engine on the family fixtures agrees with transformers", "[calib
     // (yarn), 0.014 (qwen3) and 0.059 (phi3), top-1 0.96, 1.0 and 0.92; yarn without its
     // attention factor lands at 0.28 and 0.71, plain RoPE at 1.07 and 0.21; phi3 without its
     // attention factor at 0.48 and 0.53, on its short factors at 0.99 and 0.26, rotating whole
-    // heads at 1.18 and 0.10.
+    // heads at 1.18 and 0.10. glm and glm4 in bf16: 0.021 and 0.018, top-1 0.95 and 0.97; each
+    // GLM control above at 0.43 or more and 0.51 or less.
     CHECK(hc::test::rel_error(got, ref.logits) < 0.1);
     CHECK(hc::test::top1_agreement(got, ref.logits, model->config().vocab) >= 0.85);
     // The CPU engine on the same file (within 1e-3 of transformers in float32), compared to the same bound.

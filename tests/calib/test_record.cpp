@@ -105,6 +105,24 @@ TEST_CASE("random model: deterministic, seeded, scaled by fan-in", "[record][ran
   CHECK(big.vocab == 128256);
   CHECK(hc::open_random_model("model.gguf") == nullptr);
   CHECK(hc::open_random_model("random:llama3-8b:3")->seed() == 3);
+  // GLM-4-9B's shape: 40 layers of 32 heads over 2 KV heads, half of each 128-wide head rotating.
+  const auto glm = hc::open_random_model("random:glm4-9b");
+  const hc::ModelConfig& g = glm->config();
+  CHECK(g.arch == "glm4");
+  CHECK(g.n_layers == 40);
+  CHECK(g.n_heads == 32);
+  CHECK(g.n_kv_heads == 2);
+  CHECK(g.head_dim == 128);
+  CHECK(g.hidden == 4096);
+  CHECK(g.max_context == 131072);
+  CHECK(g.rotary_dims() == 64);
+  CHECK(g.rope_interleaved);
+  CHECK(g.qkv_bias);
+  CHECK(g.post_norms);
+  CHECK(glm->tensor(hc::tensor_names::post_mlp_norm(39)).shape == std::vector<int64_t>{4096});
+  CHECK(glm->load_f32(hc::tensor_names::post_attn_out_norm(0)) == std::vector<float>(4096, 1.0f));
+  CHECK(glm->tensor(hc::tensor_names::k_bias(0)).shape == std::vector<int64_t>{256});
+  CHECK(glm->fingerprint() != hc::open_random_model("random:llama3-8b")->fingerprint());
   CHECK_THROWS_AS(hc::open_random_model("random:llama9"), hc::InputError);
   CHECK_THROWS_AS(hc::open_random_model("random:tiny:x"), hc::InputError);
 }

@@ -22,6 +22,19 @@ TEST_CASE("headcal inspect reads a Hugging Face directory", "[cli][hf]") {
   INFO(q.output);
   CHECK(q.exit_code == 0);
   CHECK(contains(q.output, "qwen2"));
+  CHECK(contains(q.output, "rope pairs:      rotate-half"));
+  CHECK(contains(q.output, "post norms:      no"));
+
+  // GLM-4: half of each head rotates in interleaved pairs; the fused gate_up_proj shows as its parts.
+  auto g = hc::test::run_headcal("inspect --tensors " + quoted(hc::test::data_path("good_hf_tiny_glm4")));
+  INFO(g.output);
+  CHECK(g.exit_code == 0);
+  CHECK(contains(g.output, "arch:            glm4"));
+  CHECK(contains(g.output, "head_dim:        64 (RoPE on the first 32)"));
+  CHECK(contains(g.output, "rope pairs:      interleaved"));
+  CHECK(contains(g.output, "post norms:      yes"));
+  CHECK(contains(g.output, "model.layers.0.mlp.gate_proj.weight  F32  [96, 64]  (model.layers.0.mlp.gate_up_proj.weight rows 0-95)"));
+  CHECK(contains(g.output, "model.layers.0.mlp.up_proj.weight  F32  [96, 64]  (model.layers.0.mlp.gate_up_proj.weight rows 96-191)"));
 }
 
 TEST_CASE("headcal inspect on bad HF input exits 2 naming the file", "[cli][hf]") {

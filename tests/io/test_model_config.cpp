@@ -348,6 +348,96 @@ TEST_CASE("qwen3: q/k norm, explicit head_dim, no bias", "[io][config]") {
   CHECK(contains(parse_error(base + R"("use_sliding_window":true})"), "use_sliding_window"));
 }
 
+TEST_CASE("glm: partial interleaved rope, q/k/v bias, transformers' GlmConfig defaults", "[io][config]") {
+  // glm-4-9b-chat-hf's shape: 32 heads of 128, 2 KV heads, half of each head rotating.
+  const std::string base =
+      R"({"model_type":"glm","architectures":["GlmForCausalLM"],"num_hidden_layers":40,)"
+      R"("num_attention_heads":32,"num_key_value_heads":2,"hidden_size":4096,"intermediate_size":13696,)"
+      R"("vocab_size":151552,"max_position_embeddings":131072,"eos_token_id":[151329,151336,151338],)"
+      R"("pad_token_id":151329,"tie_word_embeddings":false,"hidden_act":"silu")";
+  const hc::ModelConfig c = parse(base + R"(,"head_dim":128,"partial_rotary_factor":0.5,"attention_bias":true,)"
+                                         R"("rms_norm_eps":1.5625e-07,"rope_theta":5000000.0})");
+  CHECK(c.arch == "glm");
+  CHECK(c.head_dim == 128);
+  CHECK(c.rotary_dim == 64);
+  CHECK(c.rotary_dims() == 64);
+  CHECK(c.rope_interleaved);
+  CHECK(c.qkv_bias);
+  CHECK_FALSE(c.qk_norm);
+  CHECK_FALSE(c.post_norms);
+  CHECK(c.rope_theta == 5000000.0);
+  CHECK(c.rms_eps == 1.5625e-07);
+  CHECK(c.eos_id == 151329);
+
+  // GlmConfig's defaults: head_dim 128 (not hidden / heads), factor 0.5, biases on, eps 1.5625e-7.
+  const hc::ModelConfig d = parse(base + "}");
+  CHECK(d.head_dim == 128);
+  CHECK(d.rotary_dim == 64);
+  CHECK(d.qkv_bias);
+  CHECK(d.rms_eps == 1.5625e-07);
+  CHECK(d.rope_theta == 10000.0);
+  CHECK_FALSE(parse(base + R"(,"attention_bias":false})").qkv_bias);
+  // An odd head_dim times the factor truncates as int() does: 0.3 of 100 is 30.
+  CHECK(parse(base + R"(,"head_dim":100,"num_attention_heads":32,"partial_rotary_factor":0.3})").rotary_dim == 30);
+  CHECK(parse(base + R"(,"partial_rotary_factor":1.0})").rotary_dims() == 128);
+
+  // Bad factors name the field.
+  CHECK(contains(parse_error(base + R"(,"partial_rotary_factor":0})"), "partial_rotary_factor"));
+  CHECK(contains(parse_error(base + R"(,"partial_rotary_factor":1.5})"), "partial_rotary_factor"));
+  CHECK(contains(parse_error(base + R"(,"partial_rotary_factor":"half"})"), "\"partial_rotary_factor\" must be a number"));
+  CHECK(contains(parse_error(base + R"(,"head_dim":10,"partial_rotary_factor":0.3})"), "rotates 3 dimensions"));
+  // THUDM's remote-code checkpoints are pointed to the transformers format.
+  const std::string chatglm = parse_error(llama("", "chatglm"));
+  CHECK(contains(chatglm, kSource));
+  CHECK(contains(chatglm, "model_type 'chatglm'"));
+  CHECK(contains(chatglm, "glm4"));
+}
+
+TEST_CASE("glm4: post norms, the factor from rope_parameters", "[io][config]") {
+  // GLM-4-9B-0414 as transformers 5 writes it.
+  const hc::ModelConfig c = parse(
+      R"({"model_type":"glm4","num_hidden_layers":40,"num_attention_heads":32,"num_key_value_heads":2,)"
+      R"("head_dim":128,"hidden_size":4096,"intermediate_size":13696,"vocab_size":151552,)"
+      R"("max_position_embeddings":32768,"rms_norm_eps":1e-05,"attention_bias":true,)"
+      R"("rope_parameters":{"rope_type":"default","rope_theta":10000.0,"partial_rotary_factor":0.5}})");
+  CHECK(c.arch == "glm4");
+  CHECK(c.post_norms);
+  CHECK(c.rope_interleaved);
+  CHECK(c.rotary_dim == 64);
+  CHECK(c.qkv_bias);
+  CHECK(c.rms_eps == 1e-5);
+  CHECK(c.rope_scaling.type == hc::RopeScalingType::None);
+  // Llama-family models keep every dimension rotating, in rotate-half pairs, with no post norms.
+  const hc::ModelConfig l = parse(llama());
+  CHECK(l.rotary_dim == 0);
+  CHECK(l.rotary_dims() == l.head_dim);
+  CHECK_FALSE(l.rope_interleaved);
+  CHECK_FALSE(l.post_norms);
+}
+
+TEST_CASE("Yi-200K: a llama config with rope_theta 5e6 and a 200K context", "[io][config]") {
+  // Yi-6B-200K's config.json (LlamaForCausalLM): nothing Yi-specific beyond the values.
+  const hc::ModelConfig c = parse(
+      R"({"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":4096,)"
+      R"("intermediate_size":11008,"num_attention_heads":32,"num_key_value_heads":4,"num_hidden_layers":32,)"
+      R"("max_position_embeddings":200000,"rope_theta":5000000.0,"rms_norm_eps":1e-05,"vocab_size":64000,)"
+      R"("bos_token_id":1,"eos_token_id":2,"pad_token_id":0,"hidden_act":"silu","rope_scaling":null,)"
+      R"("tie_word_embeddings":false,"attention_bias":false,"torch_dtype":"bfloat16"})");
+  CHECK(c.arch == "llama");
+  CHECK(c.max_context == 200000);
+  CHECK(c.rope_theta == 5000000.0);
+  CHECK(c.rope_scaling.type == hc::RopeScalingType::None);
+  CHECK(c.n_layers == 32);
+  CHECK(c.n_heads == 32);
+  CHECK(c.n_kv_heads == 4);
+  CHECK(c.head_dim == 128);
+  CHECK(c.vocab == 64000);
+  CHECK(c.rms_eps == 1e-5);
+  CHECK_FALSE(c.qkv_bias);
+  CHECK_FALSE(c.tie_embeddings);
+  CHECK(c.rotary_dims() == 128);
+}
+
 TEST_CASE("qwen2: q/k/v bias, tied embeddings, eos list", "[io][config]") {
   const std::string text =
       R"({"model_type":"qwen2","num_hidden_layers":24,"num_attention_heads":14,"num_key_value_heads":2,)"
