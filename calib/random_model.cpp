@@ -123,106 +123,73 @@ std::string RandomModel::fingerprint() const {
   return sha256_hex(s.str());
 }
 
-ModelConfig llama3_8b_config() {
+namespace {
+
+// The fields every shape sets; each shape's function adds its own features.
+struct ShapeDims {
+  const char* arch;
+  const char* name;
+  int64_t n_layers, n_heads, n_kv_heads, head_dim, hidden, intermediate, vocab, max_context;
+  double rms_eps, rope_theta;
+  int64_t bos_id, eos_id;
+};
+
+ModelConfig shaped(const ShapeDims& s) {
   ModelConfig c;
-  c.arch = "llama";
-  c.name = "Llama-3-8B-shaped (random weights)";
-  c.n_layers = 32;
-  c.n_heads = 32;
-  c.n_kv_heads = 8;
-  c.head_dim = 128;
-  c.hidden = 4096;
-  c.intermediate = 14336;
-  c.vocab = 128256;
-  c.max_context = 131072;
-  c.rms_eps = 1e-5;
-  c.rope_theta = 500000.0;
+  c.arch = s.arch;
+  c.name = s.name;
+  c.n_layers = s.n_layers;
+  c.n_heads = s.n_heads;
+  c.n_kv_heads = s.n_kv_heads;
+  c.head_dim = s.head_dim;
+  c.hidden = s.hidden;
+  c.intermediate = s.intermediate;
+  c.vocab = s.vocab;
+  c.max_context = s.max_context;
+  c.rms_eps = s.rms_eps;
+  c.rope_theta = s.rope_theta;
+  c.bos_id = s.bos_id;
+  c.eos_id = s.eos_id;
+  return c;
+}
+
+}  // namespace
+
+ModelConfig llama3_8b_config() {
+  ModelConfig c = shaped({"llama", "Llama-3-8B-shaped (random weights)", 32, 32, 8, 128, 4096, 14336, 128256, 131072,
+                          1e-5, 500000.0, 128000, 128001});
   c.rope_scaling.type = RopeScalingType::Llama3;
   c.rope_scaling.factor = 8.0;
   c.rope_scaling.low_freq_factor = 1.0;
   c.rope_scaling.high_freq_factor = 4.0;
   c.rope_scaling.original_max_position = 8192;
-  c.bos_id = 128000;
-  c.eos_id = 128001;
   return c;
 }
 
 ModelConfig tiny_llama_config() {
-  ModelConfig c;
-  c.arch = "llama";
-  c.name = "tiny Llama (random weights)";
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 64;
-  c.hidden = 256;
-  c.intermediate = 512;
-  c.vocab = 512;
-  c.max_context = 4096;
-  c.rms_eps = 1e-5;
-  c.rope_theta = 10000.0;
-  c.bos_id = 1;
-  c.eos_id = 2;
-  return c;
+  return shaped({"llama", "tiny Llama (random weights)", 2, 4, 2, 64, 256, 512, 512, 4096, 1e-5, 10000.0, 1, 2});
 }
 
 ModelConfig smollm2_135m_config() {
-  ModelConfig c;
-  c.arch = "llama";
-  c.name = "SmolLM2-135M-shaped (random weights)";
-  c.n_layers = 30;
-  c.n_heads = 9;
-  c.n_kv_heads = 3;
-  c.head_dim = 64;
-  c.hidden = 576;
-  c.intermediate = 1536;
-  c.vocab = 49152;
-  c.max_context = 8192;
-  c.rms_eps = 1e-5;
-  c.rope_theta = 100000.0;
+  ModelConfig c = shaped({"llama", "SmolLM2-135M-shaped (random weights)", 30, 9, 3, 64, 576, 1536, 49152, 8192, 1e-5,
+                          100000.0, 1, 2});
   c.tie_embeddings = true;
-  c.bos_id = 1;
-  c.eos_id = 2;
   return c;
 }
 
 ModelConfig glm4_9b_config() {
-  ModelConfig c;
-  c.arch = "glm4";
-  c.name = "GLM-4-9B-shaped (random weights)";
-  c.n_layers = 40;
-  c.n_heads = 32;
-  c.n_kv_heads = 2;
-  c.head_dim = 128;
-  c.hidden = 4096;
-  c.intermediate = 13696;
-  c.vocab = 151552;
-  c.max_context = 131072;
-  c.rms_eps = 1.5625e-07;
-  c.rope_theta = 5000000.0;
+  ModelConfig c = shaped({"glm4", "GLM-4-9B-shaped (random weights)", 40, 32, 2, 128, 4096, 13696, 151552, 131072,
+                          1.5625e-07, 5000000.0, -1, 151329});
   c.rotary_dim = 64;  // partial_rotary_factor 0.5
   c.rope_interleaved = true;
   c.qkv_bias = true;
   c.post_norms = true;
-  c.bos_id = -1;
-  c.eos_id = 151329;
   return c;
 }
 
 ModelConfig phi3_mini_config() {
-  ModelConfig c;
-  c.arch = "phi3";
-  c.name = "Phi-3-mini-128K-shaped (random weights)";
-  c.n_layers = 32;
-  c.n_heads = 32;
-  c.n_kv_heads = 32;
-  c.head_dim = 96;
-  c.hidden = 3072;
-  c.intermediate = 8192;
-  c.vocab = 32064;
-  c.max_context = 131072;
-  c.rms_eps = 1e-5;
-  c.rope_theta = 10000.0;
+  ModelConfig c = shaped({"phi3", "Phi-3-mini-128K-shaped (random weights)", 32, 32, 32, 96, 3072, 8192, 32064, 131072,
+                          1e-5, 10000.0, 1, 32000});
   RopeScaling& s = c.rope_scaling;
   s.type = RopeScalingType::LongRope;
   s.original_max_position = 4096;
@@ -231,8 +198,6 @@ ModelConfig phi3_mini_config() {
   s.short_factor.assign(pairs, 1.0);
   for (size_t t = 0; t < pairs; ++t)
     s.long_factor.push_back(std::pow(32.0, static_cast<double>(t) / static_cast<double>(pairs - 1)));
-  c.bos_id = 1;
-  c.eos_id = 32000;
   return c;
 }
 

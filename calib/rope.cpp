@@ -132,8 +132,11 @@ RopeTable rope_table(const ModelConfig& config, int64_t n_positions) {
   return table;
 }
 
-void apply_rope_rotate_half(const RopeTable& table, float* x, int64_t n_tokens, int64_t n_heads,
-                            int64_t head_dim) {
+namespace {
+
+// Rotates pair t of every head: (x[t * stride], x[t * stride + partner]) by the table's angle.
+void apply_rope_pairs(const RopeTable& table, float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
+                      int64_t stride, int64_t partner) {
   HC_ASSERT(table.half_dim > 0 && table.half_dim * 2 <= head_dim, "rope table wider than a head");
   HC_ASSERT(table.n_positions >= n_tokens, "rope table shorter than the sequence");
   const int64_t half = table.half_dim;
@@ -143,33 +146,26 @@ void apply_rope_rotate_half(const RopeTable& table, float* x, int64_t n_tokens, 
     for (int64_t h = 0; h < n_heads; ++h) {
       float* v = x + (tok * n_heads + h) * head_dim;  // [head_dim]
       for (int64_t t = 0; t < half; ++t) {
-        const float a = v[t];
-        const float b = v[t + half];
-        v[t] = a * c[t] - b * s[t];
-        v[t + half] = b * c[t] + a * s[t];
+        float& first = v[t * stride];
+        float& second = v[t * stride + partner];
+        const float a = first, b = second;
+        first = a * c[t] - b * s[t];
+        second = b * c[t] + a * s[t];
       }
     }
   }
 }
 
+}  // namespace
+
+void apply_rope_rotate_half(const RopeTable& table, float* x, int64_t n_tokens, int64_t n_heads,
+                            int64_t head_dim) {
+  apply_rope_pairs(table, x, n_tokens, n_heads, head_dim, 1, table.half_dim);
+}
+
 void apply_rope_interleaved(const RopeTable& table, float* x, int64_t n_tokens, int64_t n_heads,
                             int64_t head_dim) {
-  HC_ASSERT(table.half_dim > 0 && table.half_dim * 2 <= head_dim, "rope table wider than a head");
-  HC_ASSERT(table.n_positions >= n_tokens, "rope table shorter than the sequence");
-  const int64_t half = table.half_dim;
-  for (int64_t tok = 0; tok < n_tokens; ++tok) {
-    const float* c = table.cos.data() + tok * half;  // [half]
-    const float* s = table.sin.data() + tok * half;  // [half]
-    for (int64_t h = 0; h < n_heads; ++h) {
-      float* v = x + (tok * n_heads + h) * head_dim;  // [head_dim]
-      for (int64_t t = 0; t < half; ++t) {
-        const float a = v[2 * t];
-        const float b = v[2 * t + 1];
-        v[2 * t] = a * c[t] - b * s[t];
-        v[2 * t + 1] = b * c[t] + a * s[t];
-      }
-    }
-  }
+  apply_rope_pairs(table, x, n_tokens, n_heads, head_dim, 2, 1);
 }
 
 }  // namespace hc
