@@ -2,13 +2,15 @@
 // (bench/bench_attention.cu); the comparison with PyTorch SDPA comes from bench/sdpa_baseline.py run
 // on the same machine just before (--baseline FILE): times drift between machines, so ratios only
 // compare timings of one run. calibrate: a calibration's stages (cli/bench_calibrate.cpp). prefill:
-// the whole prefill's time to first token with a profile (bench/bench_prefill.cpp).
+// the whole prefill's time to first token with a profile (bench/bench_prefill.cpp). probe: the CPU
+// prober's one-pass grid probe against per-candidate reference probes (bench/bench_probe.cpp).
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "bench/bench_attention.h"
 #include "bench/bench_prefill.h"
+#include "bench/bench_probe.h"
 #include "calib/device_select.h"
 #include "cli/bench_calibrate.h"
 #include "cli/command.h"
@@ -84,6 +86,21 @@ Runner setup_prefill_bench(CLI::App& sub) {
   return [o]() -> int { return run_gpu_bench([&] { return bench::bench_prefill(*o); }); };
 }
 
+// bench probe: the CPU prober's one pass against one reference probe per candidate.
+Runner setup_probe_bench(CLI::App& sub) {
+  auto o = std::make_shared<bench::ProbeBenchOptions>();
+  sub.add_option("--n", o->n_list, "token counts, comma-separated (default 512,1024,2048)")
+      ->delimiter(',')
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
+  sub.add_option("--heads", o->heads, "query heads (default 9)")->check(CLI::PositiveNumber);
+  sub.add_option("--kv-heads", o->kv_heads, "KV heads (default 3)")->check(CLI::PositiveNumber);
+  sub.add_option("--head-dim", o->head_dim, "64 or 128 (default 64)")->check(CLI::IsMember({64, 128}));
+  sub.add_option("--threads", o->threads, "CPU threads (default: every core)")->check(CLI::PositiveNumber);
+  sub.add_option("--seed", o->seed, "the Gaussian inputs' seed");
+  sub.add_option("--json", o->json_out, "also write the results as JSON to this file")->check(output_file());
+  return [o]() -> int { return bench::bench_probe(*o); };
+}
+
 Runner setup_bench(CLI::App& sub) {
   sub.require_subcommand(1);
   CLI::App* dense =
@@ -97,8 +114,12 @@ Runner setup_bench(CLI::App& sub) {
   const Runner run_dense = setup_kernel_bench(*dense, false);
   const Runner run_sparse = setup_kernel_bench(*sparse, true);
   const Runner run_calibrate = setup_bench_calibrate(*calibrate);
+  CLI::App* probe = sub.add_subcommand(
+      "probe", "the CPU prober's one-pass grid probe against one reference probe per candidate (CPU)");
   const Runner run_prefill = setup_prefill_bench(*prefill);
+  const Runner run_probe = setup_probe_bench(*probe);
   return [=]() -> int {
+    if (probe->parsed()) return run_probe();
     if (dense->parsed()) return run_dense();
     if (sparse->parsed()) return run_sparse();
     if (prefill->parsed()) return run_prefill();
@@ -109,8 +130,8 @@ Runner setup_bench(CLI::App& sub) {
 }  // namespace
 
 HC_REGISTER_COMMAND("bench",
-                    "time the attention kernels (dense | sparse), a calibration's stages (calibrate) or the "
-                    "whole prefill with a profile (prefill)",
+                    "time the attention kernels (dense | sparse), a calibration's stages (calibrate), the "
+                    "whole prefill with a profile (prefill) or the CPU grid probe (probe)",
                     setup_bench);
 
 }  // namespace hc::cli

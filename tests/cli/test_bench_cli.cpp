@@ -265,6 +265,35 @@ TEST_CASE("headcal bench calibrate: bad input exits 2 with one message naming th
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("headcal bench probe: the one-pass and per-candidate probes agree, both timed; bad options exit 2",
+          "[cli][bench]") {
+  const std::string dir = hc::test::make_temp_dir("bench_probe");
+  const std::string json_path = dir + "/probe.json";
+  const auto r = hc::test::run_headcal("bench probe --n 70,200 --heads 4 --kv-heads 2 --head-dim 128 --threads 2 "
+                                       "--json " + q(json_path));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.output.find("2 threads: 4 heads (2 KV), d = 128") != std::string::npos);
+  const nlohmann::json j = nlohmann::json::parse(slurp(json_path));
+  CHECK(j.at("format") == "headcal-bench-probe");
+  const auto& rows = j.at("rows");
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].at("n") == 70);
+  CHECK(rows[1].at("n") == 200);
+  for (const auto& row : rows) {
+    CHECK(row.at("candidates").get<int>() > 0);
+    CHECK(row.at("one_pass_s").get<double>() > 0);
+    CHECK(row.at("per_candidate_s").get<double>() > 0);
+    // Both sides measure the same candidates: equal up to float rounding of the reference.
+    CHECK(row.at("max_recall_diff").get<double>() < 1e-5);
+    CHECK(row.at("max_out_err_diff").get<double>() < 1e-5);
+  }
+  check_one_error_line(hc::test::run_headcal("bench probe --n 0"), {"--n"});
+  check_one_error_line(hc::test::run_headcal("bench probe --heads 3 --kv-heads 2"), {"--heads", "--kv-heads"});
+  check_one_error_line(hc::test::run_headcal("bench probe --head-dim 96"), {"--head-dim"});
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("headcal bench calibrate on CUDA: stages within the total, peak device memory", "[cli][bench][gpu]") {
   HC_REQUIRE_GPU();
   const std::string dir = hc::test::make_temp_dir("bench_calibrate_gpu");
