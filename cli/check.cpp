@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "calib/record.h"
 #include "cli/command.h"
 #include "common/error.h"
 #include "io/calibration/atlas.h"
@@ -23,13 +24,13 @@ struct CheckCliOptions {
 Runner setup(CLI::App& sub) {
   auto o = std::make_shared<CheckCliOptions>();
   sub.add_option("profile", o->profile, "profile to check (YAML)")->required();
-  sub.add_option("--model", o->model, "model (GGUF or Hugging Face directory) whose shapes the profile must fit");
+  sub.add_option("--model", o->model, "model (GGUF, Hugging Face directory or random:<shape>) whose shapes the profile must fit");
   sub.add_option("--atlas", o->atlas, "atlas the profile must come from (same model fingerprint and shapes)");
 
   return [o]() {
     Profile p = read_profile(o->profile);  // schema, version, entries, ranges
     if (!o->model.empty()) {
-      std::unique_ptr<ModelFile> model = open_model(o->model);
+      std::unique_ptr<ModelFile> model = open_model_spec(o->model);
       std::string diff = profile_shape_mismatch(p.model, model->config());
       if (!diff.empty()) throw InputError(o->profile, "does not fit model " + o->model + ": " + diff);
       if (!p.model.fingerprint.empty() && p.model.fingerprint != model->fingerprint())

@@ -8,6 +8,7 @@
 #include "cli/command.h"
 #include "cli/inspect_summaries.h"
 #include "io/model/model_describe.h"
+#include "calib/record.h"
 #include "io/model/model_file.h"
 
 namespace hc::cli {
@@ -30,7 +31,7 @@ struct InspectKind {
 };
 
 std::string describe_model_file(const InspectOptions& o) {
-  auto model = open_model(o.path);
+  auto model = open_model_spec(o.path);  // random:<shape> too
   DescribeOptions d;
   d.tensors = o.tensors;
   d.metadata = o.metadata;
@@ -48,7 +49,7 @@ const std::vector<InspectKind>& inspect_kinds() {
 
 Runner setup(CLI::App& sub) {
   auto o = std::make_shared<InspectOptions>();
-  sub.add_option("FILE", o->path, "GGUF file, Hugging Face model directory, atlas (HDF5) or profile (YAML)")
+  sub.add_option("FILE", o->path, "GGUF file, Hugging Face model directory, random:<shape>, atlas (HDF5) or profile (YAML)")
       ->required();
   sub.add_flag("--tensors", o->tensors, "list every tensor: name, dtype, shape");
   sub.add_flag("--metadata", o->metadata, "print the file's metadata (GGUF key/values, config.json fields)");

@@ -76,3 +76,28 @@ TEST_CASE("inspect of bad files exits 2 naming the file and the problem", "[cli]
   const auto usage = run_headcal("inspect");
   CHECK(usage.exit_code == 2);
 }
+
+TEST_CASE("inspect and check take random:<shape> models", "[cli][inspect]") {
+  auto r = run_headcal("inspect random:llama3-8b");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(contains(r.output, "format:          random"));
+  CHECK(contains(r.output, "layers:          32"));
+  CHECK(contains(r.output, "kv heads:        8 (GQA group 4)"));
+  CHECK(contains(r.output, "head_dim:        128"));
+
+  const std::string profile = std::string(HEADCAL_SOURCE_DIR) + "/profiles/smollm2-135m-instruct/profile.yaml";
+  r = run_headcal("check '" + profile + "' --model random:smollm2");
+  INFO(r.output);
+  CHECK(r.exit_code == 0);
+  CHECK(contains(r.output, "ok (headcal-profile v1, 30 layers x 9 heads"));
+  r = run_headcal("check '" + profile + "' --model random:llama3-8b");
+  INFO(r.output);
+  CHECK(r.exit_code == 2);
+  CHECK(contains(r.output, "does not fit model random:llama3-8b: layers: profile 30, model 32"));
+
+  r = run_headcal("inspect random:bogus");
+  INFO(r.output);
+  CHECK(r.exit_code == 2);
+  CHECK(contains(r.output, "unknown random model shape 'bogus'"));
+}
