@@ -15,8 +15,9 @@ Writes, for tests/calib/test_family_logits.cpp:
                                        MLP outputs)
 each as config.json + model.safetensors (float32) + reference.json: the token ids and
 transformers' float32 logits at every position ([N, vocab], vocab 128); and the same weights as
-GGUF files (F32, llama.cpp's tensor and metadata names, no tokenizer) beside them, GLM aside:
-  tests/data/good_tiny_qwen2_yarn.gguf, tests/data/good_tiny_qwen3.gguf, tests/data/good_tiny_phi3.gguf
+GGUF files (F32, llama.cpp's tensor and metadata names, no tokenizer) beside them:
+  tests/data/good_tiny_qwen2_yarn.gguf, tests/data/good_tiny_qwen3.gguf, tests/data/good_tiny_phi3.gguf,
+  tests/data/good_tiny_glm4.gguf (llama.cpp's glm4 architecture; its converter takes no glm one)
 
 LongRoPE picks its factor set by the prefill's length, so the phi3 reference.json also holds
 "short": the logits of a prefill of the first SHORT_TOKENS ids alone, at most the original
@@ -112,6 +113,9 @@ LAYER_NAMES = {
     "mlp.down_proj.weight": "ffn_down.weight",
     # phi3: fused q/k/v, and gate and up stacked in ffn_up (llama.cpp's phi3 has no ffn_gate)
     "self_attn.qkv_proj.weight": "attn_qkv.weight", "mlp.gate_up_proj.weight": "ffn_up.weight",
+    # glm4: the norms of the attention and MLP outputs
+    "post_self_attn_layernorm.weight": "post_attention_norm.weight",
+    "post_mlp_layernorm.weight": "post_ffw_norm.weight",
 }
 
 
@@ -127,7 +131,8 @@ def gguf_name(hf):
 
 
 def write_gguf(model, path, arch, rope_kv=(), rope_dims=None, extra_tensors=()):
-    """Qwen2/Qwen3/Phi3 rows keep Hugging Face order (the converter permutes only llama-arch Q/K)."""
+    """Qwen2/Qwen3/Phi3/GLM-4 rows keep Hugging Face order (the converter permutes only llama-arch
+    Q/K, and GLM-4's only for M-RoPE, which text GLM-4 does not use)."""
     c = model.config
     head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
     w = gguf.GGUFWriter(path, arch)
@@ -216,6 +221,8 @@ def main():
             for layer in model.model.layers:
                 layer.mlp.gate_up_proj.weight[config.intermediate_size:] *= 3.0
         write(model, os.path.join(args.out, f"good_hf_tiny_{name}"), seed)
+        if name == "glm4":  # the converter's rope width: int(head_dim * partial_rotary_factor)
+            write_gguf(model, os.path.join(args.out, "good_tiny_glm4.gguf"), "glm4", rope_dims=32)
 
 
 if __name__ == "__main__":

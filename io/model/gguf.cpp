@@ -209,19 +209,24 @@ std::string gguf_name_of(const std::string& canonical, int64_t n_layers) {
   if (canonical == tensor_names::embed()) return "token_embd.weight";
   if (canonical == tensor_names::final_norm()) return "output_norm.weight";
   if (canonical == tensor_names::lm_head()) return "output.weight";
-  for (int i = 0; i < int(n_layers); ++i)
+  for (int i = 0; i < int(n_layers); ++i) {
+    const std::string blk = "blk." + std::to_string(i) + ".";
+    if (canonical == tensor_names::post_attn_out_norm(i)) return blk + "post_attention_norm.weight";
+    if (canonical == tensor_names::post_mlp_norm(i)) return blk + "post_ffw_norm.weight";
     for (const LayerTensor& e : kLayerTensors) {
-      const std::string blk = "blk." + std::to_string(i) + "." + e.gguf;
-      if (e.weight(i) == canonical) return blk + ".weight";
-      if (e.bias && e.bias(i) == canonical) return blk + ".bias";
+      if (e.weight(i) == canonical) return blk + e.gguf + ".weight";
+      if (e.bias && e.bias(i) == canonical) return blk + e.gguf + ".bias";
     }
+  }
   return canonical;
 }
 
 // GGUF tensor name -> canonical Hugging Face name. Returns "" for names the graph does not use
 // (kept under their GGUF name). Throws for tensors the engine would have to ignore silently.
 // phi3 files hold fused projections: attn_qkv, and ffn_up with gate and up stacked (no ffn_gate);
-// they get the fused Hugging Face names and are split like safetensors' (fused_tensors.h).
+// they get the fused Hugging Face names and are split like safetensors' (fused_tensors.h). glm4
+// files stack gate and up in ffn_up the same way (q/k/v stay separate, with biases) and hold
+// GLM-4's output norms as post_attention_norm and post_ffw_norm.
 std::string canonical_name(const std::string& path, const std::string& arch, const std::string& gguf) {
   namespace tn = tensor_names;
   if (gguf == "token_embd.weight") return tn::embed();
@@ -235,7 +240,9 @@ std::string canonical_name(const std::string& path, const std::string& arch, con
   const int layer = std::stoi(index);
   const std::string rest = gguf.substr(dot + 1);
   if (arch == "phi3" && rest == "attn_qkv.weight") return tn::qkv_proj(layer);
-  if (arch == "phi3" && rest == "ffn_up.weight") return tn::gate_up_proj(layer);
+  if ((arch == "phi3" || arch == "glm4") && rest == "ffn_up.weight") return tn::gate_up_proj(layer);
+  if (arch == "glm4" && rest == "post_attention_norm.weight") return tn::post_attn_out_norm(layer);
+  if (arch == "glm4" && rest == "post_ffw_norm.weight") return tn::post_mlp_norm(layer);
   for (const LayerTensor& e : kLayerTensors) {
     const std::string base = e.gguf;
     if (rest == base + ".weight") return e.weight(layer);
@@ -490,10 +497,22 @@ void GgufFile::fill_config() {
   const std::string& file = path();
   ModelConfig& c = config_;
   c.arch = get_string("general.architecture");
-  if (c.arch != "llama" && c.arch != "mistral" && c.arch != "qwen2" && c.arch != "qwen3" && c.arch != "phi3")
+  if (c.arch != "llama" && c.arch != "mistral" && c.arch != "qwen2" && c.arch != "qwen3" && c.arch != "phi3" &&
+      c.arch != "glm4")
     throw InputError(file, "architecture '" + c.arch +
-                               "' (general.architecture) is not supported (llama, mistral, qwen2, qwen3, phi3)");
+                               "' (general.architecture) is not supported (llama, mistral, qwen2, qwen3, phi3, glm4)");
   const std::string p = c.arch + ".";
+  if (c.arch == "glm4") {
+    // rope.dimension_sections marks GLM-4V (M-RoPE), whose Q/K rows the converter reordered for
+    // NEOX pairs; nextn_predict_layers counts extra MTP blocks stored after the model's own.
+    if (find(p + "rope.dimension_sections"))
+      throw InputError(file, "metadata '" + p + "rope.dimension_sections' marks a multimodal-RoPE (GLM-4V) file; "
+                                 "only text GLM-4 (interleaved RoPE) is supported");
+    if (find(p + "nextn_predict_layers") && get_int(p + "nextn_predict_layers") != 0)
+      throw InputError(file, "metadata '" + p + "nextn_predict_layers' = " +
+                                 std::to_string(get_int(p + "nextn_predict_layers")) +
+                                 ": multi-token-prediction layers are not supported");
+  }
 
   if (const GgufValue* n = find("general.name"); n && n->type == GgufValue::Type::STRING) c.name = get_string("general.name");
   if (c.name.empty()) {
@@ -528,16 +547,29 @@ void GgufFile::fill_config() {
     throw InputError(file, "metadata '" + p + "attention.value_length' = " +
                                std::to_string(get_int(p + "attention.value_length")) + " differs from key_length " +
                                std::to_string(c.head_dim) + " (not supported)");
+  // glm4's converter always writes the rotated width (head_dim * partial_rotary_factor, 0.5 by
+  // default); without it the file does not say how much of each head RoPE rotates.
+  if (c.arch == "glm4" && !find(p + "rope.dimension_count"))
+    throw InputError(file, "metadata '" + p + "rope.dimension_count' is missing (glm4 rotates part of each head; "
+                               "llama.cpp's converter writes head_dim * partial_rotary_factor there)");
   if (find(p + "rope.dimension_count") && get_int(p + "rope.dimension_count") != c.head_dim) {
-    // Partial rotary is part of the phi3 graph (partial_rotary_factor); the other graphs rotate whole heads.
-    if (c.arch != "phi3")
+    // Partial rotary is part of the phi3 and glm4 graphs (partial_rotary_factor); the other graphs
+    // rotate whole heads.
+    if (c.arch != "phi3" && c.arch != "glm4")
       throw InputError(file, "metadata '" + p + "rope.dimension_count' = " +
                                  std::to_string(get_int(p + "rope.dimension_count")) + " is not head_dim " +
-                                 std::to_string(c.head_dim) + " (partial rotary embeddings are supported for phi3 only)");
+                                 std::to_string(c.head_dim) +
+                                 " (partial rotary embeddings are supported for phi3 and glm4 only)");
     c.rotary_dim = get_int(p + "rope.dimension_count");
     if (c.rotary_dim <= 0 || c.rotary_dim % 2 != 0 || c.rotary_dim > c.head_dim)
       throw InputError(file, "metadata '" + p + "rope.dimension_count' = " + std::to_string(c.rotary_dim) +
                                  " must be even and in [2, head_dim " + std::to_string(c.head_dim) + "]");
+  }
+  if (c.arch == "glm4") {
+    // llama.cpp runs glm4 with its NORM rope type: pairs (2t, 2t + 1), as transformers' GLM does,
+    // on rows in Hugging Face order. Each block norms its attention and MLP outputs.
+    c.rope_interleaved = true;
+    c.post_norms = true;
   }
   // The converter writes phi3's sliding_window (0: none). A window shorter than the context
   // changes which keys a query sees; headcal models full causal attention.
@@ -680,8 +712,8 @@ void GgufFile::fill_config() {
     }
   }
 
-  // The converter permuted Q/K rows of llama-arch models for ggml's interleaved RoPE; qwen2 is
-  // stored in Hugging Face order.
+  // The converter permuted Q/K rows of llama-arch models for ggml's interleaved RoPE; qwen2, qwen3,
+  // phi3 and glm4 are stored in Hugging Face order.
   if (c.arch == "llama" || c.arch == "mistral") {
     for (int i = 0; i < int(c.n_layers); ++i) {
       for (const std::string& n : {tensor_names::q_proj(i), tensor_names::q_bias(i)})

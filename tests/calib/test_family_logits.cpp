@@ -2,9 +2,9 @@
 // (scripts/make_family_fixtures.py), from Hugging Face directories and GGUF files: Qwen2 with
 // YaRN rope scaling, Qwen3 (per-head q/k RMSNorm, head_dim * heads != hidden), Phi-3 (fused
 // qkv_proj / gate_up_proj, LongRoPE, partial rotary), and GLM / GLM-4 (partial interleaved RoPE,
-// q/k/v biases, fused gate_up_proj; GLM-4's post norms). The fixture holds transformers'
-// float32 logits at every position; each test also runs a control with the feature switched off,
-// which must miss the same bounds, so a wrong or absent implementation fails.
+// q/k/v biases, fused gate_up_proj; GLM-4's post norms, also from GGUF). The fixture holds
+// transformers' float32 logits at every position; each test also runs a control with the feature
+// switched off, which must miss the same bounds, so a wrong or absent implementation fails.
 //
 // Bound: both sides run float32 with different summation orders. The logits reach ~12; float32
 // rounding (6e-8 relative per operation) grown over 2 layers and sharp attention leaves them
@@ -325,10 +325,11 @@ double cpu_error(hc::LlamaWeights weights, const Reference& ref) {
   return hc::test::max_abs_diff(cpu_logits(std::move(weights), ref.tokens), ref.logits);
 }
 
-// GLM (glm, glm4): the fixture's config, the logits, and controls that each undo one feature.
-void check_glm(const std::string& name, bool post_norms) {
-  const std::string dir = std::string(HEADCAL_TEST_DATA) + "/" + name;
-  const auto model = hc::open_model(dir);
+// GLM (glm, glm4) from `path`, against the reference in tests/data/<ref_name>: the config, the
+// logits, and controls that each undo one feature.
+void check_glm(const std::string& path, const std::string& ref_name, bool post_norms) {
+  const std::string dir = std::string(HEADCAL_TEST_DATA) + "/" + ref_name;
+  const auto model = hc::open_model(path);
   const hc::ModelConfig& c = model->config();
   CHECK(c.arch == (post_norms ? "glm4" : "glm"));
   CHECK(c.head_dim == 64);
@@ -376,21 +377,30 @@ void check_glm(const std::string& name, bool post_norms) {
 }  // namespace
 
 TEST_CASE("glm from safetensors matches transformers", "[calib][family][glm]") {
-  check_glm("good_hf_tiny_glm", false);
+  check_glm(std::string(HEADCAL_TEST_DATA) + "/good_hf_tiny_glm", "good_hf_tiny_glm", false);
 }
 
 TEST_CASE("glm4 from safetensors matches transformers", "[calib][family][glm]") {
-  check_glm("good_hf_tiny_glm4", true);
+  check_glm(std::string(HEADCAL_TEST_DATA) + "/good_hf_tiny_glm4", "good_hf_tiny_glm4", true);
+}
+
+TEST_CASE("glm4 from GGUF (fused ffn_up, post_attention_norm / post_ffw_norm) matches transformers",
+          "[calib][family][glm][gguf]") {
+  check_glm(std::string(HEADCAL_TEST_DATA) + "/good_tiny_glm4.gguf", "good_hf_tiny_glm4", true);
 }
 
 TEST_CASE("CUDA engine on the family fixtures agrees with transformers", "[calib][family][gpu]") {
   HC_REQUIRE_GPU();
   const std::string data = HEADCAL_TEST_DATA;
-  for (const char* name : {"good_hf_tiny_qwen2_yarn", "good_hf_tiny_qwen3", "good_hf_tiny_phi3", "good_hf_tiny_glm",
-                           "good_hf_tiny_glm4"}) {
+  // (model, the folder of its reference.json)
+  const std::pair<const char*, const char*> fixtures[] = {
+      {"good_hf_tiny_qwen2_yarn", "good_hf_tiny_qwen2_yarn"}, {"good_hf_tiny_qwen3", "good_hf_tiny_qwen3"},
+      {"good_hf_tiny_phi3", "good_hf_tiny_phi3"},             {"good_hf_tiny_glm", "good_hf_tiny_glm"},
+      {"good_hf_tiny_glm4", "good_hf_tiny_glm4"},             {"good_tiny_glm4.gguf", "good_hf_tiny_glm4"}};
+  for (const auto& [name, ref_name] : fixtures) {
     INFO(name);
     const auto model = hc::open_model(data + "/" + name);
-    const Reference ref = read_reference(data + "/" + name, model->config().vocab);
+    const Reference ref = read_reference(data + "/" + ref_name, model->config().vocab);
     const auto engine = hc::make_cuda_engine(*model);
     hc::PrefillRequest req;
     req.tokens = ref.tokens;

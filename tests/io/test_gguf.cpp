@@ -732,3 +732,80 @@ TEST_CASE("phi3 GGUF: attn_qkv and ffn_up split, longrope read, defects named", 
                      "tensor model.layers.0.mlp.gate_up_proj.weight ('blk.0.ffn_up.weight') has shape [128, 128], "
                      "expected [96, 128]");
 }
+
+TEST_CASE("glm4 GGUF: fused ffn_up split, post norms and partial interleaved RoPE read, defects named",
+          "[io][gguf][glm]") {
+  const std::string good = hc::test::data_path("good_tiny_glm4.gguf");
+  const GgufFile f(good);
+  const ModelConfig& c = f.config();
+  CHECK(c.arch == "glm4");
+  CHECK(c.head_dim == 64);      // glm4.attention.key_length; hidden / heads would be 16
+  CHECK(c.rotary_dim == 32);    // glm4.rope.dimension_count
+  CHECK(c.rope_interleaved);    // llama.cpp's NORM rope type
+  CHECK(c.post_norms);
+  CHECK(c.qkv_bias);
+  CHECK(c.intermediate == 96);
+  CHECK_FALSE(f.has(tn::gate_up_proj(0)));
+  CHECK(f.tensor(tn::gate_proj(1)).file_name == "blk.1.ffn_up.weight rows 0-95");
+  CHECK(f.tensor(tn::up_proj(1)).file_name == "blk.1.ffn_up.weight rows 96-191");
+  CHECK(f.tensor(tn::up_proj(1)).shape == std::vector<int64_t>{96, 64});
+  CHECK(f.tensor(tn::post_attn_out_norm(0)).file_name == "blk.0.post_attention_norm.weight");
+  CHECK(f.tensor(tn::post_mlp_norm(1)).file_name == "blk.1.post_ffw_norm.weight");
+  CHECK(f.tensor(tn::mlp_norm(1)).file_name == "blk.1.ffn_norm.weight");
+  CHECK(f.tensor(tn::k_bias(0)).shape == std::vector<int64_t>{128});
+  // Q and K rows are read as stored: the converter keeps Hugging Face order for text GLM-4.
+  for (const std::string& name : {tn::q_proj(1), tn::k_proj(0)}) {
+    const TensorInfo& t = f.tensor(name);
+    std::vector<float> direct(static_cast<size_t>(t.numel()));
+    dequantize(t.dtype, t.data, t.numel(), direct.data());
+    CHECK(f.load_f32(name, t.shape) == direct);
+  }
+
+  const std::string dir = hc::test::make_temp_dir("gguf_glm4");
+  const std::vector<uint8_t> bytes = read_bytes(good);
+  auto at = [&](const std::string& text) {
+    const auto it = std::search(bytes.begin(), bytes.end(), text.begin(), text.end());
+    REQUIRE(it != bytes.end());
+    return static_cast<size_t>(it - bytes.begin());
+  };
+  auto patched = [&](const std::string& name, size_t offset, const std::vector<uint8_t>& with) {
+    std::vector<uint8_t> b = bytes;
+    std::copy(with.begin(), with.end(), b.begin() + static_cast<std::ptrdiff_t>(offset));
+    const std::string path = dir + "/" + name;
+    write_bytes(path, b);
+    return path;
+  };
+  auto u32 = [](uint32_t v) {
+    std::vector<uint8_t> out(4);
+    std::memcpy(out.data(), &v, 4);
+    return out;
+  };
+  auto u64 = [](uint64_t v) {
+    std::vector<uint8_t> out(8);
+    std::memcpy(out.data(), &v, 8);
+    return out;
+  };
+  auto text = [](const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); };
+  auto value_of = [&](const std::string& key) { return at(key) + key.size() + 4; };
+
+  expect_input_error(patched("no_rope_dims.gguf", at("glm4.rope.dimension_count"), text("glm4.rope.dimension_counx")),
+                     "metadata 'glm4.rope.dimension_count' is missing");
+  expect_input_error(patched("odd_rope_dims.gguf", value_of("glm4.rope.dimension_count"), u32(33)),
+                     "metadata 'glm4.rope.dimension_count' = 33 must be even");
+  // ffn_up's second dimension (rows): its name, n_dims (4 bytes), ne[0] (8 bytes), then ne[1].
+  const std::string ffn_up = "blk.1.ffn_up.weight";
+  expect_input_error(patched("short_ffn_up.gguf", at(ffn_up) + ffn_up.size() + 4 + 8, u64(190)),
+                     "tensor model.layers.1.mlp.gate_up_proj.weight ('blk.1.ffn_up.weight') has shape [190, 64], "
+                     "expected [192, 64]");
+  // feed_forward_length 64 where ffn_up holds 2 x 96 rows.
+  expect_input_error(patched("ffn.gguf", value_of("glm4.feed_forward_length"), u32(64)),
+                     "tensor model.layers.0.mlp.gate_up_proj.weight ('blk.0.ffn_up.weight') has shape [192, 64], "
+                     "expected [128, 64]");
+  expect_input_error(patched("no_post_norm.gguf", at("blk.1.post_ffw_norm"), text("blk.1.post_ffw_norx")),
+                     "missing tensor model.layers.1.post_mlp_layernorm.weight ('blk.1.post_ffw_norm.weight' in GGUF");
+  // Keys of the same length renamed: GLM-4V's M-RoPE sections, and MTP layers.
+  expect_input_error(patched("mrope.gguf", at("glm4.attention.head_count_kv"), text("glm4.rope.dimension_sections")),
+                     "metadata 'glm4.rope.dimension_sections' marks a multimodal-RoPE (GLM-4V) file");
+  expect_input_error(patched("nextn.gguf", at("glm4.attention.key_length"), text("glm4.nextn_predict_layers")),
+                     "metadata 'glm4.nextn_predict_layers' = 64: multi-token-prediction layers are not supported");
+}
