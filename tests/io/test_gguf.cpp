@@ -37,6 +37,37 @@ void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
   REQUIRE(f.good());
 }
 
+// Copies of a fixture with bytes overwritten in place, written to `dir` for the reader to reject.
+struct PatchedCopies {
+  std::vector<uint8_t> bytes;  // the fixture
+  std::string dir;
+
+  // Offset of the first occurrence of `text` (a metadata key or tensor name).
+  size_t at(const std::string& text) const {
+    const auto it = std::search(bytes.begin(), bytes.end(), text.begin(), text.end());
+    REQUIRE(it != bytes.end());
+    return static_cast<size_t>(it - bytes.begin());
+  }
+  // A scalar metadata value sits after its key and the 4-byte type.
+  size_t value_of(const std::string& key) const { return at(key) + key.size() + 4; }
+  std::string patched(const std::string& name, size_t offset, const std::vector<uint8_t>& with) const {
+    std::vector<uint8_t> b = bytes;
+    std::copy(with.begin(), with.end(), b.begin() + static_cast<std::ptrdiff_t>(offset));
+    const std::string path = dir + "/" + name;
+    write_bytes(path, b);
+    return path;
+  }
+};
+
+template <typename T>
+std::vector<uint8_t> le_bytes(T v) {
+  std::vector<uint8_t> out(sizeof(T));
+  std::memcpy(out.data(), &v, sizeof(T));
+  return out;
+}
+
+std::vector<uint8_t> text_bytes(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
+
 // Little-endian reader over a fixture file's bytes.
 struct Reader {
   std::vector<uint8_t> bytes;
@@ -693,42 +724,22 @@ TEST_CASE("phi3 GGUF: attn_qkv and ffn_up split, longrope read, defects named", 
   CHECK(v == direct);  // no RoPE permutation for phi3
 
   // Copies of the file with one metadata value or tensor name changed in place.
-  const std::string dir = hc::test::make_temp_dir("gguf_phi3");
-  const std::vector<uint8_t> bytes = read_bytes(good);
-  auto at = [&](const std::string& text) {
-    const auto it = std::search(bytes.begin(), bytes.end(), text.begin(), text.end());
-    REQUIRE(it != bytes.end());
-    return static_cast<size_t>(it - bytes.begin());
-  };
-  auto patched = [&](const std::string& name, size_t offset, const std::vector<uint8_t>& with) {
-    std::vector<uint8_t> b = bytes;
-    std::copy(with.begin(), with.end(), b.begin() + static_cast<std::ptrdiff_t>(offset));
-    const std::string path = dir + "/" + name;
-    write_bytes(path, b);
-    return path;
-  };
-  auto u32 = [](uint32_t v) {
-    std::vector<uint8_t> out(4);
-    std::memcpy(out.data(), &v, 4);
-    return out;
-  };
-  auto text = [](const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); };
-  // A u32 value sits after its key and the 4-byte type.
-  auto value_of = [&](const std::string& key) { return at(key) + key.size() + 4; };
-
-  expect_input_error(patched("window.gguf", value_of("phi3.attention.sliding_window"), u32(100)),
+  const PatchedCopies copy{read_bytes(good), hc::test::make_temp_dir("gguf_phi3")};
+  expect_input_error(copy.patched("window.gguf",
+                                  copy.value_of("phi3.attention.sliding_window"), le_bytes<uint32_t>(100)),
                      "metadata 'phi3.attention.sliding_window' = 100 is shorter than the context length 256");
-  expect_input_error(patched("odd_rotary.gguf", value_of("phi3.rope.dimension_count"), u32(47)),
+  expect_input_error(copy.patched("odd_rotary.gguf",
+                                  copy.value_of("phi3.rope.dimension_count"), le_bytes<uint32_t>(47)),
                      "metadata 'phi3.rope.dimension_count' = 47 must be even");
-  expect_input_error(patched("rotary_56.gguf", value_of("phi3.rope.dimension_count"), u32(56)),
+  expect_input_error(copy.patched("rotary_56.gguf", copy.value_of("phi3.rope.dimension_count"), le_bytes<uint32_t>(56)),
                      "tensor 'rope_factors_long.weight': expected F32 of shape [28]");
-  expect_input_error(patched("no_short.gguf", at("rope_factors_short"), text("rope_factors_shorx")),
+  expect_input_error(copy.patched("no_short.gguf", copy.at("rope_factors_short"), text_bytes("rope_factors_shorx")),
                      "tensor 'rope_factors_short.weight' is missing");
-  expect_input_error(patched("no_original.gguf", at("phi3.rope.scaling.original_context_length"),
-                             text("phi3.rope.scaling.original_context_lengtx")),
+  expect_input_error(copy.patched("no_original.gguf", copy.at("phi3.rope.scaling.original_context_length"),
+                                  text_bytes("phi3.rope.scaling.original_context_lengtx")),
                      "metadata 'phi3.rope.scaling.original_context_length' is missing");
   // feed_forward_length 48 where ffn_up holds 2 x 64 rows.
-  expect_input_error(patched("ffn.gguf", value_of("phi3.feed_forward_length"), u32(48)),
+  expect_input_error(copy.patched("ffn.gguf", copy.value_of("phi3.feed_forward_length"), le_bytes<uint32_t>(48)),
                      "tensor model.layers.0.mlp.gate_up_proj.weight ('blk.0.ffn_up.weight') has shape [128, 128], "
                      "expected [96, 128]");
 }
@@ -761,51 +772,31 @@ TEST_CASE("glm4 GGUF: fused ffn_up split, post norms and partial interleaved RoP
     CHECK(f.load_f32(name, t.shape) == direct);
   }
 
-  const std::string dir = hc::test::make_temp_dir("gguf_glm4");
-  const std::vector<uint8_t> bytes = read_bytes(good);
-  auto at = [&](const std::string& text) {
-    const auto it = std::search(bytes.begin(), bytes.end(), text.begin(), text.end());
-    REQUIRE(it != bytes.end());
-    return static_cast<size_t>(it - bytes.begin());
-  };
-  auto patched = [&](const std::string& name, size_t offset, const std::vector<uint8_t>& with) {
-    std::vector<uint8_t> b = bytes;
-    std::copy(with.begin(), with.end(), b.begin() + static_cast<std::ptrdiff_t>(offset));
-    const std::string path = dir + "/" + name;
-    write_bytes(path, b);
-    return path;
-  };
-  auto u32 = [](uint32_t v) {
-    std::vector<uint8_t> out(4);
-    std::memcpy(out.data(), &v, 4);
-    return out;
-  };
-  auto u64 = [](uint64_t v) {
-    std::vector<uint8_t> out(8);
-    std::memcpy(out.data(), &v, 8);
-    return out;
-  };
-  auto text = [](const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); };
-  auto value_of = [&](const std::string& key) { return at(key) + key.size() + 4; };
-
-  expect_input_error(patched("no_rope_dims.gguf", at("glm4.rope.dimension_count"), text("glm4.rope.dimension_counx")),
+  const PatchedCopies copy{read_bytes(good), hc::test::make_temp_dir("gguf_glm4")};
+  expect_input_error(copy.patched("no_rope_dims.gguf",
+                                  copy.at("glm4.rope.dimension_count"), text_bytes("glm4.rope.dimension_counx")),
                      "metadata 'glm4.rope.dimension_count' is missing");
-  expect_input_error(patched("odd_rope_dims.gguf", value_of("glm4.rope.dimension_count"), u32(33)),
+  expect_input_error(copy.patched("odd_rope_dims.gguf",
+                                  copy.value_of("glm4.rope.dimension_count"), le_bytes<uint32_t>(33)),
                      "metadata 'glm4.rope.dimension_count' = 33 must be even");
   // ffn_up's second dimension (rows): its name, n_dims (4 bytes), ne[0] (8 bytes), then ne[1].
   const std::string ffn_up = "blk.1.ffn_up.weight";
-  expect_input_error(patched("short_ffn_up.gguf", at(ffn_up) + ffn_up.size() + 4 + 8, u64(190)),
+  expect_input_error(copy.patched("short_ffn_up.gguf",
+                                  copy.at(ffn_up) + ffn_up.size() + 4 + 8, le_bytes<uint64_t>(190)),
                      "tensor model.layers.1.mlp.gate_up_proj.weight ('blk.1.ffn_up.weight') has shape [190, 64], "
                      "expected [192, 64]");
   // feed_forward_length 64 where ffn_up holds 2 x 96 rows.
-  expect_input_error(patched("ffn.gguf", value_of("glm4.feed_forward_length"), u32(64)),
+  expect_input_error(copy.patched("ffn.gguf", copy.value_of("glm4.feed_forward_length"), le_bytes<uint32_t>(64)),
                      "tensor model.layers.0.mlp.gate_up_proj.weight ('blk.0.ffn_up.weight') has shape [192, 64], "
                      "expected [128, 64]");
-  expect_input_error(patched("no_post_norm.gguf", at("blk.1.post_ffw_norm"), text("blk.1.post_ffw_norx")),
+  expect_input_error(copy.patched("no_post_norm.gguf",
+                                  copy.at("blk.1.post_ffw_norm"), text_bytes("blk.1.post_ffw_norx")),
                      "missing tensor model.layers.1.post_mlp_layernorm.weight ('blk.1.post_ffw_norm.weight' in GGUF");
   // Keys of the same length renamed: GLM-4V's M-RoPE sections, and MTP layers.
-  expect_input_error(patched("mrope.gguf", at("glm4.attention.head_count_kv"), text("glm4.rope.dimension_sections")),
+  expect_input_error(copy.patched("mrope.gguf",
+                                  copy.at("glm4.attention.head_count_kv"), text_bytes("glm4.rope.dimension_sections")),
                      "metadata 'glm4.rope.dimension_sections' marks a multimodal-RoPE (GLM-4V) file");
-  expect_input_error(patched("nextn.gguf", at("glm4.attention.key_length"), text("glm4.nextn_predict_layers")),
+  expect_input_error(copy.patched("nextn.gguf",
+                                  copy.at("glm4.attention.key_length"), text_bytes("glm4.nextn_predict_layers")),
                      "metadata 'glm4.nextn_predict_layers' = 64: multi-token-prediction layers are not supported");
 }
