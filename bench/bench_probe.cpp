@@ -36,11 +36,15 @@ void check_options(const ProbeBenchOptions& o) {
   if (o.head_dim != 64 && o.head_dim != 128) throw InputError("--head-dim", "must be 64 or 128");
 }
 
+int threads_of(const ProbeBenchOptions& o) {
+  return o.threads > 0 ? o.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
 }  // namespace
 
 std::vector<ProbeBenchRow> run_probe_bench(const ProbeBenchOptions& o) {
   check_options(o);
-  const int threads = o.threads > 0 ? o.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int threads = threads_of(o);
   std::vector<ProbeBenchRow> rows;
   for (int64_t n : o.n_list) {
     const kernels::AttentionDims dims{n, o.heads, o.kv_heads, o.head_dim};
@@ -85,14 +89,7 @@ std::vector<ProbeBenchRow> run_probe_bench(const ProbeBenchOptions& o) {
       const auto bs = kernels::block_scores(q.data(), k.data(), dims, h);
       for (size_t c = 0; c < configs.size(); ++c) {
         const kernels::PatternConfig& cfg = configs[c];
-        kernels::SparseIndex index;
-        if (cfg.pattern == kernels::Pattern::vertical_slash)
-          index = kernels::vertical_slash_head_index(
-              n, kernels::select_vertical_slash(vs, cfg.p1, cfg.p2, settings.v_sink, settings.s_local));
-        else if (cfg.pattern == kernels::Pattern::block_sparse)
-          index = kernels::block_sparse_head_index(n, kernels::select_block_sparse(bs, cfg.p1));
-        else
-          index = kernels::build_head_index(q.data(), k.data(), dims, h, cfg, settings);
+        const kernels::SparseIndex index = kernels::head_index_from_estimates(n, cfg, &vs, &bs, settings);
         kernels::SparseRefOptions probe_options = lse_options;
         probe_options.dense_lse = lse.data();
         kernels::SparseProbe probe;
@@ -112,7 +109,7 @@ std::vector<ProbeBenchRow> run_probe_bench(const ProbeBenchOptions& o) {
 
 int bench_probe(const ProbeBenchOptions& o) {
   const std::vector<ProbeBenchRow> rows = run_probe_bench(o);
-  const int threads = o.threads > 0 ? o.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int threads = threads_of(o);
   std::printf("grid probe on the CPU, %d threads: %d heads (%d KV), d = %d, Gaussian q/k/v, default grid\n", threads,
               o.heads, o.kv_heads, o.head_dim);
   std::printf("%8s %11s %12s %16s %8s %14s %15s\n", "N", "candidates", "one pass s", "per candidate s", "speedup",

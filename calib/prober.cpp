@@ -52,19 +52,8 @@ class CpuProber : public CandidateProber {
 
       for (size_t ci = 0; ci < configs_.size(); ++ci) {
         const kernels::PatternConfig& cfg = configs_[ci];
-        kernels::SparseIndex index;  // for the cost: the pairs the kernel computes
-        switch (cfg.pattern) {
-          case kernels::Pattern::vertical_slash:
-            index = kernels::vertical_slash_head_index(
-                n, kernels::select_vertical_slash(vs, cfg.p1, cfg.p2, settings.v_sink, settings.s_local));
-            break;
-          case kernels::Pattern::block_sparse:
-            index = kernels::block_sparse_head_index(n, kernels::select_block_sparse(bs, cfg.p1));
-            break;
-          default:
-            index = kernels::build_head_index(a.q, a.k, dims, h, cfg, settings);
-            break;
-        }
+        // For the cost: the pairs the kernel computes over this candidate's index.
+        const kernels::SparseIndex index = kernels::head_index_from_estimates(n, cfg, &vs, &bs, settings);
         const GridCandidate& c = grid_.candidates[ci];
         CandidateRow row;
         row.head = static_cast<int32_t>(h);

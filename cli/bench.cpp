@@ -89,12 +89,11 @@ Runner setup_prefill_bench(CLI::App& sub) {
 // bench probe: the CPU prober's one pass against one reference probe per candidate.
 Runner setup_probe_bench(CLI::App& sub) {
   auto o = std::make_shared<bench::ProbeBenchOptions>();
-  sub.add_option("--n", o->n_list, "token counts, comma-separated (default 512,1024,2048)")
-      ->delimiter(',')
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
-  sub.add_option("--heads", o->heads, "query heads (default 9)")->check(CLI::PositiveNumber);
-  sub.add_option("--kv-heads", o->kv_heads, "KV heads (default 3)")->check(CLI::PositiveNumber);
-  sub.add_option("--head-dim", o->head_dim, "64 or 128 (default 64)")->check(CLI::IsMember({64, 128}));
+  // Lengths and shapes are checked by run_probe_bench, before any work.
+  sub.add_option("--n", o->n_list, "token counts, comma-separated (default 512,1024,2048)")->delimiter(',');
+  sub.add_option("--heads", o->heads, "query heads (default 9)");
+  sub.add_option("--kv-heads", o->kv_heads, "KV heads (default 3)");
+  sub.add_option("--head-dim", o->head_dim, "64 or 128 (default 64)");
   sub.add_option("--threads", o->threads, "CPU threads (default: every core)")->check(CLI::PositiveNumber);
   sub.add_option("--seed", o->seed, "the Gaussian inputs' seed");
   sub.add_option("--json", o->json_out, "also write the results as JSON to this file")->check(output_file());

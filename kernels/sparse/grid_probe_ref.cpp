@@ -106,12 +106,8 @@ void fill_key_levels(Family& f, const GridProbeInputs& in, const EstimatorSettin
         throw InputError(kWhat, "block_sparse candidates need the head's block scores for N tokens");
       const std::vector<int32_t> rank = block_sparse_ranks(*in.block_scores);
       f.block_x.resize(rank.size());
-      for (int64_t rb = 0; rb < nb; ++rb)
-        for (int64_t c = 0; c <= rb; ++c) {
-          const size_t at = static_cast<size_t>(rb * (rb + 1) / 2 + c);
-          const bool forced = c == 0 || c == rb;
-          f.block_x[at] = forced ? 0 : level_of(f.t1, rank[at]);
-        }
+      // Forced blocks have rank 0 and every k is >= 1 (check_config): their level is 0.
+      for (size_t at = 0; at < rank.size(); ++at) f.block_x[at] = level_of(f.t1, rank[at]);
       break;
     }
   }

@@ -105,8 +105,9 @@ std::vector<int32_t> select_top(const double* score, int64_t n, int64_t k, IsFor
 }
 
 // Ranks in select_top's order: 0 for a forced entry, |forced| + place among the others else.
+// Returns |forced|.
 template <class IsForced>
-void selection_ranks(const double* score, int64_t n, IsForced is_forced, int32_t* rank) {
+int32_t selection_ranks(const double* score, int64_t n, IsForced is_forced, int32_t* rank) {
   std::vector<int32_t> others;
   int32_t forced = 0;
   for (int64_t x = 0; x < n; ++x) {
@@ -117,6 +118,7 @@ void selection_ranks(const double* score, int64_t n, IsForced is_forced, int32_t
   }
   std::sort(others.begin(), others.end(), SelectOrder{score});
   for (size_t place = 0; place < others.size(); ++place) rank[others[place]] = forced + static_cast<int32_t>(place);
+  return forced;
 }
 
 double dot(const float* a, const float* b, int64_t d) {
@@ -211,10 +213,8 @@ SelectionRanks vertical_slash_ranks(const VerticalSlashScores& scores, int v_sin
   SelectionRanks r;
   r.column.resize(static_cast<size_t>(n));
   r.offset.resize(static_cast<size_t>(n));
-  selection_ranks(scores.col_score.data(), n, [&](int64_t j) { return j < v_sink; }, r.column.data());
-  selection_ranks(scores.diag_score.data(), n, [&](int64_t o) { return o < s_local; }, r.offset.data());
-  r.forced_columns = static_cast<int32_t>(std::min<int64_t>(v_sink, n));
-  r.forced_offsets = static_cast<int32_t>(std::min<int64_t>(s_local, n));
+  r.forced_columns = selection_ranks(scores.col_score.data(), n, [&](int64_t j) { return j < v_sink; }, r.column.data());
+  r.forced_offsets = selection_ranks(scores.diag_score.data(), n, [&](int64_t o) { return o < s_local; }, r.offset.data());
   return r;
 }
 
@@ -322,24 +322,34 @@ SparseIndex block_sparse_head_index(int64_t n_tokens,
   return builder.finish();
 }
 
+SparseIndex head_index_from_estimates(int64_t n_tokens, const PatternConfig& config, const VerticalSlashScores* vs,
+                                     const BlockScores* bs, const EstimatorSettings& settings) {
+  check_config(config, kWhat);
+  switch (config.pattern) {
+    case Pattern::dense: return build_dense_index(n_tokens, 1);
+    case Pattern::a_shape: return build_a_shape_index(n_tokens, 1, config.p1, config.p2);
+    case Pattern::vertical_slash:
+      if (vs == nullptr || vs->n_tokens != n_tokens)
+        throw InputError(kWhat, "vertical_slash needs the head's vertical-slash scores for N tokens");
+      return vertical_slash_head_index(
+          n_tokens, select_vertical_slash(*vs, config.p1, config.p2, settings.v_sink, settings.s_local));
+    case Pattern::block_sparse:
+      if (bs == nullptr || bs->n_blocks != num_row_blocks(n_tokens))
+        throw InputError(kWhat, "block_sparse needs the head's block scores for N tokens");
+      return block_sparse_head_index(n_tokens, select_block_sparse(*bs, config.p1));
+  }
+  throw InputError(kWhat, "unknown pattern");
+}
+
 SparseIndex build_head_index(const float* q, const float* k, const AttentionDims& dims,
                              int64_t head, const PatternConfig& config,
                              const EstimatorSettings& settings) {
   check_config(config, kWhat);
-  switch (config.pattern) {
-    case Pattern::dense: return build_dense_index(dims.n_tokens, 1);
-    case Pattern::a_shape: return build_a_shape_index(dims.n_tokens, 1, config.p1, config.p2);
-    case Pattern::vertical_slash: {
-      const auto scores = vertical_slash_scores(q, k, dims, head, settings.last_q);
-      return vertical_slash_head_index(
-          dims.n_tokens,
-          select_vertical_slash(scores, config.p1, config.p2, settings.v_sink, settings.s_local));
-    }
-    case Pattern::block_sparse:
-      return block_sparse_head_index(dims.n_tokens,
-                                     select_block_sparse(block_scores(q, k, dims, head), config.p1));
-  }
-  throw InputError(kWhat, "unknown pattern");
+  VerticalSlashScores vs;
+  BlockScores bs;
+  if (config.pattern == Pattern::vertical_slash) vs = vertical_slash_scores(q, k, dims, head, settings.last_q);
+  if (config.pattern == Pattern::block_sparse) bs = block_scores(q, k, dims, head);
+  return head_index_from_estimates(dims.n_tokens, config, &vs, &bs, settings);
 }
 
 SparseIndex build_index(const float* q, const float* k, const AttentionDims& dims,

@@ -108,11 +108,15 @@ std::vector<int32_t> block_sparse_ranks(const BlockScores& scores);
 SparseIndex block_sparse_head_index(int64_t n_tokens,
                                     const std::vector<std::vector<int32_t>>& kept_blocks);
 
-// One-head index for a static pattern (dense, a_shape) or from precomputed estimates: used to
-// sweep a grid on one head. q/k may be null for dense and a_shape.
+// One-head index for any pattern, its estimate computed from q and k (q/k may be null for dense
+// and a_shape).
 SparseIndex build_head_index(const float* q, const float* k, const AttentionDims& dims,
                              int64_t head, const PatternConfig& config,
                              const EstimatorSettings& settings = {});
+// The same from the head's precomputed estimates (vs for vertical_slash, bs for block_sparse; the
+// other may be null): a grid's candidates on one head share one estimate of each kind.
+SparseIndex head_index_from_estimates(int64_t n_tokens, const PatternConfig& config, const VerticalSlashScores* vs,
+                                     const BlockScores* bs, const EstimatorSettings& settings = {});
 
 // ---- index plumbing ----
 

@@ -136,6 +136,11 @@ TEST_CASE("grid probe refuses missing estimates and bad configs") {
   CHECK_THROWS_AS(probe_grid_ref(gi, 0, {{Pattern::a_shape, 64, 0}}), hc::InputError);
   CHECK_THROWS_AS(probe_grid_ref(gi, 2, {{Pattern::a_shape, 64, 64}}), hc::InputError);
   CHECK_NOTHROW(probe_grid_ref(gi, 1, {{Pattern::a_shape, 64, 64}}));
+  // The candidates' indexes from shared estimates refuse a missing or mis-sized one alike.
+  CHECK_THROWS_AS(head_index_from_estimates(70, {Pattern::vertical_slash, 30, 100}, nullptr, nullptr), hc::InputError);
+  const BlockScores bs = block_scores(in.q.data(), in.k.data(), dims, 0);
+  CHECK_THROWS_AS(head_index_from_estimates(200, {Pattern::block_sparse, 4, 0}, nullptr, &bs), hc::InputError);
+  CHECK(head_index_from_estimates(70, {Pattern::block_sparse, 4, 0}, nullptr, &bs).cols.empty());
 }
 
 TEST_CASE("grid probe: candidates keeping only underflowing weights of a row are still exact") {
