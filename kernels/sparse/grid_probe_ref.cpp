@@ -139,7 +139,7 @@ constexpr double kUnderflowMass = 1e-250;
 
 struct Scratch {
   std::vector<double> score;                 // [N] one row's scaled scores
-  std::vector<double> weight;                // [N] one row's dense softmax weights
+  std::vector<double> p;                     // [N] one row's dense softmax weights
   std::vector<std::vector<double>> buckets;  // per family [(nx+1)(ny+1), 1 + d]: sum p, sum p v
   std::vector<double> out;                   // [d] one candidate's output row
 };
@@ -174,7 +174,7 @@ std::vector<CandidateMeasure> probe_grid_ref(const GridProbeInputs& in, int64_t 
   std::vector<Scratch> scratch(static_cast<size_t>(workers));
   for (Scratch& s : scratch) {
     s.score.resize(static_cast<size_t>(n));
-    s.weight.resize(static_cast<size_t>(n));
+    s.p.resize(static_cast<size_t>(n));
     s.out.resize(static_cast<size_t>(d));
     for (const Family& f : families) s.buckets.emplace_back(f.buckets() * stride);
   }
@@ -216,8 +216,8 @@ std::vector<CandidateMeasure> probe_grid_ref(const GridProbeInputs& in, int64_t 
         row_max = std::max(row_max, s.score[j]);
       }
       double sum = 0;
-      for (int64_t j = 0; j <= i; ++j) sum += (s.weight[j] = std::exp(s.score[j] - row_max));
-      const double inv_sum = 1.0 / sum;
+      for (int64_t j = 0; j <= i; ++j) sum += (s.p[j] = std::exp(s.score[j] - row_max));
+      for (int64_t j = 0; j <= i; ++j) s.p[j] /= sum;
       const float* oi = in.o_ref + (i * dims.n_heads + head) * d;
       for (int64_t x = 0; x < d; ++x) block_ref[rb] += double(oi[x]) * oi[x];
 
@@ -228,7 +228,7 @@ std::vector<CandidateMeasure> probe_grid_ref(const GridProbeInputs& in, int64_t 
         for (int64_t j = 0; j <= i; ++j) {
           const int at = bucket_of(f, i, j, rb, r1);
           if (at < 0) continue;
-          const double p = s.weight[j] * inv_sum;
+          const double p = s.p[j];
           double* acc = bucket.data() + at * stride;
           const float* vj = in.v + (j * dims.n_kv_heads + kv_head) * d;
           acc[0] += p;
@@ -256,19 +256,15 @@ std::vector<CandidateMeasure> probe_grid_ref(const GridProbeInputs& in, int64_t 
           const double* both = f.b[m] >= 0 ? cell(f.a[m], f.b[m]) : nullptr;
           auto total = [&](int64_t e) { return kept_x[e] + (all_b ? all_b[e] - both[e] : 0.0); };
           const double l = total(0);
-          double err = 0;
           if (l >= kUnderflowMass) {
-            const double inv_l = 1.0 / l;
-            for (int64_t x = 0; x < d; ++x) {
-              const double e = total(1 + x) * inv_l - double(oi[x]);
-              err += e * e;
-            }
+            for (int64_t x = 0; x < d; ++x) s.out[x] = total(1 + x) / l;
           } else {
             own_softmax_row(f, m, i, rb, r1, s);
-            for (int64_t x = 0; x < d; ++x) {
-              const double e = s.out[x] - double(oi[x]);
-              err += e * e;
-            }
+          }
+          double err = 0;
+          for (int64_t x = 0; x < d; ++x) {
+            const double e = s.out[x] - double(oi[x]);
+            err += e * e;
           }
           const size_t c = f.members[m];
           recall[c] += l;
