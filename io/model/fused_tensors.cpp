@@ -9,18 +9,6 @@ namespace hc {
 
 namespace {
 
-// The layer index of "model.layers.<i>.<rest>", or -1 when `name` is not that with this `rest`.
-int fused_layer(const std::string& name, const std::string& rest) {
-  const std::string prefix = "model.layers.";
-  if (name.size() <= prefix.size() + rest.size() + 1 || name.compare(0, prefix.size(), prefix) != 0) return -1;
-  if (name.compare(name.size() - rest.size(), rest.size(), rest) != 0) return -1;
-  const std::string index = name.substr(prefix.size(), name.size() - rest.size() - 1 - prefix.size());
-  if (name[name.size() - rest.size() - 1] != '.' || index.empty() || index.size() > 6 ||
-      index.find_first_not_of("0123456789") != std::string::npos)
-    return -1;
-  return std::stoi(index);
-}
-
 // The fused tensor `fused` [sum of rows, cols] becomes one view per (name, rows), in row order.
 void cut(std::map<std::string, TensorInfo>& tensors, const std::string& fused,
          const std::vector<std::pair<std::string, int64_t>>& parts, int64_t cols, const std::string& path,
@@ -58,14 +46,14 @@ void cut(std::map<std::string, TensorInfo>& tensors, const std::string& fused,
 std::vector<FusedPart> split_fused_tensors(std::map<std::string, TensorInfo>& tensors, const ModelConfig& c,
                                            const std::string& path) {
   namespace tn = tensor_names;
-  const std::string qkv_rest = "self_attn.qkv_proj.weight", gate_up_rest = "mlp.gate_up_proj.weight";
   // Layers of the fused tensors, collected before the map changes; a name that is not exactly the
   // canonical one (a zero-padded index) is left alone.
   std::vector<int> qkv_layers, gate_up_layers;
   for (const auto& entry : tensors) {
-    const int qkv = fused_layer(entry.first, qkv_rest), gate_up = fused_layer(entry.first, gate_up_rest);
-    if (qkv >= 0 && entry.first == tn::qkv_proj(qkv)) qkv_layers.push_back(qkv);
-    if (gate_up >= 0 && entry.first == tn::gate_up_proj(gate_up)) gate_up_layers.push_back(gate_up);
+    const int i = static_cast<int>(tn::layer_of(entry.first));
+    if (i < 0) continue;
+    if (entry.first == tn::qkv_proj(i)) qkv_layers.push_back(i);
+    if (entry.first == tn::gate_up_proj(i)) gate_up_layers.push_back(i);
   }
   std::vector<FusedPart> out;
   const int64_t q_rows = c.n_heads * c.head_dim, kv_rows = c.n_kv_heads * c.head_dim;

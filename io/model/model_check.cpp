@@ -45,15 +45,8 @@ namespace {
 
 // One more than the highest N of the model.layers.N.* tensors (0 when there are none).
 int64_t layers_in_tensor_names(const std::map<std::string, TensorInfo>& tensors) {
-  const std::string prefix = "model.layers.";
   int64_t count = 0;
-  for (const auto& [name, info] : tensors) {
-    if (name.compare(0, prefix.size(), prefix) != 0) continue;
-    const size_t dot = name.find('.', prefix.size());
-    if (dot == std::string::npos || dot == prefix.size() || dot - prefix.size() > 6) continue;
-    const std::string index = name.substr(prefix.size(), dot - prefix.size());
-    if (index.find_first_not_of("0123456789") == std::string::npos) count = std::max<int64_t>(count, std::stoll(index) + 1);
-  }
+  for (const auto& entry : tensors) count = std::max<int64_t>(count, tensor_names::layer_of(entry.first) + 1);
   return count;
 }
 

@@ -38,6 +38,16 @@ std::string gate_up_proj(int i) { return layer(i, "mlp.gate_up_proj.weight"); }
 std::string post_attn_out_norm(int i) { return layer(i, "post_self_attn_layernorm.weight"); }
 std::string post_mlp_norm(int i) { return layer(i, "post_mlp_layernorm.weight"); }
 
+int64_t layer_of(const std::string& name) {
+  const std::string prefix = "model.layers.";
+  if (name.compare(0, prefix.size(), prefix) != 0) return -1;
+  const size_t dot = name.find('.', prefix.size());
+  if (dot == std::string::npos || dot == prefix.size() || dot - prefix.size() > 6) return -1;
+  const std::string index = name.substr(prefix.size(), dot - prefix.size());
+  if (index.find_first_not_of("0123456789") != std::string::npos) return -1;
+  return std::stoll(index);
+}
+
 }  // namespace tensor_names
 
 }  // namespace hc

@@ -65,6 +65,8 @@ std::string qkv_proj(int i);      // model.layers.i.self_attn.qkv_proj.weight [q
 std::string gate_up_proj(int i);  // model.layers.i.mlp.gate_up_proj.weight [2 intermediate, hidden]
 std::string post_attn_out_norm(int i);  // model.layers.i.post_self_attn_layernorm.weight (post_norms)
 std::string post_mlp_norm(int i);       // model.layers.i.post_mlp_layernorm.weight (post_norms)
+// N of a "model.layers.N.<rest>" name (N of at most 6 digits), or -1 for any other name.
+int64_t layer_of(const std::string& name);
 }  // namespace tensor_names
 
 }  // namespace hc
