@@ -28,6 +28,19 @@ __device__ inline T block_sum(T v, T* scratch) {
 
 __device__ inline void store(bf16* p, float v) { *p = __float2bfloat16(v); }
 __device__ inline void store(float* p, float v) { *p = v; }
+__device__ inline float load(const bf16* p) { return __bfloat162float(*p); }
+__device__ inline float load(const float* p) { return *p; }
+
+// rsqrt(mean(src^2) + eps) of one row, summed in fp32 by the whole block.
+template <typename In>
+__device__ inline float row_inv_rms(const In* src, int64_t hidden, float eps, float* scratch) {
+  float ss = 0.f;
+  for (int64_t c = threadIdx.x; c < hidden; c += blockDim.x) {
+    const float v = load(src + c);
+    ss += v * v;
+  }
+  return rsqrtf(block_sum(ss, scratch) / static_cast<float>(hidden) + eps);
+}
 
 __global__ void embedding_kernel(const int32_t* tokens, const bf16* embed, float* x, int64_t hidden) {
   const int64_t t = blockIdx.x;
@@ -42,9 +55,7 @@ __global__ void rmsnorm_kernel(const float* x, const int64_t* rows, const float*
   __shared__ float scratch[kRowThreads / 32];
   const int64_t r = blockIdx.x;
   const float* src = x + (rows ? rows[r] : r) * hidden;
-  float ss = 0.f;
-  for (int64_t c = threadIdx.x; c < hidden; c += blockDim.x) ss += src[c] * src[c];
-  const float inv = rsqrtf(block_sum(ss, scratch) / static_cast<float>(hidden) + eps);
+  const float inv = row_inv_rms(src, hidden, eps, scratch);
   Out* dst = out + r * hidden;
   for (int64_t c = threadIdx.x; c < hidden; c += blockDim.x) store(dst + c, src[c] * inv * weight[c]);
 }
@@ -76,12 +87,7 @@ __global__ void rmsnorm_add_kernel(const bf16* y, const float* weight, float* x,
   __shared__ float scratch[kRowThreads / 32];
   const int64_t r = blockIdx.x;
   const bf16* src = y + r * hidden;  // [hidden]
-  float ss = 0.f;
-  for (int64_t c = threadIdx.x; c < hidden; c += blockDim.x) {
-    const float v = __bfloat162float(src[c]);
-    ss += v * v;
-  }
-  const float inv = rsqrtf(block_sum(ss, scratch) / static_cast<float>(hidden) + eps);
+  const float inv = row_inv_rms(src, hidden, eps, scratch);
   float* dst = x + r * hidden;  // [hidden]
   for (int64_t c = threadIdx.x; c < hidden; c += blockDim.x) dst[c] += __bfloat162float(src[c]) * inv * weight[c];
 }
