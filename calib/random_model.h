@@ -100,9 +100,8 @@ ModelConfig phi3_mini_config();
 ModelConfig glm4_9b_config();
 
 // "random:llama3-8b", "random:smollm2", "random:tiny", "random:phi3-mini", "random:glm4-9b",
-// optionally with ":SEED"
-// (default 1). Returns nullptr when
-// `spec` does not start with "random:"; throws InputError for an unknown shape or a bad seed.
+// optionally with ":SEED" (default 1). Returns nullptr when `spec` does not start with "random:";
+// throws InputError for an unknown shape or a bad seed.
 std::unique_ptr<RandomModel> open_random_model(const std::string& spec);
 
 }  // namespace hc

@@ -208,10 +208,9 @@ ModelConfig parse_hf_config(const std::string& json_text, const std::string& sou
     throw InputError(source, "model_type 'chatglm' is THUDM's remote-code format; headcal reads GLM-4 in "
                              "transformers' format (model_type glm or glm4, e.g. the -hf repositories)");
   const bool glm = c.arch == "glm" || c.arch == "glm4";
-  if (c.arch != "llama" && c.arch != "mistral" && c.arch != "qwen2" && c.arch != "qwen3" && c.arch != "phi3" && !glm)
-    throw InputError(source, "model_type '" + one_line(c.arch) +
-                                 "' is not supported (headcal runs llama, mistral, qwen2, qwen3, phi3, glm and glm4 "
-                                 "models)");
+  if (!is_supported_arch(c.arch))
+    throw InputError(source, "model_type '" + one_line(c.arch) + "' is not supported (headcal runs " +
+                                 supported_archs() + " models)");
 
   c.name = f.string_or("_name_or_path", "");
   if (c.name.empty()) c.name = fallback_name;

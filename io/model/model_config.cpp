@@ -29,10 +29,25 @@ void require_positive_finite(const std::string& source, const char* field, doubl
 
 }  // namespace
 
+namespace {
+const char* const kSupportedArchs[] = {"llama", "mistral", "qwen2", "qwen3", "phi3", "glm", "glm4"};
+}  // namespace
+
+bool is_supported_arch(const std::string& arch) {
+  for (const char* a : kSupportedArchs)
+    if (arch == a) return true;
+  return false;
+}
+
+std::string supported_archs() {
+  std::string out;
+  for (const char* a : kSupportedArchs) out += (out.empty() ? "" : ", ") + std::string(a);
+  return out;
+}
+
 void ModelConfig::validate(const std::string& source) const {
-  if (arch != "llama" && arch != "mistral" && arch != "qwen2" && arch != "qwen3" && arch != "phi3" && arch != "glm" &&
-      arch != "glm4")
-    throw InputError(source, "architecture '" + arch + "' is not supported (llama, mistral, qwen2, qwen3, phi3, glm, glm4)");
+  if (!is_supported_arch(arch))
+    throw InputError(source, "architecture '" + arch + "' is not supported (" + supported_archs() + ")");
   require_size(source, "n_layers (num_hidden_layers)", n_layers);
   require_size(source, "n_heads (num_attention_heads)", n_heads);
   require_size(source, "n_kv_heads (num_key_value_heads)", n_kv_heads);

@@ -31,6 +31,10 @@ struct RopeScaling {
   std::vector<double> long_factor;
 };
 
+// The architectures the engines run (ModelConfig::arch), and them as a list for messages.
+bool is_supported_arch(const std::string& arch);
+std::string supported_archs();  // "llama, mistral, qwen2, qwen3, phi3, glm, glm4"
+
 struct ModelConfig {
   std::string arch;   // "llama", "mistral", "qwen2", "qwen3", "phi3", "glm", "glm4"
   std::string name;   // human-readable, from metadata when present
