@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <sstream>
+#include <utility>
 
 #include "common/error.h"
 #include "io/util/sha256.h"
@@ -214,12 +215,15 @@ std::unique_ptr<RandomModel> open_random_model(const std::string& spec) {
       throw InputError(spec, "the seed after the shape must be a non-negative integer");
     rest = rest.substr(0, colon);
   }
-  if (rest == "llama3-8b") return std::make_unique<RandomModel>(llama3_8b_config(), seed, rest);
-  if (rest == "smollm2") return std::make_unique<RandomModel>(smollm2_135m_config(), seed, rest);
-  if (rest == "tiny") return std::make_unique<RandomModel>(tiny_llama_config(), seed, rest);
-  if (rest == "phi3-mini") return std::make_unique<RandomModel>(phi3_mini_config(), seed, rest);
-  if (rest == "glm4-9b") return std::make_unique<RandomModel>(glm4_9b_config(), seed, rest);
-  throw InputError(spec, "unknown random model shape '" + rest + "' (llama3-8b, smollm2, tiny, phi3-mini or glm4-9b)");
+  static const std::pair<const char*, ModelConfig (*)()> kShapes[] = {
+      {"llama3-8b", llama3_8b_config}, {"smollm2", smollm2_135m_config}, {"tiny", tiny_llama_config},
+      {"phi3-mini", phi3_mini_config}, {"glm4-9b", glm4_9b_config}};
+  std::string names;
+  for (const auto& [name, config] : kShapes) {
+    if (rest == name) return std::make_unique<RandomModel>(config(), seed, rest);
+    names += (names.empty() ? "" : ", ") + std::string(name);
+  }
+  throw InputError(spec, "unknown random model shape '" + rest + "' (" + names + ")");
 }
 
 }  // namespace hc
