@@ -24,7 +24,8 @@ struct CheckCliOptions {
 Runner setup(CLI::App& sub) {
   auto o = std::make_shared<CheckCliOptions>();
   sub.add_option("profile", o->profile, "profile to check (YAML)")->required();
-  sub.add_option("--model", o->model, "model (GGUF, Hugging Face directory or random:<shape>) whose shapes the profile must fit");
+  sub.add_option("--model", o->model,
+                 "model (GGUF, Hugging Face directory or random:<shape>) whose shapes the profile must fit");
   sub.add_option("--atlas", o->atlas, "atlas the profile must come from (same model fingerprint and shapes)");
 
   return [o]() {

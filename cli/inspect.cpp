@@ -49,7 +49,8 @@ const std::vector<InspectKind>& inspect_kinds() {
 
 Runner setup(CLI::App& sub) {
   auto o = std::make_shared<InspectOptions>();
-  sub.add_option("FILE", o->path, "GGUF file, Hugging Face model directory, random:<shape>, atlas (HDF5) or profile (YAML)")
+  sub.add_option("FILE", o->path,
+                 "GGUF file, Hugging Face model directory, random:<shape>, atlas (HDF5) or profile (YAML)")
       ->required();
   sub.add_flag("--tensors", o->tensors, "list every tensor: name, dtype, shape");
   sub.add_flag("--metadata", o->metadata, "print the file's metadata (GGUF key/values, config.json fields)");
