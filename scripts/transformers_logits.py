@@ -16,7 +16,10 @@ the model is meta.json's GGUF unless HEADCAL_TRANSFORMERS_MODEL names another pa
 engine on the same tokens and reports top-1 agreement and max abs logit error.
 
 Only the stored positions go through the output head, so 32K tokens of a 152K vocabulary need
-no [32K, vocab] logits matrix; attention is PyTorch SDPA, never an N x N matrix per head.
+no [32K, vocab] logits matrix. Attention is PyTorch SDPA with is_causal and the key/value heads
+repeated to the query heads: transformers' own SDPA path hands grouped-query attention to SDPA's
+enable_gqa, which only the math backend runs, and that backend holds an N x N matrix per head
+(60 GB for Qwen2.5-Coder's 14 heads at 32K in float32).
 Where transformers ties the output head to the embedding but the file stores its own
 output.weight (Qwen2.5 GGUFs do), the head is set to the file's output.weight, as headcal reads it.
 
@@ -86,6 +89,34 @@ def gguf_output_head(path):
     return None, name
 
 
+def causal_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Causal softmax attention through PyTorch SDPA, key/value heads repeated to the query heads.
+
+    query [batch, heads, N, d], key/value [batch, kv_heads, N, d]; returns [batch, N, heads, d].
+    """
+    import torch
+
+    groups = query.shape[1] // key.shape[1]
+    key = key.repeat_interleave(groups, dim=1)
+    value = value.repeat_interleave(groups, dim=1)
+    if attention_mask is None:
+        out = torch.nn.functional.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling)
+    else:
+        mask = attention_mask[:, :, :, : key.shape[-2]]
+        out = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def attention_implementation():
+    """The name transformers should load the model with: causal_attention where it can be registered."""
+    try:
+        from transformers import AttentionInterface
+    except ImportError:  # transformers before custom attention functions: its own SDPA path
+        return "sdpa"
+    AttentionInterface.register("headcal_causal_sdpa", causal_attention)
+    return "headcal_causal_sdpa"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gguf", required=True, help="the model's GGUF file")
@@ -109,8 +140,9 @@ def main():
 
     path = os.path.abspath(args.gguf)
     folder, name = os.path.split(path)
+    attention = attention_implementation()
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32,
-                                                 attn_implementation="sdpa")
+                                                 attn_implementation=attention)
     model.eval()
     context = getattr(model.config, "max_position_embeddings", max(lengths))
     if max(lengths) > context:
@@ -135,7 +167,7 @@ def main():
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
     info = {"gguf": path, "sha256": file_sha256(path), "name": general_name, "output_head": head_source,
-            "device": device, "torch": torch.__version__, "transformers": transformers.__version__}
+            "device": device, "attention": attention, "torch": torch.__version__, "transformers": transformers.__version__}
     for n_tokens in lengths:
         out_dir = args.out_dir if len(lengths) == 1 else os.path.join(args.out_dir, str(n_tokens))
         write_reference(model, tok, n_tokens, args, out_dir, dict(info))
