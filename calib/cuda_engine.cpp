@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -43,7 +44,8 @@ CudaMemoryEstimate estimate_cuda_memory(const ModelConfig& c, int64_t n_tokens, 
   const size_t bf = 2, fp = 4;
   const size_t n = static_cast<size_t>(std::max<int64_t>(n_tokens, 0));
   const size_t hidden = static_cast<size_t>(c.hidden), inter = static_cast<size_t>(c.intermediate);
-  const size_t q_out = static_cast<size_t>(c.n_heads * c.head_dim), kv_out = static_cast<size_t>(c.n_kv_heads * c.head_dim);
+  const int64_t d = cuda_attention_head_dim(c.head_dim);
+  const size_t q_out = static_cast<size_t>(c.n_heads * d), kv_out = static_cast<size_t>(c.n_kv_heads * d);
   const size_t vocab = static_cast<size_t>(c.vocab);
   CudaMemoryEstimate e;
   const size_t per_layer = bf * (q_out * hidden + 2 * kv_out * hidden + hidden * q_out + 3 * inter * hidden) +
@@ -68,12 +70,17 @@ CudaMemoryEstimate estimate_cuda_memory(const ModelConfig& c, int64_t n_tokens, 
   return e;
 }
 
+int64_t cuda_attention_head_dim(int64_t head_dim) { return head_dim <= 64 ? 64 : 128; }
+
 void check_cuda_engine_shape(const ModelFile& model) {
   const ModelConfig& c = model.config();
   c.validate(model.path());
-  if (c.head_dim != 64 && c.head_dim != 128)
+  if (c.head_dim > 128 || c.head_dim % 2 != 0)
     throw InputError(model.path(), "head_dim " + std::to_string(c.head_dim) +
-                                       " is unsupported by the CUDA backend (64 or 128); use --device cpu");
+                                       " is unsupported by the CUDA backend (even, at most 128); use --device cpu");
+  if (c.qk_norm && cuda_attention_head_dim(c.head_dim) != c.head_dim)
+    throw InputError(model.path(), "per-head q/k norms with head_dim " + std::to_string(c.head_dim) +
+                                       " are unsupported by the CUDA backend (64 or 128); use --device cpu");
 }
 
 #if !defined(HEADCAL_HAVE_CUDA)
@@ -148,12 +155,14 @@ std::vector<float> download_bf16(const bf16* src, size_t count, cudaStream_t str
 
 struct DeviceLayer {
   DeviceBuffer<float> attn_norm, mlp_norm;   // [hidden]
-  DeviceBuffer<bf16> wq;                     // [n_heads*head_dim, hidden]
-  DeviceBuffer<bf16> wk, wv;                 // [n_kv_heads*head_dim, hidden]
-  DeviceBuffer<float> bq, bk, bv;            // [out] (Qwen2, GLM)
+  // Attention weights at the attention width d = cuda_attention_head_dim(head_dim), padded rows
+  // and columns zero, wq and bq scaled (cuda_engine.h).
+  DeviceBuffer<bf16> wq;                     // [n_heads*d, hidden]
+  DeviceBuffer<bf16> wk, wv;                 // [n_kv_heads*d, hidden]
+  DeviceBuffer<float> bq, bk, bv;            // [heads*d] (Qwen2, GLM)
   DeviceBuffer<float> q_norm, k_norm;        // [head_dim] (Qwen3 only)
   DeviceBuffer<float> post_attn_norm, post_mlp_norm;  // [hidden] (GLM-4 only)
-  DeviceBuffer<bf16> wo;                     // [hidden, n_heads*head_dim]
+  DeviceBuffer<bf16> wo;                     // [hidden, n_heads*d]
   DeviceBuffer<bf16> w_gate, w_up;           // [intermediate, hidden]
   DeviceBuffer<bf16> w_down;                 // [hidden, intermediate]
 };
@@ -161,7 +170,7 @@ struct DeviceLayer {
 class CudaEngineImpl final : public CudaEngine {
  public:
   CudaEngineImpl(const ModelFile& model, const CudaEngineOptions& options)
-      : config_(model.config()), options_(options) {
+      : config_(model.config()), attn_dim_(cuda_attention_head_dim(config_.head_dim)), options_(options) {
     check_cuda_engine_shape(model);
     if (options_.mlp_chunk_tokens < 1) throw InputError("cuda engine", "mlp_chunk_tokens must be positive");
     int count = 0;
@@ -285,6 +294,15 @@ class CudaEngineImpl final : public CudaEngine {
     HC_CHECK_CUDA(cudaMemcpy(dst.get(), bits.data(), count * 2, cudaMemcpyHostToDevice));
   }
 
+  // [n, heads, attn_dim_] on the device to [n, heads, head_dim] fp32 on the host, times scale.
+  std::vector<float> download_heads(const bf16* src, int64_t n, int64_t heads, float scale) {
+    if (attn_dim_ == config_.head_dim && scale == 1.f)
+      return download_bf16(src, static_cast<size_t>(n * heads * attn_dim_), stream_);
+    DeviceBuffer<bf16> packed(static_cast<size_t>(n * heads * config_.head_dim));
+    cuda::repack_heads(src, packed.get(), n, heads, attn_dim_, config_.head_dim, 1, scale, stream_);
+    return download_bf16(packed.get(), packed.size(), stream_);
+  }
+
   void upload_vector(const ModelFile& model, const std::string& name, int64_t length, DeviceBuffer<float>& dst) {
     dst.alloc(static_cast<size_t>(length));
     if (const auto* random = dynamic_cast<const RandomModel*>(&model)) {
@@ -297,9 +315,23 @@ class CudaEngineImpl final : public CudaEngine {
     HC_CHECK_CUDA(cudaMemcpy(dst.get(), f32.data(), f32.size() * 4, cudaMemcpyHostToDevice));
   }
 
+  // A per-head weight at the attention width: `heads` blocks of head_dim rows (inner = the row
+  // length) or of head_dim columns (inner = 1, outer = rows) padded with zeros to attn_dim_, times
+  // `scale`. As it is when nothing pads.
+  template <typename T>
+  void pad_heads(DeviceBuffer<T>& w, int64_t outer, int64_t heads, int64_t inner, float scale) {
+    if (attn_dim_ == config_.head_dim) return;
+    DeviceBuffer<T> padded(static_cast<size_t>(outer * heads * attn_dim_ * inner));
+    cuda::repack_heads(w.get(), padded.get(), outer, heads, config_.head_dim, attn_dim_, inner, scale, stream_);
+    HC_CHECK_CUDA(cudaStreamSynchronize(stream_));
+    w = std::move(padded);
+  }
+
   void upload_weights(const ModelFile& model) {
     const ModelConfig& c = config_;
     const int64_t q_out = c.n_heads * c.head_dim, kv_out = c.n_kv_heads * c.head_dim;
+    // The kernels' softmax scale is 1/sqrt(attn_dim_); q carries the rest of the model's 1/sqrt(head_dim).
+    const float q_scale = static_cast<float>(std::sqrt(double(attn_dim_) / double(c.head_dim)));
     upload_matrix(model, tensor_names::embed(), {c.vocab, c.hidden}, embed_);
     if (!c.tie_embeddings) upload_matrix(model, tensor_names::lm_head(), {c.vocab, c.hidden}, lm_head_);
     upload_vector(model, tensor_names::final_norm(), c.hidden, final_norm_);
@@ -310,16 +342,23 @@ class CudaEngineImpl final : public CudaEngine {
       upload_matrix(model, tensor_names::q_proj(i), {q_out, c.hidden}, L.wq);
       upload_matrix(model, tensor_names::k_proj(i), {kv_out, c.hidden}, L.wk);
       upload_matrix(model, tensor_names::v_proj(i), {kv_out, c.hidden}, L.wv);
+      pad_heads(L.wq, 1, c.n_heads, c.hidden, q_scale);
+      pad_heads(L.wk, 1, c.n_kv_heads, c.hidden, 1.f);
+      pad_heads(L.wv, 1, c.n_kv_heads, c.hidden, 1.f);
       if (c.qkv_bias) {
         upload_vector(model, tensor_names::q_bias(i), q_out, L.bq);
         upload_vector(model, tensor_names::k_bias(i), kv_out, L.bk);
         upload_vector(model, tensor_names::v_bias(i), kv_out, L.bv);
+        pad_heads(L.bq, 1, c.n_heads, 1, q_scale);
+        pad_heads(L.bk, 1, c.n_kv_heads, 1, 1.f);
+        pad_heads(L.bv, 1, c.n_kv_heads, 1, 1.f);
       }
       if (c.qk_norm) {
         upload_vector(model, tensor_names::q_norm(i), c.head_dim, L.q_norm);
         upload_vector(model, tensor_names::k_norm(i), c.head_dim, L.k_norm);
       }
       upload_matrix(model, tensor_names::o_proj(i), {c.hidden, q_out}, L.wo);
+      pad_heads(L.wo, c.hidden, c.n_heads, 1, 1.f);
       upload_vector(model, tensor_names::mlp_norm(i), c.hidden, L.mlp_norm);
       upload_matrix(model, tensor_names::gate_proj(i), {c.intermediate, c.hidden}, L.w_gate);
       upload_matrix(model, tensor_names::up_proj(i), {c.intermediate, c.hidden}, L.w_up);
@@ -371,7 +410,7 @@ class CudaEngineImpl final : public CudaEngine {
     HC_CHECK_CUDA(cudaSetDevice(options_.device));
     check_fits(n);
 
-    const int64_t hidden = c.hidden, inter = c.intermediate, d = c.head_dim;
+    const int64_t hidden = c.hidden, inter = c.intermediate, d = attn_dim_;
     const int64_t q_out = c.n_heads * d, kv_out = c.n_kv_heads * d;
     const int64_t chunk = std::min<int64_t>(n, options_.mlp_chunk_tokens);
     const float eps = static_cast<float>(c.rms_eps);
@@ -450,11 +489,12 @@ class CudaEngineImpl final : public CudaEngine {
           a.lse = lse.get();
           (*device_hook)(a);
         }
-        if (request.on_layer) {
-          const std::vector<float> hq = download_bf16(q.get(), q.size(), stream_);
-          const std::vector<float> hk = download_bf16(k.get(), k.size(), stream_);
-          const std::vector<float> hv = download_bf16(v.get(), v.size(), stream_);
-          const std::vector<float> ho = download_bf16(attn.get(), attn.size(), stream_);
+        if (request.on_layer) {  // the model's head_dim and q, as the CPU engine gives them
+          const float q_unscale = static_cast<float>(std::sqrt(double(c.head_dim) / double(d)));
+          const std::vector<float> hq = download_heads(q.get(), n, c.n_heads, q_unscale);
+          const std::vector<float> hk = download_heads(k.get(), n, c.n_kv_heads, 1.f);
+          const std::vector<float> hv = download_heads(v.get(), n, c.n_kv_heads, 1.f);
+          const std::vector<float> ho = download_heads(attn.get(), n, c.n_heads, 1.f);
           std::vector<float> hl(lse.size());
           HC_CHECK_CUDA(cudaMemcpyAsync(hl.data(), lse.get(), hl.size() * 4, cudaMemcpyDeviceToHost, stream_));
           HC_CHECK_CUDA(cudaStreamSynchronize(stream_));
@@ -465,7 +505,7 @@ class CudaEngineImpl final : public CudaEngine {
           a.v = hv.data();
           a.o = ho.data();
           a.lse = hl.data();
-          a.dims = dims;
+          a.dims = kernels::AttentionDims{n, c.n_heads, c.n_kv_heads, c.head_dim};
           request.on_layer(a);
         }
       }
@@ -532,6 +572,7 @@ class CudaEngineImpl final : public CudaEngine {
   }
 
   ModelConfig config_;
+  int64_t attn_dim_ = 0;  // cuda_attention_head_dim(config_.head_dim)
   CudaEngineOptions options_;
   std::string description_;
   cudaStream_t stream_ = nullptr;

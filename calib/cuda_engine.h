@@ -64,13 +64,21 @@ class CudaEngine : public Engine {
   virtual std::string device_description() const = 0;  // "NVIDIA H100 80GB HBM3, 79.1 GiB"
 };
 
-// Throws InputError naming the model file for shapes the CUDA backend does not run (head_dim not
-// 64 or 128, e.g. Phi-3-mini's 96): what make_cuda_engine checks first, with or without CUDA.
+// The head width the CUDA engine's attention runs at: the attention kernels are built for 64 and
+// 128, so a head_dim below either is padded with zero features to it (Phi-3-mini's 96 runs at
+// 128). Zero features leave every score and output unchanged; the engine scales q by
+// sqrt(padded / head_dim) so that the kernels' 1/sqrt(padded) gives the model's 1/sqrt(head_dim).
+// Device hooks (DeviceAttentionInput) see the padded, scaled tensors; host hooks the model's.
+int64_t cuda_attention_head_dim(int64_t head_dim);
+
+// Throws InputError naming the model file for shapes the CUDA backend does not run (head_dim odd
+// or above 128; per-head q/k norms with a padded head_dim): what make_cuda_engine checks first,
+// with or without CUDA.
 void check_cuda_engine_shape(const ModelFile& model);
 
 // Uploads the model's weights as bf16 (dequantised through load_f32, raw bf16 from safetensors,
 // generated in place for RandomModel). Throws DeviceError without CUDA or a device, or when the
-// weights do not fit; InputError for shapes the kernels do not support (head_dim not 64 or 128).
+// weights do not fit; InputError for shapes check_cuda_engine_shape refuses.
 std::unique_ptr<CudaEngine> make_cuda_engine(const ModelFile& model, const CudaEngineOptions& options = {});
 
 }  // namespace hc

@@ -113,6 +113,15 @@ __global__ void add_bias_kernel(bf16* x, const float* bias, int64_t total, int64
   if (i < total) x[i] = __float2bfloat16(__bfloat162float(x[i]) + bias[i % width]);
 }
 
+template <typename T>
+__global__ void repack_heads_kernel(const T* src, T* dst, int64_t total, int64_t heads, int64_t src_d, int64_t dst_d,
+                                    int64_t inner, float scale) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= total) return;
+  const int64_t in = i % inner, j = (i / inner) % dst_d, head_row = i / (inner * dst_d);  // outer * heads + head
+  store(dst + i, j < src_d ? scale * load(src + (head_row * src_d + j) * inner + in) : 0.f);
+}
+
 __global__ void silu_mul_kernel(bf16* gate, const bf16* up, int64_t n) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
@@ -248,6 +257,25 @@ void add_bias(bf16* x, const float* bias, int64_t n, int64_t width, cudaStream_t
   if (total == 0) return;
   add_bias_kernel<<<blocks_for(total, 256), 256, 0, stream>>>(x, bias, total, width);
   HC_CHECK_LAUNCH();
+}
+
+template <typename T>
+void launch_repack_heads(const T* src, T* dst, int64_t outer, int64_t heads, int64_t src_d, int64_t dst_d,
+                         int64_t inner, float scale, cudaStream_t stream) {
+  const int64_t total = outer * heads * dst_d * inner;
+  if (total == 0) return;
+  repack_heads_kernel<<<blocks_for(total, 256), 256, 0, stream>>>(src, dst, total, heads, src_d, dst_d, inner, scale);
+  HC_CHECK_LAUNCH();
+}
+
+void repack_heads(const bf16* src, bf16* dst, int64_t outer, int64_t heads, int64_t src_d, int64_t dst_d,
+                  int64_t inner, float scale, cudaStream_t stream) {
+  launch_repack_heads(src, dst, outer, heads, src_d, dst_d, inner, scale, stream);
+}
+
+void repack_heads(const float* src, float* dst, int64_t outer, int64_t heads, int64_t src_d, int64_t dst_d,
+                  int64_t inner, float scale, cudaStream_t stream) {
+  launch_repack_heads(src, dst, outer, heads, src_d, dst_d, inner, scale, stream);
 }
 
 void silu_mul(bf16* gate, const bf16* up, int64_t n, cudaStream_t stream) {

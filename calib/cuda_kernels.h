@@ -41,6 +41,15 @@ void head_rmsnorm(bf16* x, const float* weight, int64_t n_rows, int64_t head_dim
 // x [n, width] bf16 += bias [width].
 void add_bias(bf16* x, const float* bias, int64_t n, int64_t width, cudaStream_t stream);
 
+// Per-head features moved to a different head width: dst [outer, heads, dst_d, inner] =
+// scale * src [outer, heads, src_d, inner] over the first min(src_d, dst_d) features, zero beyond.
+// Pads the weights of a head_dim the attention kernels are not built for (Phi-3's 96 runs at 128)
+// and takes the padding off again for host copies.
+void repack_heads(const bf16* src, bf16* dst, int64_t outer, int64_t heads, int64_t src_d, int64_t dst_d,
+                  int64_t inner, float scale, cudaStream_t stream);
+void repack_heads(const float* src, float* dst, int64_t outer, int64_t heads, int64_t src_d, int64_t dst_d,
+                  int64_t inner, float scale, cudaStream_t stream);
+
 // gate[i] = silu(gate[i]) * up[i], [n] bf16, computed in fp32.
 void silu_mul(bf16* gate, const bf16* up, int64_t n, cudaStream_t stream);
 

@@ -50,7 +50,9 @@ using AttentionOverride = std::function<void(const LayerAttentionInput& in, floa
 // The device variant (CUDA backend): one layer's q, k, v in bf16 device memory, after RoPE; the
 // override writes o (bf16 [n_tokens, n_heads, head_dim], packed) and lse (fp32 [n_heads,
 // n_tokens]) by work enqueued on `stream` (a cudaStream_t). Also the first fields of the CUDA
-// engine's record hook argument (DeviceLayerAttention, calib/cuda_engine.h).
+// engine's record hook argument (DeviceLayerAttention, calib/cuda_engine.h). head_dim here is
+// dims.head_dim, the width the kernels run at: the model's, or padded to it with zero features
+// and q scaled to match (cuda_attention_head_dim).
 struct DeviceAttentionInput {
   int layer = 0;
   const void* q = nullptr;   // bf16 [n_tokens, n_heads, head_dim] (row stride q_row_stride)

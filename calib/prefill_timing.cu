@@ -9,6 +9,7 @@
 
 #include "calib/prefill_timing.h"
 #include "calib/cuda_buffers.h"
+#include "calib/cuda_engine.h"
 #include "calib/device_attention.h"
 #include "calib/validate.h"
 #include "common/cuda_check.h"
@@ -77,7 +78,7 @@ double measure_density(CudaEngine& engine, const std::vector<int32_t>& tokens, k
                        const std::vector<std::vector<kernels::PatternConfig>>& layers,
                        const kernels::EstimatorSettings& settings) {
   const ModelConfig& c = engine.config();
-  const int64_t n = static_cast<int64_t>(tokens.size()), h_count = c.n_heads, d = c.head_dim;
+  const int64_t n = static_cast<int64_t>(tokens.size()), h_count = c.n_heads, d = cuda_attention_head_dim(c.head_dim);
   double cost = 0, dense = 0;
   DeviceBuffer<float> dense_lse(static_cast<size_t>(h_count * n));  // [H, N]
   DeviceBuffer<double> recall(static_cast<size_t>(h_count));        // [H]
@@ -124,7 +125,7 @@ PrefillTimes time_prefill_cuda(CudaEngine& engine, const Profile& profile, const
   for (int64_t layer = 0; layer < c.n_layers; ++layer) layers.push_back(layer_configs(profile, layer));
   kernels::LayerPlanner planner(layers,
                                 kernels::LayerShape{static_cast<int>(tokens.size()), static_cast<int>(c.n_heads),
-                                                    static_cast<int>(c.n_kv_heads), static_cast<int>(c.head_dim)},
+                                                    static_cast<int>(c.n_kv_heads), static_cast<int>(cuda_attention_head_dim(c.head_dim))},
                                 estimator_settings(profile));
   std::vector<std::unique_ptr<AttentionEvents>> events;
   for (int64_t layer = 0; layer < c.n_layers; ++layer) events.push_back(std::make_unique<AttentionEvents>());

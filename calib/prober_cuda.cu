@@ -9,6 +9,7 @@
 
 #include "calib/prober.h"
 #include "calib/cuda_buffers.h"
+#include "calib/cuda_engine.h"
 #include "calib/device_attention.h"
 #include "common/cuda_check.h"
 #include "kernels/attention/attention.h"
@@ -25,10 +26,10 @@ class CudaProber : public CandidateProber {
   CudaProber(Grid grid, PatternDefaults defaults) : grid_(std::move(grid)), settings_(estimator_settings(defaults)) {}
 
   size_t device_bytes(const ModelConfig& config, int64_t n_tokens) const override {
-    const size_t o_bytes = size_t(n_tokens) * config.n_heads * config.head_dim * 2;  // bf16 [N, H, d]
+    const size_t o_bytes = size_t(n_tokens) * config.n_heads * cuda_attention_head_dim(config.head_dim) * 2;  // bf16 [N, H, d]
     return o_bytes + static_cast<size_t>(kernels::LayerPlanner::workspace_bytes(
                          candidate_layers(config.n_heads),
-                         shape({n_tokens, config.n_heads, config.n_kv_heads, config.head_dim}), settings_)) +
+                         shape({n_tokens, config.n_heads, config.n_kv_heads, cuda_attention_head_dim(config.head_dim)}), settings_)) +
            (64u << 20);
   }
 

@@ -91,8 +91,8 @@ ModelConfig smollm2_135m_config();
 ModelConfig tiny_llama_config();
 // Phi-3-mini-128K's shape (32 layers, 32 heads, 32 KV heads, head_dim 96, hidden 3072, MLP 8192,
 // vocab 32064, LongRoPE from 4096 to 131072). The longrope factors are a smooth stand-in (short 1,
-// long rising from 1 to 32), not Microsoft's. head_dim 96 runs on the CPU engine only: the CUDA
-// kernels take 64 or 128, so the CUDA engine refuses it (check_cuda_engine_shape).
+// long rising from 1 to 32), not Microsoft's. The CUDA engine runs its head_dim 96 at 128
+// (cuda_attention_head_dim).
 ModelConfig phi3_mini_config();
 // GLM-4-9B's shape (transformers' Glm4ForCausalLM): 40 layers, 32 heads, 2 KV heads, head_dim 128
 // of which the first 64 rotate in interleaved pairs, hidden 4096, MLP 13696, vocab 151552, q/k/v

@@ -1,4 +1,5 @@
 #include "calib/validate.h"
+#include "calib/cuda_engine.h"
 #include "calib/prober.h"
 #include "calib/validate_format.h"
 
@@ -385,7 +386,7 @@ nlohmann::ordered_json validation_json_body(const ValidationReport& r, const std
 }
 
 size_t validate_device_bytes(const ModelConfig& config, const Profile& profile, int64_t n_tokens) {
-  const size_t dense_o = size_t(n_tokens) * config.n_heads * config.head_dim * 2;  // bf16 [N, H, d]
+  const size_t dense_o = size_t(n_tokens) * config.n_heads * cuda_attention_head_dim(config.head_dim) * 2;  // bf16 [N, H, d]
   const size_t dense_lse = size_t(config.n_heads) * n_tokens * 4;                   // fp32 [H, N]
   const size_t probe = size_t(config.n_heads) * 4 * 8;                              // [H] x4 sums
   size_t planner = 0;
@@ -396,7 +397,7 @@ size_t validate_device_bytes(const ModelConfig& config, const Profile& profile, 
   planner = static_cast<size_t>(kernels::LayerPlanner::workspace_bytes(
       layers,
       kernels::LayerShape{static_cast<int>(n_tokens), static_cast<int>(config.n_heads),
-                          static_cast<int>(config.n_kv_heads), static_cast<int>(config.head_dim)},
+                          static_cast<int>(config.n_kv_heads), static_cast<int>(cuda_attention_head_dim(config.head_dim))},
       estimator_settings(profile)));
 #else
   (void)profile;

@@ -12,6 +12,7 @@
 
 #include "calib/validate.h"
 #include "calib/cuda_buffers.h"
+#include "calib/cuda_engine.h"
 #include "calib/device_attention.h"
 #include "common/cuda_check.h"
 #include "common/error.h"
@@ -47,7 +48,7 @@ PrefillResult validate_sparse_prefill_cuda(CudaEngine& engine, const Profile& pr
   // One workspace for every layer of this prefill (layer_plan.h).
   kernels::LayerPlanner planner(layers,
                                 kernels::LayerShape{static_cast<int>(base.tokens.size()), static_cast<int>(c.n_heads),
-                                                    static_cast<int>(c.n_kv_heads), static_cast<int>(c.head_dim)},
+                                                    static_cast<int>(c.n_kv_heads), static_cast<int>(cuda_attention_head_dim(c.head_dim))},
                                 settings);
   std::vector<std::unique_ptr<AttentionEvents>> timings;  // plan + run per layer, read after the prefill
   PrefillRequest request = base;

@@ -155,6 +155,23 @@ TEST_CASE("CUDA engine matches the CPU engine per layer and in the logits", "[cu
     c.rope_interleaved = true;
     cases.push_back({"interleaved full rope with fused bias", c, 33});
   }
+  {
+    hc::ModelConfig c = hc::tiny_llama_config();  // Phi-3-mini's head_dim 96: the kernels run it at 128
+    c.arch = "phi3";
+    c.head_dim = 96;
+    c.n_heads = 4;
+    c.n_kv_heads = 4;
+    cases.push_back({"d96 padded to 128", c, 99});
+  }
+  {
+    hc::ModelConfig c = hc::tiny_llama_config();  // padded to 64, with a bias and a partial interleaved RoPE
+    c.arch = "glm";
+    c.head_dim = 48;
+    c.qkv_bias = true;
+    c.rotary_dim = 32;
+    c.rope_interleaved = true;
+    cases.push_back({"d48 padded to 64, bias, partial interleaved rope", c, 66});
+  }
   for (const Case& tc : cases) {
     INFO(tc.name << " N " << tc.n);
     hc::RandomModel model(tc.config, 11, "test");
@@ -177,6 +194,8 @@ TEST_CASE("CUDA engine matches the CPU engine per layer and in the logits", "[cu
     REQUIRE(b.q.size() == static_cast<size_t>(tc.config.n_layers));
     for (size_t l = 0; l < b.q.size(); ++l) {
       INFO("layer " << l);
+      REQUIRE(b.q[l].size() == a.q[l].size());  // host hooks get the model's head_dim
+      REQUIRE(b.o[l].size() == a.o[l].size());
       // bf16 activations and weights: ~0.4% per rounding, a few of them in sequence.
       CHECK(rel_error(b.q[l], a.q[l]) < 0.03);
       CHECK(rel_error(b.k[l], a.k[l]) < 0.03);
@@ -224,6 +243,37 @@ TEST_CASE("CUDA engine: the device hook sees what the host hook sees", "[cuda_en
   CHECK(device_lse[0] == host.lse[0]);
   CHECK(device_k[0] == host.k[0]);
 }
+
+TEST_CASE("CUDA engine: a padded head_dim reaches device hooks at the kernels' width, padding zero",
+          "[cuda_engine][gpu]") {
+  HC_REQUIRE_GPU();
+  hc::ModelConfig c = hc::tiny_llama_config();
+  c.arch = "phi3";
+  c.head_dim = 96;
+  hc::RandomModel model(c, 3, "d96");
+  auto gpu = hc::make_cuda_engine(model);
+  hc::PrefillRequest req;
+  req.tokens = hc::random_token_ids(70, c.vocab, 5);
+  req.want_logits = false;
+  req.first_layer = 1;
+  Captured host;
+  req.on_layer = capture(host);
+  std::vector<float> padding;
+  gpu->prefill_device(req, [&](const hc::DeviceLayerAttention& a) {
+    CHECK(a.dims.head_dim == 128);
+    CHECK(a.k_row_stride == c.n_kv_heads * 128);
+    std::vector<__nv_bfloat16> k(static_cast<size_t>(70 * c.n_kv_heads * 128));
+    REQUIRE(cudaMemcpy(k.data(), a.k, k.size() * 2, cudaMemcpyDeviceToHost) == cudaSuccess);
+    for (size_t i = 0; i < k.size(); ++i)
+      if (i % 128 >= 96) padding.push_back(__bfloat162float(k[i]));
+  });
+  // Scores at the model's 1/sqrt(96) are checked against the CPU engine above ("d96 padded to 128").
+  REQUIRE(host.k.size() == 1);
+  CHECK(host.k[0].size() == size_t(70) * c.n_kv_heads * 96);
+  REQUIRE(padding.size() == size_t(70) * c.n_kv_heads * 32);
+  CHECK(std::all_of(padding.begin(), padding.end(), [](float x) { return x == 0.f; }));
+}
+
 #endif
 
 TEST_CASE("CUDA engine: a prefill that cannot fit fails up front with the memory it needs", "[cuda_engine][gpu]") {

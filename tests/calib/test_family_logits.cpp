@@ -283,7 +283,7 @@ TEST_CASE("phi3 from GGUF (attn_qkv, fused ffn_up, rope_factors_long/short) matc
   }
 }
 
-TEST_CASE("random:phi3-mini has Phi-3-mini-128K's shape; the CUDA engine refuses its head_dim 96",
+TEST_CASE("random:phi3-mini has Phi-3-mini-128K's shape; the CUDA engine pads its head_dim 96 to 128",
           "[calib][family][phi3]") {
   const auto model = hc::open_random_model("random:phi3-mini");
   REQUIRE(model);
@@ -300,23 +300,48 @@ TEST_CASE("random:phi3-mini has Phi-3-mini-128K's shape; the CUDA engine refuses
   CHECK(c.rope_scaling.type == hc::RopeScalingType::LongRope);
   CHECK(c.rope_scaling.original_max_position == 4096);
   CHECK(c.rope_scaling.long_factor.size() == 48);
-  // The CUDA kernels take head_dim 64 or 128: one InputError naming the model and the head_dim,
-  // before any device or weight is touched (so the same with or without CUDA and a GPU).
-  for (const auto& attempt : {std::function<void()>([&] { hc::check_cuda_engine_shape(*model); }),
-                              std::function<void()>([&] { hc::make_cuda_engine(*model); })}) {
-    try {
-      attempt();
-      FAIL("expected hc::InputError");
-    } catch (const hc::InputError& e) {
-      const std::string msg = e.what();
-      INFO(msg);
-      CHECK(msg.find("random:phi3-mini") != std::string::npos);
-      CHECK(msg.find("head_dim 96") != std::string::npos);
-      CHECK(msg.find("--device cpu") != std::string::npos);
+  // The attention kernels are built for 64 and 128: 96 runs at 128 with zero features.
+  CHECK_NOTHROW(hc::check_cuda_engine_shape(*model));
+  CHECK(hc::cuda_attention_head_dim(96) == 128);
+  CHECK(hc::cuda_attention_head_dim(48) == 64);
+  CHECK(hc::cuda_attention_head_dim(64) == 64);
+  CHECK(hc::cuda_attention_head_dim(128) == 128);
+  // Memory is counted at the padded width: the same weights as a head_dim 128 model's.
+  hc::ModelConfig at_128 = c;
+  at_128.head_dim = 128;
+  CHECK(hc::estimate_cuda_memory(c, 0).weights == hc::estimate_cuda_memory(at_128, 0).weights);
+  hc::ModelConfig at_64 = c;
+  at_64.head_dim = 64;
+  CHECK(hc::estimate_cuda_memory(c, 0).weights > hc::estimate_cuda_memory(at_64, 0).weights);
+  // Shapes the padding cannot serve: one InputError naming the model, before any device or weight
+  // is touched (so the same with or without CUDA and a GPU).
+  struct Refused {
+    const char* why;
+    std::function<void(hc::ModelConfig&)> edit;
+    const char* needle;
+  };
+  const Refused refused[] = {
+      {"wider than 128", [](hc::ModelConfig& m) { m.head_dim = 160, m.rotary_dim = 96; }, "head_dim 160"},
+      {"per-head q/k norms over padded features", [](hc::ModelConfig& m) { m.qk_norm = true; }, "head_dim 96"}};
+  for (const Refused& r : refused) {
+    INFO(r.why);
+    hc::ModelConfig edited = c;
+    r.edit(edited);
+    const hc::RandomModel m(edited, 1, "edited-phi3");
+    for (const auto& attempt : {std::function<void()>([&] { hc::check_cuda_engine_shape(m); }),
+                                std::function<void()>([&] { hc::make_cuda_engine(m); })}) {
+      try {
+        attempt();
+        FAIL("expected hc::InputError");
+      } catch (const hc::InputError& e) {
+        const std::string msg = e.what();
+        INFO(msg);
+        CHECK(msg.find("edited-phi3") != std::string::npos);
+        CHECK(msg.find(r.needle) != std::string::npos);
+        CHECK(msg.find("--device cpu") != std::string::npos);
+      }
     }
   }
-  // The tiny phi3 fixture (head_dim 64) passes the same check.
-  CHECK_NOTHROW(hc::check_cuda_engine_shape(*hc::open_model(std::string(HEADCAL_TEST_DATA) + "/good_hf_tiny_phi3")));
 }
 
 namespace {
