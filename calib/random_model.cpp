@@ -178,6 +178,16 @@ ModelConfig smollm2_135m_config() {
   return c;
 }
 
+ModelConfig qwen3_8b_config() {
+  ModelConfig c = shaped({"qwen3", "Qwen3-8B-shaped (random weights)", 36, 32, 8, 128, 4096, 12288, 151936, 131072,
+                          1e-6, 1000000.0, 151643, 151645});
+  c.qk_norm = true;
+  c.rope_scaling.type = RopeScalingType::Yarn;  // the long-context setting Qwen's model card gives
+  c.rope_scaling.factor = 4.0;
+  c.rope_scaling.original_max_position = 32768;
+  return c;
+}
+
 ModelConfig glm4_9b_config() {
   ModelConfig c = shaped({"glm4", "GLM-4-9B-shaped (random weights)", 40, 32, 2, 128, 4096, 13696, 151552, 131072,
                           1.5625e-07, 5000000.0, -1, 151329});
@@ -202,6 +212,20 @@ ModelConfig phi3_mini_config() {
   return c;
 }
 
+namespace {
+
+constexpr std::pair<const char*, ModelConfig (*)()> kShapes[] = {
+    {"llama3-8b", llama3_8b_config}, {"smollm2", smollm2_135m_config}, {"tiny", tiny_llama_config},
+    {"phi3-mini", phi3_mini_config}, {"glm4-9b", glm4_9b_config},     {"qwen3-8b", qwen3_8b_config}};
+
+}  // namespace
+
+std::string random_shape_names(const std::string& separator) {
+  std::string names;
+  for (const auto& shape : kShapes) names += (names.empty() ? "" : separator) + std::string(shape.first);
+  return names;
+}
+
 std::unique_ptr<RandomModel> open_random_model(const std::string& spec) {
   const std::string prefix = "random:";
   if (spec.compare(0, prefix.size(), prefix) != 0) return nullptr;
@@ -215,15 +239,9 @@ std::unique_ptr<RandomModel> open_random_model(const std::string& spec) {
       throw InputError(spec, "the seed after the shape must be a non-negative integer");
     rest = rest.substr(0, colon);
   }
-  static const std::pair<const char*, ModelConfig (*)()> kShapes[] = {
-      {"llama3-8b", llama3_8b_config}, {"smollm2", smollm2_135m_config}, {"tiny", tiny_llama_config},
-      {"phi3-mini", phi3_mini_config}, {"glm4-9b", glm4_9b_config}};
-  std::string names;
-  for (const auto& [name, config] : kShapes) {
+  for (const auto& [name, config] : kShapes)
     if (rest == name) return std::make_unique<RandomModel>(config(), seed, rest);
-    names += (names.empty() ? "" : ", ") + std::string(name);
-  }
-  throw InputError(spec, "unknown random model shape '" + rest + "' (" + names + ")");
+  throw InputError(spec, "unknown random model shape '" + rest + "' (" + random_shape_names(", ") + ")");
 }
 
 }  // namespace hc

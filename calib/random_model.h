@@ -98,10 +98,15 @@ ModelConfig phi3_mini_config();
 // of which the first 64 rotate in interleaved pairs, hidden 4096, MLP 13696, vocab 151552, q/k/v
 // biases, RMSNorm on the attention and MLP outputs, rope theta 5e6, 131072 context.
 ModelConfig glm4_9b_config();
+// Qwen3-8B's shape: 36 layers, 32 heads, 8 KV heads, head_dim 128 with per-head q/k RMSNorm,
+// hidden 4096, MLP 12288, vocab 151936, rope theta 1e6 with YaRN factor 4 from 32768 to 131072.
+ModelConfig qwen3_8b_config();
 
-// "random:llama3-8b", "random:smollm2", "random:tiny", "random:phi3-mini", "random:glm4-9b",
-// optionally with ":SEED" (default 1). Returns nullptr when `spec` does not start with "random:";
-// throws InputError for an unknown shape or a bad seed.
+// "random:<shape>" for a shape of random_shape_names(), optionally with ":SEED" (default 1).
+// Returns nullptr when `spec` does not start with "random:"; throws InputError for an unknown
+// shape or a bad seed.
 std::unique_ptr<RandomModel> open_random_model(const std::string& spec);
+// The shapes open_random_model knows, joined by `separator` ("llama3-8b, smollm2, ...").
+std::string random_shape_names(const std::string& separator);
 
 }  // namespace hc

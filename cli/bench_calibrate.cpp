@@ -2,6 +2,8 @@
 // by stage (bench/bench_calibrate.h), so the next person sees where calibration time goes.
 #include "cli/bench_calibrate.h"
 
+#include "calib/random_model.h"
+
 #include <stdlib.h>
 
 #include <cerrno>
@@ -83,8 +85,8 @@ Runner setup_bench_calibrate(CLI::App& sub) {
   sub.remove_option(sub.get_option("--length"));
   sub.remove_option(sub.get_option("--no-probes"));
   sub.get_option("--model")->description(
-      "GGUF file, Hugging Face directory, or random:llama3-8b / random:smollm2 / random:tiny / random:phi3-mini / "
-      "random:glm4-9b[:SEED] (random weights)");
+      "GGUF file, Hugging Face directory, or random:SHAPE[:SEED] (random weights; SHAPE: " +
+      hc::random_shape_names(", ") + ")");
   auto o = std::make_shared<BenchCalibrateOptions>();
   sub.add_option("--n", o->n_list, "prompt lengths in tokens, comma-separated (one calibration each)")
       ->required()

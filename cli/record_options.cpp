@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <string>
 
+#include "calib/random_model.h"
 #include "calib/device_select.h"
 #include "calib/prober.h"
 #include "cli/command.h"
@@ -53,8 +54,8 @@ void print_progress(const RecordProgress& p, bool tty) {
 std::shared_ptr<RecordCliOptions> add_record_options(CLI::App& sub) {
   auto o = std::make_shared<RecordCliOptions>();
   sub.add_option("--model", o->model,
-                 "GGUF file, Hugging Face directory, or random:llama3-8b / random:smollm2 / random:tiny / "
-                 "random:phi3-mini / random:glm4-9b[:SEED] (random weights; prompt: --tokens FILE or --length N random ids)")
+                 "GGUF file, Hugging Face directory, or random:SHAPE[:SEED] (random weights; SHAPE: " +
+                     hc::random_shape_names(", ") + "; prompt: --tokens FILE or --length N random ids)")
       ->required();
   o->prompt = add_prompt_options(sub);
   sub.add_option("--prompt-set", o->prompt_set,

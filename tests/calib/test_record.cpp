@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "calib/cuda_engine.h"
 #include "calib/device_select.h"
 #include "calib/random_model.h"
 #include "calib/record.h"
@@ -123,7 +124,24 @@ TEST_CASE("random model: deterministic, seeded, scaled by fan-in", "[record][ran
   CHECK(glm->load_f32(hc::tensor_names::post_attn_out_norm(0)) == std::vector<float>(4096, 1.0f));
   CHECK(glm->tensor(hc::tensor_names::k_bias(0)).shape == std::vector<int64_t>{256});
   CHECK(glm->fingerprint() != hc::open_random_model("random:llama3-8b")->fingerprint());
-  CHECK_THROWS_AS(hc::open_random_model("random:llama9"), hc::InputError);
+  // Qwen3-8B's shape: per-head q/k norms (tensors of head_dim), YaRN from 32K to 128K.
+  const auto qwen3 = hc::open_random_model("random:qwen3-8b");
+  const hc::ModelConfig& q3 = qwen3->config();
+  CHECK(q3.arch == "qwen3");
+  CHECK(q3.n_layers == 36);
+  CHECK(q3.n_kv_heads == 8);
+  CHECK(q3.qk_norm);
+  CHECK(q3.rope_scaling.type == hc::RopeScalingType::Yarn);
+  CHECK(q3.max_context == 131072);
+  CHECK(qwen3->tensor(hc::tensor_names::q_norm(35)).shape == std::vector<int64_t>{128});
+  CHECK_NOTHROW(hc::check_cuda_engine_shape(*qwen3));
+  CHECK(hc::random_shape_names(", ") == "llama3-8b, smollm2, tiny, phi3-mini, glm4-9b, qwen3-8b");
+  try {
+    hc::open_random_model("random:llama9");
+    FAIL("expected hc::InputError");
+  } catch (const hc::InputError& e) {
+    CHECK(std::string(e.what()).find("qwen3-8b") != std::string::npos);  // the error lists the shapes
+  }
   CHECK_THROWS_AS(hc::open_random_model("random:tiny:x"), hc::InputError);
 }
 
