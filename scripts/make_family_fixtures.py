@@ -17,7 +17,9 @@ each as config.json + model.safetensors (float32) + reference.json: the token id
 transformers' float32 logits at every position ([N, vocab], vocab 128); and the same weights as
 GGUF files (F32, llama.cpp's tensor and metadata names, no tokenizer) beside them:
   tests/data/good_tiny_qwen2_yarn.gguf, tests/data/good_tiny_qwen3.gguf, tests/data/good_tiny_phi3.gguf,
-  tests/data/good_tiny_glm4.gguf (llama.cpp's glm4 architecture; its converter takes no glm one)
+  tests/data/good_tiny_glm4.gguf (llama.cpp's glm4 architecture)
+  tests/data/good_tiny_chatglm.gguf (the glm weights in llama.cpp's chatglm architecture, the one
+                                     its converter writes THUDM's GLM-4-9B-chat and -chat-1m as)
 
 LongRoPE picks its factor set by the prefill's length, so the phi3 reference.json also holds
 "short": the logits of a prefill of the first SHORT_TOKENS ids alone, at most the original
@@ -163,6 +165,56 @@ def write_gguf(model, path, arch, rope_kv=(), rope_dims=None, extra_tensors=()):
     w.close()
 
 
+def write_chatglm_gguf(model, path):
+    """The glm model as llama.cpp's converter writes THUDM's ChatGLMModel checkpoints: q/k/v fused
+    as attn_qkv (weight and bias, rows q then k then v, as query_key_value), gate and up fused as
+    ffn_up (dense_h_to_4h), and its metadata: context_length from seq_length, rope.dimension_count
+    int(head_dim * 0.5), rope.freq_base 10000 * rope_ratio (1 here), layer_norm_rms_epsilon from
+    layernorm_epsilon, add_bos_token false. The converter writes no key_length (llama.cpp takes
+    hidden / heads); this model's head_dim 64 is not hidden / heads (16), so key_length and
+    value_length say it."""
+    c = model.config
+    head_dim = c.head_dim
+    w = gguf.GGUFWriter(path, "chatglm")
+    w.add_name("tiny-chatglm")
+    w.add_context_length(c.max_position_embeddings)
+    w.add_embedding_length(c.hidden_size)
+    w.add_feed_forward_length(c.intermediate_size)
+    w.add_block_count(c.num_hidden_layers)
+    w.add_head_count(c.num_attention_heads)
+    w.add_head_count_kv(c.num_key_value_heads)
+    w.add_layer_norm_rms_eps(c.rms_norm_eps)
+    w.add_file_type(gguf.LlamaFileType.ALL_F32)
+    w.add_key_length(head_dim)
+    w.add_value_length(head_dim)
+    w.add_rope_dimension_count(int(head_dim * 0.5))
+    w.add_add_bos_token(False)
+    w.add_rope_freq_base(10000.0)
+    sd = {k: v.detach().float().numpy().astype(np.float32) for k, v in model.state_dict().items()}
+
+    def put(name, array):
+        w.add_tensor(name, np.ascontiguousarray(array))
+
+    put("token_embd.weight", sd["model.embed_tokens.weight"])
+    for i in range(c.num_hidden_layers):
+        hf = f"model.layers.{i}."
+        blk = f"blk.{i}."
+        put(blk + "attn_norm.weight", sd[hf + "input_layernorm.weight"])
+        for kind in ("weight", "bias"):
+            put(blk + f"attn_qkv.{kind}",
+                np.concatenate([sd[hf + f"self_attn.{x}_proj.{kind}"] for x in "qkv"], axis=0))
+        put(blk + "attn_output.weight", sd[hf + "self_attn.o_proj.weight"])
+        put(blk + "ffn_norm.weight", sd[hf + "post_attention_layernorm.weight"])
+        put(blk + "ffn_up.weight", sd[hf + "mlp.gate_up_proj.weight"])
+        put(blk + "ffn_down.weight", sd[hf + "mlp.down_proj.weight"])
+    put("output_norm.weight", sd["model.norm.weight"])
+    put("output.weight", sd["lm_head.weight"])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "data"))
@@ -221,6 +273,8 @@ def main():
             for layer in model.model.layers:
                 layer.mlp.gate_up_proj.weight[config.intermediate_size:] *= 3.0
         write(model, os.path.join(args.out, f"good_hf_tiny_{name}"), seed)
+        if name == "glm":
+            write_chatglm_gguf(model, os.path.join(args.out, "good_tiny_chatglm.gguf"))
         if name == "glm4":  # the converter's rope width: int(head_dim * partial_rotary_factor)
             write_gguf(model, os.path.join(args.out, "good_tiny_glm4.gguf"), "glm4", rope_dims=32)
 

@@ -9,17 +9,23 @@ namespace hc {
 
 namespace {
 
-// The fused tensor `fused` [sum of rows, cols] becomes one view per (name, rows), in row order.
+// The fused tensor `fused` [sum of rows, cols] (a bias: [sum of rows], cols 0) becomes one view
+// per (name, rows), in row order.
 void cut(std::map<std::string, TensorInfo>& tensors, const std::string& fused,
          const std::vector<std::pair<std::string, int64_t>>& parts, int64_t cols, const std::string& path,
          std::vector<FusedPart>& out) {
   const TensorInfo whole = tensors.at(fused);
   int64_t rows = 0;
   for (const auto& part : parts) rows += part.second;
-  const std::vector<int64_t> expected{rows, cols};
+  auto shape = [cols](int64_t n) { return cols > 0 ? std::vector<int64_t>{n, cols} : std::vector<int64_t>{n}; };
+  const std::vector<int64_t> expected = shape(rows);
   if (whole.shape != expected)
     throw InputError(path, "tensor " + fused + " ('" + whole.file_name + "') has shape " + shape_string(whole.shape) +
                                ", expected " + shape_string(expected) + " for this config");
+  // A bias is cut between single values, which only unquantised types store one by one.
+  if (cols == 0 && whole.dtype != DType::F32 && whole.dtype != DType::F16 && whole.dtype != DType::BF16)
+    throw InputError(path, "tensor " + fused + " ('" + whole.file_name + "') is " + dtype_name(whole.dtype) +
+                               "; a fused bias must be F32, F16 or BF16");
   if (whole.nbytes % static_cast<size_t>(rows) != 0)
     throw InputError(path, "tensor " + fused + ": " + std::to_string(whole.nbytes) + " bytes do not split into " +
                                std::to_string(rows) + " rows");
@@ -31,7 +37,7 @@ void cut(std::map<std::string, TensorInfo>& tensors, const std::string& fused,
     TensorInfo view = whole;
     view.name = name;
     view.file_name = whole.file_name + " rows " + std::to_string(first) + "-" + std::to_string(first + n - 1);
-    view.shape = {n, cols};
+    view.shape = shape(n);
     view.data = whole.data ? whole.data + static_cast<size_t>(first) * row_bytes : nullptr;
     view.nbytes = static_cast<size_t>(n) * row_bytes;
     tensors.emplace(name, std::move(view));
@@ -48,11 +54,12 @@ std::vector<FusedPart> split_fused_tensors(std::map<std::string, TensorInfo>& te
   namespace tn = tensor_names;
   // Layers of the fused tensors, collected before the map changes; a name that is not exactly the
   // canonical one (a zero-padded index) is left alone.
-  std::vector<int> qkv_layers, gate_up_layers;
+  std::vector<int> qkv_layers, qkv_bias_layers, gate_up_layers;
   for (const auto& entry : tensors) {
     const int i = static_cast<int>(tn::layer_of(entry.first));
     if (i < 0) continue;
     if (entry.first == tn::qkv_proj(i)) qkv_layers.push_back(i);
+    if (entry.first == tn::qkv_bias(i)) qkv_bias_layers.push_back(i);
     if (entry.first == tn::gate_up_proj(i)) gate_up_layers.push_back(i);
   }
   std::vector<FusedPart> out;
@@ -60,6 +67,9 @@ std::vector<FusedPart> split_fused_tensors(std::map<std::string, TensorInfo>& te
   for (const int i : qkv_layers)
     cut(tensors, tn::qkv_proj(i), {{tn::q_proj(i), q_rows}, {tn::k_proj(i), kv_rows}, {tn::v_proj(i), kv_rows}},
         c.hidden, path, out);
+  for (const int i : qkv_bias_layers)
+    cut(tensors, tn::qkv_bias(i), {{tn::q_bias(i), q_rows}, {tn::k_bias(i), kv_rows}, {tn::v_bias(i), kv_rows}}, 0,
+        path, out);
   for (const int i : gate_up_layers)
     cut(tensors, tn::gate_up_proj(i), {{tn::gate_proj(i), c.intermediate}, {tn::up_proj(i), c.intermediate}},
         c.hidden, path, out);

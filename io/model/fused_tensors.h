@@ -2,7 +2,8 @@
 // Fused projections split into the engine's tensors at open. Phi-3 stores q, k and v as one
 // self_attn.qkv_proj [q_rows + 2 kv_rows, hidden] (rows: q, then k, then v) and gate and up as
 // one mlp.gate_up_proj [2 intermediate, hidden] (rows: gate, then up); its GGUF files call them
-// blk.N.attn_qkv and blk.N.ffn_up. The rows of a row-major tensor are contiguous bytes (a GGUF row
+// blk.N.attn_qkv and blk.N.ffn_up. llama.cpp's chatglm files (GLM-4) hold the same two, and the
+// q/k/v biases fused as blk.N.attn_qkv.bias [q_rows + 2 kv_rows], split the same way. The rows of a row-major tensor are contiguous bytes (a GGUF row
 // is whole quantisation blocks), so each part is a TensorInfo viewing its rows of the same
 // mapping: nothing is copied, and every check, loader and backend sees q/k/v and gate/up.
 #include <map>

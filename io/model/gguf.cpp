@@ -226,7 +226,9 @@ std::string gguf_name_of(const std::string& canonical, int64_t n_layers) {
 // phi3 files hold fused projections: attn_qkv, and ffn_up with gate and up stacked (no ffn_gate);
 // they get the fused Hugging Face names and are split like safetensors' (fused_tensors.h). glm4
 // files stack gate and up in ffn_up the same way (q/k/v stay separate, with biases) and hold
-// GLM-4's output norms as post_attention_norm and post_ffw_norm.
+// GLM-4's output norms as post_attention_norm and post_ffw_norm. chatglm files hold THUDM's fused
+// query_key_value as attn_qkv, weight and bias (or, converted from GlmForCausalLM, attn_q/k/v),
+// and dense_h_to_4h (gate then up) as ffn_up.
 std::string canonical_name(const std::string& path, const std::string& arch, const std::string& gguf) {
   namespace tn = tensor_names;
   if (gguf == "token_embd.weight") return tn::embed();
@@ -239,8 +241,10 @@ std::string canonical_name(const std::string& path, const std::string& arch, con
   if (index.size() > 6 || index.find_first_not_of("0123456789") != std::string::npos) return "";
   const int layer = std::stoi(index);
   const std::string rest = gguf.substr(dot + 1);
-  if (arch == "phi3" && rest == "attn_qkv.weight") return tn::qkv_proj(layer);
-  if ((arch == "phi3" || arch == "glm4") && rest == "ffn_up.weight") return tn::gate_up_proj(layer);
+  if ((arch == "phi3" || arch == "chatglm") && rest == "attn_qkv.weight") return tn::qkv_proj(layer);
+  if (arch == "chatglm" && rest == "attn_qkv.bias") return tn::qkv_bias(layer);
+  if ((arch == "phi3" || arch == "glm4" || arch == "chatglm") && rest == "ffn_up.weight")
+    return tn::gate_up_proj(layer);
   if (arch == "glm4" && rest == "post_attention_norm.weight") return tn::post_attn_out_norm(layer);
   if (arch == "glm4" && rest == "post_ffw_norm.weight") return tn::post_mlp_norm(layer);
   for (const LayerTensor& e : kLayerTensors) {
@@ -496,12 +500,32 @@ void GgufFile::parse(const std::string& path) {
 void GgufFile::fill_config() {
   const std::string& file = path();
   ModelConfig& c = config_;
-  c.arch = get_string("general.architecture");
-  if (c.arch != "llama" && c.arch != "mistral" && c.arch != "qwen2" && c.arch != "qwen3" && c.arch != "phi3" &&
-      c.arch != "glm4")
-    throw InputError(file, "architecture '" + c.arch +
-                               "' (general.architecture) is not supported (llama, mistral, qwen2, qwen3, phi3, glm4)");
-  const std::string p = c.arch + ".";
+  const std::string file_arch = get_string("general.architecture");
+  if (file_arch != "llama" && file_arch != "mistral" && file_arch != "qwen2" && file_arch != "qwen3" &&
+      file_arch != "phi3" && file_arch != "glm4" && file_arch != "chatglm")
+    throw InputError(file, "architecture '" + file_arch +
+                               "' (general.architecture) is not supported (llama, mistral, qwen2, qwen3, phi3, glm4, "
+                               "chatglm)");
+  // llama.cpp's chatglm architecture is GLM-4-9B(-chat, -chat-1m) as THUDM ships it, and
+  // GlmForCausalLM: the graph of transformers' glm (no output norms). Its keys keep the prefix.
+  c.arch = file_arch == "chatglm" ? "glm" : file_arch;
+  const bool glm = c.arch == "glm" || c.arch == "glm4";
+  const std::string p = file_arch + ".";
+  if (file_arch == "chatglm") {
+    // The converter writes GLM-4's vocabulary as byte-level BPE (tokenizer.ggml.pre 'chatglm-bpe')
+    // and ChatGLM3's as SentencePiece ('chatglm-spm', tokenizer.ggml.model 'llama'); ChatGLM2's
+    // tokenizer is SentencePiece too. Only GLM-4 is checked against transformers' GlmForCausalLM.
+    auto string_value = [&](const std::string& key) {
+      const GgufValue* v = find(key);
+      return v && v->type == GgufValue::Type::STRING ? std::get<std::string>(v->scalar) : std::string();
+    };
+    const std::string pre = string_value("tokenizer.ggml.pre"), vocab_model = string_value("tokenizer.ggml.model");
+    if (pre == "chatglm-spm" || vocab_model == "llama")
+      throw InputError(file, (pre == "chatglm-spm" ? std::string("metadata 'tokenizer.ggml.pre' = 'chatglm-spm'")
+                                                   : std::string("metadata 'tokenizer.ggml.model' = 'llama'")) +
+                                 " (a SentencePiece vocabulary) marks a ChatGLM2/3 file; of llama.cpp's chatglm "
+                                 "architecture only GLM-4 (byte-level BPE vocabulary, 'chatglm-bpe') is supported");
+  }
   if (c.arch == "glm4") {
     // rope.dimension_sections marks GLM-4V (M-RoPE), whose Q/K rows the converter reordered for
     // NEOX pairs; nextn_predict_layers counts extra MTP blocks stored after the model's own.
@@ -547,29 +571,32 @@ void GgufFile::fill_config() {
     throw InputError(file, "metadata '" + p + "attention.value_length' = " +
                                std::to_string(get_int(p + "attention.value_length")) + " differs from key_length " +
                                std::to_string(c.head_dim) + " (not supported)");
-  // glm4's converter always writes the rotated width (head_dim * partial_rotary_factor, 0.5 by
-  // default); without it the file does not say how much of each head RoPE rotates.
-  if (c.arch == "glm4" && !find(p + "rope.dimension_count"))
-    throw InputError(file, "metadata '" + p + "rope.dimension_count' is missing (glm4 rotates part of each head; "
-                               "llama.cpp's converter writes head_dim * partial_rotary_factor there)");
+  // The glm4 and chatglm converters always write the rotated width (head_dim *
+  // partial_rotary_factor, 0.5 by default); without it the file does not say how much of each
+  // head RoPE rotates.
+  if (glm && !find(p + "rope.dimension_count"))
+    throw InputError(file, "metadata '" + p + "rope.dimension_count' is missing (" + file_arch +
+                               " rotates part of each head; llama.cpp's converter writes head_dim * "
+                               "partial_rotary_factor there)");
   if (find(p + "rope.dimension_count") && get_int(p + "rope.dimension_count") != c.head_dim) {
-    // Partial rotary is part of the phi3 and glm4 graphs (partial_rotary_factor); the other graphs
+    // Partial rotary is part of the phi3 and GLM graphs (partial_rotary_factor); the other graphs
     // rotate whole heads.
-    if (c.arch != "phi3" && c.arch != "glm4")
+    if (c.arch != "phi3" && !glm)
       throw InputError(file, "metadata '" + p + "rope.dimension_count' = " +
                                  std::to_string(get_int(p + "rope.dimension_count")) + " is not head_dim " +
                                  std::to_string(c.head_dim) +
-                                 " (partial rotary embeddings are supported for phi3 and glm4 only)");
+                                 " (partial rotary embeddings are supported for phi3, glm4 and chatglm only)");
     c.rotary_dim = get_int(p + "rope.dimension_count");
     if (c.rotary_dim <= 0 || c.rotary_dim % 2 != 0 || c.rotary_dim > c.head_dim)
       throw InputError(file, "metadata '" + p + "rope.dimension_count' = " + std::to_string(c.rotary_dim) +
                                  " must be even and in [2, head_dim " + std::to_string(c.head_dim) + "]");
   }
-  if (c.arch == "glm4") {
-    // llama.cpp runs glm4 with its NORM rope type: pairs (2t, 2t + 1), as transformers' GLM does,
-    // on rows in Hugging Face order. Each block norms its attention and MLP outputs.
+  if (glm) {
+    // llama.cpp runs glm4 and chatglm with its NORM rope type: pairs (2t, 2t + 1), as
+    // transformers' GLM and THUDM's code do, on rows in Hugging Face order. GLM-4-0414 (glm4) norms
+    // each block's attention and MLP outputs.
     c.rope_interleaved = true;
-    c.post_norms = true;
+    c.post_norms = c.arch == "glm4";
   }
   // The converter writes phi3's sliding_window (0: none). A window shorter than the context
   // changes which keys a query sees; headcal models full causal attention.
@@ -588,7 +615,7 @@ void GgufFile::fill_config() {
   if (find("tokenizer.ggml.eos_token_id")) c.eos_id = get_int("tokenizer.ggml.eos_token_id");
 
   c.tie_embeddings = !has(tensor_names::lm_head());
-  c.qkv_bias = c.arch == "qwen2" || has(tensor_names::q_bias(0));
+  c.qkv_bias = c.arch == "qwen2" || has(tensor_names::q_bias(0)) || has(tensor_names::qkv_bias(0));
   c.qk_norm = c.arch == "qwen3";
 
   // RoPE scaling: explicit metadata (linear), or a rope_freqs tensor (how the converter stores llama3's).
@@ -713,7 +740,7 @@ void GgufFile::fill_config() {
   }
 
   // The converter permuted Q/K rows of llama-arch models for ggml's interleaved RoPE; qwen2, qwen3,
-  // phi3 and glm4 are stored in Hugging Face order.
+  // phi3, glm4 and chatglm are stored in Hugging Face order.
   if (c.arch == "llama" || c.arch == "mistral") {
     for (int i = 0; i < int(c.n_layers); ++i) {
       for (const std::string& n : {tensor_names::q_proj(i), tensor_names::q_bias(i)})

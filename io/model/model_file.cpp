@@ -34,6 +34,7 @@ std::string gate_proj(int i) { return layer(i, "mlp.gate_proj.weight"); }
 std::string up_proj(int i) { return layer(i, "mlp.up_proj.weight"); }
 std::string down_proj(int i) { return layer(i, "mlp.down_proj.weight"); }
 std::string qkv_proj(int i) { return layer(i, "self_attn.qkv_proj.weight"); }
+std::string qkv_bias(int i) { return layer(i, "self_attn.qkv_proj.bias"); }
 std::string gate_up_proj(int i) { return layer(i, "mlp.gate_up_proj.weight"); }
 std::string post_attn_out_norm(int i) { return layer(i, "post_self_attn_layernorm.weight"); }
 std::string post_mlp_norm(int i) { return layer(i, "post_mlp_layernorm.weight"); }

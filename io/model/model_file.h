@@ -62,6 +62,7 @@ std::string up_proj(int i);
 std::string down_proj(int i);
 // Fused projections as Phi-3 stores them; readers split them into the names above (fused_tensors.h).
 std::string qkv_proj(int i);      // model.layers.i.self_attn.qkv_proj.weight [q_rows + 2 kv_rows, hidden]
+std::string qkv_bias(int i);      // model.layers.i.self_attn.qkv_proj.bias [q_rows + 2 kv_rows] (chatglm GGUF)
 std::string gate_up_proj(int i);  // model.layers.i.mlp.gate_up_proj.weight [2 intermediate, hidden]
 std::string post_attn_out_norm(int i);  // model.layers.i.post_self_attn_layernorm.weight (post_norms)
 std::string post_mlp_norm(int i);       // model.layers.i.post_mlp_layernorm.weight (post_norms)

@@ -2,7 +2,8 @@
 // (scripts/make_family_fixtures.py), from Hugging Face directories and GGUF files: Qwen2 with
 // YaRN rope scaling, Qwen3 (per-head q/k RMSNorm, head_dim * heads != hidden), Phi-3 (fused
 // qkv_proj / gate_up_proj, LongRoPE, partial rotary), and GLM / GLM-4 (partial interleaved RoPE,
-// q/k/v biases, fused gate_up_proj; GLM-4's post norms, also from GGUF). The fixture holds
+// q/k/v biases, fused gate_up_proj; GLM-4's post norms; both also from GGUF, glm as llama.cpp's
+// chatglm architecture with fused attn_qkv weight and bias). The fixture holds
 // transformers' float32 logits at every position; each test also runs a control with the feature
 // switched off, which must miss the same bounds, so a wrong or absent implementation fails.
 //
@@ -414,6 +415,11 @@ TEST_CASE("glm4 from GGUF (fused ffn_up, post_attention_norm / post_ffw_norm) ma
   check_glm(std::string(HEADCAL_TEST_DATA) + "/good_tiny_glm4.gguf", "good_hf_tiny_glm4", true);
 }
 
+TEST_CASE("glm from chatglm GGUF (fused attn_qkv weight and bias, fused ffn_up) matches transformers",
+          "[calib][family][glm][gguf]") {
+  check_glm(std::string(HEADCAL_TEST_DATA) + "/good_tiny_chatglm.gguf", "good_hf_tiny_glm", false);
+}
+
 TEST_CASE("CUDA engine on the family fixtures agrees with transformers", "[calib][family][gpu]") {
   HC_REQUIRE_GPU();
   const std::string data = HEADCAL_TEST_DATA;
@@ -421,7 +427,8 @@ TEST_CASE("CUDA engine on the family fixtures agrees with transformers", "[calib
   const std::pair<const char*, const char*> fixtures[] = {
       {"good_hf_tiny_qwen2_yarn", "good_hf_tiny_qwen2_yarn"}, {"good_hf_tiny_qwen3", "good_hf_tiny_qwen3"},
       {"good_hf_tiny_phi3", "good_hf_tiny_phi3"},             {"good_hf_tiny_glm", "good_hf_tiny_glm"},
-      {"good_hf_tiny_glm4", "good_hf_tiny_glm4"},             {"good_tiny_glm4.gguf", "good_hf_tiny_glm4"}};
+      {"good_hf_tiny_glm4", "good_hf_tiny_glm4"},             {"good_tiny_glm4.gguf", "good_hf_tiny_glm4"},
+      {"good_tiny_chatglm.gguf", "good_hf_tiny_glm"}};
   for (const auto& [name, ref_name] : fixtures) {
     INFO(name);
     const auto model = hc::open_model(data + "/" + name);

@@ -800,3 +800,115 @@ TEST_CASE("glm4 GGUF: fused ffn_up split, post norms and partial interleaved RoP
                                   copy.at("glm4.attention.key_length"), text_bytes("glm4.nextn_predict_layers")),
                      "metadata 'glm4.nextn_predict_layers' = 64: multi-token-prediction layers are not supported");
 }
+
+namespace {
+
+// `file` (a GGUF of the default alignment 32) with the metadata entries of `kvs` (`count` of them)
+// inserted after the header, plus a u8 entry whose key length makes the insertion a multiple of 32
+// bytes: the tensor data stays aligned and every tensor offset stays valid.
+std::vector<uint8_t> with_metadata(const std::vector<uint8_t>& file, GgufBytes kvs, uint64_t count) {
+  const size_t fixed = 8 + 4 + 1;  // key length, type, value
+  const std::string key = "test.filler";
+  const size_t pad = (32 - (kvs.b.size() + fixed + key.size()) % 32) % 32;
+  kvs.str(key + std::string(pad, '_')).put<uint32_t>(0).put<uint8_t>(1);
+  REQUIRE(kvs.b.size() % 32 == 0);
+  std::vector<uint8_t> out;
+  out.reserve(file.size() + kvs.b.size());
+  out.assign(file.begin(), file.begin() + 24);  // magic, version, tensor count, metadata count
+  uint64_t kv_count;
+  std::memcpy(&kv_count, out.data() + 16, 8);
+  kv_count += count + 1;
+  std::memcpy(out.data() + 16, &kv_count, 8);
+  out.insert(out.end(), kvs.b.begin(), kvs.b.end());
+  out.insert(out.end(), file.begin() + 24, file.end());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("chatglm GGUF (GLM-4 as llama.cpp converts THUDM's checkpoints) reads as the glm directory",
+          "[io][gguf][glm]") {
+  const std::string good = hc::test::data_path("good_tiny_chatglm.gguf");
+  const GgufFile f(good);
+  const auto hf = open_model(hc::test::data_path("good_hf_tiny_glm"));
+  const ModelConfig& c = f.config();
+  const ModelConfig& h = hf->config();
+  CHECK(c.arch == "glm");
+  CHECK(h.arch == "glm");
+  CHECK(c.n_layers == h.n_layers);
+  CHECK(c.n_heads == h.n_heads);
+  CHECK(c.n_kv_heads == h.n_kv_heads);
+  CHECK(c.head_dim == 64);
+  CHECK(c.head_dim == h.head_dim);
+  CHECK(c.rotary_dim == 32);  // chatglm.rope.dimension_count
+  CHECK(c.rotary_dim == h.rotary_dim);
+  CHECK(c.rope_interleaved);  // llama.cpp's NORM rope type
+  CHECK(c.rope_interleaved == h.rope_interleaved);
+  CHECK(c.qkv_bias);  // from the fused attn_qkv.bias
+  CHECK(c.qkv_bias == h.qkv_bias);
+  CHECK_FALSE(c.post_norms);
+  CHECK_FALSE(c.qk_norm);
+  CHECK_FALSE(c.tie_embeddings);
+  CHECK(c.hidden == h.hidden);
+  CHECK(c.intermediate == h.intermediate);
+  CHECK(c.vocab == h.vocab);
+  CHECK(c.max_context == h.max_context);
+  CHECK(c.rope_theta == h.rope_theta);
+  CHECK(c.rope_scaling.type == RopeScalingType::None);
+  CHECK(c.rms_eps == Approx(h.rms_eps));  // stored as float32
+  // attn_qkv (weight and bias) and ffn_up are views of their rows, q then k then v, gate then up.
+  CHECK_FALSE(f.has(tn::qkv_proj(0)));
+  CHECK_FALSE(f.has(tn::qkv_bias(1)));
+  CHECK_FALSE(f.has(tn::gate_up_proj(0)));
+  CHECK(f.tensor(tn::k_proj(1)).file_name == "blk.1.attn_qkv.weight rows 256-383");
+  CHECK(f.tensor(tn::v_bias(0)).file_name == "blk.0.attn_qkv.bias rows 384-511");
+  CHECK(f.tensor(tn::q_bias(1)).shape == std::vector<int64_t>{256});
+  CHECK(f.tensor(tn::up_proj(1)).file_name == "blk.1.ffn_up.weight rows 96-191");
+  // Every tensor equals the directory's, value for value (no RoPE permutation, nothing left over).
+  CHECK(f.tensors().size() == hf->tensors().size());
+  for (const auto& [name, info] : hf->tensors()) {
+    INFO(name);
+    REQUIRE(f.has(name));
+    CHECK(f.tensor(name).shape == info.shape);
+    CHECK(f.load_f32(name) == hf->load_f32(name));
+  }
+
+  const std::vector<uint8_t> bytes = read_bytes(good);
+  const PatchedCopies copy{bytes, hc::test::make_temp_dir("gguf_chatglm")};
+  expect_input_error(copy.patched("no_rope_dims.gguf",
+                                  copy.at("chatglm.rope.dimension_count"), text_bytes("chatglm.rope.dimension_counx")),
+                     "metadata 'chatglm.rope.dimension_count' is missing");
+  // attn_qkv's second dimension (rows): its name, n_dims (4 bytes), ne[0] (8 bytes), then ne[1].
+  const std::string qkv = "blk.1.attn_qkv.weight";
+  expect_input_error(copy.patched("short_qkv.gguf", copy.at(qkv) + qkv.size() + 4 + 8, le_bytes<uint64_t>(510)),
+                     "tensor model.layers.1.self_attn.qkv_proj.weight ('blk.1.attn_qkv.weight') has shape [510, 64], "
+                     "expected [512, 64]");
+  const std::string bias = "blk.0.attn_qkv.bias";
+  expect_input_error(copy.patched("short_bias.gguf", copy.at(bias) + bias.size() + 4, le_bytes<uint64_t>(500)),
+                     "tensor model.layers.0.self_attn.qkv_proj.bias ('blk.0.attn_qkv.bias') has shape [500], "
+                     "expected [512]");
+  // One KV head where the fused rows hold two: 256 + 2 x 64 rows expected.
+  expect_input_error(copy.patched("kv_heads.gguf", copy.value_of("chatglm.attention.head_count_kv"),
+                                  le_bytes<uint32_t>(1)),
+                     "('blk.0.attn_qkv.weight') has shape [512, 64], expected [384, 64]");
+
+  // ChatGLM3's vocabulary (SentencePiece, as the converter writes it) marks a ChatGLM2/3 file;
+  // GLM-4's byte-level one opens.
+  const std::string dir = hc::test::make_temp_dir("gguf_chatglm3");
+  const std::string spm = dir + "/chatglm3.gguf";
+  write_bytes(spm, with_metadata(bytes, GgufBytes().kv_str("tokenizer.ggml.model", "llama")
+                                          .kv_str("tokenizer.ggml.pre", "chatglm-spm"), 2));
+  expect_input_error(spm, "metadata 'tokenizer.ggml.pre' = 'chatglm-spm' (a SentencePiece vocabulary) marks a "
+                          "ChatGLM2/3 file; of llama.cpp's chatglm architecture only GLM-4");
+  const std::string llama_vocab = dir + "/llama_vocab.gguf";
+  write_bytes(llama_vocab, with_metadata(bytes, GgufBytes().kv_str("tokenizer.ggml.model", "llama"), 1));
+  expect_input_error(llama_vocab, "metadata 'tokenizer.ggml.model' = 'llama' (a SentencePiece vocabulary) marks a "
+                                  "ChatGLM2/3 file");
+  const std::string bpe = dir + "/glm4_vocab.gguf";
+  write_bytes(bpe, with_metadata(bytes, GgufBytes().kv_str("tokenizer.ggml.model", "gpt2")
+                                          .kv_str("tokenizer.ggml.pre", "chatglm-bpe"), 2));
+  const GgufFile glm4_vocab(bpe);
+  CHECK(glm4_vocab.config().arch == "glm");
+  CHECK(glm4_vocab.get_string("tokenizer.ggml.pre") == "chatglm-bpe");
+  CHECK(glm4_vocab.load_f32(tn::v_bias(1)) == hf->load_f32(tn::v_bias(1)));
+}
