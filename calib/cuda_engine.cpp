@@ -404,9 +404,8 @@ class CudaEngineImpl final : public CudaEngine {
     const ResolvedRequest resolved = resolve_request(config_, request);
     const ModelConfig& c = config_;
     const int64_t n = static_cast<int64_t>(request.tokens.size());
-    if (n > c.max_context)
-      throw InputError("prefill: " + std::to_string(n) + " tokens exceed the model's context of " +
-                       std::to_string(c.max_context));
+    // A prompt beyond the model's context is the caller's choice (--allow-longer warns at the
+    // prompt): the engine runs it, as the CPU engine does; check_fits bounds the memory.
     HC_CHECK_CUDA(cudaSetDevice(options_.device));
     check_fits(n);
 

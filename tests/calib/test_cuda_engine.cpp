@@ -172,6 +172,11 @@ TEST_CASE("CUDA engine matches the CPU engine per layer and in the logits", "[cu
     c.rope_interleaved = true;
     cases.push_back({"d48 padded to 64, bias, partial interleaved rope", c, 66});
   }
+  {
+    hc::ModelConfig c = hc::tiny_llama_config();  // a prompt past the context runs (--allow-longer), as on the CPU
+    c.max_context = 64;
+    cases.push_back({"beyond the context", c, 100});
+  }
   for (const Case& tc : cases) {
     INFO(tc.name << " N " << tc.n);
     hc::RandomModel model(tc.config, 11, "test");
