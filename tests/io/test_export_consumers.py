@@ -17,7 +17,7 @@ clamp, and what each head then runs at a prompt of L tokens:
   `sparse_attention_threshold` (32768), every head must be vertical_and_slash (assert), a v of 30
   becomes 130, s and v are cut to L, the first 30 columns and nearest 100 diagonals forced, the
   estimate from the last `sparse_attention_last_q` (64) queries.
-The tests run the built `headcal export` on hand-made profiles and on the shipped one, load what it
+The tests run the built `headcal export` on hand-made profiles and on every shipped one, load what it
 wrote, and check that every head means there what it means in headcal, or that export refused it.
 """
 import json
@@ -29,7 +29,8 @@ import tempfile
 import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHIPPED = os.path.join(ROOT, "profiles", "smollm2-135m-instruct", "profile.yaml")
+SHIPPED = sorted(os.path.join(ROOT, "profiles", d, "profile.yaml") for d in os.listdir(os.path.join(ROOT, "profiles"))
+                 if os.path.isfile(os.path.join(ROOT, "profiles", d, "profile.yaml")))
 
 
 def headcal_bin():
@@ -232,18 +233,21 @@ class ExportConsumers(unittest.TestCase):
         self.assertEqual(at_n[(0, 2)], headcal_meaning(heads[(0, 2)], 8192))
 
     def test_shipped_profile_forced_table_counts_the_heads_minference_changes(self):
-        out = os.path.join(self.dir, "shipped.json")
-        self.assertEqual(self.export(SHIPPED, "--format", "minference", "-o", out).returncode, 2)
-        r = self.export(SHIPPED, "--format", "minference", "--force", "-o", out)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        layers, heads, n, by_head = read_heads(SHIPPED)
-        listed = sum(int(c) for c in re.findall(r": (\d+) head\(s\)\n", r.stderr))
-        differ = set()
-        for L in (n, 4 * n):
-            runs = minference_load(out, layers, heads, L)
-            differ |= {k for k, h in by_head.items() if runs[k] != headcal_meaning(h, L)}
-        self.assertGreater(len(differ), 0)
-        self.assertEqual(listed, len(differ))
+        self.assertGreaterEqual(len(SHIPPED), 2)
+        for shipped in SHIPPED:
+            with self.subTest(profile=shipped):
+                out = os.path.join(self.dir, "shipped.json")
+                self.assertEqual(self.export(shipped, "--format", "minference", "-o", out).returncode, 2)
+                r = self.export(shipped, "--format", "minference", "--force", "-o", out)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                layers, heads, n, by_head = read_heads(shipped)
+                listed = sum(int(c) for c in re.findall(r": (\d+) head\(s\)\n", r.stderr))
+                differ = set()
+                for L in (n, 4 * n):
+                    runs = minference_load(out, layers, heads, L)
+                    differ |= {k for k, h in by_head.items() if runs[k] != headcal_meaning(h, L)}
+                self.assertGreater(len(differ), 0)
+                self.assertEqual(listed, len(differ))
 
     # vLLM dual-chunk ------------------------------------------------------------------------------
 
@@ -324,11 +328,13 @@ class ExportConsumers(unittest.TestCase):
                     self.assertNotEqual(runs[(0, 0)], meaning)
 
     def test_shipped_profile_cannot_go_to_dual_chunk(self):
-        d = self.model_dir("qwen2")
-        r = self.export(SHIPPED, "--format", "dual-chunk", d, "--force")
-        self.assertEqual(r.returncode, 2)
-        self.assertIn("not vertical_slash", r.stderr)
-        self.assertFalse(os.path.exists(os.path.join(d, "sparse_attention_config.json")))
+        for shipped in SHIPPED:
+            with self.subTest(profile=shipped):
+                d = self.model_dir("qwen2")
+                r = self.export(shipped, "--format", "dual-chunk", d, "--force")
+                self.assertEqual(r.returncode, 2)
+                self.assertIn("not vertical_slash", r.stderr)
+                self.assertFalse(os.path.exists(os.path.join(d, "sparse_attention_config.json")))
 
     def test_loaders_raise_as_the_consumers_do(self):
         # The re-implemented loaders fail where the consumers fail: a missing layer, a missing
