@@ -94,7 +94,8 @@ const std::vector<Target>& all_targets() {
   static const std::vector<Target> targets = {
       {"gguf", "model.gguf", "",
        {"tests/data/good_tiny_llama.gguf", "tests/data/good_tiny_qwen2.gguf", "tests/data/good_tiny_llama3.gguf",
-        "tests/data/good_tiny_llama_tokenizer.gguf", "tests/data/good_tiny_phi3.gguf", "tests/data/good_tiny_glm4.gguf"},
+        "tests/data/good_tiny_llama_tokenizer.gguf", "tests/data/good_tiny_phi3.gguf", "tests/data/good_tiny_glm4.gguf",
+        "tests/data/good_tiny_chatglm.gguf"},
        read_model},
       {"gguf_tokenizer", "model.gguf", "", {"tests/data/good_tiny_llama_tokenizer.gguf"}, read_gguf_tokenizer},
       {"hf_config", "config.json", "tests/data/good_hf_tiny_llama",
