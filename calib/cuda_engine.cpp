@@ -44,8 +44,9 @@ CudaMemoryEstimate estimate_cuda_memory(const ModelConfig& c, int64_t n_tokens, 
   const size_t bf = 2, fp = 4;
   const size_t n = static_cast<size_t>(std::max<int64_t>(n_tokens, 0));
   const size_t hidden = static_cast<size_t>(c.hidden), inter = static_cast<size_t>(c.intermediate);
-  const int64_t d = cuda_attention_head_dim(c.head_dim);
-  const size_t q_out = static_cast<size_t>(c.n_heads * d), kv_out = static_cast<size_t>(c.n_kv_heads * d);
+  const kernels::AttentionDims dims = cuda_attention_dims(c, n_tokens);
+  const size_t q_out = static_cast<size_t>(dims.n_heads * dims.head_dim);
+  const size_t kv_out = static_cast<size_t>(dims.n_kv_heads * dims.head_dim);
   const size_t vocab = static_cast<size_t>(c.vocab);
   CudaMemoryEstimate e;
   const size_t per_layer = bf * (q_out * hidden + 2 * kv_out * hidden + hidden * q_out + 3 * inter * hidden) +
@@ -71,6 +72,10 @@ CudaMemoryEstimate estimate_cuda_memory(const ModelConfig& c, int64_t n_tokens, 
 }
 
 int64_t cuda_attention_head_dim(int64_t head_dim) { return head_dim <= 64 ? 64 : 128; }
+
+kernels::AttentionDims cuda_attention_dims(const ModelConfig& config, int64_t n_tokens) {
+  return kernels::AttentionDims{n_tokens, config.n_heads, config.n_kv_heads, cuda_attention_head_dim(config.head_dim)};
+}
 
 void check_cuda_engine_shape(const ModelFile& model) {
   const ModelConfig& c = model.config();
@@ -413,7 +418,7 @@ class CudaEngineImpl final : public CudaEngine {
     const int64_t q_out = c.n_heads * d, kv_out = c.n_kv_heads * d;
     const int64_t chunk = std::min<int64_t>(n, options_.mlp_chunk_tokens);
     const float eps = static_cast<float>(c.rms_eps);
-    const kernels::AttentionDims dims{n, c.n_heads, c.n_kv_heads, d};
+    const kernels::AttentionDims dims = cuda_attention_dims(c, n);
 
     DeviceBuffer<int32_t> tokens(static_cast<size_t>(n));       // [N]
     DeviceBuffer<float> x(static_cast<size_t>(n * hidden));      // [N, hidden] residual stream

@@ -70,6 +70,9 @@ class CudaEngine : public Engine {
 // sqrt(padded / head_dim) so that the kernels' 1/sqrt(padded) gives the model's 1/sqrt(head_dim).
 // Device hooks (DeviceAttentionInput) see the padded, scaled tensors; host hooks the model's.
 int64_t cuda_attention_head_dim(int64_t head_dim);
+// The shape of a layer's device attention for `config` at n_tokens, at that width: what the
+// engine's device hooks get as DeviceAttentionInput::dims.
+kernels::AttentionDims cuda_attention_dims(const ModelConfig& config, int64_t n_tokens);
 
 // Throws InputError naming the model file for shapes the CUDA backend does not run (head_dim odd
 // or above 128; per-head q/k norms with a padded head_dim): what make_cuda_engine checks first,

@@ -5,6 +5,7 @@
 #include "calib/engine.h"
 #include "kernels/attention/attention.h"
 #include "kernels/sparse/index_gpu.h"
+#include "kernels/sparse/layer_plan.h"
 
 namespace hc {
 
@@ -25,6 +26,12 @@ inline kernels::AttentionParams attention_params(const DeviceAttentionInput& in,
   p.k_row_stride = in.k_row_stride;
   p.v_row_stride = in.v_row_stride;
   return p;
+}
+
+// The layer planner's shape for attention of `dims` (cuda_attention_dims for a model's layers).
+inline kernels::LayerShape layer_shape(const kernels::AttentionDims& dims) {
+  return kernels::LayerShape{static_cast<int>(dims.n_tokens), static_cast<int>(dims.n_heads),
+                             static_cast<int>(dims.n_kv_heads), static_cast<int>(dims.head_dim)};
 }
 
 // q and k of `in`, for the index estimators.

@@ -78,7 +78,7 @@ double measure_density(CudaEngine& engine, const std::vector<int32_t>& tokens, k
                        const std::vector<std::vector<kernels::PatternConfig>>& layers,
                        const kernels::EstimatorSettings& settings) {
   const ModelConfig& c = engine.config();
-  const int64_t n = static_cast<int64_t>(tokens.size()), h_count = c.n_heads, d = cuda_attention_head_dim(c.head_dim);
+  const int64_t n = static_cast<int64_t>(tokens.size()), h_count = c.n_heads;
   double cost = 0, dense = 0;
   DeviceBuffer<float> dense_lse(static_cast<size_t>(h_count * n));  // [H, N]
   DeviceBuffer<double> recall(static_cast<size_t>(h_count));        // [H]
@@ -102,6 +102,7 @@ double measure_density(CudaEngine& engine, const std::vector<int32_t>& tokens, k
                                   cudaMemcpyDeviceToHost, stream));
     HC_CHECK_CUDA(cudaStreamSynchronize(stream));
     const std::vector<kernels::PatternConfig>& configs = layers[static_cast<size_t>(in.layer)];
+    const int64_t d = in.dims.head_dim;  // the width the kernels run at
     for (int64_t h = 0; h < h_count; ++h) {
       cost += double(h_pairs[static_cast<size_t>(h)]) * 4.0 * double(d) +
               kernels::estimator_flops(configs[static_cast<size_t>(h)], n, d, settings);
@@ -123,9 +124,7 @@ PrefillTimes time_prefill_cuda(CudaEngine& engine, const Profile& profile, const
   if (repeats < 1) throw InputError("bench prefill", "repeats must be >= 1");
   std::vector<std::vector<kernels::PatternConfig>> layers;  // [layers][heads]
   for (int64_t layer = 0; layer < c.n_layers; ++layer) layers.push_back(layer_configs(profile, layer));
-  kernels::LayerPlanner planner(layers,
-                                kernels::LayerShape{static_cast<int>(tokens.size()), static_cast<int>(c.n_heads),
-                                                    static_cast<int>(c.n_kv_heads), static_cast<int>(cuda_attention_head_dim(c.head_dim))},
+  kernels::LayerPlanner planner(layers, layer_shape(cuda_attention_dims(c, static_cast<int64_t>(tokens.size()))),
                                 estimator_settings(profile));
   std::vector<std::unique_ptr<AttentionEvents>> events;
   for (int64_t layer = 0; layer < c.n_layers; ++layer) events.push_back(std::make_unique<AttentionEvents>());

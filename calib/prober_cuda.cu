@@ -26,10 +26,10 @@ class CudaProber : public CandidateProber {
   CudaProber(Grid grid, PatternDefaults defaults) : grid_(std::move(grid)), settings_(estimator_settings(defaults)) {}
 
   size_t device_bytes(const ModelConfig& config, int64_t n_tokens) const override {
-    const size_t o_bytes = size_t(n_tokens) * config.n_heads * cuda_attention_head_dim(config.head_dim) * 2;  // bf16 [N, H, d]
-    return o_bytes + static_cast<size_t>(kernels::LayerPlanner::workspace_bytes(
-                         candidate_layers(config.n_heads),
-                         shape({n_tokens, config.n_heads, config.n_kv_heads, cuda_attention_head_dim(config.head_dim)}), settings_)) +
+    const kernels::AttentionDims dims = cuda_attention_dims(config, n_tokens);
+    const size_t o_bytes = size_t(n_tokens) * dims.n_heads * dims.head_dim * 2;  // bf16 [N, H, d]
+    return o_bytes + static_cast<size_t>(kernels::LayerPlanner::workspace_bytes(candidate_layers(config.n_heads),
+                                                                                layer_shape(dims), settings_)) +
            (64u << 20);
   }
 
@@ -41,7 +41,7 @@ class CudaProber : public CandidateProber {
     cudaStream_t stream = static_cast<cudaStream_t>(a.stream);
     // One planner for every layer of a run: a "layer" per candidate, all heads on it; the
     // estimates run once per layer and every candidate's index is built from them.
-    const kernels::LayerShape want = shape(dims);
+    const kernels::LayerShape want = layer_shape(dims);
     if (!planner_ || planner_shape_.max_tokens < want.max_tokens || planner_shape_.n_heads != want.n_heads ||
         planner_shape_.n_kv_heads != want.n_kv_heads || planner_shape_.head_dim != want.head_dim) {
       planner_.reset();  // its workspace goes before the larger one is allocated
@@ -100,10 +100,6 @@ class CudaProber : public CandidateProber {
     for (const GridCandidate& c : grid_.candidates)
       layers.emplace_back(static_cast<size_t>(h_count), pattern_config(c));
     return layers;
-  }
-  static kernels::LayerShape shape(const kernels::AttentionDims& dims) {
-    return kernels::LayerShape{static_cast<int>(dims.n_tokens), static_cast<int>(dims.n_heads),
-                               static_cast<int>(dims.n_kv_heads), static_cast<int>(dims.head_dim)};
   }
 
   Grid grid_;

@@ -21,7 +21,7 @@
 #include "kernels/attention/attention_ref.h"
 #include "kernels/sparse/cost.h"
 #if defined(HEADCAL_HAVE_CUDA)
-#include "kernels/sparse/layer_plan.h"
+#include "calib/device_attention.h"
 #endif
 #include "kernels/sparse/index_ref.h"
 #include "kernels/sparse/sparse_attention_ref.h"
@@ -386,19 +386,17 @@ nlohmann::ordered_json validation_json_body(const ValidationReport& r, const std
 }
 
 size_t validate_device_bytes(const ModelConfig& config, const Profile& profile, int64_t n_tokens) {
-  const size_t dense_o = size_t(n_tokens) * config.n_heads * cuda_attention_head_dim(config.head_dim) * 2;  // bf16 [N, H, d]
-  const size_t dense_lse = size_t(config.n_heads) * n_tokens * 4;                   // fp32 [H, N]
-  const size_t probe = size_t(config.n_heads) * 4 * 8;                              // [H] x4 sums
+  const kernels::AttentionDims dims = cuda_attention_dims(config, n_tokens);  // the CUDA engine's attention
+  const size_t dense_o = size_t(n_tokens) * dims.n_heads * dims.head_dim * 2;  // bf16 [N, H, d]
+  const size_t dense_lse = size_t(config.n_heads) * n_tokens * 4;            // fp32 [H, N]
+  const size_t probe = size_t(config.n_heads) * 4 * 8;                       // [H] x4 sums
   size_t planner = 0;
 #if defined(HEADCAL_HAVE_CUDA)
   // The layer planner's one workspace (kernels/sparse/layer_plan.h), exactly.
   std::vector<std::vector<kernels::PatternConfig>> layers;
   for (int64_t layer = 0; layer < config.n_layers; ++layer) layers.push_back(layer_configs(profile, layer));
-  planner = static_cast<size_t>(kernels::LayerPlanner::workspace_bytes(
-      layers,
-      kernels::LayerShape{static_cast<int>(n_tokens), static_cast<int>(config.n_heads),
-                          static_cast<int>(config.n_kv_heads), static_cast<int>(cuda_attention_head_dim(config.head_dim))},
-      estimator_settings(profile)));
+  planner = static_cast<size_t>(
+      kernels::LayerPlanner::workspace_bytes(layers, layer_shape(dims), estimator_settings(profile)));
 #else
   (void)profile;
 #endif

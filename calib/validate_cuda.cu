@@ -46,9 +46,7 @@ PrefillResult validate_sparse_prefill_cuda(CudaEngine& engine, const Profile& pr
   std::vector<std::vector<kernels::PatternConfig>> layers;  // [layers][heads]
   for (int64_t layer = 0; layer < c.n_layers; ++layer) layers.push_back(layer_configs(profile, layer));
   // One workspace for every layer of this prefill (layer_plan.h).
-  kernels::LayerPlanner planner(layers,
-                                kernels::LayerShape{static_cast<int>(base.tokens.size()), static_cast<int>(c.n_heads),
-                                                    static_cast<int>(c.n_kv_heads), static_cast<int>(cuda_attention_head_dim(c.head_dim))},
+  kernels::LayerPlanner planner(layers, layer_shape(cuda_attention_dims(c, static_cast<int64_t>(base.tokens.size()))),
                                 settings);
   std::vector<std::unique_ptr<AttentionEvents>> timings;  // plan + run per layer, read after the prefill
   PrefillRequest request = base;
