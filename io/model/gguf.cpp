@@ -456,10 +456,7 @@ void GgufFile::parse(const std::string& path) {
 
   // Place every tensor inside the data section, then map names.
   const uint64_t data_bytes = infos.empty() ? 0 : file_size - data_offset_;
-  const GgufValue* arch_value = find("general.architecture");
-  const std::string arch = arch_value && arch_value->type == GgufValue::Type::STRING
-                               ? std::get<std::string>(arch_value->scalar)
-                               : std::string();
+  const std::string arch = string_or_empty("general.architecture");
   for (const RawInfo& r : infos) {
     const std::string what = "tensor '" + r.name + "'";
     int64_t numel = 1;
@@ -515,11 +512,8 @@ void GgufFile::fill_config() {
     // The converter writes GLM-4's vocabulary as byte-level BPE (tokenizer.ggml.pre 'chatglm-bpe')
     // and ChatGLM3's as SentencePiece ('chatglm-spm', tokenizer.ggml.model 'llama'); ChatGLM2's
     // tokenizer is SentencePiece too. Only GLM-4 is checked against transformers' GlmForCausalLM.
-    auto string_value = [&](const std::string& key) {
-      const GgufValue* v = find(key);
-      return v && v->type == GgufValue::Type::STRING ? std::get<std::string>(v->scalar) : std::string();
-    };
-    const std::string pre = string_value("tokenizer.ggml.pre"), vocab_model = string_value("tokenizer.ggml.model");
+    const std::string pre = string_or_empty("tokenizer.ggml.pre");
+    const std::string vocab_model = string_or_empty("tokenizer.ggml.model");
     if (pre == "chatglm-spm" || vocab_model == "llama")
       throw InputError(file, (pre == "chatglm-spm" ? std::string("metadata 'tokenizer.ggml.pre' = 'chatglm-spm'")
                                                    : std::string("metadata 'tokenizer.ggml.model' = 'llama'")) +
@@ -538,7 +532,7 @@ void GgufFile::fill_config() {
                                  ": multi-token-prediction layers are not supported");
   }
 
-  if (const GgufValue* n = find("general.name"); n && n->type == GgufValue::Type::STRING) c.name = get_string("general.name");
+  c.name = string_or_empty("general.name");
   if (c.name.empty()) {
     const size_t slash = file.find_last_of('/');
     c.name = slash == std::string::npos ? file : file.substr(slash + 1);
@@ -788,6 +782,11 @@ double GgufFile::get_float(const std::string& key) const {
   if (v.type != GgufValue::Type::F32 && v.type != GgufValue::Type::F64 && !is_integer(v.type))
     wrong_type(*this, key, v, "a number");
   return scalar_as_double(v);
+}
+
+std::string GgufFile::string_or_empty(const std::string& key) const {
+  const GgufValue* v = find(key);
+  return v && v->type == GgufValue::Type::STRING ? std::get<std::string>(v->scalar) : std::string();
 }
 
 std::string GgufFile::get_string(const std::string& key) const {

@@ -48,6 +48,7 @@ class GgufFile : public ModelFile {
   int64_t get_int(const std::string& key) const;
   double get_float(const std::string& key) const;
   std::string get_string(const std::string& key) const;
+  std::string string_or_empty(const std::string& key) const;  // "" when absent or not a string
   const std::vector<std::string>& get_string_array(const std::string& key) const;
   const std::vector<double>& get_number_array(const std::string& key) const;
 
