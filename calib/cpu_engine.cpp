@@ -149,8 +149,7 @@ NextTokenComparison CpuEngine::compare_next_token(const float* hidden_a, const f
   HC_ASSERT(positions >= 0, "a position count is not negative");
   const int64_t D = weights_.config.hidden, vocab = weights_.config.vocab;
   NextTokenComparison out;
-  out.kl.resize(static_cast<size_t>(positions));
-  out.agree.resize(static_cast<size_t>(positions));
+  out.resize(static_cast<size_t>(positions));
   const int64_t rows_max = std::min(positions, next_token_chunk_rows(chunk_rows));
   std::vector<float> logits_a(static_cast<size_t>(rows_max * vocab));  // [chunk, vocab]
   std::vector<float> logits_b(static_cast<size_t>(rows_max * vocab));  // [chunk, vocab]
@@ -159,7 +158,7 @@ NextTokenComparison CpuEngine::compare_next_token(const float* hidden_a, const f
     output_logits(hidden_a + p0 * D, rows, logits_a.data());
     output_logits(hidden_b + p0 * D, rows, logits_b.data());
     compare_logit_rows(logits_a.data(), logits_b.data(), rows, vocab, out.kl.data() + p0, out.agree.data() + p0,
-                       n_threads_);
+                       out.confidence.data() + p0, n_threads_);
   }
   summarise_next_token(out);
   return out;

@@ -226,8 +226,7 @@ class CudaEngineImpl final : public CudaEngine {
     const int64_t hidden = c.hidden, vocab = c.vocab;
     const size_t hidden_z = static_cast<size_t>(hidden), vocab_z = static_cast<size_t>(vocab);
     NextTokenComparison out;
-    out.kl.resize(static_cast<size_t>(positions));
-    out.agree.resize(static_cast<size_t>(positions));
+    out.resize(static_cast<size_t>(positions));
     if (positions == 0) {
       summarise_next_token(out);
       return out;
@@ -235,7 +234,7 @@ class CudaEngineImpl final : public CudaEngine {
     HC_CHECK_CUDA(cudaSetDevice(options_.device));
     const int64_t rows_max = std::min(positions, next_token_chunk_rows(chunk_rows));
     const size_t rows = static_cast<size_t>(rows_max);
-    const size_t need = rows * (2 * hidden_z * (4 + 2) + 2 * vocab_z * 4 + sizeof(double) + 1) + kHeadroomBytes;
+    const size_t need = rows * (2 * hidden_z * (4 + 2) + 2 * vocab_z * 4 + sizeof(double) + 1 + sizeof(float)) + kHeadroomBytes;
     size_t free_bytes = 0, total_bytes = 0;
     HC_CHECK_CUDA(cudaMemGetInfo(&free_bytes, &total_bytes));
     if (need > free_bytes)
@@ -246,6 +245,7 @@ class CudaEngineImpl final : public CudaEngine {
     DeviceBuffer<float> logits_a(rows * vocab_z), logits_b(rows * vocab_z);    // [chunk, vocab]
     DeviceBuffer<double> kl(rows);                                          // [chunk]
     DeviceBuffer<uint8_t> agree(rows);                                      // [chunk]
+    DeviceBuffer<float> confidence(rows);                                   // [chunk]
     const bf16* head = c.tie_embeddings ? embed_.get() : lm_head_.get();
     for (int64_t p0 = 0; p0 < positions; p0 += rows_max) {
       const int64_t n_rows = std::min(rows_max, positions - p0);
@@ -256,11 +256,14 @@ class CudaEngineImpl final : public CudaEngine {
       cuda::to_bf16(staged_b.get(), normed_b.get(), static_cast<int64_t>(count), stream_);
       gemm(normed_a.get(), head, logits_a.get(), CUDA_R_32F, n_rows, vocab, hidden, 0.f);
       gemm(normed_b.get(), head, logits_b.get(), CUDA_R_32F, n_rows, vocab, hidden, 0.f);
-      cuda::next_token_rows(logits_a.get(), logits_b.get(), n_rows, vocab, kl.get(), agree.get(), stream_);
+      cuda::next_token_rows(logits_a.get(), logits_b.get(), n_rows, vocab, kl.get(), agree.get(),
+                            confidence.get(), stream_);
       HC_CHECK_CUDA(cudaMemcpyAsync(out.kl.data() + p0, kl.get(), static_cast<size_t>(n_rows) * sizeof(double),
                                     cudaMemcpyDeviceToHost, stream_));
       HC_CHECK_CUDA(cudaMemcpyAsync(out.agree.data() + p0, agree.get(), static_cast<size_t>(n_rows),
                                     cudaMemcpyDeviceToHost, stream_));
+      HC_CHECK_CUDA(cudaMemcpyAsync(out.confidence.data() + p0, confidence.get(),
+                                    static_cast<size_t>(n_rows) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
     }
     HC_CHECK_CUDA(cudaStreamSynchronize(stream_));
     sample_memory();

@@ -162,7 +162,7 @@ __device__ inline ArgMax block_argmax(ArgMax m, ArgMax* scratch) {
 
 // One block per row: the argmax of each side, then the softmax sums and the KL in double.
 __global__ void next_token_rows_kernel(const float* logits_a, const float* logits_b, int64_t vocab, double* kl,
-                                       uint8_t* agree) {
+                                       uint8_t* agree, float* confidence) {
   __shared__ ArgMax arg_scratch[kRowThreads / 32];
   __shared__ double sum_scratch[kRowThreads / 32];
   const int64_t r = blockIdx.x;
@@ -195,6 +195,7 @@ __global__ void next_token_rows_kernel(const float* logits_a, const float* logit
     const double lse_a = max_a + log(sum_a), lse_b = max_b + log(sum_b);
     kl[r] = fmax(0.0, weighted / sum_a - (lse_a - lse_b));
     agree[r] = best_a.index == best_b.index;
+    confidence[r] = static_cast<float>(1.0 / sum_a);  // exp(max_a - max_a) / sum_a
   }
 }
 
@@ -291,10 +292,10 @@ void to_bf16(const float* src, bf16* dst, int64_t n, cudaStream_t stream) {
 }
 
 void next_token_rows(const float* logits_a, const float* logits_b, int64_t rows, int64_t vocab, double* kl,
-                     uint8_t* agree, cudaStream_t stream) {
+                     uint8_t* agree, float* confidence, cudaStream_t stream) {
   if (rows == 0) return;
   next_token_rows_kernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(logits_a, logits_b, vocab, kl,
-                                                                                  agree);
+                                                                                  agree, confidence);
   HC_CHECK_LAUNCH();
 }
 

@@ -57,10 +57,11 @@ void silu_mul(bf16* gate, const bf16* up, int64_t n, cudaStream_t stream);
 void to_bf16(const float* src, bf16* dst, int64_t n, cudaStream_t stream);
 
 // Per row r of logits_a, logits_b [rows, vocab] fp32: kl[r] = KL(softmax(a_r) || softmax(b_r)) and
-// agree[r] = (argmax a_r == argmax b_r), ties to the lowest id; compare_logit_rows' formula
-// (calib/next_token.h) with the exponentials and sums in double. kl [rows], agree [rows].
+// agree[r] = (argmax a_r == argmax b_r), ties to the lowest id, confidence[r] = softmax(a_r) at its
+// argmax; compare_logit_rows' formula (calib/next_token.h) with the exponentials and sums in double.
+// kl, agree, confidence [rows].
 void next_token_rows(const float* logits_a, const float* logits_b, int64_t rows, int64_t vocab, double* kl,
-                     uint8_t* agree, cudaStream_t stream);
+                     uint8_t* agree, float* confidence, cudaStream_t stream);
 
 // Deterministic random weights (calib/random_model.h's generator), element i of the stream at dst[i].
 void fill_random(bf16* dst, int64_t n, uint64_t stream_id, float half_range, cudaStream_t stream);

@@ -149,9 +149,9 @@ kernels::EstimatorSettings estimator_settings(const Profile& profile) { return e
 LogitComparison compare_logits(const float* logits_a, const float* logits_b, int64_t positions, int64_t vocab,
                                int n_threads) {
   NextTokenComparison rows;
-  rows.kl.resize(static_cast<size_t>(std::max<int64_t>(positions, 0)));     // [positions]
-  rows.agree.resize(static_cast<size_t>(std::max<int64_t>(positions, 0)));  // [positions]
-  compare_logit_rows(logits_a, logits_b, positions, vocab, rows.kl.data(), rows.agree.data(), resolve_threads(n_threads));
+  rows.resize(static_cast<size_t>(std::max<int64_t>(positions, 0)));
+  compare_logit_rows(logits_a, logits_b, positions, vocab, rows.kl.data(), rows.agree.data(), rows.confidence.data(),
+                     resolve_threads(n_threads));
   summarise_next_token(rows);
   return {rows.mean_kl, rows.max_kl, rows.top1_agreement};
 }
@@ -243,6 +243,8 @@ ValidationReport validate_profile_run(Engine& engine, const std::string& model_f
   report.mean_kl = cmp.mean_kl;
   report.max_kl = cmp.max_kl;
   report.top1_agreement = cmp.top1_agreement;
+  report.confident_share = cmp.confident_share;
+  report.confident_top1 = cmp.confident_top1;
   report.hidden_rel_error = relative_error(dense.final_hidden.data(), sparse.final_hidden.data(), dense.final_hidden.size());
   summarise_heads(report);
   return report;
@@ -286,7 +288,8 @@ std::string validation_summary(const ValidationReport& r) {
   out << "  recall: mean " << fixed(r.mean_recall, 4) << ", min " << fixed(r.min_head_recall, 4)
       << "; head output error: mean " << fixed(r.mean_out_err, 4) << "\n";
   out << "  next token: mean KL " << scientific(r.mean_kl) << " nats, max " << scientific(r.max_kl)
-      << ", top-1 agreement " << fixed(r.top1_agreement, 4) << "\n";
+      << ", top-1 agreement " << fixed(r.top1_agreement, 4) << " (" << fixed(r.confident_top1, 4)
+      << " where dense is sure, p >= " << fixed(kConfidentProbability, 1) << ": " << fixed(100 * r.confident_share, 1) << "% of positions)\n";
   out << "  final hidden state: relative error " << scientific(r.hidden_rel_error) << "\n";
   out << "  attention time: dense " << fixed(r.dense_attention_s * 1e3, 1) << " ms, sparse "
       << fixed(r.sparse_attention_s * 1e3, 1) << " ms (index builds " << fixed(r.index_build_s * 1e3, 1) << " ms)";
@@ -358,7 +361,8 @@ nlohmann::ordered_json validation_json_body(const ValidationReport& r, const std
   j["summary"] = {{"mean_recall", r.mean_recall},       {"min_head_recall", r.min_head_recall},
                   {"mean_out_err", r.mean_out_err},     {"density", r.density},
                   {"mean_kl", r.mean_kl},               {"max_kl", r.max_kl},
-                  {"top1_agreement", r.top1_agreement}, {"hidden_rel_error", r.hidden_rel_error}};
+                  {"top1_agreement", r.top1_agreement}, {"confident_top1", r.confident_top1},
+                  {"confident_share", r.confident_share}, {"hidden_rel_error", r.hidden_rel_error}};
   j["timing_s"] = {{"dense_attention", r.dense_attention_s}, {"sparse_attention", r.sparse_attention_s},
                    {"index_build", r.index_build_s},         {"dense_prefill", r.dense_prefill_s},
                    {"sparse_prefill", r.sparse_prefill_s}};

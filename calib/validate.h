@@ -69,6 +69,8 @@ struct ValidationReport {
   double mean_kl = 0;           // mean over positions of KL(P_dense || P_sparse), nats
   double max_kl = 0;            // over positions
   double top1_agreement = 1;    // fraction of positions whose argmax agrees
+  double confident_share = 0;   // fraction of positions where dense gives its argmax p >= 0.5
+  double confident_top1 = 1;    // top-1 agreement over those positions (calib/next_token.h)
   double hidden_rel_error = 0;  // ||h_s - h_d||_F / ||h_d||_F, final hidden (after the final norm)
 
   double dense_attention_s = 0;   // dense run: the attention calls only
@@ -149,6 +151,7 @@ struct SetValidation {
   double density = 1;           // weighted mean over prompts
   double mean_kl = 0, worst_kl = 0;      // of the prompts' mean KL
   double mean_top1 = 1, worst_top1 = 1;  // of the prompts' top-1 agreement
+  double mean_confident_top1 = 1, worst_confident_top1 = 1;  // of the prompts' confident_top1
   double mean_recall = 1, worst_recall = 1;  // of the prompts' mean recall over heads
   double min_head_recall = 1;   // over every prompt and head
   double dense_attention_s = 0, sparse_attention_s = 0, index_build_s = 0;  // summed over prompts
@@ -175,8 +178,8 @@ SetValidation validate_prompt_set(Engine& engine, const std::string& model_finge
 std::string set_validation_summary(const SetValidation& v);
 
 // JSON record, format headcal-validation version 2: "summary" holds the weighted means (mean_kl,
-// top1_agreement, density, mean_recall) and the worst prompt's (worst_kl, worst_top1,
-// worst_recall), "prompts" every prompt's record (as version 1's body, heads included), "method"
+// top1_agreement, confident_top1, density, mean_recall) and the worst prompt's (worst_kl, worst_top1,
+// worst_confident_top1, worst_recall), "prompts" every prompt's record (as version 1's body, heads included), "method"
 // the label (e.g. how the profile was made) for frontier plots.
 std::string set_validation_json(const SetValidation& v, const std::string& model_path, const std::string& profile_path,
                                 const std::string& method);

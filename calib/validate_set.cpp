@@ -18,9 +18,10 @@ std::string fixed(double value, int digits) { return format_fixed(value, digits)
 std::string scientific(double value) { return format_scientific(value); }
 
 void aggregate(SetValidation& v) {
-  double w_sum = 0, density = 0, kl = 0, top1 = 0, recall = 0;
+  double w_sum = 0, density = 0, kl = 0, top1 = 0, confident_top1 = 0, recall = 0;
   v.worst_kl = 0;
   v.worst_top1 = 1;
+  v.worst_confident_top1 = 1;
   v.worst_recall = 1;
   v.min_head_recall = 1;
   v.dense_attention_s = v.sparse_attention_s = v.index_build_s = 0;
@@ -30,9 +31,11 @@ void aggregate(SetValidation& v) {
     density += p.weight * r.density;
     kl += p.weight * r.mean_kl;
     top1 += p.weight * r.top1_agreement;
+    confident_top1 += p.weight * r.confident_top1;
     recall += p.weight * r.mean_recall;
     v.worst_kl = std::max(v.worst_kl, r.mean_kl);
     v.worst_top1 = std::min(v.worst_top1, r.top1_agreement);
+    v.worst_confident_top1 = std::min(v.worst_confident_top1, r.confident_top1);
     v.worst_recall = std::min(v.worst_recall, r.mean_recall);
     v.min_head_recall = std::min(v.min_head_recall, r.min_head_recall);
     v.dense_attention_s += r.dense_attention_s;
@@ -42,6 +45,7 @@ void aggregate(SetValidation& v) {
   v.density = density / w_sum;
   v.mean_kl = kl / w_sum;
   v.mean_top1 = top1 / w_sum;
+  v.mean_confident_top1 = confident_top1 / w_sum;
   v.mean_recall = recall / w_sum;
 }
 
@@ -82,6 +86,12 @@ std::string set_validation_summary(const SetValidation& v) {
       << "), top-1 agreement " << fixed(v.mean_top1, 4) << " / " << fixed(v.worst_top1, 4) << " ("
       << worst_name([](const ValidationReport& a, const ValidationReport& b) {
            return b.top1_agreement < a.top1_agreement;
+         })
+      << ")\n";
+  out << "  top-1 where dense is sure (p >= " << fixed(kConfidentProbability, 1) << "): " << fixed(v.mean_confident_top1, 4) << " / "
+      << fixed(v.worst_confident_top1, 4) << " ("
+      << worst_name([](const ValidationReport& a, const ValidationReport& b) {
+           return b.confident_top1 < a.confident_top1;
          })
       << ")\n";
   out << "  recall: mean " << fixed(v.mean_recall, 4) << " / " << fixed(v.worst_recall, 4) << ", lowest head "
@@ -125,7 +135,8 @@ std::string set_validation_json(const SetValidation& v, const std::string& model
   j["backend"] = first.backend;
   j["summary"] = {{"density", v.density},           {"mean_kl", v.mean_kl},
                   {"worst_kl", v.worst_kl},         {"top1_agreement", v.mean_top1},
-                  {"worst_top1", v.worst_top1},     {"mean_recall", v.mean_recall},
+                  {"worst_top1", v.worst_top1},     {"confident_top1", v.mean_confident_top1},
+                  {"worst_confident_top1", v.worst_confident_top1}, {"mean_recall", v.mean_recall},
                   {"worst_recall", v.worst_recall}, {"min_head_recall", v.min_head_recall}};
   j["timing_s"] = {{"dense_attention", v.dense_attention_s},
                    {"sparse_attention", v.sparse_attention_s},

@@ -45,6 +45,15 @@ class QualityTable(unittest.TestCase):
         self.assertIn("0.9000 (p0)", rows[1])
         self.assertIn("0.0300 (p1)", rows[2])
 
+    def test_sure_top1_column(self):
+        with_sure = record("set", 0.2, [0.01, 0.03], [0.97, 0.8])
+        with_sure["summary"]["worst_confident_top1"] = 0.991
+        out = self.run_script(with_sure, record("kv", 0.2, [0.01], [0.9]))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        rows = {l.split("|")[1].strip(): l.split("|")[8].strip() for l in out.stdout.splitlines()
+                if l.startswith("| kv") or l.startswith("| set")}
+        self.assertEqual(rows, {"set": "0.9910", "kv": "—"})
+
     def test_bad_record_exits_2_naming_the_file(self):
         bad = record("kv", 0.2, [0.1], [0.9])
         bad["version"] = 1

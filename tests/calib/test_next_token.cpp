@@ -23,9 +23,9 @@ namespace {
 hc::NextTokenComparison reference_rows(const std::vector<float>& logits_a, const std::vector<float>& logits_b,
                                        int64_t rows, int64_t vocab) {
   hc::NextTokenComparison ref;
-  ref.kl.resize(static_cast<size_t>(rows));
-  ref.agree.resize(static_cast<size_t>(rows));
-  hc::compare_logit_rows(logits_a.data(), logits_b.data(), rows, vocab, ref.kl.data(), ref.agree.data(), 2);
+  ref.resize(static_cast<size_t>(rows));
+  hc::compare_logit_rows(logits_a.data(), logits_b.data(), rows, vocab, ref.kl.data(), ref.agree.data(),
+                         ref.confidence.data(), 2);
   hc::summarise_next_token(ref);
   return ref;
 }
@@ -64,15 +64,47 @@ TEST_CASE("compare_logit_rows: per-row KL and agreement against hand-computed va
   CHECK(c.mean_kl == Approx((c.kl[0] + c.kl[2]) / 3).epsilon(1e-12));
   CHECK(c.max_kl == c.kl[2]);
   CHECK(c.top1_agreement == Approx(1.0 / 3.0));
+  // P_a at its argmax: 3/4, e^2 / (e + e^2), 1 / (1 + e^-4); all of them sure (two tokens).
+  CHECK(c.confidence[0] == Approx(0.75).epsilon(1e-6));
+  CHECK(c.confidence[1] == Approx(1.0 / (1.0 + std::exp(-1.0))).epsilon(1e-6));
+  CHECK(c.confidence[2] == Approx(p).epsilon(1e-6));
+  CHECK(c.confident_share == 1.0);
+  CHECK(c.confident_top1 == c.top1_agreement);
 
   hc::NextTokenComparison empty;
   hc::summarise_next_token(empty);
   CHECK(empty.mean_kl == 0.0);
   CHECK(empty.max_kl == 0.0);
   CHECK(empty.top1_agreement == 1.0);
+  CHECK(empty.confident_share == 0.0);
+  CHECK(empty.confident_top1 == 1.0);
   CHECK(hc::next_token_chunk_rows(0) == hc::kNextTokenChunkRows);
   CHECK(hc::next_token_chunk_rows(-3) == hc::kNextTokenChunkRows);
   CHECK(hc::next_token_chunk_rows(5) == 5);
+}
+
+TEST_CASE("compare_logit_rows: top-1 agreement where run a is sure of its argmax", "[next_token]") {
+  // Four rows of three tokens. Row 0: a uniform (P 1/3 at its argmax, id 0), b prefers id 2: a flip
+  // at an unsure position. Row 1: a sure of id 2 (P = e^3 / (2 + e^3) = 0.909), b agrees. Row 2: a
+  // sure of id 1, b prefers id 0: a flip at a sure position. Row 3: a's top two tie at
+  // e^1 / (1 + 2 e^1) = 0.42, below one half: unsure, and b agrees.
+  const std::vector<float> a = {0.f, 0.f, 0.f, 0.f, 0.f, 3.f, 0.f, 4.f, 0.f, 1.f, 1.f, 0.f};  // [4, 3]
+  const std::vector<float> b = {0.f, 0.f, 2.f, 0.f, 0.f, 3.f, 4.f, 0.f, 0.f, 1.f, 1.f, 0.f};  // [4, 3]
+  const hc::NextTokenComparison c = reference_rows(a, b, 4, 3);
+  CHECK(c.agree == std::vector<uint8_t>{0, 1, 0, 1});
+  CHECK(c.confidence[0] == Approx(1.0 / 3.0).epsilon(1e-6));
+  CHECK(c.confidence[1] == Approx(std::exp(3.0) / (2 + std::exp(3.0))).epsilon(1e-6));
+  CHECK(c.confidence[2] == Approx(std::exp(4.0) / (2 + std::exp(4.0))).epsilon(1e-6));
+  CHECK(c.confidence[3] == Approx(std::exp(1.0) / (1 + 2 * std::exp(1.0))).epsilon(1e-6));
+  CHECK(c.top1_agreement == 0.5);
+  CHECK(c.confident_share == 0.5);   // rows 1 and 2
+  CHECK(c.confident_top1 == 0.5);    // row 1 agrees, row 2 flips
+  // Only the unsure rows flip: every sure position agrees.
+  const std::vector<float> b2 = {0.f, 0.f, 2.f, 0.f, 0.f, 3.f, 0.f, 4.f, 0.f, 0.f, 1.f, 0.f};  // [4, 3]
+  const hc::NextTokenComparison c2 = reference_rows(a, b2, 4, 3);
+  CHECK(c2.agree == std::vector<uint8_t>{0, 1, 1, 0});
+  CHECK(c2.top1_agreement == 0.5);
+  CHECK(c2.confident_top1 == 1.0);
 }
 
 TEST_CASE("CPU engine: chunked compare_next_token equals compare_logits over full logits", "[next_token]") {
@@ -125,10 +157,13 @@ TEST_CASE("CPU engine: chunked compare_next_token equals compare_logits over ful
           INFO("position " << r);
           CHECK(got.kl[static_cast<size_t>(r)] == Approx(ref.kl[static_cast<size_t>(r)]).epsilon(1e-6).margin(1e-12));
           CHECK(got.agree[static_cast<size_t>(r)] == ref.agree[static_cast<size_t>(r)]);
+          CHECK(got.confidence[static_cast<size_t>(r)] == Approx(ref.confidence[static_cast<size_t>(r)]).epsilon(1e-6));
         }
         CHECK(got.mean_kl == Approx(full.mean_kl).epsilon(1e-6));
         CHECK(got.max_kl == Approx(full.max_kl).epsilon(1e-6));
         CHECK(got.top1_agreement == full.top1_agreement);
+        CHECK(got.confident_share == ref.confident_share);
+        CHECK(got.confident_top1 == ref.confident_top1);
       }
 
       // Identical inputs: zero KL and full agreement at every position.
@@ -201,10 +236,12 @@ TEST_CASE("CUDA engine: chunked compare_next_token equals compare_logits on its 
           const double gap = std::min(top2_gap(a.logits.data() + r * cfg.vocab, cfg.vocab),
                                       top2_gap(b.logits.data() + r * cfg.vocab, cfg.vocab));
           if (same_shapes || gap > 1e-2) CHECK(got.agree[i] == ref.agree[i]);
+          CHECK(got.confidence[i] == Approx(ref.confidence[i]).epsilon(same_shapes ? 1e-6 : 1e-3));
         }
         CHECK(got.mean_kl == Approx(full.mean_kl).epsilon(rel).margin(abs));
         CHECK(got.max_kl == Approx(full.max_kl).epsilon(rel).margin(abs));
         if (same_shapes) CHECK(got.top1_agreement == full.top1_agreement);
+        if (same_shapes) CHECK(got.confident_top1 == ref.confident_top1);
         else CHECK(std::abs(got.top1_agreement - full.top1_agreement) <= 2.0 / static_cast<double>(n));
       }
 

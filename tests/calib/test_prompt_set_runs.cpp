@@ -142,6 +142,12 @@ TEST_CASE("validate over a prompt set: per prompt, aggregate, thresholds on the 
   CHECK(v.worst_kl == std::max(a.mean_kl, b.mean_kl));
   CHECK(v.worst_top1 == std::min(a.top1_agreement, b.top1_agreement));
   CHECK(v.mean_top1 == Approx((a.top1_agreement + 3 * b.top1_agreement) / 4));
+  CHECK(alone.confident_top1 == b.confident_top1);
+  CHECK(alone.confident_share == b.confident_share);
+  CHECK(v.worst_confident_top1 == std::min(a.confident_top1, b.confident_top1));
+  CHECK(v.mean_confident_top1 == Approx((a.confident_top1 + 3 * b.confident_top1) / 4));
+  CHECK(a.confident_share >= 0.0);
+  CHECK(a.confident_share <= 1.0);
   CHECK(v.worst_recall == std::min(a.mean_recall, b.mean_recall));
   CHECK(v.density == Approx((a.density + 3 * b.density) / 4));
   CHECK(a.mean_kl > 0);  // the profile is sparse enough to move the logits
@@ -167,6 +173,9 @@ TEST_CASE("validate over a prompt set: per prompt, aggregate, thresholds on the 
   CHECK(j["method"] == "budgeted 0.3");
   CHECK(j["summary"]["mean_kl"].get<double>() == Approx(v.mean_kl));
   CHECK(j["summary"]["worst_top1"].get<double>() == v.worst_top1);
+  CHECK(j["summary"]["confident_top1"].get<double>() == Approx(v.mean_confident_top1));
+  CHECK(j["summary"]["worst_confident_top1"].get<double>() == v.worst_confident_top1);
+  CHECK(j["prompts"][0]["summary"]["confident_share"].get<double>() == a.confident_share);
   REQUIRE(j["prompts"].size() == 2);
   CHECK(j["prompts"][1]["name"] == "p63");
   CHECK(j["prompts"][1]["weight"] == 3.0);
