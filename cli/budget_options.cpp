@@ -1,6 +1,7 @@
 #include "cli/budget_options.h"
 
 #include "common/error.h"
+#include "io/calibration/layer_weights.h"
 #include "search/search.h"
 
 namespace hc::cli {
@@ -15,7 +16,11 @@ BudgetOptions::BudgetOptions(CLI::App& sub) {
   sub.add_option("--patterns", patterns_, "patterns search may choose: all, or a list like a_shape,vertical_slash");
   sub.add_option("--objective", objective_,
                  "how a candidate is scored over the atlas's prompts: mixed:A (mean recall - A x mean output "
-                 "error; default mixed:1), mean-recall, worst-recall, recall-floor:F, output-error");
+                 "error; default mixed:1), worst-mixed:A (mixed on the candidate's worst prompt), mean-recall, "
+                 "worst-recall, recall-floor:F, output-error");
+  sub.add_option("--layer-weights", layer_weights_,
+                 "layer weights (YAML, from headcal sensitivity): each head's output-error term is multiplied by "
+                 "its layer's weight");
   sub.add_option("--rule", rule_,
                  "budgeted (default), or minference: MInference's own search rule (its six candidates, most "
                  "attention kept, no budget), for comparison")
@@ -32,6 +37,10 @@ search::SearchOptions BudgetOptions::resolve(std::optional<search::SearchOptions
     throw InputError("--target", "unknown target '" + target_ + "' (headcal, minference, dual-chunk)");
   search::SearchOptions opts = resolve_budget(fallback);
   opts.target = target;
+  if (!layer_weights_.empty()) {
+    opts.layer_weights = read_layer_weights(layer_weights_);
+    opts.layer_weights_source = layer_weights_;
+  }
   return opts;
 }
 

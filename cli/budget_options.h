@@ -1,7 +1,8 @@
 #pragma once
 // The budget options `search` and `calibrate` share: --density | --global-density | --min-recall
 // (mutually exclusive), --patterns, --objective (how candidates are scored over an atlas's
-// prompts), --rule minference (MInference's own rule instead of a budget) and --target (the
+// prompts), --layer-weights (per-layer weights on its output-error terms, from `headcal
+// sensitivity`), --rule minference (MInference's own rule instead of a budget) and --target (the
 // runtime: search chooses only what it runs exactly).
 #include <CLI/CLI.hpp>
 
@@ -27,6 +28,7 @@ class BudgetOptions {
   std::string objective_ = "mixed:1";
   std::string rule_ = "budgeted";
   std::string target_ = "headcal";
+  std::string layer_weights_;
   CLI::Option *density_opt_, *global_opt_, *recall_opt_;
 };
 

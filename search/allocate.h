@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "io/calibration/layer_weights.h"
 #include "search/tables.h"
 
 namespace hc::search {
@@ -40,6 +41,10 @@ struct SearchOptions {
   Objective objective;
   SearchRule rule = SearchRule::budgeted;
   Target target = Target::headcal;  // the runtime: only candidates it runs exactly (tables.h)
+  // Per-layer weights on the output-error terms (search --layer-weights); no layers: none. run()
+  // checks them against the atlas's model and fills objective.layer_weight.
+  LayerWeights layer_weights;
+  std::string layer_weights_source;  // named in errors and in the profile
 };
 
 // InputError("search options", ...) unless value is in (0, 1].

@@ -64,10 +64,23 @@ std::string check_target(const Atlas& atlas, Target target) {
 
 }  // namespace
 
-Profile run(const Atlas& atlas, const SearchOptions& options, std::vector<std::string>* notes) {
+Profile run(const Atlas& atlas, const SearchOptions& given, std::vector<std::string>* notes) {
+  SearchOptions options = given;
   const bool minference = options.rule == SearchRule::minference;
   if (!minference) validate_options(options);
   const AtlasMeta& meta = atlas.meta();
+  if (!options.layer_weights.layers.empty()) {
+    const LayerWeights& lw = options.layer_weights;
+    const std::string& source = options.layer_weights_source;
+    if (lw.model_fingerprint != meta.model_fingerprint)
+      throw InputError(source, "layer weights of another model (fingerprint " + lw.model_fingerprint.substr(0, 12) +
+                                   ", the atlas's " + meta.model_fingerprint.substr(0, 12) + ")");
+    if (lw.model_layers != meta.layers)
+      throw InputError(source, "layer weights for " + std::to_string(lw.model_layers) + " layers, the atlas's model has " +
+                                   std::to_string(meta.layers));
+    options.objective.layer_weight.assign(static_cast<size_t>(meta.layers), 1.0);
+    for (int64_t l = 0; l < meta.layers; ++l) options.objective.layer_weight[static_cast<size_t>(l)] = lw.weight_of(l);
+  }
   const std::string target_note = check_target(atlas, options.target);
   Allocation alloc;
   std::vector<HeadTable> tables;
@@ -106,6 +119,8 @@ Profile run(const Atlas& atlas, const SearchOptions& options, std::vector<std::s
   p.calibration.tool_version = meta.tool_version;
   p.calibration.prompts = static_cast<int64_t>(atlas.prompt_count());
   p.calibration.objective = objective_name(options.objective);
+  if (!options.objective.layer_weight.empty())
+    p.calibration.objective += " with layer weights " + options.layer_weights_source;
   p.calibration.target = options.target;
   p.defaults = meta.defaults();
 

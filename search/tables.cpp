@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -44,9 +45,11 @@ Objective parse_objective(const std::string& text) {
   else if (name == "output-error") no_value(), o.kind = ObjectiveKind::output_error;
   else if (name == "recall-floor") o.kind = ObjectiveKind::recall_floor, o.floor = number(0, 1);
   else if (name == "mixed") o.kind = ObjectiveKind::mixed, o.mix = number(0, 100);
+  else if (name == "worst-mixed") o.kind = ObjectiveKind::worst_mixed, o.mix = number(0, 100);
   else
     throw InputError("--objective", "unknown objective '" + text +
-                                        "' (mean-recall, worst-recall, recall-floor:F, output-error, mixed:A)");
+                                        "' (mean-recall, worst-recall, recall-floor:F, output-error, mixed:A, "
+                                        "worst-mixed:A)");
   return o;
 }
 
@@ -58,6 +61,7 @@ std::string objective_name(const Objective& o) {
     case ObjectiveKind::output_error: return "output-error";
     case ObjectiveKind::recall_floor: std::snprintf(buf, sizeof buf, "recall-floor:%g", o.floor); return buf;
     case ObjectiveKind::mixed: std::snprintf(buf, sizeof buf, "mixed:%g", o.mix); return buf;
+    case ObjectiveKind::worst_mixed: std::snprintf(buf, sizeof buf, "worst-mixed:%g", o.mix); return buf;
   }
   return "?";
 }
@@ -107,6 +111,9 @@ std::vector<HeadTable> build_tables(const Atlas& atlas, const PatternFilter& fil
                                     Target target) {
   const int64_t H = atlas.meta().heads;
   const size_t P = atlas.prompt_count();
+  if (!objective.layer_weight.empty() && static_cast<int64_t>(objective.layer_weight.size()) != atlas.meta().layers)
+    throw InputError(atlas.path(), "layer weights for " + std::to_string(objective.layer_weight.size()) +
+                                       " layers, the atlas's model has " + std::to_string(atlas.meta().layers));
   std::map<GridCandidate, bool> exact;  // per candidate: heads share the grid
   auto runs = [&](const GridCandidate& c) {
     auto it = exact.find(c);
@@ -141,7 +148,10 @@ std::vector<HeadTable> build_tables(const Atlas& atlas, const PatternFilter& fil
       for (const auto& [candidate, first] : by_prompt[0][head].rows) {
         if (candidate.pattern == Pattern::dense || !filter.allows(candidate.pattern)) continue;
         if (!runs(candidate)) continue;
+        // The layer's weight on output error (1 without layer weights).
+        const double lw = objective.layer_weight.empty() ? 1.0 : objective.layer_weight[static_cast<size_t>(layer)];
         double cost = 0, recall = 0, worst = 1, err = 0, clipped_err = 0;
+        double worst_mixed = std::numeric_limits<double>::infinity();
         bool everywhere = true;
         for (size_t p = 0; p < P && everywhere; ++p) {
           const auto it = by_prompt[p][head].rows.find(candidate);
@@ -156,6 +166,7 @@ std::vector<HeadTable> build_tables(const Atlas& atlas, const PatternFilter& fil
           worst = std::min(worst, r.recall);
           err += w * r.out_err;
           clipped_err += w * std::min(r.out_err, 1.0);
+          worst_mixed = std::min(worst_mixed, r.recall - objective.mix * lw * r.out_err);
         }
         if (!everywhere) continue;
         cost /= weight_sum, recall /= weight_sum, err /= weight_sum, clipped_err /= weight_sum;
@@ -165,8 +176,9 @@ std::vector<HeadTable> build_tables(const Atlas& atlas, const PatternFilter& fil
           case ObjectiveKind::mean_recall:
           case ObjectiveKind::recall_floor: break;
           case ObjectiveKind::worst_recall: o.recall = o.score = worst; break;
-          case ObjectiveKind::output_error: o.score = 1.0 - clipped_err; break;
-          case ObjectiveKind::mixed: o.score = recall - objective.mix * err; break;
+          case ObjectiveKind::output_error: o.score = 1.0 - lw * clipped_err; break;
+          case ObjectiveKind::mixed: o.score = recall - objective.mix * lw * err; break;
+          case ObjectiveKind::worst_mixed: o.score = worst_mixed; break;
         }
         t.options.push_back(o);
       }

@@ -44,17 +44,23 @@ struct PatternFilter {
 //   recall-floor   mean recall, and candidates whose worst recall is below `floor` are dropped
 //   output-error   1 - sum w_p min(e_p, 1) / sum w_p: what the head changes in the layer's output
 //   mixed          mean recall - `mix` x mean output error
-enum class ObjectiveKind { mean_recall, worst_recall, recall_floor, output_error, mixed };
+//   worst-mixed    min_p (r_p - `mix` x e_p): mixed on the prompt where the candidate does worst
+// With layer weights (search --layer-weights, io/calibration/layer_weights.h) every output-error
+// term of a head in layer l is multiplied by layer_weight[l]: the same error costs more KL in some
+// layers than in others.
+enum class ObjectiveKind { mean_recall, worst_recall, recall_floor, output_error, mixed, worst_mixed };
 
 // The default, mixed:1, gave the lowest held-out KL at equal density of the objectives measured on
 // SmolLM2 at 8K (docs/QUALITY.md), keeping more recall per head than output-error alone.
 struct Objective {
   ObjectiveKind kind = ObjectiveKind::mixed;
   double floor = 0;  // recall-floor
-  double mix = 1;    // mixed
+  double mix = 1;    // mixed, worst-mixed
+  std::vector<double> layer_weight;  // [layers] multiplies the output-error terms; empty: all 1
 };
 
-// "mean-recall", "worst-recall", "recall-floor:0.9", "output-error", "mixed:0.5"; InputError otherwise.
+// "mean-recall", "worst-recall", "recall-floor:0.9", "output-error", "mixed:0.5", "worst-mixed:1";
+// InputError otherwise.
 Objective parse_objective(const std::string& text);
 std::string objective_name(const Objective& objective);
 

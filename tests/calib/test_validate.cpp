@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "calib/cuda_engine.h"
+#include "calib/layer_sensitivity.h"
 #include "calib/random_model.h"
 #include "calib/record.h"
 #include "calib/validate.h"
@@ -409,4 +410,68 @@ TEST_CASE("validate: CUDA agrees with the CPU on a tiny model", "[validate][gpu]
     CHECK(std::abs(gs.mean_recall - cs.mean_recall) < 0.02);
     CHECK(gs.mean_kl > 0);
   }
+}
+
+TEST_CASE("layer sensitivity: each layer sparse alone, its KL and head error, weights averaging 1", "[validate][layer_weights]") {
+  hc::ModelConfig gqa = hc::tiny_llama_config();  // d64, 4 heads on 2 KV heads
+  hc::ModelConfig mqa = config_d128_mqa();
+  for (hc::ModelConfig cfg : {gqa, mqa}) {
+    cfg.n_layers = 3;
+    INFO("head_dim " << cfg.head_dim << ", kv heads " << cfg.n_kv_heads);
+    hc::RandomModel model(cfg, 5, "tiny");
+    auto engine = hc::make_cpu_engine(model, 2);
+    // Layers 0 and 2 very sparse, layer 1 dense.
+    const hc::Profile profile = make_profile(cfg, model.fingerprint(), [](int64_t l, int64_t h) {
+      if (l == 1) return HeadChoice{};
+      return h % 2 ? HeadChoice{Pattern::a_shape, 1, 4} : HeadChoice{Pattern::block_sparse, 2, 0};
+    });
+    const hc::Profile only0 = hc::profile_with_one_layer(profile, 0);
+    for (const hc::ProfileHead& h : only0.heads) {
+      INFO("L" << h.layer << "H" << h.head);
+      CHECK((h.layer == 0 ? h.pattern != Pattern::dense : h.pattern == Pattern::dense));
+    }
+
+    // Two prompts, N = 130 (not a multiple of 64) weight 1 and N = 45 (< 64) weight 3.
+    const std::vector<hc::ValidationPrompt> prompts = {
+        {"a", "random", "sha-a", 1.0, test_tokens(130, cfg.vocab, 1)},
+        {"b", "random", "sha-b", 3.0, test_tokens(45, cfg.vocab, 2)},
+    };
+    std::vector<int64_t> seen;
+    const hc::LayerWeights w = hc::measure_layer_sensitivity(*engine, model.fingerprint(), profile, prompts, {},
+                                                             [&](const hc::LayerWeight& l) { seen.push_back(l.layer); });
+    CHECK(seen == std::vector<int64_t>{0, 1, 2});
+    CHECK(w.model_layers == 3);
+    CHECK(w.model_fingerprint == model.fingerprint());
+    CHECK(w.tokens == 130);
+    REQUIRE(w.layers.size() == 3);
+    // Layer 0's numbers are the validate runs of the profile with only layer 0 sparse.
+    const hc::ValidationReport ra = hc::validate_profile_run(*engine, model.fingerprint(), only0, prompts[0].tokens, {});
+    const hc::ValidationReport rb = hc::validate_profile_run(*engine, model.fingerprint(), only0, prompts[1].tokens, {});
+    auto layer_err = [](const hc::ValidationReport& r, int64_t layer) {
+      double e = 0;
+      for (const hc::HeadValidation& h : r.heads) e += h.layer == layer ? h.out_err : 0.0;
+      return e;
+    };
+    for (const hc::HeadValidation& h : ra.heads)
+      if (h.layer != 0) CHECK(h.out_err == 0.0);  // dense layers are exact
+    CHECK(w.layers[0].kl == Approx((ra.mean_kl + 3 * rb.mean_kl) / 4).epsilon(1e-9));
+    CHECK(w.layers[0].out_err == Approx((layer_err(ra, 0) + 3 * layer_err(rb, 0)) / 4).epsilon(1e-9));
+    for (int64_t l : {0, 2}) {
+      INFO("layer " << l);
+      CHECK(w.layers[static_cast<size_t>(l)].measured);
+      CHECK(w.layers[static_cast<size_t>(l)].kl > 1e-6);
+      CHECK(w.layers[static_cast<size_t>(l)].out_err > 1e-3);
+    }
+    CHECK_FALSE(w.layers[1].measured);
+    CHECK(w.layers[1].kl == 0.0);
+    CHECK(w.layers[1].weight == 1.0);
+    CHECK((w.layers[0].weight + w.layers[2].weight) / 2 == Approx(1.0));
+    const double ratio0 = w.layers[0].kl / w.layers[0].out_err, ratio2 = w.layers[2].kl / w.layers[2].out_err;
+    CHECK(w.layers[0].weight / w.layers[2].weight == Approx(ratio0 / ratio2));
+  }
+  hc::RandomModel model(hc::tiny_llama_config(), 5, "tiny");
+  auto engine = hc::make_cpu_engine(model, 2);
+  CHECK(hc::test::throws_input_error_containing(
+      [&] { hc::measure_layer_sensitivity(*engine, model.fingerprint(), all_dense(model.config(), model.fingerprint()), {}, {}); },
+      "no prompt"));
 }

@@ -176,6 +176,27 @@ TEST_CASE("search tables: candidates aggregated over prompts under each objectiv
   const auto mixed = hc::search::build_tables(atlas, {}, hc::search::parse_objective("mixed:0.5"));
   CHECK(option(mixed[0], kV).score == Approx((3 * 0.95 + 0.93) / 4 - 0.5 * (3 * 0.10 + 0.12) / 4));
 
+  // worst-mixed: the prompt where recall - A x error is lowest. a_shape: prose 0.99 - 0.02 = 0.97,
+  // kv 0.60 - 0.80 = -0.20; vertical_slash: prose 0.95 - 0.10 = 0.85, kv 0.93 - 0.12 = 0.81.
+  const auto worst_mixed = hc::search::build_tables(atlas, {}, hc::search::parse_objective("worst-mixed:1"));
+  CHECK(option(worst_mixed[0], kA).score == Approx(-0.20));
+  CHECK(option(worst_mixed[0], kV).score == Approx(0.81));
+  CHECK(option(worst_mixed[0], kV).recall == Approx((3 * 0.95 + 0.93) / 4));  // recall stays the mean
+  CHECK(hc::search::objective_name(hc::search::parse_objective("worst-mixed:0.5")) == "worst-mixed:0.5");
+  CHECK_THROWS_AS(hc::search::parse_objective("worst-mixed"), hc::InputError);
+
+  // Layer weights multiply every output-error term of the layer's heads, recall untouched.
+  hc::search::Objective weighted = hc::search::parse_objective("mixed:0.5");
+  weighted.layer_weight = {3.0};
+  const auto heavy = hc::search::build_tables(atlas, {}, weighted);
+  CHECK(option(heavy[0], kV).score == Approx((3 * 0.95 + 0.93) / 4 - 3 * 0.5 * (3 * 0.10 + 0.12) / 4));
+  CHECK(option(heavy[0], kV).out_err == Approx((3 * 0.10 + 0.12) / 4));  // as recorded
+  hc::search::Objective err_weighted = hc::search::parse_objective("output-error");
+  err_weighted.layer_weight = {2.0};
+  CHECK(option(hc::search::build_tables(atlas, {}, err_weighted)[0], kV).score == Approx(1 - 2 * (3 * 0.10 + 0.12) / 4));
+  weighted.layer_weight = {1.0, 1.0};  // the atlas's model has one layer
+  CHECK(hc::test::throws_input_error_containing([&] { hc::search::build_tables(atlas, {}, weighted); }, "model has 1"));
+
   CHECK(hc::search::objective_name(floor) == "recall-floor:0.9");
   CHECK_THROWS_AS(hc::search::parse_objective("best"), hc::InputError);
   CHECK_THROWS_AS(hc::search::parse_objective("recall-floor"), hc::InputError);
@@ -200,6 +221,24 @@ TEST_CASE("search tables: candidates aggregated over prompts under each objectiv
   // its cheapest remaining option.
   opts.objective = floor;
   CHECK(hc::search::run(atlas, opts).at(0, 0).candidate() == kV);
+
+  // Layer weights from a file's struct: checked against the atlas's model, named in the profile.
+  opts.objective = hc::search::parse_objective("mixed:1");
+  opts.value = 0.25;
+  opts.layer_weights.model_fingerprint = "fp";
+  opts.layer_weights.model_layers = 1;
+  opts.layer_weights.layers = {{0, 0.1, 0.5, 0.2, true}};
+  opts.layer_weights_source = "w.yaml";
+  const hc::Profile light = hc::search::run(atlas, opts);
+  CHECK(light.calibration.objective == "mixed:1 with layer weights w.yaml");
+  // mixed:1 with weight 0.2: a_shape 0.8925 - 0.2 x 0.215 = 0.8495 against vertical_slash
+  // 0.945 - 0.2 x 0.105 = 0.924: vertical_slash, as without weights.
+  CHECK(light.at(0, 0).candidate() == kV);
+  opts.layer_weights.model_fingerprint = "other";
+  CHECK(hc::test::throws_input_error_containing([&] { hc::search::run(atlas, opts); }, "w.yaml"));
+  opts.layer_weights.model_fingerprint = "fp";
+  opts.layer_weights.model_layers = 3;
+  CHECK(hc::test::throws_input_error_containing([&] { hc::search::run(atlas, opts); }, "3 layers"));
 }
 
 TEST_CASE("MInference's rule: most attention kept among its six, then its relabelling", "[search][minference]") {
