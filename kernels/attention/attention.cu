@@ -64,7 +64,7 @@ FlashArgs make_args(const AttentionParams& p, int n_row_tiles) {
   a.v_stride = p.v_row_stride ? p.v_row_stride : p.n_kv_heads * d;
   a.o_stride = p.o_row_stride ? p.o_row_stride : p.n_heads * d;
   const float scale = p.softmax_scale > 0.f ? p.softmax_scale : 1.f / std::sqrt(float(p.head_dim));
-  a.scale_log2 = scale * 1.4426950408889634f;
+  a.scale_log2 = scale * detail::kLog2e;
   a.probe_lse = p.probe_lse;
   a.probe_recall = p.probe_recall;
   a.probe_pairs = reinterpret_cast<unsigned long long*>(p.probe_pairs);
