@@ -13,7 +13,7 @@
 
 namespace hc::kernels::detail {
 
-// ---- mbarriers and TMA -------------------------------------------------------------------------
+// ---- mbarriers and TMA --------------------------------------------------------------------------
 
 __device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
@@ -52,7 +52,7 @@ __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map
       : "memory");
 }
 
-// ---- Shared and global memory, fences, barriers, registers ---------------------------------------
+// ---- Shared and global memory, fences, barriers, registers --------------------------------------
 
 __device__ __forceinline__ void st_shared_u32(uint32_t addr, uint32_t v) {
   asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
@@ -87,7 +87,7 @@ __device__ __forceinline__ void setmaxnreg_inc() {
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kRegs));
 }
 
-// ---- wgmma sequencing ----------------------------------------------------------------------------
+// ---- wgmma sequencing ---------------------------------------------------------------------------
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() {
@@ -107,7 +107,7 @@ __device__ __forceinline__ void fence_accumulators(float (&d)[kN][4]) {
     for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[i][e])::"memory");
 }
 
-// ---- Shared-memory matrix descriptors and the swizzled panel layout ------------------------------
+// ---- Shared-memory matrix descriptors and the swizzled panel layout -----------------------------
 
 // Shared-memory matrix descriptor, 128-byte swizzle. K-major operands (Q, K): stride between
 // 8-row groups 1024 bytes, leading offset unused (1). MN-major V: leading offset = distance

@@ -1,7 +1,7 @@
 #pragma once
 // headcal's mma.sync attention kernel (internal; launched by attention.cu): probe mode, and the
 // dense and index-driven runs under HEADCAL_ATTN_KERNEL=mma. The default for those is the Hopper
-// kernel of hopper_forward.cuh, which reuses KeyTile and TileCursorT from here.
+// kernel of hopper_forward.cuh, whose loaders (hopper_loader.cuh) reuse KeyTile and TileCursorT from here.
 //
 // FlashAttention-2-style forward: each CTA owns kRows = 16 * kM * kWarps query rows of one head,
 // each warp 16 * kM rows as mma.sync m16n8k16 fragments (fp32 accumulators; Q in registers when
