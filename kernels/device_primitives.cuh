@@ -1,9 +1,31 @@
 #pragma once
 // Device primitives shared by the attention kernels, the index builders and the tile-column
-// merge: warp and block prefix sums, binary search.
+// merge: warp and block prefix sums, binary search, shared-memory addresses, cp.async copies and
+// log2(e). The sm_90a ones (mbarriers, TMA, wgmma sequencing) are in kernels/hopper_primitives.cuh.
 #include <cstdint>
 
 namespace hc::kernels::detail {
+
+// log2(e): the kernels compute exp(x) as exp2(x * log2(e)) (one FFMA and the EX2 unit); usable
+// in host code too (the softmax scale is premultiplied by it at launch).
+constexpr float kLog2e = 1.4426950408889634f;
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16-byte global->shared copy; when !valid nothing is read and the destination is zero-filled.
+__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
+  const int bytes = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
+}
+// Waits for every cp.async of this thread, committed or not.
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
 
 // Inclusive sum of v over this lane and the ones below it (called by whole warps).
 template <typename I>

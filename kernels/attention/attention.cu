@@ -64,7 +64,7 @@ FlashArgs make_args(const AttentionParams& p, int n_row_tiles) {
   a.v_stride = p.v_row_stride ? p.v_row_stride : p.n_kv_heads * d;
   a.o_stride = p.o_row_stride ? p.o_row_stride : p.n_heads * d;
   const float scale = p.softmax_scale > 0.f ? p.softmax_scale : 1.f / std::sqrt(float(p.head_dim));
-  a.scale_log2 = scale * 1.4426950408889634f;
+  a.scale_log2 = scale * detail::kLog2e;
   a.probe_lse = p.probe_lse;
   a.probe_recall = p.probe_recall;
   a.probe_pairs = reinterpret_cast<unsigned long long*>(p.probe_pairs);
@@ -148,7 +148,7 @@ void launch_hopper(const FlashArgs& args, long long work_tiles, cudaStream_t str
   const CUtensorMap q_map = make_row_map(args.q, kBF16, args.n_tokens, int64_t(args.n_heads) * D, args.q_stride, 64);
   const CUtensorMap k_map = make_row_map(args.k, kBF16, args.n_tokens, kv_width, args.k_stride, Traits::kN);
   const CUtensorMap v_map = make_row_map(args.v, kBF16, args.n_tokens, kv_width, args.v_stride, Traits::kN);
-  // Index-driven: one CTA per SM, each taking work tiles until none is left (hopper_forward.cuh).
+  // Index-driven: one CTA per SM, each taking work tiles until none is left (hopper_scheduler.cuh).
   // Dense: one CTA per work tile. The tests cap the grid (detail::ScopedCtaCap) to run many work
   // tiles through few CTAs.
   FlashArgs a = args;
@@ -183,7 +183,7 @@ void launch_hopper_stages(const FlashArgs& a, long long ctas, cudaStream_t strea
   // Dense at d = 64 with 4 or 6 stages (the pipelined consumers hold one more) was within 1% of 3. Issuing the next tile's QK^T before
   // this tile's softmax was tried and lost 15-35%: two score buffers spill at d = 128 (1.625 vs
   // 1.022 ms at 8K); the overlap the dense kernel has is PV under the next softmax
-  // (hopper_forward.cuh).
+  // (hopper_consumer.cuh).
   constexpr int kStages = std::min(kDense ? 3 : 8, detail::HopperShape<D, kDense, kConsumers>::max_stages());
   launch_hopper<T, D, kDense, kStages, kConsumers>(a, ctas, stream);
 }

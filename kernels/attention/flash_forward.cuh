@@ -1,7 +1,7 @@
 #pragma once
 // headcal's mma.sync attention kernel (internal; launched by attention.cu): probe mode, and the
 // dense and index-driven runs under HEADCAL_ATTN_KERNEL=mma. The default for those is the Hopper
-// kernel of hopper_forward.cuh, which reuses KeyTile and TileCursorT from here.
+// kernel of hopper_forward.cuh, whose loaders (hopper_loader.cuh) reuse KeyTile and TileCursorT from here.
 //
 // FlashAttention-2-style forward: each CTA owns kRows = 16 * kM * kWarps query rows of one head,
 // each warp 16 * kM rows as mma.sync m16n8k16 fragments (fp32 accumulators; Q in registers when
@@ -20,7 +20,7 @@
 
 #include <cstdint>
 
-#include "kernels/device_primitives.cuh"
+#include "kernels/device_primitives.cuh"  // smem_addr, cp.async, kLog2e
 
 namespace hc::kernels::detail {
 
@@ -62,23 +62,9 @@ struct FlashArgs {
 
 constexpr int kKeyTile = 64;
 
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16-byte global->shared copy; when !valid nothing is read and the destination is zero-filled.
-__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
-  const int bytes = valid ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
-}
 // Pulls a line into L1 ahead of use (no fault, no register).
 __device__ __forceinline__ void prefetch_l1(const void* p) {
   asm volatile("prefetch.global.L1 [%0];\n" ::"l"(p));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
 }
 
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
@@ -460,7 +446,6 @@ __global__ void __launch_bounds__(kWarps * 32, (flash_min_blocks<D, kWarps, kM>(
     probe_lse2[ri] = 0.f;
     probe_sum[ri] = 0.f;
     if constexpr (kProbe) {
-      constexpr float kLog2e = 1.4426950408889634f;
       const int row = row_of(ri);
       if (row < N) probe_lse2[ri] = __ldg(a.probe_lse + static_cast<int64_t>(head) * N + row) * kLog2e;
     }

@@ -1,9 +1,9 @@
 #pragma once
-// How the Hopper index-driven kernel (hopper_forward.cuh) walks a sparse index, counted on the
-// host: the 64-key ring stages its loader fills for each work tile and the stages each 64-row
-// block's consumer computes. The kernel's time per pair follows from these counts more than from
-// the pairs alone: a stage costs a consumer one QK^T / softmax / PV chain however few of its 64
-// keys are the block's, and a stage loaded for one block only feeds one consumer (the dense
+// How the Hopper index-driven kernel (IndexLoader, hopper_loader.cuh) walks a sparse index,
+// counted on the host: the 64-key ring stages its loader fills for each work tile and the stages
+// each 64-row block's consumer computes. The kernel's time per pair follows from these counts more
+// than from the pairs alone: a stage costs a consumer one QK^T / softmax / PV chain however few of
+// its 64 keys are the block's, and a stage loaded for one block only feeds one consumer (the dense
 // index's stages feed every block of the work tile). `headcal bench sparse` reports them.
 #include <cstdint>
 

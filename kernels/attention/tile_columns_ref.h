@@ -1,5 +1,5 @@
 #pragma once
-// The gathered columns of one Hopper work tile (hopper_forward.cuh): a CTA computes the
+// The gathered columns of one Hopper work tile (IndexLoader, hopper_loader.cuh): a CTA computes the
 // `blocks_per_tile` consecutive 64-row blocks bt, bt + 1, ... (bt = blocks_per_tile * t) of a
 // head and loads each gathered key once for all of them. The pass merges those blocks' ascending
 // column lists of the sparse index into one ascending list of entries

@@ -48,7 +48,7 @@ struct SparseIndexView {
   // A performance hint, set by builders whose row blocks compute the same key tiles (dense, and
   // a_shape: each block's ranges start where its neighbour's do or one block later; no gathered
   // columns). The Hopper kernel then gives a CTA three row blocks instead of two at d = 64,
-  // loading each tile once for all three (hopper_forward.cuh, hopper_consumers; d = 128 takes
+  // loading each tile once for all three (hopper_loader.cuh, hopper_consumers; d = 128 takes
   // three for every index). Any value gives the same result.
   bool row_blocks_share_tiles = false;
 };

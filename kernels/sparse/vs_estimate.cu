@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "common/cuda_check.h"
-#include "kernels/attention/hopper_forward.cuh"  // wgmma, descriptors, panel layout
+#include "kernels/attention/wgmma_ops.cuh"
+#include "kernels/hopper_primitives.cuh"  // wgmma sequencing, descriptors, panel layout
 #include "kernels/sparse/device_pool.h"
 #include "kernels/sparse/index_device.cuh"
 
@@ -144,7 +146,7 @@ __global__ void __launch_bounds__(kEstThreads) vs_estimate_kernel(const T* q, co
       else return true;
     };
     // exp(x * scale - m) as exp2(x * scale log2(e) - m log2(e)): one FFMA and the EX2 unit.
-    const float scale_log2 = scale * 1.4426950408889634f;
+    const float scale_log2 = scale * kLog2e;
     if constexpr (kPass == 1) {
       auto row_stats = [&](auto masked) {
 #pragma unroll
@@ -180,7 +182,7 @@ __global__ void __launch_bounds__(kEstThreads) vs_estimate_kernel(const T* q, co
       // A into shared memory for the diagonals; the columns' sums over this warp's 16 rows from
       // registers (over the two rows of a thread, then across g by shuffles).
       auto a_tile = [&](auto masked) {
-        const float l_log2[2] = {l[0] * 1.4426950408889634f, l[1] * 1.4426950408889634f};
+        const float l_log2[2] = {l[0] * kLog2e, l[1] * kLog2e};
 #pragma unroll
         for (int nb = 0; nb < 8; ++nb)
 #pragma unroll
