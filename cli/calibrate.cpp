@@ -1,6 +1,7 @@
 // headcal calibrate: record (prefill + statistics + candidate probes -> atlas) then search
 // (atlas -> profile) in one command, the main job. Prints the per-layer summary. --target (with the
-// budget options) makes search choose only what that runtime runs exactly.
+// budget options) makes search choose only what that runtime runs exactly. --weigh-layers adds the
+// layer weights (calib/layer_sensitivity.h) measured on the calibration prompts between the two.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -10,6 +11,8 @@
 #include <string>
 
 #include "calib/device_select.h"
+#include "calib/layer_sensitivity.h"
+#include "calib/validate.h"
 #include "cli/budget_options.h"
 #include "cli/command.h"
 #include "cli/option_checks.h"
@@ -26,7 +29,37 @@ namespace {
 struct CalibrateCliOptions {
   std::string out;
   std::string atlas;
+  double weigh_layers = -1;  // density of the profile whose layer weights are measured; < 0: none
 };
+
+// The layer weights of the profile `search_opts` gives at `density` (weights of another file
+// dropped), measured on the calibration prompts with a validating engine; written to `path`.
+LayerWeights measure_calibration_weights(const PreparedRecord& prepared, const Atlas& atlas,
+                                         search::SearchOptions search_opts, double density, const std::string& path) {
+  search_opts.value = density;
+  search_opts.layer_weights = {};
+  search_opts.layer_weights_source.clear();
+  const Profile unweighted = search::run(atlas, search_opts);
+  std::vector<ValidationPrompt> prompts;
+  int64_t longest = 0;
+  for (const RecordPrompt& r : prepared.records) {
+    prompts.push_back({r.name, r.description, "", r.weight, r.tokens});
+    longest = std::max<int64_t>(longest, static_cast<int64_t>(r.tokens.size()));
+  }
+  RecordOptions engine_opts = prepared.options;
+  engine_opts.prober = nullptr;
+  engine_opts.cuda.hook_device_bytes = validate_device_bytes(prepared.model->config(), unweighted, longest);
+  std::unique_ptr<Engine> engine = make_engine(*prepared.model, prepared.options.device, engine_opts);
+  ValidateOptions vopts;
+  vopts.n_threads = prepared.options.n_threads;
+  std::fprintf(stderr, "layer weights: each of %lld layers sparse alone (the profile at density %g), %zu prompt(s)\n",
+               static_cast<long long>(unweighted.model.layers), density, prompts.size());
+  LayerWeights weights = measure_layer_sensitivity(*engine, prepared.model->fingerprint(), unweighted, prompts, vopts);
+  weights.profile = "search at --global-density " + std::to_string(density) + " of " + atlas.path();
+  weights.prompts = prepared.prompts.description;
+  write_layer_weights(weights, path);
+  return weights;
+}
 
 // The commands that naturally follow, with this run's files filled in, ready to paste.
 void print_next_steps(const RecordCliOptions& rec, const PreparedRecord& prepared, const std::string& profile,
@@ -90,6 +123,11 @@ Runner setup(CLI::App& sub) {
   sub.add_option("--atlas", o->atlas, "atlas to write (default: the profile's name with .atlas.h5)")
       ->check(output_file());
   auto budget = std::make_shared<BudgetOptions>(sub);  // default: --global-density 0.2
+  sub.add_option("--weigh-layers", o->weigh_layers,
+                 "measure layer weights on the calibration prompts with the profile searched at density D "
+                 "(written beside the profile as .layer-weights.yaml) and search with them; one dense and one "
+                 "sparse prefill per layer and prompt")
+      ->check(finite_in_range(1e-9, 1.0));
 
   return [rec, o, budget]() {
     const auto t0 = std::chrono::steady_clock::now();
@@ -97,7 +135,15 @@ Runner setup(CLI::App& sub) {
     search::SearchOptions default_budget;
     default_budget.mode = search::BudgetMode::global_density;
     default_budget.value = 0.2;
-    const search::SearchOptions search_opts = budget->resolve(default_budget);  // before an expensive record
+    search::SearchOptions search_opts = budget->resolve(default_budget);  // before an expensive record
+    if (o->weigh_layers > 0) {
+      if (search_opts.rule == search::SearchRule::minference)
+        throw InputError("--weigh-layers", "MInference's rule has no output-error term to weigh: drop one of them");
+      if (search_opts.mode != search::BudgetMode::global_density)
+        throw InputError("--weigh-layers", "layer weights trade error between layers: use --global-density");
+      if (!search_opts.layer_weights.layers.empty())
+        throw InputError("--weigh-layers", "measures the layer weights that --layer-weights would give: drop one of them");
+    }
 
     std::string atlas_path = o->atlas;
     if (atlas_path.empty()) {
@@ -111,9 +157,20 @@ Runner setup(CLI::App& sub) {
                  prepared.prompts.description.c_str(), prepared.grid_candidates);
     const RecordSummary summary = record_atlas_set(*prepared.model, prepared.records, atlas_path, prepared.options);
 
+    const Atlas atlas = Atlas::open(atlas_path);
+    std::string weights_path;
+    double weights_s = 0;
+    if (o->weigh_layers > 0) {
+      const auto t_weights = std::chrono::steady_clock::now();
+      const std::filesystem::path p(o->out);
+      weights_path = (p.parent_path() / (p.stem().string() + ".layer-weights.yaml")).string();
+      search_opts.layer_weights = measure_calibration_weights(prepared, atlas, search_opts, o->weigh_layers, weights_path);
+      search_opts.layer_weights_source = weights_path;
+      weights_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_weights).count();
+    }
     const auto t_search = std::chrono::steady_clock::now();
     std::vector<std::string> notes;
-    const Profile profile = search::run(Atlas::open(atlas_path), search_opts, &notes);
+    const Profile profile = search::run(atlas, search_opts, &notes);
     write_profile(profile, o->out);
     const auto t_end = std::chrono::steady_clock::now();
 
@@ -121,6 +178,7 @@ Runner setup(CLI::App& sub) {
     search::print_summary(profile, std::cout);
     std::cout << "\n" << std::flush;
     print_record_summary(summary);
+    if (!weights_path.empty()) std::printf("layer weights %.2f s (%s)\n", weights_s, weights_path.c_str());
     std::printf("search %.2f s, total %.2f s\nwrote %s and %s\n",
                 std::chrono::duration<double>(t_end - t_search).count(),
                 std::chrono::duration<double>(t_end - t0).count(), o->out.c_str(), atlas_path.c_str());

@@ -8,6 +8,7 @@
 
 #include "catch.h"
 #include "io/model/model_file.h"
+#include "io/calibration/layer_weights.h"
 #include "io/calibration/profile.h"
 #include "search/atlas_fixture.h"
 
@@ -193,4 +194,57 @@ TEST_CASE("headcal report writes the page; a profile of another model exits 2", 
                                  q(f.dir + "/rep2"));
   CHECK(other.exit_code == 2);
   CHECK(other.output.find("another model") != std::string::npos);
+}
+
+TEST_CASE("layer weights end to end: calibrate --weigh-layers, sensitivity, search --layer-weights; bad input exits 2",
+          "[cli][search][layer_weights]") {
+  Fixture f;
+  const std::string profile = f.dir + "/t.yaml", weights = f.dir + "/t.layer-weights.yaml";
+  auto r = test::run_headcal("calibrate --model random:tiny --length 150 --device cpu --global-density 0.5 "
+                             "--weigh-layers 0.4 -o " + q(profile));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.output.find("layer weights") != std::string::npos);
+  const LayerWeights w = read_layer_weights(weights);
+  REQUIRE(w.layers.size() == 2);
+  CHECK(w.model_layers == 2);
+  CHECK(w.tokens == 150);
+  double sum = 0;
+  int measured = 0;
+  for (const LayerWeight& l : w.layers)
+    if (l.measured) sum += l.weight, ++measured;
+  REQUIRE(measured > 0);
+  CHECK(sum / measured == Approx(1.0));
+  CHECK(read_profile(profile).calibration.objective == "mixed:1 with layer weights " + weights);
+
+  // The same measurement as its own command, and search with it.
+  const std::string w2 = f.dir + "/w2.yaml";
+  auto s = test::run_headcal("sensitivity --model random:tiny --profile " + q(profile) + " --length 100 --device cpu -o " +
+                             q(w2));
+  INFO(s.output);
+  REQUIRE(s.exit_code == 0);
+  CHECK(read_layer_weights(w2).tokens == 100);
+  auto searched = test::run_headcal("search --atlas " + q(f.dir + "/t.atlas.h5") + " --global-density 0.5 --layer-weights " +
+                                    q(w2) + " -o " + q(f.dir + "/s.yaml"));
+  CHECK(searched.exit_code == 0);
+
+  // Weights of another model, a missing file, a budget they do not fit, a profile of another model.
+  auto other = test::run_headcal("search --atlas " + q(f.atlas) + " --global-density 0.5 --layer-weights " + q(w2) +
+                                 " -o " + q(f.dir + "/bad.yaml"));
+  CHECK(other.exit_code == 2);
+  CHECK(other.output.find(w2) != std::string::npos);
+  CHECK(other.output.find("another model") != std::string::npos);
+  auto missing = test::run_headcal("search --atlas " + q(f.atlas) + " --global-density 0.5 --layer-weights " +
+                                   q(f.dir + "/nope.yaml") + " -o " + q(f.dir + "/bad.yaml"));
+  CHECK(missing.exit_code == 2);
+  CHECK(missing.output.find("nope.yaml") != std::string::npos);
+  CHECK_FALSE(fs::exists(f.dir + "/bad.yaml"));
+  auto density = test::run_headcal("calibrate --model random:tiny --length 150 --device cpu --density 0.5 "
+                                   "--weigh-layers 0.4 -o " + q(f.dir + "/bad.yaml"));
+  CHECK(density.exit_code == 2);
+  CHECK(density.output.find("--weigh-layers") != std::string::npos);
+  auto foreign = test::run_headcal("sensitivity --model random:smollm2 --profile " + q(profile) +
+                                   " --length 100 --device cpu -o " + q(f.dir + "/bad.yaml"));
+  CHECK(foreign.exit_code == 2);
+  CHECK_FALSE(fs::exists(f.dir + "/bad.yaml"));
 }
