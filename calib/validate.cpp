@@ -163,8 +163,7 @@ double relative_error(const float* a, const float* b, size_t count) {
     diff += e * e;
     ref += static_cast<double>(a[i]) * a[i];
   }
-  if (ref == 0) return diff == 0 ? 0.0 : std::numeric_limits<double>::infinity();
-  return std::sqrt(diff / ref);
+  return kernels::output_error(diff, ref);  // the one rule for a zero reference
 }
 
 ValidationReport validate_profile_run(Engine& engine, const std::string& model_fingerprint, const Profile& profile,

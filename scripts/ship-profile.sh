@@ -4,7 +4,7 @@
 # minference-changes.txt, the table of the heads MInference runs differently) and the validation
 # record into OUT_DIR.
 # Usage: scripts/ship-profile.sh HEADCAL_BIN MODEL_GGUF OUT_DIR LENGTH DENSITY [WEIGHTS_DENSITY]
-#   profiles/smollm2-135m-instruct:        LENGTH 8192,  DENSITY 0.3 (no layer weights)
+#   profiles/smollm2-135m-instruct:        LENGTH 8192,  DENSITY 0.3, WEIGHTS_DENSITY 0.2
 #   profiles/qwen2.5-coder-0.5b-instruct:  LENGTH 32768, DENSITY 0.2, WEIGHTS_DENSITY 0.15
 # With WEIGHTS_DENSITY, the layer weights (OUT_DIR/layer-weights.yaml) are measured by `headcal
 # sensitivity` on the calibration set with the profile searched at that density, and the shipped
