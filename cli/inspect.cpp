@@ -41,7 +41,7 @@ std::string describe_model_file(const InspectOptions& o) {
 const std::vector<InspectKind>& inspect_kinds() {
   static const std::vector<InspectKind> kinds = {
       {"atlas", looks_like_hdf5, [](const InspectOptions& o) { return describe_atlas(o.path); }},
-      {"profile", looks_like_yaml, [](const InspectOptions& o) { return describe_profile(o.path); }},
+      {"profile or layer weights", looks_like_yaml, [](const InspectOptions& o) { return describe_yaml(o.path); }},
       {"model", [](const std::string&) { return true; }, describe_model_file},
   };
   return kinds;
@@ -50,7 +50,8 @@ const std::vector<InspectKind>& inspect_kinds() {
 Runner setup(CLI::App& sub) {
   auto o = std::make_shared<InspectOptions>();
   sub.add_option("FILE", o->path,
-                 "GGUF file, Hugging Face model directory, random:<shape>, atlas (HDF5) or profile (YAML)")
+                 "GGUF file, Hugging Face model directory, random:<shape>, atlas (HDF5), profile or layer weights "
+                 "(YAML)")
       ->required();
   sub.add_flag("--tensors", o->tensors, "list every tensor: name, dtype, shape");
   sub.add_flag("--metadata", o->metadata, "print the file's metadata (GGUF key/values, config.json fields)");

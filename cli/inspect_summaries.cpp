@@ -6,8 +6,12 @@
 #include <map>
 #include <vector>
 
+#include <yaml-cpp/yaml.h>
+
 #include "io/calibration/atlas.h"
+#include "io/calibration/layer_weights.h"
 #include "io/calibration/profile.h"
+#include "io/util/mapped_file.h"
 
 namespace hc::cli {
 
@@ -99,8 +103,41 @@ std::string describe_profile(const std::string& path) {
   line(out, "calibration", std::to_string(c.tokens) + " tokens (" + c.prompt + ")");
   line(out, "budget", c.budget_mode + (c.budget_mode == "imported" ? "" : " " + number(c.budget_value)));
   line(out, "achieved", "density " + number(c.achieved_density) + ", mean recall " + number(c.mean_recall));
+  if (!c.objective.empty()) line(out, "objective", c.objective);
   line(out, "patterns", pattern_counts(heads_by_pattern));
   return out;
+}
+
+std::string describe_layer_weights(const std::string& path) {
+  const LayerWeights w = read_layer_weights(path);
+  std::string out;
+  line(out, "format", "headcal-layer-weights");
+  line(out, "fingerprint", w.model_fingerprint);
+  line(out, "model layers", std::to_string(w.model_layers));
+  line(out, "measured with", w.profile + " on " + w.prompts + " (" + std::to_string(w.tokens) + " tokens)");
+  out += "layer  KL (nats)    out_err  weight\n";
+  for (const LayerWeight& l : w.layers) {
+    char row[96];
+    if (l.measured)
+      std::snprintf(row, sizeof row, "%5lld  %10.3e  %9.4f  %6.3f\n", static_cast<long long>(l.layer), l.kl, l.out_err,
+                    l.weight);
+    else
+      std::snprintf(row, sizeof row, "%5lld  %10s  %9s  %6.3f (not measured)\n", static_cast<long long>(l.layer), "-",
+                    "-", l.weight);
+    out += row;
+  }
+  return out;
+}
+
+std::string describe_yaml(const std::string& path) {
+  std::string format;
+  try {
+    const YAML::Node root = YAML::Load(read_whole_file(path, "cannot open"));
+    if (root.IsMap() && root["format"] && root["format"].IsScalar()) format = root["format"].Scalar();
+  } catch (const std::exception&) {
+    // Unreadable or not YAML: the profile reader below says what is wrong, naming the file.
+  }
+  return format == "headcal-layer-weights" ? describe_layer_weights(path) : describe_profile(path);
 }
 
 }  // namespace hc::cli

@@ -7,6 +7,7 @@
 #include "io/calibration/minference_json.h"
 #include "io/util/mapped_file.h"
 #include "io/model/model_file.h"
+#include "io/calibration/layer_weights.h"
 #include "io/calibration/profile.h"
 #include "io/prompt/prompt.h"
 #include "io/prompt/prompt_set.h"
@@ -47,6 +48,10 @@ void read_tokenizer(const std::string& path, const std::string&) {
 void read_tokens(const std::string& path, const std::string&) { (void)read_token_file(path); }
 
 void read_profile_file(const std::string& path, const std::string&) { (void)read_profile(path); }
+void read_layer_weights_file(const std::string& path, const std::string&) {
+  const LayerWeights w = read_layer_weights(path);
+  for (int64_t l = 0; l < w.model_layers; ++l) (void)w.weight_of(l);
+}
 
 void read_grid(const std::string& path, const std::string&) { (void)read_grid_file(path, 4096); }
 
@@ -116,6 +121,8 @@ const std::vector<Target>& all_targets() {
        read_tokens},
       {"tokens_h5", "tokens.h5", "", {"tests/data/good_tokens.h5"}, read_tokens},
       {"profile_yaml", "profile.yaml", "", {"profiles/smollm2-135m-instruct/profile.yaml"}, read_profile_file},
+      {"layer_weights", "weights.yaml", "", {"profiles/qwen2.5-coder-0.5b-instruct/layer-weights.yaml"},
+       read_layer_weights_file},
       {"grid_yaml", "grid.yaml", "", {"tests/data/good_grid.yaml"}, read_grid},
       {"minference_json", "config.json", "", {"profiles/smollm2-135m-instruct/minference.json"}, read_minference},
       {"atlas", "atlas.h5", "", {"tests/data/good_atlas_two_prompts.h5"}, read_atlas, /*named_only=*/true},

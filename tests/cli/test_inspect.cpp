@@ -1,4 +1,5 @@
 // `headcal inspect` end to end: exit codes and what it prints for good and bad model files.
+#include <fstream>
 #include <string>
 
 #include "catch.h"
@@ -100,4 +101,26 @@ TEST_CASE("inspect and check take random:<shape> models", "[cli][inspect]") {
   INFO(r.output);
   CHECK(r.exit_code == 2);
   CHECK(contains(r.output, "unknown random model shape 'bogus'"));
+}
+
+TEST_CASE("inspect tells a profile from layer weights by the format key", "[cli][inspect][layer_weights]") {
+  const std::string dir = std::string(HEADCAL_SOURCE_DIR) + "/profiles/qwen2.5-coder-0.5b-instruct/";
+  auto r = run_headcal("inspect '" + dir + "layer-weights.yaml'");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(contains(r.output, "format:          headcal-layer-weights"));
+  CHECK(contains(r.output, "model layers:    24"));
+  CHECK(contains(r.output, "   11  "));  // one row per layer
+  CHECK(contains(r.output, "   23  "));
+  r = run_headcal("inspect '" + dir + "profile.yaml'");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(contains(r.output, "format:          headcal-profile"));
+  CHECK(contains(r.output, "objective:       mixed:1 with layer weights"));
+  // A YAML file of neither kind: the profile reader names the file and what is wrong.
+  const std::string dir2 = hc::test::make_temp_dir("inspect_yaml");
+  std::ofstream(dir2 + "/x.yaml") << "format: something-else\n";
+  r = run_headcal("inspect '" + dir2 + "/x.yaml'");
+  CHECK(r.exit_code == 2);
+  CHECK(contains(r.output, "x.yaml"));
 }
