@@ -5,26 +5,29 @@
 #   set     headcal's budgeted search on the default calibration set (prompts/default-calibration.yaml)
 #   mi-*    MInference's own search rule (search --rule minference) on either atlas
 # every profile validated on prompts/held-out.yaml, whose texts and seeds no calibration set uses.
-# Also the search objectives on the set's atlas (OBJECTIVES) at OBJECTIVE_DENSITIES.
+# Also the search objectives on the set's atlas (OBJECTIVES) at OBJECTIVE_DENSITIES, and both
+# frontiers again with layer weights (headcal sensitivity; search --layer-weights).
 #
 # Usage: scripts/quality-frontier.sh MODEL LENGTH OUT_DIR [DENSITIES]
 #   DENSITIES: space-separated global densities (default "0.05 0.1 0.15 0.2 0.3 0.5")
 #   env: HEADCAL (binary, default build/headcal), FRONTIER_OBJECTIVE (the kv and set profiles' search
 #        objective, default mixed:1), OBJECTIVES (default "worst-recall output-error
 #        mixed:1 recall-floor:0.8"; empty: none), OBJECTIVE_DENSITIES (default "0.1 0.2 0.3"),
-#        HELD_OUT (default prompts/held-out.yaml), STAGES (default "record frontier minference objectives")
+#        HELD_OUT (default prompts/held-out.yaml), STAGES (default "record frontier minference objectives
+#        weights"), WEIGHTS_DENSITY (default 0.15: the profile whose layer weights the weights stage
+#        measures, on each atlas's own calibration prompts)
 # Writes OUT_DIR/*.atlas.h5, profiles, validation records (v-*.json) and table.md
 # (bench/quality_table.py over the records).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 3 ] || { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 model="$1" n="$2" out="$3"
 densities="${4:-0.05 0.1 0.15 0.2 0.3 0.5}"
 hc="${HEADCAL:-build/headcal}"
 objectives="${OBJECTIVES-worst-recall output-error mixed:1 recall-floor:0.8}"
 objective_densities="${OBJECTIVE_DENSITIES:-0.1 0.2 0.3}"
 held_out="${HELD_OUT:-prompts/held-out.yaml}"
-stages="${STAGES:-record frontier minference objectives}"
+stages="${STAGES:-record frontier minference objectives weights}"
 frontier_objective="${FRONTIER_OBJECTIVE:-mixed:1}"
 mkdir -p "$out"
 has_stage() { [[ " $stages " == *" $1 "* ]]; }
@@ -61,6 +64,23 @@ if has_stage objectives; then
       "$hc" search --atlas "$out/set.atlas.h5" --global-density "$d" --objective "$objective" --out "$out/$name.yaml" \
         --quiet >/dev/null
       validate "$out/$name.yaml" "$name" "set-$objective"
+    done
+  done
+fi
+if has_stage weights; then
+  # Layer weights (headcal sensitivity) per calibration, measured on that calibration's own prompts,
+  # then the frontier searched with them.
+  weights_density="${WEIGHTS_DENSITY:-0.15}"
+  for atlas in kv set; do
+    if [ "$atlas" = kv ]; then prompt=(--generate kv_retrieval --seed 1); else prompt=(--prompt-set prompts/default-calibration.yaml); fi
+    "$hc" search --atlas "$out/$atlas.atlas.h5" --global-density "$weights_density" --objective "$frontier_objective" \
+      --out "$out/$atlas-weights-profile.yaml" --quiet >/dev/null
+    "$hc" sensitivity --model "$model" --profile "$out/$atlas-weights-profile.yaml" "${prompt[@]}" --length "$n" \
+      --out "$out/$atlas-layer-weights.yaml" > "$out/$atlas-layer-weights.txt"
+    for d in $densities; do
+      "$hc" search --atlas "$out/$atlas.atlas.h5" --global-density "$d" --objective "$frontier_objective" \
+        --layer-weights "$out/$atlas-layer-weights.yaml" --out "$out/$atlas-lw-$d.yaml" --quiet >/dev/null
+      validate "$out/$atlas-lw-$d.yaml" "$atlas-lw-$d" "$atlas-$frontier_objective-layer-weights"
     done
   done
 fi
