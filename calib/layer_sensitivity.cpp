@@ -30,6 +30,8 @@ LayerWeights measure_layer_sensitivity(Engine& engine, const std::string& model_
     weight_sum += p.weight;
     result.tokens = std::max<int64_t>(result.tokens, static_cast<int64_t>(p.tokens.size()));
   }
+  // One dense run per prompt, reused by every layer's validation ([P] x [N, hidden] host memory).
+  std::vector<DenseReference> references(prompts.size());
   for (int64_t layer = 0; layer < profile.model.layers; ++layer) {
     LayerWeight lw;
     lw.layer = layer;
@@ -37,8 +39,9 @@ LayerWeights measure_layer_sensitivity(Engine& engine, const std::string& model_
     for (int64_t h = 0; h < profile.model.heads; ++h) sparse = sparse || profile.at(layer, h).pattern != Pattern::dense;
     if (sparse) {
       const Profile one = profile_with_one_layer(profile, layer);
-      for (const ValidationPrompt& p : prompts) {
-        const ValidationReport r = validate_profile_run(engine, model_fingerprint, one, p.tokens, options);
+      for (size_t i = 0; i < prompts.size(); ++i) {
+        const ValidationPrompt& p = prompts[i];
+        const ValidationReport r = validate_profile_run(engine, model_fingerprint, one, p.tokens, options, &references[i]);
         double err = 0;
         for (const HeadValidation& h : r.heads)
           if (h.layer == layer) err += h.out_err;

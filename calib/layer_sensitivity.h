@@ -3,7 +3,8 @@
 // when that layer alone runs its profiled sparse heads (every other layer dense), over a set of
 // prompts, and the summed output error of its heads in that run. Their ratio, normalised over the
 // layers, is the layer's weight: what search --layer-weights multiplies a head's output error by.
-// One dense and one sparse prefill per (layer, prompt): L x P validate runs.
+// One dense prefill per prompt (kept on the host, [N, hidden] each) and one sparse prefill per
+// (layer, prompt).
 #include <cstdint>
 #include <functional>
 #include <string>

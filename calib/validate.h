@@ -95,10 +95,22 @@ void check_profile_for_model(const Profile& profile, const ModelConfig& config, 
 std::vector<kernels::PatternConfig> layer_configs(const Profile& profile, int64_t layer);
 kernels::EstimatorSettings estimator_settings(const Profile& profile);
 
+// The dense prefill's part of a validation, kept to validate several profiles on one prompt (layer
+// sensitivity): the prompt, the final hidden state and the dense run's timings.
+struct DenseReference {
+  std::vector<int32_t> tokens;        // [N] the prompt it belongs to; empty: not computed yet
+  std::vector<float> final_hidden;    // [N, hidden]
+  double dense_attention_s = 0;
+  double dense_prefill_s = 0;
+};
+
 // Runs the dense and the sparse prefill of `tokens` on `engine` (CPU or CUDA) and compares them.
 // Thresholds are recorded in the report but not checked here (check_validation_thresholds).
+// With `reference`: when it holds this prompt's dense run, that run is reused instead of a new
+// dense prefill (the sparse run never depends on it), otherwise it is filled.
 ValidationReport validate_profile_run(Engine& engine, const std::string& model_fingerprint, const Profile& profile,
-                                      const std::vector<int32_t>& tokens, const ValidateOptions& options);
+                                      const std::vector<int32_t>& tokens, const ValidateOptions& options,
+                                      DenseReference* reference = nullptr);
 
 // Fills report.failures against options.min_recall / max_kl / min_top1 ("mean recall 0.91 < 0.95;
 // heads below: L3H2 0.71, ...") and returns whether it passed.

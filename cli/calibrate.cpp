@@ -125,8 +125,8 @@ Runner setup(CLI::App& sub) {
   auto budget = std::make_shared<BudgetOptions>(sub);  // default: --global-density 0.2
   sub.add_option("--weigh-layers", o->weigh_layers,
                  "measure layer weights on the calibration prompts with the profile searched at density D "
-                 "(written beside the profile as .layer-weights.yaml) and search with them; one dense and one "
-                 "sparse prefill per layer and prompt")
+                 "(written beside the profile as .layer-weights.yaml) and search with them; one sparse prefill "
+                 "per layer and prompt")
       ->check(finite_in_range(1e-9, 1.0));
 
   return [rec, o, budget]() {

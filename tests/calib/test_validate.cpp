@@ -475,3 +475,34 @@ TEST_CASE("layer sensitivity: each layer sparse alone, its KL and head error, we
       [&] { hc::measure_layer_sensitivity(*engine, model.fingerprint(), all_dense(model.config(), model.fingerprint()), {}, {}); },
       "no prompt"));
 }
+
+TEST_CASE("validate: a kept dense reference gives the same report without a second dense prefill", "[validate]") {
+  const hc::ModelConfig cfg = config_d128_mqa();
+  hc::RandomModel model(cfg, 5, "tiny");
+  auto engine = hc::make_cpu_engine(model, 2);
+  const hc::Profile profile = very_sparse(cfg, model.fingerprint());
+  const std::vector<int32_t> tokens = test_tokens(97, cfg.vocab, 3), other = test_tokens(50, cfg.vocab, 4);
+  const hc::ValidationReport plain = hc::validate_profile_run(*engine, model.fingerprint(), profile, tokens, {});
+  hc::DenseReference ref;
+  const hc::ValidationReport first = hc::validate_profile_run(*engine, model.fingerprint(), profile, tokens, {}, &ref);
+  REQUIRE(ref.tokens == tokens);
+  CHECK(ref.final_hidden.size() == static_cast<size_t>(97 * cfg.hidden));
+  CHECK(ref.dense_prefill_s == first.dense_prefill_s);
+  ref.dense_prefill_s = 123.0;  // a reused run reports the reference's timings: it ran no dense prefill
+  const hc::ValidationReport again = hc::validate_profile_run(*engine, model.fingerprint(), profile, tokens, {}, &ref);
+  CHECK(again.dense_prefill_s == 123.0);
+  for (const hc::ValidationReport* r : {&first, &again}) {
+    CHECK(r->mean_kl == plain.mean_kl);
+    CHECK(r->top1_agreement == plain.top1_agreement);
+    CHECK(r->hidden_rel_error == plain.hidden_rel_error);
+    CHECK(r->mean_recall == plain.mean_recall);
+  }
+  CHECK(plain.mean_kl > 0);
+  // Another prompt is not compared against this reference: it runs its own dense prefill and
+  // takes the reference over.
+  const hc::ValidationReport shorter = hc::validate_profile_run(*engine, model.fingerprint(), profile, other, {}, &ref);
+  CHECK(shorter.n_tokens == 50);
+  CHECK(ref.tokens == other);
+  CHECK(ref.dense_prefill_s != 123.0);
+  CHECK(shorter.mean_kl == hc::validate_profile_run(*engine, model.fingerprint(), profile, other, {}).mean_kl);
+}
