@@ -17,6 +17,7 @@
 #include "cli/command.h"
 #include "cli/option_checks.h"
 #include "cli/record_options.h"
+#include "cli/validation_setup.h"
 #include "common/error.h"
 #include "io/calibration/export_changes.h"
 #include "io/calibration/profile.h"
@@ -40,16 +41,9 @@ LayerWeights measure_calibration_weights(const PreparedRecord& prepared, const A
   search_opts.layer_weights = {};
   search_opts.layer_weights_source.clear();
   const Profile unweighted = search::run(atlas, search_opts);
-  std::vector<ValidationPrompt> prompts;
-  int64_t longest = 0;
-  for (const RecordPrompt& r : prepared.records) {
-    prompts.push_back({r.name, r.description, "", r.weight, r.tokens});
-    longest = std::max<int64_t>(longest, static_cast<int64_t>(r.tokens.size()));
-  }
-  RecordOptions engine_opts = prepared.options;
-  engine_opts.prober = nullptr;
-  engine_opts.cuda.hook_device_bytes = validate_device_bytes(prepared.model->config(), unweighted, longest);
-  std::unique_ptr<Engine> engine = make_engine(*prepared.model, prepared.options.device, engine_opts);
+  const std::vector<ValidationPrompt> prompts = validation_prompts(prepared.prompts);
+  std::unique_ptr<Engine> engine =
+      make_validation_engine(*prepared.model, prepared.options.device, prepared.options, unweighted, prompts);
   ValidateOptions vopts;
   vopts.n_threads = prepared.options.n_threads;
   std::fprintf(stderr, "layer weights: each of %lld layers sparse alone (the profile at density %g), %zu prompt(s)\n",

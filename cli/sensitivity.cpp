@@ -14,6 +14,7 @@
 #include "cli/command.h"
 #include "cli/option_checks.h"
 #include "cli/prompt_options.h"
+#include "cli/validation_setup.h"
 #include "common/error.h"
 #include "io/calibration/layer_weights.h"
 #include "io/calibration/profile.h"
@@ -49,19 +50,13 @@ Runner setup(CLI::App& sub) {
     const RunPrompts run = run_prompts_for_model(*spec, o->prompt_set, o->model, *model);
     if (!notice.empty()) std::fprintf(stderr, "headcal: notice: %s\n", notice.c_str());
 
-    std::vector<ValidationPrompt> prompts;
-    int64_t longest = 0;
-    for (const SetPrompt& p : run.prompts) {
-      prompts.push_back({p.name, p.prompt.description, p.prompt.sha256, p.weight, p.prompt.tokens});
-      longest = std::max<int64_t>(longest, static_cast<int64_t>(p.prompt.tokens.size()));
-    }
+    const std::vector<ValidationPrompt> prompts = validation_prompts(run);
     ValidateOptions vopts;
     vopts.n_threads = o->threads;
     vopts.profile_source = o->profile;
     RecordOptions engine_opts;
     engine_opts.n_threads = o->threads;
-    engine_opts.cuda.hook_device_bytes = validate_device_bytes(model->config(), profile, longest);
-    std::unique_ptr<Engine> engine = make_engine(*model, device, engine_opts);
+    std::unique_ptr<Engine> engine = make_validation_engine(*model, device, engine_opts, profile, prompts);
 
     std::printf("model %s, profile %s, %s: one layer sparse at a time\n", o->model.c_str(), o->profile.c_str(),
                 run.description.c_str());

@@ -17,6 +17,7 @@
 #include "cli/command.h"
 #include "cli/option_checks.h"
 #include "cli/prompt_options.h"
+#include "cli/validation_setup.h"
 #include "common/error.h"
 #include "io/calibration/export_changes.h"
 #include "io/calibration/profile.h"
@@ -119,16 +120,10 @@ Runner setup(CLI::App& sub) {
     vopts.max_kl = o->max_kl;
     vopts.min_top1 = o->min_top1;
     vopts.profile_source = o->profile;
-    std::vector<ValidationPrompt> prompts;
-    int64_t longest = 0;
-    for (const SetPrompt& p : run.prompts) {
-      prompts.push_back({p.name, p.prompt.description, p.prompt.sha256, p.weight, p.prompt.tokens});
-      longest = std::max<int64_t>(longest, static_cast<int64_t>(p.prompt.tokens.size()));
-    }
+    const std::vector<ValidationPrompt> prompts = validation_prompts(run);
     RecordOptions engine_opts;
     engine_opts.n_threads = o->threads;
-    engine_opts.cuda.hook_device_bytes = validate_device_bytes(model->config(), profile, longest);
-    std::unique_ptr<Engine> engine = make_engine(*model, device, engine_opts);
+    std::unique_ptr<Engine> engine = make_validation_engine(*model, device, engine_opts, profile, prompts);
 
     std::printf("model %s, profile %s, %s%s\n", o->model.c_str(), o->profile.c_str(), run.description.c_str(),
                 target == Target::headcal ? "" : (std::string(", target ") + target_name(target)).c_str());
