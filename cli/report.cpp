@@ -7,6 +7,7 @@
 #include "cli/command.h"
 #include "cli/option_checks.h"
 #include "io/calibration/atlas.h"
+#include "io/calibration/layer_weights.h"
 #include "io/calibration/profile.h"
 #include "report/report.h"
 
@@ -19,6 +20,7 @@ struct ReportCliOptions {
   std::string profile;
   std::string out;
   std::vector<std::string> validations;
+  std::string layer_weights;
 };
 
 Runner setup(CLI::App& sub) {
@@ -30,12 +32,16 @@ Runner setup(CLI::App& sub) {
       ->check(output_folder());
   sub.add_option("--validation", o->validations,
                  "validation records (headcal validate --json); with several, the page plots quality against density");
+  sub.add_option("--layer-weights", o->layer_weights, "layer weights (headcal sensitivity) to chart beside each layer's density");
   return [o]() {
     Atlas atlas = Atlas::open(o->atlas);
     std::unique_ptr<Profile> profile;
     if (!o->profile.empty()) profile = std::make_unique<Profile>(read_profile(o->profile));
     const std::vector<report::ValidationRecord> validations = report::read_validation_records(o->validations);
-    report::ReportFiles files = report::write_report(atlas, profile.get(), o->out, validations);
+    std::unique_ptr<LayerWeights> weights;
+    if (!o->layer_weights.empty()) weights = std::make_unique<LayerWeights>(read_layer_weights(o->layer_weights));
+    report::ReportFiles files =
+        report::write_report(atlas, profile.get(), o->out, validations, weights.get(), o->layer_weights);
     std::cout << "wrote " << files.html << "\nwrote " << files.candidates_csv << "\nwrote " << files.heads_csv << "\n";
     return 0;
   };

@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "common/error.h"
+#include "report/layer_budget.h"
 #include "report/png.h"
 #include "report/svg_chart.h"
 #include "search/search.h"
@@ -325,7 +326,7 @@ std::string heads_csv(const Profile& p) {
 }
 
 std::string report_html(const Atlas& atlas, const Profile& shown, bool from_profile,
-                        const std::vector<ValidationRecord>& validations) {
+                        const std::vector<ValidationRecord>& validations, const LayerWeights* weights) {
   const AtlasMeta& m = atlas.meta();
   const std::string title = model_title(m);
   // The prompt description may already say how many tokens it has; say it once.
@@ -366,14 +367,18 @@ std::string report_html(const Atlas& atlas, const Profile& shown, bool from_prof
     s << "<span style=\"background:" << kPatternColor[k] << "\"></span>" << kPatternLetter[k] << " "
       << pattern_name(static_cast<Pattern>(k));
   s << " &nbsp; (opacity: recall; hover a cell for its parameters)</p>\n" << pattern_map_svg(shown);
-  s << curves_section(atlas, shown) << validation_section(validations) << maps_section(atlas, shown);
+  s << curves_section(atlas, shown) << layer_budget_section(shown, weights) << validation_section(validations)
+    << maps_section(atlas, shown);
   s << "</body></html>\n";
   return s.str();
 }
 
 ReportFiles write_report(const Atlas& atlas, const Profile* profile, const std::string& out_dir,
-                         const std::vector<ValidationRecord>& validations) {
+                         const std::vector<ValidationRecord>& validations, const LayerWeights* weights,
+                         const std::string& weights_source) {
   const AtlasMeta& m = atlas.meta();
+  if (weights && (weights->model_fingerprint != m.model_fingerprint || weights->model_layers != m.layers))
+    throw InputError(weights_source, "layer weights of another model than the atlas " + atlas.path());
   Profile chosen;
   if (profile) {
     ProfileModel from_atlas{m.model_name, m.arch, m.layers, m.heads, m.kv_heads, m.head_dim, m.model_fingerprint};
@@ -393,7 +398,7 @@ ReportFiles write_report(const Atlas& atlas, const Profile* profile, const std::
                     (fs::path(out_dir) / "report.html").string()};
   write_file_atomic(files.candidates_csv, candidates_csv(atlas));
   write_file_atomic(files.heads_csv, heads_csv(shown));
-  write_file_atomic(files.html, report_html(atlas, shown, profile != nullptr, validations));
+  write_file_atomic(files.html, report_html(atlas, shown, profile != nullptr, validations, weights));
   return files;
 }
 

@@ -138,7 +138,8 @@ TEST_CASE("report shows validation records and, with several, the quality fronti
     std::string html = slurp(report::write_report(atlas, nullptr, dir + "/many", records).html);
     CHECK(html.find("mean KL against density") != std::string::npos);
     CHECK(html.find("top-1 agreement against density") != std::string::npos);
-    CHECK(count_of(html, "<svg") == 1u + static_cast<size_t>(spec.layers) + 2u);
+    // Pattern map, one plot per layer, density per layer, two frontier plots.
+    CHECK(count_of(html, "<svg") == 1u + static_cast<size_t>(spec.layers) + 1u + 2u);
     CHECK(count_of(html, ">p-0.3.yaml</text>") == 2u);  // the unlabelled record's legend entry, once per plot
   }
   SECTION("a file that is not a validation record is refused, naming it") {
@@ -173,7 +174,9 @@ TEST_CASE("report writes CSVs and one self-contained HTML page", "[report]") {
     CHECK(count_of(heads, "\n") == static_cast<size_t>(spec.layers * spec.heads) + 1);
     CHECK(html.find("none given") != std::string::npos);
     CHECK(count_of(html, "data:image/png;base64,") == 2u * 6u + 1u);  // recorded layers x heads + colour scale
-    CHECK(count_of(html, "<svg") == 1u + 2u);  // pattern map + one plot per recorded layer
+    CHECK(count_of(html, "<svg") == 1u + 2u + 1u);  // pattern map, one plot per recorded layer, density per layer
+    CHECK(html.find("Budget per layer") != std::string::npos);
+    CHECK(html.find("layer weights") == std::string::npos);  // none given
     CHECK(count_of(html, "class=\"chosen\"") == 2u * 6u);  // each head's choice marked in its layer's plot
     CHECK(count_of(html, "chosen, one per head (fill: its pattern)") == 2u);     // in each plot's legend
     CHECK(html.find("1 - recall") != std::string::npos);     // the plots' log-scale loss axis
@@ -198,6 +201,27 @@ TEST_CASE("report writes CSVs and one self-contained HTML page", "[report]") {
     std::string heads = slurp(f.heads_csv);
     CHECK(heads.find("\n0,3,dense,0,0,1,1,0\n") != std::string::npos);  // layer 0 head 3 needs dense
     CHECK(slurp(f.html).find("budget global-density 0.3") != std::string::npos);
+  }
+  SECTION("with layer weights") {
+    LayerWeights w;
+    w.model_fingerprint = atlas.meta().model_fingerprint;
+    w.model_layers = spec.layers;
+    w.profile = "p.yaml";
+    w.prompts = "prompt set x";
+    w.layers = {{0, 0.02, 0.5, 0, false}, {1, 0, 0, 0, false}, {2, 0.01, 1.0, 0, false}};
+    normalise_layer_weights(w.layers);  // ratios 0.04 and 0.01: weights 1.6 and 0.4, layer 1 unmeasured
+    const std::string html = slurp(report::write_report(atlas, nullptr, dir + "/out4", {}, &w, "w.yaml").html);
+    CHECK(count_of(html, "<svg") == 1u + 2u + 2u);  // and the weights' chart
+    CHECK(html.find("layer weights") != std::string::npos);
+    CHECK(html.find("<td>1.6</td>") != std::string::npos);
+    CHECK(html.find("<td>0.4</td>") != std::string::npos);
+    CHECK(html.find("p.yaml on prompt set x") != std::string::npos);
+    w.model_fingerprint = "another-model";
+    CHECK(test::throws_input_error_containing([&] { report::write_report(atlas, nullptr, dir + "/out5", {}, &w, "w.yaml"); },
+                                              "w.yaml"));
+    w.model_fingerprint = atlas.meta().model_fingerprint;
+    w.model_layers = 4;
+    CHECK_THROWS_AS(report::write_report(atlas, nullptr, dir + "/out5", {}, &w, "w.yaml"), InputError);
   }
   SECTION("a profile of another model is refused") {
     search::SearchOptions o;
