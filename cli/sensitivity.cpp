@@ -2,6 +2,7 @@
 // heads, over a prompt set (the calibration set, never the held-out one), and the layer weights
 // search --layer-weights reads (calib/layer_sensitivity.h, io/calibration/layer_weights.h).
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -61,11 +62,19 @@ Runner setup(CLI::App& sub) {
     std::printf("model %s, profile %s, %s: one layer sparse at a time\n", o->model.c_str(), o->profile.c_str(),
                 run.description.c_str());
     std::printf("%6s %12s %12s\n", "layer", "KL (nats)", "sum out_err");
+    const auto t0 = std::chrono::steady_clock::now();
+    const int64_t layers = profile.model.layers;
     LayerWeights weights = measure_layer_sensitivity(
-        *engine, model->fingerprint(), profile, prompts, vopts, [](const LayerWeight& l) {
+        *engine, model->fingerprint(), profile, prompts, vopts, [&](const LayerWeight& l) {
           if (l.kl == 0 && l.out_err == 0) std::printf("%6lld %12s %12s\n", static_cast<long long>(l.layer), "dense", "-");
           else std::printf("%6lld %12.4e %12.4f\n", static_cast<long long>(l.layer), l.kl, l.out_err);
           std::fflush(stdout);
+          // Progress with an ETA on stderr: the first layer also pays each prompt's dense prefill.
+          const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          const int64_t done = l.layer + 1;
+          std::fprintf(stderr, "sensitivity: layer %lld/%lld, %.1f s, about %.0f s left\n", static_cast<long long>(done),
+                       static_cast<long long>(layers), elapsed,
+                       elapsed / static_cast<double>(done) * static_cast<double>(layers - done));
         });
     weights.profile = o->profile;
     weights.prompts = run.description;

@@ -78,7 +78,7 @@ void normalise_layer_weights(std::vector<LayerWeight>& layers) {
   double sum = 0;
   int64_t n = 0;
   for (LayerWeight& l : layers) {
-    l.measured = l.out_err > 0 && l.kl > 0;
+    l.measured = l.out_err >= kMinMeasuredOutErr && l.kl >= kMinMeasuredKl;
     if (l.measured) sum += l.kl / l.out_err, ++n;
   }
   const double mean = n > 0 ? sum / static_cast<double>(n) : 1.0;

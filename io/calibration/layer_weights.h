@@ -31,9 +31,14 @@ struct LayerWeights {
   double weight_of(int64_t layer) const;
 };
 
-// Sets `weight` from kl and out_err: layers with out_err > 0 and kl > 0 get kl / out_err divided by
-// the mean of that ratio over them (so the weights average 1 and an objective's mix keeps its
-// scale); the others get 1 and measured = false.
+// Below these a layer's sparse heads are exact to rounding (fp32 output error ~1e-7 per head, KL of
+// near-identical logits ~1e-13 nats), and kl / out_err would be a ratio of noise.
+constexpr double kMinMeasuredOutErr = 1e-5;
+constexpr double kMinMeasuredKl = 1e-10;
+
+// Sets `weight` from kl and out_err: layers with out_err >= kMinMeasuredOutErr and kl >=
+// kMinMeasuredKl get kl / out_err divided by the mean of that ratio over them (so the weights
+// average 1 and an objective's mix keeps its scale); the others get 1 and measured = false.
 void normalise_layer_weights(std::vector<LayerWeight>& layers);
 
 std::string layer_weights_to_yaml(const LayerWeights& weights);

@@ -47,11 +47,19 @@ TEST_CASE("layer weights: KL per unit of output error over its mean across measu
   CHECK(w.weight_of(2) == Approx(0.4));
   CHECK(w.weight_of(7) == 1.0);  // no entry: neutral
 
-  // Nothing measured (every layer dense, or no error): all 1.
-  std::vector<hc::LayerWeight> none = {{0, 0, 0, 0, false}, {1, 0.1, 0, 0, false}};
+  // Nothing measured (every layer dense, no error, or errors at rounding level): all 1.
+  std::vector<hc::LayerWeight> none = {{0, 0, 0, 0, false}, {1, 0.1, 0, 0, false}, {2, 1e-13, 2e-6, 0, false}};
   hc::normalise_layer_weights(none);
-  CHECK(none[0].weight == 1.0);
-  CHECK(none[1].weight == 1.0);
+  for (const hc::LayerWeight& l : none) {
+    CHECK(l.weight == 1.0);
+    CHECK_FALSE(l.measured);
+  }
+  // A rounding-level layer beside a real one is left out of the mean.
+  std::vector<hc::LayerWeight> mixed = {{0, 0.2, 0.5, 0, false}, {1, 1e-13, 1e-6, 0, false}, {2, 0.05, 0.5, 0, false}};
+  hc::normalise_layer_weights(mixed);
+  CHECK(mixed[0].weight == Approx(1.6));
+  CHECK(mixed[1].weight == 1.0);
+  CHECK(mixed[2].weight == Approx(0.4));
 }
 
 TEST_CASE("layer weights: YAML round trip", "[layer_weights]") {
