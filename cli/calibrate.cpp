@@ -57,7 +57,7 @@ LayerWeights measure_calibration_weights(const PreparedRecord& prepared, const A
 
 // The commands that naturally follow, with this run's files filled in, ready to paste.
 void print_next_steps(const RecordCliOptions& rec, const PreparedRecord& prepared, const std::string& profile,
-                      const std::string& atlas, Target target) {
+                      const std::string& atlas, Target target, const std::string& weights) {
   const std::filesystem::path p(profile);
   const std::string stem = (p.parent_path() / p.stem()).string();
   const std::string device = prepared.options.device == DeviceKind::Cpu ? " --device cpu" : "";
@@ -76,12 +76,13 @@ void print_next_steps(const RecordCliOptions& rec, const PreparedRecord& prepare
                                      ? "headcal export " + profile + " --format dual-chunk " + model_dir
                                      : "headcal export " + profile + " --format minference -o " + stem +
                                            ".minference.json";
+  const std::string weights_arg = weights.empty() ? "" : " --layer-weights " + weights;
   std::printf("next:\n"
               "  headcal validate --model %s --profile %s%s --length %zu%s --json %s.validation.json\n"
-              "  headcal report --atlas %s --profile %s --validation %s.validation.json -o %s-report\n"
+              "  headcal report --atlas %s --profile %s --validation %s.validation.json%s -o %s-report\n"
               "  %s\n",
               rec.model.c_str(), profile.c_str(), prompt.c_str(), length, device.c_str(), stem.c_str(),
-              atlas.c_str(), profile.c_str(), stem.c_str(), stem.c_str(), export_cmd.c_str());
+              atlas.c_str(), profile.c_str(), stem.c_str(), weights_arg.c_str(), stem.c_str(), export_cmd.c_str());
   // The runtime may run some patterns differently (io/calibration/export_changes.h): say so before export refuses.
   size_t changed = 0;
   for (const ExportChange& c : export_changes(read_profile(profile), runtime)) changed += c.layer >= 0;
@@ -176,7 +177,7 @@ Runner setup(CLI::App& sub) {
     std::printf("search %.2f s, total %.2f s\nwrote %s and %s\n",
                 std::chrono::duration<double>(t_end - t_search).count(),
                 std::chrono::duration<double>(t_end - t0).count(), o->out.c_str(), atlas_path.c_str());
-    print_next_steps(*rec, prepared, o->out, atlas_path, search_opts.target);
+    print_next_steps(*rec, prepared, o->out, atlas_path, search_opts.target, weights_path);
     return 0;
   };
 }

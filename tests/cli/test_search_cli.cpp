@@ -205,6 +205,7 @@ TEST_CASE("layer weights end to end: calibrate --weigh-layers, sensitivity, sear
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   CHECK(r.output.find("layer weights") != std::string::npos);
+  CHECK(r.output.find("--layer-weights " + weights + " -o") != std::string::npos);  // the next: report command
   const LayerWeights w = read_layer_weights(weights);
   REQUIRE(w.layers.size() == 2);
   CHECK(w.model_layers == 2);
