@@ -377,8 +377,10 @@ ReportFiles write_report(const Atlas& atlas, const Profile* profile, const std::
                          const std::vector<ValidationRecord>& validations, const LayerWeights* weights,
                          const std::string& weights_source) {
   const AtlasMeta& m = atlas.meta();
-  if (weights && (weights->model_fingerprint != m.model_fingerprint || weights->model_layers != m.layers))
-    throw InputError(weights_source, "layer weights of another model than the atlas " + atlas.path());
+  if (weights) {
+    const std::string diff = layer_weights_mismatch(*weights, m.model_fingerprint, m.layers);
+    if (!diff.empty()) throw InputError(weights_source, "layer weights " + diff + ": " + atlas.path());
+  }
   Profile chosen;
   if (profile) {
     ProfileModel from_atlas{m.model_name, m.arch, m.layers, m.heads, m.kv_heads, m.head_dim, m.model_fingerprint};

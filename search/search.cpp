@@ -71,13 +71,8 @@ Profile run(const Atlas& atlas, const SearchOptions& given, std::vector<std::str
   const AtlasMeta& meta = atlas.meta();
   if (!options.layer_weights.layers.empty()) {
     const LayerWeights& lw = options.layer_weights;
-    const std::string& source = options.layer_weights_source;
-    if (lw.model_fingerprint != meta.model_fingerprint)
-      throw InputError(source, "layer weights of another model (fingerprint " + lw.model_fingerprint.substr(0, 12) +
-                                   ", the atlas's " + meta.model_fingerprint.substr(0, 12) + ")");
-    if (lw.model_layers != meta.layers)
-      throw InputError(source, "layer weights for " + std::to_string(lw.model_layers) + " layers, the atlas's model has " +
-                                   std::to_string(meta.layers));
+    const std::string diff = layer_weights_mismatch(lw, meta.model_fingerprint, meta.layers);
+    if (!diff.empty()) throw InputError(options.layer_weights_source, "layer weights " + diff);
     options.objective.layer_weight.assign(static_cast<size_t>(meta.layers), 1.0);
     for (int64_t l = 0; l < meta.layers; ++l) options.objective.layer_weight[static_cast<size_t>(l)] = lw.weight_of(l);
   }

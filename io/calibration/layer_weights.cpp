@@ -3,7 +3,6 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cmath>
-#include <sstream>
 
 #include "common/error.h"
 #include "io/calibration/profile.h"
@@ -83,6 +82,16 @@ void normalise_layer_weights(std::vector<LayerWeight>& layers) {
   }
   const double mean = n > 0 ? sum / static_cast<double>(n) : 1.0;
   for (LayerWeight& l : layers) l.weight = l.measured ? (l.kl / l.out_err) / mean : 1.0;
+}
+
+std::string layer_weights_mismatch(const LayerWeights& w, const std::string& model_fingerprint,
+                                   int64_t model_layers) {
+  if (w.model_fingerprint != model_fingerprint)
+    return "of another model (fingerprint " + w.model_fingerprint.substr(0, 12) + ", the atlas's " +
+           model_fingerprint.substr(0, 12) + ")";
+  if (w.model_layers != model_layers)
+    return "for " + std::to_string(w.model_layers) + " layers, the atlas's model has " + std::to_string(model_layers);
+  return "";
 }
 
 std::string layer_weights_to_yaml(const LayerWeights& w) {

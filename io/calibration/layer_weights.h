@@ -41,6 +41,12 @@ constexpr double kMinMeasuredKl = 1e-10;
 // average 1 and an objective's mix keeps its scale); the others get 1 and measured = false.
 void normalise_layer_weights(std::vector<LayerWeight>& layers);
 
+// Empty when `weights` were measured on the model with this fingerprint and layer count, else what
+// differs ("of another model (fingerprint ..., the atlas's ...)", "for 30 layers, ... has 24"); the
+// one check search and report make before using them.
+std::string layer_weights_mismatch(const LayerWeights& weights, const std::string& model_fingerprint,
+                                   int64_t model_layers);
+
 std::string layer_weights_to_yaml(const LayerWeights& weights);
 // Format name and version, a model fingerprint, layers ascending and inside the model, finite
 // non-negative numbers, weights > 0: else InputError(source, ...).

@@ -46,6 +46,9 @@ TEST_CASE("layer weights: KL per unit of output error over its mean across measu
   CHECK_FALSE(w.layers[1].measured);
   CHECK(w.weight_of(2) == Approx(0.4));
   CHECK(w.weight_of(7) == 1.0);  // no entry: neutral
+  CHECK(hc::layer_weights_mismatch(w, "abc123", 3).empty());
+  CHECK(hc::layer_weights_mismatch(w, "other", 3).find("of another model") == 0);
+  CHECK(hc::layer_weights_mismatch(w, "abc123", 24) == "for 3 layers, the atlas's model has 24");
 
   // Nothing measured (every layer dense, no error, or errors at rounding level): all 1.
   std::vector<hc::LayerWeight> none = {{0, 0, 0, 0, false}, {1, 0.1, 0, 0, false}, {2, 1e-13, 2e-6, 0, false}};
