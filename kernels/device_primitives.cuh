@@ -59,13 +59,15 @@ __device__ I block_exclusive_scan(I v, I* s_warp, I* total) {
   return result;
 }
 
-// Number of entries <= x in the ascending a[0 .. n) (binary search; a read-only while the
-// kernel runs).
+// Number of entries <= x in the ascending a[0 .. n) (binary search). kReadOnlyGlobal: a is global
+// memory, read-only while the kernel runs (loads through the read-only path); else a may be in
+// any space, shared memory included.
+template <bool kReadOnlyGlobal = true>
 __device__ __forceinline__ int count_at_most(const int32_t* a, int n, int x) {
   int lo = 0, hi = n;
   while (lo < hi) {
     const int mid = (lo + hi) >> 1;
-    if (__ldg(a + mid) <= x) lo = mid + 1;
+    if ((kReadOnlyGlobal ? __ldg(a + mid) : a[mid]) <= x) lo = mid + 1;
     else hi = mid;
   }
   return lo;

@@ -15,18 +15,24 @@
 namespace hc::kernels::detail {
 namespace {
 
-// The mean over the rows of block b of src[row][h][x] (fp32), grid (nb, heads), into
-// pooled[h][b][x] or, key_major, pooled[h][x][b] (the selection reads keys across a warp).
+// The mean over the rows of block b of the queries' and the keys' heads (fp32), grid (nb, H + Hkv):
+// y < H pools query head y into pooled_q[y][b][x], the others key head y - H into
+// pooled_k[y - H][x][b] (key-major: the selection reads keys across a warp).
 template <typename T>
-__global__ void pool_blocks_kernel(const T* src, int64_t row_stride, int n, int d, int heads, bool key_major,
-                                   float* pooled) {
-  const int b = blockIdx.x, h = blockIdx.y, x = threadIdx.x, nb = gridDim.x;
+__global__ void pool_blocks_kernel(const T* q, int64_t q_stride, const T* k, int64_t k_stride, int n, int d,
+                                   int n_heads, float* pooled_q, float* pooled_k) {
+  const int b = blockIdx.x, x = threadIdx.x, nb = gridDim.x;
   if (x >= d) return;
+  const bool is_q = static_cast<int>(blockIdx.y) < n_heads;
+  const int h = is_q ? blockIdx.y : blockIdx.y - n_heads;
+  const T* src = is_q ? q : k;
+  const int64_t row_stride = is_q ? q_stride : k_stride;
   const int r0 = b * kBlock, r1 = min(r0 + kBlock, n);
   float acc = 0.f;
   for (int i = r0; i < r1; ++i) acc += static_cast<float>(src[i * row_stride + h * d + x]);
-  const int64_t at = key_major ? (static_cast<int64_t>(h) * d + x) * nb + b : (static_cast<int64_t>(h) * nb + b) * d + x;
-  pooled[at] = acc / static_cast<float>(r1 - r0);
+  const float mean = acc / static_cast<float>(r1 - r0);
+  if (is_q) pooled_q[(static_cast<int64_t>(h) * nb + b) * d + x] = mean;
+  else pooled_k[(static_cast<int64_t>(h) * d + x) * nb + b] = mean;
 }
 
 
@@ -143,17 +149,15 @@ void launch_block_select(const float* pooled_q, const float* pooled_k, int nb, i
   HC_CHECK_LAUNCH();
 }
 
-// The estimator's two tile passes and their reductions (see vs_score_tile).
+// Both pools in one launch.
 template <typename T>
 void launch_pool(const GpuQK& qk, float* pooled_q, float* pooled_k, cudaStream_t stream) {
   const int d = static_cast<int>(qk.head_dim);
   const int nb = static_cast<int>(num_row_blocks(qk.n_tokens));
   const int64_t qs = qk.q_row_stride ? qk.q_row_stride : int64_t(qk.n_heads) * d;
   const int64_t ks = qk.k_row_stride ? qk.k_row_stride : int64_t(qk.n_kv_heads) * d;
-  pool_blocks_kernel<T><<<dim3(nb, qk.n_heads), d, 0, stream>>>(static_cast<const T*>(qk.q), qs, qk.n_tokens, d,
-                                                               qk.n_heads, false, pooled_q);
-  pool_blocks_kernel<T><<<dim3(nb, qk.n_kv_heads), d, 0, stream>>>(static_cast<const T*>(qk.k), ks, qk.n_tokens,
-                                                                  d, qk.n_kv_heads, true, pooled_k);
+  pool_blocks_kernel<T><<<dim3(nb, qk.n_heads + qk.n_kv_heads), d, 0, stream>>>(
+      static_cast<const T*>(qk.q), qs, static_cast<const T*>(qk.k), ks, qk.n_tokens, d, qk.n_heads, pooled_q, pooled_k);
   HC_CHECK_LAUNCH();
 }
 

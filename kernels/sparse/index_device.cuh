@@ -3,7 +3,7 @@
 // An index is built in stages, each a launcher here:
 //   estimate   vs_estimate.cu     vertical-slash column and diagonal scores from the last queries
 //              block_estimate.cu  mean-pooled Q and K, and the block-sparse top-k per row block
-//   select     index_select.cu    vertical-slash top-k columns and offsets, the offsets' runs
+//   select     index_select.cu    vertical-slash top-k columns and offsets, the offsets' runs (one launch)
 //   slots      index_slots.cu     per (head, row block) slot: count, scan, fill (the CSR index)
 // Every stage takes its parameters per head (HeadValue), so one launch serves a layer whose heads
 // follow different patterns (layer_plan.h) as well as the one-pattern builders (index_gpu.h).
@@ -71,10 +71,10 @@ void check_qk(const GpuQK& qk);
 
 // ---- vertical-slash estimate (vs_estimate.cu) ----
 
-// Scratch floats launch_vs_scores needs: per-tile row partials, row LSEs, diagonal partials.
+// Scratch floats launch_vs_scores needs: per-tile row partials, row LSEs.
 int64_t vs_scratch_floats(int64_t n_heads, int64_t n_tokens);
-// col_score and diag_score [H, N] of every query head (vertical_slash_scores_gpu's semantics);
-// last_q already checked (1 .. 64 or N).
+// col_score and diag_score [H, N] of every query head (vertical_slash_scores_gpu's semantics),
+// in three launches; last_q already checked (1 .. 64 or N).
 void launch_vs_scores(const GpuQK& qk, int last_q, float* col_score, float* diag_score, float* scratch,
                       cudaStream_t stream);
 
@@ -89,12 +89,16 @@ struct SelectJob {
   int out_stride = 0;
   int32_t* out = nullptr;  // [H, out_stride]
 };
-// Both jobs (columns and offsets) in one launch.
-void launch_select_pair(const SelectJob& first, const SelectJob& second, int n_heads, int n, cudaStream_t stream);
-// run_start [H, stride]: the indices x of head h's first count.at(h) offsets that start a run
-// (x == 0 or offsets[x] - offsets[x - 1] > 64), ascending; n_runs [H] their count.
-void launch_offset_runs(const int32_t* offsets, int stride, const VsCount& count, int n_heads, int32_t* run_start,
-                        int32_t* n_runs, cudaStream_t stream);
+// The runs of the second job's selection (its offsets): run_start [H, second.out_stride], the
+// indices x of head h's selected offsets that start a run (x == 0 or offsets[x] - offsets[x - 1]
+// > 64), ascending; n_runs [H] their count. Null run_start: no runs.
+struct RunsJob {
+  int32_t* run_start = nullptr;
+  int32_t* n_runs = nullptr;
+};
+// Both jobs (columns and offsets) and the offsets' runs in one launch.
+void launch_select_pair(const SelectJob& first, const SelectJob& second, const RunsJob& runs, int n_heads, int n,
+                        cudaStream_t stream);
 
 // ---- block-sparse estimate (block_estimate.cu) ----
 

@@ -306,8 +306,8 @@ DeviceSparseIndex vertical_slash_index_from_scores_gpu(const float* col_score, c
   auto run_start = device_alloc<int32_t>(size_t(n_heads) * off_stride, stream);  // [H, |S|]
   auto n_runs = device_alloc<int32_t>(size_t(n_heads), stream);                 // [H]
   launch_select_pair(SelectJob{col_score, v_sink, n_columns, col_stride, columns.get()},
-                     SelectJob{diag_score, s_local, n_offsets, off_stride, offsets.get()}, heads, n, stream);
-  launch_offset_runs(offsets.get(), off_stride, n_offsets, heads, run_start.get(), n_runs.get(), stream);
+                     SelectJob{diag_score, s_local, n_offsets, off_stride, offsets.get()},
+                     RunsJob{run_start.get(), n_runs.get()}, heads, n, stream);
   SlotRule rule;
   rule.n = n;
   rule.nb = static_cast<int>(num_row_blocks(n));

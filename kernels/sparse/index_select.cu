@@ -13,6 +13,25 @@ namespace {
 
 constexpr int kSelectCluster = 8;
 
+// The runs of one head's selected offsets off[0 .. n_offsets) (ascending; read through L2, since
+// other CTAs of a cluster may have written them): the indices x that start a run (x == 0 or
+// off[x] - off[x - 1] > 64) into run_start, ascending, and their count into *n_runs; by the whole
+// CTA of kThreads threads.
+template <int kThreads>
+__device__ void offset_runs_block(const int32_t* off, int n_offsets, int32_t* run_start, int32_t* n_runs,
+                                  int* s_warp) {
+  const int chunk = (n_offsets + kThreads - 1) / kThreads;
+  const int lo = min(n_offsets, static_cast<int>(threadIdx.x) * chunk), hi = min(n_offsets, lo + chunk);
+  auto starts = [&](int x) { return x == 0 || __ldcg(off + x) - __ldcg(off + x - 1) > kBlock; };
+  int count = 0;
+  for (int x = lo; x < hi; ++x) count += starts(x);
+  int total = 0;
+  int pos = block_exclusive_scan<kThreads>(count, s_warp, &total);
+  for (int x = lo; x < hi; ++x)
+    if (starts(x)) run_start[pos++] = x;
+  if (threadIdx.x == 0) *n_runs = total;
+}
+
 // Top-k selection over one head's scores by a cluster of CTAs (launch attribute), each owning a
 // contiguous part of the entries: the histograms of a radix pass are added across the cluster
 // through distributed shared memory, and the final counts give each CTA its place in the output.
@@ -21,7 +40,8 @@ constexpr int kSelectCluster = 8;
 // selections of every head), at most kSelectCluster: at 8K tokens clusters of 8 took 25 us for
 // H = 9 (one CTA per head: 38 us) but left 512 CTAs in four waves for H = 32, where one CTA per
 // head made the whole build 0.23 -> 0.17 ms, and this rule (clusters of 2) 0.16-0.19 ms (H100).
-__global__ void __launch_bounds__(1024) select_per_head_kernel(SelectJob first, SelectJob second, int n) {
+__global__ void __launch_bounds__(1024) select_per_head_kernel(SelectJob first, SelectJob second, RunsJob runs,
+                                                                int n) {
   constexpr int kThreads = 1024;
   namespace cg = cooperative_groups;
   cg::cluster_group cluster = cg::this_cluster();
@@ -33,9 +53,21 @@ __global__ void __launch_bounds__(1024) select_per_head_kernel(SelectJob first, 
   const int cluster_size = static_cast<int>(cluster.num_blocks());
   const int head = blockIdx.x / cluster_size;
   const int k_eff = job.count.at(head);
-  if (k_eff == 0) return;  // the whole cluster (one head, one job)
   const int rank = static_cast<int>(cluster.block_rank());
   const int tid = threadIdx.x;
+  const bool with_runs = blockIdx.y == 1 && runs.run_start != nullptr;
+  // The second job's runs, once every CTA of the cluster has written its part of the offsets.
+  auto finish_runs = [&](const int32_t* offsets) {
+    if (!with_runs) return;
+    cluster.sync();
+    if (rank == 0)
+      offset_runs_block<kThreads>(offsets, k_eff, runs.run_start + static_cast<int64_t>(head) * job.out_stride,
+                                  runs.n_runs + head, s_warp);
+  };
+  if (k_eff == 0) {  // the whole cluster (one head, one job)
+    if (with_runs && rank == 0 && tid == 0) runs.n_runs[head] = 0;
+    return;
+  }
   const float* s = job.score + static_cast<int64_t>(head) * n;
   int32_t* out = job.out + static_cast<int64_t>(head) * job.out_stride;
   auto key_of = [&](int x) { return x < job.n_forced ? 0xffffffffu : order_key(s[x]); };
@@ -43,6 +75,7 @@ __global__ void __launch_bounds__(1024) select_per_head_kernel(SelectJob first, 
   const int c_lo = min(n, rank * part), c_hi = min(n, c_lo + part);
   if (k_eff >= n) {
     for (int x = c_lo + tid; x < c_hi; x += kThreads) out[x] = x;
+    finish_runs(out);
     return;
   }
   int remaining = 0;  // keys equal to the threshold that are kept
@@ -70,6 +103,7 @@ __global__ void __launch_bounds__(1024) select_per_head_kernel(SelectJob first, 
   }
   cluster.sync();  // no CTA leaves while another still reads its counts
   write_selected(c.lo, c.hi, key_of, threshold, remaining, cta_gt + c.gt_before, cta_eq + c.eq_before, out);
+  finish_runs(out);
 }
 
 // The same selection for up to kRegisterSelectMax entries per head: one 1024-thread CTA per head
@@ -80,7 +114,8 @@ __global__ void __launch_bounds__(1024) select_per_head_kernel(SelectJob first, 
 // 18.3 and 19.0 us; ncu on H100).
 constexpr int kRegisterSelectKeys = 16;  // keys per thread
 constexpr int kRegisterSelectMax = 1024 * kRegisterSelectKeys;
-__global__ void __launch_bounds__(1024) select_per_head_registers_kernel(SelectJob first, SelectJob second, int n) {
+__global__ void __launch_bounds__(1024) select_per_head_registers_kernel(SelectJob first, SelectJob second,
+                                                                          RunsJob runs, int n) {
   constexpr int kThreads = 1024;
   __shared__ int s_hist[256];
   __shared__ int s_sel[2];
@@ -88,11 +123,22 @@ __global__ void __launch_bounds__(1024) select_per_head_registers_kernel(SelectJ
   const SelectJob& job = blockIdx.y == 0 ? first : second;
   const int head = blockIdx.x, tid = threadIdx.x;
   const int k_eff = job.count.at(head);
-  if (k_eff == 0) return;
+  const bool with_runs = blockIdx.y == 1 && runs.run_start != nullptr;
+  auto finish_runs = [&](const int32_t* offsets) {  // the second job's runs, from this CTA's output
+    if (!with_runs) return;
+    __syncthreads();
+    offset_runs_block<kThreads>(offsets, k_eff, runs.run_start + static_cast<int64_t>(head) * job.out_stride,
+                                runs.n_runs + head, s_warp);
+  };
+  if (k_eff == 0) {
+    if (with_runs && tid == 0) runs.n_runs[head] = 0;
+    return;
+  }
   const float* s = job.score + static_cast<int64_t>(head) * n;
   int32_t* out = job.out + static_cast<int64_t>(head) * job.out_stride;
   if (k_eff >= n) {
     for (int x = tid; x < n; x += kThreads) out[x] = x;
+    finish_runs(out);
     return;
   }
   const int chunk = (n + kThreads - 1) / kThreads;  // <= kRegisterSelectKeys, the same for every thread
@@ -134,33 +180,16 @@ __global__ void __launch_bounds__(1024) select_per_head_registers_kernel(SelectJ
 #pragma unroll
   for (int i = 0; i < kRegisterSelectKeys; ++i)
     if (i < count && (key[i] > prefix || (key[i] == prefix && eq_before++ < remaining))) out[pos++] = lo + i;
-}
-
-// One block per head (launch_offset_runs).
-__global__ void offset_runs_kernel(const int32_t* offsets, int stride, VsCount offset_count,
-                                   int32_t* run_start, int32_t* n_runs) {
-  constexpr int kThreads = 1024;
-  __shared__ int s_warp[33];
-  const int n_offsets = offset_count.at(blockIdx.x);
-  const int32_t* off = offsets + static_cast<int64_t>(blockIdx.x) * stride;
-  int32_t* out = run_start + static_cast<int64_t>(blockIdx.x) * stride;
-  const int chunk = (n_offsets + kThreads - 1) / kThreads;
-  const int lo = min(n_offsets, static_cast<int>(threadIdx.x) * chunk), hi = min(n_offsets, lo + chunk);
-  auto starts = [&](int x) { return x == 0 || off[x] - off[x - 1] > kBlock; };
-  int count = 0;
-  for (int x = lo; x < hi; ++x) count += starts(x);
-  int total = 0;
-  int pos = block_exclusive_scan<kThreads>(count, s_warp, &total);
-  for (int x = lo; x < hi; ++x)
-    if (starts(x)) out[pos++] = x;
-  if (threadIdx.x == 0) n_runs[blockIdx.x] = total;
+  finish_runs(out);
 }
 
 }  // namespace
 
-void launch_select_pair(const SelectJob& first, const SelectJob& second, int n_heads, int n, cudaStream_t stream) {
+void launch_select_pair(const SelectJob& first, const SelectJob& second, const RunsJob& runs, int n_heads, int n,
+                        cudaStream_t stream) {
   if (n <= kRegisterSelectMax) {
-    select_per_head_registers_kernel<<<dim3(static_cast<unsigned>(n_heads), 2), 1024, 0, stream>>>(first, second, n);
+    select_per_head_registers_kernel<<<dim3(static_cast<unsigned>(n_heads), 2), 1024, 0, stream>>>(first, second,
+                                                                                                 runs, n);
     HC_CHECK_LAUNCH();
     return;
   }
@@ -175,13 +204,8 @@ void launch_select_pair(const SelectJob& first, const SelectJob& second, int n_h
   attribute.val.clusterDim.y = attribute.val.clusterDim.z = 1;
   config.attrs = &attribute;
   config.numAttrs = 1;
-  HC_CHECK_CUDA(cudaLaunchKernelEx(&config, select_per_head_kernel, first, second, n));
+  HC_CHECK_CUDA(cudaLaunchKernelEx(&config, select_per_head_kernel, first, second, runs, n));
 }
 
-void launch_offset_runs(const int32_t* offsets, int stride, const VsCount& count, int n_heads, int32_t* run_start,
-                        int32_t* n_runs, cudaStream_t stream) {
-  offset_runs_kernel<<<n_heads, 1024, 0, stream>>>(offsets, stride, count, run_start, n_runs);
-  HC_CHECK_LAUNCH();
-}
 
 }  // namespace hc::kernels::detail

@@ -60,13 +60,33 @@ __device__ __forceinline__ int2 run_keys(const int32_t* off, const int32_t* runs
 // 3.1 ms of a 7 ms build at 128K tokens, H = 32, v = 3500; testing every column against the
 // offsets, one warp per slot, 0.27 ms per pass, and 0.15 ms per pass at 32K tokens, H = 9; ncu on
 // H100).
-__device__ void vs_slot(const SlotRule& rule, int h, int r1, int lane, bool fill, int range_at, int col_at,
+// A vertical-slash head's selection as a slot reads it: its offsets, their runs and its columns,
+// in global memory or staged in shared memory.
+struct VsHead {
+  const int32_t* off = nullptr;   // [n_off] ascending
+  const int32_t* runs = nullptr;  // [n_runs] ascending indices into off
+  const int32_t* col = nullptr;   // [n_col] ascending
+  int n_off = 0, n_runs = 0, n_col = 0;
+};
+
+__device__ __forceinline__ VsHead vs_head_global(const SlotRule& rule, int h) {
+  VsHead v;
+  v.off = rule.offsets + static_cast<int64_t>(h) * rule.off_stride;
+  v.runs = rule.run_start + static_cast<int64_t>(h) * rule.off_stride;
+  v.col = rule.columns + static_cast<int64_t>(h) * rule.col_stride;
+  v.n_off = rule.n_offsets.at(h);
+  v.n_runs = rule.n_runs[h];
+  v.n_col = rule.n_columns.at(h);
+  return v;
+}
+
+__device__ void vs_slot(const VsHead& head, int r1, int lane, bool fill, int range_at, int col_at,
                         int32_t* range_begin, int32_t* range_end, int32_t* cols, int& n_ranges, int& n_cols) {
-  const int32_t* off = rule.offsets + static_cast<int64_t>(h) * rule.off_stride;
-  const int32_t* col = rule.columns + static_cast<int64_t>(h) * rule.col_stride;
-  const int32_t* runs = rule.run_start + static_cast<int64_t>(h) * rule.off_stride;
-  const int usable = count_at_most(off, rule.n_offsets.at(h), r1);  // offsets <= r1
-  const int n_run = usable > 0 ? count_at_most(runs, rule.n_runs[h], usable - 1) : 0;
+  const int32_t* off = head.off;
+  const int32_t* col = head.col;
+  const int32_t* runs = head.runs;
+  const int usable = count_at_most<false>(off, head.n_off, r1);  // offsets <= r1
+  const int n_run = usable > 0 ? count_at_most<false>(runs, head.n_runs, usable - 1) : 0;
   if (fill) {
     for (int p = lane; p < n_run; p += 32) {
       const int2 keys = run_keys(off, runs, n_run, usable, r1, n_run - 1 - p);
@@ -75,15 +95,15 @@ __device__ void vs_slot(const SlotRule& rule, int h, int r1, int lane, bool fill
     }
   }
   n_ranges = n_run;
-  const int n_usable = count_at_most(col, rule.n_columns.at(h), r1);  // columns <= r1
+  const int n_usable = count_at_most<false>(col, head.n_col, r1);  // columns <= r1
   // Gaps in ascending key order: gap 0 below the lowest range, gap g between the ranges of runs
   // n_run - g and n_run - g - 1, gap n_run above the highest. Gap g's columns are
   // col[first .. first + count).
   auto gap_columns = [&](int g, int& first, int& count) {
     const int a = g == 0 ? 0 : run_keys(off, runs, n_run, usable, r1, n_run - g).y;
     const int b = g == n_run ? r1 + 1 : run_keys(off, runs, n_run, usable, r1, n_run - 1 - g).x;
-    first = count_at_most(col, n_usable, a - 1);
-    count = a < b ? count_at_most(col, n_usable, b - 1) - first : 0;
+    first = count_at_most<false>(col, n_usable, a - 1);
+    count = a < b ? count_at_most<false>(col, n_usable, b - 1) - first : 0;
   };
   int written = 0;
   for (int base = 0; base <= n_run; base += 32) {
@@ -149,17 +169,40 @@ struct SlotOutput {
   int32_t* band_local = nullptr;
 };
 
-// One warp per slot, following its head's pattern (warp-uniform branches).
-__global__ void slot_pass_kernel(SlotRule rule, int n_slots, SlotOutput out, bool fill) {
-  const int slot = static_cast<int>((static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5);
+// One warp per slot, following its head's pattern (warp-uniform branches); grid (row-block groups,
+// H), a CTA the kSlotWarps consecutive row blocks of one head. With stage_ints > 0 a CTA of a
+// vertical-slash head first copies the head's offsets, runs and columns (at most stage_ints) into
+// shared memory: every slot's binary searches over them are chains of dependent loads, and from
+// global memory they made both passes latency-bound (13 + 18 us at 8K tokens, H = 9; ncu on H200).
+constexpr int kSlotWarps = 8;
+__global__ void __launch_bounds__(kSlotWarps * 32) slot_pass_kernel(SlotRule rule, SlotOutput out, bool fill,
+                                                                   int stage_ints) {
+  extern __shared__ int32_t s_stage[];  // [stage_ints]: offsets, runs, columns
+  const int h = blockIdx.y, rb = blockIdx.x * kSlotWarps + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
-  if (slot >= n_slots) return;  // whole warps leave together
-  const int h = slot / rule.nb, rb = slot % rule.nb, r1 = last_row(rb, rule.n);
   const int pattern = rule.pattern.at(h);
+  VsHead vs;
+  if (pattern == static_cast<int>(Pattern::vertical_slash)) {
+    vs = vs_head_global(rule, h);
+    if (stage_ints > 0) {  // the host sized stage_ints for every vertical-slash head
+      int32_t* s_off = s_stage;
+      int32_t* s_runs = s_off + vs.n_off;
+      int32_t* s_col = s_runs + vs.n_runs;
+      for (int i = threadIdx.x; i < vs.n_off; i += blockDim.x) s_off[i] = __ldg(vs.off + i);
+      for (int i = threadIdx.x; i < vs.n_runs; i += blockDim.x) s_runs[i] = __ldg(vs.runs + i);
+      for (int i = threadIdx.x; i < vs.n_col; i += blockDim.x) s_col[i] = __ldg(vs.col + i);
+      __syncthreads();
+      vs.off = s_off;
+      vs.runs = s_runs;
+      vs.col = s_col;
+    }
+  }
+  if (rb >= rule.nb) return;  // whole warps leave together, after the CTA's barrier
+  const int slot = h * rule.nb + rb, r1 = last_row(rb, rule.n);
   const int range_at = fill ? out.range_offsets[slot] : 0;
   int n_ranges = 0, n_cols = 0;
   if (pattern == static_cast<int>(Pattern::vertical_slash)) {
-    vs_slot(rule, h, r1, lane, fill, range_at, fill ? out.col_offsets[slot] : 0, out.range_begin, out.range_end,
+    vs_slot(vs, r1, lane, fill, range_at, fill ? out.col_offsets[slot] : 0, out.range_begin, out.range_end,
             out.cols, n_ranges, n_cols);
   } else if (pattern == static_cast<int>(Pattern::block_sparse)) {
     block_sparse_slot(rule, slot, r1, lane, fill, range_at, out.range_begin, out.range_end, n_ranges);
@@ -231,10 +274,20 @@ __global__ void __launch_bounds__(kScanThreads) scan_counts_kernel(const int32_t
   if (tid == 0) offsets[n] = carry <= 0x7fffffffLL ? static_cast<int32_t>(carry) : -1;
 }
 
+// Staging takes up to this much shared memory per CTA (72 KB: three CTAs per SM), enough for heads
+// of up to 6K columns and 6K offsets (their runs as many); larger ones search global memory.
+constexpr int kMaxStageInts = 18 * 1024;
+
 void launch_slot_pass(const SlotRule& rule, int n_slots, const SlotOutput& out, bool fill, cudaStream_t stream) {
-  const int threads = 256;  // 8 slots per block
-  const int blocks = static_cast<int>((static_cast<int64_t>(n_slots) * 32 + threads - 1) / threads);
-  slot_pass_kernel<<<blocks, threads, 0, stream>>>(rule, n_slots, out, fill);
+  const int heads = n_slots / rule.nb;
+  // Bounds of any head's counts: the strides its selections were written with.
+  const int64_t stage = rule.columns != nullptr ? int64_t(rule.col_stride) + 2 * int64_t(rule.off_stride) : 0;
+  const int stage_ints = stage <= kMaxStageInts ? static_cast<int>(stage) : 0;
+  const size_t smem = static_cast<size_t>(stage_ints) * sizeof(int32_t);
+  if (smem > 48 * 1024)
+    HC_CHECK_CUDA(cudaFuncSetAttribute(slot_pass_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const dim3 grid(static_cast<unsigned>((rule.nb + kSlotWarps - 1) / kSlotWarps), static_cast<unsigned>(heads));
+  slot_pass_kernel<<<grid, kSlotWarps * 32, smem, stream>>>(rule, out, fill, stage_ints);
   HC_CHECK_LAUNCH();
 }
 

@@ -297,9 +297,8 @@ void LayerPlanner::Impl::bs_estimate(cudaStream_t stream) { launch_block_pool(qk
 void LayerPlanner::Impl::vs_select(int l, cudaStream_t stream) {
   const int n = n_tokens();
   launch_select_pair(SelectJob{col_score, settings.v_sink, vs_columns(l), col_stride, columns},
-                     SelectJob{diag_score, settings.s_local, vs_offsets(l), off_stride, offsets}, shape.n_heads, n,
-                     stream);
-  launch_offset_runs(offsets, off_stride, vs_offsets(l), shape.n_heads, run_start, n_runs, stream);
+                     SelectJob{diag_score, settings.s_local, vs_offsets(l), off_stride, offsets},
+                     RunsJob{run_start, n_runs}, shape.n_heads, n, stream);
 }
 void LayerPlanner::Impl::bs_select(int l, cudaStream_t stream) {
   launch_block_select(qk, pooled_q, pooled_k, HeadValue{field(l, kBsK), 0}, cap, kept, kept_count, stream);

@@ -9,9 +9,10 @@
 //   LayerPlanner planner(profile_layers, {max_tokens, heads, kv_heads, head_dim}, settings);
 //   for each layer l: planner.plan(l, qk, stream); planner.run(attention_params, stream);
 //
-// Launches of a plan: the vertical-slash estimate (4) and selection (2) when the layer has such
-// heads; block-sparse pooling (2) and selection (1) when it has those; count, scan and fill of
-// the slots (3); the merge of the gathered columns (1) when it has columns. The index is the one
+// Launches of a plan: the vertical-slash estimate (3) and selection (1) when the layer has such
+// heads; block-sparse pooling (1) and selection (1) when it has those, on a second stream beside
+// the vertical-slash ones; count, scan and fill of the slots (3); the merge of the gathered
+// columns (1) when it has columns. The index is the one
 // build_index (index_ref.h) gives on the CPU for the same per-head configs (estimator arithmetic
 // fp32 here, as for the other GPU builders: index_gpu.h).
 #include <cuda_runtime_api.h>
