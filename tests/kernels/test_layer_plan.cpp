@@ -220,6 +220,24 @@ TEST_CASE("layer plan: plan + run capture into a CUDA graph and replay exactly",
   }
 }
 
+TEST_CASE("layer plan: a vertical-slash head too large to stage in shared memory gives build_index's index",
+          "[gpu][plan]") {
+  HC_REQUIRE_GPU();
+  // Every column kept at 18,500 tokens: the layer's column and offset strides (18,500 + 2 x 110
+  // ints) exceed what the slot passes stage in shared memory (18K ints), so every head's slots
+  // search its selection in global memory.
+  const int n = 18500;
+  const std::vector<Layer> layers = {{{Pattern::vertical_slash, n, 110}, {Pattern::vertical_slash, 40, 110}}};
+  for (int d : {64, 128}) {
+    DYNAMIC_SECTION("d=" << d) {
+      AttentionProblem pb = test::structured_problem(n, 2, 1, d, AttnDType::kBF16, 300u + d);
+      LayerPlanner planner(layers, shape_of(n, pb));
+      planner.plan(0, qk_of(pb));
+      test::check_same_index(download(planner.index()), cpu_index(pb, layers[0]));
+    }
+  }
+}
+
 TEST_CASE("layer plan rejects bad profiles and shapes before touching the device", "[plan]") {
   const LayerShape shape{1024, 4, 2, 64};
   const Layer ok(4, {Pattern::a_shape, 4, 64});
