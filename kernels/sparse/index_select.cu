@@ -207,5 +207,4 @@ void launch_select_pair(const SelectJob& first, const SelectJob& second, const R
   HC_CHECK_CUDA(cudaLaunchKernelEx(&config, select_per_head_kernel, first, second, runs, n));
 }
 
-
 }  // namespace hc::kernels::detail

@@ -52,14 +52,6 @@ __device__ __forceinline__ int2 run_keys(const int32_t* off, const int32_t* runs
   return make_int2(max(0, r1 - off[last] - (kBlock - 1)), r1 - off[runs[k]] + 1);
 }
 
-// One warp per slot. Range p of the slot (ascending keys) is run n_run - 1 - p, written by lane
-// p % 32 (lane 0 walking the runs one after another: 51 + 65 us for the two passes at 32K tokens,
-// H = 32, vertical_slash(30,800), 25 + 34 us like this; ncu on H100). The kept columns are those
-// in the gaps between the runs' ranges, so the lanes find each gap's columns by two binary
-// searches and copy them contiguously (a thread per slot walking up to thousands of columns took
-// 3.1 ms of a 7 ms build at 128K tokens, H = 32, v = 3500; testing every column against the
-// offsets, one warp per slot, 0.27 ms per pass, and 0.15 ms per pass at 32K tokens, H = 9; ncu on
-// H100).
 // A vertical-slash head's selection as a slot reads it: its offsets, their runs and its columns,
 // in global memory or staged in shared memory.
 struct VsHead {
@@ -80,6 +72,14 @@ __device__ __forceinline__ VsHead vs_head_global(const SlotRule& rule, int h) {
   return v;
 }
 
+// One warp per slot. Range p of the slot (ascending keys) is run n_run - 1 - p, written by lane
+// p % 32 (lane 0 walking the runs one after another: 51 + 65 us for the two passes at 32K tokens,
+// H = 32, vertical_slash(30,800), 25 + 34 us like this; ncu on H100). The kept columns are those
+// in the gaps between the runs' ranges, so the lanes find each gap's columns by two binary
+// searches and copy them contiguously (a thread per slot walking up to thousands of columns took
+// 3.1 ms of a 7 ms build at 128K tokens, H = 32, v = 3500; testing every column against the
+// offsets, one warp per slot, 0.27 ms per pass, and 0.15 ms per pass at 32K tokens, H = 9; ncu on
+// H100).
 __device__ void vs_slot(const VsHead& head, int r1, int lane, bool fill, int range_at, int col_at,
                         int32_t* range_begin, int32_t* range_end, int32_t* cols, int& n_ranges, int& n_cols) {
   const int32_t* off = head.off;
