@@ -27,10 +27,14 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 void check_options(const ProbeBenchOptions& o) {
+  if (o.device != "cpu" && o.device != "cuda") throw InputError("--device", "must be cpu or cuda");
   if (o.n_list.empty()) throw InputError("--n", "needs at least one length");
+  // The CPU per-candidate side is O(N^2) per candidate; the GPU one holds int32 key indices.
+  const int64_t max_n = o.device == "cpu" ? int64_t{1} << 16 : int64_t{1} << 21;
   for (int64_t n : o.n_list)
-    if (n < 1 || n > (int64_t{1} << 16))
-      throw InputError("--n", std::to_string(n) + " is outside 1 .. 65536 (the per-candidate side is O(N^2) per candidate)");
+    if (n < 1 || n > max_n)
+      throw InputError("--n", std::to_string(n) + " is outside 1 .. " + std::to_string(max_n) + " for --device " +
+                                  o.device);
   if (o.heads < 1 || o.kv_heads < 1 || o.heads % o.kv_heads != 0)
     throw InputError("--heads", "needs a positive multiple of --kv-heads");
   if (o.head_dim != 64 && o.head_dim != 128) throw InputError("--head-dim", "must be 64 or 128");
@@ -44,6 +48,13 @@ int threads_of(const ProbeBenchOptions& o) {
 
 std::vector<ProbeBenchRow> run_probe_bench(const ProbeBenchOptions& o) {
   check_options(o);
+  if (o.device == "cuda") {
+#if defined(HEADCAL_HAVE_CUDA)
+    return run_probe_bench_gpu(o);
+#else
+    throw DeviceError("this headcal was built without CUDA: no GPU grid probe");
+#endif
+  }
   const int threads = threads_of(o);
   std::vector<ProbeBenchRow> rows;
   for (int64_t n : o.n_list) {
@@ -110,16 +121,29 @@ std::vector<ProbeBenchRow> run_probe_bench(const ProbeBenchOptions& o) {
 int bench_probe(const ProbeBenchOptions& o) {
   const std::vector<ProbeBenchRow> rows = run_probe_bench(o);
   const int threads = threads_of(o);
-  std::printf("grid probe on the CPU, %d threads: %d heads (%d KV), d = %d, Gaussian q/k/v, default grid\n", threads,
-              o.heads, o.kv_heads, o.head_dim);
-  std::printf("%8s %11s %12s %16s %8s %14s %15s\n", "N", "candidates", "one pass s", "per candidate s", "speedup",
+  const bool gpu = o.device == "cuda";
+  if (gpu)
+    std::printf("grid probe on the GPU: %d heads (%d KV), d = %d, uniform bf16 q/k/v, the default grid's a_shape and "
+                "vertical_slash candidates, against the index-driven kernel per candidate\n",
+                o.heads, o.kv_heads, o.head_dim);
+  else
+    std::printf("grid probe on the CPU, %d threads: %d heads (%d KV), d = %d, Gaussian q/k/v, default grid\n", threads,
+                o.heads, o.kv_heads, o.head_dim);
+  std::printf("%8s %11s %12s %16s %8s %14s %15s", "N", "candidates", "one pass s", "per candidate s", "speedup",
               "max d recall", "max d out_err");
-  for (const ProbeBenchRow& r : rows)
-    std::printf("%8lld %11zu %12.3f %16.3f %7.1fx %14.2e %15.2e\n", static_cast<long long>(r.n_tokens), r.candidates,
+  std::printf(gpu ? " %11s %15s\n" : "\n", "unmeasured", "cost mismatches");
+  for (const ProbeBenchRow& r : rows) {
+    std::printf("%8lld %11zu %12.3f %16.3f %7.1fx %14.2e %15.2e", static_cast<long long>(r.n_tokens), r.candidates,
                 r.one_pass_s, r.per_candidate_s, r.speedup(), r.max_recall_diff, r.max_out_err_diff);
+    if (gpu)
+      std::printf(" %11lld %15lld\n", static_cast<long long>(r.unmeasured), static_cast<long long>(r.cost_mismatches));
+    else
+      std::printf("\n");
+  }
   if (!o.json_out.empty()) {
     nlohmann::json j;
     j["format"] = "headcal-bench-probe";
+    j["device"] = o.device;
     j["threads"] = threads;
     j["heads"] = o.heads;
     j["kv_heads"] = o.kv_heads;
@@ -129,7 +153,8 @@ int bench_probe(const ProbeBenchOptions& o) {
     for (const ProbeBenchRow& r : rows)
       out_rows.push_back({{"n", r.n_tokens}, {"candidates", r.candidates}, {"one_pass_s", r.one_pass_s},
                           {"per_candidate_s", r.per_candidate_s}, {"speedup", r.speedup()},
-                          {"max_recall_diff", r.max_recall_diff}, {"max_out_err_diff", r.max_out_err_diff}});
+                          {"max_recall_diff", r.max_recall_diff}, {"max_out_err_diff", r.max_out_err_diff},
+                          {"unmeasured", r.unmeasured}, {"cost_mismatches", r.cost_mismatches}});
     j["rows"] = out_rows;
     write_file_atomic(o.json_out, j.dump(1) + "\n");
     std::printf("wrote %s\n", o.json_out.c_str());

@@ -14,6 +14,7 @@
 #include "calib/cuda_buffers.h"
 #include "calib/cuda_engine.h"
 #include "calib/device_attention.h"
+#include "calib/kernel_probe.h"
 #include "common/cuda_check.h"
 #include "common/error.h"
 #include "kernels/attention/attention.h"
@@ -81,30 +82,18 @@ PrefillResult validate_sparse_prefill_cuda(CudaEngine& engine, const Profile& pr
     kernels::dense_attention_forward(attention_params(in, dense_o.ptr, dense_lse.ptr), stream);
     plan_and_run();
 
-    // Untimed probe launch: the recall against the dense LSE of this same input.
-    DeviceBuffer<double> recall{size_t(h_count)}, diff_sq{size_t(h_count)}, ref_sq{size_t(h_count)};  // [H]
-    DeviceBuffer<long long> pairs{size_t(h_count)};                                                   // [H]
-    kernels::AttentionParams probe = attention_params(in, nullptr, nullptr);
-    probe.probe_lse = dense_lse.ptr;
-    probe.probe_recall = recall.ptr;
-    probe.probe_pairs = pairs.ptr;
-    planner.run(probe, stream);
-    head_squared_errors_gpu(dense_o.ptr, o, n, h_count, d, diff_sq.ptr, ref_sq.ptr, stream);
-    std::vector<double> h_recall(h_count), h_diff(h_count), h_ref(h_count);
-    std::vector<long long> h_pairs(h_count);
-    HC_CHECK_CUDA(cudaMemcpyAsync(h_recall.data(), recall.ptr, h_count * sizeof(double), cudaMemcpyDeviceToHost, stream));
-    HC_CHECK_CUDA(cudaMemcpyAsync(h_pairs.data(), pairs.ptr, h_count * sizeof(long long), cudaMemcpyDeviceToHost, stream));
-    HC_CHECK_CUDA(cudaMemcpyAsync(h_diff.data(), diff_sq.ptr, h_count * sizeof(double), cudaMemcpyDeviceToHost, stream));
-    HC_CHECK_CUDA(cudaMemcpyAsync(h_ref.data(), ref_sq.ptr, h_count * sizeof(double), cudaMemcpyDeviceToHost, stream));
-    HC_CHECK_CUDA(cudaStreamSynchronize(stream));  // the buffers above are freed on return
-
+    // Untimed probe launch: the recall against the dense LSE of this same input, the output error
+    // of the timed run's output.
+    DeviceLayerAttention ref;
+    static_cast<DeviceAttentionInput&>(ref) = in;
+    ref.o = dense_o.ptr;
+    ref.lse = dense_lse.ptr;
+    const std::vector<kernels::GridProbeMeasure> m = kernel_probe(planner, ref, configs, settings, o);
     const double dense_cost = kernels::dense_cost_flops(n, d);
     for (int64_t h = 0; h < h_count; ++h) {
-      const kernels::PatternConfig& cfg = configs[static_cast<size_t>(h)];
-      heads[h].recall = h_recall[h];
-      heads[h].out_err = kernels::output_error(h_diff[h], h_ref[h]);
-      heads[h].density =
-          (double(h_pairs[h]) * 4.0 * double(d) + kernels::estimator_flops(cfg, n, d, settings)) / dense_cost;
+      heads[h].recall = m[h].recall;
+      heads[h].out_err = m[h].out_err;
+      heads[h].density = m[h].cost / dense_cost;
     }
   };
   PrefillResult result = engine.prefill(request);

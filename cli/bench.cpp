@@ -3,7 +3,7 @@
 // on the same machine just before (--baseline FILE): times drift between machines, so ratios only
 // compare timings of one run. calibrate: a calibration's stages (cli/bench_calibrate.cpp). prefill:
 // the whole prefill's time to first token with a profile (bench/bench_prefill.cpp). probe: the CPU
-// prober's one-pass grid probe against per-candidate reference probes (bench/bench_probe.cpp).
+// or GPU grid probe against one probe per candidate (bench/bench_probe.cpp, bench_probe_gpu.cu).
 #include <memory>
 #include <string>
 #include <vector>
@@ -86,7 +86,8 @@ Runner setup_prefill_bench(CLI::App& sub) {
   return [o]() -> int { return run_gpu_bench([&] { return bench::bench_prefill(*o); }); };
 }
 
-// bench probe: the CPU prober's one pass against one reference probe per candidate.
+// bench probe: a prober's grid probe (CPU, or with --device cuda the GPU's) against one probe
+// per candidate.
 Runner setup_probe_bench(CLI::App& sub) {
   auto o = std::make_shared<bench::ProbeBenchOptions>();
   // Lengths and shapes are checked by run_probe_bench, before any work.
@@ -95,9 +96,14 @@ Runner setup_probe_bench(CLI::App& sub) {
   sub.add_option("--kv-heads", o->kv_heads, "KV heads (default 3)");
   sub.add_option("--head-dim", o->head_dim, "64 or 128 (default 64)");
   sub.add_option("--threads", o->threads, "CPU threads (default: every core)")->check(CLI::PositiveNumber);
-  sub.add_option("--seed", o->seed, "the Gaussian inputs' seed");
+  sub.add_option("--seed", o->seed, "the random inputs' seed");
+  sub.add_option("--device", o->device,
+                 "cpu (the CPU prober, default) or cuda (the GPU grid probe against the index-driven kernel)");
   sub.add_option("--json", o->json_out, "also write the results as JSON to this file")->check(output_file());
-  return [o]() -> int { return bench::bench_probe(*o); };
+  return [o]() -> int {
+    if (o->device == "cuda") return run_gpu_bench([&] { return bench::bench_probe(*o); });
+    return bench::bench_probe(*o);
+  };
 }
 
 Runner setup_bench(CLI::App& sub) {
@@ -114,7 +120,7 @@ Runner setup_bench(CLI::App& sub) {
   const Runner run_sparse = setup_kernel_bench(*sparse, true);
   const Runner run_calibrate = setup_bench_calibrate(*calibrate);
   CLI::App* probe = sub.add_subcommand(
-      "probe", "the CPU prober's one-pass grid probe against one reference probe per candidate (CPU)");
+      "probe", "a prober's grid probe against one probe per candidate (CPU, or the GPU's with --device cuda)");
   const Runner run_prefill = setup_prefill_bench(*prefill);
   const Runner run_probe = setup_probe_bench(*probe);
   return [=]() -> int {
@@ -130,7 +136,7 @@ Runner setup_bench(CLI::App& sub) {
 
 HC_REGISTER_COMMAND("bench",
                     "time the attention kernels (dense | sparse), a calibration's stages (calibrate), the "
-                    "whole prefill with a profile (prefill) or the CPU grid probe (probe)",
+                    "whole prefill with a profile (prefill) or the grid probe (probe)",
                     setup_bench);
 
 }  // namespace hc::cli

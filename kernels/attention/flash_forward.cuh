@@ -309,6 +309,23 @@ struct TileCursorT {
 };
 using TileCursor = TileCursorT<kKeyTile>;
 
+// Copies kTileRows rows of D 16-bit elements into a shared tile in the swizzled layout above (16-byte
+// chunk c of row r at chunk c ^ (r & 7)) through cp.async: row r from src + row_of(r) * stride,
+// zero-filled where row_of(r) < 0. Called by all kThreads threads of the CTA.
+template <int D, int kTileRows, int kThreads, typename T, class RowOf>
+__device__ __forceinline__ void copy_tile_rows(uint32_t dst, const T* src, int64_t stride, int tid, RowOf row_of) {
+  constexpr int kChunks = D / 8;
+#pragma unroll
+  for (int it = 0; it < kTileRows * kChunks / kThreads; ++it) {
+    const int idx = tid + it * kThreads;
+    const int r = idx / kChunks, c = idx % kChunks;
+    const int row = row_of(r);
+    const bool valid = row >= 0;
+    cp_async_16(dst + r * D * 2 + ((c ^ (r & 7)) << 4), src + static_cast<int64_t>(valid ? row : 0) * stride + c * 8,
+                valid);
+  }
+}
+
 // Rows per CTA: kWarps warps of 16 * kM rows each.
 template <int kWarps, int kM>
 constexpr int flash_rows() {
@@ -421,18 +438,8 @@ __global__ void __launch_bounds__(kWarps * 32, (flash_min_blocks<D, kWarps, kM>(
   };
 
   // Q tile: rows past N are zero-filled (their results are never written).
-  {
-    const uint32_t q_dst = smem_addr(sQ);
-#pragma unroll
-    for (int it = 0; it < kRows * kChunks / kThreads; ++it) {
-      const int idx = tid + it * kThreads;
-      const int r = idx / kChunks, c = idx % kChunks;
-      const int row = r0 + r;
-      const bool valid = row < N;
-      cp_async_16(q_dst + r * kRowBytes + ((c ^ (r & 7)) << 4),
-                  q_base + static_cast<int64_t>(valid ? row : 0) * a.q_stride + c * 8, valid);
-    }
-  }
+  copy_tile_rows<D, kRows, kThreads>(smem_addr(sQ), q_base, a.q_stride, tid,
+                                     [&](int r) { return r0 + r < N ? r0 + r : -1; });
 
   const int warp_row0 = r0 + warp * kWarpRows;
   // Row of accumulator slot (mi, half): warp_row0 + 16 mi + g + 8 half; index ri = 2 mi + half.

@@ -6,11 +6,14 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "common/cuda_check.h"
+#include "common/error.h"
 
 namespace hc::kernels::detail {
 
@@ -39,6 +42,34 @@ inline cudaMemPool_t kernels_pool() {
     pools[device] = pool;
   }
   return pools[device];
+}
+
+// A bump allocator over one device allocation (256-byte aligned pieces); with a null base it
+// only sizes (used = the bytes the same sequence of takes needs).
+struct WorkspaceCarver {
+  char* base = nullptr;
+  int64_t used = 0;
+  template <typename T>
+  T* take(int64_t count) {
+    used = (used + 255) / 256 * 256;
+    T* p = base != nullptr ? reinterpret_cast<T*>(base + used) : nullptr;
+    used += std::max<int64_t>(count, 1) * static_cast<int64_t>(sizeof(T));
+    return p;
+  }
+};
+
+// cudaMalloc of a workspace sized for max_tokens; a DeviceError naming `what`, the bytes needed
+// and those free when it does not fit.
+inline void* allocate_workspace(int64_t bytes, int max_tokens, const char* what) {
+  void* memory = nullptr;
+  if (cudaMalloc(&memory, static_cast<size_t>(bytes)) == cudaSuccess) return memory;
+  cudaGetLastError();  // clear the allocation failure
+  size_t free_bytes = 0, total_bytes = 0;
+  cudaMemGetInfo(&free_bytes, &total_bytes);
+  char text[160];
+  std::snprintf(text, sizeof text, "the workspace for %d tokens needs %.2f GiB, %.2f GiB of the device are free",
+                max_tokens, double(bytes) / double(1 << 30), double(free_bytes) / double(1 << 30));
+  throw DeviceError(std::string(what) + ": " + text);
 }
 
 // Streaming multiprocessors of the current device.

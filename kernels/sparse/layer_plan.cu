@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "kernels/attention/attention_launch.h"
 #include "kernels/attention/tile_columns.h"
+#include "kernels/sparse/device_pool.h"
 #include "kernels/sparse/index_device.cuh"
 #include "kernels/sparse/layer_plan.h"
 
@@ -27,19 +28,6 @@ constexpr int kDenseLocal = 1 << 30;
 
 struct LayerInfo {
   bool has_vs = false, has_bs = false, all_dense = true, all_static = true;
-};
-
-// A bump allocator over one device allocation (256-byte aligned pieces).
-struct Carver {
-  char* base = nullptr;
-  int64_t used = 0;
-  template <typename T>
-  T* take(int64_t count) {
-    used = (used + 255) / 256 * 256;
-    T* p = base != nullptr ? reinterpret_cast<T*>(base + used) : nullptr;
-    used += std::max<int64_t>(count, 1) * static_cast<int64_t>(sizeof(T));
-    return p;
-  }
 };
 
 }  // namespace
@@ -114,7 +102,7 @@ struct LayerPlanner::Impl {
     if (join != nullptr) cudaEventDestroy(join);
   }
 
-  void carve(Carver& c, bool any_vs, bool any_bs, int layers_count) {
+  void carve(WorkspaceCarver& c, bool any_vs, bool any_bs, int layers_count) {
     const int64_t h = shape.n_heads, n = shape.max_tokens, nb = num_row_blocks(n), d = shape.head_dim;
     table = c.take<int32_t>(int64_t(layers_count) * kFields * h);
     if (any_vs) {
@@ -213,7 +201,7 @@ void prepare(LayerPlanner::Impl& m, const std::vector<std::vector<PatternConfig>
     throw InputError(kWhat, "an index of this profile at " + std::to_string(n) +
                                 " tokens could hold more than 2^31 - 1 ranges or columns (int32 offsets)");
 
-  Carver sizing;
+  WorkspaceCarver sizing;
   m.carve(sizing, any_vs, any_bs, static_cast<int>(layers.size()));
   m.bytes = sizing.used;
 }
@@ -236,20 +224,11 @@ LayerPlanner::LayerPlanner(const std::vector<std::vector<PatternConfig>>& layers
   std::vector<int32_t> table;
   bool any_vs = false, any_bs = false;
   prepare(m, layers, shape, settings, table, any_vs, any_bs);
-  if (cudaMalloc(&m.memory, static_cast<size_t>(m.bytes)) != cudaSuccess) {
-    cudaGetLastError();  // clear the allocation failure
-    m.memory = nullptr;
-    size_t free_bytes = 0, total_bytes = 0;
-    cudaMemGetInfo(&free_bytes, &total_bytes);
-    char what[160];
-    std::snprintf(what, sizeof what, "the workspace for %d tokens needs %.2f GiB, %.2f GiB of the device are free",
-                  shape.max_tokens, double(m.bytes) / double(1 << 30), double(free_bytes) / double(1 << 30));
-    throw DeviceError(std::string(kWhat) + ": " + what);
-  }
+  m.memory = allocate_workspace(m.bytes, shape.max_tokens, kWhat);
   HC_CHECK_CUDA(cudaStreamCreateWithFlags(&m.side, cudaStreamNonBlocking));
   HC_CHECK_CUDA(cudaEventCreateWithFlags(&m.fork, cudaEventDisableTiming));
   HC_CHECK_CUDA(cudaEventCreateWithFlags(&m.join, cudaEventDisableTiming));
-  Carver carver{static_cast<char*>(m.memory), 0};
+  WorkspaceCarver carver{static_cast<char*>(m.memory), 0};
   m.carve(carver, any_vs, any_bs, static_cast<int>(layers.size()));
   HC_CHECK_CUDA(cudaMemcpyAsync(m.table, table.data(), table.size() * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
   HC_CHECK_CUDA(cudaStreamSynchronize(stream));  // the host table is freed on return

@@ -291,6 +291,33 @@ TEST_CASE("headcal bench probe: the one-pass and per-candidate probes agree, bot
   check_one_error_line(hc::test::run_headcal("bench probe --n 0"), {"--n"});
   check_one_error_line(hc::test::run_headcal("bench probe --heads 3 --kv-heads 2"), {"--heads", "--kv-heads"});
   check_one_error_line(hc::test::run_headcal("bench probe --head-dim 96"), {"--head-dim"});
+  check_one_error_line(hc::test::run_headcal("bench probe --device tpu"), {"--device"});
+  check_one_error_line(hc::test::run_headcal("bench probe --n 70000"), {"--n", "70000"});
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("headcal bench probe --device cuda: the GPU grid probe and the kernel per candidate agree",
+          "[cli][bench][gpu]") {
+  HC_REQUIRE_GPU();
+  const std::string dir = hc::test::make_temp_dir("bench_probe_gpu");
+  const std::string json_path = dir + "/probe.json";
+  const auto r = hc::test::run_headcal("bench probe --device cuda --n 70,1000 --heads 4 --kv-heads 2 --head-dim 64 "
+                                       "--json " + q(json_path));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const nlohmann::json j = nlohmann::json::parse(slurp(json_path));
+  CHECK(j.at("device") == "cuda");
+  const auto& rows = j.at("rows");
+  REQUIRE(rows.size() == 2);
+  for (const auto& row : rows) {
+    CHECK(row.at("candidates").get<int>() > 0);
+    CHECK(row.at("one_pass_s").get<double>() > 0);
+    CHECK(row.at("per_candidate_s").get<double>() > 0);
+    CHECK(row.at("cost_mismatches").get<int>() == 0);
+    // The kernel per candidate rounds its output to bf16 and its P to bf16: ~1e-3 of noise.
+    CHECK(row.at("max_recall_diff").get<double>() < 1e-4);
+    CHECK(row.at("max_out_err_diff").get<double>() < 5e-3);
+  }
   std::filesystem::remove_all(dir);
 }
 

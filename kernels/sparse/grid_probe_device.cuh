@@ -1,0 +1,96 @@
+#pragma once
+// Internal to the GPU grid probe (grid_probe_gpu.h): the sweep kernel's arguments and the level
+// builders' launchers, shared by grid_probe_gpu.cu, grid_sweep.cu and grid_levels.cu.
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace hc::kernels::detail {
+
+// The patterns a sweep can measure, and the full sweep (every key: the dense sums F and row
+// masses the vertical-slash sweeps that count dropped keys subtract from).
+enum SweepFamily : int { kSweepAShape = 0, kSweepVerticalSlash = 1, kSweepFull = 2 };
+
+// One sweep: a family and one value b of its second parameter.
+// Kept order (a_shape; vertical_slash where level b's offsets cover at most half the pairs):
+// stage 0 holds the keys with y <= b, stage s >= 1 the keys of first-parameter level s - 1 (and
+// y > b); after stage s >= 1 the sums are candidate (s - 1, b)'s kept sums.
+// Dropped order (vertical_slash where they cover more): stage 0 holds the keys with y > b and no
+// column level, stage s >= 1 the columns of level n_col_levels - s with y > b; after stage s the
+// sums are what candidate (n_col_levels - 1 - s, b) drops, its kept sums F minus them.
+struct SweepPass {
+  int family = kSweepAShape;
+  int level = 0;             // vertical_slash: b, the offsets' level (off_lists[b])
+  int window = 0;            // a_shape: local (keys with i - j < window come first)
+  int n_groups = 0;          // group stages in kept order
+  int n_groups_dropped = 0;  // group stages in dropped order (vertical_slash)
+};
+
+struct SweepArgs {
+  const void* q = nullptr;  // bf16 [N, H, D], row stride q_stride
+  const void* k = nullptr;  // bf16 [N, Hkv, D]
+  const void* v = nullptr;  // bf16 [N, Hkv, D]
+  int64_t q_stride = 0, k_stride = 0, v_stride = 0;
+  const void* o_ref = nullptr;  // bf16 [N, H, D] packed
+  const float* lse = nullptr;   // [H, N] natural log
+  int n_tokens = 0, n_heads = 0, group = 1, n_row_blocks = 0;
+  float scale_log2 = 0;  // softmax scale * log2(e)
+
+  const SweepPass* passes = nullptr;  // [first_pass + n_passes]: this launch runs the last n_passes
+  int first_pass = 0, n_passes = 0;
+  const int32_t* pass_cands = nullptr;  // [n_passes][max_groups]: candidate after group a, or -1
+  int max_groups = 0;
+
+  // a_shape: group a holds keys [sinks[a - 1], sinks[a]) (sinks[-1] = 0), ascending.
+  const int32_t* sinks = nullptr;  // [a_shape levels]
+
+  // vertical_slash: group a holds head h's columns col_groups[h][col_level_end[a - 1] ..
+  // col_level_end[a]) (ascending keys), those of selection level a; a key j joins the sweep of
+  // level b in its group only where y_of[h][r1 - j] > b (outside that level's ranges).
+  const int32_t* col_groups = nullptr;     // [H][col_stride]
+  const int32_t* col_level_end = nullptr;  // [column levels]
+  int col_stride = 0;
+  // Level b's selected offsets (ascending) and the indices x that start a run of them (off[x] -
+  // off[x - 1] > 64): run [off[s], off[e]] covers keys [r1 - off[e] - 63, r1 - off[s]] of row block R.
+  const int32_t* off_lists = nullptr;   // [offset levels][H][off_stride]
+  const int32_t* run_starts = nullptr;  // [offset levels][H][off_stride]
+  const int32_t* n_runs = nullptr;      // [offset levels][H]
+  const int32_t* off_count = nullptr;   // [offset levels] offsets kept at level b
+  int off_stride = 0;
+  const int8_t* y_of = nullptr;  // [H][N]: level of the best offset covering t = r1 - j (levels: none)
+  const int8_t* x_of = nullptr;  // [H][N]: column level of key j (n_col_levels: none)
+  int n_col_levels = 0;
+  const int8_t* dropped = nullptr;  // [offset levels][H]: 1 where the sweep of level b runs in dropped order
+
+  // The full sweep's outputs, read by the dropped-order sweeps of a later launch.
+  float* f_sum = nullptr;     // [H][N][D] sum_j p_ij v_j over every key j <= i
+  double* l_total = nullptr;  // [H][N] sum_j p_ij
+  // Outputs [candidates][H], zeroed before the launch.
+  double* recall = nullptr;            // sum over rows of the kept mass
+  double* err = nullptr;               // sum over rows of ||O_c(i) - O_ref(i)||^2
+  unsigned long long* pairs = nullptr;  // vertical_slash: pairs the index-driven kernel computes
+  int* underflow = nullptr;            // rows whose kept mass is below the measurable minimum
+};
+
+// The sweep kernel over grid (row blocks, heads, passes); head_dim 64 or 128.
+void launch_grid_sweep(const SweepArgs& args, int head_dim, cudaStream_t stream);
+// ref_sq[h] += sum over rows and columns of o_ref[:, h, :]^2 (bf16 [N, H, d] packed; ref_sq zeroed).
+void launch_head_norms(const void* o_ref, int n, int n_heads, int head_dim, double* ref_sq, cudaStream_t stream);
+
+// Level builders (grid_levels.cu), per head over [H, N]:
+// level_of[h][x] = the smallest level whose selection (lists + (level * H + h) * list_stride,
+// count[level] entries; count in device memory) holds x; n_levels where none does. Lists are
+// ascending and nested (level a's selection is a prefix of the selection order, so it holds
+// level a - 1's).
+void launch_selection_levels(const int32_t* lists, const int32_t* count, int n_levels, int n_heads, int n,
+                             int list_stride, int8_t* level_of, cudaStream_t stream);
+// groups[h][count[a - 1] .. count[a]): the entries of level a's list whose level is a, ascending.
+void launch_level_groups(const int32_t* lists, const int32_t* count, int n_levels, int n_heads, int list_stride,
+                         const int8_t* level_of, int n, int32_t* groups, cudaStream_t stream);
+// y_of[h][t] = min over o in [max(0, t - 63), t] of offset_level[h][o].
+void launch_window_levels(const int8_t* offset_level, int n_heads, int n, int8_t* y_of, cudaStream_t stream);
+// dropped[b][h] = 1 where level b's ranges (y_of <= b) hold more than half of head h's causal
+// pairs, each diagonal t weighted by the rows it reaches (N - t).
+void launch_sweep_orders(const int8_t* y_of, int n_heads, int n, int n_levels, int8_t* dropped, cudaStream_t stream);
+
+}  // namespace hc::kernels::detail

@@ -1,0 +1,355 @@
+// The GPU grid probe (grid_probe_gpu.h): the grid's a_shape and vertical_slash candidates as
+// sweeps, the selection levels their groups follow, one workspace for both.
+#include "kernels/sparse/grid_probe_gpu.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <string>
+
+#include "common/cuda_check.h"
+#include "common/error.h"
+#include "kernels/device_primitives.cuh"
+#include "kernels/sparse/cost.h"
+#include "kernels/sparse/device_pool.h"
+#include "kernels/sparse/grid_probe_device.cuh"
+#include "kernels/sparse/index_device.cuh"
+#include "kernels/sparse/index_ref.h"
+
+namespace hc::kernels {
+
+namespace {
+
+using namespace detail;
+
+constexpr const char* kWhat = "grid probe (GPU)";
+constexpr int kMaxLevels = 126;  // levels are int8 on the device, 127 meaning "none"
+
+std::vector<int32_t> distinct_sorted(std::vector<int32_t> v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
+int level_index(const std::vector<int32_t>& levels, int32_t value) {
+  return static_cast<int>(std::lower_bound(levels.begin(), levels.end(), value) - levels.begin());
+}
+
+}  // namespace
+
+struct GridProberGpu::Impl {
+  LayerShape shape;
+  EstimatorSettings settings;
+  std::vector<PatternConfig> candidates;
+  std::vector<bool> covered;                 // [candidates]
+  std::vector<int32_t> as_sinks, as_windows;  // a_shape: distinct sinks (groups), windows (sweeps)
+  std::vector<int32_t> vs_v, vs_s;            // vertical_slash: distinct v (groups), s (sweeps)
+  std::vector<SweepPass> passes;
+  std::vector<int32_t> pass_cands;  // [passes][max_groups]
+  int max_groups = 1;
+  int first_vs_pass = 0;  // passes before it: the full and a_shape sweeps (first launch)
+  int col_stride = 0, off_stride = 0;
+
+  int64_t bytes = 0;
+  void* memory = nullptr;
+  // Workspace pieces.
+  SweepPass* d_passes = nullptr;
+  int32_t* d_pass_cands = nullptr;
+  int32_t* d_sinks = nullptr;
+  int32_t* d_counts = nullptr;  // [column levels] then [offset levels]: kept per level at this N
+  float* col_score = nullptr;   // [H, N]
+  float* diag_score = nullptr;  // [H, N]
+  float* vs_scratch = nullptr;
+  int32_t* col_lists = nullptr;   // [column levels][H][col_stride]
+  int32_t* col_groups = nullptr;  // [H][col_stride]
+  int32_t* off_lists = nullptr;   // [offset levels][H][off_stride]
+  int32_t* run_starts = nullptr;  // [offset levels][H][off_stride]
+  int32_t* n_runs = nullptr;      // [offset levels][H]
+  int8_t* col_level = nullptr;    // [H][N]
+  int8_t* off_level = nullptr;    // [H][N]
+  int8_t* y_of = nullptr;         // [H][N]
+  int8_t* dropped = nullptr;      // [offset levels][H]
+  float* f_sum = nullptr;         // [H][N][d]
+  double* l_total = nullptr;      // [H][N]
+  double* recall = nullptr;       // [candidates][H]
+  double* err = nullptr;          // [candidates][H]
+  unsigned long long* pairs = nullptr;  // [candidates][H]
+  int* underflow = nullptr;             // [candidates][H]
+  double* ref_sq = nullptr;             // [H]
+  std::vector<int32_t> host_counts;     // what d_counts holds (kept alive for the async copy)
+
+  bool has_vs() const { return !vs_v.empty(); }
+  size_t n_out() const { return candidates.size() * static_cast<size_t>(shape.n_heads); }
+
+  void prepare(const std::vector<PatternConfig>& grid, const LayerShape& s, const EstimatorSettings& st) {
+    shape = s;
+    settings = st;
+    candidates = grid;
+    check_tokens_heads(s.max_tokens, s.n_heads);
+    if (s.n_kv_heads < 1 || s.n_heads % s.n_kv_heads != 0)
+      throw InputError(kWhat, "n_heads must be a positive multiple of n_kv_heads");
+    if (s.head_dim != 64 && s.head_dim != 128)
+      throw InputError(kWhat, "head_dim " + std::to_string(s.head_dim) + " is unsupported (64 or 128)");
+    if (st.last_q < 1 || (st.last_q > 64 && s.max_tokens > 64) || st.v_sink < 0 || st.s_local < 0)
+      throw InputError(kWhat, "estimator settings need 1 <= last_q <= 64 and v_sink, s_local >= 0");
+    std::vector<int32_t> sinks, windows, vs, ss;
+    covered.assign(grid.size(), false);
+    for (size_t c = 0; c < grid.size(); ++c) {
+      check_config(grid[c], kWhat);
+      if (grid[c].pattern == Pattern::a_shape) {
+        sinks.push_back(grid[c].p1);
+        windows.push_back(grid[c].p2);
+        covered[c] = true;
+      } else if (grid[c].pattern == Pattern::vertical_slash) {
+        vs.push_back(grid[c].p1);
+        ss.push_back(grid[c].p2);
+        covered[c] = true;
+      }
+    }
+    as_sinks = distinct_sorted(sinks);
+    as_windows = distinct_sorted(windows);
+    vs_v = distinct_sorted(vs);
+    vs_s = distinct_sorted(ss);
+    if (as_sinks.size() > kMaxLevels || vs_v.size() > kMaxLevels || vs_s.size() > kMaxLevels)
+      throw InputError(kWhat, "at most " + std::to_string(kMaxLevels) + " distinct values per pattern parameter");
+    max_groups = static_cast<int>(std::max<size_t>({1, as_sinks.size(), vs_v.size()}));
+
+    // The full sweep (when vertical_slash sweeps may count dropped keys), then one sweep per
+    // window (a_shape), then one per offset count (vertical_slash): the first two kinds in one
+    // launch, the vertical-slash ones in a second that reads the full sweep's sums.
+    std::map<std::pair<int, int>, int> pass_of;  // (family, level) -> pass
+    auto pass_for = [&](int family, int level, int window) {
+      auto [it, fresh] = pass_of.emplace(std::make_pair(family, level), static_cast<int>(passes.size()));
+      if (fresh) {
+        SweepPass p;
+        p.family = family;
+        p.level = level;
+        p.window = window;
+        p.n_groups_dropped = 0;
+        passes.push_back(p);
+        pass_cands.resize(passes.size() * max_groups, -1);
+      }
+      return it->second;
+    };
+    const int nx = static_cast<int>(vs_v.size());
+    if (!vs_v.empty()) pass_for(kSweepFull, 0, 0);
+    for (Pattern family : {Pattern::a_shape, Pattern::vertical_slash})
+      for (size_t c = 0; c < grid.size(); ++c) {
+        const PatternConfig& cfg = grid[c];
+        if (cfg.pattern != family) continue;
+        const bool as = family == Pattern::a_shape;
+        const int p = as ? pass_for(kSweepAShape, level_index(as_windows, cfg.p2), cfg.p2)
+                         : pass_for(kSweepVerticalSlash, level_index(vs_s, cfg.p2), 0);
+        const int a = as ? level_index(as_sinks, cfg.p1) : level_index(vs_v, cfg.p1);
+        passes[p].n_groups = std::max(passes[p].n_groups, a + 1);
+        if (!as) passes[p].n_groups_dropped = std::max(passes[p].n_groups_dropped, nx - 1 - a);
+        pass_cands[static_cast<size_t>(p) * max_groups + a] = static_cast<int32_t>(c);
+      }
+    first_vs_pass = static_cast<int>(passes.size());
+    for (size_t p = 0; p < passes.size(); ++p)
+      if (passes[p].family == kSweepVerticalSlash) first_vs_pass = std::min(first_vs_pass, static_cast<int>(p));
+    for (int32_t v : vs_v) col_stride = std::max(col_stride, vs_kept(v, st.v_sink, s.max_tokens));
+    for (int32_t x : vs_s) off_stride = std::max(off_stride, vs_kept(x, st.s_local, s.max_tokens));
+    WorkspaceCarver sizing;
+    carve(sizing);
+    bytes = sizing.used;
+  }
+
+  void carve(WorkspaceCarver& c) {
+    const int64_t h = shape.n_heads, n = shape.max_tokens;
+    d_passes = c.take<SweepPass>(static_cast<int64_t>(passes.size()));
+    d_pass_cands = c.take<int32_t>(static_cast<int64_t>(pass_cands.size()));
+    d_sinks = c.take<int32_t>(static_cast<int64_t>(as_sinks.size()));
+    d_counts = c.take<int32_t>(static_cast<int64_t>(vs_v.size() + vs_s.size()));
+    if (has_vs()) {
+      const int64_t nx = static_cast<int64_t>(vs_v.size()), ny = static_cast<int64_t>(vs_s.size());
+      col_score = c.take<float>(h * n);
+      diag_score = c.take<float>(h * n);
+      vs_scratch = c.take<float>(vs_scratch_floats(h, n));
+      col_lists = c.take<int32_t>(nx * h * col_stride);
+      col_groups = c.take<int32_t>(h * col_stride);
+      off_lists = c.take<int32_t>(ny * h * off_stride);
+      run_starts = c.take<int32_t>(ny * h * off_stride);
+      n_runs = c.take<int32_t>(ny * h);
+      col_level = c.take<int8_t>(h * n);
+      off_level = c.take<int8_t>(h * n);
+      y_of = c.take<int8_t>(h * n);
+      dropped = c.take<int8_t>(ny * h);
+      f_sum = c.take<float>(h * n * shape.head_dim);
+      l_total = c.take<double>(h * n);
+    }
+    const int64_t outs = static_cast<int64_t>(n_out());
+    recall = c.take<double>(outs);
+    err = c.take<double>(outs);
+    pairs = c.take<unsigned long long>(outs);
+    underflow = c.take<int>(outs);
+    ref_sq = c.take<double>(h);
+  }
+
+  ~Impl() {
+    if (memory != nullptr) cudaFree(memory);
+  }
+
+  // The selections of every level (one launch per level pair), each column's and offset's
+  // level, the columns grouped by level, and each diagonal's level.
+  void build_levels(const GpuQK& qk, cudaStream_t stream) {
+    const int n = qk.n_tokens, h = shape.n_heads;
+    const int nx = static_cast<int>(vs_v.size()), ny = static_cast<int>(vs_s.size());
+    launch_vs_scores(qk, settings.last_q, col_score, diag_score, vs_scratch, stream);
+    for (int k = 0; k < std::max(nx, ny); ++k) {
+      const SelectJob columns{col_score, settings.v_sink, VsCount{HeadValue{nullptr, k < nx ? vs_v[k] : -1},
+                                                                  settings.v_sink, n},
+                              col_stride, col_lists + static_cast<int64_t>(std::min(k, nx - 1)) * h * col_stride};
+      const SelectJob offsets{diag_score, settings.s_local, VsCount{HeadValue{nullptr, k < ny ? vs_s[k] : -1},
+                                                                    settings.s_local, n},
+                              off_stride, off_lists + static_cast<int64_t>(std::min(k, ny - 1)) * h * off_stride};
+      const RunsJob runs = k < ny ? RunsJob{run_starts + static_cast<int64_t>(k) * h * off_stride, n_runs + k * h}
+                                  : RunsJob{};
+      launch_select_pair(columns, offsets, runs, h, n, stream);
+    }
+    launch_selection_levels(col_lists, d_counts, nx, h, n, col_stride, col_level, stream);
+    launch_level_groups(col_lists, d_counts, nx, h, col_stride, col_level, n, col_groups, stream);
+    launch_selection_levels(off_lists, d_counts + nx, ny, h, n, off_stride, off_level, stream);
+    launch_window_levels(off_level, h, n, y_of, stream);
+    launch_sweep_orders(y_of, h, n, ny, dropped, stream);
+  }
+};
+
+GridProberGpu::GridProberGpu(const std::vector<PatternConfig>& candidates, const LayerShape& shape,
+                             const EstimatorSettings& settings)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.prepare(candidates, shape, settings);
+  m.memory = allocate_workspace(m.bytes, shape.max_tokens, kWhat);
+  WorkspaceCarver carver{static_cast<char*>(m.memory), 0};
+  m.carve(carver);
+  if (!m.passes.empty()) {
+    HC_CHECK_CUDA(cudaMemcpy(m.d_passes, m.passes.data(), m.passes.size() * sizeof(SweepPass), cudaMemcpyHostToDevice));
+    HC_CHECK_CUDA(cudaMemcpy(m.d_pass_cands, m.pass_cands.data(), m.pass_cands.size() * sizeof(int32_t),
+                             cudaMemcpyHostToDevice));
+  }
+  if (!m.as_sinks.empty())
+    HC_CHECK_CUDA(cudaMemcpy(m.d_sinks, m.as_sinks.data(), m.as_sinks.size() * sizeof(int32_t), cudaMemcpyHostToDevice));
+}
+
+GridProberGpu::~GridProberGpu() = default;
+GridProberGpu::GridProberGpu(GridProberGpu&&) noexcept = default;
+GridProberGpu& GridProberGpu::operator=(GridProberGpu&&) noexcept = default;
+
+bool GridProberGpu::covers(size_t c) const { return c < impl_->covered.size() && impl_->covered[c]; }
+
+int64_t GridProberGpu::workspace_bytes(const std::vector<PatternConfig>& candidates, const LayerShape& shape,
+                                       const EstimatorSettings& settings) {
+  Impl m;
+  m.prepare(candidates, shape, settings);
+  return m.bytes;
+}
+
+std::vector<GridProbeMeasure> GridProberGpu::probe(const GridProbeLayer& layer, cudaStream_t stream) {
+  Impl& m = *impl_;
+  const LayerShape& s = m.shape;
+  const int n = layer.n_tokens, h = s.n_heads, d = s.head_dim;
+  if (n < 1 || n > s.max_tokens)
+    throw InputError(kWhat, "n_tokens " + std::to_string(n) + " is not in 1.." + std::to_string(s.max_tokens));
+  if (!layer.q || !layer.k || !layer.v || !layer.o_ref || !layer.lse)
+    throw InputError(kWhat, "q, k, v, o_ref and lse are required");
+  std::vector<GridProbeMeasure> out(m.n_out());
+  if (m.passes.empty()) return out;
+
+  const int64_t q_stride = layer.q_row_stride > 0 ? layer.q_row_stride : int64_t(h) * d;
+  const int64_t k_stride = layer.k_row_stride > 0 ? layer.k_row_stride : int64_t(s.n_kv_heads) * d;
+  const int64_t v_stride = layer.v_row_stride > 0 ? layer.v_row_stride : int64_t(s.n_kv_heads) * d;
+  m.host_counts.clear();
+  for (int32_t v : m.vs_v) m.host_counts.push_back(vs_kept(v, m.settings.v_sink, n));
+  for (int32_t x : m.vs_s) m.host_counts.push_back(vs_kept(x, m.settings.s_local, n));
+  if (!m.host_counts.empty())
+    HC_CHECK_CUDA(cudaMemcpyAsync(m.d_counts, m.host_counts.data(), m.host_counts.size() * sizeof(int32_t),
+                                  cudaMemcpyHostToDevice, stream));
+  if (m.has_vs()) {
+    GpuQK qk{layer.q, layer.k, AttnDType::kBF16, n, h, s.n_kv_heads, d, q_stride, k_stride};
+    m.build_levels(qk, stream);
+  }
+
+  const size_t outs = m.n_out();
+  HC_CHECK_CUDA(cudaMemsetAsync(m.recall, 0, outs * sizeof(double), stream));
+  HC_CHECK_CUDA(cudaMemsetAsync(m.err, 0, outs * sizeof(double), stream));
+  HC_CHECK_CUDA(cudaMemsetAsync(m.pairs, 0, outs * sizeof(unsigned long long), stream));
+  HC_CHECK_CUDA(cudaMemsetAsync(m.underflow, 0, outs * sizeof(int), stream));
+  HC_CHECK_CUDA(cudaMemsetAsync(m.ref_sq, 0, h * sizeof(double), stream));
+  launch_head_norms(layer.o_ref, n, h, d, m.ref_sq, stream);
+
+  SweepArgs a;
+  a.q = layer.q;
+  a.k = layer.k;
+  a.v = layer.v;
+  a.q_stride = q_stride;
+  a.k_stride = k_stride;
+  a.v_stride = v_stride;
+  a.o_ref = layer.o_ref;
+  a.lse = layer.lse;
+  a.n_tokens = n;
+  a.n_heads = h;
+  a.group = h / s.n_kv_heads;
+  a.n_row_blocks = static_cast<int>(num_row_blocks(n));
+  a.scale_log2 = static_cast<float>(kLog2e / std::sqrt(static_cast<double>(d)));
+  a.passes = m.d_passes;
+  a.pass_cands = m.d_pass_cands;
+  a.max_groups = m.max_groups;
+  a.sinks = m.d_sinks;
+  a.col_groups = m.col_groups;
+  a.col_level_end = m.d_counts;
+  a.col_stride = m.col_stride;
+  a.off_lists = m.off_lists;
+  a.run_starts = m.run_starts;
+  a.n_runs = m.n_runs;
+  a.off_count = m.d_counts + m.vs_v.size();
+  a.off_stride = m.off_stride;
+  a.y_of = m.y_of;
+  a.x_of = m.col_level;
+  a.n_col_levels = static_cast<int>(m.vs_v.size());
+  a.dropped = m.dropped;
+  a.f_sum = m.f_sum;
+  a.l_total = m.l_total;
+  a.recall = m.recall;
+  a.err = m.err;
+  a.pairs = m.pairs;
+  a.underflow = m.underflow;
+  a.first_pass = 0;
+  a.n_passes = m.first_vs_pass;
+  launch_grid_sweep(a, d, stream);  // the full and a_shape sweeps
+  a.first_pass = m.first_vs_pass;
+  a.n_passes = static_cast<int>(m.passes.size()) - m.first_vs_pass;
+  launch_grid_sweep(a, d, stream);  // the vertical-slash sweeps, after the full one
+
+  std::vector<double> recall(outs), err(outs), ref(h);
+  std::vector<unsigned long long> pairs(outs);
+  std::vector<int> underflow(outs);
+  HC_CHECK_CUDA(cudaMemcpyAsync(recall.data(), m.recall, outs * sizeof(double), cudaMemcpyDeviceToHost, stream));
+  HC_CHECK_CUDA(cudaMemcpyAsync(err.data(), m.err, outs * sizeof(double), cudaMemcpyDeviceToHost, stream));
+  HC_CHECK_CUDA(cudaMemcpyAsync(pairs.data(), m.pairs, outs * sizeof(unsigned long long), cudaMemcpyDeviceToHost,
+                                stream));
+  HC_CHECK_CUDA(cudaMemcpyAsync(underflow.data(), m.underflow, outs * sizeof(int), cudaMemcpyDeviceToHost, stream));
+  HC_CHECK_CUDA(cudaMemcpyAsync(ref.data(), m.ref_sq, h * sizeof(double), cudaMemcpyDeviceToHost, stream));
+  HC_CHECK_CUDA(cudaStreamSynchronize(stream));
+
+  for (size_t c = 0; c < m.candidates.size(); ++c) {
+    if (!m.covered[c]) continue;
+    const PatternConfig& cfg = m.candidates[c];
+    double as_cost = 0;  // a_shape: the same index on every head, its pairs counted on the host
+    if (cfg.pattern == Pattern::a_shape)
+      as_cost = head_cost_flops(build_a_shape_index(n, 1, cfg.p1, cfg.p2), 0, cfg, d, m.settings);
+    const double estimator = estimator_flops(cfg, n, d, m.settings);
+    for (int head = 0; head < h; ++head) {
+      const size_t at = c * static_cast<size_t>(h) + static_cast<size_t>(head);
+      GridProbeMeasure& r = out[at];
+      r.measured = underflow[at] == 0;
+      r.recall = recall[at] / static_cast<double>(n);
+      r.out_err = output_error(err[at], ref[static_cast<size_t>(head)]);
+      r.cost = cfg.pattern == Pattern::a_shape ? as_cost : static_cast<double>(pairs[at]) * 4.0 * d + estimator;
+    }
+  }
+  return out;
+}
+
+}  // namespace hc::kernels

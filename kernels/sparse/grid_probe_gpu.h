@@ -1,0 +1,78 @@
+#pragma once
+// The grid probe on the GPU: every a_shape and vertical_slash candidate of a grid measured on all
+// heads of a layer by a few sweeps over the layer's attention, instead of one probe-mode sparse
+// attention per candidate. Same definitions as the CPU reference (grid_probe_ref.h):
+//   recall  = (1/N) sum_i sum_{j in C_c(i)} exp(s_ij - lse_i)
+//   out_err = ||O_c - O_ref||_F / ||O_ref||_F per head
+// with O_c(i) = sum_{j in C_c(i)} p_ij v_j / sum_{j in C_c(i)} p_ij, p_ij = exp(s_ij - lse_i) from
+// the dense LSE, and C_c the index the layer planner builds for candidate c (same estimates, same
+// top-k rule).
+//
+// Why a sweep measures many candidates: within a pattern the candidates are nested along each
+// parameter (grid_probe_ref.h), so a candidate (a, b) keeps the keys of level x <= a or y <= b.
+// One sweep per value b of the second parameter (a_shape: the window; vertical_slash: the number
+// of offsets) first accumulates the keys with y <= b (the window, or the offsets' ranges), then
+// the keys with y > b level by level along the first parameter (sink keys; columns in selection
+// order), and after each level a holds exactly candidate (a, b)'s sums: its output rows are
+// compared with O_ref there and then. P V runs on the tensor cores with P split into two bf16
+// terms (hi + lo, relative error ~2^-17), accumulation in fp32, row masses in double.
+//
+// A row whose kept softmax mass is below 1e-30 (its weights underflow fp32) is not measured
+// here: its candidate is reported unmeasured and must be probed on its own kernel run.
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "kernels/sparse/layer_plan.h"
+#include "kernels/sparse/pattern.h"
+
+namespace hc::kernels {
+
+// One layer's attention on the device, as the CUDA engine records it.
+struct GridProbeLayer {
+  const void* q = nullptr;  // bf16 [N, H, d], row stride q_row_stride
+  const void* k = nullptr;  // bf16 [N, Hkv, d], row stride k_row_stride
+  const void* v = nullptr;  // bf16 [N, Hkv, d], row stride v_row_stride
+  int64_t q_row_stride = 0, k_row_stride = 0, v_row_stride = 0;  // elements; 0 = packed
+  const void* o_ref = nullptr;  // bf16 [N, H, d] packed: the dense output
+  const float* lse = nullptr;   // [H, N] natural log: the dense LSE
+  int n_tokens = 0;
+};
+
+// One candidate on one head.
+struct GridProbeMeasure {
+  double recall = 0;
+  double out_err = 0;
+  double cost = 0;        // FLOPs as kernels/sparse/cost.h counts them (estimator included)
+  bool measured = false;  // false: not this prober's pattern, or a row's kept mass underflowed
+};
+
+class GridProberGpu {
+ public:
+  // candidates: the grid (any patterns; those this prober does not measure come back unmeasured).
+  // Throws hc::InputError on bad configs or shapes, hc::DeviceError when the workspace does not fit.
+  GridProberGpu(const std::vector<PatternConfig>& candidates, const LayerShape& shape,
+                const EstimatorSettings& settings = {});
+  ~GridProberGpu();
+  GridProberGpu(GridProberGpu&&) noexcept;
+  GridProberGpu& operator=(GridProberGpu&&) noexcept;
+
+  // Whether candidate c (its position in the grid) is one this prober measures.
+  bool covers(size_t c) const;
+  // Device bytes of the workspace for this grid and shape.
+  static int64_t workspace_bytes(const std::vector<PatternConfig>& candidates, const LayerShape& shape,
+                                 const EstimatorSettings& settings = {});
+
+  // Measures the layer (n_tokens <= shape.max_tokens) on `stream` and waits for it:
+  // [candidate * H + head].
+  std::vector<GridProbeMeasure> probe(const GridProbeLayer& layer, cudaStream_t stream = nullptr);
+
+  struct Impl;  // grid_probe_gpu.cu
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hc::kernels

@@ -1,0 +1,157 @@
+// The GPU grid probe (kernels/sparse/grid_probe_gpu.h) against the CPU reference probe_grid_ref
+// on the same inputs (the bf16 values, the GPU's dense output and the GPU's vertical-slash
+// scores, so both select the same columns and offsets): every a_shape and vertical_slash
+// candidate's recall, out_err and cost, odd N, N < 64, GQA, both head dims.
+#include "catch.h"
+
+#if defined(HEADCAL_HAVE_CUDA)
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "common/error.h"
+#include "kernels/attention/attention.h"
+#include "kernels/sparse/cost.h"
+#include "kernels/sparse/grid_probe_gpu.h"
+#include "kernels/sparse/grid_probe_ref.h"
+#include "kernels/sparse/index_gpu.h"
+#include "kernels/sparse/index_ref.h"
+#include "tests/kernels/gpu_attention_fixture.h"
+
+using namespace hc;
+using namespace hc::kernels;
+using hc::test::AttentionProblem;
+using hc::test::DeviceArray;
+
+namespace {
+
+// a_shape and vertical_slash candidates with repeated, odd and MInference-style values, beside
+// block_sparse and dense ones the GPU grid probe leaves to the kernel.
+std::vector<PatternConfig> grid_for(int n) {
+  std::vector<PatternConfig> g = {{Pattern::dense, 0, 0}, {Pattern::block_sparse, 3, 0}};
+  for (int sink : {0, 64, 100, 128})
+    for (int local : {1, 37, 64, 130, 800}) g.push_back({Pattern::a_shape, sink, local});
+  for (int v : {3, 30, 100, n / 8 + 3})
+    for (int s : {5, 100, 300, n / 2}) g.push_back({Pattern::vertical_slash, v, s});
+  g.push_back({Pattern::vertical_slash, 1000, 6096});
+  return g;
+}
+
+GpuQK qk_of(const AttentionProblem& pb) {
+  return GpuQK{pb.dq.get(), pb.dk.get(), pb.dtype, static_cast<int>(pb.dims.n_tokens),
+               static_cast<int>(pb.dims.n_heads), static_cast<int>(pb.dims.n_kv_heads), pb.dims.head_dim};
+}
+
+// The dense kernel's output and LSE: what the recorder hands the prober.
+struct Dense {
+  DeviceArray<uint16_t> o;  // [N, H, d] bf16
+  DeviceArray<float> lse;   // [H, N]
+  std::vector<float> o_values;
+  explicit Dense(const AttentionProblem& pb)
+      : o(static_cast<size_t>(pb.dims.n_tokens * pb.dims.n_heads * pb.dims.head_dim)),
+        lse(static_cast<size_t>(pb.dims.n_heads * pb.dims.n_tokens)) {
+    dense_attention_forward(pb.params(o.get(), lse.get()));
+    o_values = test::from_half(o.download(), pb.dtype);
+  }
+};
+
+// The problem's first n rows as the layer the prober measures.
+GridProbeLayer layer_of(const AttentionProblem& pb, const Dense& dense, int n) {
+  GridProbeLayer layer;
+  layer.q = pb.dq.get();
+  layer.k = pb.dk.get();
+  layer.v = pb.dv.get();
+  layer.o_ref = dense.o.get();
+  layer.lse = dense.lse.get();
+  layer.n_tokens = n;
+  return layer;
+}
+
+void check_against_reference(int n, int heads, int kv_heads, int d, uint32_t seed) {
+  AttentionProblem pb = test::structured_problem(n, heads, kv_heads, d, AttnDType::kBF16, seed);
+  const Dense dense(pb);
+  const std::vector<PatternConfig> grid = grid_for(n);
+  const EstimatorSettings settings{};
+  const LayerShape shape{n + 100, heads, kv_heads, d};  // a workspace larger than the layer
+
+  GridProberGpu prober(grid, shape, settings);
+  const std::vector<GridProbeMeasure> got = prober.probe(layer_of(pb, dense, n));
+  REQUIRE(got.size() == grid.size() * heads);
+
+  // The GPU's estimates, which the prober's selections came from.
+  DeviceArray<float> col(static_cast<size_t>(heads) * n), diag(static_cast<size_t>(heads) * n);
+  vertical_slash_scores_gpu(qk_of(pb), settings.last_q, col.get(), diag.get());
+  const std::vector<float> col_h = col.download(), diag_h = diag.download();
+
+  std::vector<PatternConfig> swept;
+  std::vector<size_t> at;
+  for (size_t c = 0; c < grid.size(); ++c) {
+    const bool ours = grid[c].pattern == Pattern::a_shape || grid[c].pattern == Pattern::vertical_slash;
+    CHECK(prober.covers(c) == ours);
+    if (!ours) {
+      for (int h = 0; h < heads; ++h) CHECK_FALSE(got[c * heads + h].measured);
+      continue;
+    }
+    swept.push_back(grid[c]);
+    at.push_back(c);
+  }
+  for (int h = 0; h < heads; ++h) {
+    VerticalSlashScores vs;
+    vs.n_tokens = n;
+    vs.col_score.assign(col_h.begin() + int64_t(h) * n, col_h.begin() + int64_t(h + 1) * n);
+    vs.diag_score.assign(diag_h.begin() + int64_t(h) * n, diag_h.begin() + int64_t(h + 1) * n);
+    GridProbeInputs in{pb.dims, pb.q.values.data(), pb.k.values.data(), pb.v.values.data(), dense.o_values.data(),
+                       &vs, nullptr};
+    const std::vector<CandidateMeasure> want = probe_grid_ref(in, h, swept, settings, 4);
+    for (size_t i = 0; i < swept.size(); ++i) {
+      const PatternConfig& cfg = swept[i];
+      const GridProbeMeasure& g = got[at[i] * heads + h];
+      INFO("head " << h << " candidate " << static_cast<int>(cfg.pattern) << " (" << cfg.p1 << ", " << cfg.p2 << ")");
+      REQUIRE(g.measured);
+      CHECK(std::abs(g.recall - want[i].recall) <= 2e-5);
+      CHECK(std::abs(g.out_err - want[i].out_err) <= 2e-5 + 1e-4 * want[i].out_err);
+      const SparseIndex index = head_index_from_estimates(n, cfg, &vs, nullptr, settings);
+      CHECK(g.cost == head_cost_flops(index, 0, cfg, d, settings));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("GPU grid probe equals the CPU grid probe on the same inputs", "[gpu][grid_probe]") {
+  HC_REQUIRE_GPU();
+  for (int d : {64, 128}) {
+    for (int n : {37, 64, 1000, 2500}) {
+      DYNAMIC_SECTION("d=" << d << " N=" << n) { check_against_reference(n, 4, 2, d, 900u + n + d); }
+    }
+  }
+}
+
+TEST_CASE("GPU grid probe: one workspace for shorter layers, bad shapes and layers refused", "[gpu][grid_probe]") {
+  HC_REQUIRE_GPU();
+  const std::vector<PatternConfig> grid = {{Pattern::a_shape, 64, 128}, {Pattern::vertical_slash, 30, 100}};
+  CHECK_THROWS_AS(GridProberGpu(grid, LayerShape{1024, 4, 3, 64}), hc::InputError);
+  CHECK_THROWS_AS(GridProberGpu(grid, LayerShape{1024, 4, 2, 96}), hc::InputError);
+  CHECK_THROWS_AS(GridProberGpu({{Pattern::a_shape, 64, 0}}, LayerShape{1024, 4, 2, 64}), hc::InputError);
+  GridProberGpu prober(grid, LayerShape{512, 4, 2, 64});
+  AttentionProblem pb = test::structured_problem(600, 4, 2, 64, AttnDType::kBF16, 7);
+  const Dense dense(pb);
+  CHECK_THROWS_AS(prober.probe(layer_of(pb, dense, 600)), hc::InputError);  // longer than the workspace
+  GridProbeLayer layer = layer_of(pb, dense, 500);
+  layer.o_ref = nullptr;
+  CHECK_THROWS_AS(prober.probe(layer), hc::InputError);
+}
+
+TEST_CASE("GPU grid probe workspace: sized before touching the device", "[grid_probe]") {
+  const std::vector<PatternConfig> a_shape = {{Pattern::a_shape, 64, 128}, {Pattern::a_shape, 128, 1024}};
+  const std::vector<PatternConfig> vs = {{Pattern::vertical_slash, 30, 100}, {Pattern::vertical_slash, 1000, 4096}};
+  const LayerShape shape{8192, 9, 3, 64};
+  // The vertical-slash sweeps hold the estimate's two [H, N] score arrays and per-level selections.
+  CHECK(GridProberGpu::workspace_bytes(vs, shape) > GridProberGpu::workspace_bytes(a_shape, shape) + 2 * 9 * 8192 * 4);
+  CHECK(GridProberGpu::workspace_bytes(vs, LayerShape{32768, 9, 3, 64}) > GridProberGpu::workspace_bytes(vs, shape));
+  CHECK_THROWS_AS(GridProberGpu::workspace_bytes(vs, LayerShape{8192, 9, 3, 96}), hc::InputError);
+}
+
+#else
+TEST_CASE("GPU grid probe tests need CUDA", "[gpu][grid_probe]") { HC_REQUIRE_GPU(); }
+#endif
