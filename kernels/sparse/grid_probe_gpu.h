@@ -14,11 +14,15 @@
 // of offsets) first accumulates the keys with y <= b (the window, or the offsets' ranges), then
 // the keys with y > b level by level along the first parameter (sink keys; columns in selection
 // order), and after each level a holds exactly candidate (a, b)'s sums: its output rows are
-// compared with O_ref there and then. P V runs on the tensor cores with P split into two bf16
-// terms (hi + lo, relative error ~2^-17), accumulation in fp32, row masses in double.
+// compared with O_ref there and then. Where level b's offsets cover more than half of a head's
+// pairs, its vertical_slash sweep walks the dropped keys instead (y > b, columns from the last
+// level down) and subtracts their sums from those of a full sweep over every key. P V runs on the
+// tensor cores with P split into two bf16 terms (hi + lo, relative error ~2^-17), accumulation in
+// fp32, row masses in double.
 //
-// A row whose kept softmax mass is below 1e-30 (its weights underflow fp32) is not measured
-// here: its candidate is reported unmeasured and must be probed on its own kernel run.
+// A row whose kept softmax mass is below 1e-30 (its weights underflow fp32), or, counted as total
+// minus dropped, below 1% of the row's total (the difference would have lost digits), is not
+// measured here: its candidate is reported unmeasured and must be probed on its own kernel run.
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
