@@ -3,22 +3,16 @@
 // measure them all); the others (block_sparse), and any candidate a sweep could not measure, each
 // in one probe-mode launch of the index-driven kernel on all heads, its index from one layer
 // planner (kernels/sparse/layer_plan.h) whose "layers" are the grid's candidates.
-#include <cuda_bf16.h>
-
-#include <cmath>
 #include <memory>
 #include <vector>
 
 #include "calib/prober.h"
-#include "calib/cuda_buffers.h"
 #include "calib/cuda_engine.h"
 #include "calib/device_attention.h"
 #include "calib/kernel_probe.h"
-#include "common/cuda_check.h"
-#include "kernels/attention/attention.h"
+#include "common/error.h"
 #include "kernels/sparse/cost.h"
 #include "kernels/sparse/grid_probe_gpu.h"
-#include "kernels/sparse/index_gpu.h"
 #include "kernels/sparse/layer_plan.h"
 
 namespace hc {
