@@ -123,8 +123,8 @@ int bench_probe(const ProbeBenchOptions& o) {
   const int threads = threads_of(o);
   const bool gpu = o.device == "cuda";
   if (gpu)
-    std::printf("grid probe on the GPU: %d heads (%d KV), d = %d, uniform bf16 q/k/v, the default grid's a_shape and "
-                "vertical_slash candidates, against the index-driven kernel per candidate\n",
+    std::printf("grid probe on the GPU: %d heads (%d KV), d = %d, uniform bf16 q/k/v, default grid, against the "
+                "index-driven kernel per candidate\n",
                 o.heads, o.kv_heads, o.head_dim);
   else
     std::printf("grid probe on the CPU, %d threads: %d heads (%d KV), d = %d, Gaussian q/k/v, default grid\n", threads,

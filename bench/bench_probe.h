@@ -6,7 +6,7 @@
 //   cpu   the CPU prober's one pass (grid_probe_ref.h) against sparse_attention_ref per candidate,
 //         every candidate, Gaussian q, k, v
 //   cuda  the GPU grid probe (grid_probe_gpu.h) against the index-driven kernel per candidate
-//         (calib/kernel_probe.h), the a_shape and vertical_slash candidates, uniform bf16 q, k, v
+//         (calib/kernel_probe.h), every candidate, uniform bf16 q, k, v
 #include <cstdint>
 #include <string>
 #include <vector>

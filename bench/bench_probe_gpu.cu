@@ -1,6 +1,6 @@
 // `headcal bench probe --device cuda`: the GPU grid probe (kernels/sparse/grid_probe_gpu.h) against
 // one probe-mode kernel run per candidate (calib/kernel_probe.h, over the layer planner's index),
-// both on every a_shape and vertical_slash candidate of the default grid and every head of one
+// both on every candidate of the default grid and every head of one
 // layer of uniform random bf16 q, k, v; timed in the same run, with the largest differences.
 #include <cuda_bf16.h>
 
@@ -58,7 +58,7 @@ std::vector<ProbeBenchRow> run_probe_bench_gpu(const ProbeBenchOptions& o) {
 
     std::vector<kernels::PatternConfig> configs;
     for (const GridCandidate& c : default_grid(n).candidates)
-      if (c.pattern == Pattern::a_shape || c.pattern == Pattern::vertical_slash) configs.push_back(pattern_config(c));
+      if (c.pattern != Pattern::dense) configs.push_back(pattern_config(c));
     const kernels::EstimatorSettings settings;
     const kernels::LayerShape shape = layer_shape(a.dims);
     ProbeBenchRow row;

@@ -7,9 +7,9 @@
 // CPU prober: one head at a time, every candidate measured in one pass over the head's attention
 // (kernels/sparse/grid_probe_ref.h); the vertical-slash and block-sparse estimates are computed
 // once per head and shared by the probe and the candidates' indexes (which give the cost).
-// CUDA prober, on the engine's bf16 device tensors: the a_shape and vertical_slash candidates by
-// the GPU grid probe (kernels/sparse/grid_probe_gpu.h, a few sweeps for the whole grid); the
-// others by the layer planner (kernels/sparse/layer_plan.h, one "layer" per candidate) and the
+// CUDA prober, on the engine's bf16 device tensors: the a_shape, vertical_slash and block_sparse
+// candidates by the GPU grid probe (kernels/sparse/grid_probe_gpu.h, a few sweeps for the whole
+// grid); any other, and any the sweeps leave unmeasured, by the layer planner (kernels/sparse/layer_plan.h, one "layer" per candidate) and the
 // index-driven kernel in probe mode, all heads of a candidate in one launch (calib/kernel_probe.h).
 #include <memory>
 

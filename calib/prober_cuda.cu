@@ -1,6 +1,6 @@
-// CUDA candidate prober, on the engine's bf16 device tensors: the grid's a_shape and
-// vertical_slash candidates by the GPU grid probe (kernels/sparse/grid_probe_gpu.h: a few sweeps
-// measure them all); the others (block_sparse), and any candidate a sweep could not measure, each
+// CUDA candidate prober, on the engine's bf16 device tensors: the grid's a_shape, vertical_slash
+// and block_sparse candidates by the GPU grid probe (kernels/sparse/grid_probe_gpu.h: a few sweeps
+// measure them all); any other, and any candidate a sweep could not measure, each
 // in one probe-mode launch of the index-driven kernel on all heads, its index from one layer
 // planner (kernels/sparse/layer_plan.h) whose "layers" are the grid's candidates.
 #include <memory>

@@ -69,6 +69,16 @@ __global__ void __launch_bounds__(kThreads) window_levels_kernel(const int8_t* o
   y_of[static_cast<int64_t>(h) * n + t] = static_cast<int8_t>(best);
 }
 
+// One CTA per (row block, head): its kept blocks' level.
+__global__ void __launch_bounds__(128) block_levels_kernel(const int32_t* kept, const int32_t* kept_count, int cap,
+                                                           int nb, int level, int8_t* block_level) {
+  const int R = blockIdx.x, h = blockIdx.y;
+  const int64_t slot = static_cast<int64_t>(h) * nb + R;
+  int8_t* row = block_level + static_cast<int64_t>(h) * nb * (nb + 1) / 2 + static_cast<int64_t>(R) * (R + 1) / 2;
+  const int count = kept_count[slot];
+  for (int x = threadIdx.x; x < count; x += blockDim.x) row[kept[slot * cap + x]] = static_cast<int8_t>(level);
+}
+
 // One CTA per head: the weighted pairs at each level, then their running sum against half the total.
 __global__ void __launch_bounds__(kThreads) sweep_orders_kernel(const int8_t* y_of, int n, int n_levels,
                                                                 int n_heads, int8_t* dropped) {
@@ -91,6 +101,12 @@ __global__ void __launch_bounds__(kThreads) sweep_orders_kernel(const int8_t* y_
 }
 
 }  // namespace
+
+void launch_block_levels(const int32_t* kept, const int32_t* kept_count, int cap, int n_heads, int nb, int level,
+                         int8_t* block_level, cudaStream_t stream) {
+  block_levels_kernel<<<dim3(nb, n_heads), 128, 0, stream>>>(kept, kept_count, cap, nb, level, block_level);
+  HC_CHECK_LAUNCH();
+}
 
 void launch_sweep_orders(const int8_t* y_of, int n_heads, int n, int n_levels, int8_t* dropped, cudaStream_t stream) {
   sweep_orders_kernel<<<n_heads, kThreads, 0, stream>>>(y_of, n, n_levels, n_heads, dropped);

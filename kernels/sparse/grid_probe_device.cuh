@@ -9,9 +9,12 @@ namespace hc::kernels::detail {
 
 // The patterns a sweep can measure, and the full sweep (every key: the dense sums F and row
 // masses the vertical-slash sweeps that count dropped keys subtract from).
-enum SweepFamily : int { kSweepAShape = 0, kSweepVerticalSlash = 1, kSweepFull = 2 };
+enum SweepFamily : int { kSweepAShape = 0, kSweepVerticalSlash = 1, kSweepFull = 2, kSweepBlockSparse = 3 };
 
 // One sweep: a family and one value b of its second parameter.
+// block_sparse has one parameter: its one sweep's stage s >= 1 holds the key blocks of level
+// s - 1 (kept by k = the (s - 1)-th grid value, not by the one before), and after it the sums are
+// candidate s - 1's.
 // Kept order (a_shape; vertical_slash where level b's offsets cover at most half the pairs):
 // stage 0 holds the keys with y <= b, stage s >= 1 the keys of first-parameter level s - 1 (and
 // y > b); after stage s >= 1 the sums are candidate (s - 1, b)'s kept sums.
@@ -62,6 +65,9 @@ struct SweepArgs {
   int n_col_levels = 0;
   const int8_t* dropped = nullptr;  // [offset levels][H]: 1 where the sweep of level b runs in dropped order
 
+  // block_sparse: the level of key block c in row block R, at [h][R (R + 1) / 2 + c].
+  const int8_t* block_level = nullptr;
+
   // The full sweep's outputs, read by the dropped-order sweeps of a later launch.
   float* f_sum = nullptr;     // [H][N][D] sum_j p_ij v_j over every key j <= i
   double* l_total = nullptr;  // [H][N] sum_j p_ij
@@ -89,6 +95,11 @@ void launch_level_groups(const int32_t* lists, const int32_t* count, int n_level
                          const int8_t* level_of, int n, int32_t* groups, cudaStream_t stream);
 // y_of[h][t] = min over o in [max(0, t - 63), t] of offset_level[h][o].
 void launch_window_levels(const int8_t* offset_level, int n_heads, int n, int8_t* y_of, cudaStream_t stream);
+// block_level[h][R (R + 1) / 2 + c] = level for every block c kept in slot (h, R) (kept [H, nb,
+// cap], kept_count [H * nb]: a block-sparse selection); run from the last level down, the smallest
+// level keeping a block writes last.
+void launch_block_levels(const int32_t* kept, const int32_t* kept_count, int cap, int n_heads, int nb, int level,
+                         int8_t* block_level, cudaStream_t stream);
 // dropped[b][h] = 1 where level b's ranges (y_of <= b) hold more than half of head h's causal
 // pairs, each diagonal t weighted by the rows it reaches (N - t).
 void launch_sweep_orders(const int8_t* y_of, int n_heads, int n, int n_levels, int8_t* dropped, cudaStream_t stream);

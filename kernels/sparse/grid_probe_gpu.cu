@@ -45,10 +45,12 @@ struct GridProberGpu::Impl {
   std::vector<bool> covered;                 // [candidates]
   std::vector<int32_t> as_sinks, as_windows;  // a_shape: distinct sinks (groups), windows (sweeps)
   std::vector<int32_t> vs_v, vs_s;            // vertical_slash: distinct v (groups), s (sweeps)
+  std::vector<int32_t> bs_k;                  // block_sparse: distinct k (groups of its one sweep)
+  int bs_cap = 0;                             // kept blocks per slot at the largest k
   std::vector<SweepPass> passes;
   std::vector<int32_t> pass_cands;  // [passes][max_groups]
   int max_groups = 1;
-  int first_vs_pass = 0;  // passes before it: the full and a_shape sweeps (first launch)
+  int first_vs_pass = 0;  // passes before it: the full, a_shape and block-sparse sweeps (first launch)
   int col_stride = 0, off_stride = 0;
 
   int64_t bytes = 0;
@@ -72,6 +74,11 @@ struct GridProberGpu::Impl {
   int8_t* dropped = nullptr;      // [offset levels][H]
   float* f_sum = nullptr;         // [H][N][d]
   double* l_total = nullptr;      // [H][N]
+  float* pooled_q = nullptr;      // [H, nb, d]
+  float* pooled_k = nullptr;      // [Hkv, d, nb]
+  int32_t* kept = nullptr;        // [H, nb, bs_cap]
+  int32_t* kept_count = nullptr;  // [H * nb]
+  int8_t* block_level = nullptr;  // [H][nb (nb + 1) / 2]
   double* recall = nullptr;       // [candidates][H]
   double* err = nullptr;          // [candidates][H]
   unsigned long long* pairs = nullptr;  // [candidates][H]
@@ -80,6 +87,7 @@ struct GridProberGpu::Impl {
   std::vector<int32_t> host_counts;     // what d_counts holds (kept alive for the async copy)
 
   bool has_vs() const { return !vs_v.empty(); }
+  bool has_bs() const { return !bs_k.empty(); }
   size_t n_out() const { return candidates.size() * static_cast<size_t>(shape.n_heads); }
 
   void prepare(const std::vector<PatternConfig>& grid, const LayerShape& s, const EstimatorSettings& st) {
@@ -93,7 +101,7 @@ struct GridProberGpu::Impl {
       throw InputError(kWhat, "head_dim " + std::to_string(s.head_dim) + " is unsupported (64 or 128)");
     if (st.last_q < 1 || (st.last_q > 64 && s.max_tokens > 64) || st.v_sink < 0 || st.s_local < 0)
       throw InputError(kWhat, "estimator settings need 1 <= last_q <= 64 and v_sink, s_local >= 0");
-    std::vector<int32_t> sinks, windows, vs, ss;
+    std::vector<int32_t> sinks, windows, vs, ss, ks;
     covered.assign(grid.size(), false);
     for (size_t c = 0; c < grid.size(); ++c) {
       check_config(grid[c], kWhat);
@@ -105,19 +113,28 @@ struct GridProberGpu::Impl {
         vs.push_back(grid[c].p1);
         ss.push_back(grid[c].p2);
         covered[c] = true;
+      } else if (grid[c].pattern == Pattern::block_sparse) {
+        ks.push_back(grid[c].p1);
+        covered[c] = true;
       }
+    }
+    bs_k = distinct_sorted(ks);
+    if (!bs_k.empty()) {
+      check_block_select_tokens(s.max_tokens, s.head_dim);
+      bs_cap = static_cast<int>(std::min<int64_t>(num_row_blocks(s.max_tokens), std::max(bs_k.back(), 2)));
     }
     as_sinks = distinct_sorted(sinks);
     as_windows = distinct_sorted(windows);
     vs_v = distinct_sorted(vs);
     vs_s = distinct_sorted(ss);
-    if (as_sinks.size() > kMaxLevels || vs_v.size() > kMaxLevels || vs_s.size() > kMaxLevels)
+    if (as_sinks.size() > kMaxLevels || vs_v.size() > kMaxLevels || vs_s.size() > kMaxLevels ||
+        bs_k.size() > kMaxLevels)
       throw InputError(kWhat, "at most " + std::to_string(kMaxLevels) + " distinct values per pattern parameter");
-    max_groups = static_cast<int>(std::max<size_t>({1, as_sinks.size(), vs_v.size()}));
+    max_groups = static_cast<int>(std::max<size_t>({1, as_sinks.size(), vs_v.size(), bs_k.size()}));
 
     // The full sweep (when vertical_slash sweeps may count dropped keys), then one sweep per
-    // window (a_shape), then one per offset count (vertical_slash): the first two kinds in one
-    // launch, the vertical-slash ones in a second that reads the full sweep's sums.
+    // window (a_shape) and the block-sparse one, then one per offset count (vertical_slash): the
+    // first kinds in one launch, the vertical-slash ones in a second that reads the full sweep's sums.
     std::map<std::pair<int, int>, int> pass_of;  // (family, level) -> pass
     auto pass_for = [&](int family, int level, int window) {
       auto [it, fresh] = pass_of.emplace(std::make_pair(family, level), static_cast<int>(passes.size()));
@@ -134,16 +151,23 @@ struct GridProberGpu::Impl {
     };
     const int nx = static_cast<int>(vs_v.size());
     if (!vs_v.empty()) pass_for(kSweepFull, 0, 0);
-    for (Pattern family : {Pattern::a_shape, Pattern::vertical_slash})
+    for (Pattern family : {Pattern::a_shape, Pattern::block_sparse, Pattern::vertical_slash})
       for (size_t c = 0; c < grid.size(); ++c) {
         const PatternConfig& cfg = grid[c];
         if (cfg.pattern != family) continue;
-        const bool as = family == Pattern::a_shape;
-        const int p = as ? pass_for(kSweepAShape, level_index(as_windows, cfg.p2), cfg.p2)
-                         : pass_for(kSweepVerticalSlash, level_index(vs_s, cfg.p2), 0);
-        const int a = as ? level_index(as_sinks, cfg.p1) : level_index(vs_v, cfg.p1);
+        int p = 0, a = 0;
+        if (family == Pattern::a_shape) {
+          p = pass_for(kSweepAShape, level_index(as_windows, cfg.p2), cfg.p2);
+          a = level_index(as_sinks, cfg.p1);
+        } else if (family == Pattern::block_sparse) {
+          p = pass_for(kSweepBlockSparse, 0, 0);
+          a = level_index(bs_k, cfg.p1);
+        } else {
+          p = pass_for(kSweepVerticalSlash, level_index(vs_s, cfg.p2), 0);
+          a = level_index(vs_v, cfg.p1);
+          passes[p].n_groups_dropped = std::max(passes[p].n_groups_dropped, nx - 1 - a);
+        }
         passes[p].n_groups = std::max(passes[p].n_groups, a + 1);
-        if (!as) passes[p].n_groups_dropped = std::max(passes[p].n_groups_dropped, nx - 1 - a);
         pass_cands[static_cast<size_t>(p) * max_groups + a] = static_cast<int32_t>(c);
       }
     first_vs_pass = static_cast<int>(passes.size());
@@ -179,6 +203,14 @@ struct GridProberGpu::Impl {
       f_sum = c.take<float>(h * n * shape.head_dim);
       l_total = c.take<double>(h * n);
     }
+    if (has_bs()) {
+      const int64_t nb = num_row_blocks(n), hkv = shape.n_kv_heads, d = shape.head_dim;
+      pooled_q = c.take<float>(h * nb * d);
+      pooled_k = c.take<float>(hkv * d * nb);
+      kept = c.take<int32_t>(h * nb * bs_cap);
+      kept_count = c.take<int32_t>(h * nb);
+      block_level = c.take<int8_t>(h * nb * (nb + 1) / 2);
+    }
     const int64_t outs = static_cast<int64_t>(n_out());
     recall = c.take<double>(outs);
     err = c.take<double>(outs);
@@ -213,6 +245,19 @@ struct GridProberGpu::Impl {
     launch_selection_levels(off_lists, d_counts + nx, ny, h, n, off_stride, off_level, stream);
     launch_window_levels(off_level, h, n, y_of, stream);
     launch_sweep_orders(y_of, h, n, ny, dropped, stream);
+  }
+
+  // Each key block's level in each row block: one block-sparse selection per grid value, from the
+  // last down.
+  void build_block_levels(const GpuQK& qk, cudaStream_t stream) {
+    const int nb = static_cast<int>(num_row_blocks(qk.n_tokens)), h = shape.n_heads;
+    const int nk = static_cast<int>(bs_k.size());
+    launch_block_pool(qk, pooled_q, pooled_k, stream);
+    HC_CHECK_CUDA(cudaMemsetAsync(block_level, nk, static_cast<size_t>(h) * nb * (nb + 1) / 2, stream));
+    for (int a = nk - 1; a >= 0; --a) {
+      launch_block_select(qk, pooled_q, pooled_k, HeadValue{nullptr, bs_k[a]}, bs_cap, kept, kept_count, stream);
+      launch_block_levels(kept, kept_count, bs_cap, h, nb, a, block_level, stream);
+    }
   }
 };
 
@@ -266,10 +311,9 @@ std::vector<GridProbeMeasure> GridProberGpu::probe(const GridProbeLayer& layer, 
   if (!m.host_counts.empty())
     HC_CHECK_CUDA(cudaMemcpyAsync(m.d_counts, m.host_counts.data(), m.host_counts.size() * sizeof(int32_t),
                                   cudaMemcpyHostToDevice, stream));
-  if (m.has_vs()) {
-    GpuQK qk{layer.q, layer.k, AttnDType::kBF16, n, h, s.n_kv_heads, d, q_stride, k_stride};
-    m.build_levels(qk, stream);
-  }
+  const GpuQK qk{layer.q, layer.k, AttnDType::kBF16, n, h, s.n_kv_heads, d, q_stride, k_stride};
+  if (m.has_vs()) m.build_levels(qk, stream);
+  if (m.has_bs()) m.build_block_levels(qk, stream);
 
   const size_t outs = m.n_out();
   HC_CHECK_CUDA(cudaMemsetAsync(m.recall, 0, outs * sizeof(double), stream));
@@ -309,6 +353,7 @@ std::vector<GridProbeMeasure> GridProberGpu::probe(const GridProbeLayer& layer, 
   a.x_of = m.col_level;
   a.n_col_levels = static_cast<int>(m.vs_v.size());
   a.dropped = m.dropped;
+  a.block_level = m.block_level;
   a.f_sum = m.f_sum;
   a.l_total = m.l_total;
   a.recall = m.recall;
@@ -317,7 +362,7 @@ std::vector<GridProbeMeasure> GridProberGpu::probe(const GridProbeLayer& layer, 
   a.underflow = m.underflow;
   a.first_pass = 0;
   a.n_passes = m.first_vs_pass;
-  launch_grid_sweep(a, d, stream);  // the full and a_shape sweeps
+  launch_grid_sweep(a, d, stream);  // the full, a_shape and block-sparse sweeps
   a.first_pass = m.first_vs_pass;
   a.n_passes = static_cast<int>(m.passes.size()) - m.first_vs_pass;
   launch_grid_sweep(a, d, stream);  // the vertical-slash sweeps, after the full one

@@ -1,7 +1,8 @@
 #pragma once
-// The grid probe on the GPU: every a_shape and vertical_slash candidate of a grid measured on all
-// heads of a layer by a few sweeps over the layer's attention, instead of one probe-mode sparse
-// attention per candidate. Same definitions as the CPU reference (grid_probe_ref.h):
+// The grid probe on the GPU: every a_shape, vertical_slash and block_sparse candidate of a grid
+// measured on all heads of a layer by a few sweeps over the layer's attention, instead of one
+// probe-mode sparse attention per candidate. Same definitions as the CPU reference
+// (grid_probe_ref.h):
 //   recall  = (1/N) sum_i sum_{j in C_c(i)} exp(s_ij - lse_i)
 //   out_err = ||O_c - O_ref||_F / ||O_ref||_F per head
 // with O_c(i) = sum_{j in C_c(i)} p_ij v_j / sum_{j in C_c(i)} p_ij, p_ij = exp(s_ij - lse_i) from
@@ -16,9 +17,10 @@
 // order), and after each level a holds exactly candidate (a, b)'s sums: its output rows are
 // compared with O_ref there and then. Where level b's offsets cover more than half of a head's
 // pairs, its vertical_slash sweep walks the dropped keys instead (y > b, columns from the last
-// level down) and subtracts their sums from those of a full sweep over every key. P V runs on the
-// tensor cores with P split into two bf16 terms (hi + lo, relative error ~2^-17), accumulation in
-// fp32, row masses in double.
+// level down) and subtracts their sums from those of a full sweep over every key. block_sparse
+// has one parameter and one sweep: each row block's key blocks level by level in selection order.
+// P V runs on the tensor cores with P split into two bf16 terms (hi + lo, relative error ~2^-17),
+// accumulation in fp32, row masses in double.
 //
 // A row whose kept softmax mass is below 1e-30 (its weights underflow fp32), or, counted as total
 // minus dropped, below 1% of the row's total (the difference would have lost digits), is not

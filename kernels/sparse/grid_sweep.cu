@@ -40,15 +40,17 @@ struct SweepTile {
 // the head's columns of one level, up to r1. Uniform control flow: every thread runs it with the
 // same values.
 struct SweepCursor {
-  int family, r0, r1, n_groups, window, n_col_levels;
+  int family, r0, r1, rb, n_groups, window, n_col_levels;
   bool dropped;
   const int32_t* sinks;
   const int32_t* groups;     // the head's grouped columns
   const int32_t* level_end;  // [column levels]
   const int32_t* off;        // the head's offsets of level b
   const int32_t* run_start;
+  const int8_t* block_level;  // block_sparse: this row block's key blocks' levels
   int n_runs, n_off;
   int stage = 0, run = 0, pos = 0, end = 0, kind = 0;
+  int block = 0;  // block_sparse: the next key block to look at
   int gap_end = 0;  // dropped order: the upper end (exclusive) of the next gap
   bool opened = false;
 
@@ -88,8 +90,26 @@ struct SweepCursor {
     }
     return false;
   }
+  // block_sparse: the next key block of the current stage's level, as a key range; false when none
+  // is left.
+  __device__ bool next_block() {
+    while (block <= rb) {
+      const int c = block++;
+      if (block_level[c] == stage - 1) {
+        pos = c * kBlock;
+        end = min(pos + kBlock, r1 + 1);
+        kind = 1;
+        return true;
+      }
+    }
+    return false;
+  }
   // The current stage's first segment; false when it is empty.
   __device__ bool open_stage() {
+    if (family == kSweepBlockSparse) {
+      block = 0;
+      return stage > 0 && next_block();
+    }
     if (stage == 0) {
       if (family == kSweepVerticalSlash) {
         gap_end = r1 + 1;
@@ -120,6 +140,8 @@ struct SweepCursor {
         opened = true;
         if (open_stage()) return;
       } else if (stage == 0 && family == kSweepVerticalSlash && next_base()) {
+        return;
+      } else if (stage > 0 && family == kSweepBlockSparse && next_block()) {
         return;
       }
       ++stage;
@@ -185,11 +207,18 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
   const int g = lane >> 2, t4 = lane & 3;
   const bool vs = pass.family == kSweepVerticalSlash;
   const bool dropped = vs && a.dropped[pass.level * a.n_heads + head] != 0;
+  // The cost of these candidates' indexes is counted here: the pairs of the keys swept.
+  const bool counts_pairs = vs || pass.family == kSweepBlockSparse;
 
   SweepCursor cursor;
   cursor.family = pass.family;
   cursor.r0 = r0;
   cursor.r1 = r1;
+  cursor.rb = rb;
+  cursor.block_level = pass.family == kSweepBlockSparse
+                           ? a.block_level + static_cast<int64_t>(head) * a.n_row_blocks * (a.n_row_blocks + 1) / 2 +
+                                 static_cast<int64_t>(rb) * (rb + 1) / 2
+                           : nullptr;
   cursor.n_groups = dropped ? pass.n_groups_dropped : pass.n_groups;
   cursor.window = pass.window;
   cursor.n_col_levels = a.n_col_levels;
@@ -319,7 +348,7 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
       if (u > 0) atomicAdd(a.underflow + at, u);
       // The candidate's index holds every key up to r1 but the dropped ones.
       const long long kept_keys = dropped ? (r1 + 1) - keys_so_far : keys_so_far;
-      if (vs) atomicAdd(a.pairs + at, static_cast<unsigned long long>(kept_keys * (r1 - r0 + 1)));
+      if (counts_pairs) atomicAdd(a.pairs + at, static_cast<unsigned long long>(kept_keys * (r1 - r0 + 1)));
     }
     __syncthreads();
   };
@@ -348,7 +377,7 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
     for (; completed < cur.stage; ++completed) snapshot(completed);
 
     const int* keys = sKeys + stage * kKeyTile;
-    if (vs) {
+    if (counts_pairs) {
       const int present = __popc(__ballot_sync(0xffffffffu, keys[lane] >= 0)) +
                           __popc(__ballot_sync(0xffffffffu, keys[lane + 32] >= 0));
       keys_so_far += present;

@@ -1,7 +1,7 @@
 // The GPU grid probe (kernels/sparse/grid_probe_gpu.h) against the CPU reference probe_grid_ref
 // on the same inputs (the bf16 values, the GPU's dense output and the GPU's vertical-slash
-// scores, so both select the same columns and offsets): every a_shape and vertical_slash
-// candidate's recall, out_err and cost, odd N, N < 64, GQA, both head dims.
+// scores, so both select the same columns and offsets): every a_shape, vertical_slash and
+// block_sparse candidate's recall, out_err and cost, odd N, N < 64, GQA, both head dims.
 #include "catch.h"
 
 #if defined(HEADCAL_HAVE_CUDA)
@@ -25,10 +25,11 @@ using hc::test::DeviceArray;
 
 namespace {
 
-// a_shape and vertical_slash candidates with repeated, odd and MInference-style values, beside
-// block_sparse and dense ones the GPU grid probe leaves to the kernel.
+// a_shape, vertical_slash and block_sparse candidates with repeated, odd and MInference-style
+// values, beside a dense one the GPU grid probe leaves to the kernel.
 std::vector<PatternConfig> grid_for(int n) {
-  std::vector<PatternConfig> g = {{Pattern::dense, 0, 0}, {Pattern::block_sparse, 3, 0}};
+  std::vector<PatternConfig> g = {{Pattern::dense, 0, 0}};
+  for (int k : {1, 2, 3, 8, 100}) g.push_back({Pattern::block_sparse, k, 0});
   for (int sink : {0, 64, 100, 128})
     for (int local : {1, 37, 64, 130, 800}) g.push_back({Pattern::a_shape, sink, local});
   for (int v : {3, 30, 100, n / 8 + 3})
@@ -86,7 +87,7 @@ void check_against_reference(int n, int heads, int kv_heads, int d, uint32_t see
   std::vector<PatternConfig> swept;
   std::vector<size_t> at;
   for (size_t c = 0; c < grid.size(); ++c) {
-    const bool ours = grid[c].pattern == Pattern::a_shape || grid[c].pattern == Pattern::vertical_slash;
+    const bool ours = grid[c].pattern != Pattern::dense;
     CHECK(prober.covers(c) == ours);
     if (!ours) {
       for (int h = 0; h < heads; ++h) CHECK_FALSE(got[c * heads + h].measured);
@@ -100,8 +101,9 @@ void check_against_reference(int n, int heads, int kv_heads, int d, uint32_t see
     vs.n_tokens = n;
     vs.col_score.assign(col_h.begin() + int64_t(h) * n, col_h.begin() + int64_t(h + 1) * n);
     vs.diag_score.assign(diag_h.begin() + int64_t(h) * n, diag_h.begin() + int64_t(h + 1) * n);
+    const BlockScores bs = block_scores(pb.q.values.data(), pb.k.values.data(), pb.dims, h);
     GridProbeInputs in{pb.dims, pb.q.values.data(), pb.k.values.data(), pb.v.values.data(), dense.o_values.data(),
-                       &vs, nullptr};
+                       &vs, &bs};
     const std::vector<CandidateMeasure> want = probe_grid_ref(in, h, swept, settings, 4);
     for (size_t i = 0; i < swept.size(); ++i) {
       const PatternConfig& cfg = swept[i];
@@ -110,7 +112,7 @@ void check_against_reference(int n, int heads, int kv_heads, int d, uint32_t see
       REQUIRE(g.measured);
       CHECK(std::abs(g.recall - want[i].recall) <= 2e-5);
       CHECK(std::abs(g.out_err - want[i].out_err) <= 2e-5 + 1e-4 * want[i].out_err);
-      const SparseIndex index = head_index_from_estimates(n, cfg, &vs, nullptr, settings);
+      const SparseIndex index = head_index_from_estimates(n, cfg, &vs, &bs, settings);
       CHECK(g.cost == head_cost_flops(index, 0, cfg, d, settings));
     }
   }
