@@ -1,8 +1,9 @@
 // CUDA candidate prober, on the engine's bf16 device tensors: the grid's a_shape, vertical_slash
 // and block_sparse candidates by the GPU grid probe (kernels/sparse/grid_probe_gpu.h: a few sweeps
-// measure them all); any other, and any candidate a sweep could not measure, each
-// in one probe-mode launch of the index-driven kernel on all heads, its index from one layer
-// planner (kernels/sparse/layer_plan.h) whose "layers" are the grid's candidates.
+// measure them all); any other, and any candidate a sweep could not measure, each in one
+// probe-mode launch of the index-driven kernel on all heads, its index from a layer planner
+// (kernels/sparse/layer_plan.h) of its own.
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -25,14 +26,18 @@ class CudaProber : public CandidateProber {
     for (const GridCandidate& c : grid_.candidates) configs_.push_back(pattern_config(c));
   }
 
+  // The sweeps' workspace, and for each candidate they do not cover its own planner's and a sparse
+  // output (a candidate they leave unmeasured on some layer borrows the same room for a while).
   size_t device_bytes(const ModelConfig& config, int64_t n_tokens) const override {
     const kernels::AttentionDims dims = cuda_attention_dims(config, n_tokens);
+    const kernels::LayerShape shape = layer_shape(dims);
     const size_t o_bytes = size_t(n_tokens) * dims.n_heads * dims.head_dim * 2;  // bf16 [N, H, d]
-    return o_bytes +
-           static_cast<size_t>(kernels::LayerPlanner::workspace_bytes(candidate_layers(config.n_heads),
-                                                                      layer_shape(dims), settings_)) +
-           static_cast<size_t>(kernels::GridProberGpu::workspace_bytes(configs_, layer_shape(dims), settings_)) +
-           (64u << 20);
+    const std::vector<bool> coverage = kernels::GridProberGpu::coverage(configs_);
+    size_t bytes = static_cast<size_t>(kernels::GridProberGpu::workspace_bytes(configs_, shape, settings_)) + o_bytes;
+    for (size_t ci = 0; ci < configs_.size(); ++ci)
+      if (!coverage[ci]) bytes += static_cast<size_t>(kernels::LayerPlanner::workspace_bytes(
+                             {std::vector<kernels::PatternConfig>(dims.n_heads, configs_[ci])}, shape, settings_));
+    return bytes + (64u << 20);
   }
 
   std::vector<CandidateRow> probe(const ProbeLayer& layer) override {
@@ -46,11 +51,10 @@ class CudaProber : public CandidateProber {
                        planner_shape_.n_kv_heads != want.n_kv_heads || planner_shape_.head_dim != want.head_dim;
     if (!sweeps_ || grown) {
       sweeps_.reset();  // the workspaces go before larger ones are allocated
-      planner_.reset();
+      planners_.clear();
       sweeps_ = std::make_unique<kernels::GridProberGpu>(configs_, want, settings_);
       planner_shape_ = want;
     }
-    estimated_ = false;
 
     kernels::GridProbeLayer in;
     in.q = a.q;
@@ -90,36 +94,25 @@ class CudaProber : public CandidateProber {
   }
 
  private:
-  // Candidate ci on all heads in one probe-mode run of the index-driven kernel over its index
-  // (the layer's estimates made on first use).
+  // Candidate ci on all heads in one probe-mode run of the index-driven kernel over its index, from
+  // a planner of its own (kept for the next layers).
   std::vector<kernels::GridProbeMeasure> probe_on_kernel(const DeviceLayerAttention& a, size_t ci) {
     cudaStream_t stream = static_cast<cudaStream_t>(a.stream);
-    if (!planner_)
-      planner_ = std::make_unique<kernels::LayerPlanner>(candidate_layers(a.dims.n_heads), planner_shape_, settings_,
-                                                         stream);
-    if (!estimated_) {
-      planner_->estimate(gpu_qk(a), stream);
-      estimated_ = true;
-    }
-    planner_->build(static_cast<int>(ci), stream);
-    return kernel_probe(*planner_, a, std::vector<kernels::PatternConfig>(a.dims.n_heads, configs_[ci]), settings_);
-  }
-
-  // Every candidate of the grid as one planner "layer" of h_count heads.
-  std::vector<std::vector<kernels::PatternConfig>> candidate_layers(int64_t h_count) const {
-    std::vector<std::vector<kernels::PatternConfig>> layers;
-    for (const GridCandidate& c : grid_.candidates)
-      layers.emplace_back(static_cast<size_t>(h_count), pattern_config(c));
-    return layers;
+    const std::vector<kernels::PatternConfig> heads(static_cast<size_t>(a.dims.n_heads), configs_[ci]);
+    std::unique_ptr<kernels::LayerPlanner>& planner = planners_[ci];
+    if (!planner)
+      planner = std::make_unique<kernels::LayerPlanner>(std::vector<std::vector<kernels::PatternConfig>>{heads},
+                                                        planner_shape_, settings_, stream);
+    planner->plan(0, gpu_qk(a), stream);  // a dense layer's index is built by the probe run itself
+    return kernel_probe(*planner, a, heads, settings_);
   }
 
   Grid grid_;
   kernels::EstimatorSettings settings_;
   std::vector<kernels::PatternConfig> configs_;  // the grid's candidates as the kernels' configs
   std::unique_ptr<kernels::GridProberGpu> sweeps_;
-  std::unique_ptr<kernels::LayerPlanner> planner_;  // made on the first candidate the sweeps leave
-  bool estimated_ = false;             // planner_ holds this layer's estimates
-  kernels::LayerShape planner_shape_;  // what sweeps_'s and planner_'s workspaces were made for
+  std::map<size_t, std::unique_ptr<kernels::LayerPlanner>> planners_;  // per candidate the sweeps left
+  kernels::LayerShape planner_shape_;  // what sweeps_'s and planners_'s workspaces were made for
 };
 
 }  // namespace

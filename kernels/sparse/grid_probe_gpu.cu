@@ -102,20 +102,17 @@ struct GridProberGpu::Impl {
     if (st.last_q < 1 || (st.last_q > 64 && s.max_tokens > 64) || st.v_sink < 0 || st.s_local < 0)
       throw InputError(kWhat, "estimator settings need 1 <= last_q <= 64 and v_sink, s_local >= 0");
     std::vector<int32_t> sinks, windows, vs, ss, ks;
-    covered.assign(grid.size(), false);
+    covered = GridProberGpu::coverage(grid);
     for (size_t c = 0; c < grid.size(); ++c) {
       check_config(grid[c], kWhat);
       if (grid[c].pattern == Pattern::a_shape) {
         sinks.push_back(grid[c].p1);
         windows.push_back(grid[c].p2);
-        covered[c] = true;
       } else if (grid[c].pattern == Pattern::vertical_slash) {
         vs.push_back(grid[c].p1);
         ss.push_back(grid[c].p2);
-        covered[c] = true;
       } else if (grid[c].pattern == Pattern::block_sparse) {
         ks.push_back(grid[c].p1);
-        covered[c] = true;
       }
     }
     bs_k = distinct_sorted(ks);
@@ -283,6 +280,12 @@ GridProberGpu::GridProberGpu(GridProberGpu&&) noexcept = default;
 GridProberGpu& GridProberGpu::operator=(GridProberGpu&&) noexcept = default;
 
 bool GridProberGpu::covers(size_t c) const { return c < impl_->covered.size() && impl_->covered[c]; }
+
+std::vector<bool> GridProberGpu::coverage(const std::vector<PatternConfig>& candidates) {
+  std::vector<bool> out;
+  for (const PatternConfig& c : candidates) out.push_back(c.pattern != Pattern::dense);
+  return out;
+}
 
 int64_t GridProberGpu::workspace_bytes(const std::vector<PatternConfig>& candidates, const LayerShape& shape,
                                        const EstimatorSettings& settings) {

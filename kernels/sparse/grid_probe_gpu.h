@@ -67,6 +67,9 @@ class GridProberGpu {
 
   // Whether candidate c (its position in the grid) is one this prober measures.
   bool covers(size_t c) const;
+  // The same for every candidate of a grid, before any device work: the a_shape, vertical_slash
+  // and block_sparse ones.
+  static std::vector<bool> coverage(const std::vector<PatternConfig>& candidates);
   // Device bytes of the workspace for this grid and shape.
   static int64_t workspace_bytes(const std::vector<PatternConfig>& candidates, const LayerShape& shape,
                                  const EstimatorSettings& settings = {});
