@@ -64,6 +64,7 @@ struct SweepArgs {
   const int8_t* x_of = nullptr;  // [H][N]: column level of key j (n_col_levels: none)
   int n_col_levels = 0;
   const int8_t* dropped = nullptr;  // [offset levels][H]: 1 where the sweep of level b runs in dropped order
+  int n_off_levels = 0;
 
   // block_sparse: the level of key block c in row block R, at [h][R (R + 1) / 2 + c].
   const int8_t* block_level = nullptr;

@@ -356,6 +356,7 @@ std::vector<GridProbeMeasure> GridProberGpu::probe(const GridProbeLayer& layer, 
   a.x_of = m.col_level;
   a.n_col_levels = static_cast<int>(m.vs_v.size());
   a.dropped = m.dropped;
+  a.n_off_levels = static_cast<int>(m.vs_s.size());
   a.block_level = m.block_level;
   a.f_sum = m.f_sum;
   a.l_total = m.l_total;

@@ -207,6 +207,11 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
   const int g = lane >> 2, t4 = lane & 3;
   const bool vs = pass.family == kSweepVerticalSlash;
   const bool dropped = vs && a.dropped[pass.level * a.n_heads + head] != 0;
+  if (pass.family == kSweepFull) {  // F is read only by the head's dropped-order sweeps
+    bool needed = false;
+    for (int b = 0; b < a.n_off_levels; ++b) needed = needed || a.dropped[b * a.n_heads + head] != 0;
+    if (!needed) return;
+  }
   // The cost of these candidates' indexes is counted here: the pairs of the keys swept.
   const bool counts_pairs = vs || pass.family == kSweepBlockSparse;
 
