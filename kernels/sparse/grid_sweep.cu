@@ -382,11 +382,17 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
     for (; completed < cur.stage; ++completed) snapshot(completed);
 
     const int* keys = sKeys + stage * kKeyTile;
-    if (counts_pairs) {
-      const int present = __popc(__ballot_sync(0xffffffffu, keys[lane] >= 0)) +
-                          __popc(__ballot_sync(0xffffffffu, keys[lane + 32] >= 0));
-      keys_so_far += present;
-    }
+    const unsigned present_lo = __ballot_sync(0xffffffffu, keys[lane] >= 0);
+    const unsigned present_hi = __ballot_sync(0xffffffffu, keys[lane + 32] >= 0);
+    if (counts_pairs) keys_so_far += __popc(present_lo) + __popc(present_hi);
+    // Whether every (row, key) pair of this warp's part of the tile is kept: all 64 keys present
+    // and, as keys and rows ascend, the largest key causal for the first row, every row real, and
+    // for a_shape the whole tile on the stage's side of the window. Then no mask is computed.
+    bool unmasked = present_lo == 0xffffffffu && present_hi == 0xffffffffu && keys[kKeyTile - 1] <= warp_row0 &&
+                    warp_row0 + 15 < N;
+    if (pass.family == kSweepAShape)
+      unmasked = unmasked && (cur.stage == 0 ? warp_row0 + 15 - keys[0] < pass.window
+                                             : warp_row0 - keys[kKeyTile - 1] >= pass.window);
 
     // S = Q K^T for this warp's 16 rows x 64 keys.
     float s[8][4];
@@ -413,11 +419,13 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
     for (int nb = 0; nb < 8; ++nb) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int col = nb * 8 + 2 * t4 + (e & 1);
-        const int key = keys[col];
-        const int ri = e >> 1, row = row_of[ri];
-        bool keep = key >= 0 && key <= row && row < N;
-        if (pass.family == kSweepAShape) keep = keep && ((row - key < pass.window) == (cur.stage == 0));
+        const int ri = e >> 1;
+        bool keep = true;
+        if (!unmasked) {
+          const int key = keys[nb * 8 + 2 * t4 + (e & 1)], row = row_of[ri];
+          keep = key >= 0 && key <= row && row < N;
+          if (pass.family == kSweepAShape) keep = keep && ((row - key < pass.window) == (cur.stage == 0));
+        }
         const float p = keep ? exp2_ftz(fmaf(s[nb][e], sl2, -lse2[ri])) : 0.f;
         s[nb][e] = p;
         tile_mass[ri] += p;
