@@ -27,7 +27,6 @@ namespace {
 
 using kernels::detail::copy_tile_rows;
 using kernels::detail::exp2_ftz;
-using kernels::detail::ldmatrix_x4;
 
 constexpr int kTile = 64;      // rows and keys per tile (B in DESIGN.md)
 constexpr int kThreads = 128;  // 4 warps of 16 rows
@@ -55,7 +54,6 @@ struct RecorderArgs {
 // 16 KB of sums) lets 3 CTAs share an SM at d = 128.
 template <int D>
 __global__ void __launch_bounds__(kThreads, 3) recorder_kernel(RecorderArgs a) {
-  using Mma = kernels::detail::MmaOp<__nv_bfloat16>;
   constexpr int kRowBytes = D * 2;
   extern __shared__ __align__(128) unsigned char smem[];
   unsigned char* sQ = smem;                       // [64][D] swizzled
@@ -106,33 +104,12 @@ __global__ void __launch_bounds__(kThreads, 3) recorder_kernel(RecorderArgs a) {
     kernels::detail::cp_async_commit();
     kernels::detail::cp_async_wait<1>();
     __syncthreads();
-    if (kb == 0) {
-      const uint32_t q_src = kernels::detail::smem_addr(sQ);
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const int r = warp * 16 + (lane & 15);
-        const int c = 2 * kk + (lane >> 4);
-        ldmatrix_x4(q_frag[kk], q_src + r * kRowBytes + ((c ^ (r & 7)) << 4));
-      }
-    }
+    if (kb == 0) kernels::detail::load_q_fragments<D>(q_frag, kernels::detail::smem_addr(sQ), warp * 16, lane);
 
     // S = Q K^T for this warp's 16 rows x 64 keys.
     float s[8][4];
-#pragma unroll
-    for (int nb = 0; nb < 8; ++nb) s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.f;
-    const uint32_t k_src = kernels::detail::smem_addr(sK + stage * kTile * kRowBytes);
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-#pragma unroll
-      for (int nb = 0; nb < 8; nb += 2) {
-        uint32_t b[4];
-        const int key = nb * 8 + (lane & 7) + ((lane >> 4) << 3);
-        const int c = 2 * kk + ((lane >> 3) & 1);
-        ldmatrix_x4(b, k_src + key * kRowBytes + ((c ^ (key & 7)) << 4));
-        Mma::run(s[nb], q_frag[kk], b[0], b[1]);
-        Mma::run(s[nb + 1], q_frag[kk], b[2], b[3]);
-      }
-    }
+    kernels::detail::warp_scores<__nv_bfloat16, D>(s, q_frag, kernels::detail::smem_addr(sK + stage * kTile * kRowBytes),
+                                                   lane);
 
     // P = exp2(S * scale*log2e - lse*log2e) on the causal pairs of real rows and keys, into the
     // tile's (row cell, column) and diagonal sums.

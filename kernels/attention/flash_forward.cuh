@@ -326,6 +326,39 @@ __device__ __forceinline__ void copy_tile_rows(uint32_t dst, const T* src, int64
   }
 }
 
+// One warp's 16 Q rows (rows row0 .. row0 + 15 of a swizzled [*, D] tile) as the A fragments of
+// its D / 16 k-steps.
+template <int D>
+__device__ __forceinline__ void load_q_fragments(uint32_t (&q_frag)[D / 16][4], uint32_t q_src, int row0, int lane) {
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    const int r = row0 + (lane & 15);
+    const int c = 2 * kk + (lane >> 4);
+    ldmatrix_x4(q_frag[kk], q_src + r * D * 2 + ((c ^ (r & 7)) << 4));
+  }
+}
+
+// S = Q K^T for one warp's 16 rows (Q fragments) and the 64 keys of a swizzled K tile:
+// s[nb][e] is row g + 8 (e >> 1), key nb * 8 + 2 t4 + (e & 1) (the m16n8 accumulator layout).
+template <typename T, int D>
+__device__ __forceinline__ void warp_scores(float (&s)[8][4], const uint32_t (&q_frag)[D / 16][4], uint32_t k_src,
+                                            int lane) {
+#pragma unroll
+  for (int nb = 0; nb < 8; ++nb) s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.f;
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+    for (int nb = 0; nb < 8; nb += 2) {
+      uint32_t b[4];
+      const int key = nb * 8 + (lane & 7) + ((lane >> 4) << 3);
+      const int c = 2 * kk + ((lane >> 3) & 1);
+      ldmatrix_x4(b, k_src + key * D * 2 + ((c ^ (key & 7)) << 4));
+      MmaOp<T>::run(s[nb], q_frag[kk], b[0], b[1]);
+      MmaOp<T>::run(s[nb + 1], q_frag[kk], b[2], b[3]);
+    }
+  }
+}
+
 // Rows per CTA: kWarps warps of 16 * kM rows each.
 template <int kWarps, int kM>
 constexpr int flash_rows() {

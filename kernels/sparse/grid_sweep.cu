@@ -279,7 +279,6 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
   double mass[2] = {0.0, 0.0};  // this thread's part of each row's kept mass
   long long keys_so_far = 0;    // keys of the sweep so far (vertical_slash: its index's pairs follow)
   uint32_t q_frag[D / 16][4];
-  const uint32_t q_src = smem_addr(sQ);
 
   // The measures of the candidate whose sums are complete after `stage`: every thread calls it.
   auto snapshot = [&](int stage_done) {
@@ -371,12 +370,7 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
     cp_async_wait<1>();
     __syncthreads();
     if (first) {
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const int r = warp * 16 + (lane & 15);
-        const int c = 2 * kk + (lane >> 4);
-        ldmatrix_x4(q_frag[kk], q_src + r * kRowBytes + ((c ^ (r & 7)) << 4));
-      }
+      load_q_fragments<D>(q_frag, smem_addr(sQ), warp * 16, lane);
       first = false;
     }
     for (; completed < cur.stage; ++completed) snapshot(completed);
@@ -396,21 +390,7 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
 
     // S = Q K^T for this warp's 16 rows x 64 keys.
     float s[8][4];
-#pragma unroll
-    for (int nb = 0; nb < 8; ++nb) s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.f;
-    const uint32_t k_src = smem_addr(sK + stage * kKeyTile * kRowBytes);
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-#pragma unroll
-      for (int nb = 0; nb < 8; nb += 2) {
-        uint32_t b[4];
-        const int key = nb * 8 + (lane & 7) + ((lane >> 4) << 3);
-        const int c = 2 * kk + ((lane >> 3) & 1);
-        ldmatrix_x4(b, k_src + key * kRowBytes + ((c ^ (key & 7)) << 4));
-        Mma::run(s[nb], q_frag[kk], b[0], b[1]);
-        Mma::run(s[nb + 1], q_frag[kk], b[2], b[3]);
-      }
-    }
+    warp_scores<__nv_bfloat16, D>(s, q_frag, smem_addr(sK + stage * kKeyTile * kRowBytes), lane);
 
     // P = exp(s - lse) on the keys of this stage: causal, the tile's valid keys, and for a_shape
     // the window (stage 0 keeps i - j < window, the sink groups the keys outside it).
