@@ -47,10 +47,4 @@ struct AttentionEvents {
   double until_mark_s() const { return seconds(begin, mark); }  // a recorded mark only
 };
 
-// Per head h over packed bf16 [N, H, d] tensors: diff_sq[h] = sum (out - ref)^2 and
-// ref_sq[h] = sum ref^2 (both [H] device doubles, zeroed here first), enqueued on `stream`.
-// The relative output error of a head is sqrt(diff_sq / ref_sq).
-void head_squared_errors_gpu(const void* ref_bf16, const void* out_bf16, int64_t n_tokens, int64_t n_heads,
-                             int64_t head_dim, double* diff_sq, double* ref_sq, cudaStream_t stream);
-
 }  // namespace hc

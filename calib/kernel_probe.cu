@@ -24,7 +24,7 @@ std::vector<kernels::GridProbeMeasure> kernel_probe(kernels::LayerPlanner& plann
   p.probe_recall = recall.ptr;
   p.probe_pairs = pairs.ptr;
   planner.run(p, stream);
-  head_squared_errors_gpu(a.o, sparse_o == nullptr ? own_o.ptr : sparse_o, n, h_count, d, diff_sq.ptr, ref_sq.ptr,
+  kernels::head_squared_errors_gpu(a.o, sparse_o == nullptr ? own_o.ptr : sparse_o, n, h_count, d, diff_sq.ptr, ref_sq.ptr,
                           stream);
   std::vector<double> h_recall(h_count), h_diff(h_count), h_ref(h_count);
   std::vector<long long> h_pairs(h_count);

@@ -81,8 +81,6 @@ struct SweepArgs {
 
 // The sweep kernel over grid (row blocks, heads, passes); head_dim 64 or 128.
 void launch_grid_sweep(const SweepArgs& args, int head_dim, cudaStream_t stream);
-// ref_sq[h] += sum over rows and columns of o_ref[:, h, :]^2 (bf16 [N, H, d] packed; ref_sq zeroed).
-void launch_head_norms(const void* o_ref, int n, int n_heads, int head_dim, double* ref_sq, cudaStream_t stream);
 
 // Level builders (grid_levels.cu), per head over [H, N]:
 // level_of[h][x] = the smallest level whose selection (lists + (level * H + h) * list_stride,

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <map>
 #include <string>
 
@@ -83,7 +82,8 @@ struct GridProberGpu::Impl {
   double* err = nullptr;          // [candidates][H]
   unsigned long long* pairs = nullptr;  // [candidates][H]
   int* underflow = nullptr;             // [candidates][H]
-  double* ref_sq = nullptr;             // [H]
+  double* ref_sq = nullptr;             // [H] the dense output's squared norm per head
+  double* self_diff = nullptr;          // [H] (zero: head_squared_errors_gpu of o_ref against itself)
   std::vector<int32_t> host_counts;     // what d_counts holds (kept alive for the async copy)
 
   bool has_vs() const { return !vs_v.empty(); }
@@ -214,6 +214,7 @@ struct GridProberGpu::Impl {
     pairs = c.take<unsigned long long>(outs);
     underflow = c.take<int>(outs);
     ref_sq = c.take<double>(h);
+    self_diff = c.take<double>(h);
   }
 
   ~Impl() {
@@ -323,8 +324,7 @@ std::vector<GridProbeMeasure> GridProberGpu::probe(const GridProbeLayer& layer, 
   HC_CHECK_CUDA(cudaMemsetAsync(m.err, 0, outs * sizeof(double), stream));
   HC_CHECK_CUDA(cudaMemsetAsync(m.pairs, 0, outs * sizeof(unsigned long long), stream));
   HC_CHECK_CUDA(cudaMemsetAsync(m.underflow, 0, outs * sizeof(int), stream));
-  HC_CHECK_CUDA(cudaMemsetAsync(m.ref_sq, 0, h * sizeof(double), stream));
-  launch_head_norms(layer.o_ref, n, h, d, m.ref_sq, stream);
+  head_squared_errors_gpu(layer.o_ref, layer.o_ref, n, h, d, m.self_diff, m.ref_sq, stream);
 
   SweepArgs a;
   a.q = layer.q;

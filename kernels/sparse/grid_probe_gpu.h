@@ -55,6 +55,12 @@ struct GridProbeMeasure {
   bool measured = false;  // false: not this prober's pattern, or a row's kept mass underflowed
 };
 
+// Per head h over packed bf16 [N, H, d] tensors: diff_sq[h] = sum (out - ref)^2 and
+// ref_sq[h] = sum ref^2 (both [H] device doubles, zeroed here first), enqueued on `stream`.
+// A head's out_err is output_error(diff_sq, ref_sq) (cost.h).
+void head_squared_errors_gpu(const void* ref_bf16, const void* out_bf16, int64_t n_tokens, int64_t n_heads,
+                             int64_t head_dim, double* diff_sq, double* ref_sq, cudaStream_t stream = nullptr);
+
 class GridProberGpu {
  public:
   // candidates: the grid (any patterns; those this prober does not measure come back unmeasured).

@@ -472,29 +472,7 @@ void launch_for(const SweepArgs& args, cudaStream_t stream) {
   HC_CHECK_LAUNCH();
 }
 
-// One CTA per (chunk of rows, head): the head's squared output norm.
-__global__ void __launch_bounds__(256) head_norms_kernel(const __nv_bfloat16* o_ref, int n, int n_heads, int head_dim,
-                                                         double* ref_sq) {
-  constexpr int kRowsPerCta = 64;
-  const int h = blockIdx.y, row0 = blockIdx.x * kRowsPerCta;
-  double sum = 0.0;
-  const int count = min(kRowsPerCta, n - row0) * head_dim;
-  for (int x = threadIdx.x; x < count; x += blockDim.x) {
-    const int row = row0 + x / head_dim, col = x % head_dim;
-    const float v = __bfloat162float(o_ref[(static_cast<int64_t>(row) * n_heads + h) * head_dim + col]);
-    sum += static_cast<double>(v) * v;
-  }
-  for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-  if ((threadIdx.x & 31) == 0) atomicAdd(ref_sq + h, sum);
-}
-
 }  // namespace
-
-void launch_head_norms(const void* o_ref, int n, int n_heads, int head_dim, double* ref_sq, cudaStream_t stream) {
-  head_norms_kernel<<<dim3((n + 63) / 64, n_heads), 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(o_ref), n,
-                                                                       n_heads, head_dim, ref_sq);
-  HC_CHECK_LAUNCH();
-}
 
 void launch_grid_sweep(const SweepArgs& args, int head_dim, cudaStream_t stream) {
   if (args.n_passes == 0) return;

@@ -1,8 +1,10 @@
+// Per-head squared output error on the device (grid_probe_gpu.h, head_squared_errors_gpu).
 #include <cuda_bf16.h>
 
-#include "calib/cuda_buffers.h"
+#include "common/cuda_check.h"
+#include "kernels/sparse/grid_probe_gpu.h"
 
-namespace hc {
+namespace hc::kernels {
 
 namespace {
 
@@ -60,4 +62,4 @@ void head_squared_errors_gpu(const void* ref_bf16, const void* out_bf16, int64_t
   HC_CHECK_LAUNCH();
 }
 
-}  // namespace hc
+}  // namespace hc::kernels
