@@ -1,7 +1,8 @@
 #pragma once
 // Device primitives shared by the attention kernels, the index builders and the tile-column
-// merge: warp and block prefix sums, binary search, shared-memory addresses, cp.async copies and
-// log2(e). The sm_90a ones (mbarriers, TMA, wgmma sequencing) are in kernels/hopper_primitives.cuh.
+// merge: warp and block prefix sums, binary search, shared-memory addresses, cp.async copies,
+// log2(e) and the chained-launch waits. The sm_90a ones (mbarriers, TMA, wgmma sequencing) are
+// in kernels/hopper_primitives.cuh.
 #include <cstdint>
 
 namespace hc::kernels::detail {
@@ -26,6 +27,28 @@ __device__ __forceinline__ void cp_async_wait() {
 }
 // Waits for every cp.async of this thread, committed or not.
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+
+// Programmatic dependent launch (sm_90): a kernel launched by launch_chained
+// (kernels/chained_launch.h) may be scheduled while the kernel before it on the stream is still
+// running. It calls wait_for_previous_kernel before it reads or writes any memory that kernel (or
+// one before it) touches: the wait returns once that kernel has completed and its writes are
+// visible. allow_next_kernel lets the next chained kernel be scheduled (its launch and prologue
+// then overlap this kernel's work). Both are no-ops in a kernel launched without the attribute.
+__device__ __forceinline__ void wait_for_previous_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void allow_next_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+// Both, first thing in a kernel of the plan's chain.
+__device__ __forceinline__ void chained_kernel_begins() {
+  wait_for_previous_kernel();
+  allow_next_kernel();
+}
 
 // Inclusive sum of v over this lane and the ones below it (called by whole warps).
 template <typename I>

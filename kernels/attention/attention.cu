@@ -18,6 +18,7 @@
 #include "kernels/attention/flash_forward.cuh"
 #include "kernels/attention/hopper_forward.cuh"
 #include "kernels/attention/tile_columns.h"
+#include "kernels/chained_launch.h"
 #include "kernels/sparse/device_pool.h"
 
 namespace hc::kernels {
@@ -157,16 +158,17 @@ void launch_hopper(const FlashArgs& args, long long work_tiles, cudaStream_t str
   if (const int cap = detail::persistent_cta_cap(); cap > 0) ctas = std::min<long long>(ctas, cap);
   std::shared_ptr<int> counter;
   if (ctas < work_tiles) {
-    if (a.tile_counter == nullptr) {  // the caller's (a layer plan's workspace) or one of our own
-      counter = detail::device_alloc<int>(1, stream, true);
+    if (a.tile_counter == nullptr) {  // the caller's (a layer plan's workspace, zero) or one of our own
+      counter = detail::device_alloc<int>(2, stream, true);
       a.tile_counter = counter.get();
+      HC_CHECK_CUDA(cudaMemsetAsync(a.tile_counter, 0, 2 * sizeof(int), stream));
     }
-    HC_CHECK_CUDA(cudaMemsetAsync(a.tile_counter, 0, sizeof(int), stream));
   } else {
     a.tile_counter = nullptr;
   }
-  kernel<<<static_cast<unsigned>(ctas), Traits::kThreads, smem, stream>>>(a, q_map, k_map, v_map);
-  HC_CHECK_LAUNCH();
+  // Chained (kernels/chained_launch.h): the index-driven kernel follows the plan's last kernel.
+  detail::launch_chained(kernel, static_cast<unsigned>(ctas), Traits::kThreads, smem, stream, 0, a, q_map, k_map,
+                         v_map);
 }
 
 template <typename T, int D, bool kDense, int kConsumers>

@@ -16,8 +16,8 @@ int sparse_blocks_per_tile(int head_dim, bool row_blocks_share_tiles);
 
 // sparse_attention_forward without its allocations: tile_entries / tile_entry_counts from
 // merge_tile_columns_into with sparse_blocks_per_tile (both null when the index has no columns);
-// tile_counter: one int of device memory for the persistent CTAs' work counter (zeroed here; null:
-// allocated per launch). No probe mode.
+// tile_counter: two ints of device memory for the persistent CTAs' work counter, zero before the
+// first launch and left zero by every launch (null: allocated per launch). No probe mode.
 void sparse_attention_prepared(const AttentionParams& p, const SparseIndexView& index, const int32_t* tile_entries,
                                const int32_t* tile_entry_counts, int* tile_counter, cudaStream_t stream);
 

@@ -37,9 +37,10 @@ struct FlashArgs {
   // Hopper index-driven kernel only: 1 = CTAs of one KV group run together (row tiles of the
   // group's heads, longest first), 0 = the heads of one row tile run together (the dense order).
   int kv_group_order;
-  // Hopper kernel: persistent CTAs take work tiles gridDim.x, gridDim.x + 1, ... from this
-  // counter (device int, zero at launch).
-  int* tile_counter;
+  // Hopper kernel: persistent CTAs take work tiles gridDim.x, gridDim.x + 1, ... from
+  // tile_counter[0]; tile_counter[1] counts the CTAs done. Both are zero at launch and the kernel
+  // leaves them zero (TileScheduler::retire).
+  int* tile_counter;  // [2]
   int64_t q_stride, k_stride, v_stride, o_stride;
   float scale_log2;  // softmax scale * log2(e)
   // Sparse index (device), slot = head * n_row_blocks + row_block; unused on the dense path.

@@ -40,6 +40,7 @@ __global__ void __launch_bounds__(HopperShape<D, kDense, kConsumerCount>::kThrea
   const TileScheduler scheduler(a, sm.next_work, tid);
   if (tid == 0) sm.init_barriers();
   __syncthreads();
+  chained_kernel_begins();  // the index, Q, K and V are the previous kernels'
 
   if (warpgroup == 0) {
     setmaxnreg_dec<Tr::kLoaderRegs>();
@@ -51,6 +52,7 @@ __global__ void __launch_bounds__(HopperShape<D, kDense, kConsumerCount>::kThrea
       loader.end_tile();
       work = scheduler.handoff(iter, next_work);
     }
+    scheduler.retire();
     loader.finish();
     return;
   }

@@ -4,7 +4,8 @@
 // the ring's "tile begins" stage, so only the loader warpgroup runs the scheduler.
 //
 // Index-driven CTAs are persistent (one per SM): the first tile is blockIdx.x, the next ones come
-// from a counter in global memory (FlashArgs::tile_counter). Dense CTAs take one tile each
+// from a counter in global memory (FlashArgs::tile_counter), which the last CTA to finish leaves
+// at zero. Dense CTAs take one tile each
 // (HopperTraits::kQBuffers says why): the launch gives them no counter. One CTA per work tile
 // instead (non-persistent) cost a fixed ~8.5 us per tile on H100 (headcal bench sparse,
 // a_shape(64, local) swept over local at 32K and 128K, d = 64 and 128: kernel time = ~8.5 us per
@@ -67,6 +68,16 @@ struct TileScheduler {
     int next_work = n_work;
     if (lt == 0 && a.tile_counter != nullptr) next_work = static_cast<int>(gridDim.x) + atomicAdd(a.tile_counter, 1);
     return next_work;
+  }
+  // The CTA has made its last claim: the last CTA to get here zeroes the counter for the next
+  // launch (every claim is made by then), so a caller's counter needs zeroing only once.
+  __device__ __forceinline__ void retire() const {
+    if (lt != 0 || a.tile_counter == nullptr) return;
+    __threadfence();  // this CTA's claims come before its retirement
+    if (atomicAdd(a.tile_counter + 1, 1) == static_cast<int>(gridDim.x) - 1) {
+      atomicExch(a.tile_counter, 0);
+      atomicExch(a.tile_counter + 1, 0);
+    }
   }
   // Thread 0's claim for every loader thread; iter: the work tile's position in the CTA's walk.
   __device__ __forceinline__ int handoff(int iter, int claimed) const {

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "common/cuda_check.h"
+#include "kernels/chained_launch.h"
 #include "common/error.h"
 #include "kernels/attention/tile_columns.h"
 #include "kernels/device_primitives.cuh"
@@ -41,6 +42,7 @@ __global__ void merge_tile_columns_kernel(const int32_t* __restrict__ col_offset
                                           int n_heads, int n_tokens, int n_row_blocks, int n_tiles,
                                           int64_t total_cols, int32_t* __restrict__ entries,
                                           int32_t* __restrict__ counts) {
+  detail::chained_kernel_begins();
   const int tile = static_cast<int>((blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) >> 5);
   const int lane = threadIdx.x & 31;
   if (tile >= n_heads * n_tiles) return;
@@ -141,6 +143,7 @@ template <int kLists>
 __global__ void __launch_bounds__(kBitmapThreads) merge_tile_columns_bitmap_kernel(
     const int32_t* __restrict__ col_offsets, const int32_t* __restrict__ cols, int n_tokens, int n_row_blocks,
     int n_tiles, int64_t total_cols, int32_t* __restrict__ entries, int32_t* __restrict__ counts) {
+  detail::chained_kernel_begins();
   extern __shared__ uint32_t s_bits[];  // [kLists][words]
   __shared__ int s_warp[33];
   const int tile = blockIdx.x, head = tile / n_tiles, t = tile % n_tiles;
@@ -228,18 +231,18 @@ void launch_merge(const SparseIndexView& index, int64_t n_tiles, int64_t total_c
     const size_t smem = size_t(kLists) * words * sizeof(uint32_t);
     auto kernel = merge_tile_columns_bitmap_kernel<kLists>;
     HC_CHECK_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    kernel<<<static_cast<unsigned>(index.n_heads * n_tiles), kBitmapThreads, smem, stream>>>(
-        index.col_offsets, index.cols, static_cast<int>(index.n_tokens),
-        static_cast<int>(num_row_blocks(index.n_tokens)), static_cast<int>(n_tiles), total_cols, entries, counts);
-    HC_CHECK_LAUNCH();
+    detail::launch_chained(kernel, static_cast<unsigned>(index.n_heads * n_tiles), kBitmapThreads, smem, stream, 0,
+                           index.col_offsets, index.cols, static_cast<int>(index.n_tokens),
+                           static_cast<int>(num_row_blocks(index.n_tokens)), static_cast<int>(n_tiles), total_cols,
+                           entries, counts);
     return;
   }
   const int64_t warps = index.n_heads * n_tiles;
   const int64_t blocks = (warps * 32 + kThreads - 1) / kThreads;
-  merge_tile_columns_kernel<kLists><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
-      index.col_offsets, index.cols, static_cast<int>(index.n_heads), static_cast<int>(index.n_tokens),
-      static_cast<int>(num_row_blocks(index.n_tokens)), static_cast<int>(n_tiles), total_cols, entries, counts);
-  HC_CHECK_LAUNCH();
+  detail::launch_chained(merge_tile_columns_kernel<kLists>, static_cast<unsigned>(blocks), kThreads, 0, stream, 0,
+                         index.col_offsets, index.cols, static_cast<int>(index.n_heads),
+                         static_cast<int>(index.n_tokens), static_cast<int>(num_row_blocks(index.n_tokens)),
+                         static_cast<int>(n_tiles), total_cols, entries, counts);
 }
 
 }  // namespace

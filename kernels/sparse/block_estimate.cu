@@ -9,6 +9,7 @@
 
 #include "common/cuda_check.h"
 #include "common/error.h"
+#include "kernels/chained_launch.h"
 #include "kernels/sparse/index_device.cuh"
 #include "kernels/sparse/topk_select.cuh"
 
@@ -21,6 +22,7 @@ namespace {
 template <typename T>
 __global__ void pool_blocks_kernel(const T* q, int64_t q_stride, const T* k, int64_t k_stride, int n, int d,
                                    int n_heads, float* pooled_q, float* pooled_k) {
+  detail::chained_kernel_begins();
   const int b = blockIdx.x, x = threadIdx.x, nb = gridDim.x;
   if (x >= d) return;
   const bool is_q = static_cast<int>(blockIdx.y) < n_heads;
@@ -51,6 +53,7 @@ template <int D, int kRows>
 __global__ void __launch_bounds__(kSelectThreads, 2) block_select_kernel(const float* pooled_q, const float* pooled_k,
                                                                       int nb, int group, float scale, HeadValue k_blocks,
                                                                       int cap, int32_t* kept, int32_t* kept_count) {
+  detail::chained_kernel_begins();
   extern __shared__ float smem[];
   float* s_q = smem;                                     // [kRows][D], rows past the last one zero
   float* s_score = s_q + kRows * D;                      // [kRows][nb]
@@ -144,9 +147,8 @@ void launch_block_select(const float* pooled_q, const float* pooled_k, int nb, i
   }
   HC_CHECK_CUDA(cudaFuncSetAttribute(block_select_kernel<D, kRows>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      int(smem)));
-  block_select_kernel<D, kRows><<<dim3((nb + kRows - 1) / kRows, heads), kSelectThreads, smem, stream>>>(
-      pooled_q, pooled_k, nb, group, scale, k_blocks, cap, kept, kept_count);
-  HC_CHECK_LAUNCH();
+  launch_chained(block_select_kernel<D, kRows>, dim3((nb + kRows - 1) / kRows, heads), kSelectThreads, smem, stream,
+                 0, pooled_q, pooled_k, nb, group, scale, k_blocks, cap, kept, kept_count);
 }
 
 // Both pools in one launch.
@@ -156,9 +158,9 @@ void launch_pool(const GpuQK& qk, float* pooled_q, float* pooled_k, cudaStream_t
   const int nb = static_cast<int>(num_row_blocks(qk.n_tokens));
   const int64_t qs = qk.q_row_stride ? qk.q_row_stride : int64_t(qk.n_heads) * d;
   const int64_t ks = qk.k_row_stride ? qk.k_row_stride : int64_t(qk.n_kv_heads) * d;
-  pool_blocks_kernel<T><<<dim3(nb, qk.n_heads + qk.n_kv_heads), d, 0, stream>>>(
-      static_cast<const T*>(qk.q), qs, static_cast<const T*>(qk.k), ks, qk.n_tokens, d, qk.n_heads, pooled_q, pooled_k);
-  HC_CHECK_LAUNCH();
+  launch_chained(pool_blocks_kernel<T>, dim3(nb, qk.n_heads + qk.n_kv_heads), d, 0, stream, 0,
+                 static_cast<const T*>(qk.q), qs, static_cast<const T*>(qk.k), ks, static_cast<int>(qk.n_tokens), d,
+                 static_cast<int>(qk.n_heads), pooled_q, pooled_k);
 }
 
 }  // namespace

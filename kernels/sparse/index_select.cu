@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "common/cuda_check.h"
+#include "kernels/chained_launch.h"
 #include "kernels/sparse/device_pool.h"
 #include "kernels/sparse/index_device.cuh"
 #include "kernels/sparse/topk_select.cuh"
@@ -42,6 +43,7 @@ __device__ void offset_runs_block(const int32_t* off, int n_offsets, int32_t* ru
 // head made the whole build 0.23 -> 0.17 ms, and this rule (clusters of 2) 0.16-0.19 ms (H100).
 __global__ void __launch_bounds__(1024) select_per_head_kernel(SelectJob first, SelectJob second, RunsJob runs,
                                                                 int n) {
+  detail::chained_kernel_begins();
   constexpr int kThreads = 1024;
   namespace cg = cooperative_groups;
   cg::cluster_group cluster = cg::this_cluster();
@@ -116,6 +118,7 @@ constexpr int kRegisterSelectKeys = 16;  // keys per thread
 constexpr int kRegisterSelectMax = 1024 * kRegisterSelectKeys;
 __global__ void __launch_bounds__(1024) select_per_head_registers_kernel(SelectJob first, SelectJob second,
                                                                           RunsJob runs, int n) {
+  detail::chained_kernel_begins();
   constexpr int kThreads = 1024;
   __shared__ int s_hist[256];
   __shared__ int s_sel[2];
@@ -188,23 +191,13 @@ __global__ void __launch_bounds__(1024) select_per_head_registers_kernel(SelectJ
 void launch_select_pair(const SelectJob& first, const SelectJob& second, const RunsJob& runs, int n_heads, int n,
                         cudaStream_t stream) {
   if (n <= kRegisterSelectMax) {
-    select_per_head_registers_kernel<<<dim3(static_cast<unsigned>(n_heads), 2), 1024, 0, stream>>>(first, second,
-                                                                                                 runs, n);
-    HC_CHECK_LAUNCH();
+    launch_chained(select_per_head_registers_kernel, dim3(static_cast<unsigned>(n_heads), 2), 1024, 0, stream, 0, first,
+                   second, runs, n);
     return;
   }
   const unsigned cluster = static_cast<unsigned>(std::clamp(sm_count() / (2 * n_heads), 1, kSelectCluster));
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(static_cast<unsigned>(n_heads) * cluster, 2);
-  config.blockDim = dim3(1024);
-  config.stream = stream;
-  cudaLaunchAttribute attribute{};
-  attribute.id = cudaLaunchAttributeClusterDimension;
-  attribute.val.clusterDim.x = cluster;
-  attribute.val.clusterDim.y = attribute.val.clusterDim.z = 1;
-  config.attrs = &attribute;
-  config.numAttrs = 1;
-  HC_CHECK_CUDA(cudaLaunchKernelEx(&config, select_per_head_kernel, first, second, runs, n));
+  launch_chained(select_per_head_kernel, dim3(static_cast<unsigned>(n_heads) * cluster, 2), 1024, 0, stream, cluster,
+                 first, second, runs, n);
 }
 
 }  // namespace hc::kernels::detail

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "common/cuda_check.h"
+#include "kernels/chained_launch.h"
 #include "kernels/device_primitives.cuh"
 #include "kernels/sparse/index_device.cuh"
 
@@ -177,6 +178,7 @@ struct SlotOutput {
 constexpr int kSlotWarps = 8;
 __global__ void __launch_bounds__(kSlotWarps * 32) slot_pass_kernel(SlotRule rule, SlotOutput out, bool fill,
                                                                    int stage_ints) {
+  detail::chained_kernel_begins();
   extern __shared__ int32_t s_stage[];  // [stage_ints]: offsets, runs, columns
   const int h = blockIdx.y, rb = blockIdx.x * kSlotWarps + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
@@ -234,6 +236,7 @@ __global__ void __launch_bounds__(kScanThreads) scan_counts_kernel(const int32_t
                                                                    int32_t* __restrict__ offsets0,
                                                                    const int32_t* __restrict__ counts1,
                                                                    int32_t* __restrict__ offsets1, int n) {
+  detail::chained_kernel_begins();
   __shared__ int32_t s_round[kScanRound];
   __shared__ long long s_warp[33];
   const int32_t* counts = blockIdx.x == 0 ? counts0 : counts1;
@@ -287,8 +290,7 @@ void launch_slot_pass(const SlotRule& rule, int n_slots, const SlotOutput& out, 
   if (smem > 48 * 1024)
     HC_CHECK_CUDA(cudaFuncSetAttribute(slot_pass_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid(static_cast<unsigned>((rule.nb + kSlotWarps - 1) / kSlotWarps), static_cast<unsigned>(heads));
-  slot_pass_kernel<<<grid, kSlotWarps * 32, smem, stream>>>(rule, out, fill, stage_ints);
-  HC_CHECK_LAUNCH();
+  launch_chained(slot_pass_kernel, grid, kSlotWarps * 32, smem, stream, 0, rule, out, fill, stage_ints);
 }
 
 }  // namespace
@@ -299,8 +301,8 @@ void launch_slot_offsets(const SlotRule& rule, int n_slots, int32_t* counts, int
   out.range_counts = counts;
   out.col_counts = counts + n_slots;
   launch_slot_pass(rule, n_slots, out, false, stream);
-  scan_counts_kernel<<<2, kScanThreads, 0, stream>>>(counts, range_offsets, counts + n_slots, col_offsets, n_slots);
-  HC_CHECK_LAUNCH();
+  launch_chained(scan_counts_kernel, 2, kScanThreads, 0, stream, 0, static_cast<const int32_t*>(counts), range_offsets,
+                 static_cast<const int32_t*>(counts + n_slots), col_offsets, n_slots);
 }
 
 void launch_slot_fill(const SlotRule& rule, int n_slots, const int32_t* range_offsets, const int32_t* col_offsets,

@@ -62,7 +62,7 @@ struct LayerPlanner::Impl {
   int32_t* band_local = nullptr;                               // [H]
   int32_t* tile_entries = nullptr;                             // [col_room]
   int32_t* tile_counts = nullptr;                              // [H * work tiles]
-  int* tile_counter = nullptr;                                 // [1]
+  int* tile_counter = nullptr;                                 // [2], zeroed once (attention_launch.h)
   int col_stride = 0, off_stride = 0, cap = 0;
   int64_t range_room = 0, col_room = 0;
 
@@ -132,7 +132,7 @@ struct LayerPlanner::Impl {
       tile_entries = c.take<int32_t>(col_room);
       tile_counts = c.take<int32_t>(h * num_work_row_tiles(n, 1));
     }
-    tile_counter = c.take<int>(1);
+    tile_counter = c.take<int>(2);
   }
 };
 
@@ -231,6 +231,7 @@ LayerPlanner::LayerPlanner(const std::vector<std::vector<PatternConfig>>& layers
   WorkspaceCarver carver{static_cast<char*>(m.memory), 0};
   m.carve(carver, any_vs, any_bs, static_cast<int>(layers.size()));
   HC_CHECK_CUDA(cudaMemcpyAsync(m.table, table.data(), table.size() * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
+  HC_CHECK_CUDA(cudaMemsetAsync(m.tile_counter, 0, 2 * sizeof(int), stream));
   HC_CHECK_CUDA(cudaStreamSynchronize(stream));  // the host table is freed on return
 }
 

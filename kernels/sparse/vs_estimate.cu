@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "common/cuda_check.h"
+#include "kernels/chained_launch.h"
 #include "kernels/attention/wgmma_ops.cuh"
 #include "kernels/hopper_primitives.cuh"  // wgmma sequencing, descriptors, panel layout
 #include "kernels/sparse/device_pool.h"
@@ -101,6 +102,7 @@ __global__ void __launch_bounds__(kEstThreads) vs_estimate_kernel(const T* q, co
                                                                   float scale, int n_tiles, int per_cta,
                                                                   float* partial, const float* lse,
                                                                   float* col_score, float* diag_score) {
+  detail::chained_kernel_begins();
   using namespace detail;
   constexpr int kTileBytes = 64 * D * 2;
   constexpr int kEstStages = est_stages<D>();
@@ -246,6 +248,7 @@ __global__ void __launch_bounds__(kEstThreads) vs_estimate_kernel(const T* q, co
 
 // lse[h][r] = log sum_{j <= i_r} exp(S[h][r][j]), from the tiles' partials.
 __global__ void vs_row_lse_kernel(const float* partial, int n_tiles, float* lse) {
+  detail::chained_kernel_begins();
   constexpr int kThreads = 256;
   __shared__ float s_red[kThreads / 32];
   const int head = blockIdx.y, r = blockIdx.x;
@@ -295,13 +298,12 @@ void launch_vs_estimate(const GpuQK& qk, int n_last, float* col_score, float* di
         std::min<int64_t>(n_tiles, std::max<int64_t>(1, int64_t(std::max(per_sm, 1)) * sms / qk.n_heads));
     const int per_cta = static_cast<int>((n_tiles + ctas_per_head - 1) / ctas_per_head);
     const dim3 grid(qk.n_heads, (n_tiles + per_cta - 1) / per_cta);
-    kernel<<<grid, kEstThreads, smem, stream>>>(q, k, qs, ks, n, n_last, group, scale, n_tiles, per_cta,
-                                                partial, lse, col_score, diag_score);
-    HC_CHECK_LAUNCH();
+    launch_chained(kernel, grid, kEstThreads, smem, stream, 0, q, k, qs, ks, n, n_last, group, scale, n_tiles,
+                   per_cta, partial, static_cast<const float*>(lse), col_score, diag_score);
   };
   launch_pass(vs_estimate_kernel<T, D, 1>, 1);  // also zeroes diag_score
-  vs_row_lse_kernel<<<dim3(n_last, qk.n_heads), 256, 0, stream>>>(partial, n_tiles, lse);
-  HC_CHECK_LAUNCH();
+  launch_chained(vs_row_lse_kernel, dim3(n_last, qk.n_heads), 256, 0, stream, 0, static_cast<const float*>(partial),
+                 n_tiles, lse);
   launch_pass(vs_estimate_kernel<T, D, 2>, 2);
 }
 
