@@ -1,17 +1,16 @@
 // CUDA streaming recorder (see calib/recorder.h for the statistics and the map cell mapping).
 //
-// One CTA of four warps per (query head, 64-row block), looping over the causal 64-key blocks as
-// the mma.sync attention kernel does (kernels/attention/flash_forward.cuh: Q fragments in
-// registers, K tiles double-buffered through cp.async). Per tile, P = exp(scale*S - lse) stays in
-// the warps' fragments and each weight goes, by shared-memory atomics, to its (map row cell,
-// column) sum and to its local diagonal's; then
-//   - colmass: the column sums over the row cells (64 global atomics per tile),
-//   - map: each run of equal column cells summed per row cell (1..64 global atomics per tile,
-//     usually 1-4 at long N),
-//   - diagmass: the 127 local diagonals (127 global atomics per tile).
+// One block per (query head, 64-row block), looping over the causal 64-key blocks. Per tile:
+//   S = Q K^T on the tensor cores (WMMA bf16 -> fp32), P = exp(scale*S - lse) masked causally,
+//   then three reductions from shared memory:
+//   - rows are summed per (map row cell, column) into `cell_cols` (shared atomics); its column
+//     sums give colmass (64 global atomics per tile), its segments of equal column cell give the
+//     map (1..64 global atomics per tile, usually 1-4 at long N);
+//   - each of the 127 local diagonals is summed by a pair of threads (127 global atomics per tile).
 // Global accumulators are fp32: a colmass entry gets at most N / 64 tile contributions.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#include <mma.h>
 
 #include <algorithm>
 #include <cmath>
@@ -20,22 +19,26 @@
 #include "calib/recorder.h"
 #include "common/cuda_check.h"
 #include "common/error.h"
-#include "kernels/attention/flash_forward.cuh"
 
 namespace hc {
 namespace {
 
-using kernels::detail::copy_tile_rows;
-using kernels::detail::exp2_ftz;
-
 constexpr int kTile = 64;      // rows and keys per tile (B in DESIGN.md)
-constexpr int kThreads = 128;  // 4 warps of 16 rows
-constexpr int kDiagonals = 2 * kTile - 1;
+constexpr int kThreads = 256;  // 8 warps: each computes a 16 x 32 slice of S
+constexpr int kSPitch = kTile + 4;  // floats; WMMA stores need a multiple of 4
+constexpr int kPPitch = kTile + 1;  // floats; odd pitch keeps column and diagonal walks conflict-free
 
 template <int D>
-constexpr int recorder_smem_bytes() {
-  return 3 * kTile * D * 2;  // Q, and K double-buffered
-}
+struct Smem {
+  static constexpr int kQKPitch = D + 8;  // bf16; multiple of 8 for WMMA loads, breaks bank aliasing
+  static constexpr size_t q_bytes = sizeof(__nv_bfloat16) * kTile * kQKPitch;
+  static constexpr size_t k_bytes = q_bytes;
+  static constexpr size_t s_bytes = sizeof(float) * kTile * kSPitch;
+  static constexpr size_t p_bytes = sizeof(float) * kTile * kPPitch;
+  static constexpr size_t cell_bytes = sizeof(float) * kTile * kTile;  // [row cell slot, column]
+  static constexpr size_t misc_bytes = sizeof(float) * kTile + 2 * sizeof(int) * kTile;
+  static constexpr size_t total = q_bytes + k_bytes + s_bytes + p_bytes + cell_bytes + misc_bytes;
+};
 
 struct RecorderArgs {
   const __nv_bfloat16* q;  // [N, q_stride], head h at column h*D
@@ -50,118 +53,136 @@ struct RecorderArgs {
   int n_row_blocks;
 };
 
-// Register budget: no O accumulator, so Q fragments and one S tile; shared memory (Q, two K tiles,
-// 16 KB of sums) lets 3 CTAs share an SM at d = 128.
+// Loads a [64, D] bf16 tile (rows past n_tokens as zeros) with 16-byte accesses.
 template <int D>
-__global__ void __launch_bounds__(kThreads, 3) recorder_kernel(RecorderArgs a) {
-  constexpr int kRowBytes = D * 2;
-  extern __shared__ __align__(128) unsigned char smem[];
-  unsigned char* sQ = smem;                       // [64][D] swizzled
-  unsigned char* sK = sQ + kTile * kRowBytes;     // [2][64][D] swizzled
-  __shared__ float cell_cols[kTile * kTile];      // [row-cell slot][column] of this tile
-  __shared__ float diag[kDiagonals];              // [r - c + 63] of this tile
-  __shared__ int row_cell[kTile];                 // map row cell of each row
+__device__ void load_tile(__nv_bfloat16* dst, const __nv_bfloat16* src, long long stride, int first_row,
+                          int n_tokens) {
+  constexpr int kVecPerRow = D / 8;
+  for (int v = threadIdx.x; v < kTile * kVecPerRow; v += kThreads) {
+    const int r = v / kVecPerRow, c = (v % kVecPerRow) * 8;
+    uint4 val = make_uint4(0, 0, 0, 0);
+    if (first_row + r < n_tokens)
+      val = *reinterpret_cast<const uint4*>(src + static_cast<long long>(first_row + r) * stride + c);
+    *reinterpret_cast<uint4*>(dst + r * Smem<D>::kQKPitch + c) = val;
+  }
+}
+
+template <int D>
+__global__ void __launch_bounds__(kThreads) recorder_kernel(RecorderArgs a) {
+  using namespace nvcuda;
+  extern __shared__ __align__(128) unsigned char smem[];  // WMMA pointers need 32-byte alignment
+  __nv_bfloat16* q_s = reinterpret_cast<__nv_bfloat16*>(smem);                       // [64, D+8]
+  __nv_bfloat16* k_s = reinterpret_cast<__nv_bfloat16*>(smem + Smem<D>::q_bytes);     // [64, D+8]
+  float* s_s = reinterpret_cast<float*>(smem + Smem<D>::q_bytes + Smem<D>::k_bytes);  // [64, 68]
+  float* p_s = s_s + kTile * kSPitch;                                                  // [64, 65]
+  float* cell_cols = p_s + kTile * kPPitch;  // [64 row-cell slots, 64 columns]
+  float* row_lse = cell_cols + kTile * kTile;                           // [64] lse * log2(e)
+  int* row_cell = reinterpret_cast<int*>(row_lse + kTile);              // [64] map row cell of each row
+  int* col_cell = row_cell + kTile;                                     // [64] map column cell of each key
 
   const int h = blockIdx.y;
   const int rb = a.n_row_blocks - 1 - blockIdx.x;  // heaviest row blocks first
   const int i0 = rb * kTile;
   const int kvh = h / a.group;
   const int n = a.n_tokens;
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int g = lane >> 2, t4 = lane & 3;
+  const int tid = threadIdx.x;
+  const int warp = tid / 32;
 
-  const __nv_bfloat16* q_base = a.q + static_cast<long long>(h) * D;
-  const __nv_bfloat16* k_base = a.k + static_cast<long long>(kvh) * D;
-  copy_tile_rows<D, kTile, kThreads>(kernels::detail::smem_addr(sQ), q_base, a.q_stride, tid,
-                                     [&](int r) { return i0 + r < n ? i0 + r : -1; });
-  auto load_keys = [&](int kb, int stage) {
-    const int j0 = kb * kTile;
-    copy_tile_rows<D, kTile, kThreads>(kernels::detail::smem_addr(sK + stage * kTile * kRowBytes), k_base,
-                                       a.k_stride, tid, [&](int r) { return j0 + r < n ? j0 + r : -1; });
-  };
-  load_keys(0, 0);
-  kernels::detail::cp_async_commit();
-
-  if (tid < kTile) row_cell[tid] = static_cast<int>(static_cast<long long>(min(i0 + tid, n - 1)) * a.cells / n);
-  for (int e = tid; e < kTile * kTile; e += kThreads) cell_cols[e] = 0.f;
-  for (int e = tid; e < kDiagonals; e += kThreads) diag[e] = 0.f;
-  const int first_row_cell = static_cast<int>(static_cast<long long>(i0) * a.cells / n);
-  const int r_last = min(n, i0 + kTile) - 1;
-  const int n_row_slots = static_cast<int>(static_cast<long long>(r_last) * a.cells / n) - first_row_cell + 1;
-
-  const int row_local[2] = {warp * 16 + g, warp * 16 + g + 8};
-  float lse2[2];
-#pragma unroll
-  for (int ri = 0; ri < 2; ++ri) {
-    const int row = i0 + row_local[ri];
-    lse2[ri] = row < n ? a.lse[static_cast<long long>(h) * n + row] * kernels::detail::kLog2e : 0.f;
+  load_tile<D>(q_s, a.q + static_cast<long long>(h) * D, a.q_stride, i0, n);
+  if (tid < kTile) {
+    const int i = i0 + tid;
+    // Rows past N get +inf so exp() gives 0 without a branch in the hot loop.
+    row_lse[tid] = i < n ? a.lse[static_cast<long long>(h) * n + i] * 1.4426950408889634f : INFINITY;
+    row_cell[tid] = static_cast<int>(static_cast<long long>(min(i, n - 1)) * a.cells / n);
   }
-  uint32_t q_frag[D / 16][4];
+  const int first_row_cell = static_cast<int>(static_cast<long long>(i0) * a.cells / n);
 
   for (int kb = 0; kb <= rb; ++kb) {
-    const int stage = kb & 1, j0 = kb * kTile;
-    if (kb < rb) load_keys(kb + 1, stage ^ 1);
-    kernels::detail::cp_async_commit();
-    kernels::detail::cp_async_wait<1>();
+    const int j0 = kb * kTile;
+    load_tile<D>(k_s, a.k + static_cast<long long>(kvh) * D, a.k_stride, j0, n);
+    if (tid < kTile) col_cell[tid] = static_cast<int>(static_cast<long long>(min(j0 + tid, n - 1)) * a.cells / n);
     __syncthreads();
-    if (kb == 0) kernels::detail::load_q_fragments<D>(q_frag, kernels::detail::smem_addr(sQ), warp * 16, lane);
 
-    // S = Q K^T for this warp's 16 rows x 64 keys.
-    float s[8][4];
-    kernels::detail::warp_scores<__nv_bfloat16, D>(s, q_frag, kernels::detail::smem_addr(sK + stage * kTile * kRowBytes),
-                                                   lane);
+    {  // S = Q K^T: warp w computes rows (w/2)*16 .. +16, columns (w%2)*32 .. +32.
+      const int r0 = (warp / 2) * 16, c0 = (warp % 2) * 32;
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc0, acc1;
+      wmma::fill_fragment(acc0, 0.f);
+      wmma::fill_fragment(acc1, 0.f);
+#pragma unroll
+      for (int kk = 0; kk < D; kk += 16) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> qa;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> kb0, kb1;
+        wmma::load_matrix_sync(qa, q_s + r0 * Smem<D>::kQKPitch + kk, Smem<D>::kQKPitch);
+        wmma::load_matrix_sync(kb0, k_s + c0 * Smem<D>::kQKPitch + kk, Smem<D>::kQKPitch);
+        wmma::load_matrix_sync(kb1, k_s + (c0 + 16) * Smem<D>::kQKPitch + kk, Smem<D>::kQKPitch);
+        wmma::mma_sync(acc0, qa, kb0, acc0);
+        wmma::mma_sync(acc1, qa, kb1, acc1);
+      }
+      wmma::store_matrix_sync(s_s + r0 * kSPitch + c0, acc0, kSPitch, wmma::mem_row_major);
+      wmma::store_matrix_sync(s_s + r0 * kSPitch + c0 + 16, acc1, kSPitch, wmma::mem_row_major);
+    }
+    __syncthreads();
 
-    // P = exp2(S * scale*log2e - lse*log2e) on the causal pairs of real rows and keys, into the
-    // tile's (row cell, column) and diagonal sums.
-#pragma unroll
-    for (int nb = 0; nb < 8; ++nb) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int c = nb * 8 + 2 * t4 + (e & 1), r = row_local[e >> 1];
-        const int row = i0 + r, key = j0 + c;
-        if (row >= n || key > row) continue;
-        const float p = exp2_ftz(fmaf(s[nb][e], a.scale_log2, -lse2[e >> 1]));
-        if (p == 0.f) continue;
-        atomicAdd(&cell_cols[(row_cell[r] - first_row_cell) * kTile + c], p);
-        atomicAdd(&diag[r - c + kTile - 1], p);
+    // P = exp2(S * scale*log2e - lse*log2e), zero outside causality and past N; clear cell_cols.
+    const bool diagonal_tile = kb == rb;
+    for (int e = tid; e < kTile * kTile; e += kThreads) {
+      const int r = e / kTile, c = e % kTile;
+      float p = exp2f(s_s[r * kSPitch + c] * a.scale_log2 - row_lse[r]);
+      if ((diagonal_tile && c > r) || j0 + c >= n) p = 0.f;
+      p_s[r * kPPitch + c] = p;
+      cell_cols[e] = 0.f;
+    }
+    __syncthreads();
+
+    {  // Column walk: thread (group g, column c) sums rows g*16 .. +16, flushing at row-cell changes.
+      const int c = tid % kTile, g = tid / kTile;
+      float acc = 0.f;
+      for (int r = g * 16; r < g * 16 + 16; ++r) {
+        acc += p_s[r * kPPitch + c];
+        if (r == g * 16 + 15 || row_cell[r + 1] != row_cell[r]) {
+          if (acc != 0.f) atomicAdd(&cell_cols[(row_cell[r] - first_row_cell) * kTile + c], acc);
+          acc = 0.f;
+        }
       }
     }
+    {  // Diagonal walk: local offset dl = r - c in [-63, 63], a pair of adjacent threads each;
+       // all 256 threads reach the shuffle (the last two carry no diagonal).
+      const bool has_diag = tid < 2 * (2 * kTile - 1);
+      const int dl = tid / 2 - (kTile - 1), half = tid % 2;
+      const int r_begin = max(0, dl), r_end = has_diag ? min(kTile, kTile + dl) : 0;  // rows with 0 <= r-dl < 64
+      const int r_mid = (r_begin + r_end) / 2;
+      float acc = 0.f;
+      for (int r = half ? r_mid : r_begin; r < (half ? r_end : r_mid); ++r) acc += p_s[r * kPPitch + r - dl];
+      acc += __shfl_xor_sync(0xffffffffu, acc, 1);
+      const int offset = i0 - j0 + dl;
+      if (has_diag && half == 0 && acc != 0.f && offset >= 0 && offset < n)
+        atomicAdd(&a.diagmass[static_cast<long long>(h) * n + offset], acc);
+    }
     __syncthreads();
 
-    if (tid < kTile && j0 + tid < n) {  // colmass: all row-cell slots of this column
+    const int n_row_slots = row_cell[kTile - 1] - first_row_cell + 1;
+    if (tid < kTile) {  // colmass: all row-cell slots of this column
       float acc = 0.f;
-      for (int slot = 0; slot < n_row_slots; ++slot) acc += cell_cols[slot * kTile + tid];
-      if (acc != 0.f) atomicAdd(&a.colmass[static_cast<long long>(h) * n + j0 + tid], acc);
+      for (int s = 0; s < n_row_slots; ++s) acc += cell_cols[s * kTile + tid];
+      if (acc != 0.f && j0 + tid < n) atomicAdd(&a.colmass[static_cast<long long>(h) * n + j0 + tid], acc);
     }
     // Map: the first column of each run of equal column cells sums the run.
-    auto col_cell = [&](int c) { return static_cast<int>(static_cast<long long>(min(j0 + c, n - 1)) * a.cells / n); };
     for (int e = tid; e < n_row_slots * kTile; e += kThreads) {
-      const int slot = e / kTile, c = e % kTile;
-      const int cell = col_cell(c);
-      if (j0 + c >= n || (c > 0 && col_cell(c - 1) == cell)) continue;
+      const int s = e / kTile, c = e % kTile;
+      if (j0 + c >= n || (c > 0 && col_cell[c] == col_cell[c - 1])) continue;
       float acc = 0.f;
-      for (int x = c; x < kTile && j0 + x < n && col_cell(x) == cell; ++x) acc += cell_cols[slot * kTile + x];
+      for (int x = c; x < kTile && col_cell[x] == col_cell[c] && j0 + x < n; ++x) acc += cell_cols[s * kTile + x];
       if (acc != 0.f)
-        atomicAdd(&a.map[(static_cast<long long>(h) * a.cells + first_row_cell + slot) * a.cells + cell], acc);
+        atomicAdd(&a.map[(static_cast<long long>(h) * a.cells + first_row_cell + s) * a.cells + col_cell[c]], acc);
     }
-    for (int d = tid; d < kDiagonals; d += kThreads) {  // local diagonal r - c = d - 63
-      const float acc = diag[d];
-      const int offset = i0 - j0 + d - (kTile - 1);
-      if (acc != 0.f && offset >= 0 && offset < n) atomicAdd(&a.diagmass[static_cast<long long>(h) * n + offset], acc);
-    }
-    __syncthreads();
-    for (int e = tid; e < n_row_slots * kTile; e += kThreads) cell_cols[e] = 0.f;
-    for (int e = tid; e < kDiagonals; e += kThreads) diag[e] = 0.f;
-    // The next tile's loads go to this stage's buffer after the barrier at its top; the sums are
-    // zero before its atomics (also after that barrier).
+    __syncthreads();  // k_s, p_s and cell_cols are rewritten by the next tile
   }
-  kernels::detail::cp_async_wait<0>();
 }
 
 template <int D>
 void launch_recorder(const RecorderArgs& a, cudaStream_t stream) {
   auto kernel = recorder_kernel<D>;
-  constexpr int smem = recorder_smem_bytes<D>();
+  constexpr int smem = static_cast<int>(Smem<D>::total);
   HC_CHECK_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   dim3 grid(static_cast<unsigned>(a.n_row_blocks), static_cast<unsigned>(a.n_heads));
   kernel<<<grid, kThreads, smem, stream>>>(a);
