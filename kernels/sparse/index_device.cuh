@@ -144,6 +144,20 @@ void launch_slot_fill(const SlotRule& rule, int n_slots, const int32_t* range_of
                       int32_t* range_begin, int32_t* range_end, int32_t* cols, int32_t* band_sink,
                       int32_t* band_local, cudaStream_t stream);
 
+// Both passes and the scans in one launch, for arrays sized by bounds (the layer planner's): each
+// CTA counts its slots, finds its offsets by decoupled look-back over the CTAs before it, then
+// writes them, its ranges and columns, and the band (band_sink may be null). The same index as
+// launch_slot_offsets + launch_slot_fill. lookback: status [slot_lookback_words(H, nb)] and one
+// ticket int, all zero before the launch (the launch leaves them non-zero).
+struct SlotLookback {
+  unsigned long long* status = nullptr;
+  int* ticket = nullptr;
+};
+int64_t slot_lookback_words(int64_t n_heads, int64_t n_row_blocks);
+void launch_slot_one_pass(const SlotRule& rule, int n_slots, const SlotLookback& lookback, int32_t* range_offsets,
+                          int32_t* col_offsets, int32_t* range_begin, int32_t* range_end, int32_t* cols,
+                          int32_t* band_sink, int32_t* band_local, cudaStream_t stream);
+
 // Bounds on one head's ranges and columns over all its slots at n tokens, from its pattern's
 // parameters alone (what an index's arrays are sized by when its totals stay on the device).
 struct HeadBounds {

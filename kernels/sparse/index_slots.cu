@@ -1,6 +1,8 @@
 // The slot stage of the GPU index builders (index_device.cuh): per (head, row block) slot, one warp
 // counts its ranges and columns (pass 1) or writes them (pass 2) at the offsets an exclusive scan
-// of the counts gives (the CSR layout of sparse_index.h). Each warp follows its head's pattern.
+// of the counts gives (the CSR layout of sparse_index.h), or does both in one launch, each CTA
+// finding its offsets by decoupled look-back (the layer planner's build). Each warp follows its
+// head's pattern.
 #include <algorithm>
 
 #include "common/cuda_check.h"
@@ -168,13 +170,59 @@ struct SlotOutput {
   int32_t* cols = nullptr;
   int32_t* band_sink = nullptr;
   int32_t* band_local = nullptr;
+  int32_t* write_range_offsets = nullptr;  // one pass: the offsets it writes
+  int32_t* write_col_offsets = nullptr;
 };
 
+// The head's vertical-slash selection as the CTA's slots read it: staged in shared memory when
+// stage_ints > 0 (called by every thread of the CTA: it holds a barrier), else in global memory.
+// Every slot's binary searches over it are chains of dependent loads; from global memory they made
+// both passes latency-bound (13 + 18 us at 8K tokens, H = 9; ncu on H200).
+__device__ VsHead stage_vs_head(const SlotRule& rule, int h, int stage_ints, int32_t* s_stage) {
+  VsHead vs = vs_head_global(rule, h);
+  if (stage_ints > 0) {  // the host sized stage_ints for every vertical-slash head
+    int32_t* s_off = s_stage;
+    int32_t* s_runs = s_off + vs.n_off;
+    int32_t* s_col = s_runs + vs.n_runs;
+    for (int i = threadIdx.x; i < vs.n_off; i += blockDim.x) s_off[i] = __ldg(vs.off + i);
+    for (int i = threadIdx.x; i < vs.n_runs; i += blockDim.x) s_runs[i] = __ldg(vs.runs + i);
+    for (int i = threadIdx.x; i < vs.n_col; i += blockDim.x) s_col[i] = __ldg(vs.col + i);
+    __syncthreads();
+    vs.off = s_off;
+    vs.runs = s_runs;
+    vs.col = s_col;
+  }
+  return vs;
+}
+
+// Slot (h, rb)'s ranges and columns by its head's pattern (one warp): counted into n_ranges and
+// n_cols, and with fill written at range_at and col_at.
+__device__ void slot_entries(const SlotRule& rule, const VsHead& vs, int pattern, int h, int rb, int lane, bool fill,
+                             int range_at, int col_at, const SlotOutput& out, int& n_ranges, int& n_cols) {
+  const int slot = h * rule.nb + rb, r1 = last_row(rb, rule.n);
+  n_ranges = 0;
+  n_cols = 0;
+  if (pattern == static_cast<int>(Pattern::vertical_slash)) {
+    vs_slot(vs, r1, lane, fill, range_at, col_at, out.range_begin, out.range_end, out.cols, n_ranges, n_cols);
+  } else if (pattern == static_cast<int>(Pattern::block_sparse)) {
+    block_sparse_slot(rule, slot, r1, lane, fill, range_at, out.range_begin, out.range_end, n_ranges);
+  } else {
+    static_slot(rule.sink.at(h), rule.local.at(h), rb, r1, lane, fill, range_at, out.range_begin, out.range_end,
+                n_ranges);
+  }
+}
+
+// Head h's band (a_shape: sink, local; others 0), by the lane that fills its row block 0.
+__device__ __forceinline__ void write_band(const SlotRule& rule, int pattern, int h, const SlotOutput& out) {
+  if (out.band_sink == nullptr) return;
+  const bool a_shape = pattern == static_cast<int>(Pattern::a_shape);
+  out.band_sink[h] = a_shape ? rule.sink.at(h) : 0;
+  out.band_local[h] = a_shape ? rule.local.at(h) : 0;
+}
+
 // One warp per slot, following its head's pattern (warp-uniform branches); grid (row-block groups,
-// H), a CTA the kSlotWarps consecutive row blocks of one head. With stage_ints > 0 a CTA of a
-// vertical-slash head first copies the head's offsets, runs and columns (at most stage_ints) into
-// shared memory: every slot's binary searches over them are chains of dependent loads, and from
-// global memory they made both passes latency-bound (13 + 18 us at 8K tokens, H = 9; ncu on H200).
+// H), a CTA the kSlotWarps consecutive row blocks of one head, which with stage_ints > 0 first
+// stages a vertical-slash head's selection (stage_vs_head).
 constexpr int kSlotWarps = 8;
 __global__ void __launch_bounds__(kSlotWarps * 32) slot_pass_kernel(SlotRule rule, SlotOutput out, bool fill,
                                                                    int stage_ints) {
@@ -184,43 +232,106 @@ __global__ void __launch_bounds__(kSlotWarps * 32) slot_pass_kernel(SlotRule rul
   const int lane = threadIdx.x & 31;
   const int pattern = rule.pattern.at(h);
   VsHead vs;
-  if (pattern == static_cast<int>(Pattern::vertical_slash)) {
-    vs = vs_head_global(rule, h);
-    if (stage_ints > 0) {  // the host sized stage_ints for every vertical-slash head
-      int32_t* s_off = s_stage;
-      int32_t* s_runs = s_off + vs.n_off;
-      int32_t* s_col = s_runs + vs.n_runs;
-      for (int i = threadIdx.x; i < vs.n_off; i += blockDim.x) s_off[i] = __ldg(vs.off + i);
-      for (int i = threadIdx.x; i < vs.n_runs; i += blockDim.x) s_runs[i] = __ldg(vs.runs + i);
-      for (int i = threadIdx.x; i < vs.n_col; i += blockDim.x) s_col[i] = __ldg(vs.col + i);
-      __syncthreads();
-      vs.off = s_off;
-      vs.runs = s_runs;
-      vs.col = s_col;
-    }
-  }
+  if (pattern == static_cast<int>(Pattern::vertical_slash)) vs = stage_vs_head(rule, h, stage_ints, s_stage);
   if (rb >= rule.nb) return;  // whole warps leave together, after the CTA's barrier
-  const int slot = h * rule.nb + rb, r1 = last_row(rb, rule.n);
-  const int range_at = fill ? out.range_offsets[slot] : 0;
+  const int slot = h * rule.nb + rb;
   int n_ranges = 0, n_cols = 0;
-  if (pattern == static_cast<int>(Pattern::vertical_slash)) {
-    vs_slot(vs, r1, lane, fill, range_at, fill ? out.col_offsets[slot] : 0, out.range_begin, out.range_end,
-            out.cols, n_ranges, n_cols);
-  } else if (pattern == static_cast<int>(Pattern::block_sparse)) {
-    block_sparse_slot(rule, slot, r1, lane, fill, range_at, out.range_begin, out.range_end, n_ranges);
-  } else {
-    static_slot(rule.sink.at(h), rule.local.at(h), rb, r1, lane, fill, range_at, out.range_begin, out.range_end,
-                n_ranges);
-  }
+  slot_entries(rule, vs, pattern, h, rb, lane, fill, fill ? out.range_offsets[slot] : 0,
+               fill ? out.col_offsets[slot] : 0, out, n_ranges, n_cols);
   if (lane != 0) return;
   if (!fill) {
     out.range_counts[slot] = n_ranges;
     out.col_counts[slot] = n_cols;
-  } else if (rb == 0 && out.band_sink != nullptr) {
-    const bool a_shape = pattern == static_cast<int>(Pattern::a_shape);
-    out.band_sink[h] = a_shape ? rule.sink.at(h) : 0;
-    out.band_local[h] = a_shape ? rule.local.at(h) : 0;
+  } else if (rb == 0) {
+    write_band(rule, pattern, h, out);
   }
+}
+
+// ---- one pass: count, look back, fill ----
+
+// A CTA's place in the index by decoupled look-back: it publishes its own total, sums its
+// predecessors' (stopping at the first that has published an inclusive prefix), then publishes its
+// inclusive prefix. Status word: 0 = nothing yet, else kind << 62 | value (kind 1: the CTA's own
+// total, 2: the total of it and every CTA before it). CTAs take their place in the order they
+// start (a ticket), so every predecessor is running or done and the spin ends.
+constexpr unsigned long long kLookbackOwn = 1ull << 62, kLookbackInclusive = 2ull << 62;
+constexpr unsigned long long kLookbackValue = (1ull << 62) - 1;
+__device__ long long lookback_prefix(unsigned long long* status, int cta, long long total) {
+  if (cta == 0) {
+    atomicExch(status, kLookbackInclusive | static_cast<unsigned long long>(total));
+    return 0;
+  }
+  atomicExch(status + cta, kLookbackOwn | static_cast<unsigned long long>(total));
+  long long prefix = 0;
+  for (int p = cta - 1;; --p) {
+    unsigned long long word;
+    do {
+      word = *reinterpret_cast<volatile unsigned long long*>(status + p);
+    } while (word == 0);
+    prefix += static_cast<long long>(word & kLookbackValue);
+    if ((word & ~kLookbackValue) == kLookbackInclusive) break;
+  }
+  atomicExch(status + cta, kLookbackInclusive | static_cast<unsigned long long>(prefix + total));
+  return prefix;
+}
+
+// Count, offsets and fill in one launch (SlotLookback says what it needs). Same CTA layout as
+// slot_pass_kernel, but CTA t of the launch (its ticket) takes the slots of row-block group
+// t % groups of head t / groups, so that slot order is ticket order.
+__global__ void __launch_bounds__(kSlotWarps * 32) slot_one_pass_kernel(SlotRule rule, SlotOutput out,
+                                                                       SlotLookback lookback, int stage_ints) {
+  detail::chained_kernel_begins();
+  extern __shared__ int32_t s_stage[];  // [stage_ints]: offsets, runs, columns
+  __shared__ int s_ticket;
+  __shared__ int s_counts[2][kSlotWarps];  // the warps' ranges and columns
+  __shared__ long long s_base[2];          // the entries of every slot before the CTA's
+  if (threadIdx.x == 0) s_ticket = atomicAdd(lookback.ticket, 1);
+  __syncthreads();
+  const int groups = static_cast<int>(gridDim.x);
+  const int cta = s_ticket, h = cta / groups;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int rb = (cta % groups) * kSlotWarps + warp;
+  const int pattern = rule.pattern.at(h);
+  VsHead vs;
+  if (pattern == static_cast<int>(Pattern::vertical_slash)) vs = stage_vs_head(rule, h, stage_ints, s_stage);
+  const bool has_slot = rb < rule.nb;
+  int n_ranges = 0, n_cols = 0;
+  if (has_slot) slot_entries(rule, vs, pattern, h, rb, lane, false, 0, 0, out, n_ranges, n_cols);
+  if (lane == 0) {
+    s_counts[0][warp] = n_ranges;
+    s_counts[1][warp] = n_cols;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0 || threadIdx.x == 32) {  // ranges and columns side by side
+    const int which = threadIdx.x / 32;
+    long long total = 0;
+    for (int w = 0; w < kSlotWarps; ++w) total += s_counts[which][w];
+    const long long base =
+        lookback_prefix(lookback.status + int64_t(which) * gridDim.x * gridDim.y, cta, total);
+    s_base[which] = base;
+    if (cta == static_cast<int>(gridDim.x * gridDim.y) - 1) {  // the last slots: the totals
+      const long long end = base + total;
+      int32_t* offsets = which == 0 ? out.write_range_offsets : out.write_col_offsets;
+      offsets[int64_t(rule.nb) * (gridDim.y)] = end <= 0x7fffffffLL ? static_cast<int32_t>(end) : -1;
+    }
+  }
+  __syncthreads();
+  if (!has_slot) return;
+  long long range_at = s_base[0], col_at = s_base[1];
+  for (int w = 0; w < warp; ++w) {
+    range_at += s_counts[0][w];
+    col_at += s_counts[1][w];
+  }
+  const int slot = h * rule.nb + rb;
+  const bool fits = range_at + n_ranges <= 0x7fffffffLL && col_at + n_cols <= 0x7fffffffLL;
+  if (lane == 0) {
+    out.write_range_offsets[slot] = fits ? static_cast<int32_t>(range_at) : -1;
+    out.write_col_offsets[slot] = fits ? static_cast<int32_t>(col_at) : -1;
+    if (rb == 0) write_band(rule, pattern, h, out);
+  }
+  if (!fits) return;  // an index past int32 offsets: the totals say so (-1), nothing is written
+  slot_entries(rule, vs, pattern, h, rb, lane, true, static_cast<int>(range_at), static_cast<int>(col_at), out,
+               n_ranges, n_cols);
 }
 
 // ---- the offsets: exclusive scans of the counts ----
@@ -281,16 +392,27 @@ __global__ void __launch_bounds__(kScanThreads) scan_counts_kernel(const int32_t
 // of up to 6K columns and 6K offsets (their runs as many); larger ones search global memory.
 constexpr int kMaxStageInts = 18 * 1024;
 
-void launch_slot_pass(const SlotRule& rule, int n_slots, const SlotOutput& out, bool fill, cudaStream_t stream) {
-  const int heads = n_slots / rule.nb;
-  // Bounds of any head's counts: the strides its selections were written with.
+// The staged selection's size: bounds of any head's counts, the strides its selections were
+// written with (0: too large to stage, global memory is searched).
+int slot_stage_ints(const SlotRule& rule) {
   const int64_t stage = rule.columns != nullptr ? int64_t(rule.col_stride) + 2 * int64_t(rule.off_stride) : 0;
-  const int stage_ints = stage <= kMaxStageInts ? static_cast<int>(stage) : 0;
+  return stage <= kMaxStageInts ? static_cast<int>(stage) : 0;
+}
+dim3 slot_grid(const SlotRule& rule, int n_slots) {
+  return dim3(static_cast<unsigned>((rule.nb + kSlotWarps - 1) / kSlotWarps), static_cast<unsigned>(n_slots / rule.nb));
+}
+template <typename Kernel>
+size_t slot_smem(Kernel kernel, int stage_ints) {
   const size_t smem = static_cast<size_t>(stage_ints) * sizeof(int32_t);
-  if (smem > 48 * 1024)
-    HC_CHECK_CUDA(cudaFuncSetAttribute(slot_pass_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  const dim3 grid(static_cast<unsigned>((rule.nb + kSlotWarps - 1) / kSlotWarps), static_cast<unsigned>(heads));
-  launch_chained(slot_pass_kernel, grid, kSlotWarps * 32, smem, stream, 0, rule, out, fill, stage_ints);
+  if (smem > 48 * 1024) HC_CHECK_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  return smem;
+}
+
+void launch_slot_pass(const SlotRule& rule, int n_slots, const SlotOutput& out, bool fill, cudaStream_t stream) {
+  const int stage_ints = slot_stage_ints(rule);
+  const size_t smem = slot_smem(slot_pass_kernel, stage_ints);
+  launch_chained(slot_pass_kernel, slot_grid(rule, n_slots), kSlotWarps * 32, smem, stream, 0, rule, out, fill,
+                 stage_ints);
 }
 
 }  // namespace
@@ -342,6 +464,27 @@ HeadBounds head_bounds(const PatternConfig& config, int64_t n_tokens, const Esti
     }
   }
   return b;
+}
+
+int64_t slot_lookback_words(int64_t n_heads, int64_t n_row_blocks) {
+  return 2 * n_heads * ((n_row_blocks + kSlotWarps - 1) / kSlotWarps);
+}
+
+void launch_slot_one_pass(const SlotRule& rule, int n_slots, const SlotLookback& lookback, int32_t* range_offsets,
+                          int32_t* col_offsets, int32_t* range_begin, int32_t* range_end, int32_t* cols,
+                          int32_t* band_sink, int32_t* band_local, cudaStream_t stream) {
+  SlotOutput out;
+  out.write_range_offsets = range_offsets;
+  out.write_col_offsets = col_offsets;
+  out.range_begin = range_begin;
+  out.range_end = range_end;
+  out.cols = cols;
+  out.band_sink = band_sink;
+  out.band_local = band_local;
+  const int stage_ints = slot_stage_ints(rule);
+  const size_t smem = slot_smem(slot_one_pass_kernel, stage_ints);
+  launch_chained(slot_one_pass_kernel, slot_grid(rule, n_slots), kSlotWarps * 32, smem, stream, 0, rule, out,
+                 lookback, stage_ints);
 }
 
 }  // namespace hc::kernels::detail

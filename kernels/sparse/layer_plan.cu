@@ -52,7 +52,7 @@ struct LayerPlanner::Impl {
   float* pooled_k = nullptr;                                   // [Hkv, d, nb]
   int32_t* kept = nullptr;                                     // [H, nb, cap]
   int32_t* kept_count = nullptr;                               // [H * nb]
-  int32_t* counts = nullptr;                                   // [2][H * nb]
+  unsigned long long* lookback = nullptr;                      // [slot_lookback_words(H, nb) + 1]
   int32_t* range_offsets = nullptr;                            // [H * nb + 1]
   int32_t* col_offsets = nullptr;                              // [H * nb + 1]
   int32_t* range_begin = nullptr;                              // [range_room]
@@ -87,7 +87,12 @@ struct LayerPlanner::Impl {
   void bs_estimate(cudaStream_t stream);
   void vs_select(int l, cudaStream_t stream);
   void bs_select(int l, cudaStream_t stream);
-  void slots(int l, cudaStream_t stream);  // count, scan, fill: the index of layer l
+  void slots(int l, cudaStream_t stream);  // count, offsets and fill in one launch: the index of layer l
+  // The slots' look-back status and ticket, zero before each build's slot launch.
+  void reset_lookback(cudaStream_t stream) {
+    const int64_t words = slot_lookback_words(shape.n_heads, num_row_blocks(n_tokens())) + 1;
+    HC_CHECK_CUDA(cudaMemsetAsync(lookback, 0, static_cast<size_t>(words) * sizeof(unsigned long long), stream));
+  }
   // The gathered columns merged per work tile, for run (layers with vertical-slash heads).
   void merge(cudaStream_t stream) {
     merge_tile_columns_into(view(), sparse_blocks_per_tile(shape.head_dim, info[static_cast<size_t>(layer)].all_static),
@@ -120,7 +125,7 @@ struct LayerPlanner::Impl {
       kept = c.take<int32_t>(h * nb * cap);
       kept_count = c.take<int32_t>(h * nb);
     }
-    counts = c.take<int32_t>(2 * h * nb);
+    lookback = c.take<unsigned long long>(slot_lookback_words(h, nb) + 1);
     range_offsets = c.take<int32_t>(h * nb + 1);
     col_offsets = c.take<int32_t>(h * nb + 1);
     range_begin = c.take<int32_t>(range_room);
@@ -308,9 +313,11 @@ void LayerPlanner::Impl::slots(int l, cudaStream_t stream) {
     rule.kept_count = kept_count;
     rule.cap = cap;
   }
-  launch_slot_offsets(rule, n_slots, counts, range_offsets, col_offsets, stream);
-  launch_slot_fill(rule, n_slots, range_offsets, col_offsets, range_begin, range_end, cols, band_sink, band_local,
-                   stream);
+  SlotLookback slot_lookback;
+  slot_lookback.status = lookback;
+  slot_lookback.ticket = reinterpret_cast<int*>(lookback + slot_lookback_words(h_count, nb));
+  launch_slot_one_pass(rule, n_slots, slot_lookback, range_offsets, col_offsets, range_begin, range_end, cols,
+                       band_sink, band_local, stream);
   layer = l;
   built = true;
 }
@@ -335,6 +342,7 @@ void LayerPlanner::build(int layer, cudaStream_t stream) {
   check_layer(layer, layers());
   if (m.qk.n_tokens < 1) throw InputError(kWhat, "build needs an estimate first (plan or estimate)");
   const LayerInfo& info = m.info[static_cast<size_t>(layer)];
+  m.reset_lookback(stream);
   if (info.has_vs) m.vs_select(layer, stream);
   if (info.has_bs) m.bs_select(layer, stream);
   m.slots(layer, stream);
@@ -348,6 +356,7 @@ void LayerPlanner::plan(int layer, const GpuQK& qk, cudaStream_t stream) {
   m.layer = layer;
   const LayerInfo& info = m.info[static_cast<size_t>(layer)];
   if (info.all_dense) return;  // nothing to build: run takes the dense kernel
+  m.reset_lookback(stream);  // first, so that no memset sits inside the chain of launches
   // The vertical-slash and block-sparse chains are independent: with both in the layer, the
   // block-sparse one runs on a second stream, forked from and joined back into `stream` (each
   // chain is a few small launches that leave most SMs idle at 8K tokens).

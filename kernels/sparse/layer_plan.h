@@ -11,7 +11,7 @@
 //
 // Launches of a plan: the vertical-slash estimate (3) and selection (1) when the layer has such
 // heads; block-sparse pooling (1) and selection (1) when it has those, on a second stream beside
-// the vertical-slash ones; count, scan and fill of the slots (3); the merge of the gathered
+// the vertical-slash ones; the slots counted, placed by look-back and filled (1); the merge of the gathered
 // columns (1) when it has columns. The index is the one
 // build_index (index_ref.h) gives on the CPU for the same per-head configs (estimator arithmetic
 // fp32 here, as for the other GPU builders: index_gpu.h).
