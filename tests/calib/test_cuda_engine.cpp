@@ -67,6 +67,27 @@ TEST_CASE("CUDA memory estimate: Llama-3-8B-shaped at 128K fits in 60 GiB", "[cu
   CHECK(half.weights == e.weights);
 }
 
+TEST_CASE("CUDA memory estimate: the attention output shares the normed buffer unless o_proj writes it",
+          "[cuda_engine]") {
+  // Bytes per token of the N-sized buffers: x fp32, normed x and q bf16, k and v bf16, the LSE,
+  // RoPE's cos and sin, the token id; plus the attention output where it needs its own buffer.
+  auto per_token = [](const hc::ModelConfig& c) {
+    const size_t q_out = size_t(c.n_heads) * 128, kv_out = size_t(c.n_kv_heads) * 128;
+    return size_t(c.hidden) * 6 + q_out * 2 + kv_out * 4 + size_t(c.n_heads) * 4 +
+           size_t(c.rotary_dims() / 2) * 8 + 4;
+  };
+  auto measured = [](const hc::ModelConfig& c) {
+    const size_t n = 1 << 20;  // the slope between 512K and 1M tokens
+    return (hc::estimate_cuda_memory(c, int64_t(n)).activations - hc::estimate_cuda_memory(c, int64_t(n / 2)).activations) /
+           (n / 2);
+  };
+  const hc::ModelConfig llama = hc::llama3_8b_config();
+  CHECK(measured(llama) == per_token(llama));
+  const hc::ModelConfig glm = hc::glm4_9b_config();  // o_proj's output goes through the normed buffer
+  REQUIRE(glm.post_norms);
+  CHECK(measured(glm) == per_token(glm) + size_t(glm.n_heads) * 128 * 2);
+}
+
 TEST_CASE("CUDA memory estimate: GLM-4-9B-shaped weights are its tensors, biases and post norms included",
           "[cuda_engine]") {
   const hc::RandomModel model(hc::glm4_9b_config(), 1, "glm4-9b");
