@@ -1,7 +1,6 @@
 #include "bench/bench_probe.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -11,6 +10,7 @@
 
 #include "calib/prober.h"
 #include "common/error.h"
+#include "common/stopwatch.h"
 #include "io/calibration/grid.h"
 #include "io/calibration/profile.h"
 #include "kernels/attention/attention_ref.h"
@@ -21,10 +21,6 @@
 
 namespace hc::bench {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 void check_options(const ProbeBenchOptions& o) {
   if (o.device != "cpu" && o.device != "cuda") throw InputError("--device", "must be cpu or cuda");
@@ -78,7 +74,7 @@ std::vector<ProbeBenchRow> run_probe_bench(const ProbeBenchOptions& o) {
     row.candidates = configs.size();
 
     std::vector<std::vector<kernels::CandidateMeasure>> fast(static_cast<size_t>(o.heads));
-    const Clock::time_point t0 = Clock::now();
+    const SteadyClock::time_point t0 = SteadyClock::now();
     for (int h = 0; h < o.heads; ++h) {
       const auto vs = kernels::vertical_slash_scores(q.data(), k.data(), dims, h, settings.last_q);
       const auto bs = kernels::block_scores(q.data(), k.data(), dims, h);
@@ -87,7 +83,7 @@ std::vector<ProbeBenchRow> run_probe_bench(const ProbeBenchOptions& o) {
     }
     row.one_pass_s = seconds_since(t0);
 
-    const Clock::time_point t1 = Clock::now();
+    const SteadyClock::time_point t1 = SteadyClock::now();
     std::vector<float> lse(static_cast<size_t>(o.heads * n));  // [H, N]
     std::vector<float> o_sparse(q.size());                      // [N, H, d]
     const kernels::SparseIndex dense = kernels::build_dense_index(n, 1);

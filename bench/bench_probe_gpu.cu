@@ -5,7 +5,6 @@
 #include <cuda_bf16.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <memory>
 
@@ -16,19 +15,13 @@
 #include "calib/kernel_probe.h"
 #include "calib/prober.h"
 #include "common/cuda_check.h"
+#include "common/stopwatch.h"
 #include "io/calibration/grid.h"
 #include "kernels/attention/attention.h"
 #include "kernels/sparse/grid_probe_gpu.h"
 #include "kernels/sparse/layer_plan.h"
 
 namespace hc::bench {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-}  // namespace
 
 std::vector<ProbeBenchRow> run_probe_bench_gpu(const ProbeBenchOptions& o) {
   std::vector<ProbeBenchRow> rows;
@@ -72,7 +65,7 @@ std::vector<ProbeBenchRow> run_probe_bench_gpu(const ProbeBenchOptions& o) {
                                     static_cast<int>(n)};
       prober.probe(layer, stream);  // first launches load the kernels
       HC_CHECK_CUDA(cudaDeviceSynchronize());
-      const Clock::time_point t0 = Clock::now();
+      const SteadyClock::time_point t0 = SteadyClock::now();
       swept = prober.probe(layer, stream);
       row.one_pass_s = seconds_since(t0);
     }
@@ -81,7 +74,7 @@ std::vector<ProbeBenchRow> run_probe_bench_gpu(const ProbeBenchOptions& o) {
     for (const kernels::PatternConfig& c : configs) layers.emplace_back(static_cast<size_t>(h), c);
     kernels::LayerPlanner planner(layers, shape, settings, stream);
     HC_CHECK_CUDA(cudaDeviceSynchronize());
-    const Clock::time_point t1 = Clock::now();
+    const SteadyClock::time_point t1 = SteadyClock::now();
     planner.estimate(gpu_qk(a), stream);
     for (size_t c = 0; c < configs.size(); ++c) {
       planner.build(static_cast<int>(c), stream);

@@ -6,7 +6,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <exception>
@@ -17,6 +16,7 @@
 
 #include "calib/parallel_chunks.h"
 #include "common/error.h"
+#include "common/stopwatch.h"
 #include "headcal/version.h"
 #include "kernels/attention/attention_ref.h"
 #include "kernels/sparse/cost.h"
@@ -29,12 +29,6 @@
 namespace hc {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 int resolve_threads(int n_threads) {
   return n_threads > 0 ? n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -65,7 +59,7 @@ struct CpuSparseRun {
     const std::vector<kernels::PatternConfig>& layer_configs = configs.at(static_cast<size_t>(in.layer));
     HeadValidation* heads = report.heads.data() + static_cast<int64_t>(in.layer) * dims.n_heads;
     if (all_dense(layer_configs)) {
-      const Clock::time_point t0 = Clock::now();
+      const SteadyClock::time_point t0 = SteadyClock::now();
       kernels::dense_attention_ref(dims, in.q, in.k, in.v, o, lse, n_threads);
       report.sparse_attention_s += seconds_since(t0);
       for (int64_t h = 0; h < dims.n_heads; ++h) {
@@ -80,7 +74,7 @@ struct CpuSparseRun {
     std::vector<float> dense_lse(static_cast<size_t>(H * N));    // [H, N] recall reference
     kernels::dense_attention_ref(dims, in.q, in.k, in.v, dense_o.data(), dense_lse.data(), n_threads);
 
-    const Clock::time_point t0 = Clock::now();
+    const SteadyClock::time_point t0 = SteadyClock::now();
     const kernels::SparseIndex index = kernels::build_index(in.q, in.k, dims, layer_configs, settings, n_threads);
     const double index_s = seconds_since(t0);
     kernels::SparseRefOptions opts;
@@ -211,12 +205,12 @@ ValidationReport validate_profile_run(Engine& engine, const std::string& model_f
 #if defined(HEADCAL_HAVE_CUDA)
     auto* cuda_engine = dynamic_cast<CudaEngine*>(&engine);
     HC_ASSERT(cuda_engine != nullptr, "a 'cuda' engine is a CudaEngine");
-    Clock::time_point t0 = Clock::now();
+    SteadyClock::time_point t0 = SteadyClock::now();
     if (!reuse_dense) {
       dense = validate_dense_prefill_cuda(*cuda_engine, base, report);
       report.dense_prefill_s = seconds_since(t0);
     }
-    t0 = Clock::now();
+    t0 = SteadyClock::now();
     sparse = validate_sparse_prefill_cuda(*cuda_engine, profile, base, report);
     report.sparse_prefill_s = seconds_since(t0);
 #else
@@ -227,18 +221,18 @@ ValidationReport validate_profile_run(Engine& engine, const std::string& model_f
       PrefillRequest dense_request = base;
       dense_request.attention_override = [&](const LayerAttentionInput& in, float* o, float* lse) {
         // The engine's own dense attention, timed.
-        const Clock::time_point t0 = Clock::now();
+        const SteadyClock::time_point t0 = SteadyClock::now();
         kernels::dense_attention_ref(in.dims, in.q, in.k, in.v, o, lse, threads);
         report.dense_attention_s += seconds_since(t0);
       };
-      const Clock::time_point t0 = Clock::now();
+      const SteadyClock::time_point t0 = SteadyClock::now();
       dense = engine.prefill(dense_request);
       report.dense_prefill_s = seconds_since(t0);
     }
 
     PrefillRequest sparse_request = base;
     sparse_request.attention_override = CpuSparseRun{configs, estimator_settings(profile), threads, report};
-    const Clock::time_point t0 = Clock::now();
+    const SteadyClock::time_point t0 = SteadyClock::now();
     sparse = engine.prefill(sparse_request);
     report.sparse_prefill_s = seconds_since(t0);
   }

@@ -360,6 +360,15 @@ __device__ __forceinline__ void warp_scores(float (&s)[8][4], const uint32_t (&q
   }
 }
 
+// The B fragments of P V for the 16 keys kk * 16 .. kk * 16 + 15 and the two 8-column blocks
+// db, db + 1 of a swizzled [keys, D] V tile (b[0..1] for db, b[2..3] for db + 1).
+template <int D>
+__device__ __forceinline__ void load_v_fragments(uint32_t (&b)[4], uint32_t v_src, int kk, int db, int lane) {
+  const int key = kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
+  const int c = db + (lane >> 4);
+  ldmatrix_x4_trans(b, v_src + key * D * 2 + ((c ^ (key & 7)) << 4));
+}
+
 // Rows per CTA: kWarps warps of 16 * kM rows each.
 template <int kWarps, int kM>
 constexpr int flash_rows() {
@@ -628,9 +637,7 @@ __global__ void __launch_bounds__(kWarps * 32, (flash_min_blocks<D, kWarps, kM>(
 #pragma unroll
       for (int db = 0; db < D / 8; db += 2) {
         uint32_t b[4];
-        const int key = kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
-        const int c = db + (lane >> 4);
-        ldmatrix_x4_trans(b, v_src + key * kRowBytes + ((c ^ (key & 7)) << 4));
+        load_v_fragments<D>(b, v_src, kk, db, lane);
 #pragma unroll
         for (int mi = 0; mi < kM; ++mi) {
           Mma::run(o_acc[mi][db], p[mi], b[0], b[1]);

@@ -430,9 +430,7 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
 #pragma unroll
       for (int db = 0; db < D / 8; db += 2) {
         uint32_t b[4];
-        const int key = kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
-        const int c = db + (lane >> 4);
-        ldmatrix_x4_trans(b, v_src + key * kRowBytes + ((c ^ (key & 7)) << 4));
+        load_v_fragments<D>(b, v_src, kk, db, lane);
         Mma::run(o_acc[db], hi, b[0], b[1]);
         Mma::run(o_acc[db + 1], hi, b[2], b[3]);
         Mma::run(o_acc[db], lo, b[0], b[1]);

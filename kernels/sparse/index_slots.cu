@@ -423,8 +423,8 @@ void launch_slot_offsets(const SlotRule& rule, int n_slots, int32_t* counts, int
   out.range_counts = counts;
   out.col_counts = counts + n_slots;
   launch_slot_pass(rule, n_slots, out, false, stream);
-  launch_chained(scan_counts_kernel, 2, kScanThreads, 0, stream, 0, static_cast<const int32_t*>(counts), range_offsets,
-                 static_cast<const int32_t*>(counts + n_slots), col_offsets, n_slots);
+  launch_chained(scan_counts_kernel, 2, kScanThreads, 0, stream, 0, counts, range_offsets, counts + n_slots,
+                 col_offsets, n_slots);
 }
 
 void launch_slot_fill(const SlotRule& rule, int n_slots, const int32_t* range_offsets, const int32_t* col_offsets,

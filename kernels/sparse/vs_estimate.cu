@@ -299,11 +299,10 @@ void launch_vs_estimate(const GpuQK& qk, int n_last, float* col_score, float* di
     const int per_cta = static_cast<int>((n_tiles + ctas_per_head - 1) / ctas_per_head);
     const dim3 grid(qk.n_heads, (n_tiles + per_cta - 1) / per_cta);
     launch_chained(kernel, grid, kEstThreads, smem, stream, 0, q, k, qs, ks, n, n_last, group, scale, n_tiles,
-                   per_cta, partial, static_cast<const float*>(lse), col_score, diag_score);
+                   per_cta, partial, lse, col_score, diag_score);
   };
   launch_pass(vs_estimate_kernel<T, D, 1>, 1);  // also zeroes diag_score
-  launch_chained(vs_row_lse_kernel, dim3(n_last, qk.n_heads), 256, 0, stream, 0, static_cast<const float*>(partial),
-                 n_tiles, lse);
+  launch_chained(vs_row_lse_kernel, dim3(n_last, qk.n_heads), 256, 0, stream, 0, partial, n_tiles, lse);
   launch_pass(vs_estimate_kernel<T, D, 2>, 2);
 }
 
