@@ -1,6 +1,7 @@
 // CUDA streaming recorder (see calib/recorder.h for the statistics and the map cell mapping).
 //
-// One block per (query head, 64-row block), looping over the causal 64-key blocks. Per tile:
+// One block per (query head, 64-row block), looping over the causal 64-key blocks (each block from
+// its own start, wrapping around). Per tile:
 //   S = Q K^T on the tensor cores (WMMA bf16 -> fp32), P = exp(scale*S - lse) masked causally,
 //   then three reductions from shared memory:
 //   - rows are summed per (map row cell, column) into `cell_cols` (shared atomics); its column
@@ -97,7 +98,12 @@ __global__ void __launch_bounds__(kThreads) recorder_kernel(RecorderArgs a) {
   }
   const int first_row_cell = static_cast<int>(static_cast<long long>(i0) * a.cells / n);
 
-  for (int kb = 0; kb <= rb; ++kb) {
+  // CTAs resident together are neighbouring row blocks of one head: walking their key blocks from
+  // the same start, they would add into the same colmass and map entries at the same time (atomics
+  // to one address serialise in L2). Each starts at its own key block and wraps around instead.
+  const int kb_start = static_cast<int>((static_cast<unsigned>(rb) * 2654435761u) % static_cast<unsigned>(rb + 1));
+  for (int step = 0; step <= rb; ++step) {
+    const int kb = kb_start + step <= rb ? kb_start + step : kb_start + step - rb - 1;
     const int j0 = kb * kTile;
     load_tile<D>(k_s, a.k + static_cast<long long>(kvh) * D, a.k_stride, j0, n);
     if (tid < kTile) col_cell[tid] = static_cast<int>(static_cast<long long>(min(j0 + tid, n - 1)) * a.cells / n);
