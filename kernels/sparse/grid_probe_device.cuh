@@ -34,9 +34,13 @@ struct SweepArgs {
   const void* k = nullptr;  // bf16 [N, Hkv, D]
   const void* v = nullptr;  // bf16 [N, Hkv, D]
   int64_t q_stride = 0, k_stride = 0, v_stride = 0;
-  const void* o_ref = nullptr;  // bf16 [N, H, D] packed
+  const void* o_ref = nullptr;  // bf16 [N, H, D], row stride o_stride
+  int64_t o_stride = 0;
   const float* lse = nullptr;   // [H, N] natural log
+  // This launch's heads: q, k, v, o_ref and lse start at its first, and the per-head buffers below
+  // hold n_heads; the outputs hold every head of the layer (out_heads), this group's from head_base.
   int n_tokens = 0, n_heads = 0, group = 1, n_row_blocks = 0;
+  int out_heads = 0, head_base = 0;
   float scale_log2 = 0;  // softmax scale * log2(e)
 
   const SweepPass* passes = nullptr;  // [first_pass + n_passes]: this launch runs the last n_passes
@@ -72,7 +76,7 @@ struct SweepArgs {
   // The full sweep's outputs, read by the dropped-order sweeps of a later launch.
   float* f_sum = nullptr;     // [H][N][D] sum_j p_ij v_j over every key j <= i
   double* l_total = nullptr;  // [H][N] sum_j p_ij
-  // Outputs [candidates][H], zeroed before the launch.
+  // Outputs [candidates][out_heads], zeroed before the launch.
   double* recall = nullptr;            // sum over rows of the kept mass
   double* err = nullptr;               // sum over rows of ||O_c(i) - O_ref(i)||^2
   unsigned long long* pairs = nullptr;  // vertical_slash: pairs the index-driven kernel computes

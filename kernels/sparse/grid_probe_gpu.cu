@@ -2,6 +2,8 @@
 // sweeps, the selection levels their groups follow, one workspace for both.
 #include "kernels/sparse/grid_probe_gpu.h"
 
+#include <cuda_bf16.h>
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -51,6 +53,7 @@ struct GridProberGpu::Impl {
   int max_groups = 1;
   int first_vs_pass = 0;  // passes before it: the full, a_shape and block-sparse sweeps (first launch)
   int col_stride = 0, off_stride = 0;
+  int group_heads = 0;  // heads measured per pass: the per-head buffers are sized for this many
 
   int64_t bytes = 0;
   void* memory = nullptr;
@@ -90,7 +93,8 @@ struct GridProberGpu::Impl {
   bool has_bs() const { return !bs_k.empty(); }
   size_t n_out() const { return candidates.size() * static_cast<size_t>(shape.n_heads); }
 
-  void prepare(const std::vector<PatternConfig>& grid, const LayerShape& s, const EstimatorSettings& st) {
+  void prepare(const std::vector<PatternConfig>& grid, const LayerShape& s, const EstimatorSettings& st,
+               int64_t workspace_cap) {
     shape = s;
     settings = st;
     candidates = grid;
@@ -172,13 +176,19 @@ struct GridProberGpu::Impl {
       if (passes[p].family == kSweepVerticalSlash) first_vs_pass = std::min(first_vs_pass, static_cast<int>(p));
     for (int32_t v : vs_v) col_stride = std::max(col_stride, vs_kept(v, st.v_sink, s.max_tokens));
     for (int32_t x : vs_s) off_stride = std::max(off_stride, vs_kept(x, st.s_local, s.max_tokens));
-    WorkspaceCarver sizing;
-    carve(sizing);
-    bytes = sizing.used;
+    // The largest whole number of KV groups whose workspace stays under the cap (at least one).
+    const int kv_group = s.n_heads / s.n_kv_heads;
+    for (int g = s.n_kv_heads; g >= 1; --g) {
+      group_heads = g * kv_group;
+      WorkspaceCarver sizing;
+      carve(sizing);
+      bytes = sizing.used;
+      if (bytes <= workspace_cap) break;
+    }
   }
 
   void carve(WorkspaceCarver& c) {
-    const int64_t h = shape.n_heads, n = shape.max_tokens;
+    const int64_t h = group_heads, n = shape.max_tokens;
     d_passes = c.take<SweepPass>(static_cast<int64_t>(passes.size()));
     d_pass_cands = c.take<int32_t>(static_cast<int64_t>(pass_cands.size()));
     d_sinks = c.take<int32_t>(static_cast<int64_t>(as_sinks.size()));
@@ -201,7 +211,7 @@ struct GridProberGpu::Impl {
       l_total = c.take<double>(h * n);
     }
     if (has_bs()) {
-      const int64_t nb = num_row_blocks(n), hkv = shape.n_kv_heads, d = shape.head_dim;
+      const int64_t nb = num_row_blocks(n), hkv = h / (shape.n_heads / shape.n_kv_heads), d = shape.head_dim;
       pooled_q = c.take<float>(h * nb * d);
       pooled_k = c.take<float>(hkv * d * nb);
       kept = c.take<int32_t>(h * nb * bs_cap);
@@ -213,8 +223,8 @@ struct GridProberGpu::Impl {
     err = c.take<double>(outs);
     pairs = c.take<unsigned long long>(outs);
     underflow = c.take<int>(outs);
-    ref_sq = c.take<double>(h);
-    self_diff = c.take<double>(h);
+    ref_sq = c.take<double>(shape.n_heads);
+    self_diff = c.take<double>(shape.n_heads);
   }
 
   ~Impl() {
@@ -224,7 +234,7 @@ struct GridProberGpu::Impl {
   // The selections of every level (one launch per level pair), each column's and offset's
   // level, the columns grouped by level, and each diagonal's level.
   void build_levels(const GpuQK& qk, cudaStream_t stream) {
-    const int n = qk.n_tokens, h = shape.n_heads;
+    const int n = qk.n_tokens, h = qk.n_heads;
     const int nx = static_cast<int>(vs_v.size()), ny = static_cast<int>(vs_s.size());
     launch_vs_scores(qk, settings.last_q, col_score, diag_score, vs_scratch, stream);
     for (int k = 0; k < std::max(nx, ny); ++k) {
@@ -248,7 +258,7 @@ struct GridProberGpu::Impl {
   // Each key block's level in each row block: one block-sparse selection per grid value, from the
   // last down.
   void build_block_levels(const GpuQK& qk, cudaStream_t stream) {
-    const int nb = static_cast<int>(num_row_blocks(qk.n_tokens)), h = shape.n_heads;
+    const int nb = static_cast<int>(num_row_blocks(qk.n_tokens)), h = qk.n_heads;
     const int nk = static_cast<int>(bs_k.size());
     launch_block_pool(qk, pooled_q, pooled_k, stream);
     HC_CHECK_CUDA(cudaMemsetAsync(block_level, nk, static_cast<size_t>(h) * nb * (nb + 1) / 2, stream));
@@ -260,10 +270,10 @@ struct GridProberGpu::Impl {
 };
 
 GridProberGpu::GridProberGpu(const std::vector<PatternConfig>& candidates, const LayerShape& shape,
-                             const EstimatorSettings& settings)
+                             const EstimatorSettings& settings, int64_t workspace_cap)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
-  m.prepare(candidates, shape, settings);
+  m.prepare(candidates, shape, settings, workspace_cap);
   m.memory = allocate_workspace(m.bytes, shape.max_tokens, kWhat);
   WorkspaceCarver carver{static_cast<char*>(m.memory), 0};
   m.carve(carver);
@@ -289,11 +299,13 @@ std::vector<bool> GridProberGpu::coverage(const std::vector<PatternConfig>& cand
 }
 
 int64_t GridProberGpu::workspace_bytes(const std::vector<PatternConfig>& candidates, const LayerShape& shape,
-                                       const EstimatorSettings& settings) {
+                                       const EstimatorSettings& settings, int64_t workspace_cap) {
   Impl m;
-  m.prepare(candidates, shape, settings);
+  m.prepare(candidates, shape, settings, workspace_cap);
   return m.bytes;
 }
+
+int GridProberGpu::heads_per_pass() const { return impl_->group_heads; }
 
 std::vector<GridProbeMeasure> GridProberGpu::probe(const GridProbeLayer& layer, cudaStream_t stream) {
   Impl& m = *impl_;
@@ -315,10 +327,6 @@ std::vector<GridProbeMeasure> GridProberGpu::probe(const GridProbeLayer& layer, 
   if (!m.host_counts.empty())
     HC_CHECK_CUDA(cudaMemcpyAsync(m.d_counts, m.host_counts.data(), m.host_counts.size() * sizeof(int32_t),
                                   cudaMemcpyHostToDevice, stream));
-  const GpuQK qk{layer.q, layer.k, AttnDType::kBF16, n, h, s.n_kv_heads, d, q_stride, k_stride};
-  if (m.has_vs()) m.build_levels(qk, stream);
-  if (m.has_bs()) m.build_block_levels(qk, stream);
-
   const size_t outs = m.n_out();
   HC_CHECK_CUDA(cudaMemsetAsync(m.recall, 0, outs * sizeof(double), stream));
   HC_CHECK_CUDA(cudaMemsetAsync(m.err, 0, outs * sizeof(double), stream));
@@ -327,17 +335,13 @@ std::vector<GridProbeMeasure> GridProberGpu::probe(const GridProbeLayer& layer, 
   head_squared_errors_gpu(layer.o_ref, layer.o_ref, n, h, d, m.self_diff, m.ref_sq, stream);
 
   SweepArgs a;
-  a.q = layer.q;
-  a.k = layer.k;
-  a.v = layer.v;
   a.q_stride = q_stride;
   a.k_stride = k_stride;
   a.v_stride = v_stride;
-  a.o_ref = layer.o_ref;
-  a.lse = layer.lse;
+  a.o_stride = int64_t(h) * d;
   a.n_tokens = n;
-  a.n_heads = h;
   a.group = h / s.n_kv_heads;
+  a.out_heads = h;
   a.n_row_blocks = static_cast<int>(num_row_blocks(n));
   a.scale_log2 = static_cast<float>(kLog2e / std::sqrt(static_cast<double>(d)));
   a.passes = m.d_passes;
@@ -364,12 +368,29 @@ std::vector<GridProbeMeasure> GridProberGpu::probe(const GridProbeLayer& layer, 
   a.err = m.err;
   a.pairs = m.pairs;
   a.underflow = m.underflow;
-  a.first_pass = 0;
-  a.n_passes = m.first_vs_pass;
-  launch_grid_sweep(a, d, stream);  // the full, a_shape and block-sparse sweeps
-  a.first_pass = m.first_vs_pass;
-  a.n_passes = static_cast<int>(m.passes.size()) - m.first_vs_pass;
-  launch_grid_sweep(a, d, stream);  // the vertical-slash sweeps, after the full one
+  // Head groups one after the other through the same workspace: their levels, then their sweeps.
+  for (int h0 = 0; h0 < h; h0 += m.group_heads) {
+    const int heads = std::min(m.group_heads, h - h0), kv0 = h0 / a.group;
+    const auto* q0 = static_cast<const __nv_bfloat16*>(layer.q) + int64_t(h0) * d;
+    const auto* k0 = static_cast<const __nv_bfloat16*>(layer.k) + int64_t(kv0) * d;
+    const GpuQK qk{q0, k0, AttnDType::kBF16, n, heads, heads / a.group, d, q_stride, k_stride};
+    if (m.has_vs()) m.build_levels(qk, stream);
+    if (m.has_bs()) m.build_block_levels(qk, stream);
+
+    a.q = q0;
+    a.k = k0;
+    a.v = static_cast<const __nv_bfloat16*>(layer.v) + int64_t(kv0) * d;
+    a.o_ref = static_cast<const __nv_bfloat16*>(layer.o_ref) + int64_t(h0) * d;
+    a.lse = layer.lse + int64_t(h0) * n;
+    a.n_heads = heads;
+    a.head_base = h0;
+    a.first_pass = 0;
+    a.n_passes = m.first_vs_pass;
+    launch_grid_sweep(a, d, stream);  // the full, a_shape and block-sparse sweeps
+    a.first_pass = m.first_vs_pass;
+    a.n_passes = static_cast<int>(m.passes.size()) - m.first_vs_pass;
+    launch_grid_sweep(a, d, stream);  // the vertical-slash sweeps, after the full one
+  }
 
   std::vector<double> recall(outs), err(outs), ref(h);
   std::vector<unsigned long long> pairs(outs);

@@ -63,10 +63,20 @@ void head_squared_errors_gpu(const void* ref_bf16, const void* out_bf16, int64_t
 
 class GridProberGpu {
  public:
+  // The workspace's default ceiling. Its per-head buffers grow as N^2 / 64^2 (the block-sparse
+  // levels) and N x head_dim (the full sweep's sums): Llama-3-8B's attention under the default
+  // grid needs ~0.08 GiB per head at 128K, ~1.2 GiB at 1M. Past the ceiling the heads are measured
+  // in groups, one after the other through the same buffers; 8 GiB keeps a whole layer in one
+  // group up to 256K tokens on that shape (5.9 GiB), and at 1M measures 4 heads at a time (4.8
+  // GiB instead of 38.7; still 64K CTAs per sweep).
+  static constexpr int64_t kDefaultWorkspaceCap = int64_t(8) << 30;
+
   // candidates: the grid (any patterns; those this prober does not measure come back unmeasured).
+  // workspace_cap: the heads are measured in groups of whole KV groups, as many per group as keep
+  // the workspace within it (one KV group at least, whatever it needs).
   // Throws hc::InputError on bad configs or shapes, hc::DeviceError when the workspace does not fit.
   GridProberGpu(const std::vector<PatternConfig>& candidates, const LayerShape& shape,
-                const EstimatorSettings& settings = {});
+                const EstimatorSettings& settings = {}, int64_t workspace_cap = kDefaultWorkspaceCap);
   ~GridProberGpu();
   GridProberGpu(GridProberGpu&&) noexcept;
   GridProberGpu& operator=(GridProberGpu&&) noexcept;
@@ -78,7 +88,10 @@ class GridProberGpu {
   static std::vector<bool> coverage(const std::vector<PatternConfig>& candidates);
   // Device bytes of the workspace for this grid and shape.
   static int64_t workspace_bytes(const std::vector<PatternConfig>& candidates, const LayerShape& shape,
-                                 const EstimatorSettings& settings = {});
+                                 const EstimatorSettings& settings = {},
+                                 int64_t workspace_cap = kDefaultWorkspaceCap);
+  // The query heads measured together (the whole layer, or a group of whole KV groups).
+  int heads_per_pass() const;
 
   // Measures the layer (n_tokens <= shape.max_tokens) on `stream` and waits for it:
   // [candidate * H + head].

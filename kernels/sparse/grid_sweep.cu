@@ -304,7 +304,7 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
       if (ok) {
         const float inv = static_cast<float>(1.0 / m);
         const __nv_bfloat16* ref = static_cast<const __nv_bfloat16*>(a.o_ref) +
-                                   (static_cast<int64_t>(row) * a.n_heads + head) * D + 2 * t4;
+                                   static_cast<int64_t>(row) * a.o_stride + head * D + 2 * t4;
         const float* f = dropped ? a.f_sum + (static_cast<int64_t>(head) * N + row) * D + 2 * t4 : nullptr;
 #pragma unroll
         for (int db = 0; db < D / 8; ++db) {
@@ -346,7 +346,7 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
         e += s_sum[w][1];
         u += s_underflow[w];
       }
-      const int64_t at = static_cast<int64_t>(c) * a.n_heads + head;
+      const int64_t at = static_cast<int64_t>(c) * a.out_heads + a.head_base + head;
       atomicAdd(a.recall + at, m);
       atomicAdd(a.err + at, e);
       if (u > 0) atomicAdd(a.underflow + at, u);

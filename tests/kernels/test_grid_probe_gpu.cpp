@@ -7,8 +7,10 @@
 #if defined(HEADCAL_HAVE_CUDA)
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
+#include "calib/prober.h"
 #include "common/error.h"
 #include "kernels/attention/attention.h"
 #include "kernels/sparse/cost.h"
@@ -16,6 +18,7 @@
 #include "kernels/sparse/grid_probe_ref.h"
 #include "kernels/sparse/index_gpu.h"
 #include "kernels/sparse/index_ref.h"
+#include "io/calibration/grid.h"
 #include "tests/kernels/gpu_attention_fixture.h"
 
 using namespace hc;
@@ -68,14 +71,17 @@ GridProbeLayer layer_of(const AttentionProblem& pb, const Dense& dense, int n) {
   return layer;
 }
 
-void check_against_reference(int n, int heads, int kv_heads, int d, uint32_t seed) {
+// workspace_cap 1 measures the heads one KV group at a time.
+void check_against_reference(int n, int heads, int kv_heads, int d, uint32_t seed,
+                             int64_t workspace_cap = GridProberGpu::kDefaultWorkspaceCap) {
   AttentionProblem pb = test::structured_problem(n, heads, kv_heads, d, AttnDType::kBF16, seed);
   const Dense dense(pb);
   const std::vector<PatternConfig> grid = grid_for(n);
   const EstimatorSettings settings{};
   const LayerShape shape{n + 100, heads, kv_heads, d};  // a workspace larger than the layer
 
-  GridProberGpu prober(grid, shape, settings);
+  GridProberGpu prober(grid, shape, settings, workspace_cap);
+  CHECK(prober.heads_per_pass() == (workspace_cap == 1 ? heads / kv_heads : heads));
   const std::vector<GridProbeMeasure> got = prober.probe(layer_of(pb, dense, n));
   REQUIRE(got.size() == grid.size() * heads);
 
@@ -126,6 +132,8 @@ TEST_CASE("GPU grid probe equals the CPU grid probe on the same inputs", "[gpu][
     for (int n : {37, 64, 1000, 2500}) {
       DYNAMIC_SECTION("d=" << d << " N=" << n) { check_against_reference(n, 4, 2, d, 900u + n + d); }
     }
+    // Three KV groups of two heads measured one group at a time through one workspace.
+    DYNAMIC_SECTION("d=" << d << " N=1000, head groups") { check_against_reference(1000, 6, 3, d, 77u + d, 1); }
   }
 }
 
@@ -152,6 +160,34 @@ TEST_CASE("GPU grid probe workspace: sized before touching the device", "[grid_p
   CHECK(GridProberGpu::workspace_bytes(vs, shape) > GridProberGpu::workspace_bytes(a_shape, shape) + 2 * 9 * 8192 * 4);
   CHECK(GridProberGpu::workspace_bytes(vs, LayerShape{32768, 9, 3, 64}) > GridProberGpu::workspace_bytes(vs, shape));
   CHECK_THROWS_AS(GridProberGpu::workspace_bytes(vs, LayerShape{8192, 9, 3, 96}), hc::InputError);
+}
+
+TEST_CASE("GPU grid probe workspace: past the cap the heads go in groups of whole KV groups", "[grid_probe]") {
+  const std::vector<PatternConfig> grid = {{Pattern::vertical_slash, 30, 100}, {Pattern::vertical_slash, 1000, 4096},
+                                           {Pattern::block_sparse, 8, 0}, {Pattern::a_shape, 64, 1024}};
+  const LayerShape shape{8192, 8, 2, 128};  // KV groups of 4 heads
+  const int64_t whole = GridProberGpu::workspace_bytes(grid, shape);
+  const int64_t one_group = GridProberGpu::workspace_bytes(grid, shape, {}, 1);
+  CHECK(GridProberGpu::workspace_bytes(grid, shape, {}, whole) == whole);
+  CHECK(GridProberGpu::workspace_bytes(grid, shape, {}, whole - 1) == one_group);
+  // Half the heads: the per-head buffers (the full sweep's [H, N, d] fp32 sums alone are 4 MiB a
+  // head here) halve, the per-candidate outputs stay.
+  CHECK(one_group < whole - 4 * (int64_t(4) << 20));
+  CHECK(one_group > whole / 2);
+
+  // Llama-3-8B's attention (32 heads, 8 KV heads, d = 128) under the default grid: one group up
+  // to 256K tokens, groups within the default cap at 1M.
+  for (int64_t n : {int64_t(131072), int64_t(262144), int64_t(1) << 20}) {
+    std::vector<PatternConfig> configs;
+    for (const GridCandidate& c : default_grid(n, PatternDefaults{}).candidates) configs.push_back(pattern_config(c));
+    const LayerShape llama{static_cast<int>(n), 32, 8, 128};
+    const int64_t unlimited = GridProberGpu::workspace_bytes(configs, llama, {}, INT64_MAX);
+    const int64_t bytes = GridProberGpu::workspace_bytes(configs, llama);
+    INFO("N = " << n << ": " << unlimited << " bytes in one group, " << bytes << " under the default cap");
+    CHECK(bytes <= GridProberGpu::kDefaultWorkspaceCap);
+    if (n <= 262144) CHECK(bytes == unlimited);
+    else CHECK(bytes < unlimited);
+  }
 }
 
 #else
