@@ -1,7 +1,7 @@
 // CUDA streaming recorder (see calib/recorder.h for the statistics and the map cell mapping).
 //
 // One block per (query head, 64-row block), looping over the causal 64-key blocks (each block from
-// its own start, wrapping around). Per tile:
+// its own start, wrapping around; the next K tile loads by cp.async during this one). Per tile:
 //   S = Q K^T on the tensor cores (WMMA bf16 -> fp32), P = exp(scale*S - lse) masked causally,
 //   then three reductions from shared memory:
 //   - rows are summed per (map row cell, column) into `cell_cols` (shared atomics); its column
@@ -20,9 +20,14 @@
 #include "calib/recorder.h"
 #include "common/cuda_check.h"
 #include "common/error.h"
+#include "kernels/device_primitives.cuh"
 
 namespace hc {
 namespace {
+
+using kernels::detail::cp_async_16;
+using kernels::detail::cp_async_commit;
+using kernels::detail::smem_addr;
 
 constexpr int kTile = 64;      // rows and keys per tile (B in DESIGN.md)
 constexpr int kThreads = 256;  // 8 warps: each computes a 16 x 32 slice of S
@@ -33,7 +38,7 @@ template <int D>
 struct Smem {
   static constexpr int kQKPitch = D + 8;  // bf16; multiple of 8 for WMMA loads, breaks bank aliasing
   static constexpr size_t q_bytes = sizeof(__nv_bfloat16) * kTile * kQKPitch;
-  static constexpr size_t k_bytes = q_bytes;
+  static constexpr size_t k_bytes = 2 * q_bytes;  // double-buffered: the next tile loads during this one
   static constexpr size_t s_bytes = sizeof(float) * kTile * kSPitch;
   static constexpr size_t p_bytes = sizeof(float) * kTile * kPPitch;
   static constexpr size_t cell_bytes = sizeof(float) * kTile * kTile;  // [row cell slot, column]
@@ -54,26 +59,27 @@ struct RecorderArgs {
   int n_row_blocks;
 };
 
-// Loads a [64, D] bf16 tile (rows past n_tokens as zeros) with 16-byte accesses.
+// Starts loading a [64, D] bf16 tile (rows past n_tokens as zeros) with 16-byte cp.async; the
+// caller commits and waits.
 template <int D>
-__device__ void load_tile(__nv_bfloat16* dst, const __nv_bfloat16* src, long long stride, int first_row,
-                          int n_tokens) {
+__device__ void load_tile_async(__nv_bfloat16* dst, const __nv_bfloat16* src, long long stride, int first_row,
+                                int n_tokens) {
   constexpr int kVecPerRow = D / 8;
   for (int v = threadIdx.x; v < kTile * kVecPerRow; v += kThreads) {
     const int r = v / kVecPerRow, c = (v % kVecPerRow) * 8;
-    uint4 val = make_uint4(0, 0, 0, 0);
-    if (first_row + r < n_tokens)
-      val = *reinterpret_cast<const uint4*>(src + static_cast<long long>(first_row + r) * stride + c);
-    *reinterpret_cast<uint4*>(dst + r * Smem<D>::kQKPitch + c) = val;
+    const bool valid = first_row + r < n_tokens;
+    const __nv_bfloat16* from = valid ? src + static_cast<long long>(first_row + r) * stride + c : src;
+    cp_async_16(smem_addr(dst + r * Smem<D>::kQKPitch + c), from, valid);
   }
 }
 
 template <int D>
 __global__ void __launch_bounds__(kThreads) recorder_kernel(RecorderArgs a) {
   using namespace nvcuda;
+  using kernels::detail::cp_async_wait;
   extern __shared__ __align__(128) unsigned char smem[];  // WMMA pointers need 32-byte alignment
   __nv_bfloat16* q_s = reinterpret_cast<__nv_bfloat16*>(smem);                       // [64, D+8]
-  __nv_bfloat16* k_s = reinterpret_cast<__nv_bfloat16*>(smem + Smem<D>::q_bytes);     // [64, D+8]
+  __nv_bfloat16* k_s2 = reinterpret_cast<__nv_bfloat16*>(smem + Smem<D>::q_bytes);    // [2][64, D+8]
   float* s_s = reinterpret_cast<float*>(smem + Smem<D>::q_bytes + Smem<D>::k_bytes);  // [64, 68]
   float* p_s = s_s + kTile * kSPitch;                                                  // [64, 65]
   float* cell_cols = p_s + kTile * kPPitch;  // [64 row-cell slots, 64 columns]
@@ -89,7 +95,8 @@ __global__ void __launch_bounds__(kThreads) recorder_kernel(RecorderArgs a) {
   const int tid = threadIdx.x;
   const int warp = tid / 32;
 
-  load_tile<D>(q_s, a.q + static_cast<long long>(h) * D, a.q_stride, i0, n);
+  const __nv_bfloat16* k_head = a.k + static_cast<long long>(kvh) * D;
+  load_tile_async<D>(q_s, a.q + static_cast<long long>(h) * D, a.q_stride, i0, n);
   if (tid < kTile) {
     const int i = i0 + tid;
     // Rows past N get +inf so exp() gives 0 without a branch in the hot loop.
@@ -102,11 +109,19 @@ __global__ void __launch_bounds__(kThreads) recorder_kernel(RecorderArgs a) {
   // the same start, they would add into the same colmass and map entries at the same time (atomics
   // to one address serialise in L2). Each starts at its own key block and wraps around instead.
   const int kb_start = static_cast<int>((static_cast<unsigned>(rb) * 2654435761u) % static_cast<unsigned>(rb + 1));
+  auto key_block = [&](int step) { return kb_start + step <= rb ? kb_start + step : kb_start + step - rb - 1; };
+  load_tile_async<D>(k_s2, k_head, a.k_stride, key_block(0) * kTile, n);
+  cp_async_commit();  // Q and the first K tile
   for (int step = 0; step <= rb; ++step) {
-    const int kb = kb_start + step <= rb ? kb_start + step : kb_start + step - rb - 1;
+    const int kb = key_block(step);
     const int j0 = kb * kTile;
-    load_tile<D>(k_s, a.k + static_cast<long long>(kvh) * D, a.k_stride, j0, n);
+    __nv_bfloat16* k_s = k_s2 + (step & 1) * kTile * Smem<D>::kQKPitch;
+    if (step < rb)  // the buffer the step before read, free since its last barrier
+      load_tile_async<D>(k_s2 + ((step + 1) & 1) * kTile * Smem<D>::kQKPitch, k_head, a.k_stride,
+                         key_block(step + 1) * kTile, n);
+    cp_async_commit();
     if (tid < kTile) col_cell[tid] = static_cast<int>(static_cast<long long>(min(j0 + tid, n - 1)) * a.cells / n);
+    cp_async_wait<1>();  // this step's tile (and Q) are in
     __syncthreads();
 
     {  // S = Q K^T: warp w computes rows (w/2)*16 .. +16, columns (w%2)*32 .. +32.
@@ -183,6 +198,7 @@ __global__ void __launch_bounds__(kThreads) recorder_kernel(RecorderArgs a) {
     }
     __syncthreads();  // k_s, p_s and cell_cols are rewritten by the next tile
   }
+  cp_async_wait<0>();
 }
 
 template <int D>
