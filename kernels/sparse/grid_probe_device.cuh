@@ -11,23 +11,39 @@ namespace hc::kernels::detail {
 // masses the vertical-slash sweeps that count dropped keys subtract from).
 enum SweepFamily : int { kSweepAShape = 0, kSweepVerticalSlash = 1, kSweepFull = 2, kSweepBlockSparse = 3 };
 
-// One sweep: a family and one value b of its second parameter.
+// One sweep: a family and, for vertical_slash, one value b of its second parameter.
 // block_sparse has one parameter: its one sweep's stage s >= 1 holds the key blocks of level
 // s - 1 (kept by k = the (s - 1)-th grid value, not by the one before), and after it the sums are
 // candidate s - 1's.
-// Kept order (a_shape; vertical_slash where level b's offsets cover at most half the pairs):
-// stage 0 holds the keys with y <= b, stage s >= 1 the keys of first-parameter level s - 1 (and
-// y > b); after stage s >= 1 the sums are candidate (s - 1, b)'s kept sums.
+// a_shape has one sweep for every (sink, window) candidate, outward from the diagonal: per window
+// level b (ascending), stage W_b adds the keys with windows[b - 1] <= i - j < windows[b], then
+// stages +S_a (a = 0 .. n_sinks - 1) add the keys of sink interval a outside window b (i - j >=
+// windows[b]), after each of which the sums are candidate (a, b)'s, then (except after the last
+// window) stages -S_a subtract those sink keys again, leaving window b's sums for W_{b+1}. So a
+// row block computes its largest window once, not every window, and its few sink tiles twice
+// per window. Stage s is level b = s / (2 n_sinks + 1), part k = s % (2 n_sinks + 1): 0 the
+// window, 1 .. n_sinks adding sink k - 1, above that subtracting sink k - n_sinks - 1.
+// Vertical_slash, kept order (where level b's offsets cover at most half the pairs): stage 0
+// holds the keys with y <= b, stage s >= 1 the keys of first-parameter level s - 1 (and y > b);
+// after stage s >= 1 the sums are candidate (s - 1, b)'s kept sums.
 // Dropped order (vertical_slash where they cover more): stage 0 holds the keys with y > b and no
 // column level, stage s >= 1 the columns of level n_col_levels - s with y > b; after stage s the
 // sums are what candidate (n_col_levels - 1 - s, b) drops, its kept sums F minus them.
 struct SweepPass {
   int family = kSweepAShape;
   int level = 0;             // vertical_slash: b, the offsets' level (off_lists[b])
-  int window = 0;            // a_shape: local (keys with i - j < window come first)
-  int n_groups = 0;          // group stages in kept order
-  int n_groups_dropped = 0;  // group stages in dropped order (vertical_slash)
+  int n_groups = 0;          // the last stage in kept order (a_shape: of the whole sweep)
+  int n_groups_dropped = 0;  // the last stage in dropped order (vertical_slash)
 };
+
+// a_shape's stage s as (window level b, part k), parts per level 2 n_sinks + 1.
+struct AShapeStage {
+  int level, part;
+};
+__host__ __device__ inline AShapeStage a_shape_stage(int stage, int n_sinks) {
+  const int per_level = 2 * n_sinks + 1;
+  return AShapeStage{stage / per_level, stage % per_level};
+}
 
 struct SweepArgs {
   const void* q = nullptr;  // bf16 [N, H, D], row stride q_stride
@@ -45,11 +61,14 @@ struct SweepArgs {
 
   const SweepPass* passes = nullptr;  // [first_pass + n_passes]: this launch runs the last n_passes
   int first_pass = 0, n_passes = 0;
-  const int32_t* pass_cands = nullptr;  // [n_passes][max_groups]: candidate after group a, or -1
+  // [n_passes][max_groups]: candidate after group a (a_shape: at b * n_sinks + a), or -1
+  const int32_t* pass_cands = nullptr;
   int max_groups = 0;
 
-  // a_shape: group a holds keys [sinks[a - 1], sinks[a]) (sinks[-1] = 0), ascending.
-  const int32_t* sinks = nullptr;  // [a_shape levels]
+  // a_shape: sink interval a holds keys [sinks[a - 1], sinks[a]) (sinks[-1] = 0); windows ascending.
+  const int32_t* sinks = nullptr;    // [n_sinks]
+  const int32_t* windows = nullptr;  // [n_windows]
+  int n_sinks = 0, n_windows = 0;
 
   // vertical_slash: group a holds head h's columns col_groups[h][col_level_end[a - 1] ..
   // col_level_end[a]) (ascending keys), those of selection level a; a key j joins the sweep of

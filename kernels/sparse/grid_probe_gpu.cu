@@ -44,7 +44,7 @@ struct GridProberGpu::Impl {
   EstimatorSettings settings;
   std::vector<PatternConfig> candidates;
   std::vector<bool> covered;                 // [candidates]
-  std::vector<int32_t> as_sinks, as_windows;  // a_shape: distinct sinks (groups), windows (sweeps)
+  std::vector<int32_t> as_sinks, as_windows;  // a_shape: distinct sinks, windows (levels of its one sweep)
   std::vector<int32_t> vs_v, vs_s;            // vertical_slash: distinct v (groups), s (sweeps)
   std::vector<int32_t> bs_k;                  // block_sparse: distinct k (groups of its one sweep)
   int bs_cap = 0;                             // kept blocks per slot at the largest k
@@ -60,7 +60,7 @@ struct GridProberGpu::Impl {
   // Workspace pieces.
   SweepPass* d_passes = nullptr;
   int32_t* d_pass_cands = nullptr;
-  int32_t* d_sinks = nullptr;
+  int32_t* d_sinks = nullptr;  // [sinks] then [windows]
   int32_t* d_counts = nullptr;  // [column levels] then [offset levels]: kept per level at this N
   float* col_score = nullptr;   // [H, N]
   float* diag_score = nullptr;  // [H, N]
@@ -128,22 +128,22 @@ struct GridProberGpu::Impl {
     as_windows = distinct_sorted(windows);
     vs_v = distinct_sorted(vs);
     vs_s = distinct_sorted(ss);
-    if (as_sinks.size() > kMaxLevels || vs_v.size() > kMaxLevels || vs_s.size() > kMaxLevels ||
-        bs_k.size() > kMaxLevels)
+    if (as_sinks.size() > kMaxLevels || as_windows.size() > kMaxLevels || vs_v.size() > kMaxLevels ||
+        vs_s.size() > kMaxLevels || bs_k.size() > kMaxLevels)
       throw InputError(kWhat, "at most " + std::to_string(kMaxLevels) + " distinct values per pattern parameter");
-    max_groups = static_cast<int>(std::max<size_t>({1, as_sinks.size(), vs_v.size(), bs_k.size()}));
+    max_groups = static_cast<int>(
+        std::max<size_t>({1, as_sinks.size() * as_windows.size(), vs_v.size(), bs_k.size()}));
 
-    // The full sweep (when vertical_slash sweeps may count dropped keys), then one sweep per
-    // window (a_shape) and the block-sparse one, then one per offset count (vertical_slash): the
-    // first kinds in one launch, the vertical-slash ones in a second that reads the full sweep's sums.
+    // The full sweep (when vertical_slash sweeps may count dropped keys), then the a_shape and the
+    // block-sparse ones, then one per offset count (vertical_slash): the first kinds in one launch,
+    // the vertical-slash ones in a second that reads the full sweep's sums.
     std::map<std::pair<int, int>, int> pass_of;  // (family, level) -> pass
-    auto pass_for = [&](int family, int level, int window) {
+    auto pass_for = [&](int family, int level) {
       auto [it, fresh] = pass_of.emplace(std::make_pair(family, level), static_cast<int>(passes.size()));
       if (fresh) {
         SweepPass p;
         p.family = family;
         p.level = level;
-        p.window = window;
         p.n_groups_dropped = 0;
         passes.push_back(p);
         pass_cands.resize(passes.size() * max_groups, -1);
@@ -151,24 +151,28 @@ struct GridProberGpu::Impl {
       return it->second;
     };
     const int nx = static_cast<int>(vs_v.size());
-    if (!vs_v.empty()) pass_for(kSweepFull, 0, 0);
+    if (!vs_v.empty()) pass_for(kSweepFull, 0);
     for (Pattern family : {Pattern::a_shape, Pattern::block_sparse, Pattern::vertical_slash})
       for (size_t c = 0; c < grid.size(); ++c) {
         const PatternConfig& cfg = grid[c];
         if (cfg.pattern != family) continue;
         int p = 0, a = 0;
         if (family == Pattern::a_shape) {
-          p = pass_for(kSweepAShape, level_index(as_windows, cfg.p2), cfg.p2);
-          a = level_index(as_sinks, cfg.p1);
+          const int n_sinks = static_cast<int>(as_sinks.size()), n_windows = static_cast<int>(as_windows.size());
+          p = pass_for(kSweepAShape, 0);
+          a = level_index(as_windows, cfg.p2) * n_sinks + level_index(as_sinks, cfg.p1);
+          // Every level's window and sink parts, the last level without its subtracting parts.
+          passes[p].n_groups = n_windows * (2 * n_sinks + 1) - n_sinks - 1;
         } else if (family == Pattern::block_sparse) {
-          p = pass_for(kSweepBlockSparse, 0, 0);
+          p = pass_for(kSweepBlockSparse, 0);
           a = level_index(bs_k, cfg.p1);
+          passes[p].n_groups = std::max(passes[p].n_groups, a + 1);
         } else {
-          p = pass_for(kSweepVerticalSlash, level_index(vs_s, cfg.p2), 0);
+          p = pass_for(kSweepVerticalSlash, level_index(vs_s, cfg.p2));
           a = level_index(vs_v, cfg.p1);
           passes[p].n_groups_dropped = std::max(passes[p].n_groups_dropped, nx - 1 - a);
+          passes[p].n_groups = std::max(passes[p].n_groups, a + 1);
         }
-        passes[p].n_groups = std::max(passes[p].n_groups, a + 1);
         pass_cands[static_cast<size_t>(p) * max_groups + a] = static_cast<int32_t>(c);
       }
     first_vs_pass = static_cast<int>(passes.size());
@@ -191,7 +195,7 @@ struct GridProberGpu::Impl {
     const int64_t h = group_heads, n = shape.max_tokens;
     d_passes = c.take<SweepPass>(static_cast<int64_t>(passes.size()));
     d_pass_cands = c.take<int32_t>(static_cast<int64_t>(pass_cands.size()));
-    d_sinks = c.take<int32_t>(static_cast<int64_t>(as_sinks.size()));
+    d_sinks = c.take<int32_t>(static_cast<int64_t>(as_sinks.size() + as_windows.size()));
     d_counts = c.take<int32_t>(static_cast<int64_t>(vs_v.size() + vs_s.size()));
     if (has_vs()) {
       const int64_t nx = static_cast<int64_t>(vs_v.size()), ny = static_cast<int64_t>(vs_s.size());
@@ -282,8 +286,12 @@ GridProberGpu::GridProberGpu(const std::vector<PatternConfig>& candidates, const
     HC_CHECK_CUDA(cudaMemcpy(m.d_pass_cands, m.pass_cands.data(), m.pass_cands.size() * sizeof(int32_t),
                              cudaMemcpyHostToDevice));
   }
-  if (!m.as_sinks.empty())
-    HC_CHECK_CUDA(cudaMemcpy(m.d_sinks, m.as_sinks.data(), m.as_sinks.size() * sizeof(int32_t), cudaMemcpyHostToDevice));
+  if (!m.as_sinks.empty()) {
+    std::vector<int32_t> sinks_windows = m.as_sinks;
+    sinks_windows.insert(sinks_windows.end(), m.as_windows.begin(), m.as_windows.end());
+    HC_CHECK_CUDA(cudaMemcpy(m.d_sinks, sinks_windows.data(), sinks_windows.size() * sizeof(int32_t),
+                             cudaMemcpyHostToDevice));
+  }
 }
 
 GridProberGpu::~GridProberGpu() = default;
@@ -348,6 +356,9 @@ std::vector<GridProbeMeasure> GridProberGpu::probe(const GridProbeLayer& layer, 
   a.pass_cands = m.d_pass_cands;
   a.max_groups = m.max_groups;
   a.sinks = m.d_sinks;
+  a.windows = m.d_sinks + m.as_sinks.size();
+  a.n_sinks = static_cast<int>(m.as_sinks.size());
+  a.n_windows = static_cast<int>(m.as_windows.size());
   a.col_groups = m.col_groups;
   a.col_level_end = m.d_counts;
   a.col_stride = m.col_stride;

@@ -11,14 +11,16 @@
 //
 // Why a sweep measures many candidates: within a pattern the candidates are nested along each
 // parameter (grid_probe_ref.h), so a candidate (a, b) keeps the keys of level x <= a or y <= b.
-// One sweep per value b of the second parameter (a_shape: the window; vertical_slash: the number
-// of offsets) first accumulates the keys with y <= b (the window, or the offsets' ranges), then
-// the keys with y > b level by level along the first parameter (sink keys; columns in selection
-// order), and after each level a holds exactly candidate (a, b)'s sums: its output rows are
-// compared with O_ref there and then. Where level b's offsets cover more than half of a head's
-// pairs, its vertical_slash sweep walks the dropped keys instead (y > b, columns from the last
-// level down) and subtracts their sums from those of a full sweep over every key. block_sparse
-// has one parameter and one sweep: each row block's key blocks level by level in selection order.
+// vertical_slash has one sweep per number of offsets b: it first accumulates the keys with y <= b
+// (the offsets' ranges), then the keys with y > b level by level along the first parameter
+// (columns in selection order), and after each level a holds exactly candidate (a, b)'s sums: its
+// output rows are compared with O_ref there and then. Where level b's offsets cover more than half
+// of a head's pairs, its vertical_slash sweep walks the dropped keys instead (y > b, columns from
+// the last level down) and subtracts their sums from those of a full sweep over every key. a_shape
+// has one sweep outward from the diagonal: at each window it adds the sink keys outside the window
+// level by level (a snapshot after each), then subtracts them again before the window grows, so
+// the largest window is computed once. block_sparse has one parameter and one sweep: each row
+// block's key blocks level by level in selection order.
 // P V runs on the tensor cores with P split into two bf16 terms (hi + lo, relative error ~2^-17),
 // accumulation in fp32, row masses in double.
 //

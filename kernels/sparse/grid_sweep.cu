@@ -1,10 +1,12 @@
 // The GPU grid probe's sweep kernel (grid_probe_gpu.h): one CTA per (row block, head, sweep),
 // four warps of 16 rows as in the mma.sync attention kernel (kernels/attention/flash_forward.cuh,
 // whose fragment helpers and shared-memory layout it reuses). Keys come in 64-key tiles,
-// double-buffered through cp.async; a tile belongs to a stage (0: the keys with y <= b; s >= 1:
-// group s - 1), and once a stage is complete the accumulated sums are candidate (s - 1, b)'s:
-// its output rows are compared with the dense output right there (the snapshot).
+// double-buffered through cp.async; a tile belongs to a stage (grid_probe_device.cuh, SweepPass),
+// and once a stage that completes a candidate's keys is done, the accumulated sums are that
+// candidate's: its output rows are compared with the dense output right there (the snapshot).
 #include <cuda_bf16.h>
+
+#include <climits>
 
 #include "common/cuda_check.h"
 #include "common/error.h"
@@ -34,15 +36,16 @@ struct SweepTile {
   int stage;  // 0: keys with y <= b; s >= 1: group s - 1; n_groups + 1 for the end
 };
 
-// Walks one CTA's stages (grid_probe_device.cuh, SweepPass). Stage 0: a_shape the window; the
-// full sweep every key; vertical_slash in kept order the runs of level b's offsets as key ranges,
-// in dropped order the gaps between them. Group stages: a_shape a sink interval; vertical_slash
-// the head's columns of one level, up to r1. Uniform control flow: every thread runs it with the
-// same values.
+// Walks one CTA's stages (grid_probe_device.cuh, SweepPass). a_shape: a window level's new keys,
+// or a sink interval's keys outside the window. Stage 0: the full sweep every key; vertical_slash
+// in kept order the runs of level b's offsets as key ranges, in dropped order the gaps between
+// them. Group stages: vertical_slash the head's columns of one level, up to r1. Uniform control
+// flow: every thread runs it with the same values.
 struct SweepCursor {
-  int family, r0, r1, rb, n_groups, window, n_col_levels;
+  int family, r0, r1, rb, n_groups, n_col_levels, n_sinks;
   bool dropped;
   const int32_t* sinks;
+  const int32_t* windows;
   const int32_t* groups;     // the head's grouped columns
   const int32_t* level_end;  // [column levels]
   const int32_t* off;        // the head's offsets of level b
@@ -104,8 +107,24 @@ struct SweepCursor {
     }
     return false;
   }
+  // a_shape's stage: the keys some row of the block keeps at this part of its level.
+  __device__ bool open_a_shape_stage() {
+    const AShapeStage st = a_shape_stage(stage, n_sinks);
+    const int w_hi = __ldg(windows + st.level), w_lo = st.level > 0 ? __ldg(windows + st.level - 1) : 0;
+    kind = 1;
+    if (st.part == 0) {  // w_lo <= i - j < w_hi
+      pos = max(0, r0 - w_hi + 1);
+      end = r1 - w_lo + 1;
+    } else {  // sink interval a, i - j >= w_hi
+      const int a = st.part <= n_sinks ? st.part - 1 : st.part - n_sinks - 1;
+      pos = a > 0 ? __ldg(sinks + a - 1) : 0;
+      end = min(__ldg(sinks + a), r1 - w_hi + 1);
+    }
+    return pos < end;
+  }
   // The current stage's first segment; false when it is empty.
   __device__ bool open_stage() {
+    if (family == kSweepAShape) return open_a_shape_stage();
     if (family == kSweepBlockSparse) {
       block = 0;
       return stage > 0 && next_block();
@@ -115,23 +134,16 @@ struct SweepCursor {
         gap_end = r1 + 1;
         return next_base();
       }
-      pos = family == kSweepFull ? 0 : max(0, r0 - window + 1);
+      pos = 0;  // the full sweep
       end = r1 + 1;
       kind = 1;
-      return pos < end;
+      return true;
     }
-    if (family == kSweepAShape) {
-      const int a = stage - 1;
-      pos = a > 0 ? __ldg(sinks + a - 1) : 0;
-      end = min(__ldg(sinks + a), r1 + 1);
-      kind = 1;
-    } else {
-      const int a = dropped ? n_col_levels - stage : stage - 1;
-      const int lo = a > 0 ? __ldg(level_end + a - 1) : 0, hi = __ldg(level_end + a);
-      pos = lo;
-      end = lo + count_at_most(groups + lo, hi - lo, r1);
-      kind = 2;
-    }
+    const int a = dropped ? n_col_levels - stage : stage - 1;
+    const int lo = a > 0 ? __ldg(level_end + a - 1) : 0, hi = __ldg(level_end + a);
+    pos = lo;
+    end = lo + count_at_most(groups + lo, hi - lo, r1);
+    kind = 2;
     return pos < end;
   }
   __device__ void next_segment() {
@@ -225,10 +237,11 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
                                  static_cast<int64_t>(rb) * (rb + 1) / 2
                            : nullptr;
   cursor.n_groups = dropped ? pass.n_groups_dropped : pass.n_groups;
-  cursor.window = pass.window;
   cursor.n_col_levels = a.n_col_levels;
+  cursor.n_sinks = a.n_sinks;
   cursor.dropped = dropped;
   cursor.sinks = a.sinks;
+  cursor.windows = a.windows;
   cursor.groups = vs ? a.col_groups + static_cast<int64_t>(head) * a.col_stride : nullptr;
   cursor.level_end = a.col_level_end;
   const int64_t off_row = (static_cast<int64_t>(pass.level) * a.n_heads + head) * a.off_stride;
@@ -282,7 +295,11 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
 
   // The measures of the candidate whose sums are complete after `stage`: every thread calls it.
   auto snapshot = [&](int stage_done) {
-    const int group = dropped ? a.n_col_levels - 1 - stage_done : stage_done - 1;
+    int group = dropped ? a.n_col_levels - 1 - stage_done : stage_done - 1;
+    if (pass.family == kSweepAShape) {  // after adding sink a at window level b
+      const AShapeStage st = a_shape_stage(stage_done, a.n_sinks);
+      group = st.part >= 1 && st.part <= a.n_sinks ? st.level * a.n_sinks + st.part - 1 : -1;
+    }
     if (group < 0) return;
     const int c = __ldg(a.pass_cands + pass_i * a.max_groups + group);
     if (c < 0) return;
@@ -379,21 +396,32 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
     const unsigned present_lo = __ballot_sync(0xffffffffu, keys[lane] >= 0);
     const unsigned present_hi = __ballot_sync(0xffffffffu, keys[lane + 32] >= 0);
     if (counts_pairs) keys_so_far += __popc(present_lo) + __popc(present_hi);
+    // a_shape: the stage keeps i - j in [w_lo, w_hi), and a subtracting stage negates its weights.
+    int w_lo = 0, w_hi = INT_MAX;
+    float sign = 1.f;
+    if (pass.family == kSweepAShape) {
+      const AShapeStage st = a_shape_stage(cur.stage, a.n_sinks);
+      w_hi = __ldg(a.windows + st.level);
+      w_lo = st.level > 0 ? __ldg(a.windows + st.level - 1) : 0;
+      if (st.part > 0) {  // sink keys outside the window
+        w_lo = w_hi;
+        w_hi = INT_MAX;
+        if (st.part > a.n_sinks) sign = -1.f;
+      }
+    }
     // Whether every (row, key) pair of this warp's part of the tile is kept: all 64 keys present
     // and, as keys and rows ascend, the largest key causal for the first row, every row real, and
-    // for a_shape the whole tile on the stage's side of the window. Then no mask is computed.
-    bool unmasked = present_lo == 0xffffffffu && present_hi == 0xffffffffu && keys[kKeyTile - 1] <= warp_row0 &&
-                    warp_row0 + 15 < N;
-    if (pass.family == kSweepAShape)
-      unmasked = unmasked && (cur.stage == 0 ? warp_row0 + 15 - keys[0] < pass.window
-                                             : warp_row0 - keys[kKeyTile - 1] >= pass.window);
+    // the tile's distances i - j within [w_lo, w_hi). Then no mask is computed.
+    const bool unmasked = present_lo == 0xffffffffu && present_hi == 0xffffffffu && keys[kKeyTile - 1] <= warp_row0 &&
+                          warp_row0 + 15 < N && warp_row0 - keys[kKeyTile - 1] >= w_lo &&
+                          warp_row0 + 15 - keys[0] < w_hi;
 
     // S = Q K^T for this warp's 16 rows x 64 keys.
     float s[8][4];
     warp_scores<__nv_bfloat16, D>(s, q_frag, smem_addr(sK + stage * kKeyTile * kRowBytes), lane);
 
-    // P = exp(s - lse) on the keys of this stage: causal, the tile's valid keys, and for a_shape
-    // the window (stage 0 keeps i - j < window, the sink groups the keys outside it).
+    // P = exp(s - lse) on the keys of this stage: causal, the tile's valid keys, distances in
+    // [w_lo, w_hi); times the stage's sign.
     float tile_mass[2] = {0.f, 0.f};
 #pragma unroll
     for (int nb = 0; nb < 8; ++nb) {
@@ -403,10 +431,9 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
         bool keep = true;
         if (!unmasked) {
           const int key = keys[nb * 8 + 2 * t4 + (e & 1)], row = row_of[ri];
-          keep = key >= 0 && key <= row && row < N;
-          if (pass.family == kSweepAShape) keep = keep && ((row - key < pass.window) == (cur.stage == 0));
+          keep = key >= 0 && key <= row && row < N && row - key >= w_lo && row - key < w_hi;
         }
-        const float p = keep ? exp2_ftz(fmaf(s[nb][e], sl2, -lse2[ri])) : 0.f;
+        const float p = keep ? sign * exp2_ftz(fmaf(s[nb][e], sl2, -lse2[ri])) : 0.f;
         s[nb][e] = p;
         tile_mass[ri] += p;
       }
