@@ -36,13 +36,51 @@ struct SweepPass {
   int n_groups_dropped = 0;  // the last stage in dropped order (vertical_slash)
 };
 
-// a_shape's stage s as (window level b, part k), parts per level 2 n_sinks + 1.
+// a_shape's stage s as (window level b, part k), parts per level 2 n_sinks + 1. Host and device
+// share these, so the stage walk is checked on the CPU (test_grid_probe_gpu).
 struct AShapeStage {
   int level, part;
 };
 __host__ __device__ inline AShapeStage a_shape_stage(int stage, int n_sinks) {
   const int per_level = 2 * n_sinks + 1;
   return AShapeStage{stage / per_level, stage % per_level};
+}
+// The sweep's last stage: every level's parts, the last level without its subtracting ones.
+__host__ __device__ inline int a_shape_last_stage(int n_sinks, int n_windows) {
+  return n_windows * (2 * n_sinks + 1) - n_sinks - 1;
+}
+// The candidate (window level b, sink a) as b * n_sinks + a whose sums are complete after
+// `stage`, or -1 where that stage completes none.
+__host__ __device__ inline int a_shape_snapshot_group(int stage, int n_sinks) {
+  const AShapeStage st = a_shape_stage(stage, n_sinks);
+  return st.part >= 1 && st.part <= n_sinks ? st.level * n_sinks + st.part - 1 : -1;
+}
+// What stage s adds for the row block [r0, r1]: keys [begin, end) (empty when begin >= end), each
+// pair (i, j) with w_lo <= i - j < w_hi, negated where `subtract`.
+struct AShapeStageKeys {
+  int begin, end, w_lo, w_hi;
+  bool subtract;
+};
+__host__ __device__ inline AShapeStageKeys a_shape_stage_keys(int stage, int n_sinks, const int32_t* sinks,
+                                                              const int32_t* windows, int r0, int r1) {
+  const AShapeStage st = a_shape_stage(stage, n_sinks);
+  const int window = windows[st.level], below = st.level > 0 ? windows[st.level - 1] : 0;
+  AShapeStageKeys k;
+  if (st.part == 0) {  // the window's new distances
+    k.begin = r0 - window + 1 > 0 ? r0 - window + 1 : 0;
+    k.end = r1 - below + 1;
+    k.w_lo = below;
+    k.w_hi = window;
+    k.subtract = st.part > n_sinks;
+  } else {  // sink interval a, outside the window
+    const int a = st.part <= n_sinks ? st.part - 1 : st.part - n_sinks - 1;
+    k.begin = a > 0 ? sinks[a - 1] : 0;
+    k.end = sinks[a] < r1 - window + 1 ? sinks[a] : r1 - window + 1;
+    k.w_lo = window;
+    k.w_hi = INT32_MAX;
+    k.subtract = st.part > n_sinks;
+  }
+  return k;
 }
 
 struct SweepArgs {

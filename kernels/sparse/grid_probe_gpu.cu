@@ -161,8 +161,7 @@ struct GridProberGpu::Impl {
           const int n_sinks = static_cast<int>(as_sinks.size()), n_windows = static_cast<int>(as_windows.size());
           p = pass_for(kSweepAShape, 0);
           a = level_index(as_windows, cfg.p2) * n_sinks + level_index(as_sinks, cfg.p1);
-          // Every level's window and sink parts, the last level without its subtracting parts.
-          passes[p].n_groups = n_windows * (2 * n_sinks + 1) - n_sinks - 1;
+          passes[p].n_groups = a_shape_last_stage(n_sinks, n_windows);
         } else if (family == Pattern::block_sparse) {
           p = pass_for(kSweepBlockSparse, 0);
           a = level_index(bs_k, cfg.p1);

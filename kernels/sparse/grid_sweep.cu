@@ -107,24 +107,15 @@ struct SweepCursor {
     }
     return false;
   }
-  // a_shape's stage: the keys some row of the block keeps at this part of its level.
-  __device__ bool open_a_shape_stage() {
-    const AShapeStage st = a_shape_stage(stage, n_sinks);
-    const int w_hi = __ldg(windows + st.level), w_lo = st.level > 0 ? __ldg(windows + st.level - 1) : 0;
-    kind = 1;
-    if (st.part == 0) {  // w_lo <= i - j < w_hi
-      pos = max(0, r0 - w_hi + 1);
-      end = r1 - w_lo + 1;
-    } else {  // sink interval a, i - j >= w_hi
-      const int a = st.part <= n_sinks ? st.part - 1 : st.part - n_sinks - 1;
-      pos = a > 0 ? __ldg(sinks + a - 1) : 0;
-      end = min(__ldg(sinks + a), r1 - w_hi + 1);
-    }
-    return pos < end;
-  }
   // The current stage's first segment; false when it is empty.
   __device__ bool open_stage() {
-    if (family == kSweepAShape) return open_a_shape_stage();
+    if (family == kSweepAShape) {
+      const AShapeStageKeys k = a_shape_stage_keys(stage, n_sinks, sinks, windows, r0, r1);
+      pos = k.begin;
+      end = k.end;
+      kind = 1;
+      return pos < end;
+    }
     if (family == kSweepBlockSparse) {
       block = 0;
       return stage > 0 && next_block();
@@ -295,11 +286,9 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
 
   // The measures of the candidate whose sums are complete after `stage`: every thread calls it.
   auto snapshot = [&](int stage_done) {
-    int group = dropped ? a.n_col_levels - 1 - stage_done : stage_done - 1;
-    if (pass.family == kSweepAShape) {  // after adding sink a at window level b
-      const AShapeStage st = a_shape_stage(stage_done, a.n_sinks);
-      group = st.part >= 1 && st.part <= a.n_sinks ? st.level * a.n_sinks + st.part - 1 : -1;
-    }
+    const int group = pass.family == kSweepAShape ? a_shape_snapshot_group(stage_done, a.n_sinks)
+                      : dropped                    ? a.n_col_levels - 1 - stage_done
+                                                   : stage_done - 1;
     if (group < 0) return;
     const int c = __ldg(a.pass_cands + pass_i * a.max_groups + group);
     if (c < 0) return;
@@ -400,14 +389,10 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
     int w_lo = 0, w_hi = INT_MAX;
     float sign = 1.f;
     if (pass.family == kSweepAShape) {
-      const AShapeStage st = a_shape_stage(cur.stage, a.n_sinks);
-      w_hi = __ldg(a.windows + st.level);
-      w_lo = st.level > 0 ? __ldg(a.windows + st.level - 1) : 0;
-      if (st.part > 0) {  // sink keys outside the window
-        w_lo = w_hi;
-        w_hi = INT_MAX;
-        if (st.part > a.n_sinks) sign = -1.f;
-      }
+      const AShapeStageKeys k = a_shape_stage_keys(cur.stage, a.n_sinks, a.sinks, a.windows, r0, r1);
+      w_lo = k.w_lo;
+      w_hi = k.w_hi;
+      if (k.subtract) sign = -1.f;
     }
     // Whether every (row, key) pair of this warp's part of the tile is kept: all 64 keys present
     // and, as keys and rows ascend, the largest key causal for the first row, every row real, and

@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "kernels/attention/attention.h"
 #include "kernels/sparse/cost.h"
+#include "kernels/sparse/grid_probe_device.cuh"
 #include "kernels/sparse/grid_probe_gpu.h"
 #include "kernels/sparse/grid_probe_ref.h"
 #include "kernels/sparse/index_gpu.h"
@@ -187,6 +188,46 @@ TEST_CASE("GPU grid probe workspace: past the cap the heads go in groups of whol
     CHECK(bytes <= GridProberGpu::kDefaultWorkspaceCap);
     if (n <= 262144) CHECK(bytes == unlimited);
     else CHECK(bytes < unlimited);
+  }
+}
+
+TEST_CASE("GPU grid probe: the a_shape sweep's stages sum to each candidate's keys at its snapshot", "[grid_probe]") {
+  using hc::kernels::detail::a_shape_last_stage;
+  using hc::kernels::detail::a_shape_snapshot_group;
+  using hc::kernels::detail::a_shape_stage_keys;
+  using hc::kernels::detail::AShapeStageKeys;
+  // Distinct ascending sinks and windows, as the prober passes them: a zero sink, sinks and
+  // windows off the 64-key grid, windows below one block and past N.
+  const std::vector<int32_t> sinks = {0, 1, 64, 100, 128}, windows = {1, 37, 64, 130, 800, 5000};
+  const int n_sinks = static_cast<int>(sinks.size()), n_windows = static_cast<int>(windows.size());
+  for (int n : {37, 64, 1000, 1100}) {
+    for (int r0 = 0; r0 < n; r0 += 64) {
+      const int r1 = std::min(n, r0 + 64) - 1, rows = r1 - r0 + 1;
+      std::vector<int> count(static_cast<size_t>(rows) * n, 0);  // [row, key]: signed times added
+      std::vector<bool> seen(static_cast<size_t>(n_sinks) * n_windows, false);
+      for (int stage = 0; stage <= a_shape_last_stage(n_sinks, n_windows); ++stage) {
+        const AShapeStageKeys k = a_shape_stage_keys(stage, n_sinks, sinks.data(), windows.data(), r0, r1);
+        for (int j = std::max(0, k.begin); j < std::min(k.end, n); ++j)
+          for (int i = r0; i <= r1; ++i)
+            if (j <= i && i - j >= k.w_lo && i - j < k.w_hi) count[size_t(i - r0) * n + j] += k.subtract ? -1 : 1;
+        const int group = a_shape_snapshot_group(stage, n_sinks);
+        if (group < 0) continue;
+        const int sink = sinks[size_t(group % n_sinks)], window = windows[size_t(group / n_sinks)];
+        INFO("N " << n << " row block " << r0 / 64 << " stage " << stage << ": a_shape(" << sink << ", " << window
+                  << ")");
+        seen[size_t(group)] = true;
+        int wrong = 0;
+        for (int i = r0; i <= r1; ++i)
+          for (int j = 0; j < n; ++j) {
+            const int want = j <= i && (j < sink || i - j < window) ? 1 : 0;
+            wrong += count[size_t(i - r0) * n + j] != want;
+          }
+        CHECK(wrong == 0);
+      }
+      int snapshots = 0;
+      for (bool b : seen) snapshots += b;
+      CHECK(snapshots == n_sinks * n_windows);  // every candidate once per row block
+    }
   }
 }
 
