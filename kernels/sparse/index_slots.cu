@@ -408,6 +408,18 @@ size_t slot_smem(Kernel kernel, int stage_ints) {
   return smem;
 }
 
+// The output of a fill: the slots' ranges, columns and band.
+SlotOutput entries_output(int32_t* range_begin, int32_t* range_end, int32_t* cols, int32_t* band_sink,
+                          int32_t* band_local) {
+  SlotOutput out;
+  out.range_begin = range_begin;
+  out.range_end = range_end;
+  out.cols = cols;
+  out.band_sink = band_sink;
+  out.band_local = band_local;
+  return out;
+}
+
 void launch_slot_pass(const SlotRule& rule, int n_slots, const SlotOutput& out, bool fill, cudaStream_t stream) {
   const int stage_ints = slot_stage_ints(rule);
   const size_t smem = slot_smem(slot_pass_kernel, stage_ints);
@@ -430,14 +442,9 @@ void launch_slot_offsets(const SlotRule& rule, int n_slots, int32_t* counts, int
 void launch_slot_fill(const SlotRule& rule, int n_slots, const int32_t* range_offsets, const int32_t* col_offsets,
                       int32_t* range_begin, int32_t* range_end, int32_t* cols, int32_t* band_sink,
                       int32_t* band_local, cudaStream_t stream) {
-  SlotOutput out;
+  SlotOutput out = entries_output(range_begin, range_end, cols, band_sink, band_local);
   out.range_offsets = range_offsets;
   out.col_offsets = col_offsets;
-  out.range_begin = range_begin;
-  out.range_end = range_end;
-  out.cols = cols;
-  out.band_sink = band_sink;
-  out.band_local = band_local;
   launch_slot_pass(rule, n_slots, out, true, stream);
 }
 
@@ -473,14 +480,9 @@ int64_t slot_lookback_words(int64_t n_heads, int64_t n_row_blocks) {
 void launch_slot_one_pass(const SlotRule& rule, int n_slots, const SlotLookback& lookback, int32_t* range_offsets,
                           int32_t* col_offsets, int32_t* range_begin, int32_t* range_end, int32_t* cols,
                           int32_t* band_sink, int32_t* band_local, cudaStream_t stream) {
-  SlotOutput out;
+  SlotOutput out = entries_output(range_begin, range_end, cols, band_sink, band_local);
   out.write_range_offsets = range_offsets;
   out.write_col_offsets = col_offsets;
-  out.range_begin = range_begin;
-  out.range_end = range_end;
-  out.cols = cols;
-  out.band_sink = band_sink;
-  out.band_local = band_local;
   const int stage_ints = slot_stage_ints(rule);
   const size_t smem = slot_smem(slot_one_pass_kernel, stage_ints);
   launch_chained(slot_one_pass_kernel, slot_grid(rule, n_slots), kSlotWarps * 32, smem, stream, 0, rule, out,
