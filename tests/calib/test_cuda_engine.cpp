@@ -9,11 +9,14 @@
 #include <vector>
 
 #include "calib/cuda_engine.h"
+#include "calib/prober.h"
 #include "calib/random_model.h"
 #include "calib/record.h"
+#include "calib/recorder.h"
 #include "catch.h"
 #include "support/vector_compare.h"
 #include "common/error.h"
+#include "io/calibration/grid.h"
 #include "io/model/model_file.h"
 #include "io/prompt/prompt.h"
 
@@ -98,6 +101,23 @@ TEST_CASE("CUDA memory estimate: GLM-4-9B-shaped weights are its tensors, biases
   CHECK(e.weights / kGiB == Approx(17.5).epsilon(0.01));  // 9.4e9 parameters
   CHECK(e.total() / kGiB < 40.0);  // 128K tokens on one 80 GB device
 }
+
+#if defined(HEADCAL_HAVE_CUDA)
+TEST_CASE("CUDA memory estimate: recording Llama-3-8B-shaped at 1M tokens fits one 80 GB GPU", "[cuda_engine]") {
+  // What record reserves: the engine's buffers, and as hooks the recorder's statistics and the
+  // prober's workspaces under the default grid (the grid probe measures its heads in groups).
+  const hc::ModelConfig c = hc::llama3_8b_config();
+  const int64_t n = int64_t(1) << 20;
+  hc::CudaEngineOptions options;
+  options.hook_device_bytes = hc::cuda_recorder_device_bytes(c.n_heads, n, hc::RecordOptions{}.map_size) +
+                              hc::make_cuda_prober(hc::default_grid(n), {})->device_bytes(c, n);
+  const hc::CudaMemoryEstimate e = hc::estimate_cuda_memory(c, n, options);
+  INFO("weights " << e.weights / kGiB << " GiB, activations " << e.activations / kGiB << ", hooks "
+                  << e.hooks / kGiB << ", headroom " << e.headroom / kGiB);
+  CHECK(e.total() / kGiB < 75.0);
+  CHECK(e.hooks / kGiB < 15.0);  // in one head group the grid probe alone would take 38.7 GiB
+}
+#endif
 
 TEST_CASE("CUDA engine: unavailable without a GPU", "[cuda_engine]") {
   if (hc::test::gpu_available()) return;  // covered by the [gpu] cases
