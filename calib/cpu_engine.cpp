@@ -83,7 +83,7 @@ PrefillResult CpuEngine::prefill(const PrefillRequest& request) {
   std::vector<float> gate(static_cast<size_t>(N * F));       // [N, F]
   std::vector<float> up(static_cast<size_t>(N * F));         // [N, F]
 
-  for (int layer = 0; layer < static_cast<int>(c.n_layers); ++layer) {
+  for (int layer = 0; layer < resolved.layers_to_run; ++layer) {
     const LlamaLayerWeights& L = weights_.layers[static_cast<size_t>(layer)];
     rms_norm(x.data(), N, D, L.attn_norm, c.rms_eps, h.data());
     linear(n_threads_, h.data(), N, D, L.wq.data(), q_dim, L.bq, q.data());

@@ -457,7 +457,7 @@ class CudaEngineImpl final : public CudaEngine {
     }
     cuda::embedding(tokens.get(), embed_.get(), x.get(), n, hidden, stream_);
 
-    for (int layer = 0; layer < static_cast<int>(c.n_layers); ++layer) {
+    for (int layer = 0; layer < resolved.layers_to_run; ++layer) {
       const DeviceLayer& L = layers_[static_cast<size_t>(layer)];
       // Attention block.
       cuda::rmsnorm(x.get(), nullptr, L.attn_norm.get(), xn.get(), n, hidden, eps, stream_);

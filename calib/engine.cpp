@@ -23,6 +23,7 @@ ResolvedRequest resolve_request(const ModelConfig& config, const PrefillRequest&
     throw InputError("prefill: hook layer range [" + std::to_string(request.first_layer) + ", " +
                      std::to_string(request.last_layer) + "] is outside the model's " +
                      std::to_string(n_layers) + " layers");
+  r.layers_to_run = request.want_logits || request.want_final_hidden ? n_layers : r.last_layer + 1;
   if (request.want_logits) {
     if (request.logit_positions.empty()) {
       r.logit_positions.resize(static_cast<size_t>(n));

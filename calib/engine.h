@@ -69,8 +69,9 @@ using DeviceAttentionOverride = std::function<void(const DeviceAttentionInput& i
 struct PrefillRequest {
   std::vector<int32_t> tokens;  // [N], ids < vocab
   LayerHook on_layer;           // may be empty
-  // All layers always run (later layers need exact activations); the hook fires only for
-  // layers in [first_layer, last_layer]; last_layer = -1 means the last layer.
+  // The hook fires only for layers in [first_layer, last_layer]; last_layer = -1 means the last
+  // layer. Every layer up to last_layer runs (each needs the exact activations of those before);
+  // the layers after it run only when logits or the final hidden state are wanted.
   int first_layer = 0;
   int last_layer = -1;
   bool want_logits = true;
@@ -114,6 +115,7 @@ std::unique_ptr<Engine> make_cpu_engine(const ModelFile& model, int n_threads = 
 struct ResolvedRequest {
   int first_layer = 0;
   int last_layer = 0;
+  int layers_to_run = 0;  // layers 0 .. layers_to_run - 1 run
   std::vector<int64_t> logit_positions;
 };
 ResolvedRequest resolve_request(const ModelConfig& config, const PrefillRequest& request);

@@ -576,6 +576,44 @@ TEST_CASE("cpu engine attention override replaces dense attention", "[calib][cpu
   CHECK_THROWS_AS(engine->prefill(device), hc::InputError);
 }
 
+TEST_CASE("cpu engine stops after the last hooked layer unless logits or the final state are wanted",
+          "[calib][cpu_engine]") {
+  auto model = tiny_model({}, 13u);  // two layers
+  auto engine = hc::make_cpu_engine(*model, 2);
+  std::vector<int> ran;
+  std::vector<float> lse_of_0;
+  auto request = [&](bool logits, bool final_hidden) {
+    hc::PrefillRequest r;
+    r.tokens = tokens_for(30, 5u);
+    r.last_layer = 0;
+    r.want_logits = logits;
+    r.want_final_hidden = final_hidden;
+    r.attention_override = [&](const hc::LayerAttentionInput& in, float* o, float* lse) {
+      ran.push_back(in.layer);
+      hc::kernels::dense_attention_ref(in.dims, in.q, in.k, in.v, o, lse, 1);
+    };
+    r.on_layer = [&](const hc::LayerAttention& la) {
+      lse_of_0.assign(la.lse, la.lse + la.dims.n_heads * la.dims.n_tokens);
+    };
+    return r;
+  };
+  const hc::PrefillResult all = engine->prefill(request(true, false));
+  CHECK(ran == std::vector<int>{0, 1});
+  const std::vector<float> lse_full_run = lse_of_0;
+  CHECK_FALSE(all.logits.empty());
+
+  ran.clear();
+  engine->prefill(request(false, true));
+  CHECK(ran == std::vector<int>{0, 1});
+
+  ran.clear();
+  lse_of_0.clear();
+  const hc::PrefillResult hooked_only = engine->prefill(request(false, false));
+  CHECK(ran == std::vector<int>{0});
+  CHECK(lse_of_0 == lse_full_run);  // the hooked layer sees what it sees in a full run
+  CHECK(hooked_only.logits.empty());
+}
+
 TEST_CASE("cpu engine rejects bad requests", "[calib][cpu_engine]") {
   auto model = tiny_model({}, 5u);
   auto engine = hc::make_cpu_engine(*model, 1);

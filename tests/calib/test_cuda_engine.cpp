@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "calib/cuda_engine.h"
+#include "calib/device_attention.h"
 #include "calib/prober.h"
 #include "calib/random_model.h"
 #include "calib/record.h"
@@ -288,6 +289,28 @@ TEST_CASE("CUDA engine: the device hook sees what the host hook sees", "[cuda_en
   REQUIRE(host.lse.size() == 1);
   CHECK(device_lse[0] == host.lse[0]);
   CHECK(device_k[0] == host.k[0]);
+}
+
+TEST_CASE("CUDA engine: stops after the last hooked layer unless logits are wanted", "[cuda_engine][gpu]") {
+  HC_REQUIRE_GPU();
+  const hc::ModelConfig c = hc::tiny_llama_config();
+  REQUIRE(c.n_layers > 1);
+  hc::RandomModel model(c, 4, "tiny");
+  auto gpu = hc::make_cuda_engine(model);
+  std::vector<int> ran;
+  hc::PrefillRequest req;
+  req.tokens = hc::random_token_ids(90, c.vocab, 6);
+  req.last_layer = 0;
+  req.device_attention_override = [&](const hc::DeviceAttentionInput& in, void* o, float* lse) {
+    ran.push_back(in.layer);
+    hc::kernels::dense_attention_forward(hc::attention_params(in, o, lse), static_cast<cudaStream_t>(in.stream));
+  };
+  gpu->prefill(req);
+  CHECK(static_cast<int64_t>(ran.size()) == c.n_layers);
+  ran.clear();
+  req.want_logits = false;
+  gpu->prefill(req);
+  CHECK(ran == std::vector<int>{0});
 }
 
 TEST_CASE("CUDA engine: a padded head_dim reaches device hooks at the kernels' width, padding zero",
