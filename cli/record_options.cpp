@@ -61,7 +61,7 @@ std::shared_ptr<RecordCliOptions> add_record_options(CLI::App& sub) {
   sub.add_option("--prompt-set", o->prompt_set,
                  "prompt set (YAML): record every prompt into one atlas, for search over all of them");
   sub.add_option("--device", o->device, "cuda, cpu or auto (CUDA when a GPU is present)");
-  sub.add_option("--layers", o->layers, "record only layers a-b (the layers before a run, those after b do not)");
+  sub.add_option("--layers", o->layers, "record only layers a-b (the prefill runs the layers before a and stops after b)");
   sub.add_option("--grid", o->grid, "candidate grid (YAML); default: the built-in grid scaled to N")
       ->check(CLI::ExistingFile);
   sub.add_flag("--no-probes", o->no_probes, "record the statistics only, no candidate probes");
