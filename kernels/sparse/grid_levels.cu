@@ -1,5 +1,6 @@
 // Selection levels of the GPU grid probe (grid_probe_device.cuh): which grid value first keeps a
-// column or an offset, the columns grouped by that level, and each diagonal's level.
+// column or an offset, the columns grouped by that level, each diagonal's level and the
+// diagonals grouped by it.
 #include <algorithm>
 
 #include "common/cuda_check.h"
@@ -79,25 +80,28 @@ __global__ void __launch_bounds__(128) block_levels_kernel(const int32_t* kept, 
   for (int x = threadIdx.x; x < count; x += blockDim.x) row[kept[slot * cap + x]] = static_cast<int8_t>(level);
 }
 
-// One CTA per head: the weighted pairs at each level, then their running sum against half the total.
-__global__ void __launch_bounds__(kThreads) sweep_orders_kernel(const int8_t* y_of, int n, int n_levels,
-                                                                int n_heads, int8_t* dropped) {
-  __shared__ unsigned long long s_weight[128];
-  const int h = blockIdx.x;
-  for (int i = threadIdx.x; i < 128; i += kThreads) s_weight[i] = 0;
-  __syncthreads();
+// One CTA per (head, level): the diagonals of lower levels counted (where the level's group
+// starts), then the level's own compacted in order.
+__global__ void __launch_bounds__(kThreads) level_lists_kernel(const int8_t* y_of, int n, int n_levels,
+                                                               int32_t* groups, int32_t* end) {
+  __shared__ int s_warp[33];
+  const int h = blockIdx.x, b = blockIdx.y;
   const int8_t* y = y_of + static_cast<int64_t>(h) * n;
-  for (int t = threadIdx.x; t < n; t += kThreads)
-    atomicAdd(&s_weight[y[t]], static_cast<unsigned long long>(n - t));
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    const unsigned long long total = static_cast<unsigned long long>(n) * (n + 1) / 2;
-    unsigned long long covered = 0;
-    for (int b = 0; b < n_levels; ++b) {
-      covered += s_weight[b];
-      dropped[static_cast<int64_t>(b) * n_heads + h] = 2 * covered > total ? 1 : 0;
-    }
+  int below = 0;
+  for (int t = threadIdx.x; t < n; t += kThreads) below += y[t] < b ? 1 : 0;
+  int start = 0;
+  block_exclusive_scan<kThreads>(below, s_warp, &start);
+  int32_t* out = groups + static_cast<int64_t>(h) * n + start;
+  int base = 0;
+  for (int t0 = 0; t0 < n; t0 += kThreads) {
+    const int t = t0 + static_cast<int>(threadIdx.x);
+    const bool keep = t < n && y[t] == b;
+    int total = 0;
+    const int pos = block_exclusive_scan<kThreads>(keep ? 1 : 0, s_warp, &total);
+    if (keep) out[base + pos] = t;
+    base += total;
   }
+  if (threadIdx.x == 0) end[static_cast<int64_t>(h) * n_levels + b] = start + base;
 }
 
 }  // namespace
@@ -108,8 +112,9 @@ void launch_block_levels(const int32_t* kept, const int32_t* kept_count, int cap
   HC_CHECK_LAUNCH();
 }
 
-void launch_sweep_orders(const int8_t* y_of, int n_heads, int n, int n_levels, int8_t* dropped, cudaStream_t stream) {
-  sweep_orders_kernel<<<n_heads, kThreads, 0, stream>>>(y_of, n, n_levels, n_heads, dropped);
+void launch_level_lists(const int8_t* y_of, int n_levels, int n_heads, int n, int32_t* groups, int32_t* end,
+                        cudaStream_t stream) {
+  level_lists_kernel<<<dim3(n_heads, n_levels), kThreads, 0, stream>>>(y_of, n, n_levels, groups, end);
   HC_CHECK_LAUNCH();
 }
 

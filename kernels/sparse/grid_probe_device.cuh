@@ -7,15 +7,13 @@
 
 namespace hc::kernels::detail {
 
-// The patterns a sweep can measure, and the full sweep (every key: the dense sums F and row
-// masses the vertical-slash sweeps that count dropped keys subtract from).
-enum SweepFamily : int { kSweepAShape = 0, kSweepVerticalSlash = 1, kSweepFull = 2, kSweepBlockSparse = 3 };
+// The patterns a sweep can measure.
+enum SweepFamily : int { kSweepAShape = 0, kSweepVerticalSlash = 1, kSweepBlockSparse = 2 };
 
-// One sweep: a family and, for vertical_slash, one value b of its second parameter.
-// block_sparse has one parameter: its one sweep's stage s >= 1 holds the key blocks of level
-// s - 1 (kept by k = the (s - 1)-th grid value, not by the one before), and after it the sums are
-// candidate s - 1's.
-// a_shape has one sweep for every (sink, window) candidate, outward from the diagonal: per window
+// One sweep: a family, and its last stage (the stages between are the family's, below).
+// block_sparse: stage s >= 1 holds the key blocks of level s - 1 (kept by k = the (s - 1)-th grid
+// value, not by the one before), and after it the sums are candidate s - 1's.
+// a_shape: one sweep for every (sink, window) candidate, outward from the diagonal: per window
 // level b (ascending), stage W_b adds the keys with windows[b - 1] <= i - j < windows[b], then
 // stages +S_a (a = 0 .. n_sinks - 1) add the keys of sink interval a outside window b (i - j >=
 // windows[b]), after each of which the sums are candidate (a, b)'s, then (except after the last
@@ -23,19 +21,18 @@ enum SweepFamily : int { kSweepAShape = 0, kSweepVerticalSlash = 1, kSweepFull =
 // row block computes its largest window once, not every window, and its few sink tiles twice
 // per window. Stage s is level b = s / (2 n_sinks + 1), part k = s % (2 n_sinks + 1): 0 the
 // window, 1 .. n_sinks adding sink k - 1, above that subtracting sink k - n_sinks - 1.
-// Vertical_slash, kept order (where level b's offsets cover at most half the pairs): stage 0
-// holds the keys with y <= b, stage s >= 1 the keys of first-parameter level s - 1 (and y > b);
-// after stage s >= 1 the sums are candidate (s - 1, b)'s kept sums.
-// Dropped order (vertical_slash where they cover more): stage 0 holds the keys with y > b and no
-// column level, stage s >= 1 the columns of level n_col_levels - s with y > b; after stage s the
-// sums are what candidate (n_col_levels - 1 - s, b) drops, its kept sums F minus them.
+// vertical_slash: one sweep for every (v, s) candidate, along the offsets' levels b (ascending).
+// A key j of row block R has a column level x (of column j) and a diagonal level y (of t = r1 - j,
+// the best offset whose range in R covers j); candidate (a, b) keeps it iff y <= b or x <= a.
+// Per level b: part 0 adds the keys with y == b, so the sums hold every key with y <= b (S_b),
+// and are saved; parts p = 1 .. n_col_levels then add the columns of level p - 1 with y > b,
+// after each of which the sums are candidate (p - 1, b)'s; after the last part the saved S_b
+// comes back for level b + 1. So every key of a range is computed once for the whole family, and
+// the columns once per level b (those the level's ranges cover skipped).
 struct SweepPass {
   int family = kSweepAShape;
-  int level = 0;             // vertical_slash: b, the offsets' level (off_lists[b])
-  int n_groups = 0;          // the last stage in kept order (a_shape: of the whole sweep)
-  int n_groups_dropped = 0;  // the last stage in dropped order (vertical_slash)
+  int n_groups = 0;  // the sweep's last stage
 };
-
 // a_shape's stage s as (window level b, part k), parts per level 2 n_sinks + 1. Host and device
 // share these, so the stage walk is checked on the CPU (test_grid_probe_gpu).
 struct AShapeStage {
@@ -83,6 +80,30 @@ __host__ __device__ inline AShapeStageKeys a_shape_stage_keys(int stage, int n_s
   return k;
 }
 
+// vertical_slash's stage s as (offset level b, part p), parts per level n_col_levels + 1. Host and
+// device share these, so the walk is checked on the CPU (test_grid_probe_gpu).
+struct VsStage {
+  int level, part;
+};
+__host__ __device__ inline VsStage vs_stage(int stage, int n_col_levels) {
+  return VsStage{stage / (n_col_levels + 1), stage % (n_col_levels + 1)};
+}
+__host__ __device__ inline int vs_last_stage(int n_col_levels, int n_off_levels) {
+  return n_off_levels * (n_col_levels + 1) - 1;
+}
+// What completing `stage` does: save the sums (they are S_b), snapshot candidate `group` (its
+// (a, b) as b * n_col_levels + a; -1 none), then restore the saved S_b.
+struct VsStageEnd {
+  bool save;
+  int group;
+  bool restore;
+};
+__host__ __device__ inline VsStageEnd vs_stage_end(int stage, int n_col_levels) {
+  const VsStage st = vs_stage(stage, n_col_levels);
+  return VsStageEnd{st.part == 0, st.part >= 1 ? st.level * n_col_levels + st.part - 1 : -1,
+                    st.part == n_col_levels};
+}
+
 struct SweepArgs {
   const void* q = nullptr;  // bf16 [N, H, D], row stride q_stride
   const void* k = nullptr;  // bf16 [N, Hkv, D]
@@ -99,7 +120,8 @@ struct SweepArgs {
 
   const SweepPass* passes = nullptr;  // [first_pass + n_passes]: this launch runs the last n_passes
   int first_pass = 0, n_passes = 0;
-  // [n_passes][max_groups]: candidate after group a (a_shape: at b * n_sinks + a), or -1
+  // [n_passes][max_groups]: candidate after group a (a_shape: at b * n_sinks + a, vertical_slash:
+  // at b * n_col_levels + a), or -1
   const int32_t* pass_cands = nullptr;
   int max_groups = 0;
 
@@ -108,31 +130,23 @@ struct SweepArgs {
   const int32_t* windows = nullptr;  // [n_windows]
   int n_sinks = 0, n_windows = 0;
 
-  // vertical_slash: group a holds head h's columns col_groups[h][col_level_end[a - 1] ..
-  // col_level_end[a]) (ascending keys), those of selection level a; a key j joins the sweep of
-  // level b in its group only where y_of[h][r1 - j] > b (outside that level's ranges).
+  // vertical_slash. Column level a holds head h's columns col_groups[h][col_level_end[a - 1] ..
+  // col_level_end[a]) (ascending keys); level b's diagonals t (y_of == b) are
+  // diag_groups[h][diag_end[h][b - 1] .. diag_end[h][b]) (ascending t: keys r1 - t descend).
+  // Level b walks the columns of its first col_parts[b] levels (the largest a of its candidates
+  // plus one), each joining only where y_of[h][r1 - j] > b.
   const int32_t* col_groups = nullptr;     // [H][col_stride]
   const int32_t* col_level_end = nullptr;  // [column levels]
   int col_stride = 0;
-  // Level b's selected offsets (ascending) and the indices x that start a run of them (off[x] -
-  // off[x - 1] > 64): run [off[s], off[e]] covers keys [r1 - off[e] - 63, r1 - off[s]] of row block R.
-  const int32_t* off_lists = nullptr;   // [offset levels][H][off_stride]
-  const int32_t* run_starts = nullptr;  // [offset levels][H][off_stride]
-  const int32_t* n_runs = nullptr;      // [offset levels][H]
-  const int32_t* off_count = nullptr;   // [offset levels] offsets kept at level b
-  int off_stride = 0;
-  const int8_t* y_of = nullptr;  // [H][N]: level of the best offset covering t = r1 - j (levels: none)
-  const int8_t* x_of = nullptr;  // [H][N]: column level of key j (n_col_levels: none)
-  int n_col_levels = 0;
-  const int8_t* dropped = nullptr;  // [offset levels][H]: 1 where the sweep of level b runs in dropped order
-  int n_off_levels = 0;
+  const int32_t* diag_groups = nullptr;  // [H][N]
+  const int32_t* diag_end = nullptr;     // [H][offset levels]
+  const int32_t* col_parts = nullptr;    // [offset levels]
+  const int8_t* y_of = nullptr;          // [H][N]: level of the best offset covering t = r1 - j (levels: none)
+  int n_col_levels = 0, n_off_levels = 0;
 
   // block_sparse: the level of key block c in row block R, at [h][R (R + 1) / 2 + c].
   const int8_t* block_level = nullptr;
 
-  // The full sweep's outputs, read by the dropped-order sweeps of a later launch.
-  float* f_sum = nullptr;     // [H][N][D] sum_j p_ij v_j over every key j <= i
-  double* l_total = nullptr;  // [H][N] sum_j p_ij
   // Outputs [candidates][out_heads], zeroed before the launch.
   double* recall = nullptr;            // sum over rows of the kept mass
   double* err = nullptr;               // sum over rows of ||O_c(i) - O_ref(i)||^2
@@ -140,8 +154,9 @@ struct SweepArgs {
   int* underflow = nullptr;            // rows whose kept mass is below the measurable minimum
 };
 
-// The sweep kernel over grid (row blocks, heads, passes); head_dim 64 or 128.
-void launch_grid_sweep(const SweepArgs& args, int head_dim, cudaStream_t stream);
+// The sweep kernel over grid (row blocks, heads, passes); head_dim 64 or 128. vertical_slash:
+// the launch's passes are vertical_slash ones, else a_shape and block_sparse ones.
+void launch_grid_sweep(const SweepArgs& args, int head_dim, bool vertical_slash, cudaStream_t stream);
 
 // Level builders (grid_levels.cu), per head over [H, N]:
 // level_of[h][x] = the smallest level whose selection (lists + (level * H + h) * list_stride,
@@ -160,8 +175,9 @@ void launch_window_levels(const int8_t* offset_level, int n_heads, int n, int8_t
 // level keeping a block writes last.
 void launch_block_levels(const int32_t* kept, const int32_t* kept_count, int cap, int n_heads, int nb, int level,
                          int8_t* block_level, cudaStream_t stream);
-// dropped[b][h] = 1 where level b's ranges (y_of <= b) hold more than half of head h's causal
-// pairs, each diagonal t weighted by the rows it reaches (N - t).
-void launch_sweep_orders(const int8_t* y_of, int n_heads, int n, int n_levels, int8_t* dropped, cudaStream_t stream);
+// The diagonals grouped by level: groups[h][end[h][b - 1] .. end[h][b]) = the t with
+// y_of[h][t] == b, ascending (levels n_levels and above: in no group).
+void launch_level_lists(const int8_t* y_of, int n_levels, int n_heads, int n, int32_t* groups, int32_t* end,
+                        cudaStream_t stream);
 
 }  // namespace hc::kernels::detail

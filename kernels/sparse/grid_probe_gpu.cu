@@ -48,10 +48,11 @@ struct GridProberGpu::Impl {
   std::vector<int32_t> vs_v, vs_s;            // vertical_slash: distinct v (groups), s (sweeps)
   std::vector<int32_t> bs_k;                  // block_sparse: distinct k (groups of its one sweep)
   int bs_cap = 0;                             // kept blocks per slot at the largest k
+  std::vector<int32_t> vs_col_parts;          // [offset levels] column levels walked at each
   std::vector<SweepPass> passes;
   std::vector<int32_t> pass_cands;  // [passes][max_groups]
   int max_groups = 1;
-  int first_vs_pass = 0;  // passes before it: the full, a_shape and block-sparse sweeps (first launch)
+  int first_vs_pass = 0;  // passes before it: the a_shape and block-sparse sweeps (first launch)
   int col_stride = 0, off_stride = 0;
   int group_heads = 0;  // heads measured per pass: the per-head buffers are sized for this many
 
@@ -62,20 +63,18 @@ struct GridProberGpu::Impl {
   int32_t* d_pass_cands = nullptr;
   int32_t* d_sinks = nullptr;  // [sinks] then [windows]
   int32_t* d_counts = nullptr;  // [column levels] then [offset levels]: kept per level at this N
+  int32_t* d_col_parts = nullptr;  // [offset levels]
   float* col_score = nullptr;   // [H, N]
   float* diag_score = nullptr;  // [H, N]
   float* vs_scratch = nullptr;
-  int32_t* col_lists = nullptr;   // [column levels][H][col_stride]
-  int32_t* col_groups = nullptr;  // [H][col_stride]
-  int32_t* off_lists = nullptr;   // [offset levels][H][off_stride]
-  int32_t* run_starts = nullptr;  // [offset levels][H][off_stride]
-  int32_t* n_runs = nullptr;      // [offset levels][H]
-  int8_t* col_level = nullptr;    // [H][N]
-  int8_t* off_level = nullptr;    // [H][N]
-  int8_t* y_of = nullptr;         // [H][N]
-  int8_t* dropped = nullptr;      // [offset levels][H]
-  float* f_sum = nullptr;         // [H][N][d]
-  double* l_total = nullptr;      // [H][N]
+  int32_t* col_lists = nullptr;    // [column levels][H][col_stride]
+  int32_t* col_groups = nullptr;   // [H][col_stride]
+  int32_t* off_lists = nullptr;    // [offset levels][H][off_stride]
+  int8_t* col_level = nullptr;     // [H][N]
+  int8_t* off_level = nullptr;     // [H][N]
+  int8_t* y_of = nullptr;          // [H][N]
+  int32_t* diag_groups = nullptr;  // [H][N]
+  int32_t* diag_end = nullptr;     // [H][offset levels]
   float* pooled_q = nullptr;      // [H, nb, d]
   float* pooled_k = nullptr;      // [Hkv, d, nb]
   int32_t* kept = nullptr;        // [H, nb, bs_cap]
@@ -131,27 +130,24 @@ struct GridProberGpu::Impl {
     if (as_sinks.size() > kMaxLevels || as_windows.size() > kMaxLevels || vs_v.size() > kMaxLevels ||
         vs_s.size() > kMaxLevels || bs_k.size() > kMaxLevels)
       throw InputError(kWhat, "at most " + std::to_string(kMaxLevels) + " distinct values per pattern parameter");
-    max_groups = static_cast<int>(
-        std::max<size_t>({1, as_sinks.size() * as_windows.size(), vs_v.size(), bs_k.size()}));
+    const int nx = static_cast<int>(vs_v.size()), ny = static_cast<int>(vs_s.size());
+    max_groups = static_cast<int>(std::max<size_t>({1, as_sinks.size() * as_windows.size(), vs_v.size() * vs_s.size(),
+                                                    bs_k.size()}));
 
-    // The full sweep (when vertical_slash sweeps may count dropped keys), then the a_shape and the
-    // block-sparse ones, then one per offset count (vertical_slash): the first kinds in one launch,
-    // the vertical-slash ones in a second that reads the full sweep's sums.
-    std::map<std::pair<int, int>, int> pass_of;  // (family, level) -> pass
-    auto pass_for = [&](int family, int level) {
-      auto [it, fresh] = pass_of.emplace(std::make_pair(family, level), static_cast<int>(passes.size()));
+    // The a_shape and block-sparse sweeps (one launch), then the vertical-slash one (a second: its
+    // kernel keeps saved sums in shared memory).
+    std::map<int, int> pass_of;  // family -> pass
+    auto pass_for = [&](int family) {
+      auto [it, fresh] = pass_of.emplace(family, static_cast<int>(passes.size()));
       if (fresh) {
         SweepPass p;
         p.family = family;
-        p.level = level;
-        p.n_groups_dropped = 0;
         passes.push_back(p);
         pass_cands.resize(passes.size() * max_groups, -1);
       }
       return it->second;
     };
-    const int nx = static_cast<int>(vs_v.size());
-    if (!vs_v.empty()) pass_for(kSweepFull, 0);
+    vs_col_parts.assign(static_cast<size_t>(ny), 0);
     for (Pattern family : {Pattern::a_shape, Pattern::block_sparse, Pattern::vertical_slash})
       for (size_t c = 0; c < grid.size(); ++c) {
         const PatternConfig& cfg = grid[c];
@@ -159,24 +155,23 @@ struct GridProberGpu::Impl {
         int p = 0, a = 0;
         if (family == Pattern::a_shape) {
           const int n_sinks = static_cast<int>(as_sinks.size()), n_windows = static_cast<int>(as_windows.size());
-          p = pass_for(kSweepAShape, 0);
+          p = pass_for(kSweepAShape);
           a = level_index(as_windows, cfg.p2) * n_sinks + level_index(as_sinks, cfg.p1);
           passes[p].n_groups = a_shape_last_stage(n_sinks, n_windows);
         } else if (family == Pattern::block_sparse) {
-          p = pass_for(kSweepBlockSparse, 0);
+          p = pass_for(kSweepBlockSparse);
           a = level_index(bs_k, cfg.p1);
           passes[p].n_groups = std::max(passes[p].n_groups, a + 1);
         } else {
-          p = pass_for(kSweepVerticalSlash, level_index(vs_s, cfg.p2));
-          a = level_index(vs_v, cfg.p1);
-          passes[p].n_groups_dropped = std::max(passes[p].n_groups_dropped, nx - 1 - a);
-          passes[p].n_groups = std::max(passes[p].n_groups, a + 1);
+          p = pass_for(kSweepVerticalSlash);
+          const int x = level_index(vs_v, cfg.p1), y = level_index(vs_s, cfg.p2);
+          a = y * nx + x;
+          passes[p].n_groups = vs_last_stage(nx, ny);
+          vs_col_parts[static_cast<size_t>(y)] = std::max(vs_col_parts[static_cast<size_t>(y)], x + 1);
         }
         pass_cands[static_cast<size_t>(p) * max_groups + a] = static_cast<int32_t>(c);
       }
-    first_vs_pass = static_cast<int>(passes.size());
-    for (size_t p = 0; p < passes.size(); ++p)
-      if (passes[p].family == kSweepVerticalSlash) first_vs_pass = std::min(first_vs_pass, static_cast<int>(p));
+    first_vs_pass = has_vs() ? pass_of.at(kSweepVerticalSlash) : static_cast<int>(passes.size());
     for (int32_t v : vs_v) col_stride = std::max(col_stride, vs_kept(v, st.v_sink, s.max_tokens));
     for (int32_t x : vs_s) off_stride = std::max(off_stride, vs_kept(x, st.s_local, s.max_tokens));
     // The largest whole number of KV groups whose workspace stays under the cap (at least one).
@@ -196,6 +191,7 @@ struct GridProberGpu::Impl {
     d_pass_cands = c.take<int32_t>(static_cast<int64_t>(pass_cands.size()));
     d_sinks = c.take<int32_t>(static_cast<int64_t>(as_sinks.size() + as_windows.size()));
     d_counts = c.take<int32_t>(static_cast<int64_t>(vs_v.size() + vs_s.size()));
+    d_col_parts = c.take<int32_t>(static_cast<int64_t>(vs_s.size()));
     if (has_vs()) {
       const int64_t nx = static_cast<int64_t>(vs_v.size()), ny = static_cast<int64_t>(vs_s.size());
       col_score = c.take<float>(h * n);
@@ -204,14 +200,11 @@ struct GridProberGpu::Impl {
       col_lists = c.take<int32_t>(nx * h * col_stride);
       col_groups = c.take<int32_t>(h * col_stride);
       off_lists = c.take<int32_t>(ny * h * off_stride);
-      run_starts = c.take<int32_t>(ny * h * off_stride);
-      n_runs = c.take<int32_t>(ny * h);
       col_level = c.take<int8_t>(h * n);
       off_level = c.take<int8_t>(h * n);
       y_of = c.take<int8_t>(h * n);
-      dropped = c.take<int8_t>(ny * h);
-      f_sum = c.take<float>(h * n * shape.head_dim);
-      l_total = c.take<double>(h * n);
+      diag_groups = c.take<int32_t>(h * n);
+      diag_end = c.take<int32_t>(h * ny);
     }
     if (has_bs()) {
       const int64_t nb = num_row_blocks(n), hkv = h / (shape.n_heads / shape.n_kv_heads), d = shape.head_dim;
@@ -235,7 +228,7 @@ struct GridProberGpu::Impl {
   }
 
   // The selections of every level (one launch per level pair), each column's and offset's
-  // level, the columns grouped by level, and each diagonal's level.
+  // level, the columns grouped by level, each diagonal's level and the diagonals grouped by it.
   void build_levels(const GpuQK& qk, cudaStream_t stream) {
     const int n = qk.n_tokens, h = qk.n_heads;
     const int nx = static_cast<int>(vs_v.size()), ny = static_cast<int>(vs_s.size());
@@ -247,15 +240,13 @@ struct GridProberGpu::Impl {
       const SelectJob offsets{diag_score, settings.s_local, VsCount{HeadValue{nullptr, k < ny ? vs_s[k] : -1},
                                                                     settings.s_local, n},
                               off_stride, off_lists + static_cast<int64_t>(std::min(k, ny - 1)) * h * off_stride};
-      const RunsJob runs = k < ny ? RunsJob{run_starts + static_cast<int64_t>(k) * h * off_stride, n_runs + k * h}
-                                  : RunsJob{};
-      launch_select_pair(columns, offsets, runs, h, n, stream);
+      launch_select_pair(columns, offsets, RunsJob{}, h, n, stream);
     }
     launch_selection_levels(col_lists, d_counts, nx, h, n, col_stride, col_level, stream);
     launch_level_groups(col_lists, d_counts, nx, h, col_stride, col_level, n, col_groups, stream);
     launch_selection_levels(off_lists, d_counts + nx, ny, h, n, off_stride, off_level, stream);
     launch_window_levels(off_level, h, n, y_of, stream);
-    launch_sweep_orders(y_of, h, n, ny, dropped, stream);
+    launch_level_lists(y_of, ny, h, n, diag_groups, diag_end, stream);
   }
 
   // Each key block's level in each row block: one block-sparse selection per grid value, from the
@@ -285,6 +276,9 @@ GridProberGpu::GridProberGpu(const std::vector<PatternConfig>& candidates, const
     HC_CHECK_CUDA(cudaMemcpy(m.d_pass_cands, m.pass_cands.data(), m.pass_cands.size() * sizeof(int32_t),
                              cudaMemcpyHostToDevice));
   }
+  if (!m.vs_col_parts.empty())
+    HC_CHECK_CUDA(cudaMemcpy(m.d_col_parts, m.vs_col_parts.data(), m.vs_col_parts.size() * sizeof(int32_t),
+                             cudaMemcpyHostToDevice));
   if (!m.as_sinks.empty()) {
     std::vector<int32_t> sinks_windows = m.as_sinks;
     sinks_windows.insert(sinks_windows.end(), m.as_windows.begin(), m.as_windows.end());
@@ -361,19 +355,13 @@ std::vector<GridProbeMeasure> GridProberGpu::probe(const GridProbeLayer& layer, 
   a.col_groups = m.col_groups;
   a.col_level_end = m.d_counts;
   a.col_stride = m.col_stride;
-  a.off_lists = m.off_lists;
-  a.run_starts = m.run_starts;
-  a.n_runs = m.n_runs;
-  a.off_count = m.d_counts + m.vs_v.size();
-  a.off_stride = m.off_stride;
+  a.diag_groups = m.diag_groups;
+  a.diag_end = m.diag_end;
+  a.col_parts = m.d_col_parts;
   a.y_of = m.y_of;
-  a.x_of = m.col_level;
   a.n_col_levels = static_cast<int>(m.vs_v.size());
-  a.dropped = m.dropped;
   a.n_off_levels = static_cast<int>(m.vs_s.size());
   a.block_level = m.block_level;
-  a.f_sum = m.f_sum;
-  a.l_total = m.l_total;
   a.recall = m.recall;
   a.err = m.err;
   a.pairs = m.pairs;
@@ -396,10 +384,10 @@ std::vector<GridProbeMeasure> GridProberGpu::probe(const GridProbeLayer& layer, 
     a.head_base = h0;
     a.first_pass = 0;
     a.n_passes = m.first_vs_pass;
-    launch_grid_sweep(a, d, stream);  // the full, a_shape and block-sparse sweeps
+    launch_grid_sweep(a, d, false, stream);  // the a_shape and block-sparse sweeps
     a.first_pass = m.first_vs_pass;
     a.n_passes = static_cast<int>(m.passes.size()) - m.first_vs_pass;
-    launch_grid_sweep(a, d, stream);  // the vertical-slash sweeps, after the full one
+    launch_grid_sweep(a, d, true, stream);  // the vertical-slash one
   }
 
   std::vector<double> recall(outs), err(outs), ref(h);

@@ -11,22 +11,21 @@
 //
 // Why a sweep measures many candidates: within a pattern the candidates are nested along each
 // parameter (grid_probe_ref.h), so a candidate (a, b) keeps the keys of level x <= a or y <= b.
-// vertical_slash has one sweep per number of offsets b: it first accumulates the keys with y <= b
-// (the offsets' ranges), then the keys with y > b level by level along the first parameter
-// (columns in selection order), and after each level a holds exactly candidate (a, b)'s sums: its
-// output rows are compared with O_ref there and then. Where level b's offsets cover more than half
-// of a head's pairs, its vertical_slash sweep walks the dropped keys instead (y > b, columns from
-// the last level down) and subtracts their sums from those of a full sweep over every key. a_shape
-// has one sweep outward from the diagonal: at each window it adds the sink keys outside the window
-// level by level (a snapshot after each), then subtracts them again before the window grows, so
-// the largest window is computed once. block_sparse has one parameter and one sweep: each row
-// block's key blocks level by level in selection order.
+// vertical_slash has one sweep along the offsets' levels b: it adds the keys with y == b (so its
+// sums hold every key with y <= b, which it saves), then the columns with y > b level by level
+// along the first parameter (columns in selection order), and after each level a its sums are
+// exactly candidate (a, b)'s: its output rows are compared with O_ref there and then; then the
+// saved sums come back for level b + 1. Every key of the ranges is computed once for the family,
+// the columns once per level b. a_shape has one sweep outward from the diagonal: at each window
+// it adds the sink keys outside the window level by level (a snapshot after each), then
+// subtracts them again before the window grows, so the largest window is computed once.
+// block_sparse has one parameter and one sweep: each row block's key blocks level by level in
+// selection order.
 // P V runs on the tensor cores with P split into two bf16 terms (hi + lo, relative error ~2^-17),
 // accumulation in fp32, row masses in double.
 //
-// A row whose kept softmax mass is below 1e-30 (its weights underflow fp32), or, counted as total
-// minus dropped, below 1% of the row's total (the difference would have lost digits), is not
-// measured here: its candidate is reported unmeasured and must be probed on its own kernel run.
+// A row whose kept softmax mass is below 1e-30 (its weights underflow fp32) is not measured here:
+// its candidate is reported unmeasured and must be probed on its own kernel run.
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -66,11 +65,11 @@ void head_squared_errors_gpu(const void* ref_bf16, const void* out_bf16, int64_t
 class GridProberGpu {
  public:
   // The workspace's default ceiling. Its per-head buffers grow as N^2 / 64^2 (the block-sparse
-  // levels) and N x head_dim (the full sweep's sums): Llama-3-8B's attention under the default
-  // grid needs ~0.08 GiB per head at 128K, ~1.2 GiB at 1M. Past the ceiling the heads are measured
-  // in groups, one after the other through the same buffers; 8 GiB keeps a whole layer in one
-  // group up to 256K tokens on that shape (5.9 GiB), and at 1M measures 4 heads at a time (4.8
-  // GiB instead of 38.7; still 64K CTAs per sweep).
+  // selections and levels): Llama-3-8B's attention under the default grid needs ~0.017 GiB per
+  // head at 128K, ~0.68 GiB at 1M. Past the ceiling the heads are measured in groups, one after
+  // the other through the same buffers; 8 GiB keeps a whole layer in one group up to 256K tokens
+  // on that shape (1.7 GiB), and at 1M measures 8 heads at a time (5.5 GiB instead of 21.9; still
+  // 128K CTAs per sweep).
   static constexpr int64_t kDefaultWorkspaceCap = int64_t(8) << 30;
 
   // candidates: the grid (any patterns; those this prober does not measure come back unmeasured).

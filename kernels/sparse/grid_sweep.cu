@@ -24,75 +24,43 @@ static_assert(kRows == kKeyTile, "a CTA owns one row block");
 // Below this kept mass a row's weights (exp(s - lse) in fp32) may have underflowed to zero: the
 // candidate is reported unmeasured (the CPU reference recomputes such rows at their own maximum).
 constexpr double kMinMass = 1e-30;
-// Dropped order: below this share of the row's total the kept sums (F minus the dropped ones,
-// both fp32 to ~1e-6) would carry errors above 1e-4 of their size; such a row leaves the
-// candidate unmeasured too.
-constexpr double kMinKeptShare = 1e-2;
+// Column entries whose loads one step of the column walk issues together (four per lane): their
+// latencies overlap instead of adding up.
+constexpr int kColumnChunks = 4;
 
+// One tile of keys: how many (the first `count` of the warp's key list; 0 when the sweep is done)
+// and the stage they belong to.
 struct SweepTile {
-  int kind;   // 0 none, 1 consecutive keys [start, start + count), 2 list entries [start, start + count)
-  int start;
-  int count;  // 1..64
-  int stage;  // 0: keys with y <= b; s >= 1: group s - 1; n_groups + 1 for the end
+  int count;
+  int stage;
 };
 
-// Walks one CTA's stages (grid_probe_device.cuh, SweepPass). a_shape: a window level's new keys,
-// or a sink interval's keys outside the window. Stage 0: the full sweep every key; vertical_slash
-// in kept order the runs of level b's offsets as key ranges, in dropped order the gaps between
-// them. Group stages: vertical_slash the head's columns of one level, up to r1. Uniform control
-// flow: every thread runs it with the same values.
+// Walks one CTA's stages (grid_probe_device.cuh, SweepPass) and writes each tile's keys into the
+// calling warp's key list (-1 past the tile's count). a_shape: a window level's new keys, or a
+// sink interval's keys outside the window; block_sparse: a level's key blocks; vertical_slash
+// (kVs): a level's diagonals (keys r1 - t, packed 64 to a tile whatever their ranges), or a column
+// level's columns outside the level's ranges (packed as well). Every warp runs it with the same
+// values and gets the same tiles (its ballots see the same entries).
+template <bool kVs>
 struct SweepCursor {
-  int family, r0, r1, rb, n_groups, n_col_levels, n_sinks;
-  bool dropped;
-  const int32_t* sinks;
-  const int32_t* windows;
-  const int32_t* groups;     // the head's grouped columns
-  const int32_t* level_end;  // [column levels]
-  const int32_t* off;        // the head's offsets of level b
-  const int32_t* run_start;
-  const int8_t* block_level;  // block_sparse: this row block's key blocks' levels
-  int n_runs, n_off;
-  int stage = 0, run = 0, pos = 0, end = 0, kind = 0;
+  int family, r0, r1, rb, n_groups, lane;
+  int n_sinks = 0;
+  const int32_t* sinks = nullptr;
+  const int32_t* windows = nullptr;
+  const int8_t* block_level = nullptr;  // block_sparse: this row block's key blocks' levels
+  int n_col_levels = 0;
+  const int32_t* groups = nullptr;     // vertical_slash: the head's columns, grouped by level
+  const int32_t* level_end = nullptr;  // [column levels]
+  const int32_t* diags = nullptr;      // the head's diagonals, grouped by level
+  const int32_t* diag_end = nullptr;   // [offset levels]
+  const int32_t* col_parts = nullptr;  // [offset levels]
+  const int8_t* y_row = nullptr;       // the head's diagonal levels
+  int stage = 0, pos = 0, end = 0;
+  int kind = 0;   // the open segment [pos, end): 1 keys (a_shape, block_sparse), 2 diagonals' entries, 3 columns' entries
+  int level = 0;  // vertical_slash: the offsets' level b of the stage
   int block = 0;  // block_sparse: the next key block to look at
-  int gap_end = 0;  // dropped order: the upper end (exclusive) of the next gap
   bool opened = false;
 
-  // The next run of offsets that reaches the row block, as a key range [lo, hi); false when none
-  // is left.
-  __device__ bool next_run(int* lo, int* hi) {
-    if (run >= n_runs) return false;
-    const int s = __ldg(run_start + run);
-    const int e = (run + 1 < n_runs ? __ldg(run_start + run + 1) : n_off) - 1;
-    ++run;
-    const int t_lo = __ldg(off + s);
-    if (t_lo > r1) {  // runs ascend: no later one reaches either
-      run = n_runs;
-      return false;
-    }
-    *lo = max(0, r1 - __ldg(off + e) - (kBlock - 1));
-    *hi = r1 - t_lo + 1;
-    return true;
-  }
-  // Stage 0's next segment: a run (kept order) or the gap above it (dropped order, runs descend
-  // in keys); false when none is left.
-  __device__ bool next_base() {
-    int lo = 0, hi = 0;
-    kind = 1;
-    if (!dropped) {
-      if (!next_run(&lo, &hi)) return false;
-      pos = lo;
-      end = hi;
-      return true;
-    }
-    while (gap_end > 0) {
-      if (!next_run(&lo, &hi)) lo = hi = 0;
-      pos = hi;
-      end = gap_end;
-      gap_end = lo;
-      if (pos < end) return true;
-    }
-    return false;
-  }
   // block_sparse: the next key block of the current stage's level, as a key range; false when none
   // is left.
   __device__ bool next_block() {
@@ -107,66 +75,116 @@ struct SweepCursor {
     }
     return false;
   }
-  // The current stage's first segment; false when it is empty.
+  // The current stage's first segment; false when it is empty. vertical_slash: the level's whole
+  // list, whose entries past r1 the walk stops at (keys r1 - t < 0, or columns past the rows).
   __device__ bool open_stage() {
-    if (family == kSweepAShape) {
-      const AShapeStageKeys k = a_shape_stage_keys(stage, n_sinks, sinks, windows, r0, r1);
-      pos = k.begin;
-      end = k.end;
-      kind = 1;
+    if constexpr (kVs) {
+      const VsStage st = vs_stage(stage, n_col_levels);
+      level = st.level;
+      if (st.part == 0) {  // the level's diagonals
+        pos = level > 0 ? __ldg(diag_end + level - 1) : 0;
+        end = __ldg(diag_end + level);
+        kind = 2;
+      } else {  // column level part - 1
+        if (st.part > __ldg(col_parts + level)) return false;
+        pos = st.part > 1 ? __ldg(level_end + st.part - 2) : 0;
+        end = __ldg(level_end + st.part - 1);
+        kind = 3;
+      }
       return pos < end;
-    }
-    if (family == kSweepBlockSparse) {
-      block = 0;
+    } else {
+      if (family == kSweepAShape) {
+        const AShapeStageKeys k = a_shape_stage_keys(stage, n_sinks, sinks, windows, r0, r1);
+        pos = k.begin;
+        end = k.end;
+        kind = 1;
+        return pos < end;
+      }
+      block = 0;  // block_sparse: stage 0 is empty
       return stage > 0 && next_block();
     }
-    if (stage == 0) {
-      if (family == kSweepVerticalSlash) {
-        gap_end = r1 + 1;
-        return next_base();
-      }
-      pos = 0;  // the full sweep
-      end = r1 + 1;
-      kind = 1;
-      return true;
-    }
-    const int a = dropped ? n_col_levels - stage : stage - 1;
-    const int lo = a > 0 ? __ldg(level_end + a - 1) : 0, hi = __ldg(level_end + a);
-    pos = lo;
-    end = lo + count_at_most(groups + lo, hi - lo, r1);
-    kind = 2;
-    return pos < end;
   }
-  __device__ void next_segment() {
+  // The next segment of the current stage; false when none is left.
+  __device__ bool next_segment() {
+    if (!opened) {
+      opened = true;
+      return open_stage();
+    }
+    if constexpr (!kVs) {
+      if (family == kSweepBlockSparse && stage > 0) return next_block();
+    }
+    return false;
+  }
+  // Up to 64 of the open column segment's entries whose keys lie outside level b's ranges
+  // (y_of[r1 - j] > b), in order; a 32-entry chunk that would overflow the tile waits for the next.
+  // The first column past r1 ends the segment.
+  __device__ int take_columns(int* keys) {
+    int fill = 0;
+    bool room = true;
+    while (room && pos < end) {
+      int col[kColumnChunks];
+      bool keep[kColumnChunks];
+#pragma unroll
+      for (int u = 0; u < kColumnChunks; ++u) {
+        const int e = pos + 32 * u + lane;
+        col[u] = e < end ? __ldg(groups + e) : INT_MAX;
+      }
+#pragma unroll
+      for (int u = 0; u < kColumnChunks; ++u) keep[u] = col[u] <= r1 && __ldg(y_row + (r1 - col[u])) > level;
+#pragma unroll
+      for (int u = 0; u < kColumnChunks; ++u) {
+        if (!room || pos >= end) break;
+        const unsigned past = __ballot_sync(0xffffffffu, col[u] > r1);  // past r1 or past the segment
+        const unsigned m = __ballot_sync(0xffffffffu, keep[u]);
+        const int n = __popc(m);
+        if (fill + n > kKeyTile) {
+          room = false;
+          break;
+        }
+        if (keep[u]) keys[fill + __popc(m & ((1u << lane) - 1u))] = col[u];
+        fill += n;
+        if (past != 0u) end = pos + __ffs(static_cast<int>(past)) - 1;
+        pos = min(pos + 32, end);
+      }
+    }
+    return fill;
+  }
+  // Up to 64 of the open diagonal segment's entries t <= r1 (ascending: a prefix) as keys r1 - t;
+  // the first t past r1 ends the segment.
+  __device__ int take_diagonals(int* keys) {
+    const int t0 = pos + lane < end ? __ldg(diags + pos + lane) : INT_MAX;
+    const int t1 = pos + 32 + lane < end ? __ldg(diags + pos + 32 + lane) : INT_MAX;
+    keys[lane] = t0 <= r1 ? r1 - t0 : -1;
+    keys[lane + 32] = t1 <= r1 ? r1 - t1 : -1;
+    const int count = __popc(__ballot_sync(0xffffffffu, t0 <= r1)) + __popc(__ballot_sync(0xffffffffu, t1 <= r1));
+    if (count < kKeyTile) end = pos + count;
+    pos += count;
+    return count;
+  }
+  __device__ SweepTile next(int* keys) {
     while (stage <= n_groups) {
-      if (!opened) {
-        opened = true;
-        if (open_stage()) return;
-      } else if (stage == 0 && family == kSweepVerticalSlash && next_base()) {
-        return;
-      } else if (stage > 0 && family == kSweepBlockSparse && next_block()) {
-        return;
+      if (pos < end) {
+        int count;
+        if constexpr (kVs) {
+          count = kind == 3 ? take_columns(keys) : take_diagonals(keys);
+        } else {
+          count = min(kKeyTile, end - pos);
+          for (int r = lane; r < count; r += 32) keys[r] = pos + r;
+          pos += count;
+        }
+        if (count > 0) {
+          for (int r = count + lane; r < kKeyTile; r += 32) keys[r] = -1;
+          return SweepTile{count, stage};
+        }
+        continue;  // the rest of the segment lay past r1 or inside the ranges
       }
-      ++stage;
-      opened = false;
+      if (!next_segment()) {
+        ++stage;
+        opened = false;
+      }
     }
-    kind = 0;
-  }
-  __device__ SweepTile next() {
-    if (kind == 0 || pos >= end) next_segment();
-    SweepTile t;
-    if (stage > n_groups) {
-      t.kind = 0;
-      t.start = t.count = 0;
-      t.stage = n_groups + 1;
-      return t;
-    }
-    t.kind = kind;
-    t.start = pos;
-    t.count = min(kKeyTile, end - pos);
-    t.stage = stage;
-    pos += t.count;
-    return t;
+    for (int r = lane; r < kKeyTile; r += 32) keys[r] = -1;
+    return SweepTile{0, n_groups + 1};
   }
 };
 
@@ -178,23 +196,41 @@ __device__ __forceinline__ V quad_sum(V v) {
   return v;
 }
 
+// Shared memory: the first region holds Q until its fragments are in registers, then (vertical
+// slash) the saved sums S_b; then K and V double-buffered and each warp's copy of both tiles' keys.
 template <int D>
+__host__ __device__ constexpr int q_bytes() {
+  return kRows * D * 2;
+}
+template <int D>
+__host__ __device__ constexpr int saved_bytes() {  // per thread: its D / 2 accumulators (float4 each 4) and 2 row masses
+  return kThreads * (D / 8) * 16 + kThreads * 2 * 8;
+}
+template <int D, bool kVs>
+__host__ __device__ constexpr int first_region_bytes() {
+  return kVs && saved_bytes<D>() > q_bytes<D>() ? saved_bytes<D>() : q_bytes<D>();
+}
+template <int D, bool kVs>
 constexpr int sweep_smem_bytes() {
-  return (kRows + 4 * kKeyTile) * D * 2 + 2 * kKeyTile * 4;
+  return first_region_bytes<D, kVs>() + 4 * kKeyTile * D * 2 + 2 * kWarps * kKeyTile * 4;
 }
 
 // Register budget as the mma.sync attention kernel's (flash_forward.cuh): d = 128 holds 64 O
-// accumulators and 32 Q registers per thread, so 2 CTAs of 4 warps; d = 64 fits 3.
-template <int D>
+// accumulators and 32 Q registers per thread, so 2 CTAs of 4 warps; d = 64 fits 3. Shared memory
+// fits as many (d = 128 with saved sums: 2 x 102 KB).
+// kVs: the launch's sweeps are vertical_slash ones (else a_shape and block_sparse).
+template <int D, bool kVs>
 __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(const SweepArgs a) {
   using Mma = MmaOp<__nv_bfloat16>;
   constexpr int kRowBytes = D * 2;
 
   extern __shared__ __align__(128) unsigned char smem[];
-  unsigned char* sQ = smem;                                            // [64][D]
-  unsigned char* sK = sQ + kRows * kRowBytes;                          // [2][64][D]
-  unsigned char* sV = sK + 2 * kKeyTile * kRowBytes;                   // [2][64][D]
-  int* sKeys = reinterpret_cast<int*>(sV + 2 * kKeyTile * kRowBytes);  // [2][64] gathered keys, -1 masked
+  unsigned char* sQ = smem;                                             // [64][D], then the saved sums
+  float4* sSaved = reinterpret_cast<float4*>(smem);                     // [D / 8][kThreads]
+  double* sSavedMass = reinterpret_cast<double*>(sSaved + (D / 8) * kThreads);  // [2][kThreads]
+  unsigned char* sK = smem + first_region_bytes<D, kVs>();              // [2][64][D]
+  unsigned char* sV = sK + 2 * kKeyTile * kRowBytes;                    // [2][64][D]
+  int* sKeys = reinterpret_cast<int*>(sV + 2 * kKeyTile * kRowBytes);  // [2][warp][64] the tile's keys, -1 none
   __shared__ double s_sum[kWarps][2];
   __shared__ int s_underflow[kWarps];
 
@@ -208,61 +244,45 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
   const int kv_head = head / a.group;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int g = lane >> 2, t4 = lane & 3;
-  const bool vs = pass.family == kSweepVerticalSlash;
-  const bool dropped = vs && a.dropped[pass.level * a.n_heads + head] != 0;
-  if (pass.family == kSweepFull) {  // F is read only by the head's dropped-order sweeps
-    bool needed = false;
-    for (int b = 0; b < a.n_off_levels; ++b) needed = needed || a.dropped[b * a.n_heads + head] != 0;
-    if (!needed) return;
-  }
   // The cost of these candidates' indexes is counted here: the pairs of the keys swept.
-  const bool counts_pairs = vs || pass.family == kSweepBlockSparse;
+  const bool counts_pairs = kVs || pass.family == kSweepBlockSparse;
 
-  SweepCursor cursor;
+  SweepCursor<kVs> cursor;
   cursor.family = pass.family;
   cursor.r0 = r0;
   cursor.r1 = r1;
   cursor.rb = rb;
-  cursor.block_level = pass.family == kSweepBlockSparse
-                           ? a.block_level + static_cast<int64_t>(head) * a.n_row_blocks * (a.n_row_blocks + 1) / 2 +
-                                 static_cast<int64_t>(rb) * (rb + 1) / 2
-                           : nullptr;
-  cursor.n_groups = dropped ? pass.n_groups_dropped : pass.n_groups;
-  cursor.n_col_levels = a.n_col_levels;
-  cursor.n_sinks = a.n_sinks;
-  cursor.dropped = dropped;
-  cursor.sinks = a.sinks;
-  cursor.windows = a.windows;
-  cursor.groups = vs ? a.col_groups + static_cast<int64_t>(head) * a.col_stride : nullptr;
-  cursor.level_end = a.col_level_end;
-  const int64_t off_row = (static_cast<int64_t>(pass.level) * a.n_heads + head) * a.off_stride;
-  cursor.off = vs ? a.off_lists + off_row : nullptr;
-  cursor.run_start = vs ? a.run_starts + off_row : nullptr;
-  cursor.n_runs = vs ? __ldg(a.n_runs + pass.level * a.n_heads + head) : 0;
-  cursor.n_off = vs ? __ldg(a.off_count + pass.level) : 0;
-  const int8_t* y_row = vs ? a.y_of + static_cast<int64_t>(head) * N : nullptr;
-  const int8_t* x_row = vs ? a.x_of + static_cast<int64_t>(head) * N : nullptr;
+  cursor.n_groups = pass.n_groups;
+  cursor.lane = lane;
+  if constexpr (kVs) {
+    cursor.n_col_levels = a.n_col_levels;
+    cursor.groups = a.col_groups + static_cast<int64_t>(head) * a.col_stride;
+    cursor.level_end = a.col_level_end;
+    cursor.diags = a.diag_groups + static_cast<int64_t>(head) * N;
+    cursor.diag_end = a.diag_end + static_cast<int64_t>(head) * a.n_off_levels;
+    cursor.col_parts = a.col_parts;
+    cursor.y_row = a.y_of + static_cast<int64_t>(head) * N;
+  } else {
+    cursor.n_sinks = a.n_sinks;
+    cursor.sinks = a.sinks;
+    cursor.windows = a.windows;
+    if (pass.family == kSweepBlockSparse)
+      cursor.block_level = a.block_level +
+                           static_cast<int64_t>(head) * a.n_row_blocks * (a.n_row_blocks + 1) / 2 +
+                           static_cast<int64_t>(rb) * (rb + 1) / 2;
+  }
 
   const __nv_bfloat16* q_base = static_cast<const __nv_bfloat16*>(a.q) + static_cast<int64_t>(head) * D;
   const __nv_bfloat16* k_base = static_cast<const __nv_bfloat16*>(a.k) + static_cast<int64_t>(kv_head) * D;
   const __nv_bfloat16* v_base = static_cast<const __nv_bfloat16*>(a.v) + static_cast<int64_t>(kv_head) * D;
 
-  // Key r of a tile, or -1 where it is not the stage's: a gathered column joins only outside
-  // level b's ranges (else stage 0 has it); dropped order's stage 0 holds the keys of no column level.
-  auto tile_key = [&](const SweepTile& t, int r) {
-    if (r >= t.count) return -1;
-    if (t.kind == 1) {
-      const int key = t.start + r;
-      return dropped && t.stage == 0 && x_row[key] != a.n_col_levels ? -1 : key;
-    }
-    const int key = __ldg(cursor.groups + t.start + r);
-    return y_row[r1 - key] > pass.level ? key : -1;
-  };
-  auto load_tile = [&](const SweepTile& t, int stage) {
-    auto key_of = [&](int r) { return tile_key(t, r); };
-    copy_tile_rows<D, kKeyTile, kThreads>(smem_addr(sK + stage * kKeyTile * kRowBytes), k_base, a.k_stride, tid, key_of);
-    copy_tile_rows<D, kKeyTile, kThreads>(smem_addr(sV + stage * kKeyTile * kRowBytes), v_base, a.v_stride, tid, key_of);
-    for (int r = tid; r < kKeyTile; r += kThreads) sKeys[stage * kKeyTile + r] = tile_key(t, r);
+  auto keys_of = [&](int buf) { return sKeys + (buf * kWarps + warp) * kKeyTile; };
+  // The tile's K and V rows by the warp's key list (written by the cursor, this warp's lanes).
+  auto load_tile = [&](int buf) {
+    const int* keys = keys_of(buf);
+    auto key_of = [&](int r) { return keys[r]; };
+    copy_tile_rows<D, kKeyTile, kThreads>(smem_addr(sK + buf * kKeyTile * kRowBytes), k_base, a.k_stride, tid, key_of);
+    copy_tile_rows<D, kKeyTile, kThreads>(smem_addr(sV + buf * kKeyTile * kRowBytes), v_base, a.v_stride, tid, key_of);
   };
 
   // Q tile: rows past N are zero-filled (and masked below).
@@ -281,14 +301,12 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
 #pragma unroll
   for (int i = 0; i < D / 8; ++i) o_acc[i][0] = o_acc[i][1] = o_acc[i][2] = o_acc[i][3] = 0.f;
   double mass[2] = {0.0, 0.0};  // this thread's part of each row's kept mass
-  long long keys_so_far = 0;    // keys of the sweep so far (vertical_slash: its index's pairs follow)
+  long long keys_so_far = 0;    // keys of the candidate's index so far (its pairs follow)
+  long long saved_keys = 0;     // vertical_slash: those of S_b
   uint32_t q_frag[D / 16][4];
 
-  // The measures of the candidate whose sums are complete after `stage`: every thread calls it.
-  auto snapshot = [&](int stage_done) {
-    const int group = pass.family == kSweepAShape ? a_shape_snapshot_group(stage_done, a.n_sinks)
-                      : dropped                    ? a.n_col_levels - 1 - stage_done
-                                                   : stage_done - 1;
+  // The measures of candidate `group` of the pass, whose sums are complete: every thread calls it.
+  auto snapshot = [&](int group) {
     if (group < 0) return;
     const int c = __ldg(a.pass_cands + pass_i * a.max_groups + group);
     if (c < 0) return;
@@ -296,32 +314,18 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
     int underflow = 0;
 #pragma unroll
     for (int ri = 0; ri < 2; ++ri) {
-      double m = quad_sum(mass[ri]);
+      const double m = quad_sum(mass[ri]);
       const int row = row_of[ri];
-      // Dropped order: the kept mass is the row's total minus the dropped one; where it is a
-      // small share of the total the difference has lost digits, as a tiny mass has.
-      double total = 0.0;
-      if (dropped && row < N) {
-        total = a.l_total[static_cast<int64_t>(head) * N + row];
-        m = total - m;
-      }
-      const bool ok = row < N && m >= kMinMass && (!dropped || m >= kMinKeptShare * total);
+      const bool ok = row < N && m >= kMinMass;
       float e = 0.f;
       if (ok) {
         const float inv = static_cast<float>(1.0 / m);
         const __nv_bfloat16* ref = static_cast<const __nv_bfloat16*>(a.o_ref) +
                                    static_cast<int64_t>(row) * a.o_stride + head * D + 2 * t4;
-        const float* f = dropped ? a.f_sum + (static_cast<int64_t>(head) * N + row) * D + 2 * t4 : nullptr;
 #pragma unroll
         for (int db = 0; db < D / 8; ++db) {
           const float2 r = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(ref + db * 8));
-          float k0 = o_acc[db][2 * ri], k1 = o_acc[db][2 * ri + 1];
-          if (dropped) {
-            const float2 fv = *reinterpret_cast<const float2*>(f + db * 8);
-            k0 = fv.x - k0;
-            k1 = fv.y - k1;
-          }
-          const float d0 = k0 * inv - r.x, d1 = k1 * inv - r.y;
+          const float d0 = o_acc[db][2 * ri] * inv - r.x, d1 = o_acc[db][2 * ri + 1] * inv - r.y;
           e = fmaf(d0, d0, fmaf(d1, d1, e));
         }
       }
@@ -356,56 +360,90 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
       atomicAdd(a.recall + at, m);
       atomicAdd(a.err + at, e);
       if (u > 0) atomicAdd(a.underflow + at, u);
-      // The candidate's index holds every key up to r1 but the dropped ones.
-      const long long kept_keys = dropped ? (r1 + 1) - keys_so_far : keys_so_far;
-      if (counts_pairs) atomicAdd(a.pairs + at, static_cast<unsigned long long>(kept_keys * (r1 - r0 + 1)));
+      if (counts_pairs) atomicAdd(a.pairs + at, static_cast<unsigned long long>(keys_so_far * (r1 - r0 + 1)));
     }
     __syncthreads();
   };
+  // What completing a stage does: a snapshot, and for vertical_slash saving S_b after its ranges and
+  // restoring it after its columns. Each thread saves and restores its own values only.
+  auto end_stage = [&](int stage_done) {
+    if constexpr (kVs) {
+      const VsStageEnd e = vs_stage_end(stage_done, a.n_col_levels);
+      if (e.save) {
+#pragma unroll
+        for (int db = 0; db < D / 8; ++db)
+          sSaved[db * kThreads + tid] = make_float4(o_acc[db][0], o_acc[db][1], o_acc[db][2], o_acc[db][3]);
+        sSavedMass[tid] = mass[0];
+        sSavedMass[kThreads + tid] = mass[1];
+        saved_keys = keys_so_far;
+      }
+      snapshot(e.group);
+      if (e.restore) {
+#pragma unroll
+        for (int db = 0; db < D / 8; ++db) {
+          const float4 v = sSaved[db * kThreads + tid];
+          o_acc[db][0] = v.x;
+          o_acc[db][1] = v.y;
+          o_acc[db][2] = v.z;
+          o_acc[db][3] = v.w;
+        }
+        mass[0] = sSavedMass[tid];
+        mass[1] = sSavedMass[kThreads + tid];
+        keys_so_far = saved_keys;
+      }
+    } else {
+      snapshot(pass.family == kSweepAShape ? a_shape_snapshot_group(stage_done, a.n_sinks) : stage_done - 1);
+    }
+  };
 
-  SweepTile cur = cursor.next();
-  if (cur.kind != 0) load_tile(cur, 0);
+  int buf = 0;
+  SweepTile cur = cursor.next(keys_of(0));
+  __syncwarp();
+  if (cur.count > 0) load_tile(0);
   cp_async_commit();
   int completed = 0;  // stages before this one are complete
-  int stage = 0;
   bool first = true;
-  while (cur.kind != 0) {
-    const SweepTile nxt = cursor.next();
-    if (nxt.kind != 0) load_tile(nxt, stage ^ 1);
+  while (cur.count > 0) {
+    const SweepTile nxt = cursor.next(keys_of(buf ^ 1));
+    __syncwarp();
+    if (nxt.count > 0) load_tile(buf ^ 1);
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
     if (first) {
       load_q_fragments<D>(q_frag, smem_addr(sQ), warp * 16, lane);
       first = false;
+      __syncthreads();  // Q's region is free for the saved sums
     }
-    for (; completed < cur.stage; ++completed) snapshot(completed);
+    for (; completed < cur.stage; ++completed) end_stage(completed);
 
-    const int* keys = sKeys + stage * kKeyTile;
-    const unsigned present_lo = __ballot_sync(0xffffffffu, keys[lane] >= 0);
-    const unsigned present_hi = __ballot_sync(0xffffffffu, keys[lane + 32] >= 0);
-    if (counts_pairs) keys_so_far += __popc(present_lo) + __popc(present_hi);
+    const int* keys = keys_of(buf);
+    if (counts_pairs) keys_so_far += cur.count;
     // a_shape: the stage keeps i - j in [w_lo, w_hi), and a subtracting stage negates its weights.
     int w_lo = 0, w_hi = INT_MAX;
     float sign = 1.f;
-    if (pass.family == kSweepAShape) {
+    if (!kVs && pass.family == kSweepAShape) {
       const AShapeStageKeys k = a_shape_stage_keys(cur.stage, a.n_sinks, a.sinks, a.windows, r0, r1);
       w_lo = k.w_lo;
       w_hi = k.w_hi;
       if (k.subtract) sign = -1.f;
     }
-    // Whether every (row, key) pair of this warp's part of the tile is kept: all 64 keys present
-    // and, as keys and rows ascend, the largest key causal for the first row, every row real, and
-    // the tile's distances i - j within [w_lo, w_hi). Then no mask is computed.
-    const bool unmasked = present_lo == 0xffffffffu && present_hi == 0xffffffffu && keys[kKeyTile - 1] <= warp_row0 &&
-                          warp_row0 + 15 < N && warp_row0 - keys[kKeyTile - 1] >= w_lo &&
-                          warp_row0 + 15 - keys[0] < w_hi;
+    // Whether every (row, key) pair of this warp's part of the tile is kept: all 64 keys present,
+    // the largest causal for the warp's first row, every row real, and the distances i - j within
+    // [w_lo, w_hi). Then no mask is computed.
+    bool unmasked = false;
+    if (cur.count == kKeyTile) {
+      const int k0 = keys[lane], k1 = keys[lane + 32];
+      const int kmax = __reduce_max_sync(0xffffffffu, max(k0, k1));
+      const int kmin = __reduce_min_sync(0xffffffffu, min(k0, k1));
+      unmasked = kmax <= warp_row0 && warp_row0 + 15 < N && warp_row0 - kmax >= w_lo && warp_row0 + 15 - kmin < w_hi;
+    }
 
     // S = Q K^T for this warp's 16 rows x 64 keys.
     float s[8][4];
-    warp_scores<__nv_bfloat16, D>(s, q_frag, smem_addr(sK + stage * kKeyTile * kRowBytes), lane);
+    warp_scores<__nv_bfloat16, D>(s, q_frag, smem_addr(sK + buf * kKeyTile * kRowBytes), lane);
 
-    // P = exp(s - lse) on the keys of this stage: causal, the tile's valid keys, distances in
+    // P = exp(s - lse) on the keys of this stage: causal, the tile's keys, distances in
     // [w_lo, w_hi); times the stage's sign.
     float tile_mass[2] = {0.f, 0.f};
 #pragma unroll
@@ -427,7 +465,7 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
     mass[1] += tile_mass[1];
 
     // O += P V with P = hi + lo, two bf16 terms (one bf16 P alone would carry 2^-9 errors).
-    const uint32_t v_src = smem_addr(sV + stage * kKeyTile * kRowBytes);
+    const uint32_t v_src = smem_addr(sV + buf * kKeyTile * kRowBytes);
 #pragma unroll
     for (int kk = 0; kk < kKeyTile / 16; ++kk) {
       uint32_t hi[4], lo[4];
@@ -451,44 +489,36 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
     }
 
     __syncthreads();  // the next iteration's loads overwrite the stage just read
-    stage ^= 1;
+    buf ^= 1;
     cur = nxt;
   }
   cp_async_wait<0>();
-  for (; completed <= cursor.n_groups; ++completed) snapshot(completed);
-
-  if (pass.family == kSweepFull) {  // F and the row masses, for the dropped-order sweeps
-#pragma unroll
-    for (int ri = 0; ri < 2; ++ri) {
-      const double m = quad_sum(mass[ri]);
-      const int row = row_of[ri];
-      if (row >= N) continue;
-      if (t4 == 0) a.l_total[static_cast<int64_t>(head) * N + row] = m;
-      float* f = a.f_sum + (static_cast<int64_t>(head) * N + row) * D + 2 * t4;
-#pragma unroll
-      for (int db = 0; db < D / 8; ++db)
-        *reinterpret_cast<float2*>(f + db * 8) = make_float2(o_acc[db][2 * ri], o_acc[db][2 * ri + 1]);
-    }
-  }
+  for (; completed <= cursor.n_groups; ++completed) end_stage(completed);
 }
 
-template <int D>
+template <int D, bool kVs>
 void launch_for(const SweepArgs& args, cudaStream_t stream) {
-  constexpr int smem = sweep_smem_bytes<D>();
-  HC_CHECK_CUDA(cudaFuncSetAttribute(grid_sweep_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  constexpr int smem = sweep_smem_bytes<D, kVs>();
+  HC_CHECK_CUDA(cudaFuncSetAttribute(grid_sweep_kernel<D, kVs>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   const int64_t ctas = static_cast<int64_t>(args.n_row_blocks) * args.n_heads * args.n_passes;
   if (ctas > 0x7fffffff) throw InputError("grid probe", "too many row blocks x heads x sweeps for one launch");
-  grid_sweep_kernel<D><<<static_cast<unsigned>(ctas), kThreads, smem, stream>>>(args);
+  grid_sweep_kernel<D, kVs><<<static_cast<unsigned>(ctas), kThreads, smem, stream>>>(args);
   HC_CHECK_LAUNCH();
 }
 
 }  // namespace
 
-void launch_grid_sweep(const SweepArgs& args, int head_dim, cudaStream_t stream) {
+void launch_grid_sweep(const SweepArgs& args, int head_dim, bool vertical_slash, cudaStream_t stream) {
   if (args.n_passes == 0) return;
-  if (head_dim == 64) launch_for<64>(args, stream);
-  else if (head_dim == 128) launch_for<128>(args, stream);
-  else throw InputError("grid probe", "head_dim must be 64 or 128");
+  if (head_dim == 64) {
+    if (vertical_slash) launch_for<64, true>(args, stream);
+    else launch_for<64, false>(args, stream);
+  } else if (head_dim == 128) {
+    if (vertical_slash) launch_for<128, true>(args, stream);
+    else launch_for<128, false>(args, stream);
+  } else {
+    throw InputError("grid probe", "head_dim must be 64 or 128");
+  }
 }
 
 }  // namespace hc::kernels::detail

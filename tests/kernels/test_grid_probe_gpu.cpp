@@ -171,9 +171,9 @@ TEST_CASE("GPU grid probe workspace: past the cap the heads go in groups of whol
   const int64_t one_group = GridProberGpu::workspace_bytes(grid, shape, {}, 1);
   CHECK(GridProberGpu::workspace_bytes(grid, shape, {}, whole) == whole);
   CHECK(GridProberGpu::workspace_bytes(grid, shape, {}, whole - 1) == one_group);
-  // Half the heads: the per-head buffers (the full sweep's [H, N, d] fp32 sums alone are 4 MiB a
-  // head here) halve, the per-candidate outputs stay.
-  CHECK(one_group < whole - 4 * (int64_t(4) << 20));
+  // Half the heads: the per-head buffers (scores, selections and levels, ~0.3 MiB a head here)
+  // halve, the per-candidate outputs stay.
+  CHECK(one_group < whole - 4 * (int64_t(256) << 10));
   CHECK(one_group > whole / 2);
 
   // Llama-3-8B's attention (32 heads, 8 KV heads, d = 128) under the default grid: one group up
@@ -227,6 +227,62 @@ TEST_CASE("GPU grid probe: the a_shape sweep's stages sum to each candidate's ke
       int snapshots = 0;
       for (bool b : seen) snapshots += b;
       CHECK(snapshots == n_sinks * n_windows);  // every candidate once per row block
+    }
+  }
+}
+
+TEST_CASE("GPU grid probe: the vertical_slash sweep's stages hold each candidate's keys at its snapshot",
+          "[grid_probe]") {
+  using hc::kernels::detail::vs_last_stage;
+  using hc::kernels::detail::vs_stage;
+  using hc::kernels::detail::vs_stage_end;
+  using hc::kernels::detail::VsStage;
+  using hc::kernels::detail::VsStageEnd;
+  // Random column levels x (nx: none) and diagonal levels y (ny: none), levels whose candidates
+  // stop short of the last column level, and one without candidates: the walk the kernel runs
+  // (part 0 adds the keys with y == b; part p <= col_parts[b] the columns of level p - 1 with
+  // y > b; S_b saved after part 0 and restored after the last part) against candidate (a, b)'s
+  // keys {j <= r1: y <= b or x <= a} at every snapshot.
+  const int nx = 4, ny = 5;
+  const std::vector<int> col_parts = {4, 2, 0, 3, 4};
+  uint32_t state = 12345u;
+  auto next_random = [&state](int m) {
+    state = state * 1664525u + 1013904223u;
+    return static_cast<int>((state >> 8) % static_cast<uint32_t>(m));
+  };
+  for (int n : {37, 64, 1000, 1100}) {
+    std::vector<int> x_of(static_cast<size_t>(n)), y_of(static_cast<size_t>(n));
+    for (int j = 0; j < n; ++j) {
+      x_of[size_t(j)] = next_random(nx + 1);
+      y_of[size_t(j)] = next_random(ny + 1);
+    }
+    for (int r0 = 0; r0 < n; r0 += 64) {
+      const int r1 = std::min(n, r0 + 64) - 1;
+      std::vector<int> count(static_cast<size_t>(r1 + 1), 0), saved;  // [key]: times added
+      int snapshots = 0;
+      for (int stage = 0; stage <= vs_last_stage(nx, ny); ++stage) {
+        const VsStage st = vs_stage(stage, nx);
+        for (int j = 0; j <= r1; ++j) {
+          const int x = x_of[size_t(j)], y = y_of[size_t(r1 - j)];
+          if (st.part == 0 ? y == st.level : st.part <= col_parts[size_t(st.level)] && x == st.part - 1 && y > st.level)
+            ++count[size_t(j)];
+        }
+        const VsStageEnd e = vs_stage_end(stage, nx);
+        if (e.save) saved = count;
+        if (e.group >= 0 && e.group % nx < col_parts[size_t(e.group / nx)]) {
+          const int a = e.group % nx, b = e.group / nx;
+          INFO("N " << n << " row block " << r0 / 64 << " stage " << stage << ": candidate (" << a << ", " << b << ")");
+          int wrong = 0;
+          for (int j = 0; j <= r1; ++j) {
+            const int want = y_of[size_t(r1 - j)] <= b || x_of[size_t(j)] <= a ? 1 : 0;
+            wrong += count[size_t(j)] != want;
+          }
+          CHECK(wrong == 0);
+          ++snapshots;
+        }
+        if (e.restore) count = saved;
+      }
+      CHECK(snapshots == 4 + 2 + 0 + 3 + 4);  // every candidate once per row block
     }
   }
 }
