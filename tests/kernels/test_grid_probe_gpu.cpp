@@ -138,6 +138,34 @@ TEST_CASE("GPU grid probe equals the CPU grid probe on the same inputs", "[gpu][
   }
 }
 
+TEST_CASE("GPU grid probe: the diagonals grouped by level", "[gpu][grid_probe]") {
+  HC_REQUIRE_GPU();
+  // Two heads of levels 0 .. 4 and "none" (5, and 127 as the window levels' padding), N not a
+  // multiple of the builder's 1024-thread chunks; a level no diagonal has.
+  const int n_levels = 5, n = 2500, heads = 2;
+  std::vector<int8_t> y(static_cast<size_t>(heads) * n);
+  uint32_t state = 99u;
+  for (int8_t& v : y) {
+    state = state * 1664525u + 1013904223u;
+    const int r = static_cast<int>((state >> 8) % 8u);
+    v = static_cast<int8_t>(r == 3 ? 0 : r == 6 ? 127 : r == 7 ? 5 : r);  // level 3 empty
+  }
+  DeviceArray<int8_t> d_y(y);
+  DeviceArray<int32_t> d_groups(static_cast<size_t>(heads) * n), d_end(static_cast<size_t>(heads) * n_levels);
+  hc::kernels::detail::launch_level_lists(d_y.get(), n_levels, heads, n, d_groups.get(), d_end.get(), nullptr);
+  const std::vector<int32_t> groups = d_groups.download(), end = d_end.download();
+  for (int h = 0; h < heads; ++h) {
+    std::vector<int32_t> want;
+    for (int b = 0; b < n_levels; ++b) {
+      for (int t = 0; t < n; ++t)
+        if (y[size_t(h) * n + t] == b) want.push_back(t);
+      INFO("head " << h << " level " << b);
+      CHECK(end[size_t(h) * n_levels + b] == static_cast<int32_t>(want.size()));
+    }
+    CHECK(std::equal(want.begin(), want.end(), groups.begin() + int64_t(h) * n));
+  }
+}
+
 TEST_CASE("GPU grid probe: one workspace for shorter layers, bad shapes and layers refused", "[gpu][grid_probe]") {
   HC_REQUIRE_GPU();
   const std::vector<PatternConfig> grid = {{Pattern::a_shape, 64, 128}, {Pattern::vertical_slash, 30, 100}};
