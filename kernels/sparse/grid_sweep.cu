@@ -62,16 +62,21 @@ struct SweepCursor {
   bool opened = false;
 
   // block_sparse: the next key block of the current stage's level, as a key range; false when none
-  // is left.
+  // is left. The warp looks at 32 blocks' levels at a time.
   __device__ bool next_block() {
     while (block <= rb) {
-      const int c = block++;
-      if (block_level[c] == stage - 1) {
-        pos = c * kBlock;
-        end = min(pos + kBlock, r1 + 1);
-        kind = 1;
-        return true;
+      const int c = block + lane;
+      const unsigned hit = __ballot_sync(0xffffffffu, c <= rb && __ldg(block_level + c) == stage - 1);
+      if (hit == 0u) {
+        block += 32;
+        continue;
       }
+      const int found = block + __ffs(static_cast<int>(hit)) - 1;
+      block = found + 1;
+      pos = found * kBlock;
+      end = min(pos + kBlock, r1 + 1);
+      kind = 1;
+      return true;
     }
     return false;
   }
