@@ -1,17 +1,19 @@
 // CUDA streaming recorder (see calib/recorder.h for the statistics and the map cell mapping).
 //
-// One block per (query head, 64-row block), looping over the causal 64-key blocks (each block from
-// its own start, wrapping around; the next K tile loads by cp.async during this one). Per tile:
-//   S = Q K^T on the tensor cores (WMMA bf16 -> fp32), P = exp(scale*S - lse) masked causally,
-//   then three reductions from shared memory:
-//   - rows are summed per (map row cell, column) into `cell_cols` (shared atomics); its column
-//     sums give colmass (64 global atomics per tile), its segments of equal column cell give the
-//     map (1..64 global atomics per tile, usually 1-4 at long N);
-//   - each of the 127 local diagonals is summed by a pair of threads (127 global atomics per tile).
-// Global accumulators are fp32: a colmass entry gets at most N / 64 tile contributions.
+// One CTA per (query head, 64-row block), looping over the causal 64-key blocks (each block from
+// its own start, wrapping around; the next K tile loads by cp.async during this one). Eight warps,
+// each 16 rows x 32 keys of a tile: S = Q K^T by mma.sync into registers, P = exp(scale*S - lse)
+// masked causally, there too. Then:
+//   - column sums over the warp's rows of each map row cell, by shuffles, added into `cell_cols`
+//     (shared); its column sums give colmass (64 global atomics per tile), its runs of equal
+//     column cell the map (usually 1 global atomic per tile at long N);
+//   - P written to shared memory skewed (row r, key c at column (c - r) mod 64), where each column
+//     holds two diagonals split at one row: summed by four threads each, 127 global atomics per
+//     tile.
+// Two barriers per tile: `cell_cols` is double-buffered (a buffer is cleared the tile after it
+// is read). Global accumulators are fp32: a colmass entry gets at most N / 64 tile contributions.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
-#include <mma.h>
 
 #include <algorithm>
 #include <cmath>
@@ -20,30 +22,35 @@
 #include "calib/recorder.h"
 #include "common/cuda_check.h"
 #include "common/error.h"
+#include "kernels/attention/flash_forward.cuh"
 #include "kernels/device_primitives.cuh"
 
 namespace hc {
 namespace {
 
-using kernels::detail::cp_async_16;
+using kernels::detail::copy_tile_rows;
 using kernels::detail::cp_async_commit;
+using kernels::detail::cp_async_wait;
+using kernels::detail::ldmatrix_x4;
+using kernels::detail::load_q_fragments;
+using kernels::detail::MmaOp;
 using kernels::detail::smem_addr;
 
 constexpr int kTile = 64;      // rows and keys per tile (B in DESIGN.md)
-constexpr int kThreads = 256;  // 8 warps: each computes a 16 x 32 slice of S
-constexpr int kSPitch = kTile + 4;  // floats; WMMA stores need a multiple of 4
-constexpr int kPPitch = kTile + 1;  // floats; odd pitch keeps column and diagonal walks conflict-free
+constexpr int kWarps = 8;      // warp w: rows 16 (w / 2) .. +16, keys 32 (w % 2) .. +32 of a tile
+constexpr int kThreads = kWarps * 32;
+// Skewed P rows, floats: pitch = 8 (mod 32 banks) makes the diagonal walk's reads (four rows
+// 1 apart, eight columns) conflict-free; the writes are at most 2-way.
+constexpr int kSkewPitch = kTile + 8;
 
 template <int D>
 struct Smem {
-  static constexpr int kQKPitch = D + 8;  // bf16; multiple of 8 for WMMA loads, breaks bank aliasing
-  static constexpr size_t q_bytes = sizeof(__nv_bfloat16) * kTile * kQKPitch;
-  static constexpr size_t k_bytes = 2 * q_bytes;  // double-buffered: the next tile loads during this one
-  static constexpr size_t s_bytes = sizeof(float) * kTile * kSPitch;
-  static constexpr size_t p_bytes = sizeof(float) * kTile * kPPitch;
-  static constexpr size_t cell_bytes = sizeof(float) * kTile * kTile;  // [row cell slot, column]
+  static constexpr size_t q_bytes = sizeof(__nv_bfloat16) * kTile * D;  // swizzled [64, D]
+  static constexpr size_t k_bytes = 2 * q_bytes;                        // double-buffered
+  static constexpr size_t p_bytes = sizeof(float) * kTile * kSkewPitch;
+  static constexpr size_t cell_bytes = 2 * sizeof(float) * kTile * kTile;  // [2][row cell slot, column]
   static constexpr size_t misc_bytes = sizeof(float) * kTile + 2 * sizeof(int) * kTile;
-  static constexpr size_t total = q_bytes + k_bytes + s_bytes + p_bytes + cell_bytes + misc_bytes;
+  static constexpr size_t total = q_bytes + k_bytes + p_bytes + cell_bytes + misc_bytes;
 };
 
 struct RecorderArgs {
@@ -59,44 +66,30 @@ struct RecorderArgs {
   int n_row_blocks;
 };
 
-// Starts loading a [64, D] bf16 tile (rows past n_tokens as zeros) with 16-byte cp.async; the
-// caller commits and waits.
-template <int D>
-__device__ void load_tile_async(__nv_bfloat16* dst, const __nv_bfloat16* src, long long stride, int first_row,
-                                int n_tokens) {
-  constexpr int kVecPerRow = D / 8;
-  for (int v = threadIdx.x; v < kTile * kVecPerRow; v += kThreads) {
-    const int r = v / kVecPerRow, c = (v % kVecPerRow) * 8;
-    const bool valid = first_row + r < n_tokens;
-    const __nv_bfloat16* from = valid ? src + static_cast<long long>(first_row + r) * stride + c : src;
-    cp_async_16(smem_addr(dst + r * Smem<D>::kQKPitch + c), from, valid);
-  }
-}
-
 template <int D>
 __global__ void __launch_bounds__(kThreads) recorder_kernel(RecorderArgs a) {
-  using namespace nvcuda;
-  using kernels::detail::cp_async_wait;
-  extern __shared__ __align__(128) unsigned char smem[];  // WMMA pointers need 32-byte alignment
-  __nv_bfloat16* q_s = reinterpret_cast<__nv_bfloat16*>(smem);                       // [64, D+8]
-  __nv_bfloat16* k_s2 = reinterpret_cast<__nv_bfloat16*>(smem + Smem<D>::q_bytes);    // [2][64, D+8]
-  float* s_s = reinterpret_cast<float*>(smem + Smem<D>::q_bytes + Smem<D>::k_bytes);  // [64, 68]
-  float* p_s = s_s + kTile * kSPitch;                                                  // [64, 65]
-  float* cell_cols = p_s + kTile * kPPitch;  // [64 row-cell slots, 64 columns]
-  float* row_lse = cell_cols + kTile * kTile;                           // [64] lse * log2(e)
-  int* row_cell = reinterpret_cast<int*>(row_lse + kTile);              // [64] map row cell of each row
-  int* col_cell = row_cell + kTile;                                     // [64] map column cell of each key
+  using Mma = MmaOp<__nv_bfloat16>;
+  extern __shared__ __align__(128) unsigned char smem[];
+  unsigned char* q_s = smem;                                                    // [64][D] bf16, swizzled
+  unsigned char* k_s2 = smem + Smem<D>::q_bytes;                                // [2][64][D]
+  float* p_skew = reinterpret_cast<float*>(k_s2 + Smem<D>::k_bytes);           // [64][kSkewPitch]
+  float* cell_cols2 = p_skew + kTile * kSkewPitch;                              // [2][64 slots][64 columns]
+  float* row_lse = cell_cols2 + 2 * kTile * kTile;                              // [64] lse * log2(e)
+  int* row_cell = reinterpret_cast<int*>(row_lse + kTile);                      // [64] map row cell of each row
+  int* col_cell = row_cell + kTile;                                             // [64] map column cell of each key
 
   const int h = blockIdx.y;
   const int rb = a.n_row_blocks - 1 - blockIdx.x;  // heaviest row blocks first
   const int i0 = rb * kTile;
   const int kvh = h / a.group;
   const int n = a.n_tokens;
-  const int tid = threadIdx.x;
-  const int warp = tid / 32;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int g = lane >> 2, t4 = lane & 3;
+  const int row_group = warp >> 1, key_half = warp & 1;
 
   const __nv_bfloat16* k_head = a.k + static_cast<long long>(kvh) * D;
-  load_tile_async<D>(q_s, a.q + static_cast<long long>(h) * D, a.q_stride, i0, n);
+  copy_tile_rows<D, kTile, kThreads>(smem_addr(q_s), a.q + static_cast<long long>(h) * D, a.q_stride, tid,
+                                     [&](int r) { return i0 + r < n ? i0 + r : -1; });
   if (tid < kTile) {
     const int i = i0 + tid;
     // Rows past N get +inf so exp() gives 0 without a branch in the hot loop.
@@ -104,99 +97,133 @@ __global__ void __launch_bounds__(kThreads) recorder_kernel(RecorderArgs a) {
     row_cell[tid] = static_cast<int>(static_cast<long long>(min(i, n - 1)) * a.cells / n);
   }
   const int first_row_cell = static_cast<int>(static_cast<long long>(i0) * a.cells / n);
+  const int last_row_cell = static_cast<int>(static_cast<long long>(min(i0 + kTile, n) - 1) * a.cells / n);
+  const int n_row_slots = last_row_cell - first_row_cell + 1;
+  for (int e = tid; e < 2 * n_row_slots * kTile; e += kThreads)
+    cell_cols2[(e / (n_row_slots * kTile)) * kTile * kTile + e % (n_row_slots * kTile)] = 0.f;
 
   // CTAs resident together are neighbouring row blocks of one head: walking their key blocks from
   // the same start, they would add into the same colmass and map entries at the same time (atomics
   // to one address serialise in L2). Each starts at its own key block and wraps around instead.
   const int kb_start = static_cast<int>((static_cast<unsigned>(rb) * 2654435761u) % static_cast<unsigned>(rb + 1));
   auto key_block = [&](int step) { return kb_start + step <= rb ? kb_start + step : kb_start + step - rb - 1; };
-  load_tile_async<D>(k_s2, k_head, a.k_stride, key_block(0) * kTile, n);
+  auto load_keys = [&](int step) {
+    const int j0 = key_block(step) * kTile;
+    copy_tile_rows<D, kTile, kThreads>(smem_addr(k_s2 + (step & 1) * Smem<D>::q_bytes), k_head, a.k_stride, tid,
+                                       [&](int r) { return j0 + r < n ? j0 + r : -1; });
+  };
+  load_keys(0);
   cp_async_commit();  // Q and the first K tile
+
+  uint32_t q_frag[D / 16][4];
+  // This thread's fragment rows (local) and their map row-cell slots.
+  const int r_a = 16 * row_group + g, r_b = r_a + 8;
+  const float sl2 = a.scale_log2;
   for (int step = 0; step <= rb; ++step) {
     const int kb = key_block(step);
     const int j0 = kb * kTile;
-    __nv_bfloat16* k_s = k_s2 + (step & 1) * kTile * Smem<D>::kQKPitch;
-    if (step < rb)  // the buffer the step before read, free since its last barrier
-      load_tile_async<D>(k_s2 + ((step + 1) & 1) * kTile * Smem<D>::kQKPitch, k_head, a.k_stride,
-                         key_block(step + 1) * kTile, n);
+    float* cell_cols = cell_cols2 + (step & 1) * kTile * kTile;
+    cp_async_wait<0>();  // this step's tile (and Q)
+    // Everyone is done with the step before: its K buffer, p_skew and its cell_cols buffer are free.
+    __syncthreads();
+    if (step < rb) load_keys(step + 1);
     cp_async_commit();
+    if (step == 0) load_q_fragments<D>(q_frag, smem_addr(q_s), 16 * row_group, lane);
     if (tid < kTile) col_cell[tid] = static_cast<int>(static_cast<long long>(min(j0 + tid, n - 1)) * a.cells / n);
-    cp_async_wait<1>();  // this step's tile (and Q) are in
-    __syncthreads();
 
-    {  // S = Q K^T: warp w computes rows (w/2)*16 .. +16, columns (w%2)*32 .. +32.
-      const int r0 = (warp / 2) * 16, c0 = (warp % 2) * 32;
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc0, acc1;
-      wmma::fill_fragment(acc0, 0.f);
-      wmma::fill_fragment(acc1, 0.f);
+    // S = Q K^T: 16 rows x 32 keys; s[nb][e] is row g + 8 (e >> 1), key 32 key_half + 8 nb + 2 t4 + (e & 1).
+    float s[4][4];
 #pragma unroll
-      for (int kk = 0; kk < D; kk += 16) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> qa;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> kb0, kb1;
-        wmma::load_matrix_sync(qa, q_s + r0 * Smem<D>::kQKPitch + kk, Smem<D>::kQKPitch);
-        wmma::load_matrix_sync(kb0, k_s + c0 * Smem<D>::kQKPitch + kk, Smem<D>::kQKPitch);
-        wmma::load_matrix_sync(kb1, k_s + (c0 + 16) * Smem<D>::kQKPitch + kk, Smem<D>::kQKPitch);
-        wmma::mma_sync(acc0, qa, kb0, acc0);
-        wmma::mma_sync(acc1, qa, kb1, acc1);
+    for (int nb = 0; nb < 4; ++nb) s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.f;
+    const uint32_t k_src = smem_addr(k_s2 + (step & 1) * Smem<D>::q_bytes);
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+      for (int nb = 0; nb < 4; nb += 2) {
+        uint32_t b[4];
+        const int key = 32 * key_half + nb * 8 + (lane & 7) + ((lane >> 4) << 3);
+        const int c = 2 * kk + ((lane >> 3) & 1);
+        ldmatrix_x4(b, k_src + key * D * 2 + ((c ^ (key & 7)) << 4));
+        Mma::run(s[nb], q_frag[kk], b[0], b[1]);
+        Mma::run(s[nb + 1], q_frag[kk], b[2], b[3]);
       }
-      wmma::store_matrix_sync(s_s + r0 * kSPitch + c0, acc0, kSPitch, wmma::mem_row_major);
-      wmma::store_matrix_sync(s_s + r0 * kSPitch + c0 + 16, acc1, kSPitch, wmma::mem_row_major);
     }
-    __syncthreads();
 
-    // P = exp2(S * scale*log2e - lse*log2e), zero outside causality and past N; clear cell_cols.
+    // P = exp2(S * scale*log2e - lse*log2e), zero outside causality and past N, written skewed.
     const bool diagonal_tile = kb == rb;
-    for (int e = tid; e < kTile * kTile; e += kThreads) {
-      const int r = e / kTile, c = e % kTile;
-      float p = exp2f(s_s[r * kSPitch + c] * a.scale_log2 - row_lse[r]);
-      if ((diagonal_tile && c > r) || j0 + c >= n) p = 0.f;
-      p_s[r * kPPitch + c] = p;
-      cell_cols[e] = 0.f;
+    const float lse_a = row_lse[r_a], lse_b = row_lse[r_b];
+#pragma unroll
+    for (int nb = 0; nb < 4; ++nb) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int r = e < 2 ? r_a : r_b, c = 32 * key_half + nb * 8 + 2 * t4 + (e & 1);
+        float p = exp2f(s[nb][e] * sl2 - (e < 2 ? lse_a : lse_b));
+        if ((diagonal_tile && c > r) || j0 + c >= n) p = 0.f;
+        s[nb][e] = p;
+        p_skew[r * kSkewPitch + ((c - r) & (kTile - 1))] = p;
+      }
     }
-    __syncthreads();
 
-    {  // Column walk: thread (group g, column c) sums rows g*16 .. +16, flushing at row-cell changes.
-      const int c = tid % kTile, g = tid / kTile;
-      float acc = 0.f;
-      for (int r = g * 16; r < g * 16 + 16; ++r) {
-        acc += p_s[r * kPPitch + c];
-        if (r == g * 16 + 15 || row_cell[r + 1] != row_cell[r]) {
-          if (acc != 0.f) atomicAdd(&cell_cols[(row_cell[r] - first_row_cell) * kTile + c], acc);
-          acc = 0.f;
+    {  // Column sums over this warp's rows of each row-cell slot it spans, into cell_cols.
+      const int slot_a = row_cell[r_a] - first_row_cell, slot_b = row_cell[r_b] - first_row_cell;
+      const int slot_lo = row_cell[16 * row_group] - first_row_cell, slot_hi = row_cell[16 * row_group + 15] - first_row_cell;
+      for (int slot = slot_lo; slot <= slot_hi; ++slot) {
+#pragma unroll
+        for (int nb = 0; nb < 4; ++nb) {
+#pragma unroll
+          for (int j = 0; j < 2; ++j) {
+            float v = (slot_a == slot ? s[nb][j] : 0.f) + (slot_b == slot ? s[nb][j + 2] : 0.f);
+            v += __shfl_xor_sync(0xffffffffu, v, 4);
+            v += __shfl_xor_sync(0xffffffffu, v, 8);
+            v += __shfl_xor_sync(0xffffffffu, v, 16);
+            if (g == 0 && v != 0.f) atomicAdd(&cell_cols[slot * kTile + 32 * key_half + nb * 8 + 2 * t4 + j], v);
+          }
         }
       }
     }
-    {  // Diagonal walk: local offset dl = r - c in [-63, 63], a pair of adjacent threads each;
-       // all 256 threads reach the shuffle (the last two carry no diagonal).
-      const bool has_diag = tid < 2 * (2 * kTile - 1);
-      const int dl = tid / 2 - (kTile - 1), half = tid % 2;
-      const int r_begin = max(0, dl), r_end = has_diag ? min(kTile, kTile + dl) : 0;  // rows with 0 <= r-dl < 64
-      const int r_mid = (r_begin + r_end) / 2;
-      float acc = 0.f;
-      for (int r = half ? r_mid : r_begin; r < (half ? r_end : r_mid); ++r) acc += p_s[r * kPPitch + r - dl];
-      acc += __shfl_xor_sync(0xffffffffu, acc, 1);
-      const int offset = i0 - j0 + dl;
-      if (has_diag && half == 0 && acc != 0.f && offset >= 0 && offset < n)
-        atomicAdd(&a.diagmass[static_cast<long long>(h) * n + offset], acc);
-    }
-    __syncthreads();
+    __syncthreads();  // p_skew and cell_cols are complete
 
-    const int n_row_slots = row_cell[kTile - 1] - first_row_cell + 1;
+    {  // Diagonals: skewed column x holds offset dl = r - c = -x in rows r < 64 - x and 64 - x in
+       // the rows below; four adjacent threads take every fourth row of one column.
+      const int x = tid >> 2, part = tid & 3;
+      float upper = 0.f, lower = 0.f;
+#pragma unroll
+      for (int k = 0; k < kTile / 4; ++k) {
+        const int r = 4 * k + part;
+        const float v = p_skew[r * kSkewPitch + x];
+        if (r < kTile - x) upper += v;
+        else lower += v;
+      }
+      upper += __shfl_xor_sync(0xffffffffu, upper, 1);
+      upper += __shfl_xor_sync(0xffffffffu, upper, 2);
+      lower += __shfl_xor_sync(0xffffffffu, lower, 1);
+      lower += __shfl_xor_sync(0xffffffffu, lower, 2);
+      if (part == 0) {
+        const int off_upper = i0 - j0 - x, off_lower = i0 - j0 + kTile - x;
+        if (upper != 0.f && off_upper >= 0 && off_upper < n)
+          atomicAdd(&a.diagmass[static_cast<long long>(h) * n + off_upper], upper);
+        if (x > 0 && lower != 0.f && off_lower >= 0 && off_lower < n)
+          atomicAdd(&a.diagmass[static_cast<long long>(h) * n + off_lower], lower);
+      }
+    }
     if (tid < kTile) {  // colmass: all row-cell slots of this column
       float acc = 0.f;
-      for (int s = 0; s < n_row_slots; ++s) acc += cell_cols[s * kTile + tid];
+      for (int slot = 0; slot < n_row_slots; ++slot) acc += cell_cols[slot * kTile + tid];
       if (acc != 0.f && j0 + tid < n) atomicAdd(&a.colmass[static_cast<long long>(h) * n + j0 + tid], acc);
     }
     // Map: the first column of each run of equal column cells sums the run.
     for (int e = tid; e < n_row_slots * kTile; e += kThreads) {
-      const int s = e / kTile, c = e % kTile;
+      const int slot = e / kTile, c = e % kTile;
       if (j0 + c >= n || (c > 0 && col_cell[c] == col_cell[c - 1])) continue;
       float acc = 0.f;
-      for (int x = c; x < kTile && col_cell[x] == col_cell[c] && j0 + x < n; ++x) acc += cell_cols[s * kTile + x];
+      for (int x = c; x < kTile && col_cell[x] == col_cell[c] && j0 + x < n; ++x) acc += cell_cols[slot * kTile + x];
       if (acc != 0.f)
-        atomicAdd(&a.map[(static_cast<long long>(h) * a.cells + first_row_cell + s) * a.cells + col_cell[c]], acc);
+        atomicAdd(&a.map[(static_cast<long long>(h) * a.cells + first_row_cell + slot) * a.cells + col_cell[c]], acc);
     }
-    __syncthreads();  // k_s, p_s and cell_cols are rewritten by the next tile
+    // The other buffer, read the step before (before this step's first barrier), is cleared for
+    // the next step.
+    float* next_cells = cell_cols2 + ((step + 1) & 1) * kTile * kTile;
+    for (int e = tid; e < n_row_slots * kTile; e += kThreads) next_cells[e] = 0.f;
   }
   cp_async_wait<0>();
 }
