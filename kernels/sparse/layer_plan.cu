@@ -66,8 +66,14 @@ struct LayerPlanner::Impl {
   int col_stride = 0, off_stride = 0, cap = 0;
   int64_t range_room = 0, col_room = 0;
 
+  // Heads per plan group: the whole layer, or whole KV groups when the layer's index would pass
+  // the workspace cap or int32 offsets (layer_plan.h). The per-head buffers hold one group.
+  int group_heads = 0;
+
   // State of the last estimate / build.
-  GpuQK qk;  // the last Q/K given (read again only by a probe run of a layer plan left unbuilt)
+  GpuQK layer_qk;  // the last Q/K given (read again by run for the groups after the first)
+  GpuQK qk;        // its current group's heads
+  int h0 = 0;      // the current group's first head
   int layer = -1;
   bool built = false;
 
@@ -75,14 +81,55 @@ struct LayerPlanner::Impl {
   cudaStream_t side = nullptr;
   cudaEvent_t fork = nullptr, join = nullptr;
 
+  // Layer l's field f for the current group's heads.
   const int32_t* field(int l, Field f) const {
-    return table + (static_cast<int64_t>(l) * kFields + f) * shape.n_heads;
+    return table + (static_cast<int64_t>(l) * kFields + f) * shape.n_heads + h0;
+  }
+  int kv_group() const { return shape.n_heads / shape.n_kv_heads; }
+  // The current group: heads [first, first + group_heads) of the last Q and K.
+  void set_group(int first) {
+    h0 = first;
+    const int64_t elem = 2;  // bf16 or fp16
+    const int64_t q_stride = layer_qk.q_row_stride > 0 ? layer_qk.q_row_stride : int64_t(shape.n_heads) * shape.head_dim;
+    const int64_t k_stride =
+        layer_qk.k_row_stride > 0 ? layer_qk.k_row_stride : int64_t(shape.n_kv_heads) * shape.head_dim;
+    qk = layer_qk;
+    qk.q = static_cast<const char*>(layer_qk.q) + int64_t(first) * shape.head_dim * elem;
+    qk.k = static_cast<const char*>(layer_qk.k) + int64_t(first / kv_group()) * shape.head_dim * elem;
+    qk.n_heads = group_heads;
+    qk.n_kv_heads = group_heads / kv_group();
+    qk.q_row_stride = q_stride;
+    qk.k_row_stride = k_stride;
+    built = false;
+  }
+  // The whole layer's attention params narrowed to the current group's heads.
+  AttentionParams group_params(const AttentionParams& p) const {
+    if (group_heads == shape.n_heads) return p;
+    const int64_t elem = 2, d = shape.head_dim, kv0 = h0 / kv_group();
+    AttentionParams g = p;
+    g.q_row_stride = p.q_row_stride > 0 ? p.q_row_stride : int64_t(shape.n_heads) * d;
+    g.k_row_stride = p.k_row_stride > 0 ? p.k_row_stride : int64_t(shape.n_kv_heads) * d;
+    g.v_row_stride = p.v_row_stride > 0 ? p.v_row_stride : int64_t(shape.n_kv_heads) * d;
+    g.o_row_stride = p.o_row_stride > 0 ? p.o_row_stride : int64_t(shape.n_heads) * d;
+    g.q = static_cast<const char*>(p.q) + h0 * d * elem;
+    g.k = static_cast<const char*>(p.k) + kv0 * d * elem;
+    g.v = static_cast<const char*>(p.v) + kv0 * d * elem;
+    if (p.o != nullptr) g.o = static_cast<char*>(p.o) + h0 * d * elem;
+    if (p.lse != nullptr) g.lse = p.lse + int64_t(h0) * p.n_tokens;
+    if (p.probe_lse != nullptr) g.probe_lse = p.probe_lse + int64_t(h0) * p.n_tokens;
+    if (p.probe_recall != nullptr) g.probe_recall = p.probe_recall + h0;
+    if (p.probe_pairs != nullptr) g.probe_pairs = p.probe_pairs + h0;
+    g.n_heads = group_heads;
+    g.n_kv_heads = group_heads / kv_group();
+    return g;
   }
   int n_tokens() const { return qk.n_tokens; }
   VsCount vs_columns(int l) const { return VsCount{HeadValue{field(l, kVsV), 0}, settings.v_sink, n_tokens()}; }
   VsCount vs_offsets(int l) const { return VsCount{HeadValue{field(l, kVsS), 0}, settings.s_local, n_tokens()}; }
 
   void take_qk(const GpuQK& next);
+  // The current group's whole plan: its estimates and index (the two chains forked where both run).
+  void plan_group(int l, cudaStream_t stream);
   void vs_estimate(cudaStream_t stream);
   void bs_estimate(cudaStream_t stream);
   void vs_select(int l, cudaStream_t stream);
@@ -90,7 +137,7 @@ struct LayerPlanner::Impl {
   void slots(int l, cudaStream_t stream);  // count, offsets and fill in one launch: the index of layer l
   // The slots' look-back status and ticket, zero before each build's slot launch.
   void reset_lookback(cudaStream_t stream) {
-    const int64_t words = slot_lookback_words(shape.n_heads, num_row_blocks(n_tokens())) + 1;
+    const int64_t words = slot_lookback_words(group_heads, num_row_blocks(n_tokens())) + 1;
     HC_CHECK_CUDA(cudaMemsetAsync(lookback, 0, static_cast<size_t>(words) * sizeof(unsigned long long), stream));
   }
   // The gathered columns merged per work tile, for run (layers with vertical-slash heads).
@@ -108,8 +155,8 @@ struct LayerPlanner::Impl {
   }
 
   void carve(WorkspaceCarver& c, bool any_vs, bool any_bs, int layers_count) {
-    const int64_t h = shape.n_heads, n = shape.max_tokens, nb = num_row_blocks(n), d = shape.head_dim;
-    table = c.take<int32_t>(int64_t(layers_count) * kFields * h);
+    const int64_t h = group_heads, n = shape.max_tokens, nb = num_row_blocks(n), d = shape.head_dim;
+    table = c.take<int32_t>(int64_t(layers_count) * kFields * shape.n_heads);
     if (any_vs) {
       col_score = c.take<float>(h * n);
       diag_score = c.take<float>(h * n);
@@ -121,7 +168,7 @@ struct LayerPlanner::Impl {
     }
     if (any_bs) {
       pooled_q = c.take<float>(h * nb * d);
-      pooled_k = c.take<float>(int64_t(shape.n_kv_heads) * nb * d);
+      pooled_k = c.take<float>(h / kv_group() * nb * d);
       kept = c.take<int32_t>(h * nb * cap);
       kept_count = c.take<int32_t>(h * nb);
     }
@@ -146,7 +193,8 @@ namespace {
 // Checks the profile and shape and sizes everything (m's layout, without memory): the host table
 // [layers][kFields][H] to upload and whether any layer needs each estimate.
 void prepare(LayerPlanner::Impl& m, const std::vector<std::vector<PatternConfig>>& layers, const LayerShape& shape,
-             const EstimatorSettings& settings, std::vector<int32_t>& table, bool& any_vs, bool& any_bs) {
+             const EstimatorSettings& settings, int64_t workspace_cap, std::vector<int32_t>& table, bool& any_vs,
+             bool& any_bs) {
   m.shape = shape;
   m.settings = settings;
   if (layers.empty()) throw InputError(kWhat, "a plan needs at least one layer");
@@ -162,6 +210,7 @@ void prepare(LayerPlanner::Impl& m, const std::vector<std::vector<PatternConfig>
   const int h_count = shape.n_heads, n = shape.max_tokens;
   const int64_t nb = num_row_blocks(n);
   table.assign(layers.size() * kFields * static_cast<size_t>(h_count), 0);  // [layers][kFields][H]
+  std::vector<HeadBounds> bounds(layers.size() * static_cast<size_t>(h_count));  // [layers][H]
   any_vs = any_bs = false;
   for (size_t l = 0; l < layers.size(); ++l) {
     const std::vector<PatternConfig>& heads = layers[l];
@@ -169,7 +218,6 @@ void prepare(LayerPlanner::Impl& m, const std::vector<std::vector<PatternConfig>
       throw InputError(kWhat, "layer " + std::to_string(l) + " has " + std::to_string(heads.size()) +
                                   " head configs for " + std::to_string(h_count) + " heads");
     LayerInfo info;
-    HeadBounds layer_bounds;
     for (int h = 0; h < h_count; ++h) {
       const PatternConfig& c = heads[static_cast<size_t>(h)];
       check_config(c, std::string(kWhat) + ": layer " + std::to_string(l) + " head " + std::to_string(h));
@@ -191,44 +239,64 @@ void prepare(LayerPlanner::Impl& m, const std::vector<std::vector<PatternConfig>
         info.has_bs = true;
         m.cap = std::max<int>(m.cap, static_cast<int>(std::min<int64_t>(nb, std::max(c.p1, 2))));
       }
-      const HeadBounds b = head_bounds(c, n, settings);
-      layer_bounds.ranges += b.ranges;
-      layer_bounds.cols += b.cols;
+      bounds[l * static_cast<size_t>(h_count) + static_cast<size_t>(h)] = head_bounds(c, n, settings);
     }
-    m.range_room = std::max(m.range_room, layer_bounds.ranges);
-    m.col_room = std::max(m.col_room, layer_bounds.cols);
     any_vs = any_vs || info.has_vs;
     any_bs = any_bs || info.has_bs;
     m.info.push_back(info);
   }
   if (any_bs) check_block_select_tokens(n, shape.head_dim);
-  if (m.range_room > std::numeric_limits<int32_t>::max() || m.col_room > std::numeric_limits<int32_t>::max())
-    throw InputError(kWhat, "an index of this profile at " + std::to_string(n) +
-                                " tokens could hold more than 2^31 - 1 ranges or columns (int32 offsets)");
 
-  WorkspaceCarver sizing;
-  m.carve(sizing, any_vs, any_bs, static_cast<int>(layers.size()));
-  m.bytes = sizing.used;
+  // The most KV groups per plan group (a divisor of their count, so the groups are equal) whose
+  // index fits int32 offsets and whose workspace the cap; one KV group at least, within int32.
+  const int kv_group = h_count / shape.n_kv_heads;
+  bool fits_offsets = false;
+  for (int g = shape.n_kv_heads; g >= 1; --g) {
+    if (shape.n_kv_heads % g != 0) continue;
+    m.group_heads = g * kv_group;
+    m.range_room = m.col_room = 0;
+    for (size_t l = 0; l < layers.size(); ++l)
+      for (int first = 0; first < h_count; first += m.group_heads) {
+        HeadBounds group;
+        for (int h = first; h < first + m.group_heads; ++h) {
+          group.ranges += bounds[l * static_cast<size_t>(h_count) + static_cast<size_t>(h)].ranges;
+          group.cols += bounds[l * static_cast<size_t>(h_count) + static_cast<size_t>(h)].cols;
+        }
+        m.range_room = std::max(m.range_room, group.ranges);
+        m.col_room = std::max(m.col_room, group.cols);
+      }
+    fits_offsets = m.range_room <= std::numeric_limits<int32_t>::max() &&
+                   m.col_room <= std::numeric_limits<int32_t>::max();
+    if (!fits_offsets) continue;
+    WorkspaceCarver sizing;
+    m.carve(sizing, any_vs, any_bs, static_cast<int>(layers.size()));
+    m.bytes = sizing.used;
+    if (m.bytes <= workspace_cap) break;
+  }
+  if (!fits_offsets)
+    throw InputError(kWhat, "an index of this profile at " + std::to_string(n) + " tokens could hold more than " +
+                                "2^31 - 1 ranges or columns (int32 offsets) even for one KV group's " +
+                                std::to_string(kv_group) + " heads");
 }
 
 }  // namespace
 
 int64_t LayerPlanner::workspace_bytes(const std::vector<std::vector<PatternConfig>>& layers, const LayerShape& shape,
-                                      const EstimatorSettings& settings) {
+                                      const EstimatorSettings& settings, int64_t workspace_cap) {
   Impl m;
   std::vector<int32_t> table;
   bool any_vs = false, any_bs = false;
-  prepare(m, layers, shape, settings, table, any_vs, any_bs);
+  prepare(m, layers, shape, settings, workspace_cap, table, any_vs, any_bs);
   return m.bytes;
 }
 
 LayerPlanner::LayerPlanner(const std::vector<std::vector<PatternConfig>>& layers, const LayerShape& shape,
-                           const EstimatorSettings& settings, cudaStream_t stream)
+                           const EstimatorSettings& settings, cudaStream_t stream, int64_t workspace_cap)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   std::vector<int32_t> table;
   bool any_vs = false, any_bs = false;
-  prepare(m, layers, shape, settings, table, any_vs, any_bs);
+  prepare(m, layers, shape, settings, workspace_cap, table, any_vs, any_bs);
   m.memory = allocate_workspace(m.bytes, shape.max_tokens, kWhat);
   HC_CHECK_CUDA(cudaStreamCreateWithFlags(&m.side, cudaStreamNonBlocking));
   HC_CHECK_CUDA(cudaEventCreateWithFlags(&m.fork, cudaEventDisableTiming));
@@ -247,6 +315,7 @@ LayerPlanner& LayerPlanner::operator=(LayerPlanner&&) noexcept = default;
 int LayerPlanner::layers() const { return static_cast<int>(impl_->info.size()); }
 bool LayerPlanner::all_dense(int layer) const { return impl_->info.at(static_cast<size_t>(layer)).all_dense; }
 int64_t LayerPlanner::workspace_bytes() const { return impl_->bytes; }
+int LayerPlanner::heads_per_group() const { return impl_->group_heads; }
 
 namespace {
 
@@ -283,14 +352,14 @@ void LayerPlanner::Impl::vs_select(int l, cudaStream_t stream) {
   const int n = n_tokens();
   launch_select_pair(SelectJob{col_score, settings.v_sink, vs_columns(l), col_stride, columns},
                      SelectJob{diag_score, settings.s_local, vs_offsets(l), off_stride, offsets},
-                     RunsJob{run_start, n_runs}, shape.n_heads, n, stream);
+                     RunsJob{run_start, n_runs}, group_heads, n, stream);
 }
 void LayerPlanner::Impl::bs_select(int l, cudaStream_t stream) {
   launch_block_select(qk, pooled_q, pooled_k, HeadValue{field(l, kBsK), 0}, cap, kept, kept_count, stream);
 }
 void LayerPlanner::Impl::slots(int l, cudaStream_t stream) {
   const LayerInfo& li = info[static_cast<size_t>(l)];
-  const int n = n_tokens(), h_count = shape.n_heads;
+  const int n = n_tokens(), h_count = group_heads;
   const int nb = static_cast<int>(num_row_blocks(n)), n_slots = h_count * nb;
   SlotRule rule;
   rule.n = n;
@@ -322,12 +391,40 @@ void LayerPlanner::Impl::slots(int l, cudaStream_t stream) {
   built = true;
 }
 
-// The Q and K the next estimate or plan reads (checked against the plan's shape); the last
-// index is stale from here on.
+// The Q and K the next estimate or plan reads (checked against the plan's shape), from its first
+// head group; the last index is stale from here on.
 void LayerPlanner::Impl::take_qk(const GpuQK& next) {
   check_plan_qk(next, shape);
-  qk = next;
-  built = false;
+  layer_qk = next;
+  set_group(0);
+}
+
+void LayerPlanner::Impl::plan_group(int l, cudaStream_t stream) {
+  const LayerInfo& li = info[static_cast<size_t>(l)];
+  reset_lookback(stream);  // first, so that no memset sits inside the chain of launches
+  // The vertical-slash and block-sparse chains are independent: with both in the layer, the
+  // block-sparse one runs on a second stream, forked from and joined back into `stream` (each
+  // chain is a few small launches that leave most SMs idle at 8K tokens).
+  const bool forked = li.has_vs && li.has_bs;
+  if (forked) {
+    HC_CHECK_CUDA(cudaEventRecord(fork, stream));
+    HC_CHECK_CUDA(cudaStreamWaitEvent(side, fork, 0));
+  }
+  cudaStream_t bs_stream = forked ? side : stream;
+  if (li.has_bs) {
+    bs_estimate(bs_stream);
+    bs_select(l, bs_stream);
+  }
+  if (li.has_vs) {
+    vs_estimate(stream);
+    vs_select(l, stream);
+  }
+  if (forked) {
+    HC_CHECK_CUDA(cudaEventRecord(join, side));
+    HC_CHECK_CUDA(cudaStreamWaitEvent(stream, join, 0));
+  }
+  slots(l, stream);
+  if (li.has_vs) merge(stream);
 }
 
 void LayerPlanner::estimate(const GpuQK& qk, cudaStream_t stream) {
@@ -354,32 +451,8 @@ void LayerPlanner::plan(int layer, const GpuQK& qk, cudaStream_t stream) {
   check_layer(layer, layers());
   m.take_qk(qk);
   m.layer = layer;
-  const LayerInfo& info = m.info[static_cast<size_t>(layer)];
-  if (info.all_dense) return;  // nothing to build: run takes the dense kernel
-  m.reset_lookback(stream);  // first, so that no memset sits inside the chain of launches
-  // The vertical-slash and block-sparse chains are independent: with both in the layer, the
-  // block-sparse one runs on a second stream, forked from and joined back into `stream` (each
-  // chain is a few small launches that leave most SMs idle at 8K tokens).
-  const bool fork = info.has_vs && info.has_bs;
-  if (fork) {
-    HC_CHECK_CUDA(cudaEventRecord(m.fork, stream));
-    HC_CHECK_CUDA(cudaStreamWaitEvent(m.side, m.fork, 0));
-  }
-  cudaStream_t bs_stream = fork ? m.side : stream;
-  if (info.has_bs) {
-    m.bs_estimate(bs_stream);
-    m.bs_select(layer, bs_stream);
-  }
-  if (info.has_vs) {
-    m.vs_estimate(stream);
-    m.vs_select(layer, stream);
-  }
-  if (fork) {
-    HC_CHECK_CUDA(cudaEventRecord(m.join, m.side));
-    HC_CHECK_CUDA(cudaStreamWaitEvent(stream, m.join, 0));
-  }
-  m.slots(layer, stream);
-  if (info.has_vs) m.merge(stream);
+  if (m.info[static_cast<size_t>(layer)].all_dense) return;  // nothing to build: run takes the dense kernel
+  m.plan_group(layer, stream);
 }
 
 SparseIndexView LayerPlanner::index() const { return impl_->view(); }
@@ -387,7 +460,7 @@ SparseIndexView LayerPlanner::index() const { return impl_->view(); }
 SparseIndexView LayerPlanner::Impl::view() const {
   SparseIndexView v;
   if (!built) return v;
-  v.n_heads = shape.n_heads;
+  v.n_heads = group_heads;
   v.n_tokens = n_tokens();
   v.range_offsets = range_offsets;
   v.range_begin = range_begin;
@@ -411,21 +484,25 @@ void LayerPlanner::run(const AttentionParams& params, cudaStream_t stream) {
                                 std::to_string(params.n_heads) + " heads) is not the plan's (" +
                                 std::to_string(m.n_tokens()) + ", " + std::to_string(m.shape.n_heads) + ")");
   const LayerInfo& info = m.info[static_cast<size_t>(m.layer)];
-  if (params.probe_lse != nullptr) {
-    if (!m.built) {
-      estimate(m.qk, stream);
-      build(m.layer, stream);
-    }
-    sparse_attention_forward(params, index(), stream);
-    return;
-  }
-  if (info.all_dense) {
+  const bool probe = params.probe_lse != nullptr;
+  if (!probe && info.all_dense) {
     dense_attention_forward(params, stream);
     return;
   }
-  if (!m.built) throw InputError(kWhat, "run needs the layer's index (plan or build)");
-  sparse_attention_prepared(params, index(), info.has_vs ? m.tile_entries : nullptr,
-                            info.has_vs ? m.tile_counts : nullptr, m.tile_counter, stream);
+  if (!probe && !m.built) throw InputError(kWhat, "run needs the layer's index (plan or build)");
+  // One launch for the whole layer, or one per head group, each after its group's plan (the
+  // first group's is the one plan or build made).
+  for (int first = 0; first < m.shape.n_heads; first += m.group_heads) {
+    if (!m.built || m.h0 != first) {
+      m.set_group(first);
+      m.plan_group(m.layer, stream);
+    }
+    const AttentionParams p = m.group_params(params);
+    if (probe) sparse_attention_forward(p, index(), stream);
+    else
+      sparse_attention_prepared(p, index(), info.has_vs ? m.tile_entries : nullptr,
+                                info.has_vs ? m.tile_counts : nullptr, m.tile_counter, stream);
+  }
 }
 
 }  // namespace hc::kernels

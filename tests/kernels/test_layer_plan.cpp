@@ -143,6 +143,10 @@ TEST_CASE("layer plan: run equals sparse_attention_ref on the layer's index (GQA
       const AttnDType dt = n == 700 ? AttnDType::kFP16 : AttnDType::kBF16;
       AttentionProblem pb = test::structured_problem(n, 6, 2, d, dt, 900u + n + d);
       LayerPlanner planner(layers, shape_of(1100, pb));
+      // The same layers in head groups of one KV group (3 heads), as past the workspace cap.
+      LayerPlanner grouped(layers, shape_of(1100, pb), {}, nullptr, 1);
+      REQUIRE(planner.heads_per_group() == 6);
+      REQUIRE(grouped.heads_per_group() == 3);
       const auto& dims = pb.dims;
       std::vector<float> dense_o(dims.n_tokens * dims.n_heads * dims.head_dim), dense_lse(dims.n_heads * dims.n_tokens);
       dense_attention_ref(dims, pb.q.values.data(), pb.k.values.data(), pb.v.values.data(), dense_o.data(),
@@ -177,6 +181,20 @@ TEST_CASE("layer plan: run equals sparse_attention_ref on the layer's index (GQA
             INFO("head " << h);
             CHECK(std::fabs(got_recall[h] - probe.recall[h]) <= 1e-3);
             CHECK(got_pairs[h] == probe.kernel_pairs[h]);
+          }
+          // In head groups: every head written (the outputs start as NaN), the same values, and
+          // probe mode's per-head sums in their heads' places.
+          grouped.plan(static_cast<int>(l), qk_of(pb));
+          check_run(run_plan(grouped, pb), want_o, want_lse, dt);
+          recall.fill_bytes(0xff);
+          pairs.fill_bytes(0xff);
+          grouped.run(p);
+          const std::vector<double> grouped_recall = recall.download();
+          const std::vector<long long> grouped_pairs = pairs.download();
+          for (int64_t h = 0; h < dims.n_heads; ++h) {
+            INFO("head " << h << " (head groups)");
+            CHECK(std::fabs(grouped_recall[h] - probe.recall[h]) <= 1e-3);
+            CHECK(grouped_pairs[h] == probe.kernel_pairs[h]);
           }
         }
       }
@@ -275,6 +293,30 @@ TEST_CASE("layer plan workspace: sized from the patterns' bounds, before touchin
   CHECK(LayerPlanner::workspace_bytes(std::vector<Layer>{Layer(18, {Pattern::vertical_slash, 1000, 2000})},
                                       LayerShape{8192, 18, 3, 64}) > LayerPlanner::workspace_bytes({vs}, shape8k));
   CHECK_THROWS_AS(LayerPlanner::workspace_bytes({vs}, LayerShape{8192, 6, 3, 64}), hc::InputError);  // 9 configs, 6 heads
+}
+
+TEST_CASE("layer plan workspace: past the cap or int32 offsets, heads in groups of whole KV groups", "[plan]") {
+  const Layer vs(8, {Pattern::vertical_slash, 1000, 2000});
+  const LayerShape shape{8192, 8, 2, 128};  // KV groups of 4 heads
+  const int64_t whole = LayerPlanner::workspace_bytes({vs}, shape);
+  const int64_t one_group = LayerPlanner::workspace_bytes({vs}, shape, {}, 1);
+  CHECK(LayerPlanner::workspace_bytes({vs}, shape, {}, whole) == whole);
+  CHECK(LayerPlanner::workspace_bytes({vs}, shape, {}, whole - 1) == one_group);
+  CHECK(one_group < whole * 3 / 4);  // the per-head buffers and the index's room halve
+  CHECK(one_group > whole / 4);
+
+  // Llama-3-8B's shape (32 heads, 8 KV heads) under MInference's vertical_slash(1000, 6096) on
+  // every head: one layer's index at 1M could hold 2.6e9 ranges, past int32 offsets; in groups it
+  // fits, within the default cap.
+  const Layer mi(32, {Pattern::vertical_slash, 1000, 6096});
+  const LayerShape llama{1 << 20, 32, 8, 128};
+  const int64_t bytes = LayerPlanner::workspace_bytes({mi}, llama);
+  CHECK(bytes <= LayerPlanner::kDefaultWorkspaceCap);
+  CHECK(bytes > LayerPlanner::kDefaultWorkspaceCap / 2);
+  CHECK(LayerPlanner::workspace_bytes({mi}, LayerShape{131072, 32, 8, 128}) ==
+        LayerPlanner::workspace_bytes({mi}, LayerShape{131072, 32, 8, 128}, {}, INT64_MAX));  // one group at 128K
+  // One KV head for all 32: no group of whole KV groups fits int32 offsets.
+  CHECK_THROWS_AS(LayerPlanner::workspace_bytes({mi}, LayerShape{1 << 20, 32, 1, 128}), hc::InputError);
 }
 
 #else
