@@ -68,6 +68,7 @@ void print_calibration_bench(const CalibrationBench& b, std::FILE* out) {
   std::fprintf(out, "calibration stages: %s (%s) on %s, %s\n", b.model_name.c_str(), b.model.c_str(),
                b.device.c_str(), b.budget.c_str());
   std::fprintf(out, "prompt: %s\n", b.prompt_source.c_str());
+  if (!b.statistics) std::fprintf(out, "statistics: not recorded (--no-statistics)\n");
   std::fprintf(out, "%8s %10s", "N", "candidates");
   for (const Stage& s : kStages) std::fprintf(out, " %12s", s.header);
   std::fprintf(out, " %12s", "total s");
@@ -100,6 +101,7 @@ std::string calibration_bench_json(const CalibrationBench& b) {
   j["device"] = b.device;
   j["prompt_source"] = b.prompt_source;
   j["budget"] = b.budget;
+  j["statistics"] = b.statistics;
   nlohmann::json rows = nlohmann::json::array();
   for (const CalibrationBenchRow& r : b.rows) {
     const CalibrationTimings& t = r.timings;

@@ -32,6 +32,7 @@ struct CalibrationBench {
   std::string device;         // GPU name and memory, or "CPU, T threads"
   std::string prompt_source;  // how the prompts were chosen ("--generate kv_retrieval (default)", ...)
   std::string budget;         // the search's budget ("global-density 0.2")
+  bool statistics = true;     // false: recorded with --no-statistics (probes only)
   std::vector<CalibrationBenchRow> rows;
 };
 
@@ -47,7 +48,7 @@ CalibrationBenchRow time_calibration(const ModelFile& model, const std::vector<R
 void print_calibration_bench(const CalibrationBench& bench, std::FILE* out);
 
 // The JSON document (format "headcal-bench-calibrate", version 1): model, device, backend,
-// prompt_source, budget and per N the stage seconds, candidates and peak device bytes.
+// prompt_source, budget, statistics and per N the stage seconds, candidates and peak device bytes.
 std::string calibration_bench_json(const CalibrationBench& bench);
 
 }  // namespace hc::bench

@@ -48,6 +48,7 @@ AtlasMeta make_meta(const ModelFile& model, const ModelConfig& c, const std::vec
   m.prompt_description = options.prompt_description;
   m.tool_version = HEADCAL_VERSION;
   m.map_size = map_cells(m.tokens, options.map_size);
+  m.statistics = options.statistics ? 1 : 0;
   return m;
 }
 
@@ -62,14 +63,16 @@ std::vector<AtlasPrompt> atlas_prompts(const std::vector<RecordPrompt>& prompts,
   return out;
 }
 
-// The statistics plus one dense row per head and the prober's rows, as one atlas layer.
-AtlasLayer make_layer(int layer, LayerStats stats, const ModelConfig& c, std::vector<CandidateRow> probed) {
+// The statistics (none when not recorded) plus one dense row per head and the prober's rows, as
+// one atlas layer of an n_tokens prompt.
+AtlasLayer make_layer(int layer, int64_t n_tokens, LayerStats stats, const ModelConfig& c,
+                      std::vector<CandidateRow> probed) {
   AtlasLayer out;
   out.layer = layer;
   out.colmass = std::move(stats.colmass);
   out.diagmass = std::move(stats.diagmass);
   out.map = std::move(stats.map);
-  const double dense_cost = kernels::dense_cost_flops(stats.n_tokens, c.head_dim);
+  const double dense_cost = kernels::dense_cost_flops(n_tokens, c.head_dim);
   for (int32_t h = 0; h < static_cast<int32_t>(c.n_heads); ++h)
     out.candidates.push_back({h, Pattern::dense, 0, 0, dense_cost, 1.0, 1.0, 0.0});
   for (CandidateRow& r : probed) {
@@ -122,15 +125,15 @@ void record_one_prompt(Engine& engine, const ModelConfig& c, PrefillRequest requ
     DeviceLayerHook hook = [&](const DeviceLayerAttention& a) {
       sync_for_timing(options, a.stream);  // the layer's forward so far is prefill time
       const auto t0 = Clock::now();
-      recorder.record(a.dims, a.q, a.q_row_stride, a.k, a.k_row_stride, a.lse, a.stream);
+      if (options.statistics) recorder.record(a.dims, a.q, a.q_row_stride, a.k, a.k_row_stride, a.lse, a.stream);
       sync_for_timing(options, a.stream);
       const auto t1 = Clock::now();
       std::vector<CandidateRow> probed = probe_layer(options, a.layer, a.dims, nullptr, &a);
       sync_for_timing(options, a.stream);
       const auto t2 = Clock::now();
-      LayerStats stats = recorder.download(a.stream);
+      LayerStats stats = options.statistics ? recorder.download(a.stream) : LayerStats{};
       const auto t3 = Clock::now();
-      writer.write_layer(make_layer(a.layer, std::move(stats), c, std::move(probed)), prompt);
+      writer.write_layer(make_layer(a.layer, a.dims.n_tokens, std::move(stats), c, std::move(probed)), prompt);
       const auto t4 = Clock::now();
       layer_done(a.layer);
       hook_times.statistics_s += seconds_between(t0, t1) + seconds_between(t2, t3);
@@ -152,11 +155,11 @@ void record_one_prompt(Engine& engine, const ModelConfig& c, PrefillRequest requ
     ro.n_threads = options.n_threads;
     request.on_layer = [&](const LayerAttention& a) {
       const auto t0 = Clock::now();
-      LayerStats stats = record_attention_cpu(a.dims, a.q, a.k, a.lse, ro);
+      LayerStats stats = options.statistics ? record_attention_cpu(a.dims, a.q, a.k, a.lse, ro) : LayerStats{};
       const auto t1 = Clock::now();
       std::vector<CandidateRow> probed = probe_layer(options, a.layer, a.dims, &a, nullptr);
       const auto t2 = Clock::now();
-      writer.write_layer(make_layer(a.layer, std::move(stats), c, std::move(probed)), prompt);
+      writer.write_layer(make_layer(a.layer, a.dims.n_tokens, std::move(stats), c, std::move(probed)), prompt);
       const auto t3 = Clock::now();
       layer_done(a.layer);
       hook_times.statistics_s += seconds_between(t0, t1);
@@ -213,7 +216,8 @@ RecordSummary record_atlas_set(const ModelFile& model, const std::vector<RecordP
   RecordOptions opts = options;
   if (opts.device == DeviceKind::Cuda) {
     const int64_t n = longest_prompt(prompts);
-    opts.cuda.hook_device_bytes += cuda_recorder_device_bytes(model.config().n_heads, n, opts.map_size);
+    if (opts.statistics)
+      opts.cuda.hook_device_bytes += cuda_recorder_device_bytes(model.config().n_heads, n, opts.map_size);
     if (opts.prober) opts.cuda.hook_device_bytes += opts.prober->device_bytes(model.config(), n);
   }
   std::unique_ptr<Engine> engine = make_engine(model, opts.device, opts);

@@ -77,6 +77,9 @@ struct RecordOptions {
   int first_layer = 0;
   int last_layer = -1;              // -1: the last layer
   int map_size = kDefaultMapSize;   // pooled map cells per side requested (min(map_size, N) used)
+  // false: no recorder pass; the atlas holds the candidate tables only (meta statistics = 0):
+  // at long N the statistics cost a QK^T pass per layer and 8 N bytes per head in the file.
+  bool statistics = true;
   int n_threads = 0;                // CPU engine and CPU recorder
   std::string prompt_description;   // stored in the atlas meta (a prompt set: the set's description)
   std::string prompt_sha256;        // the set's sha256 for the meta; empty: the single prompt's ids'

@@ -116,6 +116,7 @@ Runner setup_bench_calibrate(CLI::App& sub) {
     b.model_name = model.config().name.empty() ? model.path() : model.config().name;
     b.prompt_source = prompt_source(*rec, defaulted);
     b.budget = budget_text(search_opts);
+    b.statistics = !rec->no_statistics;
     for (size_t i = 0; i < runs.size(); ++i) {
       const PreparedRecord& run = runs[i];
       std::fprintf(stderr, "bench calibrate: N = %lld (%zu of %zu), %zu candidate patterns per head\n",

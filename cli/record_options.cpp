@@ -65,6 +65,9 @@ std::shared_ptr<RecordCliOptions> add_record_options(CLI::App& sub) {
   sub.add_option("--grid", o->grid, "candidate grid (YAML); default: the built-in grid scaled to N")
       ->check(CLI::ExistingFile);
   sub.add_flag("--no-probes", o->no_probes, "record the statistics only, no candidate probes");
+  sub.add_flag("--no-statistics", o->no_statistics,
+               "record the candidate probes only, no column/diagonal mass or pooled map (a QK^T pass per layer "
+               "and 8 bytes per token and head in the atlas saved; report then shows no maps)");
   sub.add_option("--map-size", o->map_size, "pooled attention map cells per side (default 128)")
       ->check(positive_integer(4096));
   sub.add_option("--threads", o->threads, "CPU threads (CPU backend, recorder, CPU probes); 0: all")
@@ -85,6 +88,9 @@ std::vector<PreparedRecord> prepare_records(const RecordCliOptions& cli, const s
   base.map_size = cli.map_size;
   base.n_threads = cli.threads;
   if (cli.no_probes && !cli.grid.empty()) throw InputError("--grid", "--grid and --no-probes exclude each other");
+  if (cli.no_probes && cli.no_statistics)
+    throw InputError("--no-statistics", "--no-statistics and --no-probes exclude each other (nothing would be recorded)");
+  base.statistics = !cli.no_statistics;
 
   const std::shared_ptr<const ModelFile> model = open_model_spec(cli.model);
   const ModelConfig& config = model->config();

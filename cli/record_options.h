@@ -22,6 +22,7 @@ struct RecordCliOptions {
   std::string layers;  // "a-b"
   std::string grid;    // YAML grid file; empty: the default grid scaled to N
   bool no_probes = false;
+  bool no_statistics = false;
   int map_size = kDefaultMapSize;
   int threads = 0;
 };

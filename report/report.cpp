@@ -271,6 +271,9 @@ std::string colour_scale_html() {
 
 std::string maps_section(const Atlas& atlas, const Profile& shown) {
   const AtlasMeta& m = atlas.meta();
+  if (m.statistics == 0)
+    return "<h2>Pooled attention maps</h2>\n<p>None: the atlas was recorded without statistics "
+           "(<code>--no-statistics</code>).</p>\n";
   // Thumbnails shrink for big models so the page stays a few MB (1024 heads x 32x32 ~ 1.5 MB).
   const int side = m.layers * m.heads > 300 ? 32 : 64;
   std::ostringstream s;

@@ -183,6 +183,7 @@ void validate_meta(const AtlasMeta& m, const std::string& file) {
   range("v_sink", m.v_sink, 0, kMaxTokens);
   range("s_local", m.s_local, 0, kMaxTokens);
   range("map_size", m.map_size, 1, kMaxMapSize);
+  range("statistics", m.statistics, 0, 1);
 }
 
 std::string row_problem(const CandidateRow& r, int64_t heads) {
@@ -432,6 +433,7 @@ AtlasWriter::AtlasWriter(const std::string& path, const AtlasMeta& meta, std::ve
   write_int_attr(g.get(), "v_sink", meta.v_sink, path);
   write_int_attr(g.get(), "s_local", meta.s_local, path);
   write_int_attr(g.get(), "map_size", meta.map_size, path);
+  write_int_attr(g.get(), "statistics", meta.statistics, path);
 
   for (size_t p = 0; p < prompts.size(); ++p) {
     write_prompt_group(f, p, prompts[p], path);
@@ -465,9 +467,14 @@ void AtlasWriter::write_layer(const AtlasLayer& layer, size_t prompt) {
   const int64_t n = impl_->prompt_tokens[prompt], msize = impl_->prompts[prompt].map_size;
   const size_t hn = static_cast<size_t>(m.heads * n);
   const size_t hmm = static_cast<size_t>(m.heads * msize * msize);
-  if (layer.colmass.size() != hn) fail("colmass has " + std::to_string(layer.colmass.size()) + " values, expected H*N");
-  if (layer.diagmass.size() != hn) fail("diagmass has " + std::to_string(layer.diagmass.size()) + " values, expected H*N");
-  if (layer.map.size() != hmm) fail("map has " + std::to_string(layer.map.size()) + " values, expected H*M*M");
+  if (m.statistics != 0) {
+    if (layer.colmass.size() != hn) fail("colmass has " + std::to_string(layer.colmass.size()) + " values, expected H*N");
+    if (layer.diagmass.size() != hn)
+      fail("diagmass has " + std::to_string(layer.diagmass.size()) + " values, expected H*N");
+    if (layer.map.size() != hmm) fail("map has " + std::to_string(layer.map.size()) + " values, expected H*M*M");
+  } else if (!layer.colmass.empty() || !layer.diagmass.empty() || !layer.map.empty()) {
+    fail("statistics given for an atlas recorded without them (meta statistics = 0)");
+  }
   if (static_cast<int64_t>(layer.candidates.size()) > kMaxCandidateRows) fail("too many candidate rows");
   std::vector<DiskRow> rows;  // [R]
   rows.reserve(layer.candidates.size());
@@ -484,9 +491,11 @@ void AtlasWriter::write_layer(const AtlasLayer& layer, size_t prompt) {
                   "cannot create /" + where);
   write_int_attr(g.get(), "layer", layer.layer, path_);
   const hsize_t H = m.heads, N = n, M = msize;
-  write_dataset(g.get(), "colmass", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {H, N}, layer.colmass.data(), path_);
-  write_dataset(g.get(), "diagmass", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {H, N}, layer.diagmass.data(), path_);
-  write_dataset(g.get(), "map", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {H, M, M}, layer.map.data(), path_);
+  if (m.statistics != 0) {
+    write_dataset(g.get(), "colmass", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {H, N}, layer.colmass.data(), path_);
+    write_dataset(g.get(), "diagmass", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {H, N}, layer.diagmass.data(), path_);
+    write_dataset(g.get(), "map", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {H, M, M}, layer.map.data(), path_);
+  }
   Hid row_type = candidate_row_type();
   write_dataset(g.get(), "candidates", row_type.get(), row_type.get(), {static_cast<hsize_t>(rows.size())},
                 rows.data(), path_);
@@ -630,6 +639,7 @@ Atlas Atlas::open(const std::string& path) {
   m.v_sink = read_int_attr(g.get(), "v_sink", path, "/meta");
   m.s_local = read_int_attr(g.get(), "s_local", path, "/meta");
   m.map_size = read_int_attr(g.get(), "map_size", path, "/meta");
+  if (has_attr(g.get(), "statistics")) m.statistics = read_int_attr(g.get(), "statistics", path, "/meta");
   validate_meta(m, path);
 
   const size_t prompts = a.version_ == 1 ? 1 : count_prompt_groups(f);
@@ -722,6 +732,7 @@ AtlasLayer Atlas::read_layer(int64_t layer, size_t prompt) const {
   const std::string name = atlas_layer_group(layer);
   const std::string prefix = prompt_prefix(version_, prompt);
   const std::string where = "/" + (prefix.empty() ? name : prefix + "/" + name);
+  if (meta_.statistics == 0) return out;  // recorded without statistics: the candidates only
   Hid g = open_group(pg.get(), name, path_);
   const AtlasPrompt& pr = prompts_[prompt];
   const hsize_t H = meta_.heads, N = pr.tokens.size(), M = pr.map_size;

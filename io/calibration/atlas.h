@@ -15,6 +15,7 @@
 //       colmass             float32 [H, N_p]       sum_i P[i][j] per key j
 //       diagmass            float32 [H, N_p]       sum_i P[i][i-o] per offset o = i - j
 //       map                 float32 [H, M_p, M_p]  pooled attention map (mean of P over cells)
+//                                                  (these three only where meta statistics = 1)
 //       candidates          compound [R]           one row per (head, candidate):
 //                             head int32, pattern enum(int32){dense=0, a_shape=1,
 //                             vertical_slash=2, block_sparse=3}, p1 int32, p2 int32,
@@ -62,6 +63,9 @@ struct AtlasMeta {
   int64_t v_sink = 30;
   int64_t s_local = 100;
   int64_t map_size = 128;  // M
+  // 1: every layer holds colmass, diagmass and map; 0: recorded without them (record
+  // --no-statistics), the candidate tables only. Atlases without the attribute have them.
+  int64_t statistics = 1;
 
   PatternDefaults defaults() const { return {block_size, last_q, v_sink, s_local}; }
 };
@@ -79,8 +83,8 @@ struct CandidateRow {
   GridCandidate candidate() const { return {pattern, p1, p2}; }
 };
 
-// One layer's statistics for one prompt. The vectors are either empty (not loaded) or exactly their
-// shape (N and M of that prompt).
+// One layer's statistics for one prompt. The vectors are either empty (not loaded, or not
+// recorded) or exactly their shape (N and M of that prompt).
 struct AtlasLayer {
   int64_t layer = 0;
   std::vector<float> colmass;   // [H, N]
@@ -149,7 +153,8 @@ class Atlas {
   // Candidate rows of a recorded layer for one prompt (loaded at open). InputError for a layer not
   // recorded.
   const std::vector<CandidateRow>& candidates(int64_t layer, size_t prompt = 0) const;
-  // Reads colmass, diagmass and map of one layer of one prompt (and a copy of its candidates).
+  // Reads colmass, diagmass and map of one layer of one prompt (and a copy of its candidates);
+  // the three stay empty in an atlas recorded without statistics (meta().statistics == 0).
   AtlasLayer read_layer(int64_t layer, size_t prompt = 0) const;
 
  private:

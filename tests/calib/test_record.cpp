@@ -8,6 +8,7 @@
 
 #include "calib/cuda_engine.h"
 #include "calib/device_select.h"
+#include "calib/prober.h"
 #include "calib/random_model.h"
 #include "calib/record.h"
 #include "calib/recorder.h"
@@ -217,6 +218,48 @@ TEST_CASE("CPU record pipeline writes an atlas whose statistics keep the invaria
   }
 }
 
+TEST_CASE("record pipeline without statistics: the same candidate rows, no recorder output", "[record]") {
+  const auto model = hc::open_model_spec("random:tiny:3");
+  const std::string dir = hc::test::make_temp_dir("record_nostats");
+  const int64_t n = 70;
+  const auto tokens = hc::random_token_ids(n, model->config().vocab, 4);
+  const hc::Grid grid = hc::default_grid(n);
+  auto prober = hc::make_cpu_prober(grid, hc::PatternDefaults{}, 2);
+  hc::RecordOptions opts;
+  opts.device = hc::DeviceKind::Cpu;
+  opts.n_threads = 2;
+  opts.prober = prober.get();
+  hc::CalibrationTimings with_t, without_t;
+  opts.timings = &with_t;
+  hc::record_atlas(*model, tokens, dir + "/with.h5", opts);
+  opts.statistics = false;
+  opts.timings = &without_t;
+  hc::record_atlas(*model, tokens, dir + "/without.h5", opts);
+  CHECK(without_t.statistics_s < with_t.statistics_s);
+
+  const hc::Atlas with = hc::Atlas::open(dir + "/with.h5");
+  const hc::Atlas without = hc::Atlas::open(dir + "/without.h5");
+  CHECK(with.meta().statistics == 1);
+  CHECK(without.meta().statistics == 0);
+  REQUIRE(without.recorded_layers() == with.recorded_layers());
+  for (int64_t layer : with.recorded_layers()) {
+    INFO("layer " << layer);
+    const auto& a = with.candidates(layer);
+    const auto& b = without.candidates(layer);
+    REQUIRE(a.size() == b.size());
+    REQUIRE(a.size() > static_cast<size_t>(with.meta().heads));  // the probed rows beside the dense ones
+    for (size_t i = 0; i < a.size(); ++i) {
+      CHECK(a[i].pattern == b[i].pattern);
+      CHECK(a[i].p1 == b[i].p1);
+      CHECK(a[i].cost == b[i].cost);  // the dense rows' cost comes from N, not from the statistics
+      CHECK(a[i].recall == b[i].recall);
+      CHECK(a[i].out_err == b[i].out_err);
+    }
+    CHECK(without.read_layer(layer).colmass.empty());
+    CHECK(with.read_layer(layer).colmass.size() == static_cast<size_t>(with.meta().heads * n));
+  }
+}
+
 TEST_CASE("record pipeline: layer range and the candidate prober extension point", "[record]") {
   const auto model = hc::open_model_spec("random:tiny:5");
   const std::string dir = hc::test::make_temp_dir("record_layers");
@@ -285,6 +328,16 @@ TEST_CASE("headcal record: CLI on the CPU, and its input errors", "[record][cli]
   r = hc::test::run_headcal("record --model random:tiny --generate kv_retrieval --length 9 --out '" + dir + "/g.h5'");
   CHECK(r.exit_code == 2);  // no tokenizer behind random weights
   CHECK(r.output.find("tokenizer") != std::string::npos);
+  r = hc::test::run_headcal("record --model random:tiny --length 9 --device cpu --no-probes --no-statistics --out '" +
+                            dir + "/h.h5'");
+  CHECK(r.exit_code == 2);  // nothing would be recorded
+  CHECK(r.output.find("--no-statistics") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir + "/h.h5"));
+  r = hc::test::run_headcal("record --model random:tiny --length 50 --device cpu --no-statistics --out '" + dir +
+                            "/i.h5'");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(hc::Atlas::open(dir + "/i.h5").meta().statistics == 0);
 }
 
 TEST_CASE("headcal record: SmolLM2 with a generated prompt on the CPU", "[record][cli][model]") {
@@ -337,5 +390,17 @@ TEST_CASE("CUDA record pipeline agrees with the CPU pipeline", "[record][gpu]") 
     }
     INFO("layer " << layer << " worst " << worst << " largest " << largest);
     CHECK(worst <= 0.05 * largest);
+  }
+  // Without statistics: the prober's rows exactly as with them, no recorder output.
+  opts.statistics = false;
+  CountingProber again;
+  opts.prober = &again;
+  hc::record_atlas(*model, tokens, dir + "/gpu_bare.h5", opts);
+  CHECK(again.calls == 2);
+  const hc::Atlas bare = hc::Atlas::open(dir + "/gpu_bare.h5");
+  CHECK(bare.meta().statistics == 0);
+  for (int64_t layer : {0, 1}) {
+    CHECK(bare.read_layer(layer).colmass.empty());
+    CHECK(bare.candidates(layer).size() == gpu.candidates(layer).size());
   }
 }

@@ -75,6 +75,7 @@ TEST_CASE("atlas round trip keeps meta, tokens, statistics and candidates", "[at
       CHECK(m.v_sink == 30);
       CHECK(m.s_local == 100);
       CHECK(m.map_size == 16);
+      CHECK(m.statistics == 1);
       REQUIRE(a.tokens().size() == static_cast<size_t>(tokens));
       CHECK(a.tokens()[5] == static_cast<int32_t>((5 * 7919) % 49152));
       REQUIRE(a.recorded_layers() == std::vector<int64_t>{0, 1, 2, 3});
@@ -117,6 +118,52 @@ TEST_CASE("atlas with a subset of layers records which exist", "[atlas]") {
   CHECK_FALSE(a.has_layer(0));
   CHECK_THROWS_AS(a.candidates(0), InputError);
   CHECK(a.read_layer(4).colmass.size() == static_cast<size_t>(spec.heads * spec.tokens));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("atlas recorded without statistics: candidate tables only, and the writer holds to it", "[atlas]") {
+  std::string dir = test::make_temp_dir("atlas_nostats");
+  test::SyntheticSpec spec;
+  spec.tokens = 300;
+  AtlasMeta meta = test::synthetic_meta(spec);
+  meta.statistics = 0;
+  const Grid grid = default_grid(spec.tokens, meta.defaults());
+  std::vector<int32_t> tokens(static_cast<size_t>(spec.tokens), 7);
+  const std::string path = dir + "/nostats.h5";
+  {
+    AtlasWriter w(path, meta, tokens);
+    AtlasLayer with_stats = test::synthetic_layer(meta, 0, grid);
+    CHECK_THROWS_AS(w.write_layer(with_stats), InputError);  // statistics in an atlas without them
+    AtlasLayer bare = with_stats;
+    bare.colmass.clear();
+    bare.diagmass.clear();
+    bare.map.clear();
+    w.write_layer(bare);
+    w.finalize();
+  }
+  Atlas a = Atlas::open(path);
+  CHECK(a.meta().statistics == 0);
+  const AtlasLayer got = a.read_layer(0);
+  CHECK(got.colmass.empty());
+  CHECK(got.diagmass.empty());
+  CHECK(got.map.empty());
+  CHECK(got.candidates.size() == test::synthetic_layer(meta, 0, grid).candidates.size());
+  {  // no colmass, diagmass or map datasets in the layer's group
+    hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    REQUIRE(f >= 0);
+    CHECK(H5Lexists(f, "/prompt_00/layer_00/candidates", H5P_DEFAULT) > 0);
+    CHECK(H5Lexists(f, "/prompt_00/layer_00/colmass", H5P_DEFAULT) == 0);
+    CHECK(H5Lexists(f, "/prompt_00/layer_00/map", H5P_DEFAULT) == 0);
+    H5Fclose(f);
+  }
+  // An atlas with statistics has them in every layer: a bare layer is refused.
+  {
+    AtlasMeta with = test::synthetic_meta(spec);
+    AtlasWriter w(dir + "/stats.h5", with, tokens);
+    AtlasLayer bare = test::synthetic_layer(with, 0, grid);
+    bare.map.clear();
+    CHECK_THROWS_AS(w.write_layer(bare), InputError);
+  }
   fs::remove_all(dir);
 }
 

@@ -223,6 +223,16 @@ TEST_CASE("report writes CSVs and one self-contained HTML page", "[report]") {
     w.model_layers = 4;
     CHECK_THROWS_AS(report::write_report(atlas, nullptr, dir + "/out5", {}, &w, "w.yaml"), InputError);
   }
+  SECTION("an atlas recorded without statistics: no maps, the rest as usual") {
+    test::SyntheticSpec bare = spec;
+    bare.statistics = false;
+    test::write_synthetic_atlas(dir + "/bare.h5", bare);
+    const Atlas b = Atlas::open(dir + "/bare.h5");
+    const std::string html = slurp(report::write_report(b, nullptr, dir + "/out6").html);
+    CHECK(html.find("recorded without statistics") != std::string::npos);
+    CHECK(count_of(html, "data:image/png;base64,") == 0u);
+    CHECK(count_of(html, "<svg") == 1u + 2u + 1u);
+  }
   SECTION("a profile of another model is refused") {
     search::SearchOptions o;
     o.mode = search::BudgetMode::density;

@@ -25,6 +25,7 @@ struct SyntheticSpec {
   std::string name = "synthetic-model";
   std::string arch = "llama";
   std::vector<GridCandidate> extra;  // probed besides the default grid at `tokens`
+  bool statistics = true;            // false: as record --no-statistics (candidate tables only)
 };
 
 inline AtlasMeta synthetic_meta(const SyntheticSpec& s) {
@@ -41,6 +42,7 @@ inline AtlasMeta synthetic_meta(const SyntheticSpec& s) {
   m.prompt_description = "synthetic prompt";
   m.tool_version = "test";
   m.map_size = s.map_size;
+  m.statistics = s.statistics ? 1 : 0;
   return m;
 }
 
@@ -118,7 +120,11 @@ inline void write_synthetic_atlas(const std::string& path, const SyntheticSpec& 
   std::vector<int64_t> layers = spec.recorded;
   if (layers.empty())
     for (int64_t l = 0; l < spec.layers; ++l) layers.push_back(l);
-  for (int64_t l : layers) w.write_layer(synthetic_layer(meta, l, grid));
+  for (int64_t l : layers) {
+    AtlasLayer layer = synthetic_layer(meta, l, grid);
+    if (!spec.statistics) layer.colmass = layer.diagmass = layer.map = {};
+    w.write_layer(layer);
+  }
   w.finalize();
 }
 
