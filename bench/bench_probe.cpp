@@ -127,15 +127,19 @@ int bench_probe(const ProbeBenchOptions& o) {
                 o.heads, o.kv_heads, o.head_dim);
   std::printf("%8s %11s %12s %16s %8s %14s %15s", "N", "candidates", "one pass s", "per candidate s", "speedup",
               "max d recall", "max d out_err");
-  std::printf(gpu ? " %11s %15s\n" : "\n", "unmeasured", "cost mismatches");
+  std::printf(gpu ? " %11s %15s %24s\n" : "\n", "unmeasured", "cost mismatches", "tiles a_shape/vs/bs");
   for (const ProbeBenchRow& r : rows) {
     std::printf("%8lld %11zu %12.3f %16.3f %7.1fx %14.2e %15.2e", static_cast<long long>(r.n_tokens), r.candidates,
                 r.one_pass_s, r.per_candidate_s, r.speedup(), r.max_recall_diff, r.max_out_err_diff);
     if (gpu)
-      std::printf(" %11lld %15lld\n", static_cast<long long>(r.unmeasured), static_cast<long long>(r.cost_mismatches));
+      std::printf(" %11lld %15lld %10.2f/%.2f/%.2f\n", static_cast<long long>(r.unmeasured),
+                  static_cast<long long>(r.cost_mismatches), r.a_shape_tiles, r.vertical_slash_tiles,
+                  r.block_sparse_tiles);
     else
       std::printf("\n");
   }
+  if (gpu)
+    std::printf("tiles: the sweeps' 64-key tiles per family, in dense causal tiles of the layer\n");
   if (!o.json_out.empty()) {
     nlohmann::json j;
     j["format"] = "headcal-bench-probe";
@@ -150,7 +154,9 @@ int bench_probe(const ProbeBenchOptions& o) {
       out_rows.push_back({{"n", r.n_tokens}, {"candidates", r.candidates}, {"one_pass_s", r.one_pass_s},
                           {"per_candidate_s", r.per_candidate_s}, {"speedup", r.speedup()},
                           {"max_recall_diff", r.max_recall_diff}, {"max_out_err_diff", r.max_out_err_diff},
-                          {"unmeasured", r.unmeasured}, {"cost_mismatches", r.cost_mismatches}});
+                          {"unmeasured", r.unmeasured}, {"cost_mismatches", r.cost_mismatches},
+                          {"a_shape_tiles", r.a_shape_tiles}, {"vertical_slash_tiles", r.vertical_slash_tiles},
+                          {"block_sparse_tiles", r.block_sparse_tiles}});
     j["rows"] = out_rows;
     write_file_atomic(o.json_out, j.dump(1) + "\n");
     std::printf("wrote %s\n", o.json_out.c_str());

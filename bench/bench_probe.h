@@ -33,6 +33,9 @@ struct ProbeBenchRow {
   double max_out_err_diff = 0;
   int64_t unmeasured = 0;       // cuda: candidate-heads the grid probe left to the kernel
   int64_t cost_mismatches = 0;  // cuda: candidate-heads whose costs differ
+  // cuda: the grid probe's sweeps' 64-key tiles per family in units of the layer's dense causal
+  // tiles (GridProberGpu::last_tiles)
+  double a_shape_tiles = 0, vertical_slash_tiles = 0, block_sparse_tiles = 0;
   double speedup() const { return one_pass_s > 0 ? per_candidate_s / one_pass_s : 0; }
 };
 

@@ -68,6 +68,11 @@ std::vector<ProbeBenchRow> run_probe_bench_gpu(const ProbeBenchOptions& o) {
       const SteadyClock::time_point t0 = SteadyClock::now();
       swept = prober.probe(layer, stream);
       row.one_pass_s = seconds_since(t0);
+      const kernels::GridProberGpu::SweepTiles tiles = prober.last_tiles();
+      const double dense = static_cast<double>(tiles.dense);
+      row.a_shape_tiles = static_cast<double>(tiles.a_shape) / dense;
+      row.vertical_slash_tiles = static_cast<double>(tiles.vertical_slash) / dense;
+      row.block_sparse_tiles = static_cast<double>(tiles.block_sparse) / dense;
     }
 
     std::vector<std::vector<kernels::PatternConfig>> layers;

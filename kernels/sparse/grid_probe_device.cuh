@@ -152,6 +152,7 @@ struct SweepArgs {
   double* err = nullptr;               // sum over rows of ||O_c(i) - O_ref(i)||^2
   unsigned long long* pairs = nullptr;  // vertical_slash: pairs the index-driven kernel computes
   int* underflow = nullptr;            // rows whose kept mass is below the measurable minimum
+  unsigned long long* tiles = nullptr;  // [3] by SweepFamily: the 64-key tiles swept (added to)
 };
 
 // The sweep kernel over grid (row blocks, heads, passes); head_dim 64 or 128. vertical_slash:

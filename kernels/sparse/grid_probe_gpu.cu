@@ -86,6 +86,8 @@ struct GridProberGpu::Impl {
   int* underflow = nullptr;             // [candidates][H]
   double* ref_sq = nullptr;             // [H] the dense output's squared norm per head
   double* self_diff = nullptr;          // [H] (zero: head_squared_errors_gpu of o_ref against itself)
+  unsigned long long* tiles = nullptr;  // [3] by SweepFamily
+  GridProberGpu::SweepTiles last;       // the last probe's
   std::vector<int32_t> host_counts;     // what d_counts holds (kept alive for the async copy)
 
   bool has_vs() const { return !vs_v.empty(); }
@@ -221,6 +223,7 @@ struct GridProberGpu::Impl {
     underflow = c.take<int>(outs);
     ref_sq = c.take<double>(shape.n_heads);
     self_diff = c.take<double>(shape.n_heads);
+    tiles = c.take<unsigned long long>(3);
   }
 
   ~Impl() {
@@ -308,6 +311,8 @@ int64_t GridProberGpu::workspace_bytes(const std::vector<PatternConfig>& candida
 
 int GridProberGpu::heads_per_pass() const { return impl_->group_heads; }
 
+GridProberGpu::SweepTiles GridProberGpu::last_tiles() const { return impl_->last; }
+
 std::vector<GridProbeMeasure> GridProberGpu::probe(const GridProbeLayer& layer, cudaStream_t stream) {
   Impl& m = *impl_;
   const LayerShape& s = m.shape;
@@ -317,6 +322,7 @@ std::vector<GridProbeMeasure> GridProberGpu::probe(const GridProbeLayer& layer, 
   if (!layer.q || !layer.k || !layer.v || !layer.o_ref || !layer.lse)
     throw InputError(kWhat, "q, k, v, o_ref and lse are required");
   std::vector<GridProbeMeasure> out(m.n_out());
+  m.last = SweepTiles{};
   if (m.passes.empty()) return out;
 
   const int64_t q_stride = layer.q_row_stride > 0 ? layer.q_row_stride : int64_t(h) * d;
@@ -333,6 +339,7 @@ std::vector<GridProbeMeasure> GridProberGpu::probe(const GridProbeLayer& layer, 
   HC_CHECK_CUDA(cudaMemsetAsync(m.err, 0, outs * sizeof(double), stream));
   HC_CHECK_CUDA(cudaMemsetAsync(m.pairs, 0, outs * sizeof(unsigned long long), stream));
   HC_CHECK_CUDA(cudaMemsetAsync(m.underflow, 0, outs * sizeof(int), stream));
+  HC_CHECK_CUDA(cudaMemsetAsync(m.tiles, 0, 3 * sizeof(unsigned long long), stream));
   head_squared_errors_gpu(layer.o_ref, layer.o_ref, n, h, d, m.self_diff, m.ref_sq, stream);
 
   SweepArgs a;
@@ -366,6 +373,7 @@ std::vector<GridProbeMeasure> GridProberGpu::probe(const GridProbeLayer& layer, 
   a.err = m.err;
   a.pairs = m.pairs;
   a.underflow = m.underflow;
+  a.tiles = m.tiles;
   // Head groups one after the other through the same workspace: their levels, then their sweeps.
   for (int h0 = 0; h0 < h; h0 += m.group_heads) {
     const int heads = std::min(m.group_heads, h - h0), kv0 = h0 / a.group;
@@ -399,7 +407,12 @@ std::vector<GridProbeMeasure> GridProberGpu::probe(const GridProbeLayer& layer, 
                                 stream));
   HC_CHECK_CUDA(cudaMemcpyAsync(underflow.data(), m.underflow, outs * sizeof(int), cudaMemcpyDeviceToHost, stream));
   HC_CHECK_CUDA(cudaMemcpyAsync(ref.data(), m.ref_sq, h * sizeof(double), cudaMemcpyDeviceToHost, stream));
+  unsigned long long tiles[3] = {0, 0, 0};
+  HC_CHECK_CUDA(cudaMemcpyAsync(tiles, m.tiles, sizeof tiles, cudaMemcpyDeviceToHost, stream));
   HC_CHECK_CUDA(cudaStreamSynchronize(stream));
+  const unsigned long long nb = static_cast<unsigned long long>(num_row_blocks(n));
+  m.last = SweepTiles{tiles[kSweepAShape], tiles[kSweepVerticalSlash], tiles[kSweepBlockSparse],
+                      static_cast<unsigned long long>(h) * nb * (nb + 1) / 2};
 
   for (size_t c = 0; c < m.candidates.size(); ++c) {
     if (!m.covered[c]) continue;

@@ -94,6 +94,14 @@ class GridProberGpu {
   // The query heads measured together (the whole layer, or a group of whole KV groups).
   int heads_per_pass() const;
 
+  // The 64-key tiles the last probe's sweeps computed, per family, and the layer's dense causal
+  // tiles (every head's row blocks times the key blocks up to each): the sweeps' work in dense
+  // equivalents, beside their time.
+  struct SweepTiles {
+    unsigned long long a_shape = 0, vertical_slash = 0, block_sparse = 0, dense = 0;
+  };
+  SweepTiles last_tiles() const;
+
   // Measures the layer (n_tokens <= shape.max_tokens) on `stream` and waits for it:
   // [candidate * H + head].
   std::vector<GridProbeMeasure> probe(const GridProbeLayer& layer, cudaStream_t stream = nullptr);

@@ -238,6 +238,7 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
   int* sKeys = reinterpret_cast<int*>(sV + 2 * kKeyTile * kRowBytes);  // [2][warp][64] the tile's keys, -1 none
   __shared__ double s_sum[kWarps][2];
   __shared__ int s_underflow[kWarps];
+  __shared__ int s_tiles;  // this CTA's tiles, counted by thread 0 (GridProberGpu::last_tiles)
 
   const int item = blockIdx.x;
   const int pass_i = a.first_pass + item % a.n_passes;
@@ -249,6 +250,7 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
   const int kv_head = head / a.group;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int g = lane >> 2, t4 = lane & 3;
+  if (tid == 0) s_tiles = 0;
   // The cost of these candidates' indexes is counted here: the pairs of the keys swept.
   const bool counts_pairs = kVs || pass.family == kSweepBlockSparse;
 
@@ -423,6 +425,7 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
     for (; completed < cur.stage; ++completed) end_stage(completed);
 
     const int* keys = keys_of(buf);
+    if (tid == 0) ++s_tiles;
     if (counts_pairs) keys_so_far += cur.count;
     // a_shape: the stage keeps i - j in [w_lo, w_hi), and a subtracting stage negates its weights.
     int w_lo = 0, w_hi = INT_MAX;
@@ -499,6 +502,7 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
   }
   cp_async_wait<0>();
   for (; completed <= cursor.n_groups; ++completed) end_stage(completed);
+  if (tid == 0 && a.tiles != nullptr) atomicAdd(a.tiles + pass.family, static_cast<unsigned long long>(s_tiles));
 }
 
 template <int D, bool kVs>
