@@ -501,6 +501,7 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 3 : 2) grid_sweep_kernel(c
     cur = nxt;
   }
   cp_async_wait<0>();
+  __syncthreads();  // every thread's copies landed: Q's region is free for saved sums even with no tile
   for (; completed <= cursor.n_groups; ++completed) end_stage(completed);
   if (tid == 0 && a.tiles != nullptr) atomicAdd(a.tiles + pass.family, static_cast<unsigned long long>(s_tiles));
 }
