@@ -6,7 +6,8 @@
 // masked causally, there too. Then:
 //   - column sums over the warp's rows of each map row cell, by shuffles, added into `cell_cols`
 //     (shared); its column sums give colmass (64 global atomics per tile), its runs of equal
-//     column cell the map (usually 1 global atomic per tile at long N);
+//     column cell, summed by a segmented scan across each warp, the map (usually 2 global atomics
+//     per tile at long N, one per warp);
 //   - P written to shared memory skewed (row r, key c at column (c - r) mod 64), where each column
 //     holds two diagonals split at one row: summed by four threads each, 127 global atomics per
 //     tile.
@@ -206,19 +207,27 @@ __global__ void __launch_bounds__(kThreads) recorder_kernel(RecorderArgs a) {
           atomicAdd(&a.diagmass[static_cast<long long>(h) * n + off_lower], lower);
       }
     }
-    if (tid < kTile) {  // colmass: all row-cell slots of this column
-      float acc = 0.f;
-      for (int slot = 0; slot < n_row_slots; ++slot) acc += cell_cols[slot * kTile + tid];
-      if (acc != 0.f && j0 + tid < n) atomicAdd(&a.colmass[static_cast<long long>(h) * n + j0 + tid], acc);
-    }
-    // Map: the first column of each run of equal column cells sums the run.
-    for (int e = tid; e < n_row_slots * kTile; e += kThreads) {
-      const int slot = e / kTile, c = e % kTile;
-      if (j0 + c >= n || (c > 0 && col_cell[c] == col_cell[c - 1])) continue;
-      float acc = 0.f;
-      for (int x = c; x < kTile && col_cell[x] == col_cell[c] && j0 + x < n; ++x) acc += cell_cols[slot * kTile + x];
-      if (acc != 0.f)
-        atomicAdd(&a.map[(static_cast<long long>(h) * a.cells + first_row_cell + slot) * a.cells + col_cell[c]], acc);
+    if (tid < kTile) {  // warps 0 and 1, a column each: colmass, then the map
+      const int c = tid;
+      const bool real = j0 + c < n;
+      float total = 0.f;
+      for (int slot = 0; slot < n_row_slots; ++slot) total += cell_cols[slot * kTile + c];
+      if (total != 0.f && real) atomicAdd(&a.colmass[static_cast<long long>(h) * n + j0 + c], total);
+      // Map: per row-cell slot, each run of equal column cells (consecutive columns) summed by a
+      // segmented inclusive scan across the warp; the run's last lane in the warp adds it.
+      const int cell = col_cell[c];
+      const bool run_end = lane == 31 || c == kTile - 1 || col_cell[c + 1] != cell;
+      for (int slot = 0; slot < n_row_slots; ++slot) {
+        float v = real ? cell_cols[slot * kTile + c] : 0.f;
+#pragma unroll
+        for (int off = 1; off < 32; off <<= 1) {
+          const float u = __shfl_up_sync(0xffffffffu, v, off);
+          const int u_cell = __shfl_up_sync(0xffffffffu, cell, off);
+          if (lane >= off && u_cell == cell) v += u;
+        }
+        if (run_end && v != 0.f)
+          atomicAdd(&a.map[(static_cast<long long>(h) * a.cells + first_row_cell + slot) * a.cells + cell], v);
+      }
     }
     // The other buffer, read the step before (before this step's first barrier), is cleared for
     // the next step.
