@@ -14,6 +14,7 @@
 #include "calib/random_model.h"
 #include "calib/record.h"
 #include "calib/recorder.h"
+#include "calib/validate.h"
 #include "catch.h"
 #include "support/vector_compare.h"
 #include "common/error.h"
@@ -117,6 +118,39 @@ TEST_CASE("CUDA memory estimate: recording Llama-3-8B-shaped at 1M tokens fits o
                   << e.hooks / kGiB << ", headroom " << e.headroom / kGiB);
   CHECK(e.total() / kGiB < 75.0);
   CHECK(e.hooks / kGiB < 15.0);  // in one head group the grid probe alone would take 21.9 GiB
+}
+#endif
+
+#if defined(HEADCAL_HAVE_CUDA)
+TEST_CASE("CUDA memory estimate: validating a Llama-3-8B-shaped profile at 1M tokens fits one 80 GB GPU",
+          "[cuda_engine]") {
+  // MInference's vertical_slash(1000, 6096) on every head: a layer's index could hold 2.6e9
+  // ranges, which the planner runs in head groups; validate's buffers (the dense reference's
+  // output and LSE, the planner's workspace) beside the engine's.
+  const hc::ModelConfig c = hc::llama3_8b_config();
+  const int64_t n = int64_t(1) << 20;
+  hc::Profile profile;
+  profile.model.layers = c.n_layers;
+  profile.model.heads = c.n_heads;
+  profile.model.kv_heads = c.n_kv_heads;
+  profile.model.head_dim = c.head_dim;
+  for (int64_t l = 0; l < c.n_layers; ++l)
+    for (int64_t h = 0; h < c.n_heads; ++h) {
+      hc::ProfileHead e;
+      e.layer = l;
+      e.head = h;
+      e.pattern = hc::Pattern::vertical_slash;
+      e.p1 = 1000;
+      e.p2 = 6096;
+      profile.heads.push_back(e);
+    }
+  hc::CudaEngineOptions options;
+  options.hook_device_bytes = hc::validate_device_bytes(c, profile, n);
+  const hc::CudaMemoryEstimate e = hc::estimate_cuda_memory(c, n, options);
+  INFO("weights " << e.weights / kGiB << " GiB, activations " << e.activations / kGiB << ", hooks "
+                  << e.hooks / kGiB << ", headroom " << e.headroom / kGiB);
+  CHECK(e.total() / kGiB < 75.0);
+  CHECK(e.hooks / kGiB > 8.0);  // the dense reference's bf16 output alone is 8 GiB
 }
 #endif
 
