@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <memory>
 #include <limits>
 #include <mutex>
 #include <sstream>
@@ -197,6 +198,19 @@ ValidationReport validate_profile_run(Engine& engine, const std::string& model_f
 
   PrefillResult dense, sparse;
   const bool reuse_dense = reference != nullptr && !reference->tokens.empty() && reference->tokens == tokens;
+  // The progress of one prefill: a callback per layer (none without options.on_progress).
+  auto ticker = [&](const char* phase) -> std::function<void()> {
+    if (!options.on_progress) return {};
+    auto progress = std::make_shared<ValidateProgress>();
+    progress->phase = phase;
+    progress->layers_total = static_cast<int>(c.n_layers);
+    const SteadyClock::time_point start = SteadyClock::now();
+    return [&options, progress, start]() {
+      ++progress->layers_done;
+      progress->elapsed_s = seconds_since(start);
+      options.on_progress(*progress);
+    };
+  };
   if (reuse_dense) {
     report.dense_attention_s = reference->dense_attention_s;
     report.dense_prefill_s = reference->dense_prefill_s;
@@ -207,11 +221,11 @@ ValidationReport validate_profile_run(Engine& engine, const std::string& model_f
     HC_ASSERT(cuda_engine != nullptr, "a 'cuda' engine is a CudaEngine");
     SteadyClock::time_point t0 = SteadyClock::now();
     if (!reuse_dense) {
-      dense = validate_dense_prefill_cuda(*cuda_engine, base, report);
+      dense = validate_dense_prefill_cuda(*cuda_engine, base, report, ticker("dense"));
       report.dense_prefill_s = seconds_since(t0);
     }
     t0 = SteadyClock::now();
-    sparse = validate_sparse_prefill_cuda(*cuda_engine, profile, base, report);
+    sparse = validate_sparse_prefill_cuda(*cuda_engine, profile, base, report, ticker("sparse"));
     report.sparse_prefill_s = seconds_since(t0);
 #else
     throw DeviceError("validate: this build has no CUDA");
@@ -219,11 +233,13 @@ ValidationReport validate_profile_run(Engine& engine, const std::string& model_f
   } else {
     if (!reuse_dense) {
       PrefillRequest dense_request = base;
+      const std::function<void()> dense_done = ticker("dense");
       dense_request.attention_override = [&](const LayerAttentionInput& in, float* o, float* lse) {
         // The engine's own dense attention, timed.
         const SteadyClock::time_point t0 = SteadyClock::now();
         kernels::dense_attention_ref(in.dims, in.q, in.k, in.v, o, lse, threads);
         report.dense_attention_s += seconds_since(t0);
+        if (dense_done) dense_done();
       };
       const SteadyClock::time_point t0 = SteadyClock::now();
       dense = engine.prefill(dense_request);
@@ -231,7 +247,12 @@ ValidationReport validate_profile_run(Engine& engine, const std::string& model_f
     }
 
     PrefillRequest sparse_request = base;
-    sparse_request.attention_override = CpuSparseRun{configs, estimator_settings(profile), threads, report};
+    const std::function<void()> sparse_done = ticker("sparse");
+    sparse_request.attention_override = [run = CpuSparseRun{configs, estimator_settings(profile), threads, report},
+                                         &sparse_done](const LayerAttentionInput& in, float* o, float* lse) mutable {
+      run(in, o, lse);
+      if (sparse_done) sparse_done();
+    };
     const SteadyClock::time_point t0 = SteadyClock::now();
     sparse = engine.prefill(sparse_request);
     report.sparse_prefill_s = seconds_since(t0);

@@ -34,6 +34,16 @@
 
 namespace hc {
 
+// One prefill of a validation as it goes (ValidateOptions::on_progress): called after each layer.
+struct ValidateProgress {
+  const char* phase = "";  // "dense" or "sparse" (the sparse prefill also runs each layer's dense
+                           // reference and probe, so it takes longer than the dense one)
+  int layers_done = 0;
+  int layers_total = 0;
+  double elapsed_s = 0;  // since this prefill began
+  double eta_s() const { return layers_done > 0 ? elapsed_s / layers_done * (layers_total - layers_done) : 0.0; }
+};
+
 struct ValidateOptions {
   int n_threads = 0;         // CPU attention, index builds and comparisons; <= 0: all cores
   bool strict = false;       // a model fingerprint mismatch is an InputError, not a warning
@@ -41,6 +51,9 @@ struct ValidateOptions {
   double max_kl = -1;        // threshold on the mean KL(P_dense || P_sparse); < 0: none
   double min_top1 = -1;      // threshold on the top-1 agreement; < 0: none
   std::string profile_source = "profile";  // named in messages (the profile's path)
+  // Optional. On CUDA a layer then waits for the GPU before it is reported, so the times are the
+  // device's, not the host's enqueueing.
+  std::function<void(const ValidateProgress&)> on_progress;
 };
 
 struct HeadValidation {
@@ -199,10 +212,12 @@ std::string set_validation_json(const SetValidation& v, const std::string& model
 #if defined(HEADCAL_HAVE_CUDA)
 // The CUDA sparse run (calib/validate_cuda.cu): fills report heads, attention timings and
 // returns the sparse prefill's result.
+// layer_done (optional) is called after each layer, once the GPU has finished it.
 PrefillResult validate_sparse_prefill_cuda(CudaEngine& engine, const Profile& profile, const PrefillRequest& base,
-                                           ValidationReport& report);
+                                           ValidationReport& report, const std::function<void()>& layer_done = {});
 // The dense run with CUDA-event timing of the dense attention calls.
-PrefillResult validate_dense_prefill_cuda(CudaEngine& engine, const PrefillRequest& base, ValidationReport& report);
+PrefillResult validate_dense_prefill_cuda(CudaEngine& engine, const PrefillRequest& base, ValidationReport& report,
+                                          const std::function<void()>& layer_done = {});
 #endif
 
 }  // namespace hc

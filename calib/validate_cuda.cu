@@ -24,7 +24,8 @@
 
 namespace hc {
 
-PrefillResult validate_dense_prefill_cuda(CudaEngine& engine, const PrefillRequest& base, ValidationReport& report) {
+PrefillResult validate_dense_prefill_cuda(CudaEngine& engine, const PrefillRequest& base, ValidationReport& report,
+                                          const std::function<void()>& layer_done) {
   std::vector<std::unique_ptr<AttentionEvents>> timings;  // one per layer, read after the prefill
   PrefillRequest request = base;
   request.device_attention_override = [&](const DeviceAttentionInput& in, void* o, float* lse) {
@@ -34,6 +35,10 @@ PrefillResult validate_dense_prefill_cuda(CudaEngine& engine, const PrefillReque
     HC_CHECK_CUDA(cudaEventRecord(timings.back()->begin, stream));
     kernels::dense_attention_forward(p, stream);
     HC_CHECK_CUDA(cudaEventRecord(timings.back()->end, stream));
+    if (layer_done) {
+      HC_CHECK_CUDA(cudaStreamSynchronize(stream));
+      layer_done();
+    }
   };
   PrefillResult result = engine.prefill(request);
   for (const auto& t : timings) report.dense_attention_s += t->total_s();
@@ -41,7 +46,7 @@ PrefillResult validate_dense_prefill_cuda(CudaEngine& engine, const PrefillReque
 }
 
 PrefillResult validate_sparse_prefill_cuda(CudaEngine& engine, const Profile& profile, const PrefillRequest& base,
-                                           ValidationReport& report) {
+                                           ValidationReport& report, const std::function<void()>& layer_done) {
   const kernels::EstimatorSettings settings = estimator_settings(profile);
   const ModelConfig& c = engine.config();
   std::vector<std::vector<kernels::PatternConfig>> layers;  // [layers][heads]
@@ -66,6 +71,11 @@ PrefillResult validate_sparse_prefill_cuda(CudaEngine& engine, const Profile& pr
       planner.run(attention_params(in, o, lse), stream);
       HC_CHECK_CUDA(cudaEventRecord(timings.back()->end, stream));
     };
+    auto done = [&]() {
+      if (!layer_done) return;
+      HC_CHECK_CUDA(cudaStreamSynchronize(stream));
+      layer_done();
+    };
     if (planner.all_dense(in.layer)) {  // run is the dense kernel itself: nothing to compare
       plan_and_run();
       for (int64_t h = 0; h < h_count; ++h) {
@@ -73,6 +83,7 @@ PrefillResult validate_sparse_prefill_cuda(CudaEngine& engine, const Profile& pr
         heads[h].out_err = 0;
         heads[h].density = 1;
       }
+      done();
       return;
     }
 
@@ -95,6 +106,7 @@ PrefillResult validate_sparse_prefill_cuda(CudaEngine& engine, const Profile& pr
       heads[h].out_err = m[h].out_err;
       heads[h].density = m[h].cost / dense_cost;
     }
+    done();  // kernel_probe has waited for the layer already
   };
   PrefillResult result = engine.prefill(request);
   for (const auto& t : timings) {

@@ -30,6 +30,10 @@ struct Registrar {
 // True when stderr is a terminal (progress lines are shown only then).
 bool stderr_is_tty();
 
+// One progress line on stderr for step `done` of `total`: on a terminal one line redrawn each
+// step; in a log about ten lines in all (cli/progress.cpp).
+void print_progress_line(const std::string& text, int done, int total, bool tty);
+
 }  // namespace hc::cli
 
 #define HC_CLI_CONCAT2(a, b) a##b

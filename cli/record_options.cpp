@@ -39,14 +39,10 @@ void parse_layers(const std::string& text, int* first, int* last) {
 }
 
 void print_progress(const RecordProgress& p, bool tty) {
-  // On a terminal one line redrawn per layer; in a log about ten lines in all.
-  if (!tty && p.layers_done != p.layers_total && (p.layers_done * 10) / p.layers_total ==
-                                                      ((p.layers_done - 1) * 10) / p.layers_total)
-    return;
-  std::fprintf(stderr, "%slayer %d/%d (model layer %d)  %.0f tokens/s  ETA %.0f s%s", tty ? "\r" : "",
-               p.layers_done, p.layers_total, p.layer, p.tokens_per_s(), p.eta_s(),
-               tty && p.layers_done != p.layers_total ? "" : "\n");
-  std::fflush(stderr);
+  char text[160];
+  std::snprintf(text, sizeof text, "layer %d/%d (model layer %d)  %.0f tokens/s  ETA %.0f s", p.layers_done,
+                p.layers_total, p.layer, p.tokens_per_s(), p.eta_s());
+  print_progress_line(text, p.layers_done, p.layers_total, tty);
 }
 
 }  // namespace

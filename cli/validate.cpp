@@ -120,6 +120,13 @@ Runner setup(CLI::App& sub) {
     vopts.max_kl = o->max_kl;
     vopts.min_top1 = o->min_top1;
     vopts.profile_source = o->profile;
+    const bool tty = stderr_is_tty();
+    vopts.on_progress = [tty](const ValidateProgress& p) {
+      char text[160];
+      std::snprintf(text, sizeof text, "%s prefill: layer %d/%d  %.0f s  ETA %.0f s", p.phase, p.layers_done,
+                    p.layers_total, p.elapsed_s, p.eta_s());
+      print_progress_line(text, p.layers_done, p.layers_total, tty);
+    };
     const std::vector<ValidationPrompt> prompts = validation_prompts(run);
     RecordOptions engine_opts;
     engine_opts.n_threads = o->threads;
@@ -127,6 +134,7 @@ Runner setup(CLI::App& sub) {
 
     std::printf("model %s, profile %s, %s%s\n", o->model.c_str(), o->profile.c_str(), run.description.c_str(),
                 target == Target::headcal ? "" : (std::string(", target ") + target_name(target)).c_str());
+    std::fflush(stdout);  // before the progress lines on stderr
     bool warned = false;
     auto print_prompt = [&](const PromptValidation& pv) {
       if (!warned)

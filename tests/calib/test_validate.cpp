@@ -361,6 +361,44 @@ TEST_CASE("validate: SmolLM2 at 256 tokens, dense and mixed profiles", "[validat
   for (int64_t h = 0; h < cfg.n_heads; ++h) CHECK(mixed.heads[static_cast<size_t>(h)].recall == 1.0);
 }
 
+namespace {
+
+// Every progress call of a validation, in order.
+struct ProgressLog {
+  std::vector<std::string> phases;
+  std::vector<int> done;
+  std::vector<double> elapsed, eta;
+  hc::ValidateOptions options() {
+    hc::ValidateOptions o;
+    o.on_progress = [this](const hc::ValidateProgress& p) {
+      phases.push_back(p.phase);
+      done.push_back(p.layers_done);
+      elapsed.push_back(p.elapsed_s);
+      eta.push_back(p.eta_s());
+      CHECK(p.layers_total == 2);
+    };
+    return o;
+  }
+};
+
+// The dense prefill's layers 1, 2, then the sparse one's (or only the sparse one's).
+void check_progress(const ProgressLog& log, bool with_dense) {
+  std::vector<std::string> want_phases;
+  std::vector<int> want_done;
+  if (with_dense) want_phases = {"dense", "dense"}, want_done = {1, 2};
+  want_phases.insert(want_phases.end(), {"sparse", "sparse"});
+  want_done.insert(want_done.end(), {1, 2});
+  CHECK(log.phases == want_phases);
+  CHECK(log.done == want_done);
+  for (size_t i = 0; i < log.elapsed.size(); ++i) {
+    CHECK(log.elapsed[i] >= 0);
+    if (i > 0 && log.phases[i] == log.phases[i - 1]) CHECK(log.elapsed[i] >= log.elapsed[i - 1]);
+    if (log.done[i] == 2) CHECK(log.eta[i] == 0.0);  // the prefill's last layer
+  }
+}
+
+}  // namespace
+
 TEST_CASE("validate: CUDA agrees with the CPU on a tiny model", "[validate][gpu]") {
   HC_REQUIRE_GPU();
   for (const hc::ModelConfig& cfg : {hc::tiny_llama_config(), config_d128_mqa()}) {
@@ -402,14 +440,34 @@ TEST_CASE("validate: CUDA agrees with the CPU on a tiny model", "[validate][gpu]
     CHECK(g.sparse_attention_s > 0);
     CHECK(g.dense_attention_s > 0);
 
-    // Every pattern: runs, recall within a looser bound (top-k selections may flip on near-ties).
+    // Every pattern: runs, recall within a looser bound (top-k selections may flip on near-ties);
+    // progress after each layer of both prefills.
+    ProgressLog log;
     const hc::ValidationReport gs =
-        hc::validate_profile_run(*gpu, model.fingerprint(), very_sparse(cfg, model.fingerprint()), tokens, {});
+        hc::validate_profile_run(*gpu, model.fingerprint(), very_sparse(cfg, model.fingerprint()), tokens, log.options());
+    check_progress(log, true);
     const hc::ValidationReport cs =
         hc::validate_profile_run(*cpu, model.fingerprint(), very_sparse(cfg, model.fingerprint()), tokens, {});
     CHECK(std::abs(gs.mean_recall - cs.mean_recall) < 0.02);
     CHECK(gs.mean_kl > 0);
   }
+}
+
+TEST_CASE("validate: progress per layer of each prefill, the dense one skipped with a kept reference", "[validate]") {
+  const hc::ModelConfig cfg = hc::tiny_llama_config();  // 2 layers
+  hc::RandomModel model(cfg, 5, "tiny");
+  auto engine = hc::make_cpu_engine(model, 2);
+  const hc::Profile profile = very_sparse(cfg, model.fingerprint());
+  const std::vector<int32_t> tokens = test_tokens(150, cfg.vocab, 2);
+  ProgressLog log;
+  hc::DenseReference ref;
+  const hc::ValidationReport a = hc::validate_profile_run(*engine, model.fingerprint(), profile, tokens, log.options(), &ref);
+  check_progress(log, true);
+  ProgressLog again;
+  const hc::ValidationReport b =
+      hc::validate_profile_run(*engine, model.fingerprint(), profile, tokens, again.options(), &ref);
+  check_progress(again, false);
+  CHECK(a.mean_kl == b.mean_kl);  // the progress changes nothing measured
 }
 
 TEST_CASE("layer sensitivity: each layer sparse alone, its KL and head error, weights averaging 1", "[validate][layer_weights]") {
