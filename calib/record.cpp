@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <functional>
 
 #include "calib/random_model.h"
@@ -180,6 +181,16 @@ double RecordProgress::tokens_per_s() const {
 
 double RecordProgress::eta_s() const {
   return layers_done > 0 ? elapsed_s / layers_done * (layers_total - layers_done) : 0.0;
+}
+
+std::string statistics_size_notice(int64_t bytes) {
+  if (bytes < kLargeStatisticsBytes) return "";
+  char text[200];
+  std::snprintf(text, sizeof text,
+                "the atlas's statistics will take %.1f GB; --no-statistics records the candidate probes only, "
+                "which is all search needs",
+                static_cast<double>(bytes) / 1e9);
+  return text;
 }
 
 std::unique_ptr<ModelFile> open_model_spec(const std::string& spec) {

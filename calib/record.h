@@ -110,6 +110,12 @@ struct RecordSummary {
   size_t peak_device_bytes = 0;  // CUDA only
 };
 
+// From this size of an atlas's statistics on, record and calibrate say so before the run and name
+// --no-statistics (a 32-layer, 32-head model passes it at about 120K tokens).
+constexpr int64_t kLargeStatisticsBytes = int64_t(1) << 30;
+// The notice for `bytes` of statistics ("" below kLargeStatisticsBytes).
+std::string statistics_size_notice(int64_t bytes);
+
 // Opens `spec` as a model: "random:<shape>[:seed]" (calib/random_model.h) or a GGUF file / HF
 // directory (io/model/open_model).
 std::unique_ptr<ModelFile> open_model_spec(const std::string& spec);

@@ -11,6 +11,7 @@
 #include "cli/option_checks.h"
 #include "cli/prompt_options.h"
 #include "common/error.h"
+#include "io/calibration/atlas.h"
 #include "io/calibration/grid.h"
 
 namespace hc::cli {
@@ -102,6 +103,8 @@ std::vector<PreparedRecord> prepare_records(const RecordCliOptions& cli, const s
     check_prefill_fits_memory(length, config, length_option);  // before any prompt is built
   }
 
+  std::vector<std::string> notices;  // the device choice's, then any run's
+  if (!notice.empty()) notices.push_back(notice);
   std::vector<PreparedRecord> runs;
   for (int64_t length : lengths) {
     PreparedRecord r;
@@ -118,6 +121,14 @@ std::vector<PreparedRecord> prepare_records(const RecordCliOptions& cli, const s
       r.records.push_back({p.name, p.prompt.description, p.weight, p.prompt.tokens});
       n = std::max<int64_t>(n, static_cast<int64_t>(p.prompt.tokens.size()));
     }
+    if (base.statistics && !cli.no_probes) {  // a notice where the statistics alone make the atlas large
+      std::vector<int64_t> lengths_of_prompts;
+      for (const RecordPrompt& p : r.records) lengths_of_prompts.push_back(static_cast<int64_t>(p.tokens.size()));
+      const int64_t recorded = (base.last_layer < 0 ? layers - 1 : base.last_layer) - base.first_layer + 1;
+      const std::string large = statistics_size_notice(
+          atlas_statistics_bytes(recorded, config.n_heads, lengths_of_prompts, cli.map_size));
+      if (!large.empty()) notices.push_back(large);
+    }
     if (!cli.no_probes) {
       // One grid for every prompt (scaled to the longest), so search can compare them candidate by candidate.
       const PatternDefaults defaults;
@@ -130,7 +141,7 @@ std::vector<PreparedRecord> prepare_records(const RecordCliOptions& cli, const s
     runs.push_back(std::move(r));
   }
   // Printed once the model, prompts and grids are known good, so an input error comes first.
-  if (!notice.empty()) std::fprintf(stderr, "headcal: notice: %s\n", notice.c_str());
+  for (const std::string& n : notices) std::fprintf(stderr, "headcal: notice: %s\n", n.c_str());
   const bool tty = stderr_is_tty();
   for (PreparedRecord& r : runs) r.options.on_progress = [tty](const RecordProgress& p) { print_progress(p, tty); };
   return runs;

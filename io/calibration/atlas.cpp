@@ -332,6 +332,16 @@ std::string atlas_prompt_group(size_t prompt) {
   return buf;
 }
 
+int64_t atlas_statistics_bytes(int64_t layers, int64_t heads, const std::vector<int64_t>& prompt_tokens,
+                               int64_t map_size) {
+  int64_t per_head = 0;  // over the prompts, for one layer
+  for (int64_t n : prompt_tokens) {
+    const int64_t m = std::min(map_size, n);
+    per_head += 2 * n * static_cast<int64_t>(sizeof(float)) + m * m * static_cast<int64_t>(sizeof(float));
+  }
+  return layers * heads * per_head;
+}
+
 std::string atlas_layer_group(int64_t layer) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "layer_%02lld", static_cast<long long>(layer));

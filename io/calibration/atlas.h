@@ -167,6 +167,12 @@ class Atlas {
   std::vector<std::vector<std::vector<CandidateRow>>> candidates_;  // [prompt][layer index]
 };
 
+// Bytes of the statistics (colmass, diagmass, map) an atlas holds for `layers` recorded layers of
+// `heads` heads over prompts of these lengths, at `map_size` cells per side requested:
+// 8 N + 4 M^2 per head, layer and prompt (M = min(map_size, N)).
+int64_t atlas_statistics_bytes(int64_t layers, int64_t heads, const std::vector<int64_t>& prompt_tokens,
+                               int64_t map_size);
+
 // "layer_07"
 std::string atlas_layer_group(int64_t layer);
 // "prompt_03"

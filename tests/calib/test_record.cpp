@@ -260,6 +260,21 @@ TEST_CASE("record pipeline without statistics: the same candidate rows, no recor
   }
 }
 
+TEST_CASE("record: the atlas's statistics size, and the notice from 1 GiB on", "[record]") {
+  // 2 layers x 4 heads, prompts of 1000 and 50 tokens, map 128: (8 N + 4 min(128, N)^2) per head.
+  CHECK(hc::atlas_statistics_bytes(2, 4, {1000, 50}, 128) == 2 * 4 * ((8 * 1000 + 4 * 128 * 128) + (8 * 50 + 4 * 50 * 50)));
+  CHECK(hc::atlas_statistics_bytes(2, 4, {}, 128) == 0);
+  // Llama-3-8B's 32 layers x 32 heads: past 1 GiB at 128K, 8.7 GB at 1M.
+  const int64_t at_128k = hc::atlas_statistics_bytes(32, 32, {131072}, 128);
+  const int64_t at_1m = hc::atlas_statistics_bytes(32, 32, {int64_t(1) << 20}, 128);
+  CHECK(at_128k > hc::kLargeStatisticsBytes);
+  CHECK(hc::atlas_statistics_bytes(32, 32, {65536}, 128) < hc::kLargeStatisticsBytes);
+  CHECK(hc::statistics_size_notice(hc::kLargeStatisticsBytes - 1).empty());
+  const std::string notice = hc::statistics_size_notice(at_1m);
+  CHECK(notice.find("8.7 GB") != std::string::npos);
+  CHECK(notice.find("--no-statistics") != std::string::npos);
+}
+
 TEST_CASE("record pipeline: layer range and the candidate prober extension point", "[record]") {
   const auto model = hc::open_model_spec("random:tiny:5");
   const std::string dir = hc::test::make_temp_dir("record_layers");
