@@ -9,8 +9,8 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
-#include <memory>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <thread>

@@ -27,7 +27,7 @@ struct Registrar {
   }
 };
 
-// True when stderr is a terminal (progress lines are shown only then).
+// True when stderr is a terminal (progress lines are then redrawn in place).
 bool stderr_is_tty();
 
 // One progress line on stderr for step `done` of `total`: on a terminal one line redrawn each
