@@ -49,14 +49,20 @@ def main():
         got = list(f["recorded_layers"][...])
         if got != recorded:
             fail(f"recorded_layers {got}, expected {recorded}")
+        # statistics = 0 (record --no-statistics): no colmass, diagmass or map; absent: they are there
+        statistics = int(meta["statistics"]) if "statistics" in meta else 1
         for layer in recorded:
             g = prompt[f"layer_{layer:02d}"]
-            if g["colmass"].shape != (heads, tokens) or g["colmass"].dtype != np.float32:
-                fail(f"layer {layer} colmass {g['colmass'].shape}")
-            if g["diagmass"].shape != (heads, tokens):
-                fail(f"layer {layer} diagmass {g['diagmass'].shape}")
-            if g["map"].shape != (heads, msize, msize):
-                fail(f"layer {layer} map {g['map'].shape}")
+            if not statistics:
+                if any(name in g for name in ("colmass", "diagmass", "map")):
+                    fail(f"layer {layer} holds statistics in an atlas recorded without them")
+            else:
+                if g["colmass"].shape != (heads, tokens) or g["colmass"].dtype != np.float32:
+                    fail(f"layer {layer} colmass {g['colmass'].shape}")
+                if g["diagmass"].shape != (heads, tokens):
+                    fail(f"layer {layer} diagmass {g['diagmass'].shape}")
+                if g["map"].shape != (heads, msize, msize):
+                    fail(f"layer {layer} map {g['map'].shape}")
             cand = g["candidates"][...]
             names = set(cand.dtype.names)
             want = {"head", "pattern", "p1", "p2", "cost", "density", "recall", "out_err"}
