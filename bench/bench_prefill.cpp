@@ -36,7 +36,7 @@ int bench_prefill(const PrefillBenchOptions& options) {
     PromptSpec spec = options.prompt;
     spec.length = n;
     if (spec.generator.empty() && spec.prompt_file.empty() && model->format() != "random") spec.generator = "kv_retrieval";
-    prompts.push_back(cli::prompt_for_model(spec, options.model, *model));
+    prompts.push_back(cli::prompt_for_model(spec, options.model, *model, DeviceKind::Cuda));
   }
   std::string notice;
   if (resolve_device("cuda", &notice) != DeviceKind::Cuda) throw DeviceError("bench prefill needs a CUDA device");

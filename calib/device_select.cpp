@@ -1,6 +1,7 @@
 #include "calib/device_select.h"
 
 #include "common/error.h"
+#include "io/model/model_config.h"
 
 #if defined(HEADCAL_HAVE_CUDA)
 #include <cuda_runtime.h>
@@ -22,6 +23,14 @@ bool cuda_device_present() {
 }
 
 const char* device_name(DeviceKind kind) { return kind == DeviceKind::Cuda ? "cuda" : "cpu"; }
+
+int64_t prefill_host_floor_bytes(const ModelConfig& config, int64_t n_tokens, DeviceKind device) {
+  const int64_t fp32 = 4;
+  const int64_t per_token = device == DeviceKind::Cuda
+                                ? 2 * config.hidden * fp32
+                                : fp32 * (4 * config.hidden + 2 * config.n_kv_heads * config.head_dim + 2 * config.intermediate);
+  return per_token * n_tokens;
+}
 
 std::string no_cuda_device_message() {
 #if defined(HEADCAL_HAVE_CUDA)

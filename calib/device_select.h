@@ -1,11 +1,20 @@
 #pragma once
 // --device cuda|cpu|auto: which prefill backend runs. auto picks CUDA when this build has it and a
 // GPU is present, else the CPU with a notice on stderr.
+#include <cstdint>
 #include <string>
 
 namespace hc {
 
+struct ModelConfig;
+
 enum class DeviceKind { Cuda, Cpu };
+
+// The least host memory a prefill of n_tokens needs on `device`, to refuse a huge --length at once:
+// the CPU engine holds a few activations of hidden, K/V and MLP width per token; the CUDA engine's
+// activations live on the device, and the host keeps at most two final hidden states in fp32
+// (validate's comparison).
+int64_t prefill_host_floor_bytes(const ModelConfig& config, int64_t n_tokens, DeviceKind device);
 
 // "cuda", "cpu" or "auto" (case-sensitive); throws InputError naming the option otherwise.
 // "cuda" throws DeviceError when the build has no CUDA or no GPU is present.

@@ -47,10 +47,9 @@ Prompt make_prompt(const PromptSpec& spec, const Tokenizer& tokenizer, int64_t m
   return p;
 }
 
-void check_prefill_fits_memory(int64_t n_tokens, const ModelConfig& config, const std::string& option) {
-  // A floor on the prefill's host buffers: a few activations of hidden, K/V and MLP width per token.
-  const double per_token = 4.0 * double(4 * config.hidden + 2 * config.n_kv_heads * config.head_dim + 2 * config.intermediate);
-  const double need = per_token * double(n_tokens);
+void check_prefill_fits_memory(int64_t n_tokens, const ModelConfig& config, DeviceKind device,
+                               const std::string& option) {
+  const double need = static_cast<double>(prefill_host_floor_bytes(config, n_tokens, device));
   const double have = double(::sysconf(_SC_PHYS_PAGES)) * double(::sysconf(_SC_PAGE_SIZE));
   if (have > 0 && need > have)
     throw InputError(option, std::to_string(n_tokens) + " tokens need at least " +
@@ -59,7 +58,8 @@ void check_prefill_fits_memory(int64_t n_tokens, const ModelConfig& config, cons
                                      " GiB of memory");
 }
 
-Prompt prompt_for_model(const PromptSpec& spec, const std::string& model_spec, const ModelFile& model) {
+Prompt prompt_for_model(const PromptSpec& spec, const std::string& model_spec, const ModelFile& model,
+                        DeviceKind device) {
   const bool random_weights = model.format() == "random";
   PromptSpec resolved = spec;
   if (random_weights && !prompt_given(spec) && spec.length > 0) resolved.generator = "random";
@@ -69,17 +69,17 @@ Prompt prompt_for_model(const PromptSpec& spec, const std::string& model_spec, c
   if (needs_text && !random_weights) tokenizer = load_tokenizer(model_spec);
   const ModelConfig& config = model.config();
   // Beyond the context (--allow-longer) nothing else bounds the length: check it fits at all.
-  if (resolved.length > config.max_context) check_prefill_fits_memory(resolved.length, config);
+  if (resolved.length > config.max_context) check_prefill_fits_memory(resolved.length, config, device);
   Prompt p = build_prompt(resolved, tokenizer.get(), static_cast<int32_t>(config.vocab), config.max_context);
   for (const std::string& w : p.warnings) std::fprintf(stderr, "headcal: warning: %s\n", w.c_str());
   return p;
 }
 
 RunPrompts run_prompts_for_model(const PromptSpec& spec, const std::string& set_path, const std::string& model_spec,
-                                 const ModelFile& model) {
+                                 const ModelFile& model, DeviceKind device) {
   RunPrompts out;
   if (set_path.empty()) {
-    Prompt p = prompt_for_model(spec, model_spec, model);
+    Prompt p = prompt_for_model(spec, model_spec, model, device);
     out.description = p.description;
     out.sha256 = p.sha256;
     out.prompts.push_back({"prompt", 1.0, std::move(p)});

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "calib/device_select.h"
 #include "io/prompt/prompt.h"
 #include "io/prompt/prompt_set.h"
 
@@ -26,14 +27,17 @@ bool prompt_given(const PromptSpec& spec);
 // build_prompt, with its warnings printed to stderr ("headcal: warning: ...").
 Prompt make_prompt(const PromptSpec& spec, const Tokenizer& tokenizer, int64_t max_context);
 
-// Throws InputError(option, ...) when a prefill of n_tokens cannot fit in host memory, so that a
-// huge --length with --allow-longer fails at once instead of after minutes of work.
-void check_prefill_fits_memory(int64_t n_tokens, const ModelConfig& config, const std::string& option = "--length");
+// Throws InputError(option, ...) when a prefill of n_tokens on `device` cannot fit in host memory
+// (prefill_host_floor_bytes), so that a huge --length with --allow-longer fails at once instead of
+// after minutes of work.
+void check_prefill_fits_memory(int64_t n_tokens, const ModelConfig& config, DeviceKind device,
+                               const std::string& option = "--length");
 
 // The prompt for `model` (opened from `model_spec`), warnings printed. The tokenizer is loaded only
 // when the prompt is text; a random-weight model has none, and with no prompt option but
 // --length N it gets uniform random ids (--seed).
-Prompt prompt_for_model(const PromptSpec& spec, const std::string& model_spec, const ModelFile& model);
+Prompt prompt_for_model(const PromptSpec& spec, const std::string& model_spec, const ModelFile& model,
+                        DeviceKind device);
 
 // The prompts of a run: the set in `set_path` (--prompt-set; --length N overrides its lengths,
 // --allow-longer applies to all) or the one prompt of `spec` (named "prompt", weight 1). A set
@@ -46,6 +50,6 @@ struct RunPrompts {
   bool is_set = false;
 };
 RunPrompts run_prompts_for_model(const PromptSpec& spec, const std::string& set_path, const std::string& model_spec,
-                                 const ModelFile& model);
+                                 const ModelFile& model, DeviceKind device);
 
 }  // namespace hc::cli

@@ -100,7 +100,7 @@ std::vector<PreparedRecord> prepare_records(const RecordCliOptions& cli, const s
     if (!cli.prompt->allow_longer)
       throw InputError(length_option, std::to_string(length) + " tokens are more than the model's context of " +
                                           std::to_string(config.max_context) + " (pass --allow-longer to run anyway)");
-    check_prefill_fits_memory(length, config, length_option);  // before any prompt is built
+    check_prefill_fits_memory(length, config, base.device, length_option);  // before any prompt is built
   }
 
   std::vector<std::string> notices;  // the device choice's, then any run's
@@ -113,7 +113,7 @@ std::vector<PreparedRecord> prepare_records(const RecordCliOptions& cli, const s
     PromptSpec spec = *cli.prompt;
     spec.length = length;
     spec.length_option = length_option;
-    r.prompts = run_prompts_for_model(spec, cli.prompt_set, cli.model, *model);
+    r.prompts = run_prompts_for_model(spec, cli.prompt_set, cli.model, *model, base.device);
     r.options.prompt_description = r.prompts.description;
     r.options.prompt_sha256 = r.prompts.sha256;
     int64_t n = 0;

@@ -48,7 +48,7 @@ Runner setup(CLI::App& sub) {
     std::unique_ptr<ModelFile> model = open_model_spec(o->model);
     const Profile profile = read_profile(o->profile);
     check_profile_for_model(profile, model->config(), model->fingerprint(), false, o->profile, nullptr);
-    const RunPrompts run = run_prompts_for_model(*spec, o->prompt_set, o->model, *model);
+    const RunPrompts run = run_prompts_for_model(*spec, o->prompt_set, o->model, *model, device);
     if (!notice.empty()) std::fprintf(stderr, "headcal: notice: %s\n", notice.c_str());
 
     const std::vector<ValidationPrompt> prompts = validation_prompts(run);

@@ -92,7 +92,7 @@ Runner setup(CLI::App& sub) {
     const Profile written = read_profile(o->profile);
     if (o->target.empty()) target = written.calibration.target;
     check_profile_for_model(written, model->config(), model->fingerprint(), o->strict, o->profile, nullptr);
-    const RunPrompts run = run_prompts_for_model(*spec, o->prompt_set, o->model, *model);
+    const RunPrompts run = run_prompts_for_model(*spec, o->prompt_set, o->model, *model, device);
 
     // The heads as the target runs them, at the prompts' length (dual-chunk: sparse only above its threshold).
     int64_t shortest = 0;

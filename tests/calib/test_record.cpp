@@ -161,6 +161,18 @@ TEST_CASE("device choice: cpu, auto fallback with a notice, bad names", "[record
   }
 }
 
+TEST_CASE("prefill host memory floor: the CPU engine's activations, the CUDA engine's two final states", "[record]") {
+  const hc::ModelConfig c = hc::llama3_8b_config();
+  const int64_t n = int64_t(1) << 20;
+  // CPU: a few activations of hidden, K/V and MLP width per token (184 GiB at 1M for this shape).
+  CHECK(hc::prefill_host_floor_bytes(c, n, hc::DeviceKind::Cpu) ==
+        4 * (4 * c.hidden + 2 * c.n_kv_heads * c.head_dim + 2 * c.intermediate) * n);
+  CHECK(hc::prefill_host_floor_bytes(c, n, hc::DeviceKind::Cpu) > (int64_t(180) << 30));
+  // CUDA: the activations are on the device; the host keeps two fp32 final hidden states (32 GiB).
+  CHECK(hc::prefill_host_floor_bytes(c, n, hc::DeviceKind::Cuda) == 2 * c.hidden * 4 * n);
+  CHECK(hc::prefill_host_floor_bytes(c, n, hc::DeviceKind::Cuda) == (int64_t(32) << 30));
+}
+
 TEST_CASE("token ids: parsed, checked against the vocabulary", "[record]") {
   // A random-weight model has no tokenizer: token files go through build_prompt with the
   // vocabulary size alone (what `record --tokens` does for it).
