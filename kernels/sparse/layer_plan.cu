@@ -86,20 +86,19 @@ struct LayerPlanner::Impl {
     return table + (static_cast<int64_t>(l) * kFields + f) * shape.n_heads + h0;
   }
   int kv_group() const { return shape.n_heads / shape.n_kv_heads; }
+  // A row stride as given, or (0) the packed one of `heads` heads.
+  int64_t row_stride(int64_t given, int heads) const { return given > 0 ? given : int64_t(heads) * shape.head_dim; }
   // The current group: heads [first, first + group_heads) of the last Q and K.
   void set_group(int first) {
     h0 = first;
     const int64_t elem = 2;  // bf16 or fp16
-    const int64_t q_stride = layer_qk.q_row_stride > 0 ? layer_qk.q_row_stride : int64_t(shape.n_heads) * shape.head_dim;
-    const int64_t k_stride =
-        layer_qk.k_row_stride > 0 ? layer_qk.k_row_stride : int64_t(shape.n_kv_heads) * shape.head_dim;
     qk = layer_qk;
     qk.q = static_cast<const char*>(layer_qk.q) + int64_t(first) * shape.head_dim * elem;
     qk.k = static_cast<const char*>(layer_qk.k) + int64_t(first / kv_group()) * shape.head_dim * elem;
     qk.n_heads = group_heads;
     qk.n_kv_heads = group_heads / kv_group();
-    qk.q_row_stride = q_stride;
-    qk.k_row_stride = k_stride;
+    qk.q_row_stride = row_stride(layer_qk.q_row_stride, shape.n_heads);
+    qk.k_row_stride = row_stride(layer_qk.k_row_stride, shape.n_kv_heads);
     built = false;
   }
   // The whole layer's attention params narrowed to the current group's heads.
@@ -107,10 +106,10 @@ struct LayerPlanner::Impl {
     if (group_heads == shape.n_heads) return p;
     const int64_t elem = 2, d = shape.head_dim, kv0 = h0 / kv_group();
     AttentionParams g = p;
-    g.q_row_stride = p.q_row_stride > 0 ? p.q_row_stride : int64_t(shape.n_heads) * d;
-    g.k_row_stride = p.k_row_stride > 0 ? p.k_row_stride : int64_t(shape.n_kv_heads) * d;
-    g.v_row_stride = p.v_row_stride > 0 ? p.v_row_stride : int64_t(shape.n_kv_heads) * d;
-    g.o_row_stride = p.o_row_stride > 0 ? p.o_row_stride : int64_t(shape.n_heads) * d;
+    g.q_row_stride = row_stride(p.q_row_stride, shape.n_heads);
+    g.k_row_stride = row_stride(p.k_row_stride, shape.n_kv_heads);
+    g.v_row_stride = row_stride(p.v_row_stride, shape.n_kv_heads);
+    g.o_row_stride = row_stride(p.o_row_stride, shape.n_heads);
     g.q = static_cast<const char*>(p.q) + h0 * d * elem;
     g.k = static_cast<const char*>(p.k) + kv0 * d * elem;
     g.v = static_cast<const char*>(p.v) + kv0 * d * elem;
