@@ -45,7 +45,7 @@ struct GridProberGpu::Impl {
   std::vector<PatternConfig> candidates;
   std::vector<bool> covered;                 // [candidates]
   std::vector<int32_t> as_sinks, as_windows;  // a_shape: distinct sinks, windows (levels of its one sweep)
-  std::vector<int32_t> vs_v, vs_s;            // vertical_slash: distinct v (groups), s (sweeps)
+  std::vector<int32_t> vs_v, vs_s;            // vertical_slash: distinct v (column levels), s (offset levels)
   std::vector<int32_t> bs_k;                  // block_sparse: distinct k (groups of its one sweep)
   int bs_cap = 0;                             // kept blocks per slot at the largest k
   std::vector<int32_t> vs_col_parts;          // [offset levels] column levels walked at each
